@@ -1,0 +1,239 @@
+//! `copra-sdk`: what a Copra plugin author needs.
+//!
+//! A plugin is a WASI component (`wasm32-wasip2`) for one of four kinds. Enable the
+//! feature of your kind (`storage`, `format`, `condition` or `notifier`; add `http` for
+//! outgoing requests), implement the small trait of that kind, and export your type:
+//!
+//! ```ignore
+//! use copra_sdk::{Error, Json, condition::Condition};
+//!
+//! struct AlwaysTrue;
+//!
+//! impl Condition for AlwaysTrue {
+//!     const NAME: &'static str = "always-true";
+//!     const VERSION: &'static str = "0.1.0";
+//!     fn check(_expression: &str) -> Result<(), Error> { Ok(()) }
+//!     fn evaluate(_expression: &str, _input: &copra_sdk::condition::MediaInfo) -> Result<bool, Error> { Ok(true) }
+//! }
+//!
+//! copra_sdk::condition_plugin!(AlwaysTrue);
+//! ```
+//!
+//! Build each plugin with its own `cargo build --target wasm32-wasip2` invocation: a
+//! component embeds the world of every binding linked into it, so the kind features of
+//! two plugins must not be unified into one build. `sdk/README.md` walks through it.
+
+pub use serde_json;
+/// JSON values as plugins receive them (storage and notification blocks, events).
+pub use serde_json::Value as Json;
+
+#[cfg(all(feature = "http", target_arch = "wasm32"))]
+pub mod http;
+#[cfg(feature = "http")]
+pub use url;
+
+/// Error codes the host understands; they become the API's `error_code`.
+pub mod codes {
+    pub const FORMAT_NOT_VALID: &str = "format_not_valid";
+    pub const OUTPUT_PARAM_NOT_VALID: &str = "output_param_not_valid";
+    pub const CONDITION_NOT_VALID: &str = "condition_not_valid";
+    pub const STORAGE_NOT_VALID: &str = "storage_not_valid";
+    pub const STORAGE_CREDENTIALS_NOT_VALID: &str = "storage_credentials_not_valid";
+    pub const STORAGE_PATH_NOT_VALID: &str = "storage_path_not_valid";
+    pub const NOTIFICATION_NOT_VALID: &str = "notification_not_valid";
+    pub const NOTIFICATION_FAILED: &str = "notification_failed";
+}
+
+/// A plugin's answer when it cannot do what was asked: an API error code and a message
+/// the user can act on. The host returns it in the API's error shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    pub code: String,
+    pub message: String,
+}
+
+impl Error {
+    pub fn new(code: &str, message: impl Into<String>) -> Self {
+        Error { code: code.into(), message: message.into() }
+    }
+
+    pub fn storage(message: impl Into<String>) -> Self {
+        Self::new(codes::STORAGE_NOT_VALID, message)
+    }
+
+    pub fn credentials(message: impl Into<String>) -> Self {
+        Self::new(codes::STORAGE_CREDENTIALS_NOT_VALID, message)
+    }
+
+    pub fn path(message: impl Into<String>) -> Self {
+        Self::new(codes::STORAGE_PATH_NOT_VALID, message)
+    }
+
+    pub fn format(message: impl Into<String>) -> Self {
+        Self::new(codes::FORMAT_NOT_VALID, message)
+    }
+
+    pub fn condition(message: impl Into<String>) -> Self {
+        Self::new(codes::CONDITION_NOT_VALID, message)
+    }
+
+    pub fn notification(message: impl Into<String>) -> Self {
+        Self::new(codes::NOTIFICATION_NOT_VALID, message)
+    }
+
+    pub fn delivery(message: impl Into<String>) -> Self {
+        Self::new(codes::NOTIFICATION_FAILED, message)
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Typed access to the JSON blocks plugins receive.
+pub mod json {
+    use super::{Error, Json};
+
+    /// Parse a JSON argument from the host; `code` names what is wrong if it does not parse.
+    pub fn parse(text: &str, code: &str) -> Result<Json, Error> {
+        serde_json::from_str(text).map_err(|e| Error::new(code, format!("not valid JSON: {e}")))
+    }
+
+    /// A string field, if present and a string.
+    pub fn str<'a>(value: &'a Json, field: &str) -> Option<&'a str> {
+        value.get(field).and_then(Json::as_str).filter(|s| !s.is_empty())
+    }
+
+    /// A required string field; its absence is `code` with a message naming it.
+    pub fn require<'a>(value: &'a Json, field: &str, code: &str) -> Result<&'a str, Error> {
+        str(value, field).ok_or_else(|| Error::new(code, format!("'{field}' is required.")))
+    }
+
+    /// A boolean field, `false` when absent.
+    pub fn flag(value: &Json, field: &str) -> bool {
+        value.get(field).and_then(Json::as_bool).unwrap_or(false)
+    }
+}
+
+/// Object keys for storage plugins: join a prefix and a path, with no way out of the root.
+pub mod paths {
+    use super::Error;
+
+    /// `join("/videos/", "/720p//a.mp4")` is `videos/720p/a.mp4`. `..`, backslashes and NUL
+    /// are refused, so a job cannot write outside its storage root.
+    pub fn join(prefix: &str, path: &str) -> Result<String, Error> {
+        let mut segments = Vec::new();
+        for part in [prefix, path] {
+            if part.contains('\0') || part.contains('\\') {
+                return Err(Error::path(format!("The path '{part}' contains a forbidden character.")));
+            }
+            for segment in part.split('/') {
+                match segment {
+                    "" | "." => {}
+                    ".." => return Err(Error::path(format!("The path '{part}' must not contain '..'."))),
+                    s => segments.push(s),
+                }
+            }
+        }
+        if segments.is_empty() {
+            return Err(Error::path("The output path is empty."));
+        }
+        Ok(segments.join("/"))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn joins_and_normalises() {
+            assert_eq!(join("/pre/", "/720p//video.mp4").unwrap(), "pre/720p/video.mp4");
+            assert_eq!(join("", "./a.mp4").unwrap(), "a.mp4");
+        }
+
+        #[test]
+        fn refuses_escapes() {
+            for bad in ["a/../../etc", "..", "a\\b", "a\0b"] {
+                assert!(join("p", bad).is_err(), "{bad:?}");
+            }
+            assert!(join("", "/").is_err());
+        }
+    }
+}
+
+macro_rules! world {
+    ($feature:literal, $module:ident, $world:literal, $export:literal, $bindings:literal) => {
+        #[cfg(feature = $feature)]
+        #[allow(missing_docs, unused_macros, unused_imports, clippy::all)]
+        pub mod $module {
+            // Public export macros only for a wasm build of one kind: see build.rs.
+            #[cfg(copra_public_exports)]
+            wit_bindgen::generate!({
+                world: $world,
+                path: "../wit",
+                pub_export_macro: true,
+                export_macro_name: $export,
+                default_bindings_module: $bindings,
+            });
+            #[cfg(not(copra_public_exports))]
+            wit_bindgen::generate!({
+                world: $world,
+                path: "../wit",
+                pub_export_macro: false,
+                export_macro_name: $export,
+                default_bindings_module: $bindings,
+            });
+
+            pub use crate::kinds::$module::*;
+            pub use copra::plugin::host::LogLevel;
+            pub use copra::plugin::types::{MediaInfo, PluginError, PluginInfo, PluginKind};
+
+            /// Log through the host's `tracing`, tagged with this plugin's name.
+            pub fn log(level: LogLevel, message: &str) {
+                copra::plugin::host::log(level, message)
+            }
+
+            impl From<crate::Error> for PluginError {
+                fn from(e: crate::Error) -> Self {
+                    PluginError { code: e.code, message: e.message }
+                }
+            }
+        }
+    };
+}
+
+world!("storage", storage, "storage-plugin", "export_storage", "copra_sdk::storage");
+world!("format", format, "format-plugin", "export_format", "copra_sdk::format");
+world!("condition", condition, "condition-plugin", "export_condition", "copra_sdk::condition");
+world!("notifier", notifier, "notifier-plugin", "export_notifier", "copra_sdk::notifier");
+
+#[cfg(all(feature = "storage", copra_public_exports))]
+pub use storage::export_storage;
+#[cfg(all(feature = "format", copra_public_exports))]
+pub use format::export_format;
+#[cfg(all(feature = "condition", copra_public_exports))]
+pub use condition::export_condition;
+#[cfg(all(feature = "notifier", copra_public_exports))]
+pub use notifier::export_notifier;
+
+// A component targets exactly one world. Cargo unifies features across the packages of
+// one invocation, so `cargo build --target wasm32-wasip2 -p a -p b` (or `--workspace`)
+// would link two kinds into every plugin: say so instead of a wall of macro errors.
+#[cfg(all(
+    target_arch = "wasm32",
+    any(
+        all(feature = "storage", any(feature = "format", feature = "condition", feature = "notifier")),
+        all(feature = "format", any(feature = "condition", feature = "notifier")),
+        all(feature = "condition", feature = "notifier"),
+    )
+))]
+compile_error!(
+    "copra-sdk: more than one plugin kind feature is enabled for a wasm build. Build each plugin with its own \
+     `cargo build --target wasm32-wasip2 -p <crate>` invocation so features do not unify (scripts/build-plugins.sh does)."
+);
+
+mod kinds;
