@@ -1,0 +1,93 @@
+//! Plugin host costs on the real first-party plugins (`scripts/build-plugins.sh` first):
+//! warm call, new store + instantiate, one plugin use as a job does it, start-up with a
+//! warm compile cache, and hot-reload latency. `cargo bench -p copra --bench plugins`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use copra::plugins::Plugins;
+use copra::types::MediaInfo;
+use criterion::{Criterion, criterion_group, criterion_main};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn input() -> MediaInfo {
+    MediaInfo {
+        width: 1920,
+        height: 1080,
+        duration: 60.0,
+        fps: 30.0,
+        has_video: true,
+        has_audio: true,
+        video_codec: "h264".into(),
+        audio_codec: "aac".into(),
+        sample_rate: 48000,
+        channels: 2,
+        ..MediaInfo::default()
+    }
+}
+
+const CONDITION: &str = "({{ input.rotation }} = 0 or {{ input.rotation }} = 180) and {{ input.width }} > {{ input.height }}";
+
+fn bench(c: &mut Criterion) {
+    // A current-thread runtime: `block_on` adds the least on top of what is measured.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let cache = tempfile::tempdir().expect("tempdir");
+    let dist = root().join("plugins/dist");
+    let plugins = rt.block_on(Plugins::start(&dist, cache.path(), HashMap::new())).expect("plugins load");
+    let info = input();
+
+    let mut warm = rt.block_on(plugins.condition_instance()).expect("instance");
+    c.bench_function("condition: warm call (trivial expression: host + ABI cost)", |b| {
+        b.iter(|| rt.block_on(warm.evaluate("true", &info)).expect("evaluates"))
+    });
+    c.bench_function("condition: warm call (seed 001 landscape expression)", |b| {
+        b.iter(|| rt.block_on(warm.evaluate(CONDITION, &info)).expect("evaluates"))
+    });
+    c.bench_function("condition: new store + instantiate", |b| b.iter(|| rt.block_on(plugins.condition_instance()).expect("instance")));
+    c.bench_function("condition: one use as a job does it (store + instantiate + call + drop)", |b| {
+        b.iter(|| rt.block_on(plugins.condition_evaluate(CONDITION, &info)).expect("evaluates"))
+    });
+    c.bench_function("format: one use as a job does it (plan mp4:720p)", |b| {
+        b.iter(|| rt.block_on(plugins.format_plan("mp4:720p::quality=4", &info)).expect("plans"))
+    });
+    c.bench_function("start-up: load 4 plugins from a warm compile cache", |b| {
+        b.iter(|| rt.block_on(Plugins::start(&dist, cache.path(), HashMap::new())).expect("plugins load"))
+    });
+
+    // Hot reload, once (it includes the watcher's settle time and a compile): replace
+    // condition-expr with a plugin whose `check` accepts anything, and time until the
+    // first call answers with the new behaviour.
+    let dir = tempfile::tempdir().expect("tempdir");
+    for name in ["storage-s3", "format-video", "condition-expr"] {
+        std::fs::copy(dist.join(format!("{name}.wasm")), dir.path().join(format!("{name}.wasm"))).expect("copy");
+    }
+    let replacement = root().join("tests/plugins/dist/hostile-condition.wasm");
+    if replacement.exists() {
+        let cold_cache = tempfile::tempdir().expect("tempdir");
+        let live = rt.block_on(Plugins::start(dir.path(), cold_cache.path(), HashMap::new())).expect("plugins load");
+        let _watcher = rt.block_on(async { live.watch() }).expect("watch");
+        assert!(rt.block_on(live.condition_check("true and")).is_err());
+        let staged = dir.path().join(".swap");
+        std::fs::copy(&replacement, &staged).expect("copy");
+        let written = Instant::now();
+        std::fs::rename(&staged, dir.path().join("condition-expr.wasm")).expect("rename");
+        while rt.block_on(live.condition_check("true and")).is_err() {
+            assert!(written.elapsed() < Duration::from_secs(30), "hot reload never happened");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        println!("hot reload: file written -> first call on the new version: {:.0} ms (uncached compile included)", written.elapsed().as_secs_f64() * 1000.0);
+    } else {
+        println!("hot reload: skipped (run scripts/build-test-plugins.sh for tests/plugins/dist/hostile-condition.wasm)");
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(50).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    targets = bench
+}
+criterion_main!(benches);

@@ -1,0 +1,131 @@
+//! The operator's API: list, add and remove plugins while the server runs. It has its
+//! own key (`COPRA_ADMIN_KEY`); job API keys are refused here.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{ApiError, AppState, auth};
+use crate::job::JobError;
+use crate::plugins::LoadedPlugin;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/plugins", get(list).post(add))
+        .route("/plugins/{name}", delete(remove))
+        .route("/jobs/{id}/events", get(job_events))
+        // Components are small, but not as small as JSON bodies.
+        .layer(axum::extract::DefaultBodyLimit::max(64 << 20))
+}
+
+/// Proof that the caller holds the admin key.
+pub struct AdminKey;
+
+impl FromRequestParts<AppState> for AdminKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let key = auth::presented_key(parts).ok_or(ApiError::Unauthorized)?;
+        if auth::constant_time_eq(key.as_bytes(), state.config.admin_key.as_bytes()) { Ok(AdminKey) } else { Err(ApiError::Unauthorized) }
+    }
+}
+
+fn plugin_view(plugin: &LoadedPlugin) -> Value {
+    let (calls, errors) = plugin.calls();
+    json!({
+        "name": &*plugin.name,
+        "version": plugin.info.version,
+        "kind": plugin.kind.as_str(),
+        "provides": plugin.info.provides,
+        "sha256": plugin.sha256,
+        "loaded_at": plugin.loaded_at.to_rfc3339(),
+        "calls": calls,
+        "errors": errors,
+    })
+}
+
+async fn list(State(state): State<AppState>, _: AdminKey) -> Json<Value> {
+    let plugins: Vec<Value> = state.plugins.list().iter().map(|p| plugin_view(p)).collect();
+    Json(json!({"plugins": plugins, "load_errors": state.plugins.errors()}))
+}
+
+#[derive(Deserialize)]
+struct AddQuery {
+    name: String,
+}
+
+/// Names become file names: keep them to a safe alphabet.
+fn valid_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// Upload a component as `?name=NAME`. It replaces a plugin of that name; if it does
+/// not load, the previous version is put back and the answer says why.
+async fn add(State(state): State<AppState>, _: AdminKey, Query(query): Query<AddQuery>, body: Bytes) -> Result<(StatusCode, Json<Value>), ApiError> {
+    if !valid_name(&query.name) {
+        return Err(JobError::invalid("plugin_not_valid", "The plugin name must be 1-64 letters, digits, '-' or '_'.").into());
+    }
+    let dir = state.plugins.plugin_dir();
+    let path = dir.join(format!("{}.wasm", query.name));
+    let previous = tokio::fs::read(&path).await.ok();
+    // Write beside, then rename: the watcher never sees half a file.
+    let staging = dir.join(format!(".{}.upload", query.name));
+    tokio::fs::write(&staging, &body).await.map_err(ApiError::internal)?;
+    tokio::fs::rename(&staging, &path).await.map_err(ApiError::internal)?;
+
+    let errors = state.plugins.reload().await;
+    let file = format!("{}.wasm", query.name);
+    if let Some(problem) = errors.iter().find(|e| e.file == file) {
+        match previous {
+            Some(bytes) => tokio::fs::write(&path, bytes).await.map_err(ApiError::internal)?,
+            None => tokio::fs::remove_file(&path).await.map_err(ApiError::internal)?,
+        }
+        state.plugins.reload().await;
+        return Err(JobError::invalid("plugin_not_valid", format!("The plugin was rejected: {}", problem.error)).into());
+    }
+    let plugin = state
+        .plugins
+        .list()
+        .into_iter()
+        .find(|p| *p.name == *query.name)
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("plugin {} vanished after loading", query.name)))?;
+    Ok((StatusCode::CREATED, Json(plugin_view(&plugin))))
+}
+
+async fn remove(State(state): State<AppState>, _: AdminKey, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
+    let path = state.plugins.plugin_dir().join(format!("{name}.wasm"));
+    if !valid_name(&name) || !path.exists() {
+        return Err(ApiError::NotFound { code: "plugin_not_found", what: format!("Plugin '{name}'") });
+    }
+    tokio::fs::remove_file(&path).await.map_err(ApiError::internal)?;
+    state.plugins.reload().await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A job's events with their delivery state: what was sent, how often it was tried,
+/// and the last error. Operators read this when a webhook did not arrive.
+async fn job_events(State(state): State<AppState>, _: AdminKey, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    if crate::db::jobs::find(&state.db, &id, None).await?.is_none() {
+        return Err(ApiError::NotFound { code: "job_not_found", what: format!("Job '{id}'") });
+    }
+    let events: Vec<Value> = crate::db::jobs::events(&state.db, &id)
+        .await?
+        .into_iter()
+        .map(|e| {
+            json!({
+                "id": e.id,
+                "event": e.event,
+                "created_at": crate::job::view::timestamp(e.created_at),
+                "pending": e.pending,
+                "attempts": e.attempts,
+                "last_error": e.last_error,
+            })
+        })
+        .collect();
+    Ok(Json(json!({"job_id": id, "events": events})))
+}

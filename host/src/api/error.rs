@@ -1,0 +1,62 @@
+//! The API's one error type. Every failure a client can see is
+//! `{"message", "error_code", "status": "error"}` with a fitting HTTP status.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::job::JobError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("Authentication failed: use your API key as the Basic auth username.")]
+    Unauthorized,
+    #[error("{what} not found.")]
+    NotFound { code: &'static str, what: String },
+    /// The request can never succeed as sent (Coconut answers these with 400).
+    #[error(transparent)]
+    Invalid(#[from] JobError),
+    /// Our fault; details go to the log, not to the client.
+    #[error("Internal server error.")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn internal(err: impl Into<anyhow::Error>) -> Self {
+        ApiError::Internal(err.into())
+    }
+
+    fn status_and_code(&self) -> (StatusCode, &str) {
+        match self {
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "authentication_failed"),
+            ApiError::NotFound { code, .. } => (StatusCode::NOT_FOUND, code),
+            ApiError::Invalid(err) => (StatusCode::BAD_REQUEST, err.code()),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
+        }
+    }
+}
+
+impl From<sea_orm::DbErr> for ApiError {
+    fn from(err: sea_orm::DbErr) -> Self {
+        ApiError::internal(err)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Internal(err) = &self {
+            tracing::error!(err = format!("{err:#}"), "request failed");
+        }
+        let (status, code) = self.status_and_code();
+        let body = Json(json!({"message": self.to_string(), "error_code": code, "status": "error"}));
+        let mut response = (status, body).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Basic realm=\"copra\""),
+            );
+        }
+        response
+    }
+}

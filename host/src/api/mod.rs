@@ -1,0 +1,55 @@
+//! The HTTP room: routes of the Coconut v2 API and the files of the `local` storage.
+//! Handlers are thin: they authenticate, parse, call into `job`/`db`, and shape JSON.
+
+mod admin;
+mod auth;
+mod error;
+mod files;
+mod jobs;
+mod metadata;
+
+use std::sync::Arc;
+
+use axum::Router;
+use sea_orm::DatabaseConnection;
+
+pub use error::ApiError;
+
+use crate::config::Config;
+use crate::plugins::Plugins;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: DatabaseConnection,
+    pub plugins: Arc<Plugins>,
+    pub config: Arc<Config>,
+    keys: Arc<auth::Keys>,
+    /// Wakes the local worker when a job arrives, so it need not wait for its poll.
+    pub job_arrived: Arc<tokio::sync::Notify>,
+}
+
+impl AppState {
+    pub fn new(db: DatabaseConnection, plugins: Arc<Plugins>, config: Arc<Config>, job_arrived: Arc<tokio::sync::Notify>) -> Self {
+        let keys = Arc::new(auth::Keys::new(&config.api_keys));
+        AppState { db, plugins, config, keys, job_arrived }
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .nest("/v2", jobs::router().merge(metadata::router()))
+        .nest("/admin", admin::router())
+        .merge(files::router())
+        .route("/health", axum::routing::get(health))
+        .fallback(not_found)
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn health(axum::extract::State(state): axum::extract::State<AppState>) -> axum::http::StatusCode {
+    if crate::queue::ping(&state.db).await { axum::http::StatusCode::OK } else { axum::http::StatusCode::SERVICE_UNAVAILABLE }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound { code: "not_found", what: "Route".into() }
+}

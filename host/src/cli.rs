@@ -1,0 +1,282 @@
+//! `copra plugins ...`: the operator's commands, spoken to a running server's admin API.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::Subcommand;
+use serde_json::Value;
+
+use crate::config::Config;
+
+#[derive(Subcommand)]
+pub enum PluginCommand {
+    /// List loaded plugins and load errors.
+    List,
+    /// Upload a component; it replaces a plugin of the same name.
+    Add {
+        file: PathBuf,
+        /// Defaults to the file name without `.wasm`.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Remove a plugin.
+    Remove { name: String },
+    /// Scaffold a new plugin crate (built for wasm32-wasip2 with the SDK).
+    New {
+        #[arg(long, value_enum)]
+        kind: Kind,
+        /// The plugin's name; also the directory created.
+        name: String,
+        /// Where the copra-sdk crate is (defaults to the SDK of the checkout this binary
+        /// was built from).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Kind {
+    Storage,
+    Format,
+    Condition,
+    Notifier,
+}
+
+/// Run a plugin command against `server` (default: this config's listen address).
+pub async fn plugins(config: &Config, server: Option<String>, command: PluginCommand) -> anyhow::Result<()> {
+    let base = server.unwrap_or_else(|| format!("http://{}", config.listen));
+    let client = reqwest::Client::new();
+    let url = |path: &str| format!("{}/admin{path}", base.trim_end_matches('/'));
+    let response = match command {
+        PluginCommand::List => client.get(url("/plugins")),
+        PluginCommand::Add { file, name } => {
+            let name = match name {
+                Some(name) => name,
+                None => file.file_stem().map(|s| s.to_string_lossy().into_owned()).context("the file has no name")?,
+            };
+            let bytes = tokio::fs::read(&file).await.with_context(|| format!("reading {}", file.display()))?;
+            client.post(url("/plugins")).query(&[("name", name)]).body(bytes)
+        }
+        PluginCommand::Remove { name } => client.delete(url(&format!("/plugins/{name}"))),
+        PluginCommand::New { kind, name, sdk } => return scaffold(kind, &name, sdk),
+    }
+    .bearer_auth(&config.admin_key)
+    .send()
+    .await
+    .with_context(|| format!("reaching the server at {base}"))?;
+
+    let status = response.status();
+    let body: Value = if status == reqwest::StatusCode::NO_CONTENT { Value::Null } else { response.json().await.unwrap_or(Value::Null) };
+    if !status.is_success() {
+        let message = body.get("message").and_then(Value::as_str).unwrap_or("no message");
+        bail!("{status}: {message}");
+    }
+    if let Some(plugins) = body.get("plugins").and_then(Value::as_array) {
+        println!("{:<20} {:<8} {:<10} {:<24} {:<14} {:>6} {:>6}", "NAME", "VERSION", "KIND", "PROVIDES", "SHA256", "CALLS", "ERRORS");
+        for p in plugins {
+            let text = |k: &str| p.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+            let provides: Vec<&str> = p.get("provides").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+            let sha = text("sha256");
+            println!(
+                "{:<20} {:<8} {:<10} {:<24} {:<14} {:>6} {:>6}",
+                text("name"),
+                text("version"),
+                text("kind"),
+                provides.join(","),
+                &sha[..sha.len().min(12)],
+                p.get("calls").and_then(Value::as_u64).unwrap_or(0),
+                p.get("errors").and_then(Value::as_u64).unwrap_or(0)
+            );
+        }
+        for e in body.get("load_errors").and_then(Value::as_array).into_iter().flatten() {
+            println!("error: {}: {}", e.get("file").and_then(Value::as_str).unwrap_or("?"), e.get("error").and_then(Value::as_str).unwrap_or("?"));
+        }
+    } else if !body.is_null() {
+        println!("{}", serde_json::to_string_pretty(&body)?);
+    }
+    Ok(())
+}
+
+/// Write a buildable plugin crate named `name` into `./name`.
+pub fn scaffold(kind: Kind, name: &str, sdk: Option<PathBuf>) -> anyhow::Result<()> {
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
+        bail!("the name must be lower-case letters, digits and '-'");
+    }
+    let dir = PathBuf::from(name);
+    if dir.exists() {
+        bail!("{} already exists", dir.display());
+    }
+    let sdk = match sdk {
+        Some(path) => path,
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("sdk"),
+    };
+    let sdk = sdk.canonicalize().with_context(|| format!("the SDK is not at {}; pass --sdk", sdk.display()))?;
+    let (feature, body) = match kind {
+        Kind::Storage => ("storage", STORAGE_TEMPLATE),
+        Kind::Format => ("format", FORMAT_TEMPLATE),
+        Kind::Condition => ("condition", CONDITION_TEMPLATE),
+        Kind::Notifier => ("notifier", NOTIFIER_TEMPLATE),
+    };
+    let type_name: String = name
+        .split('-')
+        .map(|part| {
+            let mut chars = part.chars();
+            chars.next().map(|c| c.to_ascii_uppercase().to_string() + chars.as_str()).unwrap_or_default()
+        })
+        .collect();
+    let extra = if feature == "notifier" { ", \"http\"" } else { "" };
+    let manifest = format!(
+        "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n[lib]\ncrate-type = [\"cdylib\"]\n\n[dependencies]\ncopra-sdk = {{ path = \"{}\", features = [\"{feature}\"{extra}] }}\n\n# A plugin is its own workspace.\n[workspace]\n",
+        sdk.display()
+    );
+    std::fs::create_dir_all(dir.join("src"))?;
+    std::fs::write(dir.join("Cargo.toml"), manifest)?;
+    std::fs::write(dir.join("src/lib.rs"), body.replace("PLUGIN_TYPE", &type_name).replace("PLUGIN_NAME", name))?;
+    println!("created {name}/ — build it with:\n  cd {name} && cargo build --release --target wasm32-wasip2\nthen load it with:\n  copra plugins add target/wasm32-wasip2/release/{}.wasm --name {name}", name.replace('-', "_"));
+    Ok(())
+}
+
+const STORAGE_TEMPLATE: &str = r#"//! PLUGIN_NAME: a Copra storage plugin.
+
+use copra_sdk::storage::{OpendalTarget, Storage, Target};
+use copra_sdk::{Error, Json, json};
+
+pub struct PLUGIN_TYPE;
+
+impl Storage for PLUGIN_TYPE {
+    const NAME: &'static str = "PLUGIN_NAME";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+
+    fn services() -> Vec<String> {
+        vec!["PLUGIN_NAME".into()]
+    }
+
+    /// Check the job's storage block and say where the host streams files.
+    fn resolve(spec: &Json) -> Result<Target, Error> {
+        let root = json::require(spec, "root", copra_sdk::codes::STORAGE_NOT_VALID)?;
+        Ok(Target::Opendal(OpendalTarget {
+            scheme: "fs".into(),
+            options: vec![("root".into(), root.into())],
+            url_base: format!("file://{root}"),
+        }))
+    }
+}
+
+copra_sdk::storage_plugin!(PLUGIN_TYPE);
+"#;
+
+const FORMAT_TEMPLATE: &str = r#"//! PLUGIN_NAME: a Copra format plugin.
+
+use copra_sdk::format::{AudioPlan, Format, MediaInfo, OutputPlan, OutputType, VideoPlan};
+use copra_sdk::Error;
+
+pub struct PLUGIN_TYPE;
+
+impl Format for PLUGIN_TYPE {
+    const NAME: &'static str = "PLUGIN_NAME";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+
+    fn formats() -> Vec<String> {
+        vec!["PLUGIN_NAME".into()]
+    }
+
+    fn check(format: &str) -> Result<OutputType, Error> {
+        if format == "PLUGIN_NAME" { Ok(OutputType::Video) } else { Err(Error::format(format!("Unknown format '{format}'."))) }
+    }
+
+    fn plan(_format: &str, input: &MediaInfo) -> Result<OutputPlan, Error> {
+        Ok(OutputPlan {
+            output_type: OutputType::Video,
+            container: "mp4".into(),
+            extension: "mp4".into(),
+            mime_type: "video/mp4".into(),
+            video: input.has_video.then(|| VideoPlan {
+                codec: "h264".into(),
+                width: input.width / 2 * 2,
+                height: input.height / 2 * 2,
+                fps: None,
+                bitrate_kbps: None,
+                crf: Some(23.0),
+                pix_fmt: "yuv420p".into(),
+                gop: None,
+                encoder_options: vec![("preset".into(), "medium".into())],
+            }),
+            audio: input.has_audio.then(|| AudioPlan { codec: "aac".into(), bitrate_kbps: 128, sample_rate: 44100, channels: 2 }),
+        })
+    }
+}
+
+copra_sdk::format_plugin!(PLUGIN_TYPE);
+"#;
+
+const CONDITION_TEMPLATE: &str = r#"//! PLUGIN_NAME: a Copra condition plugin.
+
+use copra_sdk::condition::{Condition, MediaInfo};
+use copra_sdk::Error;
+
+pub struct PLUGIN_TYPE;
+
+impl Condition for PLUGIN_TYPE {
+    const NAME: &'static str = "PLUGIN_NAME";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+
+    /// Called at submit time: reject what cannot be evaluated.
+    fn check(expression: &str) -> Result<(), Error> {
+        match expression {
+            "hd" | "sd" => Ok(()),
+            other => Err(Error::condition(format!("Unknown condition '{other}': use 'hd' or 'sd'."))),
+        }
+    }
+
+    fn evaluate(expression: &str, input: &MediaInfo) -> Result<bool, Error> {
+        Self::check(expression)?;
+        Ok((input.height >= 720) == (expression == "hd"))
+    }
+}
+
+copra_sdk::condition_plugin!(PLUGIN_TYPE);
+"#;
+
+const NOTIFIER_TEMPLATE: &str = r#"//! PLUGIN_NAME: a Copra notifier plugin.
+
+use copra_sdk::notifier::{Notifier, host_port};
+use copra_sdk::{Error, Json, json};
+
+pub struct PLUGIN_TYPE;
+
+impl Notifier for PLUGIN_TYPE {
+    const NAME: &'static str = "PLUGIN_NAME";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+
+    fn types() -> Vec<String> {
+        vec!["PLUGIN_NAME".into()]
+    }
+
+    fn check(config: &Json) -> Result<(), Error> {
+        host_port(json::require(config, "url", copra_sdk::codes::NOTIFICATION_NOT_VALID)?).map(drop)
+    }
+
+    fn hosts(config: &Json) -> Result<Vec<String>, Error> {
+        Ok(vec![host_port(json::require(config, "url", copra_sdk::codes::NOTIFICATION_NOT_VALID)?)?])
+    }
+
+    fn notify(config: &Json, event: &Json) -> Result<(), Error> {
+        #[cfg(target_arch = "wasm32")]
+        {
+            let url = json::require(config, "url", copra_sdk::codes::NOTIFICATION_NOT_VALID)?;
+            let url: copra_sdk::url::Url = url.parse().map_err(|_| Error::notification("bad url"))?;
+            let body = copra_sdk::serde_json::to_vec(event).unwrap_or_default();
+            let length = body.len().to_string();
+            let headers = [("content-type", "application/json"), ("content-length", length.as_str())];
+            let status = copra_sdk::http::post(&url, &headers, &body).map_err(Error::delivery)?;
+            if !(200..300).contains(&status) {
+                return Err(Error::delivery(format!("HTTP {status}")));
+            }
+        }
+        let _ = (config, event);
+        Ok(())
+    }
+}
+
+copra_sdk::notifier_plugin!(PLUGIN_TYPE);
+"#;

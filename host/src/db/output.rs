@@ -1,0 +1,45 @@
+//! One output of a job, in the order the client listed them.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "outputs")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    pub job_id: String,
+    pub position: i32,
+    pub key: String,
+    pub format: String,
+    /// `video`, `audio`, `image` or `httpstream`.
+    pub output_type: String,
+    pub status: String,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub url: Option<String>,
+    /// JSON array, for outputs that produce several files.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub urls: Option<String>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub metadata: Option<String>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub error: Option<String>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {
+    #[sea_orm(
+        belongs_to = "super::job::Entity",
+        from = "Column::JobId",
+        to = "super::job::Column::Id",
+        on_delete = "Cascade"
+    )]
+    Job,
+}
+
+impl Related<super::job::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Job.def()
+    }
+}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,252 @@
+//! The job a client submits (Coconut v2 `POST /v2/jobs`), parsed into typed parts.
+//!
+//! Parsing here is purely structural; what needs a plugin (format strings, `if`
+//! expressions, storage credentials, notification settings) is checked by
+//! [`super::validate`].
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::JobError;
+
+/// A submitted job. `storage` and `notification` stay as JSON: their shape belongs to
+/// the plugin that handles their `service`/`type`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobSpec {
+    pub input: InputSpec,
+    pub storage: Value,
+    pub outputs: Vec<OutputSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notification: Option<Value>,
+    #[serde(default)]
+    pub settings: Value,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InputSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Fetch from a storage service instead of a URL (`service`, `bucket`, `credentials`, `path`/`key`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// The block as sent, for the storage plugin.
+    pub raw: Value,
+}
+
+/// One output, after arrays have been flattened and keys defaulted.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OutputSpec {
+    pub key: String,
+    /// The format string, e.g. `mp4:720p::quality=4`.
+    pub format: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, rename = "if", skip_serializing_if = "Option::is_none")]
+    pub condition: Option<String>,
+    /// Every parameter as sent (images, trailers and streaming read more of them).
+    pub params: Map<String, Value>,
+}
+
+/// Output parameters Copra understands. Anything else is `output_param_not_valid`, so a
+/// typo does not silently produce something the user did not ask for.
+const OUTPUT_PARAMS: &[&str] = &[
+    "key", "path", "url", "if", "number", "interval", "offset", "duration", "square", "hls", "dash", "variants",
+    "sprite", "vtt", "fps",
+];
+
+impl JobSpec {
+    /// Parse a request body. Errors name the field at fault.
+    pub fn parse(body: &Value) -> Result<Self, JobError> {
+        let obj = body.as_object().ok_or_else(|| JobError::invalid("request_not_valid", "The request body must be a JSON object."))?;
+        for field in obj.keys() {
+            if !["input", "storage", "outputs", "notification", "settings"].contains(&field.as_str()) {
+                return Err(JobError::invalid("request_not_valid", format!("Unknown job parameter '{field}'.")));
+            }
+        }
+
+        let input = parse_input(obj.get("input"))?;
+        let storage = match obj.get("storage") {
+            Some(Value::Object(s)) if s.get("service").and_then(Value::as_str).is_some() => Value::Object(s.clone()),
+            Some(Value::Object(_)) => return Err(JobError::invalid("storage_not_valid", "The storage must define a 'service'.")),
+            _ => return Err(JobError::invalid("storage_not_valid", "The storage is missing; it must be an object with a 'service'.")),
+        };
+        let outputs = parse_outputs(obj.get("outputs"))?;
+        let notification = match obj.get("notification") {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(n)) => Some(Value::Object(n.clone())),
+            Some(_) => return Err(JobError::invalid("notification_not_valid", "The notification must be an object.")),
+        };
+        let settings = match obj.get("settings") {
+            None | Some(Value::Null) => Value::Object(Map::new()),
+            Some(Value::Object(s)) => Value::Object(s.clone()),
+            Some(_) => return Err(JobError::invalid("settings_not_valid", "The settings must be an object.")),
+        };
+        Ok(JobSpec { input, storage, outputs, notification, settings })
+    }
+
+    /// The storage service name (validated present by `parse`).
+    pub fn storage_service(&self) -> &str {
+        self.storage.get("service").and_then(Value::as_str).unwrap_or_default()
+    }
+
+    /// The notification type, `http` when not given.
+    pub fn notification_type(&self) -> Option<&str> {
+        self.notification.as_ref().map(|n| n.get("type").and_then(Value::as_str).unwrap_or("http"))
+    }
+}
+
+fn parse_input(input: Option<&Value>) -> Result<InputSpec, JobError> {
+    let Some(Value::Object(obj)) = input else {
+        return Err(JobError::invalid("input_not_valid", "The input is missing; it must be an object with a 'url'."));
+    };
+    let url = obj.get("url").and_then(Value::as_str).map(str::to_string);
+    let service = obj.get("service").and_then(Value::as_str).map(str::to_string);
+    match (&url, &service) {
+        (Some(url), None) => {
+            let parsed = url::Url::parse(url).map_err(|_| JobError::invalid("input_not_valid", format!("The input URL '{url}' is not a valid URL.")))?;
+            if !matches!(parsed.scheme(), "http" | "https") {
+                return Err(JobError::invalid("input_not_valid", format!("The input URL '{url}' must use http or https.")));
+            }
+        }
+        (None, Some(_)) => {}
+        (Some(_), Some(_)) => {
+            return Err(JobError::invalid("input_not_valid", "The input must have either a 'url' or a 'service', not both."));
+        }
+        (None, None) => return Err(JobError::invalid("input_not_valid", "The input must have a 'url'.")),
+    }
+    Ok(InputSpec { url, service, raw: Value::Object(obj.clone()) })
+}
+
+fn parse_outputs(outputs: Option<&Value>) -> Result<Vec<OutputSpec>, JobError> {
+    let Some(Value::Object(map)) = outputs else {
+        return Err(JobError::invalid("outputs_not_valid", "The outputs are missing; they must be an object keyed by format."));
+    };
+    if map.is_empty() {
+        return Err(JobError::invalid("outputs_not_valid", "At least one output is required."));
+    }
+    let mut specs = Vec::new();
+    for (format, value) in map {
+        let definitions: Vec<&Value> = match value {
+            Value::Array(items) if !items.is_empty() => items.iter().collect(),
+            Value::Object(_) => vec![value],
+            _ => {
+                return Err(JobError::invalid(
+                    "outputs_not_valid",
+                    format!("The output '{format}' must be an object or a non-empty array of objects."),
+                ));
+            }
+        };
+        for (index, definition) in definitions.into_iter().enumerate() {
+            let Value::Object(params) = definition else {
+                return Err(JobError::invalid("outputs_not_valid", format!("The output '{format}' #{index} must be an object.")));
+            };
+            specs.push(parse_output(format, index, params)?);
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    for spec in &specs {
+        if !seen.insert(spec.key.as_str()) {
+            return Err(JobError::invalid("outputs_not_valid", format!("Two outputs share the key '{}'.", spec.key)));
+        }
+    }
+    Ok(specs)
+}
+
+fn parse_output(format: &str, index: usize, params: &Map<String, Value>) -> Result<OutputSpec, JobError> {
+    for name in params.keys() {
+        if !OUTPUT_PARAMS.contains(&name.as_str()) {
+            return Err(JobError::invalid(
+                "output_param_not_valid",
+                format!("The output parameter '{name}' of '{format}' is not valid."),
+            ));
+        }
+    }
+    let string = |name: &str| -> Result<Option<String>, JobError> {
+        match params.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(JobError::invalid("output_param_not_valid", format!("The output parameter '{name}' of '{format}' must be a string."))),
+        }
+    };
+    let key = string("key")?.unwrap_or_else(|| format!("{format}:{index}"));
+    let key = if index == 0 && !params.contains_key("key") { format.to_string() } else { key };
+    Ok(OutputSpec {
+        key,
+        format: format.to_string(),
+        path: string("path")?,
+        url: string("url")?,
+        condition: string("if")?,
+        params: params.clone(),
+    })
+}
+
+/// Expand the numbered forms of an output path for image `n` (1-based):
+/// (used by image outputs; accepted in every path so jobs written for Coconut parse)
+/// `thumb_%.2d.jpg` → `thumb_01.jpg`, `thumb_%d.jpg` → `thumb_1.jpg`, `#num#` → `1`.
+#[cfg_attr(not(test), allow(dead_code))]
+pub fn numbered_path(path: &str, n: u32) -> String {
+    let path = path.replace("#num#", &n.to_string());
+    let Some(start) = path.find('%') else { return path };
+    let rest = &path[start + 1..];
+    let Some(d) = rest.find('d') else { return path };
+    let spec = &rest[..d];
+    let width: usize = spec.trim_start_matches('.').trim_start_matches('0').parse().unwrap_or(0);
+    if !spec.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return path;
+    }
+    format!("{}{:0width$}{}", &path[..start], n, &rest[d + 1..], width = width)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn job(outputs: Value) -> Value {
+        json!({"input": {"url": "http://example.com/a.mp4"}, "storage": {"service": "s3"}, "outputs": outputs})
+    }
+
+    #[test]
+    fn keys_default_to_format_then_format_index() {
+        let spec = JobSpec::parse(&job(json!({
+            "mp4:720p": {"path": "/a.mp4"},
+            "mp4:::quality=4": [{"key": "mp4:trailer", "path": "t.mp4", "duration": 60}, {"path": "v.mp4"}]
+        })))
+        .unwrap();
+        let keys: Vec<_> = spec.outputs.iter().map(|o| o.key.as_str()).collect();
+        assert_eq!(keys, ["mp4:720p", "mp4:trailer", "mp4:::quality=4:1"]);
+    }
+
+    #[test]
+    fn unknown_output_param_is_rejected_with_its_name() {
+        let err = JobSpec::parse(&job(json!({"mp4:720p": {"path": "/a.mp4", "bogus": 1}}))).unwrap_err();
+        assert_eq!(err.code(), "output_param_not_valid");
+        assert!(err.to_string().contains("bogus"));
+    }
+
+    #[test]
+    fn input_must_be_http() {
+        let body = json!({"input": {"url": "ftp://x/y"}, "storage": {"service": "s3"}, "outputs": {"mp4": {}}});
+        assert_eq!(JobSpec::parse(&body).unwrap_err().code(), "input_not_valid");
+        let body = json!({"storage": {"service": "s3"}, "outputs": {"mp4": {}}});
+        assert_eq!(JobSpec::parse(&body).unwrap_err().code(), "input_not_valid");
+    }
+
+    #[test]
+    fn storage_and_outputs_are_required() {
+        let body = json!({"input": {"url": "http://x/y"}, "outputs": {"mp4": {}}});
+        assert_eq!(JobSpec::parse(&body).unwrap_err().code(), "storage_not_valid");
+        let body = json!({"input": {"url": "http://x/y"}, "storage": {"service": "s3"}, "outputs": {}});
+        assert_eq!(JobSpec::parse(&body).unwrap_err().code(), "outputs_not_valid");
+    }
+
+    #[test]
+    fn numbered_paths() {
+        assert_eq!(numbered_path("thumb_%.2d.jpg", 3), "thumb_03.jpg");
+        assert_eq!(numbered_path("thumb_%d.jpg", 12), "thumb_12.jpg");
+        assert_eq!(numbered_path("/thumbs/thumb_#num#.jpg", 5), "/thumbs/thumb_5.jpg");
+        assert_eq!(numbered_path("plain.jpg", 1), "plain.jpg");
+    }
+}

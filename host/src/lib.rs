@@ -1,0 +1,26 @@
+//! Copra: a self-hosted video transcoding server that speaks the Coconut v2 job API,
+//! encodes with the FFmpeg libraries, and takes its storage providers, formats,
+//! conditions and notifiers from WebAssembly plugins.
+//!
+//! One module per room: `api` does HTTP, `media` does FFmpeg, `plugins` does wasmtime,
+//! `db`/`queue` persistence, `worker` runs jobs, `storage` moves bytes, `notify` delivers
+//! events. Types that cross rooms live in `types`.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod job;
+pub mod media;
+pub mod notify;
+pub mod plugins;
+pub mod queue;
+pub mod storage;
+pub mod types;
+pub mod worker;
+
+/// A random alphanumeric identifier (job ids look like Coconut's `vdq1fShawHzyz3`).
+pub fn random_id(len: usize) -> String {
+    use rand::Rng;
+    rand::rng().sample_iter(rand::distr::Alphanumeric).take(len).map(char::from).collect()
+}

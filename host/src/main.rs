@@ -1,0 +1,116 @@
+//! `copra`: the server, the worker and the operator's command line.
+
+use copra::{api, cli, config, db, media, notify, plugins, worker};
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "copra", version, about = "Self-hosted video transcoding with the Coconut v2 API")]
+struct Cli {
+    /// A TOML config file; environment variables (COPRA_*) override it.
+    #[arg(long, global = true, env = "COPRA_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the API server, and a worker unless --no-worker.
+    Serve {
+        /// Serve the API only; run `copra worker` processes elsewhere.
+        #[arg(long)]
+        no_worker: bool,
+    },
+    /// Run a worker only (no API), sharing the database with API nodes.
+    Worker,
+    /// Manage the plugins of a running server (through its admin API).
+    Plugins {
+        /// The server's base URL; defaults to http://$COPRA_LISTEN.
+        #[arg(long, env = "COPRA_SERVER")]
+        server: Option<String>,
+        #[command(subcommand)]
+        command: cli::PluginCommand,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn,sea_orm=warn,tower_http=info".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    // Scaffolding needs no configuration (and must not create a data directory).
+    if let Command::Plugins { command: cli::PluginCommand::New { kind, name, sdk }, .. } = cli.command {
+        return cli::scaffold(kind, &name, sdk);
+    }
+    let config = Arc::new(config::Config::load(cli.config.as_deref())?);
+    media::init();
+
+    let command = match cli.command {
+        Command::Plugins { server, command } => return cli::plugins(&config, server, command).await,
+        command => command,
+    };
+    let plugins = plugins::Plugins::start(&config.plugin_dir, &config.plugin_cache_dir(), config.plugin_grants.clone())
+        .await
+        .context("starting the plugin host")?;
+    let _watcher = plugins.watch().context("watching the plugin directory")?;
+    let db = db::connect(&config.database_url).await.with_context(|| format!("opening the database {}", redact(&config.database_url)))?;
+    let job_arrived = Arc::new(tokio::sync::Notify::new());
+    let run_worker = !matches!(command, Command::Serve { no_worker: true });
+    let run_api = !matches!(command, Command::Worker);
+
+    if run_worker {
+        let worker = worker::Worker::new(db.clone(), plugins.clone(), config.clone(), job_arrived.clone())?;
+        tokio::spawn(async move {
+            if let Err(err) = worker.run().await {
+                tracing::error!(err = format!("{err:#}"), "worker stopped");
+            }
+        });
+        tokio::spawn(notify::run(db.clone(), plugins.clone()));
+    }
+    if run_api {
+        let state = api::AppState::new(db, plugins, config.clone(), job_arrived);
+        let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
+        tracing::info!(listen = %config.listen, data_dir = %config.data_dir.display(), plugin_dir = %config.plugin_dir.display(), worker = run_worker, "copra is serving");
+        if std::env::var_os("COPRA_API_KEYS").is_none() {
+            println!("API key: {}", config.api_keys.join(", "));
+        }
+        axum::serve(listener, api::router(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    } else {
+        shutdown_signal().await;
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(_) => return ctrl_c.await.unwrap_or_default(),
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term.recv() => {},
+    }
+}
+
+/// A database URL without its password, for error messages.
+fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_string(),
+    }
+}

@@ -1,0 +1,58 @@
+//! The media room: FFmpeg through its libraries (ffmpeg-next), never the `ffmpeg`
+//! command. It probes inputs and runs a job's outputs from one decode. It knows nothing
+//! of HTTP, databases or plugins: it takes plans and paths, and gives back files.
+
+mod probe;
+mod transcode;
+
+pub use probe::probe;
+pub use transcode::{OutputTarget, TranscodeEvent, transcode};
+
+use ffmpeg_next as ffmpeg;
+
+/// What went wrong, in words a user can act on. `Clone` so the same error can be both
+/// delivered as an event (while other outputs still run) and returned at the end.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum MediaError {
+    #[error("cannot open {path}: {source}")]
+    Open { path: String, source: ffmpeg::Error },
+    #[error("the file has no audio or video stream")]
+    NoStreams,
+    /// The file is recognised but damaged: truncated, or its streams cannot be decoded.
+    #[error("the file is corrupt or truncated: {0}")]
+    Corrupt(String),
+    #[error("{0}")]
+    Unsupported(String),
+    /// An encoder refused its settings or failed while encoding.
+    #[error("the {codec} encoder failed ({stage}): {source}")]
+    Encoder { codec: String, stage: &'static str, source: ffmpeg::Error },
+    #[error("{stage}: {source}")]
+    Ffmpeg { stage: &'static str, source: ffmpeg::Error },
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl MediaError {
+    fn at(stage: &'static str) -> impl FnOnce(ffmpeg::Error) -> MediaError {
+        move |source| MediaError::Ffmpeg { stage, source }
+    }
+
+    fn encoder(codec: &str, stage: &'static str) -> impl FnOnce(ffmpeg::Error) -> MediaError {
+        let codec = codec.to_string();
+        move |source| MediaError::Encoder { codec, stage, source }
+    }
+}
+
+/// Initialise FFmpeg once and keep its own logging to errors (ours goes through `tracing`).
+pub fn init() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if let Err(err) = ffmpeg::init() {
+            tracing::error!(%err, "FFmpeg failed to initialise");
+        }
+        ffmpeg::util::log::set_level(ffmpeg::util::log::Level::Error);
+    });
+}
+
+#[cfg(test)]
+mod tests;

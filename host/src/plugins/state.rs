@@ -1,0 +1,153 @@
+//! What a plugin's `Store` holds: a WASI context with nothing granted, an HTTP context
+//! whose outgoing requests are checked against the call's granted hosts, and limits.
+
+use std::sync::Arc;
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+
+use super::bindings::host;
+
+/// Enough for a panic message and a backtrace line or two.
+const STDERR_CAPACITY: usize = 4096;
+
+pub struct PluginState {
+    pub plugin: Arc<str>,
+    /// What the guest wrote to stderr (a Rust panic message lands here), capped.
+    pub stderr: MemoryOutputPipe,
+    wasi: WasiCtx,
+    table: ResourceTable,
+    http: WasiHttpCtx,
+    pub(super) grant: HttpGrant,
+    pub(super) limits: MemoryCap,
+}
+
+/// `StoreLimits`, plus a record of whether the cap was hit, so that the trap that
+/// follows can be reported as `plugin_memory_exceeded` rather than a generic failure.
+pub struct MemoryCap {
+    limits: StoreLimits,
+    pub exceeded: bool,
+}
+
+impl wasmtime::ResourceLimiter for MemoryCap {
+    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let allowed = self.limits.memory_growing(current, desired, maximum);
+        if !matches!(allowed, Ok(true)) {
+            self.exceeded = true;
+        }
+        allowed
+    }
+
+    fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        self.limits.table_growing(current, desired, maximum)
+    }
+
+    fn instances(&self) -> usize {
+        self.limits.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.limits.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.limits.memories()
+    }
+}
+
+impl PluginState {
+    /// A fresh state: no filesystem, no sockets, only the granted environment; outgoing
+    /// HTTP only to `allowed_hosts` (`host:port`); linear memory capped at `memory_bytes`.
+    pub fn new(plugin: Arc<str>, allowed_hosts: Vec<String>, env: &[(String, String)], memory_bytes: usize) -> Self {
+        let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
+        PluginState {
+            plugin,
+            wasi: WasiCtx::builder().envs(env).stderr(stderr.clone()).build(),
+            stderr,
+            table: ResourceTable::new(),
+            http: WasiHttpCtx::new(),
+            grant: HttpGrant { allowed_hosts },
+            limits: MemoryCap {
+                limits: StoreLimitsBuilder::new().memory_size(memory_bytes).instances(64).trap_on_grow_failure(true).build(),
+                exceeded: false,
+            },
+        }
+    }
+}
+
+impl WasiView for PluginState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl WasiHttpView for PluginState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.grant }
+    }
+}
+
+impl host::Host for PluginState {
+    fn log(&mut self, level: host::LogLevel, message: String) {
+        let plugin = &*self.plugin;
+        match level {
+            host::LogLevel::Trace => tracing::trace!(plugin, "{message}"),
+            host::LogLevel::Debug => tracing::debug!(plugin, "{message}"),
+            host::LogLevel::Info => tracing::info!(plugin, "{message}"),
+            host::LogLevel::Warn => tracing::warn!(plugin, "{message}"),
+            host::LogLevel::Error => tracing::error!(plugin, "{message}"),
+        }
+    }
+}
+
+/// The hosts one plugin call may reach. Everything else is refused before a socket opens.
+pub struct HttpGrant {
+    allowed_hosts: Vec<String>,
+}
+
+impl HttpGrant {
+    fn allows(&self, uri: &http::Uri) -> bool {
+        let Some(host) = uri.host() else { return false };
+        let port = uri.port_u16().unwrap_or(if uri.scheme_str() == Some("https") { 443 } else { 80 });
+        let wanted = format!("{host}:{port}");
+        self.allowed_hosts.iter().any(|allowed| allowed.eq_ignore_ascii_case(&wanted))
+    }
+}
+
+type SendFuture = Box<
+    dyn Future<
+            Output = Result<
+                (
+                    http::Response<wasmtime_wasi_http::WasiBody>,
+                    Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+                ),
+                wasmtime_wasi_http::Error,
+            >,
+        > + Send,
+>;
+
+impl WasiHttpHooks for HttpGrant {
+    fn send_request(
+        &mut self,
+        request: http::Request<wasmtime_wasi_http::WasiBody>,
+        options: Option<wasmtime_wasi_http::RequestOptions>,
+        fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+    ) -> SendFuture {
+        _ = fut;
+        if !self.allows(request.uri()) {
+            tracing::warn!(uri = %request.uri(), "plugin HTTP request to a host it was not granted");
+            return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
+        }
+        Box::new(async move {
+            use http_body_util::BodyExt;
+            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            Ok((
+                response.map(BodyExt::boxed_unsync),
+                Box::new(io) as Box<dyn Future<Output = _> + Send>,
+            ))
+        })
+    }
+}
