@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs everything Copra needs on a fresh Debian machine (run as root, or with sudo):
+# FFmpeg libraries and tools, the clang/pkg-config that ffmpeg-sys needs, the wasm32-wasip2
+# Rust target for plugins, and (with --tests) the Python test rig and the example plugins'
+# build tools (componentize-py from PyPI, componentize-js from npm).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+PACKAGES=(ffmpeg libavcodec-dev libavformat-dev libavfilter-dev libavdevice-dev libavutil-dev
+          libswscale-dev libswresample-dev pkg-config clang libclang-dev python3-venv)
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if ! rustup target list --installed | grep -qx wasm32-wasip2; then
+  rustup target add wasm32-wasip2
+fi
+
+if [ "${1:-}" = "--tests" ]; then
+  if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+  fi
+  .venv/bin/pip install -q --disable-pip-version-check -r tests/requirements.txt
+  # The JavaScript example plugin's build tool (componentize-js) comes from npm.
+  if ! command -v npm >/dev/null; then
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm
+  fi
+  if [ ! -d examples/plugins/js-condition/node_modules ]; then
+    (cd examples/plugins/js-condition && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+fi
