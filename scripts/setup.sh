@@ -35,7 +35,9 @@ if [ "${1:-}" = "--tests" ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm
   fi
-  if [ ! -d examples/plugins/js-condition/node_modules ]; then
-    (cd examples/plugins/js-condition && npm ci --no-audit --no-fund --loglevel=error)
+  # Reinstall whenever the lock file changed since the last install.
+  js=examples/plugins/js-condition
+  if ! cmp -s "$js/package-lock.json" "$js/node_modules/.copra-installed-lock"; then
+    (cd "$js" && npm ci --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.copra-installed-lock)
   fi
 fi

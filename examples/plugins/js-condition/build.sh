@@ -6,5 +6,5 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 out="$(realpath -m "${1:-$here/js-condition.wasm}")"
 cd "$here"
-[ -d node_modules ] || npm ci --no-audit --no-fund --loglevel=error
+cmp -s package-lock.json node_modules/.copra-installed-lock || { npm ci --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.copra-installed-lock; }
 node build.mjs app.js ../../../wit "$out"
