@@ -118,9 +118,12 @@ pub mod storage {
 /// Output formats.
 #[cfg(feature = "format")]
 pub mod format {
-    pub use crate::format::exports::copra::plugin::format::{AudioPlan, OutputPlan, OutputType, VideoPlan};
-    use crate::Error;
+    pub use crate::format::exports::copra::plugin::format::{
+        AudioPlan, Fit, HlsPlan, ImagePlan, OutputPlan, OutputType, SpritePlan, StreamPlan, TimeRange, VariantPlan,
+        VideoPlan,
+    };
     use crate::format::MediaInfo;
+    use crate::{Error, Json};
 
     pub trait Format {
         const NAME: &'static str;
@@ -129,11 +132,12 @@ pub mod format {
         /// Containers this plugin plans (the part of a format string before `:`).
         fn formats() -> Vec<String>;
 
-        /// Validate a format string before the input is known (submit time).
-        fn check(format: &str) -> Result<OutputType, Error>;
+        /// Validate a format string and the output's parameters (a JSON object without
+        /// the host's own `key`, `path`, `url` and `if`) before the input is known.
+        fn check(format: &str, params: &Json) -> Result<OutputType, Error>;
 
         /// Plan one output for a probed input.
-        fn plan(format: &str, input: &MediaInfo) -> Result<OutputPlan, Error>;
+        fn plan(format: &str, params: &Json, input: &MediaInfo) -> Result<OutputPlan, Error>;
     }
 
     /// Export a type implementing [`Format`] as the component's format plugin.
@@ -157,11 +161,17 @@ pub mod format {
                     fn formats() -> Vec<String> {
                         <$ty as $crate::format::Format>::formats()
                     }
-                    fn check(format: String) -> Result<$crate::format::OutputType, $crate::format::PluginError> {
-                        Ok(<$ty as $crate::format::Format>::check(&format)?)
+                    fn check(format: String, params_json: String) -> Result<$crate::format::OutputType, $crate::format::PluginError> {
+                        let params = $crate::json::parse(&params_json, $crate::codes::OUTPUT_PARAM_NOT_VALID)?;
+                        Ok(<$ty as $crate::format::Format>::check(&format, &params)?)
                     }
-                    fn plan(format: String, input: $crate::format::MediaInfo) -> Result<$crate::format::OutputPlan, $crate::format::PluginError> {
-                        Ok(<$ty as $crate::format::Format>::plan(&format, &input)?)
+                    fn plan(
+                        format: String,
+                        params_json: String,
+                        input: $crate::format::MediaInfo,
+                    ) -> Result<$crate::format::OutputPlan, $crate::format::PluginError> {
+                        let params = $crate::json::parse(&params_json, $crate::codes::OUTPUT_PARAM_NOT_VALID)?;
+                        Ok(<$ty as $crate::format::Format>::plan(&format, &params, &input)?)
                     }
                 }
                 #[cfg(target_arch = "wasm32")]

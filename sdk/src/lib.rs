@@ -73,6 +73,11 @@ impl Error {
         Self::new(codes::FORMAT_NOT_VALID, message)
     }
 
+    /// An output parameter (`number`, `offset`, `hls`, ...) that is not valid.
+    pub fn param(message: impl Into<String>) -> Self {
+        Self::new(codes::OUTPUT_PARAM_NOT_VALID, message)
+    }
+
     pub fn condition(message: impl Into<String>) -> Self {
         Self::new(codes::CONDITION_NOT_VALID, message)
     }
