@@ -52,7 +52,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| rt.block_on(plugins.condition_evaluate(CONDITION, &info)).expect("evaluates"))
     });
     c.bench_function("format: one use as a job does it (plan mp4:720p)", |b| {
-        b.iter(|| rt.block_on(plugins.format_plan("mp4:720p::quality=4", &info)).expect("plans"))
+        b.iter(|| rt.block_on(plugins.format_plan("mp4:720p::quality=4", "{}", &info)).expect("plans"))
     });
     c.bench_function("start-up: load 4 plugins from a warm compile cache", |b| {
         b.iter(|| rt.block_on(Plugins::start(&dist, cache.path(), HashMap::new())).expect("plugins load"))

@@ -23,6 +23,16 @@ pub struct MediaInfo {
     pub channels: u32,
     pub size: u64,
     pub format_name: String,
+    /// FFmpeg's transfer name: `smpte2084` (PQ) and `arib-std-b67` (HLG) are HDR.
+    pub color_transfer: String,
+    pub color_primaries: String,
+}
+
+impl MediaInfo {
+    /// Whether the video uses an HDR transfer (PQ or HLG).
+    pub fn is_hdr(&self) -> bool {
+        matches!(self.color_transfer.as_str(), "smpte2084" | "arib-std-b67")
+    }
 }
 
 /// The kind of an output, which also prefixes its statuses (`video.encoded`, ...).
@@ -46,11 +56,24 @@ impl OutputType {
     }
 }
 
+/// How a picture fills an output size whose aspect differs from the input's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fit {
+    /// Scale to exactly the size.
+    #[default]
+    Stretch,
+    /// Cover the size and cut the overflow, centred.
+    Crop,
+    /// Fit inside the size, black bars around.
+    Pad,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VideoPlan {
-    /// Logical codec: `h264`, `hevc`, `vp8`, `vp9`, `av1`, ...
+    /// Logical codec: `h264`, `hevc`, `vp8`, `vp9`, `av1`, `mpeg4`, `theora`, `gif`.
     pub codec: String,
-    /// Output size, rotation already applied; even numbers.
+    /// Final upright output size; even numbers.
     pub width: u32,
     pub height: u32,
     /// None keeps the input rate.
@@ -59,27 +82,89 @@ pub struct VideoPlan {
     pub crf: Option<f32>,
     pub pix_fmt: String,
     pub gop: Option<u32>,
+    /// Force a keyframe every this many seconds and no others (aligned ladders).
+    pub keyframe_interval: Option<f64>,
     /// AVOptions for the encoder (`preset`, `profile`, `maxrate`, ...).
     pub encoder_options: Vec<(String, String)>,
+    /// swscale algorithm name.
+    pub scaler: String,
+    pub fit: Fit,
+    /// Extra clockwise turn after the input's own rotation.
+    pub rotate: i32,
+    /// Tone-map HDR (PQ/HLG, BT.2020) to SDR BT.709.
+    pub tone_map: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AudioPlan {
-    /// Logical codec: `aac`, `opus`, `vorbis`, `mp3`, `flac`.
+    /// Logical codec: `aac`, `opus`, `vorbis`, `mp3`, `flac`, `pcm_s16le`.
     pub codec: String,
     pub bitrate_kbps: u32,
     pub sample_rate: u32,
     pub channels: u32,
 }
 
-/// How to produce one output file, as a format plugin planned it.
+/// A part of the input's timeline, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TimeRange {
+    pub offset: f64,
+    pub duration: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpritePlan {
+    pub columns: u32,
+    pub rows: u32,
+}
+
+/// Still pictures taken from the input.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImagePlan {
+    /// `mjpeg`, `png` or `webp`.
+    pub codec: String,
+    pub width: u32,
+    pub height: u32,
+    pub fit: Fit,
+    /// Input times in seconds, increasing.
+    pub times: Vec<f64>,
+    pub sprite: Option<SpritePlan>,
+    pub encoder_options: Vec<(String, String)>,
+}
+
+/// One rung of an adaptive-streaming ladder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VariantPlan {
+    pub name: String,
+    pub video: Option<VideoPlan>,
+    pub audio: Option<AudioPlan>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HlsPlan {
+    /// fMP4 (CMAF) segments instead of MPEG-TS.
+    pub fmp4: bool,
+}
+
+/// An HLS and/or DASH package of a ladder encoded once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamPlan {
+    pub variants: Vec<VariantPlan>,
+    pub segment_duration: f64,
+    pub hls: Option<HlsPlan>,
+    pub dash: bool,
+}
+
+/// How to produce one output, as a format plugin planned it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutputPlan {
     pub output_type: OutputType,
-    /// FFmpeg muxer name, e.g. `mp4`.
+    /// FFmpeg muxer name, e.g. `mp4`; `image2` for pictures, `httpstream` for packages.
     pub container: String,
     pub extension: String,
     pub mime_type: String,
     pub video: Option<VideoPlan>,
     pub audio: Option<AudioPlan>,
+    pub range: Option<TimeRange>,
+    pub image: Option<ImagePlan>,
+    pub packaging: Option<StreamPlan>,
 }

@@ -49,12 +49,10 @@ pub struct OutputSpec {
     pub params: Map<String, Value>,
 }
 
-/// Output parameters Copra understands. Anything else is `output_param_not_valid`, so a
-/// typo does not silently produce something the user did not ask for.
-const OUTPUT_PARAMS: &[&str] = &[
-    "key", "path", "url", "if", "number", "interval", "offset", "duration", "square", "hls", "dash", "variants",
-    "sprite", "vtt", "fps",
-];
+/// Output parameters the host itself reads. Every other parameter (`number`, `offset`,
+/// `hls`, ...) belongs to the format plugin, which rejects what it does not know
+/// (`output_param_not_valid`), so a typo never silently produces something else.
+const HOST_PARAMS: &[&str] = &["key", "path", "url", "if"];
 
 impl JobSpec {
     /// Parse a request body. Errors name the field at fault.
@@ -155,14 +153,6 @@ fn parse_outputs(outputs: Option<&Value>) -> Result<Vec<OutputSpec>, JobError> {
 }
 
 fn parse_output(format: &str, index: usize, params: &Map<String, Value>) -> Result<OutputSpec, JobError> {
-    for name in params.keys() {
-        if !OUTPUT_PARAMS.contains(&name.as_str()) {
-            return Err(JobError::invalid(
-                "output_param_not_valid",
-                format!("The output parameter '{name}' of '{format}' is not valid."),
-            ));
-        }
-    }
     let string = |name: &str| -> Result<Option<String>, JobError> {
         match params.get(name) {
             None | Some(Value::Null) => Ok(None),
@@ -182,10 +172,27 @@ fn parse_output(format: &str, index: usize, params: &Map<String, Value>) -> Resu
     })
 }
 
+impl OutputSpec {
+    /// The parameters for the format plugin: all but the host's own, as a JSON object.
+    pub fn plugin_params(&self) -> String {
+        let params: Map<String, Value> =
+            self.params.iter().filter(|(k, _)| !HOST_PARAMS.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
+        Value::Object(params).to_string()
+    }
+
+    /// The storage path of a packaging block (`hls` or `dash`) of an `httpstream` output.
+    pub fn package_path(&self, block: &str) -> Option<&str> {
+        self.params.get(block).and_then(|b| b.get("path")).and_then(Value::as_str)
+    }
+
+    /// A string parameter the host reads for the plugin's output (e.g. `vtt`).
+    pub fn string_param(&self, name: &str) -> Option<&str> {
+        self.params.get(name).and_then(Value::as_str)
+    }
+}
+
 /// Expand the numbered forms of an output path for image `n` (1-based):
-/// (used by image outputs; accepted in every path so jobs written for Coconut parse)
 /// `thumb_%.2d.jpg` → `thumb_01.jpg`, `thumb_%d.jpg` → `thumb_1.jpg`, `#num#` → `1`.
-#[cfg_attr(not(test), allow(dead_code))]
 pub fn numbered_path(path: &str, n: u32) -> String {
     let path = path.replace("#num#", &n.to_string());
     let Some(start) = path.find('%') else { return path };
@@ -220,10 +227,10 @@ mod tests {
     }
 
     #[test]
-    fn unknown_output_param_is_rejected_with_its_name() {
-        let err = JobSpec::parse(&job(json!({"mp4:720p": {"path": "/a.mp4", "bogus": 1}}))).unwrap_err();
-        assert_eq!(err.code(), "output_param_not_valid");
-        assert!(err.to_string().contains("bogus"));
+    fn plugin_params_leave_out_the_hosts_own() {
+        let spec = JobSpec::parse(&job(json!({"jpg:320x": {"key": "t", "path": "/t_%d.jpg", "if": "1 = 1", "number": 3}}))).unwrap();
+        let params: Value = serde_json::from_str(&spec.outputs[0].plugin_params()).unwrap();
+        assert_eq!(params, json!({"number": 3}));
     }
 
     #[test]

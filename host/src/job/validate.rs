@@ -22,7 +22,7 @@ pub async fn validate(spec: &JobSpec, plugins: &Plugins) -> Result<Vec<OutputTyp
 
     let mut types = Vec::with_capacity(spec.outputs.len());
     for output in &spec.outputs {
-        let output_type = plugins.format_check(&output.format).await.map_err(|e| {
+        let output_type = plugins.format_check(&output.format, &output.plugin_params()).await.map_err(|e| {
             rejected(e, "format_not_valid", || format!("The format '{}' is not supported.", output.format))
         })?;
         types.push(output_type);
@@ -31,7 +31,29 @@ pub async fn validate(spec: &JobSpec, plugins: &Plugins) -> Result<Vec<OutputTyp
                 rejected(e, "condition_not_valid", || "No condition plugin is loaded to evaluate 'if'.".to_string())
             })?;
         }
-        if let Some(path) = &output.path {
+        let mut paths: Vec<&str> = output.path.iter().map(String::as_str).collect();
+        match output_type {
+            OutputType::Httpstream => {
+                if output.path.is_some() || output.url.is_some() {
+                    return Err(JobError::invalid(
+                        "output_param_not_valid",
+                        format!("The output '{}' takes its paths in its 'hls' and 'dash' blocks, not 'path' or 'url'.", output.key),
+                    ));
+                }
+                paths.extend(["hls", "dash"].into_iter().filter_map(|block| output.package_path(block)));
+            }
+            OutputType::Image if output.path.is_none() => {
+                return Err(JobError::invalid("output_param_not_valid", format!("The output '{}' needs a 'path'.", output.key)));
+            }
+            _ if output.path.is_none() && output.url.is_none() => {
+                return Err(JobError::invalid("output_param_not_valid", format!("The output '{}' needs a 'path' or a 'url'.", output.key)));
+            }
+            _ => {}
+        }
+        if let Some(vtt) = output.string_param("vtt") {
+            paths.push(vtt);
+        }
+        for path in paths {
             plugins.storage_object_key(service, &storage_json, path).await.map_err(|e| {
                 rejected(e, "output_param_not_valid", || format!("The storage service '{service}' is not supported."))
             })?;
@@ -41,9 +63,6 @@ pub async fn validate(spec: &JobSpec, plugins: &Plugins) -> Result<Vec<OutputTyp
             if !ok {
                 return Err(JobError::invalid("output_param_not_valid", format!("The output url '{url}' of '{}' is not a valid http(s) URL.", output.key)));
             }
-        }
-        if output.path.is_none() && output.url.is_none() {
-            return Err(JobError::invalid("output_param_not_valid", format!("The output '{}' needs a 'path' or a 'url'.", output.key)));
         }
     }
 

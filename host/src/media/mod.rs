@@ -1,12 +1,22 @@
 //! The media room: FFmpeg through its libraries (ffmpeg-next), never the `ffmpeg`
 //! command. It probes inputs and runs a job's outputs from one decode. It knows nothing
 //! of HTTP, databases or plugins: it takes plans and paths, and gives back files.
+//!
+//! `input` demuxes and decodes; `engine` fans decoded frames out to one thread per
+//! output; `filters` builds the graphs; `encode` wraps encoders; `file`, `image` are
+//! the kinds of output; `probe` describes files.
 
+mod encode;
+mod engine;
+mod file;
+mod filters;
+mod image;
+mod input;
 mod probe;
-mod transcode;
 
+pub use engine::{EventSink, OutputTarget, Produced, TranscodeEvent, transcode};
+pub use image::SpriteTile;
 pub use probe::probe;
-pub use transcode::{OutputTarget, TranscodeEvent, transcode};
 
 use ffmpeg_next as ffmpeg;
 
@@ -51,6 +61,7 @@ pub fn init() {
             tracing::error!(%err, "FFmpeg failed to initialise");
         }
         ffmpeg::util::log::set_level(ffmpeg::util::log::Level::Error);
+        tracing::debug!(svt_log = ?std::env::var("SVT_LOG").ok(), "FFmpeg initialised");
     });
 }
 

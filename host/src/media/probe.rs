@@ -29,7 +29,7 @@ pub fn probe(path: &Path) -> Result<(MediaInfo, Value), MediaError> {
     for stream in input.streams() {
         let params = stream.parameters();
         let medium = params.medium();
-        let Ok(context) = ffmpeg::codec::context::Context::from_parameters(params) else { continue };
+        let Ok(context) = ffmpeg::codec::context::Context::from_parameters(params.clone()) else { continue };
         let codec_id = context.id();
         let mut entry = Map::new();
         entry.insert("index".into(), json!(stream.index()));
@@ -67,6 +67,17 @@ pub fn probe(path: &Path) -> Result<(MediaInfo, Value), MediaError> {
                 if let Some(profile) = profile_name(&video) {
                     entry.insert("profile".into(), json!(profile));
                 }
+                let colors = colors_of(&params);
+                for (key, value) in [
+                    ("color_range", &colors.range),
+                    ("color_space", &colors.space),
+                    ("color_transfer", &colors.transfer),
+                    ("color_primaries", &colors.primaries),
+                ] {
+                    if !value.is_empty() {
+                        entry.insert(key.into(), json!(value));
+                    }
+                }
                 let rotation = rotation_of(&stream);
                 if rotation != 0 {
                     entry.insert("rotation".into(), json!(rotation));
@@ -78,6 +89,8 @@ pub fn probe(path: &Path) -> Result<(MediaInfo, Value), MediaError> {
                     info.video_codec = codec_id.name().to_string();
                     info.pix_fmt = pix_fmt;
                     info.rotation = rotation;
+                    info.color_transfer = colors.transfer;
+                    info.color_primaries = colors.primaries;
                     info.fps = if rate.denominator() != 0 && rate.numerator() > 0 { f64::from(rate) } else { f64::from(stream.rate()) };
                 }
             }
@@ -274,4 +287,50 @@ pub(super) fn rotation_of(stream: &ffmpeg::format::stream::Stream) -> i32 {
         .unwrap_or(0.0);
     let quarter = ((degrees / 90.0).round() as i64).rem_euclid(4);
     (quarter * 90) as i32
+}
+
+/// A video stream's colour description, as ffprobe names it; empty where unspecified.
+struct Colors {
+    range: String,
+    space: String,
+    transfer: String,
+    primaries: String,
+}
+
+fn colors_of(params: &ffmpeg::codec::Parameters) -> Colors {
+    use ffmpeg::ffi;
+    let name = |ptr: *const std::ffi::c_char| -> String {
+        if ptr.is_null() {
+            return String::new();
+        }
+        // SAFETY: FFmpeg returns static NUL-terminated names.
+        let text = unsafe { std::ffi::CStr::from_ptr(ptr) }.to_string_lossy().into_owned();
+        if text == "unknown" || text == "reserved" { String::new() } else { text }
+    };
+    // SAFETY: plain fields of valid codec parameters; the name lookups are pure.
+    unsafe {
+        let p = params.as_ptr();
+        Colors {
+            range: if (*p).color_range == ffi::AVColorRange::AVCOL_RANGE_UNSPECIFIED {
+                String::new()
+            } else {
+                name(ffi::av_color_range_name((*p).color_range))
+            },
+            space: if (*p).color_space == ffi::AVColorSpace::AVCOL_SPC_UNSPECIFIED {
+                String::new()
+            } else {
+                name(ffi::av_color_space_name((*p).color_space))
+            },
+            transfer: if (*p).color_trc == ffi::AVColorTransferCharacteristic::AVCOL_TRC_UNSPECIFIED {
+                String::new()
+            } else {
+                name(ffi::av_color_transfer_name((*p).color_trc))
+            },
+            primaries: if (*p).color_primaries == ffi::AVColorPrimaries::AVCOL_PRI_UNSPECIFIED {
+                String::new()
+            } else {
+                name(ffi::av_color_primaries_name((*p).color_primaries))
+            },
+        }
+    }
 }

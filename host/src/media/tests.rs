@@ -4,9 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
 
 use super::*;
-use crate::types::{AudioPlan, MediaInfo, OutputPlan, OutputType, VideoPlan};
+use crate::types::{AudioPlan, Fit, ImagePlan, MediaInfo, OutputPlan, OutputType, SpritePlan, TimeRange, VideoPlan};
 
 fn fixture(dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
     ffmpeg_cli(
@@ -68,24 +69,35 @@ fn plan(width: u32, height: u32, audio: bool) -> OutputPlan {
             crf: Some(28.0),
             pix_fmt: "yuv420p".into(),
             gop: None,
+            keyframe_interval: None,
             encoder_options: vec![("preset".into(), "ultrafast".into())],
+            scaler: "bicubic".into(),
+            fit: Fit::Stretch,
+            rotate: 0,
+            tone_map: false,
         }),
         audio: audio.then(|| AudioPlan { codec: "aac".into(), bitrate_kbps: 96, sample_rate: 44100, channels: 2 }),
+        range: None,
+        image: None,
+        packaging: None,
     }
 }
 
-fn run(input: &Path, targets: &[OutputTarget]) -> (Vec<Result<(), MediaError>>, Vec<f64>, Vec<usize>) {
-    let mut progress = Vec::new();
-    let mut finished = Vec::new();
-    let results = transcode(
-        input,
-        targets,
-        &mut |event| match event {
-            TranscodeEvent::Progress(p) => progress.push(p),
-            TranscodeEvent::OutputFinished { index, .. } => finished.push(index),
-        },
-        &AtomicBool::new(false),
-    );
+type Results = Vec<Result<Produced, MediaError>>;
+
+fn run(input: &Path, targets: &[OutputTarget]) -> (Results, Vec<f64>, Vec<usize>) {
+    let progress = Arc::new(Mutex::new(Vec::new()));
+    let finished = Arc::new(Mutex::new(Vec::new()));
+    let events: EventSink = {
+        let (progress, finished) = (progress.clone(), finished.clone());
+        Arc::new(move |event| match event {
+            TranscodeEvent::Progress(p) => progress.lock().unwrap().push(p),
+            TranscodeEvent::OutputFinished { index, .. } => finished.lock().unwrap().push(index),
+        })
+    };
+    let results = transcode(input, targets, events, &AtomicBool::new(false));
+    let progress = progress.lock().unwrap().clone();
+    let finished = finished.lock().unwrap().clone();
     (results, progress, finished)
 }
 
@@ -334,7 +346,7 @@ fn cancelling_stops_and_removes_partial_files() {
     let input = fixture(dir.path(), "in.mp4", &[]);
     let target = OutputTarget { plan: plan(320, 180, true), path: dir.path().join("a.mp4") };
     let cancel = AtomicBool::new(true);
-    let results = transcode(&input, std::slice::from_ref(&target), &mut |_| {}, &cancel);
+    let results = transcode(&input, std::slice::from_ref(&target), Arc::new(|_| {}), &cancel);
     assert!(matches!(results[0], Err(MediaError::Cancelled)), "{results:?}");
     assert!(!target.path.exists());
 }
@@ -372,4 +384,374 @@ fn bad_encoder_option_fails_only_its_output() {
     assert_eq!(finished.len(), 2);
     assert!(!targets[1].path.exists());
     assert!((probed(&targets[0].path).duration - 2.0).abs() <= 0.1);
+}
+
+// ---- breadth: containers, codecs, pictures, ranges, colours ----
+
+fn video_plan(codec: &str, width: u32, height: u32) -> VideoPlan {
+    let (crf, bitrate, options): (Option<f32>, Option<u32>, Vec<(&str, &str)>) = match codec {
+        "h264" | "hevc" => (Some(28.0), None, vec![("preset", "ultrafast")]),
+        "vp9" => (Some(40.0), None, vec![("deadline", "realtime"), ("cpu-used", "8")]),
+        "vp8" => (Some(30.0), Some(500), vec![("deadline", "realtime"), ("cpu-used", "8")]),
+        "av1" => (Some(50.0), None, vec![("preset", "12")]),
+        _ => (None, Some(500), vec![]),
+    };
+    VideoPlan {
+        codec: codec.into(),
+        width,
+        height,
+        fps: None,
+        bitrate_kbps: bitrate,
+        crf,
+        pix_fmt: "yuv420p".into(),
+        gop: None,
+        keyframe_interval: None,
+        encoder_options: options.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        scaler: "bicubic".into(),
+        fit: Fit::Stretch,
+        rotate: 0,
+        tone_map: false,
+    }
+}
+
+fn audio_plan(codec: &str) -> AudioPlan {
+    let sample_rate = if codec == "opus" { 48000 } else { 44100 };
+    AudioPlan { codec: codec.into(), bitrate_kbps: 96, sample_rate, channels: 2 }
+}
+
+fn file_plan(container: &str, video: Option<VideoPlan>, audio: Option<AudioPlan>) -> OutputPlan {
+    OutputPlan {
+        output_type: if video.is_some() { OutputType::Video } else { OutputType::Audio },
+        container: container.into(),
+        extension: container.into(),
+        mime_type: "application/octet-stream".into(),
+        video,
+        audio,
+        range: None,
+        image: None,
+        packaging: None,
+    }
+}
+
+/// Stream entries of a file, per ffprobe.
+fn ffprobe_streams(path: &Path, entries: &str) -> Vec<serde_json::Value> {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", entries, "-of", "json"])
+        .arg(path)
+        .output()
+        .expect("ffprobe runs");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ffprobe json");
+    json["streams"].as_array().cloned().unwrap_or_default()
+}
+
+/// Every container/codec pair the format plugin offers, from one decode.
+#[test]
+fn every_container_and_codec_pair() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = fixture(dir.path(), "in.mp4", &[]);
+    let pairs: &[(&str, &str, &str)] = &[
+        ("mp4", "h264", "aac"),
+        ("mp4", "hevc", "mp3"),
+        ("mp4", "av1", "opus"),
+        ("mp4", "vp9", "aac"),
+        ("mp4", "mpeg4", "aac"),
+        ("webm", "vp9", "opus"),
+        ("webm", "vp8", "vorbis"),
+        ("webm", "av1", "opus"),
+        ("mov", "h264", "aac"),
+        ("mov", "hevc", "aac"),
+        ("matroska", "h264", "flac"),
+        ("matroska", "theora", "vorbis"),
+        ("mpegts", "h264", "aac"),
+        ("mpegts", "hevc", "mp3"),
+        ("ogg", "theora", "vorbis"),
+        ("ogg", "vp8", "opus"),
+        ("avi", "mpeg4", "mp3"),
+        ("flv", "h264", "aac"),
+        ("3gp", "h264", "aac"),
+    ];
+    let targets: Vec<OutputTarget> = pairs
+        .iter()
+        .enumerate()
+        .map(|(i, (container, video, audio))| OutputTarget {
+            plan: file_plan(container, Some(video_plan(video, 320, 180)), Some(audio_plan(audio))),
+            path: dir.path().join(format!("out{i}.{container}")),
+        })
+        .collect();
+    let (results, _, _) = run(&input, &targets);
+    for ((container, video, audio), (target, result)) in pairs.iter().zip(targets.iter().zip(&results)) {
+        assert!(result.is_ok(), "{container} {video} {audio}: {result:?}");
+        let streams = ffprobe_streams(&target.path, "stream=codec_type,codec_name,width,height");
+        let codec = |kind: &str| streams.iter().find(|s| s["codec_type"] == kind).map(|s| s["codec_name"].as_str().unwrap_or("").to_string());
+        let expected_video = if *video == "mpeg4" { "mpeg4" } else { video };
+        assert_eq!(codec("video").as_deref(), Some(expected_video), "{container}");
+        assert_eq!(codec("audio").as_deref(), Some(*audio), "{container}");
+        let v = streams.iter().find(|s| s["codec_type"] == "video").unwrap();
+        assert_eq!((v["width"].as_u64(), v["height"].as_u64()), (Some(320), Some(180)), "{container} {video}");
+        let out = probed(&target.path);
+        assert!((out.duration - 2.0).abs() <= 0.15, "{container} {video}: duration {}", out.duration);
+    }
+}
+
+#[test]
+fn audio_only_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = fixture(dir.path(), "in.mp4", &[]);
+    let cases: &[(&str, &str, u32, u32)] =
+        &[("mp3", "mp3", 44100, 2), ("adts", "aac", 48000, 1), ("ipod", "aac", 44100, 2), ("ogg", "vorbis", 44100, 2), ("opus", "opus", 48000, 2), ("flac", "flac", 44100, 1), ("wav", "pcm_s16le", 22050, 2), ("ogg", "flac", 48000, 2)];
+    let targets: Vec<OutputTarget> = cases
+        .iter()
+        .enumerate()
+        .map(|(i, (container, codec, rate, channels))| OutputTarget {
+            plan: file_plan(container, None, Some(AudioPlan { codec: codec.to_string(), bitrate_kbps: 128, sample_rate: *rate, channels: *channels })),
+            path: dir.path().join(format!("a{i}.{container}")),
+        })
+        .collect();
+    let (results, _, _) = run(&input, &targets);
+    for ((container, codec, rate, channels), (target, result)) in cases.iter().zip(targets.iter().zip(&results)) {
+        assert!(result.is_ok(), "{container} {codec}: {result:?}");
+        let info = probed(&target.path);
+        assert!(!info.has_video, "{container}");
+        assert_eq!((info.audio_codec.as_str(), info.sample_rate, info.channels), (*codec, *rate, *channels), "{container}");
+        assert!((info.duration - 2.0).abs() <= 0.1, "{container}: duration {}", info.duration);
+    }
+}
+
+#[test]
+fn offset_and_duration_cut_within_a_frame() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = ffmpeg_cli(
+        dir.path(),
+        "long.mp4",
+        &[
+            "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=6",
+            "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=6",
+            "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-shortest",
+        ],
+        &[],
+    );
+    let mut trailer = file_plan("mp4", Some(video_plan("h264", 320, 240)), Some(audio_plan("aac")));
+    trailer.range = Some(TimeRange { offset: 1.5, duration: Some(2.0) });
+    let mut tail = file_plan("mp4", Some(video_plan("h264", 160, 120)), None);
+    tail.range = Some(TimeRange { offset: 4.0, duration: None });
+    let targets = vec![
+        OutputTarget { plan: trailer, path: dir.path().join("trailer.mp4") },
+        OutputTarget { plan: tail, path: dir.path().join("tail.mp4") },
+    ];
+    let (results, _, _) = run(&input, &targets);
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let frames = |path: &Path| -> u64 {
+        let streams = ffprobe_streams(path, "stream=nb_frames,codec_type");
+        streams.iter().find(|s| s["codec_type"] == "video").and_then(|s| s["nb_frames"].as_str()?.parse().ok()).unwrap_or(0)
+    };
+    assert_eq!(frames(&targets[0].path), 50, "2 s at 25 fps");
+    assert_eq!(frames(&targets[1].path), 50, "the last 2 s");
+    let (_, _, _, duration) = ffprobe_video(&targets[0].path);
+    assert!((duration - 2.0).abs() <= 0.04 + 0.03, "duration {duration}");
+    // The trailer starts at 1.5 s of the input: testsrc2 draws its clock, so compare
+    // the trailer's first picture with the input's picture at 1.5 s.
+    let grab = |path: &Path, at: &str| -> Vec<u8> {
+        Command::new("ffmpeg")
+            .args(["-v", "error", "-ss", at, "-i"])
+            .arg(path)
+            .args(["-frames:v", "1", "-vf", "scale=64:48", "-f", "rawvideo", "-pix_fmt", "gray", "-"])
+            .output()
+            .expect("ffmpeg runs")
+            .stdout
+    };
+    let (a, b) = (grab(&targets[0].path, "0"), grab(&input, "1.5"));
+    let diff: u64 = a.iter().zip(&b).map(|(x, y)| u64::from(x.abs_diff(*y))).sum::<u64>() / a.len().max(1) as u64;
+    assert!(diff < 12, "first trailer frame differs from input at 1.5 s by {diff}");
+}
+
+#[test]
+fn thumbnails_and_square_crops() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = fixture(dir.path(), "in.mp4", &[]);
+    let pictures = |codec: &str, width: u32, height: u32, fit: Fit, times: Vec<f64>| OutputPlan {
+        output_type: OutputType::Image,
+        container: "image2".into(),
+        extension: codec.into(),
+        mime_type: "image/jpeg".into(),
+        video: None,
+        audio: None,
+        range: None,
+        image: Some(ImagePlan { codec: codec.into(), width, height, fit, times, sprite: None, encoder_options: vec![] }),
+        packaging: None,
+    };
+    let targets = vec![
+        OutputTarget { plan: pictures("mjpeg", 320, 180, Fit::Stretch, vec![0.25, 0.75, 1.25, 1.75]), path: dir.path().join("jpg") },
+        OutputTarget { plan: pictures("png", 100, 100, Fit::Crop, vec![0.5, 1.5]), path: dir.path().join("png") },
+        OutputTarget { plan: pictures("webp", 160, 90, Fit::Stretch, vec![1.0, 5.0]), path: dir.path().join("webp") },
+    ];
+    let (results, _, _) = run(&input, &targets);
+    let expect = [(4, "mjpeg", 320, 180), (2, "png", 100, 100), (2, "webp", 160, 90)];
+    for ((count, codec, width, height), result) in expect.into_iter().zip(&results) {
+        let Ok(Produced::Images { files, tiles }) = result else { panic!("{result:?}") };
+        assert_eq!(files.len(), count, "{codec}");
+        assert!(tiles.is_empty());
+        for file in files {
+            let streams = ffprobe_streams(file, "stream=codec_name,width,height");
+            assert_eq!(streams[0]["codec_name"], codec);
+            assert_eq!((streams[0]["width"].as_u64(), streams[0]["height"].as_u64()), (Some(width), Some(height)), "{}", file.display());
+        }
+    }
+    // Pictures at different times differ (testsrc2 moves).
+    let Ok(Produced::Images { files, .. }) = &results[0] else { unreachable!() };
+    assert_ne!(std::fs::read(&files[0]).unwrap(), std::fs::read(&files[3]).unwrap());
+}
+
+#[test]
+fn sprites_tile_pictures_and_map_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = fixture(dir.path(), "in.mp4", &[]);
+    let times: Vec<f64> = (0..7).map(|i| f64::from(i) * 0.25).collect();
+    let plan = OutputPlan {
+        output_type: OutputType::Image,
+        container: "image2".into(),
+        extension: "jpg".into(),
+        mime_type: "image/jpeg".into(),
+        video: None,
+        audio: None,
+        range: None,
+        image: Some(ImagePlan {
+            codec: "mjpeg".into(),
+            width: 80,
+            height: 45,
+            fit: Fit::Stretch,
+            times,
+            sprite: Some(SpritePlan { columns: 2, rows: 2 }),
+            encoder_options: vec![],
+        }),
+        packaging: None,
+    };
+    let target = OutputTarget { plan, path: dir.path().join("sprites") };
+    let (results, _, _) = run(&input, std::slice::from_ref(&target));
+    let Ok(Produced::Images { files, tiles }) = &results[0] else { panic!("{results:?}") };
+    assert_eq!(files.len(), 2, "7 pictures in sheets of 4");
+    for file in files {
+        let streams = ffprobe_streams(file, "stream=width,height");
+        assert_eq!((streams[0]["width"].as_u64(), streams[0]["height"].as_u64()), (Some(160), Some(90)));
+    }
+    assert_eq!(tiles.len(), 7);
+    assert_eq!((tiles[3].sheet, tiles[3].x, tiles[3].y), (0, 80, 45));
+    assert_eq!((tiles[4].sheet, tiles[4].x, tiles[4].y), (1, 0, 0));
+    assert_eq!((tiles[0].start, tiles[0].end), (0.0, 0.25));
+    assert!((tiles[6].end - 2.0).abs() < 0.1, "the last tile lasts to the end: {}", tiles[6].end);
+}
+
+#[test]
+fn animated_gif_with_a_palette() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = fixture(dir.path(), "in.mp4", &[]);
+    let mut video = video_plan("gif", 160, 90);
+    video.fps = Some(10.0);
+    video.pix_fmt = "pal8".into();
+    let mut plan = file_plan("gif", Some(video), None);
+    plan.output_type = OutputType::Image;
+    plan.range = Some(TimeRange { offset: 0.5, duration: Some(1.0) });
+    let target = OutputTarget { plan, path: dir.path().join("clip.gif") };
+    let (results, _, _) = run(&input, std::slice::from_ref(&target));
+    assert!(results[0].is_ok(), "{results:?}");
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-show_entries", "stream=codec_name,width,height,nb_read_frames", "-of", "json"])
+        .arg(&target.path)
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let stream = &json["streams"][0];
+    assert_eq!(stream["codec_name"], "gif");
+    assert_eq!((stream["width"].as_u64(), stream["height"].as_u64()), (Some(160), Some(90)));
+    assert_eq!(stream["nb_read_frames"], "10", "1 s at 10 fps");
+}
+
+#[test]
+fn pixel_formats_and_forced_keyframes() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = ffmpeg_cli(
+        dir.path(),
+        "in.mp4",
+        &["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=5", "-c:v", "libx264", "-preset", "ultrafast"],
+        &[],
+    );
+    let with = |codec: &str, pix_fmt: &str| {
+        let mut plan = video_plan(codec, 320, 240);
+        plan.pix_fmt = pix_fmt.into();
+        plan
+    };
+    let mut aligned = video_plan("h264", 320, 240);
+    aligned.keyframe_interval = Some(2.0);
+    let cases = [
+        ("h264", "yuv420p10le"),
+        ("h264", "yuv422p"),
+        ("h264", "yuv444p"),
+        ("hevc", "yuv420p10le"),
+        ("vp9", "yuv444p"),
+    ];
+    let mut targets: Vec<OutputTarget> = cases
+        .iter()
+        .enumerate()
+        .map(|(i, (codec, pix))| OutputTarget { plan: file_plan("matroska", Some(with(codec, pix)), None), path: dir.path().join(format!("p{i}.mkv")) })
+        .collect();
+    targets.push(OutputTarget { plan: file_plan("mp4", Some(aligned), None), path: dir.path().join("aligned.mp4") });
+    let (results, _, _) = run(&input, &targets);
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    for ((codec, pix), target) in cases.iter().zip(&targets) {
+        let streams = ffprobe_streams(&target.path, "stream=codec_name,pix_fmt");
+        assert_eq!((streams[0]["codec_name"].as_str(), streams[0]["pix_fmt"].as_str()), (Some(*codec), Some(*pix)));
+    }
+    // Keyframes exactly at 0, 2 and 4 s, and nowhere else.
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time,flags", "-of", "csv=p=0"])
+        .arg(&targets[5].path)
+        .output()
+        .unwrap();
+    let keys: Vec<f64> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains('K'))
+        .filter_map(|l| l.split(',').next()?.parse().ok())
+        .collect();
+    assert_eq!(keys, vec![0.0, 2.0, 4.0]);
+}
+
+#[test]
+fn hdr_input_is_tone_mapped_to_sdr() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = ffmpeg_cli(
+        dir.path(),
+        "pq.mkv",
+        &[
+            "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=1",
+            "-c:v", "libx265", "-preset", "ultrafast", "-pix_fmt", "yuv420p10le",
+            "-x265-params", "log-level=error:colorprim=bt2020:transfer=smpte2084:colormatrix=bt2020nc",
+            "-color_primaries", "bt2020", "-color_trc", "smpte2084", "-colorspace", "bt2020nc",
+        ],
+        &[],
+    );
+    let info = probed(&input);
+    assert!(info.is_hdr(), "fixture is PQ: {info:?}");
+    assert_eq!(info.color_primaries, "bt2020");
+    let mut sdr = video_plan("h264", 320, 240);
+    sdr.tone_map = true;
+    let target = OutputTarget { plan: file_plan("mp4", Some(sdr), None), path: dir.path().join("sdr.mp4") };
+    let (results, _, _) = run(&input, std::slice::from_ref(&target));
+    assert!(results[0].is_ok(), "{results:?}");
+    let streams = ffprobe_streams(&target.path, "stream=pix_fmt,color_transfer,color_primaries,color_space");
+    assert_eq!(streams[0]["pix_fmt"], "yuv420p");
+    assert_eq!(streams[0]["color_transfer"], "bt709");
+    assert_eq!(streams[0]["color_primaries"], "bt709");
+}
+
+#[test]
+fn unknown_encoder_option_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = fixture(dir.path(), "in.mp4", &[]);
+    let mut bad = plan(320, 180, false);
+    if let Some(video) = bad.video.as_mut() {
+        video.encoder_options.push(("no-such-option".into(), "1".into()));
+    }
+    let target = OutputTarget { plan: bad, path: dir.path().join("bad.mp4") };
+    let (results, _, _) = run(&input, std::slice::from_ref(&target));
+    let err = results[0].as_ref().expect_err("refused");
+    assert!(err.to_string().contains("no-such-option"), "{err}");
 }

@@ -377,25 +377,26 @@ impl Plugins {
 
     // ---- format ----
 
-    /// Check a format string at submit time; the container is the part before the first `:`.
-    pub async fn format_check(&self, format: &str) -> Result<OutputType, PluginError> {
+    /// Check a format string and the output's parameters (JSON, without the host's own
+    /// keys) at submit time; the container is the part before the first `:`.
+    pub async fn format_check(&self, format: &str, params_json: &str) -> Result<OutputType, PluginError> {
         let plugin = self.find(PluginKind::Format, container_of(format))?;
         let output_type = self
             .call(&plugin, Vec::new(), async |pre, store| {
                 let bindings = pre.format()?.instantiate_async(&mut *store).await?;
-                bindings.copra_plugin_format().call_check(&mut *store, format).await
+                bindings.copra_plugin_format().call_check(&mut *store, format, params_json).await
             })
             .await?;
         Ok(convert::output_type(output_type))
     }
 
-    pub async fn format_plan(&self, format: &str, input: &MediaInfo) -> Result<OutputPlan, PluginError> {
+    pub async fn format_plan(&self, format: &str, params_json: &str, input: &MediaInfo) -> Result<OutputPlan, PluginError> {
         let plugin = self.find(PluginKind::Format, container_of(format))?;
         let info = convert::media_info(input);
         let plan = self
             .call(&plugin, Vec::new(), async |pre, store| {
                 let bindings = pre.format()?.instantiate_async(&mut *store).await?;
-                bindings.copra_plugin_format().call_plan(&mut *store, format, &info).await
+                bindings.copra_plugin_format().call_plan(&mut *store, format, params_json, &info).await
             })
             .await?;
         Ok(convert::output_plan(plan))
@@ -583,6 +584,7 @@ fn classify(plugin: &str, sandbox: &Sandbox, err: wasmtime::Error) -> PluginErro
 mod convert {
     use super::bindings::format::exports::copra::plugin::format as wit_format;
     use super::*;
+    use crate::types::{Fit, HlsPlan, ImagePlan, SpritePlan, StreamPlan, TimeRange, VariantPlan};
 
     pub fn media_info(m: &MediaInfo) -> wit::MediaInfo {
         wit::MediaInfo {
@@ -601,6 +603,8 @@ mod convert {
             channels: m.channels,
             size: m.size,
             format_name: m.format_name.clone(),
+            color_transfer: m.color_transfer.clone(),
+            color_primaries: m.color_primaries.clone(),
         }
     }
 
@@ -613,28 +617,64 @@ mod convert {
         }
     }
 
+    fn fit(f: wit_format::Fit) -> Fit {
+        match f {
+            wit_format::Fit::Stretch => Fit::Stretch,
+            wit_format::Fit::Crop => Fit::Crop,
+            wit_format::Fit::Pad => Fit::Pad,
+        }
+    }
+
+    fn video(v: wit_format::VideoPlan) -> VideoPlan {
+        VideoPlan {
+            codec: v.codec,
+            width: v.width,
+            height: v.height,
+            fps: v.fps,
+            bitrate_kbps: v.bitrate_kbps,
+            crf: v.crf,
+            pix_fmt: v.pix_fmt,
+            gop: v.gop,
+            keyframe_interval: v.keyframe_interval,
+            encoder_options: v.encoder_options,
+            scaler: v.scaler,
+            fit: fit(v.fit),
+            rotate: v.rotate,
+            tone_map: v.tone_map,
+        }
+    }
+
+    fn audio(a: wit_format::AudioPlan) -> AudioPlan {
+        AudioPlan { codec: a.codec, bitrate_kbps: a.bitrate_kbps, sample_rate: a.sample_rate, channels: a.channels }
+    }
+
     pub fn output_plan(p: wit_format::OutputPlan) -> OutputPlan {
         OutputPlan {
             output_type: output_type(p.output_type),
             container: p.container,
             extension: p.extension,
             mime_type: p.mime_type,
-            video: p.video.map(|v| VideoPlan {
-                codec: v.codec,
-                width: v.width,
-                height: v.height,
-                fps: v.fps,
-                bitrate_kbps: v.bitrate_kbps,
-                crf: v.crf,
-                pix_fmt: v.pix_fmt,
-                gop: v.gop,
-                encoder_options: v.encoder_options,
+            video: p.video.map(video),
+            audio: p.audio.map(audio),
+            range: p.range.map(|r| TimeRange { offset: r.offset, duration: r.duration }),
+            image: p.image.map(|i| ImagePlan {
+                codec: i.codec,
+                width: i.width,
+                height: i.height,
+                fit: fit(i.fit),
+                times: i.times,
+                sprite: i.sprite.map(|s| SpritePlan { columns: s.columns, rows: s.rows }),
+                encoder_options: i.encoder_options,
             }),
-            audio: p.audio.map(|a| AudioPlan {
-                codec: a.codec,
-                bitrate_kbps: a.bitrate_kbps,
-                sample_rate: a.sample_rate,
-                channels: a.channels,
+            packaging: p.packaging.map(|s| StreamPlan {
+                variants: s
+                    .variants
+                    .into_iter()
+                    .map(|v| VariantPlan { name: v.name, video: v.video.map(video), audio: v.audio.map(audio) })
+                    .collect(),
+                segment_duration: s.segment_duration,
+                hls: s.hls.map(|h| HlsPlan { fmp4: h.fmp4 }),
+                dash: s.dash,
             }),
         }
     }

@@ -14,11 +14,14 @@ use serde_json::{Value, json};
 use tokio::sync::{Notify, Semaphore, mpsc};
 use tracing::Instrument;
 
+mod vtt;
+
 use crate::config::Config;
 use crate::db::{self, jobs::OutputUpdate, output};
 use crate::job::status::{self, OutputState};
+use crate::job::spec::numbered_path;
 use crate::job::{JobSpec, OutputSpec, view};
-use crate::media::{self, OutputTarget, TranscodeEvent};
+use crate::media::{self, OutputTarget, Produced, TranscodeEvent};
 use crate::plugins::Plugins;
 use crate::queue;
 use crate::storage::{self, Destination};
@@ -165,8 +168,13 @@ impl Worker {
                         continue;
                     }
                     run.set_output(row, OutputState::Queued, OutputUpdate::default()).await?;
-                    let file = work.join(format!("output-{}.{}", row.position, plan.extension));
-                    planned.push(Planned { row: row.clone(), spec: output_spec.clone(), target: OutputTarget { plan, path: file } });
+                    // Pictures and packages are many files: they get a directory.
+                    let path = if plan.image.is_some() || plan.packaging.is_some() {
+                        work.join(format!("output-{}", row.position))
+                    } else {
+                        work.join(format!("output-{}.{}", row.position, plan.extension))
+                    };
+                    planned.push(Planned { row: row.clone(), spec: output_spec.clone(), target: OutputTarget { plan, path } });
                 }
             }
         }
@@ -224,7 +232,7 @@ impl Worker {
                 Err(err) => return Decision::Fail(format!("The condition could not be evaluated: {}", err.describe())),
             }
         }
-        match self.plugins.format_plan(&spec.format, info).await {
+        match self.plugins.format_plan(&spec.format, &spec.plugin_params(), info).await {
             Ok(plan) => Decision::Encode(plan),
             Err(err) => Decision::Fail(err.describe()),
         }
@@ -335,12 +343,10 @@ impl JobRun<'_> {
         let targets: Vec<OutputTarget> = planned.iter().map(|p| p.target.clone()).collect();
         let engine = {
             let (input, cancel) = (input.to_path_buf(), cancel.clone());
-            tokio::task::spawn_blocking(move || {
-                let mut send = |event| {
-                    let _ = tx.send(event);
-                };
-                media::transcode(&input, &targets, &mut send, &cancel)
-            })
+            let events: media::EventSink = Arc::new(move |event| {
+                let _ = tx.send(event);
+            });
+            tokio::task::spawn_blocking(move || media::transcode(&input, &targets, events, &cancel))
         };
 
         let mut uploads = tokio::task::JoinSet::new();
@@ -358,7 +364,7 @@ impl JobRun<'_> {
                 TranscodeEvent::OutputFinished { index, result } => {
                     let Some(done) = planned.get(index) else { continue };
                     match result {
-                        Ok(()) => {
+                        Ok(produced) => {
                             let upload = Upload {
                                 http: self.worker.http.clone(),
                                 plugins: self.worker.plugins.clone(),
@@ -367,7 +373,8 @@ impl JobRun<'_> {
                                 storage_json: self.spec.storage.to_string(),
                                 row: done.row.clone(),
                                 spec: done.spec.clone(),
-                                file: done.target.path.clone(),
+                                path: done.target.path.clone(),
+                                produced,
                                 mime_type: done.target.plan.mime_type.clone(),
                             };
                             uploads.spawn(upload.run().instrument(tracing::Span::current()));
@@ -383,14 +390,15 @@ impl JobRun<'_> {
         while let Some(finished) = uploads.join_next().await {
             let (row, result) = finished?;
             match result {
-                Ok((url, metadata)) => {
-                    let update = OutputUpdate { url: Some(url.clone()), metadata: Some(metadata.clone()), ..Default::default() };
+                Ok(Uploaded { url, urls, metadata }) => {
+                    let update =
+                        OutputUpdate { url: url.clone(), urls: urls.map(|u| json!(u)), metadata: Some(metadata.clone()), ..Default::default() };
                     self.set_output(&row, OutputState::Done, update).await?;
                     let outputs = db::jobs::outputs(self.db(), self.job_id).await?;
                     let data = outputs.iter().find(|o| o.id == row.id).map(view::output_view).unwrap_or(Value::Null);
                     let metadata = self.wants_metadata().then_some(metadata);
                     self.event("output.completed", data, metadata).await?;
-                    tracing::info!(output = %row.key, url, "output uploaded");
+                    tracing::info!(output = %row.key, url = url.as_deref().unwrap_or_default(), "output uploaded");
                 }
                 Err(message) => self.fail_output(&row, message).await?,
             }
@@ -399,7 +407,7 @@ impl JobRun<'_> {
     }
 }
 
-/// Everything one upload needs, owned, so it can run as its own task.
+/// Everything one output's upload needs, owned, so it can run as its own task.
 struct Upload {
     http: reqwest::Client,
     plugins: Arc<Plugins>,
@@ -408,36 +416,126 @@ struct Upload {
     storage_json: String,
     row: output::Model,
     spec: OutputSpec,
-    file: PathBuf,
+    /// The target path the engine wrote to (a file, or a directory of pictures).
+    path: PathBuf,
+    produced: Produced,
     mime_type: String,
 }
 
+/// Where an output ended up: one `url`, or `urls` for pictures (and for sprites the
+/// WebVTT map as `url`), and the metadata of what was made.
+struct Uploaded {
+    url: Option<String>,
+    urls: Option<Vec<String>>,
+    metadata: Value,
+}
+
+/// Pictures uploaded at once; thumbnails are small and many.
+const PICTURE_UPLOADS: usize = 8;
+
 impl Upload {
-    /// Upload the file, then probe it for the output's metadata.
-    async fn run(self) -> (output::Model, Result<(String, Value), String>) {
-        let result = self.upload_and_probe().await;
+    /// Upload what the output produced, then probe it for the output's metadata.
+    async fn run(self) -> (output::Model, Result<Uploaded, String>) {
+        let result = match &self.produced {
+            Produced::File => self.upload_file().await,
+            Produced::Images { files, tiles } => self.upload_pictures(files, tiles).await,
+        };
         (self.row, result)
     }
 
-    async fn upload_and_probe(&self) -> Result<(String, Value), String> {
+    async fn upload_file(&self) -> Result<Uploaded, String> {
         let url = match (&self.spec.url, &self.spec.path) {
             (Some(url), _) => {
-                storage::put_http(&self.http, url, &self.file, &self.mime_type).await.map_err(|e| e.to_string())?;
+                storage::put_http(&self.http, url, &self.path, &self.mime_type).await.map_err(|e| e.to_string())?;
                 url.clone()
             }
-            (None, Some(path)) => {
-                let key = self
-                    .plugins
-                    .storage_object_key(&self.storage_service, &self.storage_json, path)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                self.destination.upload(&self.file, &key, &self.mime_type).await.map_err(|e| e.to_string())?
-            }
+            (None, Some(path)) => self.store(&self.path, path, &self.mime_type).await?,
             (None, None) => return Err("The output has neither a 'path' nor a 'url'.".into()),
         };
-        let file = self.file.clone();
-        let probed = tokio::task::spawn_blocking(move || media::probe(&file)).await.map_err(|e| e.to_string())?;
-        let (_, metadata) = probed.map_err(|e| format!("The encoded file could not be read back: {e}"))?;
-        Ok((url, metadata))
+        let metadata = probe_metadata(&self.path).await?;
+        Ok(Uploaded { url: Some(url), urls: None, metadata })
+    }
+
+    /// Upload each picture to its numbered path (`thumb_%.2d.jpg` → `thumb_01.jpg`, ...)
+    /// and, for sprites, the WebVTT map that points into the sheets.
+    async fn upload_pictures(&self, files: &[PathBuf], tiles: &[media::SpriteTile]) -> Result<Uploaded, String> {
+        use futures::StreamExt;
+        let pattern = self.spec.path.as_deref().ok_or("The output has no 'path'.")?;
+        let pattern = numbered_pattern(pattern, files.len());
+        // Owned pairs: a stream of futures borrowing from an iterator is not `Send`-able.
+        let jobs: Vec<(PathBuf, String)> =
+            files.iter().enumerate().map(|(i, file)| (file.clone(), numbered_path(&pattern, i as u32 + 1))).collect();
+        let urls: Vec<String> = futures::stream::iter(jobs)
+            .map(|(file, path)| async move { self.store(&file, &path, &self.mime_type).await })
+            .buffered(PICTURE_UPLOADS)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<Result<_, _>>()?;
+        let url = if tiles.is_empty() {
+            None
+        } else {
+            let vtt_path = self.spec.string_param("vtt").map(str::to_string).unwrap_or_else(|| default_vtt_path(&pattern));
+            let map = self.path.join("sprite.vtt");
+            tokio::fs::write(&map, vtt::render(tiles, &urls)).await.map_err(|e| format!("writing the WebVTT map: {e}"))?;
+            Some(self.store(&map, &vtt_path, "text/vtt").await?)
+        };
+        let first = files.first().ok_or("No picture was produced.")?;
+        let metadata = probe_metadata(first).await?;
+        Ok(Uploaded { url, urls: Some(urls), metadata })
+    }
+
+    /// Send one file to the job's storage at `path` (relative to the storage block).
+    async fn store(&self, file: &Path, path: &str, mime_type: &str) -> Result<String, String> {
+        let key = self.plugins.storage_object_key(&self.storage_service, &self.storage_json, path).await.map_err(|e| e.to_string())?;
+        self.destination.upload(file, &key, mime_type).await.map_err(|e| e.to_string())
+    }
+}
+
+/// The ffprobe-shaped description of a produced file.
+async fn probe_metadata(file: &Path) -> Result<Value, String> {
+    let file = file.to_path_buf();
+    let probed = tokio::task::spawn_blocking(move || media::probe(&file)).await.map_err(|e| e.to_string())?;
+    probed.map(|(_, metadata)| metadata).map_err(|e| format!("The encoded file could not be read back: {e}"))
+}
+
+/// A path for `count` files: as given when it has a number placeholder (`%d`,
+/// `%.2d`, `#num#`) or names one file; else numbered before its extension
+/// (`thumb.jpg` → `thumb_%d.jpg`) so pictures do not overwrite each other.
+fn numbered_pattern(path: &str, count: usize) -> String {
+    if count <= 1 || numbered_path(path, 1) != numbered_path(path, 2) {
+        return path.to_string();
+    }
+    match path.rsplit_once('.') {
+        Some((stem, ext)) if !ext.contains('/') => format!("{stem}_%d.{ext}"),
+        _ => format!("{path}_%d"),
+    }
+}
+
+/// Where a sprite's WebVTT map goes when the output does not say: beside the sheets.
+fn default_vtt_path(pattern: &str) -> String {
+    match pattern.rsplit_once('/') {
+        Some((dir, _)) => format!("{dir}/thumbnails.vtt"),
+        None => "thumbnails.vtt".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn several_pictures_never_share_a_path() {
+        assert_eq!(numbered_pattern("thumb_%.2d.jpg", 10), "thumb_%.2d.jpg");
+        assert_eq!(numbered_pattern("/t/#num#.png", 3), "/t/#num#.png");
+        assert_eq!(numbered_pattern("/t/poster.jpg", 1), "/t/poster.jpg");
+        assert_eq!(numbered_pattern("/t/thumb.jpg", 4), "/t/thumb_%d.jpg");
+        assert_eq!(numbered_pattern("/t.d/thumb", 4), "/t.d/thumb_%d");
+    }
+
+    #[test]
+    fn vtt_goes_beside_the_sheets() {
+        assert_eq!(default_vtt_path("/sprites/sheet_%d.jpg"), "/sprites/thumbnails.vtt");
+        assert_eq!(default_vtt_path("sheet_%d.jpg"), "thumbnails.vtt");
     }
 }

@@ -1,0 +1,314 @@
+//! One decode, N outputs, in parallel.
+//!
+//! This thread demuxes and decodes the input once. Every output runs on a thread of its
+//! own (a "lane") that owns its filter graph, encoders and muxer; decoded frames reach
+//! each lane as new references to the same buffers (nothing is copied) through a
+//! bounded channel. The slowest lane sets the pace, and memory stays flat whatever the
+//! input's length: at most `LANE_DEPTH` frames wait per lane.
+//!
+//! Scaling and encoding of N outputs therefore run side by side, where the ffmpeg
+//! command (5.x) filters every output on its one main thread.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use ffmpeg::frame;
+use ffmpeg_next as ffmpeg;
+
+use super::MediaError;
+use super::file::FileSink;
+use super::filters::share;
+use super::image::{ImageSink, SpriteTile};
+use super::input::{AudioFormat, Decoded, Demuxer, VideoFormat};
+use crate::types::OutputPlan;
+
+/// Frames waiting per lane. Enough to ride out an encoder's bursts (x264 takes several
+/// frames before it gives one back) while bounding memory.
+const LANE_DEPTH: usize = 8;
+
+/// Progress is for people watching a bar: four updates a second is plenty.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
+/// One output to produce.
+#[derive(Debug, Clone)]
+pub struct OutputTarget {
+    pub plan: OutputPlan,
+    /// The file to write, or for pictures the directory to write them in.
+    pub path: PathBuf,
+}
+
+/// What an output produced.
+#[derive(Debug, Clone)]
+pub enum Produced {
+    /// One file, at the target's path.
+    File,
+    /// Pictures (or sprite sheets) in order, and for sprites where each picture sits.
+    Images { files: Vec<PathBuf>, tiles: Vec<SpriteTile> },
+}
+
+#[derive(Debug)]
+pub enum TranscodeEvent {
+    /// Share of the input decoded, 0.0 to 1.0.
+    Progress(f64),
+    /// Output `index` is complete and closed (or has failed).
+    OutputFinished { index: usize, result: Result<Produced, MediaError> },
+}
+
+/// Where the engine reports; called from the lanes' threads too.
+pub type EventSink = Arc<dyn Fn(TranscodeEvent) + Send + Sync>;
+
+/// Whether a lane wants more frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Flow {
+    Continue,
+    /// Everything the output needs has been seen (the end of a trailer's range).
+    Done,
+}
+
+/// What a lane runs: an output that takes decoded frames.
+pub(super) trait Sink: Send {
+    fn wants_video(&self) -> bool;
+    fn wants_audio(&self) -> bool;
+    fn video(&mut self, frame: &frame::Video) -> Result<Flow, MediaError>;
+    fn audio(&mut self, frame: &frame::Audio) -> Result<Flow, MediaError>;
+    /// The input has ended: flush and close.
+    fn finish(&mut self) -> Result<Produced, MediaError>;
+}
+
+/// Produce every output from one decode of `input`. Blocking: run it on a blocking
+/// thread. An output that fails does not stop the others; each result is reported as
+/// `OutputFinished` as soon as it is known and returned, in order, at the end.
+pub fn transcode(input: &std::path::Path, targets: &[OutputTarget], events: EventSink, cancel: &AtomicBool) -> Vec<Result<Produced, MediaError>> {
+    super::init();
+    let started = Instant::now();
+    tracing::info!(input = %input.display(), outputs = targets.len(), "transcode starting");
+    let mut results: Vec<Option<Result<Produced, MediaError>>> = vec![None; targets.len()];
+    let settle = |results: &mut Vec<Option<Result<Produced, MediaError>>>, index: usize, result: Result<Produced, MediaError>| {
+        if let Err(err) = &result {
+            tracing::warn!(output = index, %err, "output failed");
+            remove_output(&targets[index].path);
+        }
+        events(TranscodeEvent::OutputFinished { index, result: result.clone() });
+        results[index] = Some(result);
+    };
+
+    let mut demuxer = match Demuxer::open(input) {
+        Ok(demuxer) => demuxer,
+        Err(err) => {
+            for index in 0..targets.len() {
+                settle(&mut results, index, Err(err.clone()));
+            }
+            return results.into_iter().map(|r| r.unwrap_or(Err(MediaError::Cancelled))).collect();
+        }
+    };
+    let (video_format, audio_format) = (demuxer.video_format(), demuxer.audio_format());
+    let mut lanes = Vec::new();
+    for (index, target) in targets.iter().enumerate() {
+        let lane = open_sink(target, video_format.as_ref(), audio_format.as_ref(), demuxer.duration)
+            .and_then(|sink| Lane::spawn(index, sink, target.path.clone(), events.clone()));
+        match lane {
+            Ok(lane) => lanes.push(lane),
+            Err(err) => settle(&mut results, index, Err(err)),
+        }
+    }
+
+    let mut progress = Progress { duration: demuxer.duration, seconds: 0.0, last: None };
+    // Lanes that stopped taking frames (done early, or failed), joined at the end.
+    let mut closed: Vec<Lane> = Vec::new();
+    let outcome = loop {
+        if cancel.load(Ordering::Relaxed) {
+            break Err(MediaError::Cancelled);
+        }
+        closed.extend(lanes.extract_if(.., |lane| !lane.open()));
+        if lanes.is_empty() {
+            // Every output is done or has failed: decoding further would feed no one.
+            break Ok(());
+        }
+        let want_video = lanes.iter().any(|l| l.wants_video);
+        let want_audio = lanes.iter().any(|l| l.wants_audio);
+        let step = demuxer.step(want_video, want_audio, &mut |decoded| {
+            let seconds = match decoded {
+                Decoded::Video(_, t) | Decoded::Audio(_, t) => t,
+            };
+            if let Some(fraction) = progress.at(seconds) {
+                events(TranscodeEvent::Progress(fraction));
+            }
+            for lane in lanes.iter_mut() {
+                lane.send(&decoded);
+            }
+        });
+        match step {
+            Ok(true) => {}
+            Ok(false) => break Ok(()),
+            Err(err) => break Err(err),
+        }
+    };
+    match &outcome {
+        Ok(()) => events(TranscodeEvent::Progress(1.0)),
+        Err(err) => tracing::warn!(input = %input.display(), %err, "transcode stopped"),
+    }
+    for lane in lanes.iter_mut() {
+        lane.close(outcome.as_ref().err().cloned());
+    }
+    for lane in lanes.into_iter().chain(closed) {
+        let (index, result) = lane.join();
+        results[index] = Some(result);
+    }
+    let results: Vec<Result<Produced, MediaError>> = results.into_iter().map(|r| r.unwrap_or(Err(MediaError::Cancelled))).collect();
+    tracing::info!(
+        input = %input.display(),
+        ok = results.iter().filter(|r| r.is_ok()).count(),
+        failed = results.iter().filter(|r| r.is_err()).count(),
+        seconds = started.elapsed().as_secs_f64(),
+        "transcode finished"
+    );
+    results
+}
+
+fn open_sink(
+    target: &OutputTarget,
+    video: Option<&VideoFormat>,
+    audio: Option<&AudioFormat>,
+    duration: f64,
+) -> Result<Box<dyn Sink>, MediaError> {
+    let plan = &target.plan;
+    if let Some(image) = &plan.image {
+        let video = video.ok_or_else(|| MediaError::Unsupported("pictures need a video stream but the input has none".into()))?;
+        return Ok(Box::new(ImageSink::open(image, &target.path, video, duration)?));
+    }
+    if plan.packaging.is_some() {
+        return Err(MediaError::Unsupported("adaptive streaming packages are not produced by this engine yet".into()));
+    }
+    Ok(Box::new(FileSink::open(plan, &target.path, video, audio)?))
+}
+
+/// A failed output leaves nothing behind that could be mistaken for a result.
+fn remove_output(path: &std::path::Path) {
+    if path.is_dir() {
+        let _ = std::fs::remove_dir_all(path);
+    } else {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// Seconds decoded so far, reported at most every [`PROGRESS_EVERY`].
+struct Progress {
+    duration: f64,
+    seconds: f64,
+    last: Option<Instant>,
+}
+
+impl Progress {
+    fn at(&mut self, seconds: f64) -> Option<f64> {
+        self.seconds = self.seconds.max(seconds);
+        if self.duration <= 0.0 || self.last.is_some_and(|t| t.elapsed() < PROGRESS_EVERY) {
+            return None;
+        }
+        self.last = Some(Instant::now());
+        Some((self.seconds / self.duration).clamp(0.0, 1.0))
+    }
+}
+
+enum Message {
+    Video(frame::Video),
+    Audio(frame::Audio),
+    /// The input has ended: finish the output.
+    End,
+    /// The input broke or the job was cancelled: give up with this error.
+    Abort(MediaError),
+}
+
+/// One output's thread and the sending end of its frame queue.
+struct Lane {
+    index: usize,
+    sender: Option<SyncSender<Message>>,
+    handle: JoinHandle<Result<Produced, MediaError>>,
+    wants_video: bool,
+    wants_audio: bool,
+}
+
+impl Lane {
+    fn spawn(index: usize, sink: Box<dyn Sink>, path: PathBuf, events: EventSink) -> Result<Self, MediaError> {
+        let (sender, receiver) = sync_channel(LANE_DEPTH);
+        let (wants_video, wants_audio) = (sink.wants_video(), sink.wants_audio());
+        let span = tracing::Span::current();
+        let handle = std::thread::Builder::new()
+            .name(format!("copra-output-{index}"))
+            .spawn(move || {
+                let _span = span.enter();
+                let result = run_lane(sink, receiver);
+                match &result {
+                    Ok(_) => tracing::info!(output = index, path = %path.display(), "output finished"),
+                    Err(err) => {
+                        tracing::warn!(output = index, path = %path.display(), %err, "output failed");
+                        remove_output(&path);
+                    }
+                }
+                events(TranscodeEvent::OutputFinished { index, result: result.clone() });
+                result
+            })
+            .map_err(|err| MediaError::Unsupported(format!("cannot start a thread for the output: {err}")))?;
+        Ok(Lane { index, sender: Some(sender), handle, wants_video, wants_audio })
+    }
+
+    /// Whether the lane still takes frames.
+    fn open(&self) -> bool {
+        self.sender.is_some()
+    }
+
+    /// Queue a new reference to the frame; a lane that has stopped listening (done or
+    /// failed) is closed.
+    fn send(&mut self, decoded: &Decoded<'_>) {
+        let Some(sender) = &self.sender else { return };
+        let message = match decoded {
+            Decoded::Video(f, _) if self.wants_video => share(*f, frame::Video::empty()).map(Message::Video),
+            Decoded::Audio(f, _) if self.wants_audio => share(*f, frame::Audio::empty()).map(Message::Audio),
+            _ => return,
+        };
+        let message = message.unwrap_or_else(Message::Abort);
+        if sender.send(message).is_err() {
+            self.sender = None;
+        }
+    }
+
+    /// No more frames: finish normally, or give up with `error`.
+    fn close(&mut self, error: Option<MediaError>) {
+        if let Some(sender) = self.sender.take() {
+            let message = error.map_or(Message::End, Message::Abort);
+            match sender.try_send(message) {
+                Ok(()) | Err(TrySendError::Disconnected(_)) => {}
+                // The queue is full: wait for room (the lane is working through it).
+                Err(TrySendError::Full(message)) => {
+                    let _ = sender.send(message);
+                }
+            }
+        }
+    }
+
+    fn join(self) -> (usize, Result<Produced, MediaError>) {
+        let result = self.handle.join().unwrap_or_else(|_| Err(MediaError::Unsupported("the output's thread panicked".into())));
+        (self.index, result)
+    }
+}
+
+fn run_lane(mut sink: Box<dyn Sink>, receiver: Receiver<Message>) -> Result<Produced, MediaError> {
+    loop {
+        let flow = match receiver.recv() {
+            Ok(Message::Video(frame)) => sink.video(&frame)?,
+            Ok(Message::Audio(frame)) => sink.audio(&frame)?,
+            Ok(Message::End) => return sink.finish(),
+            Ok(Message::Abort(err)) => return Err(err),
+            // The engine went away without a word: it was cancelled.
+            Err(_) => return Err(MediaError::Cancelled),
+        };
+        if flow == Flow::Done {
+            // Hang up first so the decoder stops queueing frames for this output.
+            drop(receiver);
+            return sink.finish();
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! One output file (video, audio, or an animated GIF): a muxer with at most one video
+//! and one audio encoder.
+
+use std::path::Path;
+
+use ffmpeg::{Rational, format, frame};
+use ffmpeg_next as ffmpeg;
+
+use super::MediaError;
+use super::encode::{AudioEncoder, VideoEncoder};
+use super::engine::{Flow, Produced, Sink};
+use super::input::{AudioFormat, VideoFormat};
+use crate::types::OutputPlan;
+
+struct Track<E> {
+    encoder: E,
+    stream: usize,
+    /// The input's time base, to tell when the kept range is over.
+    input_time_base: Rational,
+    /// Past the end of the kept range: flushed at `finish`, fed nothing more.
+    done: bool,
+}
+
+pub(super) struct FileSink {
+    muxer: format::context::Output,
+    video: Option<Track<VideoEncoder>>,
+    audio: Option<Track<AudioEncoder>>,
+    /// Input time (seconds) after which the output needs nothing more.
+    end: Option<f64>,
+}
+
+/// Muxer options that make files ready for the web: MP4-family files get their index
+/// at the front so players can start before the download ends.
+fn muxer_options(container: &str) -> ffmpeg::Dictionary<'static> {
+    let mut options = ffmpeg::Dictionary::new();
+    if matches!(container, "mp4" | "mov" | "ipod" | "3gp") {
+        options.set("movflags", "+faststart");
+    }
+    options
+}
+
+impl FileSink {
+    pub fn open(plan: &OutputPlan, path: &Path, video_in: Option<&VideoFormat>, audio_in: Option<&AudioFormat>) -> Result<Self, MediaError> {
+        let result = Self::open_inner(plan, path, video_in, audio_in);
+        if result.is_err() {
+            // The muxer may have created the file before failing.
+            let _ = std::fs::remove_file(path);
+        }
+        result
+    }
+
+    fn open_inner(plan: &OutputPlan, path: &Path, video_in: Option<&VideoFormat>, audio_in: Option<&AudioFormat>) -> Result<Self, MediaError> {
+        if plan.video.is_some() && video_in.is_none() && plan.audio.is_none() {
+            return Err(MediaError::Unsupported("the output needs video but the input has none".into()));
+        }
+        if plan.audio.is_some() && audio_in.is_none() && plan.video.is_none() {
+            return Err(MediaError::Unsupported("the output needs audio but the input has none".into()));
+        }
+        let mut muxer = format::output_as(path, &plan.container)
+            .map_err(|source| MediaError::Open { path: path.display().to_string(), source })?;
+        let global_header = muxer.format().flags().contains(format::Flags::GLOBAL_HEADER);
+        let range = plan.range.as_ref();
+
+        let video = match (&plan.video, video_in) {
+            (Some(video_plan), Some(input)) => {
+                let encoder = VideoEncoder::open(video_plan, input, range, global_header)?;
+                let stream = add_stream(&mut muxer, encoder.context(), encoder.time_base, Some(encoder.frame_rate))?;
+                if encoder.name == "libx265" && matches!(plan.container.as_str(), "mp4" | "mov") {
+                    // `hvc1` (parameter sets in the header only) is what Apple players require.
+                    set_codec_tag(&mut muxer, stream, *b"hvc1");
+                }
+                Some(Track { encoder, stream, input_time_base: input.time_base, done: false })
+            }
+            _ => None,
+        };
+        let audio = match (&plan.audio, audio_in) {
+            (Some(audio_plan), Some(input)) => {
+                let encoder = AudioEncoder::open(audio_plan, input, range, global_header)?;
+                let stream = add_stream(&mut muxer, encoder.context(), encoder.time_base, None)?;
+                Some(Track { encoder, stream, input_time_base: input.time_base, done: false })
+            }
+            _ => None,
+        };
+        if video.is_none() && audio.is_none() {
+            return Err(MediaError::Unsupported("the output would have no stream: the input lacks what the format needs".into()));
+        }
+        muxer.write_header_with(muxer_options(&plan.container)).map_err(MediaError::at("writing the container header"))?;
+        let end = range.and_then(|r| r.duration.map(|d| r.offset + d));
+        Ok(FileSink { muxer, video, audio, end })
+    }
+
+    fn all_done(&self) -> bool {
+        self.video.as_ref().is_none_or(|t| t.done) && self.audio.as_ref().is_none_or(|t| t.done)
+    }
+
+    /// Whether a frame at `pts` (input time base) is past what the output keeps.
+    fn past_end(&self, pts: Option<i64>, time_base: Rational) -> bool {
+        match (self.end, pts) {
+            (Some(end), Some(pts)) => pts as f64 * f64::from(time_base) >= end,
+            _ => false,
+        }
+    }
+}
+
+/// Add a stream described by an opened encoder.
+pub(super) fn add_stream(
+    muxer: &mut format::context::Output,
+    encoder: &ffmpeg::encoder::Encoder,
+    time_base: Rational,
+    frame_rate: Option<Rational>,
+) -> Result<usize, MediaError> {
+    let codec = encoder.codec().ok_or_else(|| MediaError::Unsupported("encoder without a codec".into()))?;
+    let mut stream = muxer.add_stream(codec).map_err(MediaError::at("adding a stream"))?;
+    stream.set_parameters(encoder);
+    stream.set_time_base(time_base);
+    if let Some(rate) = frame_rate {
+        stream.set_avg_frame_rate(rate);
+    }
+    Ok(stream.index())
+}
+
+pub(super) fn set_codec_tag(muxer: &mut format::context::Output, stream: usize, tag: [u8; 4]) {
+    if let Some(mut stream) = muxer.stream_mut(stream) {
+        // SAFETY: plain field of the stream's codec parameters, before the header is written.
+        unsafe {
+            (*(*stream.as_mut_ptr()).codecpar).codec_tag = u32::from_le_bytes(tag);
+        }
+    }
+}
+
+/// Write one packet to a muxer stream, in that stream's time base (which the muxer may
+/// have changed when writing the header).
+pub(super) fn write_packet(
+    muxer: &mut format::context::Output,
+    stream: usize,
+    packet: &mut ffmpeg::Packet,
+    encoder_time_base: Rational,
+) -> Result<(), MediaError> {
+    let stream_time_base = muxer.stream(stream).map(|s| s.time_base()).unwrap_or(encoder_time_base);
+    packet.set_stream(stream);
+    packet.rescale_ts(encoder_time_base, stream_time_base);
+    packet.set_position(-1);
+    // Not `Packet::write_interleaved`: it refuses empty packets, and an encoder's last
+    // packet may carry only side data (FLAC's final STREAMINFO, with the MD5 and length).
+    use ffmpeg::packet::Mut as _;
+    // SAFETY: a valid packet for a stream of this open muxer; the muxer takes its data
+    // by reference and leaves the packet blank.
+    let status = unsafe { ffmpeg::ffi::av_interleaved_write_frame(muxer.as_mut_ptr(), packet.as_mut_ptr()) };
+    if status < 0 { Err(MediaError::Ffmpeg { stage: "writing the output", source: ffmpeg::Error::from(status) }) } else { Ok(()) }
+}
+
+impl Sink for FileSink {
+    fn wants_video(&self) -> bool {
+        self.video.as_ref().is_some_and(|t| !t.done)
+    }
+
+    fn wants_audio(&self) -> bool {
+        self.audio.as_ref().is_some_and(|t| !t.done)
+    }
+
+    fn video(&mut self, frame: &frame::Video) -> Result<Flow, MediaError> {
+        let Some(time_base) = self.video.as_ref().filter(|t| !t.done).map(|t| t.input_time_base) else { return Ok(Flow::Continue) };
+        let past_end = self.past_end(frame.pts(), time_base);
+        let FileSink { muxer, video, .. } = self;
+        if let Some(track) = video.as_mut() {
+            if past_end {
+                track.done = true;
+            } else {
+                let stream = track.stream;
+                track.encoder.push(Some(frame), &mut |packet, tb| write_packet(muxer, stream, packet, tb))?;
+            }
+        }
+        Ok(if self.all_done() { Flow::Done } else { Flow::Continue })
+    }
+
+    fn audio(&mut self, frame: &frame::Audio) -> Result<Flow, MediaError> {
+        let Some(time_base) = self.audio.as_ref().filter(|t| !t.done).map(|t| t.input_time_base) else { return Ok(Flow::Continue) };
+        let past_end = self.past_end(frame.pts(), time_base);
+        let FileSink { muxer, audio, .. } = self;
+        if let Some(track) = audio.as_mut() {
+            if past_end {
+                track.done = true;
+            } else {
+                let stream = track.stream;
+                track.encoder.push(Some(frame), &mut |packet, tb| write_packet(muxer, stream, packet, tb))?;
+            }
+        }
+        Ok(if self.all_done() { Flow::Done } else { Flow::Continue })
+    }
+
+    /// Flush filters and encoders, then write the trailer.
+    fn finish(&mut self) -> Result<Produced, MediaError> {
+        let FileSink { muxer, video, audio, .. } = self;
+        if let Some(track) = video.as_mut() {
+            let stream = track.stream;
+            track.encoder.push(None, &mut |packet, tb| write_packet(muxer, stream, packet, tb))?;
+        }
+        if let Some(track) = audio.as_mut() {
+            let stream = track.stream;
+            track.encoder.push(None, &mut |packet, tb| write_packet(muxer, stream, packet, tb))?;
+        }
+        muxer.write_trailer().map_err(MediaError::at("writing the container trailer"))?;
+        Ok(Produced::File)
+    }
+}

@@ -1,0 +1,326 @@
+//! The input, demuxed and decoded once for every output of a job.
+//!
+//! Frame timestamps are made relative to the file's start (as the ffmpeg command does),
+//! filled in when missing and kept increasing, so that every output sees one clean
+//! timeline whatever the container did.
+
+use std::path::Path;
+use std::time::Duration;
+
+use ffmpeg::media::Type;
+use ffmpeg::{ChannelLayout, Rational, Rescale, codec, format, frame};
+use ffmpeg_next as ffmpeg;
+
+use super::MediaError;
+use super::probe::{main_stream, rotation_of};
+
+/// Read errors in a row after which the input is declared broken. Demuxers report a
+/// single damaged packet and resync; a truncated file keeps failing.
+const MAX_READ_ERRORS: u32 = 32;
+
+/// The colour description of decoded video, passed on to encoders so that what the
+/// input said about its pictures (HDR transfer, full range, ...) is not lost.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Colors {
+    pub primaries: ffmpeg::ffi::AVColorPrimaries,
+    pub transfer: ffmpeg::ffi::AVColorTransferCharacteristic,
+    pub space: ffmpeg::ffi::AVColorSpace,
+    pub range: ffmpeg::ffi::AVColorRange,
+}
+
+/// What a filter graph needs to know about the decoded video.
+#[derive(Debug, Clone)]
+pub(super) struct VideoFormat {
+    pub width: u32,
+    pub height: u32,
+    pub pix_fmt: format::Pixel,
+    pub time_base: Rational,
+    pub frame_rate: Rational,
+    pub aspect: Rational,
+    /// Degrees clockwise a player turns the pictures.
+    pub rotation: i32,
+    pub colors: Colors,
+}
+
+/// What a filter graph needs to know about the decoded audio.
+#[derive(Debug, Clone)]
+pub(super) struct AudioFormat {
+    pub rate: u32,
+    pub sample_format: format::Sample,
+    pub layout: ChannelLayout,
+    pub time_base: Rational,
+}
+
+/// A decoded frame and its time in seconds from the start of the input.
+pub(super) enum Decoded<'a> {
+    Video(&'a frame::Video, f64),
+    Audio(&'a frame::Audio, f64),
+}
+
+/// The open input: its demuxer and a decoder for the main video and audio streams.
+pub(super) struct Demuxer {
+    context: format::context::Input,
+    video: Option<VideoInput>,
+    audio: Option<AudioInput>,
+    /// Seconds, 0 when the container does not say.
+    pub duration: f64,
+    read_errors: u32,
+    /// Seconds decoded so far, for error messages.
+    position: f64,
+}
+
+impl Demuxer {
+    pub fn open(path: &Path) -> Result<Self, MediaError> {
+        let context = format::input(path).map_err(|source| MediaError::Open { path: path.display().to_string(), source })?;
+        // SAFETY: plain field of an open format context.
+        let start_time = unsafe { (*context.as_ptr()).start_time };
+        let start_time = if start_time == ffmpeg::ffi::AV_NOPTS_VALUE { 0 } else { start_time };
+        let duration = if context.duration() > 0 { context.duration() as f64 / f64::from(ffmpeg::ffi::AV_TIME_BASE) } else { 0.0 };
+        let video = match main_stream(&context, Type::Video).and_then(|i| context.stream(i)) {
+            Some(stream) => Some(VideoInput::open(&stream, start_time)?),
+            None => None,
+        };
+        let audio = match main_stream(&context, Type::Audio).and_then(|i| context.stream(i)) {
+            Some(stream) => Some(AudioInput::open(&stream, start_time)?),
+            None => None,
+        };
+        if video.is_none() && audio.is_none() {
+            return Err(MediaError::NoStreams);
+        }
+        Ok(Demuxer { context, video, audio, duration, read_errors: 0, position: 0.0 })
+    }
+
+    pub fn video_format(&self) -> Option<VideoFormat> {
+        self.video.as_ref().map(VideoInput::format)
+    }
+
+    pub fn audio_format(&self) -> Option<AudioFormat> {
+        self.audio.as_ref().map(AudioInput::format)
+    }
+
+    /// Read one packet and hand every frame it decodes to `each`; at the end of the
+    /// input, drain the decoders (frame threads and reordering hold some back) and
+    /// return `false`. Streams nobody wants are not decoded.
+    pub fn step(&mut self, want_video: bool, want_audio: bool, each: &mut dyn FnMut(Decoded<'_>)) -> Result<bool, MediaError> {
+        // av_read_frame does not release the packet it fills: start from a fresh one (the
+        // decoder took its own reference to the previous one's data).
+        let mut packet = ffmpeg::Packet::empty();
+        match packet.read(&mut self.context) {
+            Ok(()) => self.read_errors = 0,
+            Err(ffmpeg::Error::Eof) => {
+                if let Some(video) = self.video.as_mut().filter(|_| want_video) {
+                    video.decode(None, &mut |f, t| each(Decoded::Video(f, t)));
+                }
+                if let Some(audio) = self.audio.as_mut().filter(|_| want_audio) {
+                    audio.decode(None, &mut |f, t| each(Decoded::Audio(f, t)));
+                }
+                return Ok(false);
+            }
+            Err(ffmpeg::Error::Other { errno }) if errno == ffmpeg::util::error::EAGAIN => {
+                std::thread::sleep(Duration::from_millis(5));
+                return Ok(true);
+            }
+            Err(err) => {
+                self.read_errors += 1;
+                tracing::debug!(%err, read_errors = self.read_errors, "input read error");
+                if self.read_errors >= MAX_READ_ERRORS {
+                    return Err(MediaError::Corrupt(format!("reading the input failed at {:.1} s: {err}", self.position)));
+                }
+                return Ok(true);
+            }
+        }
+        let index = packet.stream();
+        let position = &mut self.position;
+        if let Some(video) = self.video.as_mut().filter(|v| v.index == index) {
+            if want_video {
+                video.decode(Some(&packet), &mut |f, t| {
+                    *position = position.max(t);
+                    each(Decoded::Video(f, t))
+                });
+            }
+        } else if let Some(audio) = self.audio.as_mut().filter(|a| a.index == index)
+            && want_audio
+        {
+            audio.decode(Some(&packet), &mut |f, t| {
+                *position = position.max(t);
+                each(Decoded::Audio(f, t))
+            });
+        }
+        Ok(true)
+    }
+}
+
+/// Threads "auto" and both kinds, as the ffmpeg command sets for every codec: frame
+/// threads for throughput, slice threads where a codec only has those.
+pub(super) fn auto_threads(context: &mut codec::context::Context) {
+    // SAFETY: plain fields of a codec context not yet opened.
+    unsafe {
+        let ctx = context.as_mut_ptr();
+        (*ctx).thread_count = 0;
+        (*ctx).thread_type = ffmpeg::ffi::FF_THREAD_FRAME | ffmpeg::ffi::FF_THREAD_SLICE;
+    }
+}
+
+struct VideoInput {
+    index: usize,
+    decoder: ffmpeg::decoder::Video,
+    frame: frame::Video,
+    time_base: Rational,
+    frame_rate: Rational,
+    rotation: i32,
+    /// The file's start time in this stream's time base, subtracted from every pts.
+    offset: i64,
+    frame_duration: i64,
+    last_pts: Option<i64>,
+}
+
+impl VideoInput {
+    fn open(stream: &format::stream::Stream, start_time: i64) -> Result<Self, MediaError> {
+        let mut context = codec::context::Context::from_parameters(stream.parameters()).map_err(MediaError::at("video decoder"))?;
+        auto_threads(&mut context);
+        let decoder = context
+            .decoder()
+            .video()
+            .map_err(|_| MediaError::Unsupported(format!("cannot decode the {} video in this file", stream.parameters().id().name())))?;
+        let time_base = stream.time_base();
+        let frame_rate = [stream.avg_frame_rate(), stream.rate()]
+            .into_iter()
+            .find(|r| r.numerator() > 0 && r.denominator() > 0)
+            .unwrap_or(Rational::new(25, 1));
+        let frame_duration = 1i64.rescale(frame_rate.invert(), time_base).max(1);
+        Ok(VideoInput {
+            index: stream.index(),
+            decoder,
+            frame: frame::Video::empty(),
+            time_base,
+            frame_rate,
+            rotation: rotation_of(stream),
+            offset: start_time.rescale(ffmpeg::rescale::TIME_BASE, time_base),
+            frame_duration,
+            last_pts: None,
+        })
+    }
+
+    fn format(&self) -> VideoFormat {
+        let aspect = self.decoder.aspect_ratio();
+        let aspect = if aspect.numerator() > 0 && aspect.denominator() > 0 { aspect } else { Rational::new(1, 1) };
+        // SAFETY: plain fields of an open decoder.
+        let colors = unsafe {
+            let ctx = self.decoder.as_ptr();
+            Colors { primaries: (*ctx).color_primaries, transfer: (*ctx).color_trc, space: (*ctx).colorspace, range: (*ctx).color_range }
+        };
+        VideoFormat {
+            width: self.decoder.width(),
+            height: self.decoder.height(),
+            pix_fmt: self.decoder.format(),
+            time_base: self.time_base,
+            frame_rate: self.frame_rate,
+            aspect,
+            rotation: self.rotation,
+            colors,
+        }
+    }
+
+    /// Decode one packet (or, with `None`, drain at end of input) and hand each frame and
+    /// its time in seconds to `each`. A damaged packet is skipped, as the ffmpeg command does.
+    fn decode(&mut self, packet: Option<&ffmpeg::Packet>, each: &mut dyn FnMut(&frame::Video, f64)) {
+        let sent = match packet {
+            Some(packet) => self.decoder.send_packet(packet),
+            None => self.decoder.send_eof(),
+        };
+        if let Err(err) = sent {
+            tracing::debug!(%err, "video packet skipped");
+        }
+        loop {
+            match self.decoder.receive_frame(&mut self.frame) {
+                Ok(()) => {}
+                Err(ffmpeg::Error::Eof) => break,
+                Err(ffmpeg::Error::Other { errno }) if errno == ffmpeg::util::error::EAGAIN => break,
+                Err(err) => {
+                    tracing::debug!(%err, "video frame lost");
+                    break;
+                }
+            }
+            let pts = match self.frame.timestamp() {
+                Some(pts) => pts - self.offset,
+                None => self.last_pts.map_or(0, |p| p + self.frame_duration),
+            };
+            if self.last_pts.is_some_and(|last| pts <= last) {
+                // A repeated or backwards timestamp cannot be muxed; drop the frame.
+                tracing::debug!(pts, "video frame with a non-increasing timestamp dropped");
+                continue;
+            }
+            self.last_pts = Some(pts);
+            self.frame.set_pts(Some(pts));
+            // The decoder's picture types would otherwise force each encoder's GOP
+            // structure to copy the input's (the ffmpeg command clears them too).
+            self.frame.set_kind(ffmpeg::picture::Type::None);
+            each(&self.frame, pts as f64 * f64::from(self.time_base));
+        }
+    }
+}
+
+struct AudioInput {
+    index: usize,
+    decoder: ffmpeg::decoder::Audio,
+    frame: frame::Audio,
+    time_base: Rational,
+    offset: i64,
+    next_pts: i64,
+}
+
+impl AudioInput {
+    fn open(stream: &format::stream::Stream, start_time: i64) -> Result<Self, MediaError> {
+        let context = codec::context::Context::from_parameters(stream.parameters()).map_err(MediaError::at("audio decoder"))?;
+        let mut decoder = context
+            .decoder()
+            .audio()
+            .map_err(|_| MediaError::Unsupported(format!("cannot decode the {} audio in this file", stream.parameters().id().name())))?;
+        // Some demuxers leave the packet time base unset; decoded pts are in the stream's.
+        decoder.set_packet_time_base(stream.time_base());
+        let time_base = stream.time_base();
+        Ok(AudioInput {
+            index: stream.index(),
+            decoder,
+            frame: frame::Audio::empty(),
+            time_base,
+            offset: start_time.rescale(ffmpeg::rescale::TIME_BASE, time_base),
+            next_pts: 0,
+        })
+    }
+
+    fn format(&self) -> AudioFormat {
+        let layout = if self.decoder.channel_layout().bits() != 0 {
+            self.decoder.channel_layout()
+        } else {
+            ChannelLayout::default(i32::from(self.decoder.channels()))
+        };
+        AudioFormat { rate: self.decoder.rate(), sample_format: self.decoder.format(), layout, time_base: self.time_base }
+    }
+
+    fn decode(&mut self, packet: Option<&ffmpeg::Packet>, each: &mut dyn FnMut(&frame::Audio, f64)) {
+        let sent = match packet {
+            Some(packet) => self.decoder.send_packet(packet),
+            None => self.decoder.send_eof(),
+        };
+        if let Err(err) = sent {
+            tracing::debug!(%err, "audio packet skipped");
+        }
+        loop {
+            match self.decoder.receive_frame(&mut self.frame) {
+                Ok(()) => {}
+                Err(ffmpeg::Error::Eof) => break,
+                Err(ffmpeg::Error::Other { errno }) if errno == ffmpeg::util::error::EAGAIN => break,
+                Err(err) => {
+                    tracing::debug!(%err, "audio frame lost");
+                    break;
+                }
+            }
+            let pts = self.frame.timestamp().map_or(self.next_pts, |pts| pts - self.offset);
+            let rate = self.frame.rate().max(1) as i32;
+            self.next_pts = pts + (self.frame.samples() as i64).rescale(Rational::new(1, rate), self.time_base);
+            self.frame.set_pts(Some(pts));
+            each(&self.frame, pts as f64 * f64::from(self.time_base));
+        }
+    }
+}
