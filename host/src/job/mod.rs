@@ -35,6 +35,9 @@ pub mod status {
     pub const INPUT_TRANSFERRED: &str = "input.transferred";
     pub const INPUT_FAILED: &str = "input.failed";
 
+    /// Between encoding a ladder and having every playlist in place.
+    pub const HTTPSTREAM_PACKAGING: &str = "httpstream.packaging";
+
     /// An output status: `<type>.<state>`, where the state word depends on the type
     /// (`video.encoded` but `image.created`, `httpstream.packaged`).
     pub fn output(output_type: &str, state: OutputState) -> String {

@@ -124,13 +124,21 @@ pub(super) struct VideoEncoder {
 }
 
 impl VideoEncoder {
-    pub fn open(plan: &VideoPlan, input: &VideoFormat, range: Option<&TimeRange>, global_header: bool) -> Result<Self, MediaError> {
+    /// Open an encoder for `plan`; `sar` is the output's sample aspect ratio (1:1 but
+    /// for ladder rungs, see [`Picture::sar`]).
+    pub fn open(
+        plan: &VideoPlan,
+        input: &VideoFormat,
+        range: Option<&TimeRange>,
+        sar: Rational,
+        global_header: bool,
+    ) -> Result<Self, MediaError> {
         let (codec, name) = find_encoder(&plan.codec)?;
         if plan.width == 0 || plan.height == 0 {
             return Err(MediaError::Unsupported(format!("invalid output size {}x{}", plan.width, plan.height)));
         }
         let tone_map = plan.tone_map && filters::is_hdr(input);
-        let mut graph = filters::video_graph(input, &video_chain(plan, input, range, tone_map))?;
+        let mut graph = filters::video_graph(input, &video_chain(plan, input, range, tone_map, sar))?;
         let time_base = filters::sink_time_base(&mut graph, input.time_base);
         let frame_rate = match plan.fps {
             // SAFETY: pure arithmetic.
@@ -146,7 +154,7 @@ impl VideoEncoder {
         encoder.set_format(output_pixel(plan)?);
         encoder.set_time_base(time_base);
         encoder.set_frame_rate(Some(frame_rate));
-        encoder.set_aspect_ratio(Rational::new(1, 1));
+        encoder.set_aspect_ratio(sar);
         // The context's default is 200 kbit/s, which quality modes (libvpx, SVT-AV1)
         // would read as a cap: no bitrate in the plan means none at all.
         encoder.set_bit_rate(plan.bitrate_kbps.map_or(0, |kbps| kbps as usize * 1000));
@@ -224,13 +232,25 @@ impl VideoEncoder {
                 clock.mark(&mut self.filtered, self.time_base);
             }
             self.encoder.send_frame(&self.filtered).map_err(MediaError::encoder(self.name, "encoding"))?;
-            drain(&mut self.encoder, self.name, &mut self.packet, self.time_base, emit)?;
+            self.drain(emit)?;
         }
         if frame.is_none() {
             self.encoder.send_eof().map_err(MediaError::encoder(self.name, "flushing"))?;
-            drain(&mut self.encoder, self.name, &mut self.packet, self.time_base, emit)?;
+            self.drain(emit)?;
         }
         Ok(())
+    }
+
+    /// Hand out ready packets. Encoders with a delay (x264, x265) leave durations unset;
+    /// muxers need them for the last frame (MP4's last sample, HLS's last segment).
+    fn drain(&mut self, emit: &mut Emit<'_>) -> Result<(), MediaError> {
+        let frame_duration = ffmpeg::Rescale::rescale(&1i64, self.frame_rate.invert(), self.time_base).max(1);
+        drain(&mut self.encoder, self.name, &mut self.packet, self.time_base, &mut |packet, tb| {
+            if packet.duration() <= 0 {
+                packet.set_duration(frame_duration);
+            }
+            emit(packet, tb)
+        })
     }
 }
 
@@ -244,7 +264,7 @@ fn output_pixel(plan: &VideoPlan) -> Result<ffmpeg::format::Pixel, MediaError> {
 /// The chain from decoded frames to what the encoder takes: the kept range, the planned
 /// rate (before scaling, so dropped frames are never scaled), tone mapping, size and
 /// turn, then the pixel format (or, for GIF, a palette made for these very frames).
-fn video_chain(plan: &VideoPlan, input: &VideoFormat, range: Option<&TimeRange>, tone_map: bool) -> String {
+fn video_chain(plan: &VideoPlan, input: &VideoFormat, range: Option<&TimeRange>, tone_map: bool, sar: Rational) -> String {
     let mut chain: Vec<String> = Vec::new();
     chain.extend(filters::video_trim(range));
     if let Some(fps) = plan.fps {
@@ -253,7 +273,8 @@ fn video_chain(plan: &VideoPlan, input: &VideoFormat, range: Option<&TimeRange>,
     if tone_map {
         chain.push(filters::TONE_MAP.into());
     }
-    let picture = Picture { width: plan.width, height: plan.height, fit: plan.fit, scaler: &plan.scaler, turn: input.rotation + plan.rotate };
+    let picture =
+        Picture { width: plan.width, height: plan.height, fit: plan.fit, scaler: &plan.scaler, turn: input.rotation + plan.rotate, sar };
     chain.extend(picture.chain());
     if plan.codec == "gif" {
         // palettegen sees every frame before paletteuse maps them: one palette fitted

@@ -12,7 +12,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -23,6 +23,7 @@ use super::MediaError;
 use super::file::FileSink;
 use super::filters::share;
 use super::image::{ImageSink, SpriteTile};
+use super::package::{Package, PackageSink};
 use super::input::{AudioFormat, Decoded, Demuxer, VideoFormat};
 use crate::types::OutputPlan;
 
@@ -48,12 +49,17 @@ pub enum Produced {
     File,
     /// Pictures (or sprite sheets) in order, and for sprites where each picture sits.
     Images { files: Vec<PathBuf>, tiles: Vec<SpriteTile> },
+    /// An HLS and/or DASH package in the target's directory.
+    Package(Package),
 }
 
 #[derive(Debug)]
 pub enum TranscodeEvent {
     /// Share of the input decoded, 0.0 to 1.0.
     Progress(f64),
+    /// A file of output `index` (a segment of a package) is complete and will not change:
+    /// it can be uploaded while the rest is still being made.
+    FileReady { index: usize, path: PathBuf },
     /// Output `index` is complete and closed (or has failed).
     OutputFinished { index: usize, result: Result<Produced, MediaError> },
 }
@@ -69,14 +75,16 @@ pub(super) enum Flow {
     Done,
 }
 
-/// What a lane runs: an output that takes decoded frames.
+/// What a lane runs: an output (or part of one) that takes decoded frames.
 pub(super) trait Sink: Send {
+    /// What the sink gives back when it is done.
+    type Done;
     fn wants_video(&self) -> bool;
     fn wants_audio(&self) -> bool;
     fn video(&mut self, frame: &frame::Video) -> Result<Flow, MediaError>;
     fn audio(&mut self, frame: &frame::Audio) -> Result<Flow, MediaError>;
     /// The input has ended: flush and close.
-    fn finish(&mut self) -> Result<Produced, MediaError>;
+    fn finish(&mut self) -> Result<Self::Done, MediaError>;
 }
 
 /// Produce every output from one decode of `input`. Blocking: run it on a blocking
@@ -106,30 +114,30 @@ pub fn transcode(input: &std::path::Path, targets: &[OutputTarget], events: Even
         }
     };
     let (video_format, audio_format) = (demuxer.video_format(), demuxer.audio_format());
-    let mut lanes = Vec::new();
+    let mut lanes: Vec<(usize, Lane<Produced>)> = Vec::new();
     for (index, target) in targets.iter().enumerate() {
-        let lane = open_sink(target, video_format.as_ref(), audio_format.as_ref(), demuxer.duration)
-            .and_then(|sink| Lane::spawn(index, sink, target.path.clone(), events.clone()));
+        let lane = open_sink(index, target, video_format.as_ref(), audio_format.as_ref(), demuxer.duration, &events)
+            .and_then(|sink| Lane::spawn(format!("copra-output-{index}"), sink, report(index, target.path.clone(), events.clone())));
         match lane {
-            Ok(lane) => lanes.push(lane),
+            Ok(lane) => lanes.push((index, lane)),
             Err(err) => settle(&mut results, index, Err(err)),
         }
     }
 
     let mut progress = Progress { duration: demuxer.duration, seconds: 0.0, last: None };
     // Lanes that stopped taking frames (done early, or failed), joined at the end.
-    let mut closed: Vec<Lane> = Vec::new();
+    let mut closed: Vec<(usize, Lane<Produced>)> = Vec::new();
     let outcome = loop {
         if cancel.load(Ordering::Relaxed) {
             break Err(MediaError::Cancelled);
         }
-        closed.extend(lanes.extract_if(.., |lane| !lane.open()));
+        closed.extend(lanes.extract_if(.., |(_, lane)| !lane.open()));
         if lanes.is_empty() {
             // Every output is done or has failed: decoding further would feed no one.
             break Ok(());
         }
-        let want_video = lanes.iter().any(|l| l.wants_video);
-        let want_audio = lanes.iter().any(|l| l.wants_audio);
+        let want_video = lanes.iter().any(|(_, l)| l.wants_video);
+        let want_audio = lanes.iter().any(|(_, l)| l.wants_audio);
         let step = demuxer.step(want_video, want_audio, &mut |decoded| {
             let seconds = match decoded {
                 Decoded::Video(_, t) | Decoded::Audio(_, t) => t,
@@ -137,8 +145,11 @@ pub fn transcode(input: &std::path::Path, targets: &[OutputTarget], events: Even
             if let Some(fraction) = progress.at(seconds) {
                 events(TranscodeEvent::Progress(fraction));
             }
-            for lane in lanes.iter_mut() {
-                lane.send(&decoded);
+            for (_, lane) in lanes.iter_mut() {
+                match decoded {
+                    Decoded::Video(frame, _) => lane.send_video(frame),
+                    Decoded::Audio(frame, _) => lane.send_audio(frame),
+                }
             }
         });
         match step {
@@ -151,12 +162,11 @@ pub fn transcode(input: &std::path::Path, targets: &[OutputTarget], events: Even
         Ok(()) => events(TranscodeEvent::Progress(1.0)),
         Err(err) => tracing::warn!(input = %input.display(), %err, "transcode stopped"),
     }
-    for lane in lanes.iter_mut() {
+    for (_, lane) in lanes.iter_mut() {
         lane.close(outcome.as_ref().err().cloned());
     }
-    for lane in lanes.into_iter().chain(closed) {
-        let (index, result) = lane.join();
-        results[index] = Some(result);
+    for (index, lane) in lanes.into_iter().chain(closed) {
+        results[index] = Some(lane.join());
     }
     let results: Vec<Result<Produced, MediaError>> = results.into_iter().map(|r| r.unwrap_or(Err(MediaError::Cancelled))).collect();
     tracing::info!(
@@ -170,20 +180,39 @@ pub fn transcode(input: &std::path::Path, targets: &[OutputTarget], events: Even
 }
 
 fn open_sink(
+    index: usize,
     target: &OutputTarget,
     video: Option<&VideoFormat>,
     audio: Option<&AudioFormat>,
     duration: f64,
-) -> Result<Box<dyn Sink>, MediaError> {
+    events: &EventSink,
+) -> Result<Box<dyn Sink<Done = Produced>>, MediaError> {
     let plan = &target.plan;
     if let Some(image) = &plan.image {
         let video = video.ok_or_else(|| MediaError::Unsupported("pictures need a video stream but the input has none".into()))?;
         return Ok(Box::new(ImageSink::open(image, &target.path, video, duration)?));
     }
-    if plan.packaging.is_some() {
-        return Err(MediaError::Unsupported("adaptive streaming packages are not produced by this engine yet".into()));
+    if let Some(packaging) = &plan.packaging {
+        let events = events.clone();
+        let ready = Box::new(move |path| events(TranscodeEvent::FileReady { index, path }));
+        return Ok(Box::new(PackageSink::open(packaging, plan.range.as_ref(), &target.path, video, audio, ready)?));
     }
     Ok(Box::new(FileSink::open(plan, &target.path, video, audio)?))
+}
+
+/// What a lane does with its output's result: log it, clean up after a failure, and
+/// tell the caller at once (other outputs may still be running).
+fn report(index: usize, path: PathBuf, events: EventSink) -> Box<dyn FnOnce(&Result<Produced, MediaError>) + Send> {
+    Box::new(move |result| {
+        match result {
+            Ok(_) => tracing::info!(output = index, path = %path.display(), "output finished"),
+            Err(err) => {
+                tracing::warn!(output = index, path = %path.display(), %err, "output failed");
+                remove_output(&path);
+            }
+        }
+        events(TranscodeEvent::OutputFinished { index, result: result.clone() });
+    })
 }
 
 /// A failed output leaves nothing behind that could be mistaken for a result.
@@ -222,80 +251,79 @@ enum Message {
     Abort(MediaError),
 }
 
-/// One output's thread and the sending end of its frame queue.
-struct Lane {
-    index: usize,
+/// A sink's thread and the sending end of its frame queue.
+pub(super) struct Lane<T> {
     sender: Option<SyncSender<Message>>,
-    handle: JoinHandle<Result<Produced, MediaError>>,
-    wants_video: bool,
-    wants_audio: bool,
+    handle: Option<JoinHandle<Result<T, MediaError>>>,
+    pub wants_video: bool,
+    pub wants_audio: bool,
 }
 
-impl Lane {
-    fn spawn(index: usize, sink: Box<dyn Sink>, path: PathBuf, events: EventSink) -> Result<Self, MediaError> {
+impl<T: Send + 'static> Lane<T> {
+    /// Start `sink` on a thread of its own; `report` sees its result on that thread.
+    pub fn spawn(
+        name: String,
+        sink: Box<dyn Sink<Done = T>>,
+        report: Box<dyn FnOnce(&Result<T, MediaError>) + Send>,
+    ) -> Result<Self, MediaError> {
         let (sender, receiver) = sync_channel(LANE_DEPTH);
         let (wants_video, wants_audio) = (sink.wants_video(), sink.wants_audio());
         let span = tracing::Span::current();
         let handle = std::thread::Builder::new()
-            .name(format!("copra-output-{index}"))
+            .name(name)
             .spawn(move || {
                 let _span = span.enter();
                 let result = run_lane(sink, receiver);
-                match &result {
-                    Ok(_) => tracing::info!(output = index, path = %path.display(), "output finished"),
-                    Err(err) => {
-                        tracing::warn!(output = index, path = %path.display(), %err, "output failed");
-                        remove_output(&path);
-                    }
-                }
-                events(TranscodeEvent::OutputFinished { index, result: result.clone() });
+                report(&result);
                 result
             })
             .map_err(|err| MediaError::Unsupported(format!("cannot start a thread for the output: {err}")))?;
-        Ok(Lane { index, sender: Some(sender), handle, wants_video, wants_audio })
+        Ok(Lane { sender: Some(sender), handle: Some(handle), wants_video, wants_audio })
     }
 
     /// Whether the lane still takes frames.
-    fn open(&self) -> bool {
+    pub fn open(&self) -> bool {
         self.sender.is_some()
     }
 
-    /// Queue a new reference to the frame; a lane that has stopped listening (done or
-    /// failed) is closed.
-    fn send(&mut self, decoded: &Decoded<'_>) {
+    pub fn send_video(&mut self, frame: &frame::Video) {
+        if self.wants_video {
+            self.send(share(frame, frame::Video::empty()).map(Message::Video));
+        }
+    }
+
+    pub fn send_audio(&mut self, frame: &frame::Audio) {
+        if self.wants_audio {
+            self.send(share(frame, frame::Audio::empty()).map(Message::Audio));
+        }
+    }
+
+    /// Queue a message; a lane that has stopped listening (done or failed) is closed.
+    fn send(&mut self, message: Result<Message, MediaError>) {
         let Some(sender) = &self.sender else { return };
-        let message = match decoded {
-            Decoded::Video(f, _) if self.wants_video => share(*f, frame::Video::empty()).map(Message::Video),
-            Decoded::Audio(f, _) if self.wants_audio => share(*f, frame::Audio::empty()).map(Message::Audio),
-            _ => return,
-        };
-        let message = message.unwrap_or_else(Message::Abort);
-        if sender.send(message).is_err() {
+        if sender.send(message.unwrap_or_else(Message::Abort)).is_err() {
             self.sender = None;
         }
     }
 
     /// No more frames: finish normally, or give up with `error`.
-    fn close(&mut self, error: Option<MediaError>) {
+    pub fn close(&mut self, error: Option<MediaError>) {
         if let Some(sender) = self.sender.take() {
-            let message = error.map_or(Message::End, Message::Abort);
-            match sender.try_send(message) {
-                Ok(()) | Err(TrySendError::Disconnected(_)) => {}
-                // The queue is full: wait for room (the lane is working through it).
-                Err(TrySendError::Full(message)) => {
-                    let _ = sender.send(message);
-                }
-            }
+            // Waits for room if the queue is full: the lane is working through it.
+            let _ = sender.send(error.map_or(Message::End, Message::Abort));
         }
     }
 
-    fn join(self) -> (usize, Result<Produced, MediaError>) {
-        let result = self.handle.join().unwrap_or_else(|_| Err(MediaError::Unsupported("the output's thread panicked".into())));
-        (self.index, result)
+    /// Wait for the lane's result.
+    pub fn join(mut self) -> Result<T, MediaError> {
+        match self.handle.take() {
+            Some(handle) => handle.join().unwrap_or_else(|_| Err(MediaError::Unsupported("the output's thread panicked".into()))),
+            None => Err(MediaError::Cancelled),
+        }
     }
 }
 
-fn run_lane(mut sink: Box<dyn Sink>, receiver: Receiver<Message>) -> Result<Produced, MediaError> {
+fn run_lane<T>(mut sink: Box<dyn Sink<Done = T>>, receiver: Receiver<Message>) -> Result<T, MediaError> {
     loop {
         let flow = match receiver.recv() {
             Ok(Message::Video(frame)) => sink.video(&frame)?,

@@ -63,7 +63,7 @@ impl FileSink {
 
         let video = match (&plan.video, video_in) {
             (Some(video_plan), Some(input)) => {
-                let encoder = VideoEncoder::open(video_plan, input, range, global_header)?;
+                let encoder = VideoEncoder::open(video_plan, input, range, Rational::new(1, 1), global_header)?;
                 let stream = add_stream(&mut muxer, encoder.context(), encoder.time_base, Some(encoder.frame_rate))?;
                 if encoder.name == "libx265" && matches!(plan.container.as_str(), "mp4" | "mov") {
                     // `hvc1` (parameter sets in the header only) is what Apple players require.
@@ -113,6 +113,10 @@ pub(super) fn add_stream(
     let mut stream = muxer.add_stream(codec).map_err(MediaError::at("adding a stream"))?;
     stream.set_parameters(encoder);
     stream.set_time_base(time_base);
+    // Muxers read the pixel aspect from the stream itself (DASH checks its adaptation
+    // sets with it), not only from the codec parameters.
+    // SAFETY: plain fields of the encoder's context and of the new stream.
+    unsafe { (*stream.as_mut_ptr()).sample_aspect_ratio = (*encoder.as_ptr()).sample_aspect_ratio };
     if let Some(rate) = frame_rate {
         stream.set_avg_frame_rate(rate);
     }
@@ -150,6 +154,8 @@ pub(super) fn write_packet(
 }
 
 impl Sink for FileSink {
+    type Done = Produced;
+
     fn wants_video(&self) -> bool {
         self.video.as_ref().is_some_and(|t| !t.done)
     }

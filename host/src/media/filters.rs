@@ -19,6 +19,9 @@ pub(super) struct Picture<'a> {
     pub scaler: &'a str,
     /// Total clockwise turn: the input's rotation metadata plus what the plan adds.
     pub turn: i32,
+    /// Sample aspect ratio of the output pixels: square (1:1) except in ladders, whose
+    /// rungs must all display at one aspect although their even sizes differ slightly.
+    pub sar: Rational,
 }
 
 impl Picture<'_> {
@@ -42,7 +45,7 @@ impl Picture<'_> {
             270 => chain.push("transpose=cclock".into()),
             _ => {}
         }
-        chain.push("setsar=1".into());
+        chain.push(format!("setsar={}/{}", self.sar.numerator(), self.sar.denominator()));
         chain
     }
 }
@@ -175,14 +178,14 @@ mod tests {
     use super::*;
 
     fn picture(width: u32, height: u32, fit: Fit, turn: i32) -> Vec<String> {
-        Picture { width, height, fit, scaler: "lanczos", turn }.chain()
+        Picture { width, height, fit, scaler: "lanczos", turn, sar: Rational::new(1, 1) }.chain()
     }
 
     #[test]
     fn scaling_happens_on_the_turned_size() {
-        assert_eq!(picture(406, 720, Fit::Stretch, 90), ["scale=720:406:flags=lanczos", "transpose=clock", "setsar=1"]);
-        assert_eq!(picture(1280, 720, Fit::Stretch, 0), ["scale=1280:720:flags=lanczos", "setsar=1"]);
-        assert_eq!(picture(1280, 720, Fit::Stretch, 180), ["scale=1280:720:flags=lanczos", "hflip,vflip", "setsar=1"]);
+        assert_eq!(picture(406, 720, Fit::Stretch, 90), ["scale=720:406:flags=lanczos", "transpose=clock", "setsar=1/1"]);
+        assert_eq!(picture(1280, 720, Fit::Stretch, 0), ["scale=1280:720:flags=lanczos", "setsar=1/1"]);
+        assert_eq!(picture(1280, 720, Fit::Stretch, 180), ["scale=1280:720:flags=lanczos", "hflip,vflip", "setsar=1/1"]);
         assert_eq!(picture(1280, 720, Fit::Stretch, -90)[1], "transpose=cclock");
     }
 

@@ -74,7 +74,8 @@ impl ImageSink {
         let (codec, name) = find_encoder(&plan.codec)?;
         std::fs::create_dir_all(dir).map_err(|e| MediaError::Unsupported(format!("cannot create {}: {e}", dir.display())))?;
 
-        let picture = Picture { width: plan.width, height: plan.height, fit: plan.fit, scaler: "bicubic", turn: input.rotation };
+        let picture =
+            Picture { width: plan.width, height: plan.height, fit: plan.fit, scaler: "bicubic", turn: input.rotation, sar: Rational::new(1, 1) };
         // Image formats are 8-bit SDR: an HDR input would look washed out untouched.
         let mut chain: Vec<String> = filters::is_hdr(input).then(|| filters::TONE_MAP.to_string()).into_iter().collect();
         chain.extend(picture.chain());
@@ -197,6 +198,8 @@ impl ImageSink {
 }
 
 impl Sink for ImageSink {
+    type Done = Produced;
+
     fn wants_video(&self) -> bool {
         self.next < self.plan.times.len()
     }

@@ -3,19 +3,23 @@
 //! of HTTP, databases or plugins: it takes plans and paths, and gives back files.
 //!
 //! `input` demuxes and decodes; `engine` fans decoded frames out to one thread per
-//! output; `filters` builds the graphs; `encode` wraps encoders; `file`, `image` are
-//! the kinds of output; `probe` describes files.
+//! output; `filters` builds the graphs; `encode` wraps encoders; `file`, `image` and
+//! `package` (HLS/DASH, with `codecs` for their codec strings) are the kinds of output;
+//! `probe` describes files.
 
+mod codecs;
 mod encode;
 mod engine;
 mod file;
 mod filters;
 mod image;
 mod input;
+mod package;
 mod probe;
 
 pub use engine::{EventSink, OutputTarget, Produced, TranscodeEvent, transcode};
 pub use image::SpriteTile;
+pub use package::Package;
 pub use probe::probe;
 
 use ffmpeg_next as ffmpeg;

@@ -93,6 +93,7 @@ fn run(input: &Path, targets: &[OutputTarget]) -> (Results, Vec<f64>, Vec<usize>
         Arc::new(move |event| match event {
             TranscodeEvent::Progress(p) => progress.lock().unwrap().push(p),
             TranscodeEvent::OutputFinished { index, .. } => finished.lock().unwrap().push(index),
+            TranscodeEvent::FileReady { .. } => {}
         })
     };
     let results = transcode(input, targets, events, &AtomicBool::new(false));
@@ -754,4 +755,113 @@ fn unknown_encoder_option_is_refused() {
     let (results, _, _) = run(&input, std::slice::from_ref(&target));
     let err = results[0].as_ref().expect_err("refused");
     assert!(err.to_string().contains("no-such-option"), "{err}");
+}
+
+// ---- adaptive streaming ----
+
+fn ladder(fmp4: bool, dash: bool) -> OutputPlan {
+    let rung = |name: &str, width: u32, height: u32, maxrate: &str| {
+        let mut video = video_plan("h264", width, height);
+        video.keyframe_interval = Some(1.0);
+        video.encoder_options.push(("maxrate".into(), maxrate.into()));
+        video.encoder_options.push(("bufsize".into(), maxrate.into()));
+        crate::types::VariantPlan { name: name.into(), video: Some(video), audio: Some(AudioPlan { codec: "aac".into(), bitrate_kbps: 96, sample_rate: 48000, channels: 2 }) }
+    };
+    OutputPlan {
+        output_type: OutputType::Httpstream,
+        container: "httpstream".into(),
+        extension: "m3u8".into(),
+        mime_type: "application/vnd.apple.mpegurl".into(),
+        video: None,
+        audio: None,
+        range: None,
+        image: None,
+        packaging: Some(crate::types::StreamPlan {
+            // 854x480 is not exactly 16:9: DASH needs it to display as the others do.
+            variants: vec![rung("360p", 640, 360, "800k"), rung("240p", 426, 240, "400k"), rung("180p", 320, 180, "300k")],
+            segment_duration: 2.0,
+            hls: Some(crate::types::HlsPlan { fmp4 }),
+            dash,
+        }),
+    }
+}
+
+/// Key frame times of a playlist's (or file's) video, per ffprobe.
+fn keyframe_times(path: &Path) -> Vec<f64> {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time,flags", "-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .expect("ffprobe runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains('K'))
+        .filter_map(|l| l.split(',').next()?.parse::<f64>().ok())
+        .map(|t| (t * 1000.0).round() / 1000.0)
+        .collect()
+}
+
+#[test]
+fn ladder_packaged_as_hls_and_dash_from_one_encode() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = ffmpeg_cli(
+        dir.path(),
+        "in.mp4",
+        &[
+            "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=5",
+            "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=5",
+            "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-shortest",
+        ],
+        &[],
+    );
+    for (fmp4, dash) in [(true, true), (false, false)] {
+        let out = dir.path().join(format!("pkg-{fmp4}"));
+        let target = OutputTarget { plan: ladder(fmp4, dash), path: out.clone() };
+        let ready = Arc::new(Mutex::new(Vec::new()));
+        let events: EventSink = {
+            let ready = ready.clone();
+            Arc::new(move |event| {
+                if let TranscodeEvent::FileReady { path, .. } = event {
+                    ready.lock().unwrap().push(path);
+                }
+            })
+        };
+        let results = transcode(&input, std::slice::from_ref(&target), events, &AtomicBool::new(false));
+        let Ok(Produced::Package(package)) = &results[0] else { panic!("{results:?}") };
+        assert_eq!(package.hls_master.as_deref(), Some(Path::new("hls/master.m3u8")));
+        assert_eq!(package.dash_manifest.is_some(), dash);
+        // Masters come last, after every media playlist and segment.
+        let masters = if dash { 2 } else { 1 };
+        let tail: Vec<_> = package.files.iter().rev().take(masters).filter_map(|p| p.file_name()?.to_str()).collect();
+        assert!(tail.iter().all(|n| *n == "master.m3u8" || *n == "master.mpd"), "{:?}", package.files);
+
+        // Segments were announced while encoding, under their final names, and exist.
+        let ready = ready.lock().unwrap().clone();
+        let extension = if fmp4 { "m4s" } else { "ts" };
+        assert!(ready.iter().filter(|p| p.extension().is_some_and(|e| e == extension)).count() >= 6, "{ready:?}");
+        assert!(ready.iter().all(|p| p.exists() && !p.to_string_lossy().ends_with(".tmp")), "{ready:?}");
+
+        let master = std::fs::read_to_string(out.join("hls/master.m3u8")).unwrap();
+        assert!(master.contains("RESOLUTION=640x360") && master.contains("RESOLUTION=320x180"), "{master}");
+        assert!(master.contains("CODECS=\"avc1.") && master.contains("mp4a.40.2"), "{master}");
+        assert!(master.contains("FRAME-RATE=25.000") && master.contains("AVERAGE-BANDWIDTH="), "{master}");
+        // Every rung keyframes at the same instants: 0, 1, 2, 3, 4 s.
+        let k360 = keyframe_times(&out.join("hls/360p/index.m3u8"));
+        let k180 = keyframe_times(&out.join("hls/180p/index.m3u8"));
+        let k240 = keyframe_times(&out.join("hls/240p/index.m3u8"));
+        assert_eq!(k360, k180);
+        assert_eq!(k360, k240);
+        let first = k360[0];
+        assert_eq!(k360.iter().map(|t| t - first).collect::<Vec<_>>(), vec![0.0, 1.0, 2.0, 3.0, 4.0]);
+        // ffprobe reads the whole master playlist: both rungs and the audio.
+        let streams = ffprobe_streams(&out.join("hls/master.m3u8"), "stream=codec_type,width");
+        assert!(streams.iter().filter(|s| s["codec_type"] == "video").count() >= 3, "{streams:?}");
+        assert!(streams.iter().any(|s| s["codec_type"] == "audio"), "{streams:?}");
+        if dash {
+            let mpd = std::fs::read_to_string(out.join("dash/master.mpd")).unwrap();
+            assert_eq!(mpd.matches("<Representation ").count(), 4, "{mpd}");
+            assert_eq!(mpd.matches("<AdaptationSet ").count(), 2, "{mpd}");
+            assert!(!mpd.contains("bandwidth=\"0\""), "{mpd}");
+        }
+    }
 }

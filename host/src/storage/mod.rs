@@ -110,11 +110,18 @@ impl Destination {
 /// Stream a finished file to `key` of an opendal operator.
 async fn upload_opendal(operator: &Operator, file: &Path, key: &str, content_type: &str) -> Result<(), StorageError> {
     let upload_err = |source| StorageError::Upload { key: key.to_string(), source };
-    let mut writer = operator.writer_with(key).content_type(content_type).chunk(CHUNK).concurrent(4).await.map_err(upload_err)?;
+    // Open the file first: a writer, once made, must be closed or aborted.
     let mut source = tokio::fs::File::open(file).await?;
+    let mut writer = operator.writer_with(key).content_type(content_type).chunk(CHUNK).concurrent(4).await.map_err(upload_err)?;
     loop {
         let mut buf = Vec::with_capacity(CHUNK);
-        let read = (&mut source).take(CHUNK as u64).read_to_end(&mut buf).await?;
+        let read = match (&mut source).take(CHUNK as u64).read_to_end(&mut buf).await {
+            Ok(read) => read,
+            Err(err) => {
+                let _ = writer.abort().await;
+                return Err(err.into());
+            }
+        };
         if read == 0 {
             break;
         }

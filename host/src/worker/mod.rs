@@ -4,7 +4,8 @@
 //! It owns the order of things and the statuses; the actual work is done by `storage`
 //! (bytes), `media` (FFmpeg, on a blocking thread) and `plugins` (decisions).
 
-use std::path::{Path, PathBuf};
+use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -14,12 +15,12 @@ use serde_json::{Value, json};
 use tokio::sync::{Notify, Semaphore, mpsc};
 use tracing::Instrument;
 
+mod upload;
 mod vtt;
 
 use crate::config::Config;
 use crate::db::{self, jobs::OutputUpdate, output};
 use crate::job::status::{self, OutputState};
-use crate::job::spec::numbered_path;
 use crate::job::{JobSpec, OutputSpec, view};
 use crate::media::{self, OutputTarget, Produced, TranscodeEvent};
 use crate::plugins::Plugins;
@@ -349,7 +350,15 @@ impl JobRun<'_> {
             tokio::task::spawn_blocking(move || media::transcode(&input, &targets, events, &cancel))
         };
 
+        let store = upload::Store {
+            plugins: self.worker.plugins.clone(),
+            destination: destination.clone(),
+            service: self.spec.storage_service().to_string(),
+            storage_json: self.spec.storage.to_string(),
+        };
         let mut uploads = tokio::task::JoinSet::new();
+        // Segments of packages being sent while their ladders still encode.
+        let mut segments: HashMap<usize, upload::Segments> = HashMap::new();
         let mut last_progress = Instant::now() - PROGRESS_EVERY;
         while let Some(event) = rx.recv().await {
             match event {
@@ -361,21 +370,29 @@ impl JobRun<'_> {
                         db::jobs::set_progress(self.db(), self.job_id, percent).await?;
                     }
                 }
+                TranscodeEvent::FileReady { index, path } => {
+                    let Some(done) = planned.get(index) else { continue };
+                    segments.entry(index).or_default().send(&store, &done.spec, &done.target.path, path);
+                }
                 TranscodeEvent::OutputFinished { index, result } => {
                     let Some(done) = planned.get(index) else { continue };
+                    // A failed package's segments in flight are dropped (their tasks abort).
+                    let sent = segments.remove(&index).unwrap_or_default();
                     match result {
                         Ok(produced) => {
-                            let upload = Upload {
+                            if matches!(produced, Produced::Package(_)) {
+                                let update = OutputUpdate { status: Some(status::HTTPSTREAM_PACKAGING.into()), ..Default::default() };
+                                db::jobs::update_output(self.db(), done.row.id, update).await?;
+                            }
+                            let upload = upload::Upload {
                                 http: self.worker.http.clone(),
-                                plugins: self.worker.plugins.clone(),
-                                destination: destination.clone(),
-                                storage_service: self.spec.storage_service().to_string(),
-                                storage_json: self.spec.storage.to_string(),
+                                store: store.clone(),
                                 row: done.row.clone(),
                                 spec: done.spec.clone(),
                                 path: done.target.path.clone(),
                                 produced,
                                 mime_type: done.target.plan.mime_type.clone(),
+                                segments: sent,
                             };
                             uploads.spawn(upload.run().instrument(tracing::Span::current()));
                         }
@@ -390,9 +407,8 @@ impl JobRun<'_> {
         while let Some(finished) = uploads.join_next().await {
             let (row, result) = finished?;
             match result {
-                Ok(Uploaded { url, urls, metadata }) => {
-                    let update =
-                        OutputUpdate { url: url.clone(), urls: urls.map(|u| json!(u)), metadata: Some(metadata.clone()), ..Default::default() };
+                Ok(upload::Uploaded { url, urls, metadata }) => {
+                    let update = OutputUpdate { url: url.clone(), urls, metadata: Some(metadata.clone()), ..Default::default() };
                     self.set_output(&row, OutputState::Done, update).await?;
                     let outputs = db::jobs::outputs(self.db(), self.job_id).await?;
                     let data = outputs.iter().find(|o| o.id == row.id).map(view::output_view).unwrap_or(Value::Null);
@@ -407,135 +423,3 @@ impl JobRun<'_> {
     }
 }
 
-/// Everything one output's upload needs, owned, so it can run as its own task.
-struct Upload {
-    http: reqwest::Client,
-    plugins: Arc<Plugins>,
-    destination: Destination,
-    storage_service: String,
-    storage_json: String,
-    row: output::Model,
-    spec: OutputSpec,
-    /// The target path the engine wrote to (a file, or a directory of pictures).
-    path: PathBuf,
-    produced: Produced,
-    mime_type: String,
-}
-
-/// Where an output ended up: one `url`, or `urls` for pictures (and for sprites the
-/// WebVTT map as `url`), and the metadata of what was made.
-struct Uploaded {
-    url: Option<String>,
-    urls: Option<Vec<String>>,
-    metadata: Value,
-}
-
-/// Pictures uploaded at once; thumbnails are small and many.
-const PICTURE_UPLOADS: usize = 8;
-
-impl Upload {
-    /// Upload what the output produced, then probe it for the output's metadata.
-    async fn run(self) -> (output::Model, Result<Uploaded, String>) {
-        let result = match &self.produced {
-            Produced::File => self.upload_file().await,
-            Produced::Images { files, tiles } => self.upload_pictures(files, tiles).await,
-        };
-        (self.row, result)
-    }
-
-    async fn upload_file(&self) -> Result<Uploaded, String> {
-        let url = match (&self.spec.url, &self.spec.path) {
-            (Some(url), _) => {
-                storage::put_http(&self.http, url, &self.path, &self.mime_type).await.map_err(|e| e.to_string())?;
-                url.clone()
-            }
-            (None, Some(path)) => self.store(&self.path, path, &self.mime_type).await?,
-            (None, None) => return Err("The output has neither a 'path' nor a 'url'.".into()),
-        };
-        let metadata = probe_metadata(&self.path).await?;
-        Ok(Uploaded { url: Some(url), urls: None, metadata })
-    }
-
-    /// Upload each picture to its numbered path (`thumb_%.2d.jpg` → `thumb_01.jpg`, ...)
-    /// and, for sprites, the WebVTT map that points into the sheets.
-    async fn upload_pictures(&self, files: &[PathBuf], tiles: &[media::SpriteTile]) -> Result<Uploaded, String> {
-        use futures::StreamExt;
-        let pattern = self.spec.path.as_deref().ok_or("The output has no 'path'.")?;
-        let pattern = numbered_pattern(pattern, files.len());
-        // Owned pairs: a stream of futures borrowing from an iterator is not `Send`-able.
-        let jobs: Vec<(PathBuf, String)> =
-            files.iter().enumerate().map(|(i, file)| (file.clone(), numbered_path(&pattern, i as u32 + 1))).collect();
-        let urls: Vec<String> = futures::stream::iter(jobs)
-            .map(|(file, path)| async move { self.store(&file, &path, &self.mime_type).await })
-            .buffered(PICTURE_UPLOADS)
-            .collect::<Vec<_>>()
-            .await
-            .into_iter()
-            .collect::<Result<_, _>>()?;
-        let url = if tiles.is_empty() {
-            None
-        } else {
-            let vtt_path = self.spec.string_param("vtt").map(str::to_string).unwrap_or_else(|| default_vtt_path(&pattern));
-            let map = self.path.join("sprite.vtt");
-            tokio::fs::write(&map, vtt::render(tiles, &urls)).await.map_err(|e| format!("writing the WebVTT map: {e}"))?;
-            Some(self.store(&map, &vtt_path, "text/vtt").await?)
-        };
-        let first = files.first().ok_or("No picture was produced.")?;
-        let metadata = probe_metadata(first).await?;
-        Ok(Uploaded { url, urls: Some(urls), metadata })
-    }
-
-    /// Send one file to the job's storage at `path` (relative to the storage block).
-    async fn store(&self, file: &Path, path: &str, mime_type: &str) -> Result<String, String> {
-        let key = self.plugins.storage_object_key(&self.storage_service, &self.storage_json, path).await.map_err(|e| e.to_string())?;
-        self.destination.upload(file, &key, mime_type).await.map_err(|e| e.to_string())
-    }
-}
-
-/// The ffprobe-shaped description of a produced file.
-async fn probe_metadata(file: &Path) -> Result<Value, String> {
-    let file = file.to_path_buf();
-    let probed = tokio::task::spawn_blocking(move || media::probe(&file)).await.map_err(|e| e.to_string())?;
-    probed.map(|(_, metadata)| metadata).map_err(|e| format!("The encoded file could not be read back: {e}"))
-}
-
-/// A path for `count` files: as given when it has a number placeholder (`%d`,
-/// `%.2d`, `#num#`) or names one file; else numbered before its extension
-/// (`thumb.jpg` → `thumb_%d.jpg`) so pictures do not overwrite each other.
-fn numbered_pattern(path: &str, count: usize) -> String {
-    if count <= 1 || numbered_path(path, 1) != numbered_path(path, 2) {
-        return path.to_string();
-    }
-    match path.rsplit_once('.') {
-        Some((stem, ext)) if !ext.contains('/') => format!("{stem}_%d.{ext}"),
-        _ => format!("{path}_%d"),
-    }
-}
-
-/// Where a sprite's WebVTT map goes when the output does not say: beside the sheets.
-fn default_vtt_path(pattern: &str) -> String {
-    match pattern.rsplit_once('/') {
-        Some((dir, _)) => format!("{dir}/thumbnails.vtt"),
-        None => "thumbnails.vtt".to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn several_pictures_never_share_a_path() {
-        assert_eq!(numbered_pattern("thumb_%.2d.jpg", 10), "thumb_%.2d.jpg");
-        assert_eq!(numbered_pattern("/t/#num#.png", 3), "/t/#num#.png");
-        assert_eq!(numbered_pattern("/t/poster.jpg", 1), "/t/poster.jpg");
-        assert_eq!(numbered_pattern("/t/thumb.jpg", 4), "/t/thumb_%d.jpg");
-        assert_eq!(numbered_pattern("/t.d/thumb", 4), "/t.d/thumb_%d");
-    }
-
-    #[test]
-    fn vtt_goes_beside_the_sheets() {
-        assert_eq!(default_vtt_path("/sprites/sheet_%d.jpg"), "/sprites/thumbnails.vtt");
-        assert_eq!(default_vtt_path("sheet_%d.jpg"), "thumbnails.vtt");
-    }
-}
