@@ -27,6 +27,11 @@ impl ApiError {
         ApiError::Internal(err.into())
     }
 
+    /// The HTTP status this error answers with, whichever API's body shape carries it.
+    pub(super) fn status(&self) -> StatusCode {
+        self.status_and_code().0
+    }
+
     fn status_and_code(&self) -> (StatusCode, &str) {
         match self {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "authentication_failed"),

@@ -23,12 +23,25 @@ async fn create(State(state): State<AppState>, key: ApiKey, body: Bytes) -> Resu
     let body: Value = serde_json::from_slice(&body)
         .map_err(|e| JobError::invalid("request_not_valid", format!("The request body is not valid JSON: {e}.")))?;
     let spec = JobSpec::parse(&body)?;
+    let (job, outputs) = submit(&state, &key, spec, "coconut_v2").await?;
+    Ok((StatusCode::CREATED, Json(view::job_view(&job, &outputs))))
+}
+
+/// Validate a job through the plugins, store it with its outputs and wake the worker.
+/// Every API submits through here, so a job translated from another API (Octet's) is
+/// checked, queued and run exactly like a Coconut one. `api` only labels the log line.
+pub(super) async fn submit(
+    state: &AppState,
+    key: &ApiKey,
+    spec: JobSpec,
+    api: &'static str,
+) -> Result<(job::Model, Vec<output::Model>), ApiError> {
     let output_types = validate(&spec, &state.plugins).await?;
 
     let id = crate::random_id(14);
     let job = job::Model {
         id: id.clone(),
-        owner: key.owner,
+        owner: key.owner.clone(),
         status: status::JOB_STARTING.into(),
         input_status: status::INPUT_STARTING.into(),
         progress: 0,
@@ -62,10 +75,9 @@ async fn create(State(state): State<AppState>, key: ApiKey, body: Bytes) -> Resu
         .collect();
     db::jobs::insert(&state.db, job, outputs).await?;
     state.job_arrived.notify_one();
-    tracing::info!(job_id = %id, outputs = spec.outputs.len(), "job accepted");
+    tracing::info!(job_id = %id, api, outputs = spec.outputs.len(), "job accepted");
 
-    let (job, outputs) = db::jobs::find(&state.db, &id, None).await?.ok_or_else(|| ApiError::internal(anyhow::anyhow!("job {id} vanished")))?;
-    Ok((StatusCode::CREATED, Json(view::job_view(&job, &outputs))))
+    db::jobs::find(&state.db, &id, None).await?.ok_or_else(|| ApiError::internal(anyhow::anyhow!("job {id} vanished")))
 }
 
 async fn show(State(state): State<AppState>, key: ApiKey, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {

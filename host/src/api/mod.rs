@@ -1,4 +1,5 @@
-//! The HTTP room: routes of the Coconut v2 API and the files of the `local` storage.
+//! The HTTP room: routes of the Coconut v2 API, of Octet's v0 API, and the files of the
+//! `local` storage.
 //! Handlers are thin: they authenticate, parse, call into `job`/`db`, and shape JSON.
 
 mod admin;
@@ -7,6 +8,7 @@ mod error;
 mod files;
 mod jobs;
 mod metadata;
+mod octet;
 
 use std::sync::Arc;
 
@@ -38,6 +40,7 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .nest("/v2", jobs::router().merge(metadata::router()))
+        .nest("/v0", octet::router())
         .nest("/admin", admin::router())
         .merge(files::router())
         .route("/health", axum::routing::get(health))

@@ -1,5 +1,6 @@
 //! Jobs: what a client submits, how it is validated, and the statuses it moves through.
 
+pub mod octet;
 pub mod spec;
 pub mod validate;
 pub mod view;

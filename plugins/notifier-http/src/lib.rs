@@ -16,6 +16,13 @@
 //! sent only when `"events": true`; `job.completed` and `job.failed` always are. The
 //! POST carries `Content-Type: application/json` and `User-Agent: Copra/<version>`; any
 //! status outside 2xx is a `notification_failed` error, and the host retries.
+//!
+//! With `"api": "octet_v0"` (what the host writes for jobs submitted through Octet's v0
+//! API) the body is Octet's callback instead, and only for the final event:
+//! ```json
+//! {"api_version": "v0", "job_id": "...", "status": "complete"}
+//! ```
+//! where `status` is `complete` for `job.completed` and `error` for `job.failed`.
 
 use copra_sdk::notifier::Notifier;
 use copra_sdk::{Error, Json};
@@ -32,6 +39,19 @@ pub struct Config {
     pub events: bool,
     #[serde(default)]
     pub metadata: bool,
+    /// Whose webhook body to send; Coconut's unless the job came through Octet's API.
+    #[serde(default)]
+    pub api: Api,
+}
+
+/// The API whose callback shape the webhook takes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum Api {
+    #[default]
+    #[serde(rename = "coconut_v2")]
+    CoconutV2,
+    #[serde(rename = "octet_v0")]
+    OctetV0,
 }
 
 /// Parse and check a notification block: `url` must be an absolute http(s) URL with a
@@ -58,6 +78,9 @@ pub fn body(config: &Config, event: &Json) -> Result<Option<Value>, Error> {
         .filter(|n| !n.is_empty())
         .ok_or_else(|| Error::delivery("the event has no 'event' name"))?;
     let final_event = name == "job.completed" || name == "job.failed";
+    if config.api == Api::OctetV0 {
+        return Ok(final_event.then(|| octet_body(name, event)));
+    }
     if !final_event && !config.events {
         return Ok(None);
     }
@@ -73,6 +96,16 @@ pub fn body(config: &Config, event: &Json) -> Result<Option<Value>, Error> {
         "metadata": config.metadata,
         "data": data,
     })))
+}
+
+/// Octet's callback for a final event: Octet tells only that a job is `complete` or
+/// ended in `error`, so `events` and `metadata` do not apply.
+fn octet_body(name: &str, event: &Json) -> Value {
+    json!({
+        "api_version": "v0",
+        "job_id": event.get("job_id").cloned().unwrap_or(Value::Null),
+        "status": if name == "job.completed" { "complete" } else { "error" },
+    })
 }
 
 pub struct NotifierHttp;
@@ -191,5 +224,30 @@ mod tests {
         let no_job = json!({"event": "job.completed", "job_id": "J3", "data": {"id": "J3"}});
         assert_eq!(body(&quiet, &no_job).unwrap().unwrap()["data"]["id"], "J3");
         assert_eq!(body(&quiet, &json!({"job_id": "J"})).unwrap_err().code, codes::NOTIFICATION_FAILED);
+    }
+
+    #[test]
+    fn octet_callbacks_are_final_only() {
+        let (octet, _) = config(&json(r#"{"type":"http","url":"http://x/h","api":"octet_v0","events":true,"metadata":true}"#)).unwrap();
+        assert_eq!(octet.api, Api::OctetV0);
+        assert_eq!(body(&octet, &json(EVENT)).unwrap().unwrap(), json!({"api_version": "v0", "job_id": "J1", "status": "complete"}));
+        let failed = json!({"event": "job.failed", "job_id": "J2", "job": {"id": "J2"}, "data": {}, "metadata": null});
+        assert_eq!(body(&octet, &failed).unwrap().unwrap(), json!({"api_version": "v0", "job_id": "J2", "status": "error"}));
+        for name in ["input.transferred", "output.completed", "output.failed"] {
+            let event = json!({"event": name, "job_id": "J1", "data": {}});
+            assert!(body(&octet, &event).unwrap().is_none(), "{name} is not an Octet callback, even with events: true");
+        }
+        assert_eq!(body(&octet, &json!({"job_id": "J"})).unwrap_err().code, codes::NOTIFICATION_FAILED);
+    }
+
+    #[test]
+    fn api_defaults_to_coconut_and_is_checked() {
+        let (c, _) = config(&json(r#"{"url":"http://x/h"}"#)).unwrap();
+        assert_eq!(c.api, Api::CoconutV2);
+        let (c, _) = config(&json(r#"{"url":"http://x/h","api":"coconut_v2"}"#)).unwrap();
+        assert_eq!(body(&c, &json(EVENT)).unwrap().unwrap()["event"], "job.completed");
+        let err = config(&json(r#"{"url":"http://x/h","api":"octet_v9"}"#)).unwrap_err();
+        assert_eq!(err.code, codes::NOTIFICATION_NOT_VALID);
+        assert!(err.message.contains("octet_v9"), "{}", err.message);
     }
 }

@@ -1,0 +1,105 @@
+//! Octet's v0 API: `POST /v0/jobs/create` and `GET /v0/jobs/{id}`.
+//!
+//! The request is translated by [`crate::job::octet`] into an ordinary job and submitted
+//! through the same path as Coconut's (`jobs::submit`): same plugin validation, same
+//! queue, same worker. Only the shapes differ: answers are Octet's job view, errors are
+//! `{"error": "<why>"}` (Octet's "error describes why the request was invalid").
+
+use axum::body::Bytes;
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use super::auth::ApiKey;
+use super::jobs::submit;
+use super::{ApiError, AppState};
+use crate::db;
+use crate::job::{JobError, octet};
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/jobs/create", post(create)).route("/jobs/{id}", get(show)).fallback(not_found)
+}
+
+/// Create a job. Answers `200` with the job's view (`job_id`, `status: "pending"`,
+/// `outputs`): the endpoint is an RPC-style `create`, and Octet's document speaks of a
+/// response that is the job or an error, not of a created resource.
+async fn create(State(state): State<AppState>, OctetKey(key): OctetKey, body: Bytes) -> Result<Json<Value>, OctetError> {
+    let request = octet::parse(&body)?;
+    let spec = octet::to_job(&request)?;
+    let (job, outputs) = submit(&state, &key, spec, "octet_v0").await?;
+    Ok(Json(octet::job_view(&job, &outputs)))
+}
+
+async fn show(State(state): State<AppState>, OctetKey(key): OctetKey, Path(id): Path<String>) -> Result<Json<Value>, OctetError> {
+    // Another key's job is "not found", never "forbidden": its existence is not ours to tell.
+    let (job, outputs) = db::jobs::find(&state.db, &id, Some(&key.owner))
+        .await?
+        .ok_or_else(|| ApiError::NotFound { code: "job_not_found", what: format!("Job '{id}'") })?;
+    Ok(Json(octet::job_view(&job, &outputs)))
+}
+
+async fn not_found() -> OctetError {
+    ApiError::NotFound { code: "not_found", what: "Route".into() }.into()
+}
+
+/// The caller's key (Basic username or Bearer token, as for the Coconut API), rejected in
+/// Octet's error shape.
+struct OctetKey(ApiKey);
+
+impl FromRequestParts<AppState> for OctetKey {
+    type Rejection = OctetError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        Ok(OctetKey(ApiKey::from_request_parts(parts, state).await?))
+    }
+}
+
+/// Any failure of an Octet route: the API's error, answered as `{"error": "<message>"}`
+/// with the same HTTP status the Coconut API would use.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+struct OctetError(#[from] ApiError);
+
+impl From<JobError> for OctetError {
+    fn from(err: JobError) -> Self {
+        OctetError(ApiError::Invalid(err))
+    }
+}
+
+impl From<sea_orm::DbErr> for OctetError {
+    fn from(err: sea_orm::DbErr) -> Self {
+        OctetError(err.into())
+    }
+}
+
+impl IntoResponse for OctetError {
+    fn into_response(self) -> Response {
+        let status = self.0.status();
+        let message = match &self.0 {
+            ApiError::Unauthorized => {
+                "Authentication failed: send your API key as a Bearer token or as the Basic auth username.".to_string()
+            }
+            ApiError::Invalid(err) => {
+                tracing::info!(code = err.code(), message = %err, "octet request refused");
+                err.to_string()
+            }
+            ApiError::Internal(err) => {
+                tracing::error!(err = format!("{err:#}"), "request failed");
+                self.0.to_string()
+            }
+            other => other.to_string(),
+        };
+        let mut response = (status, Json(json!({ "error": message }))).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer realm=\"copra\", Basic realm=\"copra\""),
+            );
+        }
+        response
+    }
+}
