@@ -110,6 +110,26 @@ impl KeyframeClock {
     }
 }
 
+/// How an output uses a video encoder, beyond what the plan says.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct VideoSetup<'a> {
+    /// Encode only this part of the input.
+    pub range: Option<&'a TimeRange>,
+    /// Sample aspect ratio of the output: 1:1 but for ladder rungs (see [`Picture::sar`]).
+    pub sar: Rational,
+    /// The muxer wants codec headers out of band (MP4, Matroska, DASH...).
+    pub global_header: bool,
+    /// The format stores a frame rate, not timestamps (AVI, Ogg, Theora): frames are
+    /// retimed onto a constant rate, duplicated or dropped as the ffmpeg command does.
+    pub constant_rate: bool,
+}
+
+impl VideoSetup<'_> {
+    pub fn plain() -> Self {
+        VideoSetup { range: None, sar: Rational::new(1, 1), global_header: false, constant_rate: false }
+    }
+}
+
 pub(super) struct VideoEncoder {
     graph: filter::Graph,
     encoder: ffmpeg::encoder::Encoder,
@@ -121,24 +141,20 @@ pub(super) struct VideoEncoder {
     filtered: frame::Video,
     packet: ffmpeg::Packet,
     keyframes: Option<KeyframeClock>,
+    /// Where the input fed so far ends (last frame's pts plus one frame), in the
+    /// input's time base.
+    input_end: Option<i64>,
+    input_frame: i64,
 }
 
 impl VideoEncoder {
-    /// Open an encoder for `plan`; `sar` is the output's sample aspect ratio (1:1 but
-    /// for ladder rungs, see [`Picture::sar`]).
-    pub fn open(
-        plan: &VideoPlan,
-        input: &VideoFormat,
-        range: Option<&TimeRange>,
-        sar: Rational,
-        global_header: bool,
-    ) -> Result<Self, MediaError> {
+    pub fn open(plan: &VideoPlan, input: &VideoFormat, setup: VideoSetup<'_>) -> Result<Self, MediaError> {
         let (codec, name) = find_encoder(&plan.codec)?;
         if plan.width == 0 || plan.height == 0 {
             return Err(MediaError::Unsupported(format!("invalid output size {}x{}", plan.width, plan.height)));
         }
         let tone_map = plan.tone_map && filters::is_hdr(input);
-        let mut graph = filters::video_graph(input, &video_chain(plan, input, range, tone_map, sar))?;
+        let mut graph = filters::video_graph(input, &video_chain(plan, input, &setup, tone_map))?;
         let time_base = filters::sink_time_base(&mut graph, input.time_base);
         let frame_rate = match plan.fps {
             // SAFETY: pure arithmetic.
@@ -154,11 +170,11 @@ impl VideoEncoder {
         encoder.set_format(output_pixel(plan)?);
         encoder.set_time_base(time_base);
         encoder.set_frame_rate(Some(frame_rate));
-        encoder.set_aspect_ratio(sar);
+        encoder.set_aspect_ratio(setup.sar);
         // The context's default is 200 kbit/s, which quality modes (libvpx, SVT-AV1)
         // would read as a cap: no bitrate in the plan means none at all.
         encoder.set_bit_rate(plan.bitrate_kbps.map_or(0, |kbps| kbps as usize * 1000));
-        if global_header {
+        if setup.global_header {
             encoder.set_flags(codec::Flags::GLOBAL_HEADER);
         }
         let mut options = ffmpeg::Dictionary::new();
@@ -216,6 +232,8 @@ impl VideoEncoder {
             filtered: frame::Video::empty(),
             packet: ffmpeg::Packet::empty(),
             keyframes,
+            input_end: None,
+            input_frame: ffmpeg::Rescale::rescale(&1i64, input.frame_rate.invert(), input.time_base).max(1),
         })
     }
 
@@ -226,7 +244,16 @@ impl VideoEncoder {
 
     /// Filter and encode one decoded frame, or with `None` flush graph and encoder.
     pub fn push(&mut self, frame: Option<&frame::Video>, emit: &mut Emit<'_>) -> Result<(), MediaError> {
-        filters::feed(&mut self.graph, frame.map(|f| f as &frame::Frame))?;
+        match (frame, self.input_end) {
+            (Some(frame), _) => {
+                if let Some(pts) = frame.pts() {
+                    self.input_end = Some(pts + self.input_frame);
+                }
+                filters::feed(&mut self.graph, Some(frame))?;
+            }
+            (None, Some(end)) => filters::close(&mut self.graph, end)?,
+            (None, None) => filters::feed(&mut self.graph, None)?,
+        }
         while filters::pull(&mut self.graph, &mut self.filtered)? {
             if let Some(clock) = self.keyframes.as_mut() {
                 clock.mark(&mut self.filtered, self.time_base);
@@ -264,17 +291,20 @@ fn output_pixel(plan: &VideoPlan) -> Result<ffmpeg::format::Pixel, MediaError> {
 /// The chain from decoded frames to what the encoder takes: the kept range, the planned
 /// rate (before scaling, so dropped frames are never scaled), tone mapping, size and
 /// turn, then the pixel format (or, for GIF, a palette made for these very frames).
-fn video_chain(plan: &VideoPlan, input: &VideoFormat, range: Option<&TimeRange>, tone_map: bool, sar: Rational) -> String {
+fn video_chain(plan: &VideoPlan, input: &VideoFormat, setup: &VideoSetup<'_>, tone_map: bool) -> String {
     let mut chain: Vec<String> = Vec::new();
-    chain.extend(filters::video_trim(range));
-    if let Some(fps) = plan.fps {
-        chain.push(format!("fps={fps}"));
+    chain.extend(filters::video_trim(setup.range));
+    match plan.fps {
+        Some(fps) => chain.push(format!("fps={fps}")),
+        // The fps filter hands out frames in 1/rate, the time base such formats need.
+        None if setup.constant_rate => chain.push(format!("fps={}/{}", input.frame_rate.numerator(), input.frame_rate.denominator())),
+        None => {}
     }
     if tone_map {
         chain.push(filters::TONE_MAP.into());
     }
     let picture =
-        Picture { width: plan.width, height: plan.height, fit: plan.fit, scaler: &plan.scaler, turn: input.rotation + plan.rotate, sar };
+        Picture { width: plan.width, height: plan.height, fit: plan.fit, scaler: &plan.scaler, turn: input.rotation + plan.rotate, sar: setup.sar };
     chain.extend(picture.chain());
     if plan.codec == "gif" {
         // palettegen sees every frame before paletteuse maps them: one palette fitted

@@ -7,7 +7,7 @@ use ffmpeg::{Rational, format, frame};
 use ffmpeg_next as ffmpeg;
 
 use super::MediaError;
-use super::encode::{AudioEncoder, VideoEncoder};
+use super::encode::{AudioEncoder, VideoEncoder, VideoSetup};
 use super::engine::{Flow, Produced, Sink};
 use super::input::{AudioFormat, VideoFormat};
 use crate::types::OutputPlan;
@@ -27,6 +27,12 @@ pub(super) struct FileSink {
     audio: Option<Track<AudioEncoder>>,
     /// Input time (seconds) after which the output needs nothing more.
     end: Option<f64>,
+}
+
+/// Formats that store a frame rate rather than a timestamp per frame: AVI's index and
+/// Ogg's granules count frames, and Theora takes its time base as its frame rate.
+fn constant_rate(container: &str, codec: &str) -> bool {
+    matches!(container, "avi" | "ogg") || codec == "theora"
 }
 
 /// Muxer options that make files ready for the web: MP4-family files get their index
@@ -63,7 +69,8 @@ impl FileSink {
 
         let video = match (&plan.video, video_in) {
             (Some(video_plan), Some(input)) => {
-                let encoder = VideoEncoder::open(video_plan, input, range, Rational::new(1, 1), global_header)?;
+                let setup = VideoSetup { range, global_header, constant_rate: constant_rate(&plan.container, &video_plan.codec), ..VideoSetup::plain() };
+                let encoder = VideoEncoder::open(video_plan, input, setup)?;
                 let stream = add_stream(&mut muxer, encoder.context(), encoder.time_base, Some(encoder.frame_rate))?;
                 if encoder.name == "libx265" && matches!(plan.container.as_str(), "mp4" | "mov") {
                     // `hvc1` (parameter sets in the header only) is what Apple players require.

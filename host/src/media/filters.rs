@@ -146,6 +146,17 @@ pub(super) fn feed(graph: &mut filter::Graph, frame: Option<&frame::Frame>) -> R
     if status < 0 { Err(MediaError::Ffmpeg { stage: "filtering", source: ffmpeg::Error::from(status) }) } else { Ok(()) }
 }
 
+/// End a video graph's input at `end` (in the source's time base): the end of the last
+/// frame, not its start, which is what ending with a null frame would say. Filters that
+/// retime (`fps`) would otherwise drop the last frame, as its display time would fall
+/// past the end of the stream.
+pub(super) fn close(graph: &mut filter::Graph, end: i64) -> Result<(), MediaError> {
+    let mut source = graph.get("in").ok_or_else(|| MediaError::Unsupported("filter graph has no input".into()))?;
+    // SAFETY: `source` is a buffersrc of this graph.
+    let status = unsafe { ffmpeg::ffi::av_buffersrc_close(source.as_mut_ptr(), end, 0) };
+    if status < 0 { Err(MediaError::Ffmpeg { stage: "filtering", source: ffmpeg::Error::from(status) }) } else { Ok(()) }
+}
+
 /// Take the next filtered frame, if the graph has one ready.
 pub(super) fn pull(graph: &mut filter::Graph, frame: &mut frame::Frame) -> Result<bool, MediaError> {
     let mut sink = graph.get("out").ok_or_else(|| MediaError::Unsupported("filter graph has no output".into()))?;

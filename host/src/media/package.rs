@@ -22,7 +22,7 @@ use ffmpeg_next as ffmpeg;
 
 use super::MediaError;
 use super::codecs::codec_string;
-use super::encode::{AudioEncoder, VideoEncoder};
+use super::encode::{AudioEncoder, VideoEncoder, VideoSetup};
 use super::engine::{Flow, Lane, Produced, Sink};
 use super::file::{add_stream, set_codec_tag};
 use super::input::{AudioFormat, VideoFormat};
@@ -244,7 +244,8 @@ impl PackageSink {
         for (_, v) in &video_plans {
             let input = video_in.ok_or_else(|| MediaError::Unsupported("the package needs video".into()))?;
             let sar = top.map_or(Rational::new(1, 1), |top| rung_sar(top, (v.width, v.height)));
-            video_encoders.push(VideoEncoder::open(v, input, range, sar, true)?);
+            let setup = VideoSetup { range, sar, global_header: true, constant_rate: false };
+            video_encoders.push(VideoEncoder::open(v, input, setup)?);
         }
         let mut audio_encoders = Vec::new();
         for (_, a) in &audio_plans {

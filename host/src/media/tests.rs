@@ -491,6 +491,15 @@ fn every_container_and_codec_pair() {
         assert_eq!((v["width"].as_u64(), v["height"].as_u64()), (Some(320), Some(180)), "{container} {video}");
         let out = probed(&target.path);
         assert!((out.duration - 2.0).abs() <= 0.15, "{container} {video}: duration {}", out.duration);
+        // Every frame is there, at the input's rate, whatever the format stores.
+        let counted = Command::new("ffprobe")
+            .args(["-v", "error", "-select_streams", "v:0", "-count_frames", "-show_entries", "stream=nb_read_frames,r_frame_rate", "-of", "json"])
+            .arg(&target.path)
+            .output()
+            .unwrap();
+        let counted: serde_json::Value = serde_json::from_slice(&counted.stdout).unwrap();
+        assert_eq!(counted["streams"][0]["nb_read_frames"], "50", "{container} {video}");
+        assert_eq!(counted["streams"][0]["r_frame_rate"], "25/1", "{container} {video}");
     }
 }
 
