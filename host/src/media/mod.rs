@@ -57,16 +57,54 @@ impl MediaError {
     }
 }
 
-/// Initialise FFmpeg once and keep its own logging to errors (ours goes through `tracing`).
+/// Initialise FFmpeg once, with its messages going through `tracing`.
 pub fn init() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         if let Err(err) = ffmpeg::init() {
             tracing::error!(%err, "FFmpeg failed to initialise");
         }
-        ffmpeg::util::log::set_level(ffmpeg::util::log::Level::Error);
-        tracing::debug!(svt_log = ?std::env::var("SVT_LOG").ok(), "FFmpeg initialised");
+        ffmpeg::util::log::set_level(ffmpeg::util::log::Level::Warning);
+        // SAFETY: installs a callback that only formats and forwards each message.
+        unsafe { ffmpeg::ffi::av_log_set_callback(Some(log_to_tracing)) };
     });
+}
+
+/// FFmpeg's own messages, as events of target `ffmpeg`: its errors are warnings here
+/// (the engine reports what failed, with context; FFmpeg's line is the detail), its
+/// warnings debug. A damaged input makes hundreds of them, so they are only formatted
+/// when someone listens.
+unsafe extern "C" fn log_to_tracing(
+    context: *mut std::ffi::c_void,
+    level: std::ffi::c_int,
+    format: *const std::ffi::c_char,
+    args: *mut ffmpeg::ffi::__va_list_tag,
+) {
+    let error = level <= ffmpeg::ffi::AV_LOG_ERROR;
+    let listened = if error {
+        tracing::enabled!(target: "ffmpeg", tracing::Level::WARN)
+    } else {
+        tracing::enabled!(target: "ffmpeg", tracing::Level::DEBUG)
+    };
+    if !listened || level > ffmpeg::ffi::AV_LOG_WARNING {
+        return;
+    }
+    let mut line = [0 as std::ffi::c_char; 1024];
+    let mut print_prefix: std::ffi::c_int = 1;
+    // SAFETY: FFmpeg's own formatter, writing a NUL-terminated line of at most `line.len()`.
+    let text = unsafe {
+        ffmpeg::ffi::av_log_format_line2(context, level, format, args, line.as_mut_ptr(), line.len() as i32, &mut print_prefix);
+        std::ffi::CStr::from_ptr(line.as_ptr()).to_string_lossy()
+    };
+    let text = text.trim_end();
+    if text.is_empty() {
+        return;
+    }
+    if error {
+        tracing::warn!(target: "ffmpeg", message = text);
+    } else {
+        tracing::debug!(target: "ffmpeg", message = text);
+    }
 }
 
 #[cfg(test)]
