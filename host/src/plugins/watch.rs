@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use ::notify::event::{AccessKind, AccessMode, EventKind, ModifyKind};
 use ::notify::{RecommendedWatcher, RecursiveMode, Watcher};
 
 use super::Plugins;
@@ -23,7 +24,7 @@ impl Plugins {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let mut watcher = ::notify::recommended_watcher(move |event: ::notify::Result<::notify::Event>| {
             let relevant = match &event {
-                Ok(event) => event.paths.iter().any(|p| p.extension().is_some_and(|e| e == "wasm")),
+                Ok(event) => changes(&event.kind) && event.paths.iter().any(|p| p.extension().is_some_and(|e| e == "wasm")),
                 Err(_) => true,
             };
             if relevant {
@@ -44,5 +45,36 @@ impl Plugins {
             }
         });
         Ok(PluginWatcher { _watcher: watcher })
+    }
+}
+
+/// Whether an event can change what a file holds. Reading a component (as a reload
+/// itself does) raises access events too: reacting to those would reload forever.
+fn changes(kind: &EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::Create(_)
+            | EventKind::Remove(_)
+            | EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Name(_) | ModifyKind::Any | ModifyKind::Other)
+            | EventKind::Access(AccessKind::Close(AccessMode::Write))
+            | EventKind::Any
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ::notify::event::{CreateKind, DataChange, MetadataKind, RenameMode};
+
+    #[test]
+    fn reads_are_not_changes() {
+        assert!(!changes(&EventKind::Access(AccessKind::Read)));
+        assert!(!changes(&EventKind::Access(AccessKind::Open(AccessMode::Read))));
+        assert!(!changes(&EventKind::Access(AccessKind::Close(AccessMode::Read))));
+        assert!(!changes(&EventKind::Modify(ModifyKind::Metadata(MetadataKind::AccessTime))));
+        assert!(changes(&EventKind::Create(CreateKind::File)));
+        assert!(changes(&EventKind::Modify(ModifyKind::Data(DataChange::Content))));
+        assert!(changes(&EventKind::Modify(ModifyKind::Name(RenameMode::To))));
+        assert!(changes(&EventKind::Access(AccessKind::Close(AccessMode::Write))));
     }
 }
