@@ -615,8 +615,8 @@ fn master_playlist(renditions: &[Rendition], variants: &[(Option<usize>, Option<
     text.push_str("#EXT-X-INDEPENDENT-SEGMENTS\n");
     let group = |a: usize| format!("audio-{}", renditions[a].name);
     let mut groups_written = Vec::new();
-    for &(_, audio) in variants {
-        let Some(a) = audio else { continue };
+    for &(video, audio) in variants {
+        let (Some(_), Some(a)) = (video, audio) else { continue };
         if groups_written.contains(&a) {
             continue;
         }
@@ -652,7 +652,8 @@ fn master_playlist(renditions: &[Rendition], variants: &[(Option<usize>, Option<
         if !codecs.is_empty() {
             let _ = write!(attributes, ",CODECS=\"{}\"", codecs.join(","));
         }
-        if let Some(a) = audio {
+        // An audio-only variant is the audio itself, not a picture that refers to it.
+        if let (Some(_), Some(a)) = (video, audio) {
             let _ = write!(attributes, ",AUDIO=\"{}\"", group(a));
         }
         let uri = match (video, audio) {
@@ -817,6 +818,15 @@ mod tests {
              #EXT-X-STREAM-INF:BANDWIDTH=3130000,AVERAGE-BANDWIDTH=2128000,RESOLUTION=1280x720,FRAME-RATE=25.000,CODECS=\"avc1.64001f,mp4a.40.2\",AUDIO=\"audio-audio\"\n720p/index.m3u8\n\
              #EXT-X-STREAM-INF:BANDWIDTH=1030000,AVERAGE-BANDWIDTH=728000,RESOLUTION=640x360,FRAME-RATE=25.000,CODECS=\"avc1.64001e,mp4a.40.2\",AUDIO=\"audio-audio\"\n360p/index.m3u8\n"
         );
+    }
+
+    #[test]
+    fn an_audio_only_variant_is_its_own_stream() {
+        let renditions = [rendition("360p", "avc1.64001e", Some((640, 360))), rendition("audio", "mp4a.40.2", None)];
+        let text = master_playlist(&renditions, &[(Some(0), Some(1)), (None, Some(1))], &[(900_000, 600_000), (70_000, 64_000)], false);
+        let last = text.lines().rev().take(2).collect::<Vec<_>>();
+        assert_eq!(last, ["audio/index.m3u8", "#EXT-X-STREAM-INF:BANDWIDTH=70000,AVERAGE-BANDWIDTH=64000,CODECS=\"mp4a.40.2\""]);
+        assert_eq!(text.matches("#EXT-X-MEDIA:").count(), 1);
     }
 
     #[test]
