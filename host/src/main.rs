@@ -79,13 +79,14 @@ async fn run() -> anyhow::Result<()> {
     let run_api = !matches!(command, Command::Worker);
 
     if run_worker {
-        let worker = worker::Worker::new(db.clone(), plugins.clone(), config.clone(), job_arrived.clone())?;
+        let event_recorded = Arc::new(tokio::sync::Notify::new());
+        let worker = worker::Worker::new(db.clone(), plugins.clone(), config.clone(), job_arrived.clone(), event_recorded.clone())?;
         tokio::spawn(async move {
             if let Err(err) = worker.run().await {
                 tracing::error!(err = format!("{err:#}"), "worker stopped");
             }
         });
-        tokio::spawn(notify::run(db.clone(), plugins.clone()));
+        tokio::spawn(notify::run(db.clone(), plugins.clone(), event_recorded));
     }
     if run_api {
         let state = api::AppState::new(db, plugins, config.clone(), job_arrived);

@@ -18,12 +18,18 @@ use crate::plugins::Plugins;
 
 /// Attempts before an event is given up.
 const MAX_ATTEMPTS: i32 = 8;
-const IDLE: Duration = Duration::from_millis(250);
+/// How often the outbox is looked at without being told: retries falling due, and
+/// events recorded by other processes sharing the database.
+const IDLE: Duration = Duration::from_millis(500);
 
-pub async fn run(db: DatabaseConnection, plugins: Arc<Plugins>) {
+/// Deliver events until the process ends. `recorded` wakes the loop as soon as this
+/// process records an event, so a webhook does not wait for the next look.
+pub async fn run(db: DatabaseConnection, plugins: Arc<Plugins>, recorded: Arc<tokio::sync::Notify>) {
     loop {
         match deliver_due(&db, &plugins).await {
-            Ok(0) => tokio::time::sleep(IDLE).await,
+            Ok(0) => {
+                let _ = tokio::time::timeout(IDLE, recorded.notified()).await;
+            }
             Ok(_) => {}
             Err(err) => {
                 tracing::error!(%err, "notification loop failed");

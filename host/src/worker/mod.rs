@@ -42,15 +42,23 @@ pub struct Worker {
     config: Arc<Config>,
     http: reqwest::Client,
     wake: Arc<Notify>,
+    /// Told when an event to deliver is recorded, so webhooks leave at once.
+    events: Arc<Notify>,
 }
 
 impl Worker {
-    pub fn new(db: DatabaseConnection, plugins: Arc<Plugins>, config: Arc<Config>, wake: Arc<Notify>) -> anyhow::Result<Arc<Self>> {
+    pub fn new(
+        db: DatabaseConnection,
+        plugins: Arc<Plugins>,
+        config: Arc<Config>,
+        wake: Arc<Notify>,
+        events: Arc<Notify>,
+    ) -> anyhow::Result<Arc<Self>> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .user_agent(concat!("Copra/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(Arc::new(Worker { db, plugins, config, http, wake }))
+        Ok(Arc::new(Worker { db, plugins, config, http, wake, events }))
     }
 
     /// Claim and run jobs until the process ends.
@@ -277,6 +285,9 @@ impl JobRun<'_> {
             "metadata": metadata,
         });
         db::jobs::add_event(self.db(), self.job_id, event, &payload, self.notify).await?;
+        if self.notify {
+            self.worker.events.notify_one();
+        }
         Ok(())
     }
 
