@@ -531,6 +531,12 @@ fn load_error(path: &Path, error: String) -> LoadError {
 /// Epochs tick every 10 ms; a call's budget is counted in ticks.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
+/// Bytes of a plugin's linear memory kept mapped between instances. Plugins are
+/// instantiated for every call, so resetting their memory is on every call's path:
+/// with `pagemap_scan` (Linux 6.7+) only the pages a call dirtied are reset, in place,
+/// and the next instance takes no page faults. Bounded by what plugins actually touch.
+const MEMORY_KEEP_RESIDENT: usize = 4 << 20;
+
 fn new_engine() -> anyhow::Result<Engine> {
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(256)
@@ -538,7 +544,12 @@ fn new_engine() -> anyhow::Result<Engine> {
         .total_memories(512)
         .total_tables(512)
         .total_stacks(256)
-        .max_memory_size(256 << 20);
+        .max_memory_size(256 << 20)
+        .linear_memory_keep_resident(MEMORY_KEEP_RESIDENT)
+        .table_keep_resident(64 << 10)
+        .pagemap_scan(wasmtime::Enabled::Auto)
+        // What does go back to the kernel goes in batches: one madvise, not one per drop.
+        .decommit_batch_size(16);
     let mut config = Config::new();
     config
         .epoch_interruption(true)
