@@ -7,7 +7,7 @@ use ffmpeg::{Rational, format, frame};
 use ffmpeg_next as ffmpeg;
 
 use super::MediaError;
-use super::encode::{AudioEncoder, VideoEncoder, VideoSetup};
+use super::encode::{AudioEncoder, Emit, VideoEncoder, VideoSetup};
 use super::engine::{Flow, Produced, Sink};
 use super::input::{AudioFormat, VideoFormat};
 use crate::types::OutputPlan;
@@ -99,13 +99,51 @@ impl FileSink {
     fn all_done(&self) -> bool {
         self.video.as_ref().is_none_or(|t| t.done) && self.audio.as_ref().is_none_or(|t| t.done)
     }
+}
 
-    /// Whether a frame at `pts` (input time base) is past what the output keeps.
-    fn past_end(&self, pts: Option<i64>, time_base: Rational) -> bool {
-        match (self.end, pts) {
-            (Some(end), Some(pts)) => pts as f64 * f64::from(time_base) >= end,
-            _ => false,
+/// What a track's encoder is: video and audio alike take frames and hand out packets.
+trait Encode {
+    type Frame: std::ops::Deref<Target = frame::Frame>;
+    fn push(&mut self, frame: Option<&Self::Frame>, emit: &mut Emit<'_>) -> Result<(), MediaError>;
+}
+
+impl Encode for VideoEncoder {
+    type Frame = frame::Video;
+    fn push(&mut self, frame: Option<&frame::Video>, emit: &mut Emit<'_>) -> Result<(), MediaError> {
+        VideoEncoder::push(self, frame, emit)
+    }
+}
+
+impl Encode for AudioEncoder {
+    type Frame = frame::Audio;
+    fn push(&mut self, frame: Option<&frame::Audio>, emit: &mut Emit<'_>) -> Result<(), MediaError> {
+        AudioEncoder::push(self, frame, emit)
+    }
+}
+
+impl<E: Encode> Track<E> {
+    /// Encode a decoded frame into the muxer, unless the kept range is over (`end`, in
+    /// seconds of the input): from then on the track is done and takes nothing more.
+    fn take(&mut self, frame: &E::Frame, end: Option<f64>, muxer: &mut format::context::Output) -> Result<(), MediaError> {
+        if self.done {
+            return Ok(());
         }
+        let past_end = match (end, frame.pts()) {
+            (Some(end), Some(pts)) => pts as f64 * f64::from(self.input_time_base) >= end,
+            _ => false,
+        };
+        if past_end {
+            self.done = true;
+            return Ok(());
+        }
+        let stream = self.stream;
+        self.encoder.push(Some(frame), &mut |packet, tb| write_packet(muxer, stream, packet, tb))
+    }
+
+    /// Flush the filters and the encoder into the muxer.
+    fn flush(&mut self, muxer: &mut format::context::Output) -> Result<(), MediaError> {
+        let stream = self.stream;
+        self.encoder.push(None, &mut |packet, tb| write_packet(muxer, stream, packet, tb))
     }
 }
 
@@ -172,47 +210,28 @@ impl Sink for FileSink {
     }
 
     fn video(&mut self, frame: &frame::Video) -> Result<Flow, MediaError> {
-        let Some(time_base) = self.video.as_ref().filter(|t| !t.done).map(|t| t.input_time_base) else { return Ok(Flow::Continue) };
-        let past_end = self.past_end(frame.pts(), time_base);
-        let FileSink { muxer, video, .. } = self;
-        if let Some(track) = video.as_mut() {
-            if past_end {
-                track.done = true;
-            } else {
-                let stream = track.stream;
-                track.encoder.push(Some(frame), &mut |packet, tb| write_packet(muxer, stream, packet, tb))?;
-            }
+        if let Some(track) = self.video.as_mut() {
+            track.take(frame, self.end, &mut self.muxer)?;
         }
         Ok(if self.all_done() { Flow::Done } else { Flow::Continue })
     }
 
     fn audio(&mut self, frame: &frame::Audio) -> Result<Flow, MediaError> {
-        let Some(time_base) = self.audio.as_ref().filter(|t| !t.done).map(|t| t.input_time_base) else { return Ok(Flow::Continue) };
-        let past_end = self.past_end(frame.pts(), time_base);
-        let FileSink { muxer, audio, .. } = self;
-        if let Some(track) = audio.as_mut() {
-            if past_end {
-                track.done = true;
-            } else {
-                let stream = track.stream;
-                track.encoder.push(Some(frame), &mut |packet, tb| write_packet(muxer, stream, packet, tb))?;
-            }
+        if let Some(track) = self.audio.as_mut() {
+            track.take(frame, self.end, &mut self.muxer)?;
         }
         Ok(if self.all_done() { Flow::Done } else { Flow::Continue })
     }
 
     /// Flush filters and encoders, then write the trailer.
     fn finish(&mut self) -> Result<Produced, MediaError> {
-        let FileSink { muxer, video, audio, .. } = self;
-        if let Some(track) = video.as_mut() {
-            let stream = track.stream;
-            track.encoder.push(None, &mut |packet, tb| write_packet(muxer, stream, packet, tb))?;
+        if let Some(track) = self.video.as_mut() {
+            track.flush(&mut self.muxer)?;
         }
-        if let Some(track) = audio.as_mut() {
-            let stream = track.stream;
-            track.encoder.push(None, &mut |packet, tb| write_packet(muxer, stream, packet, tb))?;
+        if let Some(track) = self.audio.as_mut() {
+            track.flush(&mut self.muxer)?;
         }
-        muxer.write_trailer().map_err(MediaError::at("writing the container trailer"))?;
+        self.muxer.write_trailer().map_err(MediaError::at("writing the container trailer"))?;
         Ok(Produced::File)
     }
 }

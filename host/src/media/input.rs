@@ -224,23 +224,8 @@ impl VideoInput {
     /// Decode one packet (or, with `None`, drain at end of input) and hand each frame and
     /// its time in seconds to `each`. A damaged packet is skipped, as the ffmpeg command does.
     fn decode(&mut self, packet: Option<&ffmpeg::Packet>, each: &mut dyn FnMut(&frame::Video, f64)) {
-        let sent = match packet {
-            Some(packet) => self.decoder.send_packet(packet),
-            None => self.decoder.send_eof(),
-        };
-        if let Err(err) = sent {
-            tracing::debug!(%err, "video packet skipped");
-        }
-        loop {
-            match self.decoder.receive_frame(&mut self.frame) {
-                Ok(()) => {}
-                Err(ffmpeg::Error::Eof) => break,
-                Err(ffmpeg::Error::Other { errno }) if errno == ffmpeg::util::error::EAGAIN => break,
-                Err(err) => {
-                    tracing::debug!(%err, "video frame lost");
-                    break;
-                }
-            }
+        send(&mut self.decoder, packet, "video");
+        while receive(&mut self.decoder, &mut self.frame, "video") {
             let pts = match self.frame.timestamp() {
                 Some(pts) => pts - self.offset,
                 None => self.last_pts.map_or(0, |p| p + self.frame_duration),
@@ -299,28 +284,38 @@ impl AudioInput {
     }
 
     fn decode(&mut self, packet: Option<&ffmpeg::Packet>, each: &mut dyn FnMut(&frame::Audio, f64)) {
-        let sent = match packet {
-            Some(packet) => self.decoder.send_packet(packet),
-            None => self.decoder.send_eof(),
-        };
-        if let Err(err) = sent {
-            tracing::debug!(%err, "audio packet skipped");
-        }
-        loop {
-            match self.decoder.receive_frame(&mut self.frame) {
-                Ok(()) => {}
-                Err(ffmpeg::Error::Eof) => break,
-                Err(ffmpeg::Error::Other { errno }) if errno == ffmpeg::util::error::EAGAIN => break,
-                Err(err) => {
-                    tracing::debug!(%err, "audio frame lost");
-                    break;
-                }
-            }
+        send(&mut self.decoder, packet, "audio");
+        while receive(&mut self.decoder, &mut self.frame, "audio") {
             let pts = self.frame.timestamp().map_or(self.next_pts, |pts| pts - self.offset);
             let rate = self.frame.rate().max(1) as i32;
             self.next_pts = pts + (self.frame.samples() as i64).rescale(Rational::new(1, rate), self.time_base);
             self.frame.set_pts(Some(pts));
             each(&self.frame, pts as f64 * f64::from(self.time_base));
+        }
+    }
+}
+
+/// Give a decoder one packet, or with `None` the end of its stream. A damaged packet is
+/// skipped, as the ffmpeg command does.
+fn send(decoder: &mut ffmpeg::decoder::Opened, packet: Option<&ffmpeg::Packet>, medium: &'static str) {
+    let sent = match packet {
+        Some(packet) => decoder.send_packet(packet),
+        None => decoder.send_eof(),
+    };
+    if let Err(err) = sent {
+        tracing::debug!(%err, medium, "packet skipped");
+    }
+}
+
+/// Take the decoder's next frame into `frame`, if it has one ready.
+fn receive(decoder: &mut ffmpeg::decoder::Opened, frame: &mut frame::Frame, medium: &'static str) -> bool {
+    match decoder.receive_frame(frame) {
+        Ok(()) => true,
+        Err(ffmpeg::Error::Eof) => false,
+        Err(ffmpeg::Error::Other { errno }) if errno == ffmpeg::util::error::EAGAIN => false,
+        Err(err) => {
+            tracing::debug!(%err, medium, "frame lost");
+            false
         }
     }
 }

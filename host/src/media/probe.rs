@@ -299,6 +299,7 @@ struct Colors {
 
 fn colors_of(params: &ffmpeg::codec::Parameters) -> Colors {
     use ffmpeg::ffi;
+    // FFmpeg names an unspecified value "unknown"; ffprobe leaves such fields out.
     let name = |ptr: *const std::ffi::c_char| -> String {
         if ptr.is_null() {
             return String::new();
@@ -311,26 +312,10 @@ fn colors_of(params: &ffmpeg::codec::Parameters) -> Colors {
     unsafe {
         let p = params.as_ptr();
         Colors {
-            range: if (*p).color_range == ffi::AVColorRange::AVCOL_RANGE_UNSPECIFIED {
-                String::new()
-            } else {
-                name(ffi::av_color_range_name((*p).color_range))
-            },
-            space: if (*p).color_space == ffi::AVColorSpace::AVCOL_SPC_UNSPECIFIED {
-                String::new()
-            } else {
-                name(ffi::av_color_space_name((*p).color_space))
-            },
-            transfer: if (*p).color_trc == ffi::AVColorTransferCharacteristic::AVCOL_TRC_UNSPECIFIED {
-                String::new()
-            } else {
-                name(ffi::av_color_transfer_name((*p).color_trc))
-            },
-            primaries: if (*p).color_primaries == ffi::AVColorPrimaries::AVCOL_PRI_UNSPECIFIED {
-                String::new()
-            } else {
-                name(ffi::av_color_primaries_name((*p).color_primaries))
-            },
+            range: name(ffi::av_color_range_name((*p).color_range)),
+            space: name(ffi::av_color_space_name((*p).color_space)),
+            transfer: name(ffi::av_color_transfer_name((*p).color_trc)),
+            primaries: name(ffi::av_color_primaries_name((*p).color_primaries)),
         }
     }
 }
