@@ -42,8 +42,12 @@ pub async fn validate(spec: &JobSpec, plugins: &Plugins) -> Result<Vec<OutputTyp
                 }
                 paths.extend(["hls", "dash"].into_iter().filter_map(|block| output.package_path(block)));
             }
-            OutputType::Image if output.path.is_none() => {
-                return Err(JobError::invalid("output_param_not_valid", format!("The output '{}' needs a 'path'.", output.key)));
+            // Pictures are many files at numbered paths; a GIF is one file like a video.
+            OutputType::Image if output.path.is_none() && !output.format.starts_with("gif") => {
+                return Err(JobError::invalid(
+                    "output_param_not_valid",
+                    format!("The output '{}' makes pictures: it needs a 'path' (numbered like 'thumb_%.2d.jpg').", output.key),
+                ));
             }
             _ if output.path.is_none() && output.url.is_none() => {
                 return Err(JobError::invalid("output_param_not_valid", format!("The output '{}' needs a 'path' or a 'url'.", output.key)));

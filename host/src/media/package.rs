@@ -398,8 +398,15 @@ impl Sink for PackageSink {
         for lane in self.rungs.iter_mut() {
             lane.close(None);
         }
+        // Join every rung before answering: none may still be writing once we return.
+        let mut failed = None;
         for lane in std::mem::take(&mut self.rungs) {
-            lane.join()?;
+            if let Err(err) = lane.join() {
+                failed.get_or_insert(err);
+            }
+        }
+        if let Some(err) = failed {
+            return Err(err);
         }
         let muxers = &self.muxers;
         for rendition in self.audio.iter_mut() {

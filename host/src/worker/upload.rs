@@ -40,11 +40,18 @@ impl Store {
     }
 }
 
-/// Segments of a package sent while it is still being made.
-#[derive(Default)]
+/// Segments of a package sent while it is still being made, at most
+/// [`PARALLEL_UPLOADS`] at once (a slow store must not pile up thousands of uploads).
 pub(super) struct Segments {
     started: HashSet<PathBuf>,
     tasks: JoinSet<Result<String, String>>,
+    slots: Arc<tokio::sync::Semaphore>,
+}
+
+impl Default for Segments {
+    fn default() -> Self {
+        Segments { started: HashSet::new(), tasks: JoinSet::new(), slots: Arc::new(tokio::sync::Semaphore::new(PARALLEL_UPLOADS)) }
+    }
 }
 
 impl Segments {
@@ -57,8 +64,11 @@ impl Segments {
         if !self.started.insert(file.clone()) {
             return;
         }
-        let store = store.clone();
-        self.tasks.spawn(async move { store.put(&file, &path, mime_type(&file)).await });
+        let (store, slots) = (store.clone(), self.slots.clone());
+        self.tasks.spawn(async move {
+            let _slot = slots.acquire_owned().await.map_err(|e| e.to_string())?;
+            store.put(&file, &path, mime_type(&file)).await
+        });
     }
 }
 
@@ -134,7 +144,7 @@ impl Upload {
     /// Wait for the segments already sent, send the rest of the package's media, then
     /// its playlists and manifests (in the order the engine listed them: masters last).
     async fn upload_package(&self, package: &Package, segments: Segments) -> Result<Uploaded, String> {
-        let Segments { started, mut tasks } = segments;
+        let Segments { started, mut tasks, .. } = segments;
         let mut first_error = None;
         while let Some(done) = tasks.join_next().await {
             let result = done.map_err(|e| e.to_string()).and_then(|r| r);
