@@ -35,6 +35,10 @@ pub fn variable(name: &str, input: &MediaInfo) -> Option<Value> {
         "audio_codec" => Value::Text(input.audio_codec.clone()),
         "pix_fmt" => Value::Text(input.pix_fmt.clone()),
         "format" => Value::Text(input.format_name.clone()),
+        "color_transfer" => Value::Text(input.color_transfer.clone()),
+        "color_primaries" => Value::Text(input.color_primaries.clone()),
+        // PQ or HLG: what `force_sdr` tone-maps.
+        "hdr" => Value::Bool(matches!(input.color_transfer.as_str(), "smpte2084" | "arib-std-b67")),
         _ => return None,
     })
 }
@@ -42,7 +46,7 @@ pub fn variable(name: &str, input: &MediaInfo) -> Option<Value> {
 /// Names accepted in `{{ input.NAME }}`.
 pub const VARIABLES: &[&str] = &[
     "width", "height", "duration", "rotation", "fps", "bitrate", "size", "sample_rate", "channels", "has_video",
-    "has_audio", "video_codec", "audio_codec", "pix_fmt", "format",
+    "has_audio", "video_codec", "audio_codec", "pix_fmt", "format", "color_transfer", "color_primaries", "hdr",
 ];
 
 /// Parse and evaluate against an input.
@@ -92,7 +96,18 @@ mod tests {
             channels: 2,
             size: 1234,
             format_name: "mov,mp4,m4a,3gp,3g2,mj2".into(),
+            color_transfer: "bt709".into(),
+            color_primaries: "bt709".into(),
         }
+    }
+
+    #[test]
+    fn colours_and_hdr() {
+        let mut pq = input(3840, 2160, 0);
+        (pq.color_transfer, pq.color_primaries) = ("smpte2084".into(), "bt2020".into());
+        assert_eq!(evaluate("{{ input.hdr }}", &pq), Ok(true));
+        assert_eq!(evaluate("{{ input.hdr }}", &input(1920, 1080, 0)), Ok(false));
+        assert_eq!(evaluate("{{ input.color_primaries }} = 'bt2020' and {{ input.width }} >= 3840", &pq), Ok(true));
     }
 
     #[test]
