@@ -165,10 +165,11 @@ impl Storage for PLUGIN_TYPE {
 copra_sdk::storage_plugin!(PLUGIN_TYPE);
 "#;
 
-const FORMAT_TEMPLATE: &str = r#"//! PLUGIN_NAME: a Copra format plugin.
+const FORMAT_TEMPLATE: &str = r#"//! PLUGIN_NAME: a Copra format plugin. It plans one format, `PLUGIN_NAME`: an MP4 at
+//! the input's size (h264 + aac). The host encodes natively; a plan only decides.
 
-use copra_sdk::format::{AudioPlan, Format, MediaInfo, OutputPlan, OutputType, VideoPlan};
-use copra_sdk::Error;
+use copra_sdk::format::{AudioPlan, Fit, Format, MediaInfo, OutputPlan, OutputType, VideoPlan};
+use copra_sdk::{Error, Json};
 
 pub struct PLUGIN_TYPE;
 
@@ -180,11 +181,23 @@ impl Format for PLUGIN_TYPE {
         vec!["PLUGIN_NAME".into()]
     }
 
-    fn check(format: &str) -> Result<OutputType, Error> {
-        if format == "PLUGIN_NAME" { Ok(OutputType::Video) } else { Err(Error::format(format!("Unknown format '{format}'."))) }
+    /// Called at submit time, before the input is known: refuse what cannot work, so
+    /// that a bad job is a 400 rather than a failed job.
+    fn check(format: &str, params: &Json) -> Result<OutputType, Error> {
+        if format != "PLUGIN_NAME" {
+            return Err(Error::format(format!("Unknown format '{format}'; this plugin plans 'PLUGIN_NAME'.")));
+        }
+        // `params` are the output's keys besides the host's own (key, path, url, if).
+        if let Some(name) = params.as_object().and_then(|p| p.keys().next()) {
+            return Err(Error::param(format!("The output parameter '{name}' is not valid for 'PLUGIN_NAME'.")));
+        }
+        Ok(OutputType::Video)
     }
 
-    fn plan(_format: &str, input: &MediaInfo) -> Result<OutputPlan, Error> {
+    fn plan(format: &str, params: &Json, input: &MediaInfo) -> Result<OutputPlan, Error> {
+        Self::check(format, params)?;
+        // Sizes are upright: a quarter turn of rotation metadata swaps them.
+        let (width, height) = if input.rotation.rem_euclid(180) == 90 { (input.height, input.width) } else { (input.width, input.height) };
         Ok(OutputPlan {
             output_type: OutputType::Video,
             container: "mp4".into(),
@@ -192,16 +205,24 @@ impl Format for PLUGIN_TYPE {
             mime_type: "video/mp4".into(),
             video: input.has_video.then(|| VideoPlan {
                 codec: "h264".into(),
-                width: input.width / 2 * 2,
-                height: input.height / 2 * 2,
+                width: width / 2 * 2,
+                height: height / 2 * 2,
                 fps: None,
                 bitrate_kbps: None,
                 crf: Some(23.0),
                 pix_fmt: "yuv420p".into(),
                 gop: None,
+                keyframe_interval: None,
                 encoder_options: vec![("preset".into(), "medium".into())],
+                scaler: "bicubic".into(),
+                fit: Fit::Stretch,
+                rotate: 0,
+                tone_map: false,
             }),
             audio: input.has_audio.then(|| AudioPlan { codec: "aac".into(), bitrate_kbps: 128, sample_rate: 44100, channels: 2 }),
+            range: None,
+            image: None,
+            packaging: None,
         })
     }
 }
