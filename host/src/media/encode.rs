@@ -145,6 +145,8 @@ pub(super) struct VideoEncoder {
     /// input's time base.
     input_end: Option<i64>,
     input_frame: i64,
+    /// One output frame in `time_base`, for packets the encoder leaves without a duration.
+    frame_duration: i64,
 }
 
 impl VideoEncoder {
@@ -234,6 +236,7 @@ impl VideoEncoder {
             keyframes,
             input_end: None,
             input_frame: ffmpeg::Rescale::rescale(&1i64, input.frame_rate.invert(), input.time_base).max(1),
+            frame_duration: ffmpeg::Rescale::rescale(&1i64, frame_rate.invert(), time_base).max(1),
         })
     }
 
@@ -271,7 +274,7 @@ impl VideoEncoder {
     /// Hand out ready packets. Encoders with a delay (x264, x265) leave durations unset;
     /// muxers need them for the last frame (MP4's last sample, HLS's last segment).
     fn drain(&mut self, emit: &mut Emit<'_>) -> Result<(), MediaError> {
-        let frame_duration = ffmpeg::Rescale::rescale(&1i64, self.frame_rate.invert(), self.time_base).max(1);
+        let frame_duration = self.frame_duration;
         drain(&mut self.encoder, self.name, &mut self.packet, self.time_base, &mut |packet, tb| {
             if packet.duration() <= 0 {
                 packet.set_duration(frame_duration);
@@ -432,7 +435,7 @@ impl AudioEncoder {
 }
 
 /// Hand every packet the encoder has ready to `emit`.
-fn drain(
+pub(super) fn drain(
     encoder: &mut ffmpeg::encoder::Encoder,
     name: &str,
     packet: &mut ffmpeg::Packet,

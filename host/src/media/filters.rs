@@ -53,15 +53,18 @@ impl Picture<'_> {
 /// Keep only `range` of the input and start it at zero. Subtracting the offset itself
 /// (rather than the first kept frame's time) keeps audio and video in sync.
 pub(super) fn video_trim(range: Option<&TimeRange>) -> Option<String> {
-    let range = range.filter(|r| r.offset > 0.0 || r.duration.is_some())?;
-    let end = range.duration.map(|d| format!(":end={}", range.offset + d)).unwrap_or_default();
-    Some(format!("trim=start={}{end},setpts=PTS-{}/TB", range.offset, range.offset))
+    trim(range, "")
 }
 
 pub(super) fn audio_trim(range: Option<&TimeRange>) -> Option<String> {
+    trim(range, "a")
+}
+
+/// `trim`/`setpts`, or with `prefix` "a" their audio twins `atrim`/`asetpts`.
+fn trim(range: Option<&TimeRange>, prefix: &str) -> Option<String> {
     let range = range.filter(|r| r.offset > 0.0 || r.duration.is_some())?;
     let end = range.duration.map(|d| format!(":end={}", range.offset + d)).unwrap_or_default();
-    Some(format!("atrim=start={}{end},asetpts=PTS-{}/TB", range.offset, range.offset))
+    Some(format!("{prefix}trim=start={}{end},{prefix}setpts=PTS-{}/TB", range.offset, range.offset))
 }
 
 /// HDR (PQ or HLG, BT.2020) to SDR BT.709: linearise, tone-map with Hable's curve

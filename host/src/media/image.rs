@@ -11,7 +11,7 @@ use ffmpeg::{Rational, codec, filter, frame};
 use ffmpeg_next as ffmpeg;
 
 use super::MediaError;
-use super::encode::find_encoder;
+use super::encode::{drain, find_encoder};
 use super::engine::{Flow, Produced, Sink};
 use super::filters::{self, Picture};
 use super::input::VideoFormat;
@@ -62,6 +62,11 @@ fn image_codec(codec: &str) -> Result<(&'static str, &'static str), MediaError> 
     })
 }
 
+/// Pictures have no timing of their own, but encoders want a time base.
+fn picture_time_base() -> Rational {
+    Rational::new(1, 25)
+}
+
 impl ImageSink {
     pub fn open(plan: &ImagePlan, dir: &Path, input: &VideoFormat, duration: f64) -> Result<Self, MediaError> {
         if plan.times.is_empty() {
@@ -93,7 +98,7 @@ impl ImageSink {
         encoder.set_width(width);
         encoder.set_height(height);
         encoder.set_format(pix_fmt.parse().map_err(|_| MediaError::Unsupported(format!("unknown pixel format {pix_fmt}")))?);
-        encoder.set_time_base(Rational::new(1, 25));
+        encoder.set_time_base(picture_time_base());
         encoder.set_aspect_ratio(Rational::new(1, 1));
         if extension == "jpg" {
             // SAFETY: plain field of a codec context not yet opened.
@@ -159,19 +164,16 @@ impl ImageSink {
         Ok(())
     }
 
+    /// Each packet of an image encoder is a whole picture file.
     fn write_packets(&mut self) -> Result<(), MediaError> {
-        loop {
-            match self.encoder.receive_packet(&mut self.packet) {
-                Ok(()) => {}
-                Err(ffmpeg::Error::Eof) => return Ok(()),
-                Err(ffmpeg::Error::Other { errno }) if errno == ffmpeg::util::error::EAGAIN => return Ok(()),
-                Err(source) => return Err(MediaError::Encoder { codec: self.name.to_string(), stage: "encoding", source }),
-            }
-            let path = self.dir.join(format!("{:05}.{}", self.files.len() + 1, self.extension));
-            let data = self.packet.data().unwrap_or_default();
+        let ImageSink { encoder, name, packet, dir, extension, files, .. } = self;
+        drain(encoder, name, packet, picture_time_base(), &mut |packet, _| {
+            let path = dir.join(format!("{:05}.{}", files.len() + 1, extension));
+            let data = packet.data().unwrap_or_default();
             std::fs::write(&path, data).map_err(|e| MediaError::Unsupported(format!("cannot write {}: {e}", path.display())))?;
-            self.files.push(path);
-        }
+            files.push(path);
+            Ok(())
+        })
     }
 
     fn tiles(&self) -> Vec<SpriteTile> {

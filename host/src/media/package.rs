@@ -24,7 +24,7 @@ use super::MediaError;
 use super::codecs::codec_string;
 use super::encode::{AudioEncoder, VideoEncoder, VideoSetup};
 use super::engine::{Flow, Lane, Produced, Sink};
-use super::file::{add_stream, set_codec_tag};
+use super::file::{add_stream, set_codec_tag, write_packet};
 use super::input::{AudioFormat, VideoFormat};
 use crate::types::{AudioPlan, StreamPlan, TimeRange, VideoPlan};
 
@@ -124,10 +124,6 @@ impl Muxers {
         self.watch.settle();
         Ok(())
     }
-}
-
-fn write_packet(muxer: &mut format::context::Output, stream: usize, packet: &mut ffmpeg::Packet, tb: Rational) -> Result<(), MediaError> {
-    super::file::write_packet(muxer, stream, packet, tb)
 }
 
 fn lock(muxers: &Mutex<Muxers>) -> MutexGuard<'_, Muxers> {
