@@ -37,7 +37,7 @@ fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let cache = tempfile::tempdir().expect("tempdir");
     let dist = root().join("plugins/dist");
-    let plugins = rt.block_on(Plugins::start(&dist, cache.path(), HashMap::new())).expect("plugins load");
+    let plugins = rt.block_on(Plugins::start(&dist, cache.path(), HashMap::new(), Default::default())).expect("plugins load");
     let info = input();
 
     let mut warm = rt.block_on(plugins.condition_instance()).expect("instance");
@@ -55,7 +55,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| rt.block_on(plugins.format_plan("mp4:720p::quality=4", "{}", &info)).expect("plans"))
     });
     c.bench_function("start-up: load 4 plugins from a warm compile cache", |b| {
-        b.iter(|| rt.block_on(Plugins::start(&dist, cache.path(), HashMap::new())).expect("plugins load"))
+        b.iter(|| rt.block_on(Plugins::start(&dist, cache.path(), HashMap::new(), Default::default())).expect("plugins load"))
     });
 
     // Hot reload, once (it includes the watcher's settle time and a compile): replace
@@ -68,7 +68,7 @@ fn bench(c: &mut Criterion) {
     let replacement = root().join("tests/plugins/dist/hostile-condition.wasm");
     if replacement.exists() {
         let cold_cache = tempfile::tempdir().expect("tempdir");
-        let live = rt.block_on(Plugins::start(dir.path(), cold_cache.path(), HashMap::new())).expect("plugins load");
+        let live = rt.block_on(Plugins::start(dir.path(), cold_cache.path(), HashMap::new(), Default::default())).expect("plugins load");
         let _watcher = rt.block_on(async { live.watch() }).expect("watch");
         assert!(rt.block_on(live.condition_check("true and")).is_err());
         let staged = dir.path().join(".swap");

@@ -12,6 +12,7 @@ pub mod config;
 pub mod db;
 pub mod job;
 pub mod media;
+pub mod net;
 pub mod notify;
 pub mod plugins;
 pub mod queue;

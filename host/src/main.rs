@@ -69,7 +69,7 @@ async fn run() -> anyhow::Result<()> {
         Command::Plugins { server, command } => return cli::plugins(&config, server, command).await,
         command => command,
     };
-    let plugins = plugins::Plugins::start(&config.plugin_dir, &config.plugin_cache_dir(), config.plugin_grants.clone())
+    let plugins = plugins::Plugins::start(&config.plugin_dir, &config.plugin_cache_dir(), config.plugin_grants.clone(), config.outbound.clone())
         .await
         .context("starting the plugin host")?;
     let _watcher = plugins.watch().context("watching the plugin directory")?;

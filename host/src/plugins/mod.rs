@@ -145,12 +145,20 @@ pub struct Plugins {
     errors: std::sync::Mutex<Vec<LoadError>>,
     /// One reload at a time; calls never wait for it.
     reloading: tokio::sync::Mutex<()>,
+    /// The outbound policy every `wasi:http` request of a plugin obeys.
+    #[allow(dead_code)]
+    outbound: crate::net::Outbound,
 }
 
 impl Plugins {
     /// Build the engine and load every `*.wasm` in `plugin_dir`. A component that fails
     /// to load is logged and skipped: one bad file must not stop the server.
-    pub async fn start(plugin_dir: &Path, cache_dir: &Path, grants: HashMap<String, PluginGrant>) -> anyhow::Result<Arc<Self>> {
+    pub async fn start(
+        plugin_dir: &Path,
+        cache_dir: &Path,
+        grants: HashMap<String, PluginGrant>,
+        outbound: crate::net::Outbound,
+    ) -> anyhow::Result<Arc<Self>> {
         let engine = new_engine()?;
         spawn_epoch_ticker(&engine);
         let mut linker = Linker::new(&engine);
@@ -169,6 +177,7 @@ impl Plugins {
             cache_dir: cache_dir.to_path_buf(),
             errors: std::sync::Mutex::new(Vec::new()),
             reloading: tokio::sync::Mutex::new(()),
+            outbound,
         });
         plugins.reload().await;
         Ok(plugins)

@@ -9,6 +9,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+mod limits;
+pub use limits::{LIMIT_ENV_NAMES, Limits};
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
@@ -27,6 +30,11 @@ pub struct Config {
     pub admin_key: String,
     /// What each plugin (by name) is granted beyond the defaults.
     pub plugin_grants: HashMap<String, PluginGrant>,
+    /// What one job, input or peer may cost (`[limits]`).
+    pub limits: Limits,
+    /// Where the server may connect: public addresses, plus `outbound_allow`
+    /// (`COPRA_OUTBOUND_ALLOW`: comma-separated CIDRs and host names).
+    pub outbound: crate::net::Outbound,
 }
 
 /// What the operator grants one plugin, from `[plugins.NAME]` in the config file.
@@ -63,6 +71,11 @@ struct FileConfig {
     admin_key: Option<String>,
     #[serde(default)]
     plugins: HashMap<String, PluginGrant>,
+    #[serde(default)]
+    limits: limits::FileLimits,
+    /// CIDRs and host names the server may connect to besides public addresses.
+    #[serde(default)]
+    outbound_allow: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -127,6 +140,10 @@ impl Config {
             None => persistent_id(&data_dir.join("admin-key"), "admin-")?,
         };
 
+        let outbound_allow = env("COPRA_OUTBOUND_ALLOW").unwrap_or_else(|| file_config.outbound_allow.join(","));
+        let outbound = crate::net::Policy::parse(&outbound_allow)
+            .map_err(|message| ConfigError::Invalid { name: "COPRA_OUTBOUND_ALLOW", message })?;
+
         Ok(Config {
             listen,
             data_dir,
@@ -138,6 +155,8 @@ impl Config {
             worker_id,
             admin_key,
             plugin_grants: file_config.plugins,
+            limits: Limits::load(file_config.limits, &env)?,
+            outbound: crate::net::Outbound::new(outbound),
         })
     }
 

@@ -1,0 +1,152 @@
+//! Limits on everything a job or a peer controls: sizes, counts and times. Each has a
+//! default and a key in the `[limits]` table of the config file; the environment
+//! variable `COPRA_LIMITS_<KEY>` (in capitals) overrides it.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::ConfigError;
+
+/// What one job, one input or one peer may cost the server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// Largest request body the API reads (`max_body_bytes`, default 1 MiB); more is a 413.
+    pub max_body_bytes: usize,
+    /// Outputs in one job (`max_outputs`, default 50); each is an encoder and a thread.
+    pub max_outputs: usize,
+    /// Renditions in one adaptive-streaming package (`max_variants`, default 12).
+    pub max_variants: usize,
+    /// Pictures one output may take: thumbnails, sprite tiles (`max_pictures`, default 10,000).
+    pub max_pictures: usize,
+    /// Bytes of one input (`max_input_bytes`, default 20 GiB); a download is cut off past it.
+    pub max_input_bytes: u64,
+    /// Width × height of an input's or an output's picture (`max_pixels`, default
+    /// 8192×4320, DCI 8K), checked when the input is probed, before any decoding.
+    pub max_pixels: u64,
+    /// Seconds of one input (`max_duration_secs`, default 6 hours), checked at probe.
+    pub max_duration: Duration,
+    /// Longest silence of a peer during a download or an upload (`transfer_idle_secs`,
+    /// default 30 s): a stalled server fails the transfer instead of holding a worker.
+    pub transfer_idle: Duration,
+    /// Longest time one download or upload may take in all (`transfer_total_secs`,
+    /// default 2 hours).
+    pub transfer_total: Duration,
+    /// Longest time one webhook delivery may take, connection and answer included
+    /// (`webhook_timeout_secs`, default 10 s). Deliveries to one receiver never wait
+    /// for another's.
+    pub webhook_timeout: Duration,
+    /// Widest number placeholder in a numbered path (`%.Nd`, `max_path_digits`, default 10).
+    pub max_path_digits: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 1 << 20,
+            max_outputs: 50,
+            max_variants: 12,
+            max_pictures: 10_000,
+            max_input_bytes: 20 << 30,
+            max_pixels: 8192 * 4320,
+            max_duration: Duration::from_secs(6 * 3600),
+            transfer_idle: Duration::from_secs(30),
+            transfer_total: Duration::from_secs(2 * 3600),
+            webhook_timeout: Duration::from_secs(10),
+            max_path_digits: 10,
+        }
+    }
+}
+
+/// The `[limits]` table of the config file; every key may be omitted.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileLimits {
+    max_body_bytes: Option<u64>,
+    max_outputs: Option<u64>,
+    max_variants: Option<u64>,
+    max_pictures: Option<u64>,
+    max_input_bytes: Option<u64>,
+    max_pixels: Option<u64>,
+    max_duration_secs: Option<u64>,
+    transfer_idle_secs: Option<u64>,
+    transfer_total_secs: Option<u64>,
+    webhook_timeout_secs: Option<u64>,
+    max_path_digits: Option<u64>,
+}
+
+impl Limits {
+    /// Defaults, overridden by the file's `[limits]`, overridden by the environment.
+    pub(super) fn load(file: FileLimits, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let d = Limits::default();
+        // One value: environment, then file, then default; zero is refused (a limit of
+        // nothing would make the server refuse everything).
+        let get = |key: &'static str, file: Option<u64>, default: u64| -> Result<u64, ConfigError> {
+            let name = LIMIT_ENV_NAMES.iter().find(|(k, _)| *k == key).map(|(_, n)| *n).unwrap_or("COPRA_LIMITS");
+            let value = match env(name) {
+                Some(text) => text
+                    .trim()
+                    .replace('_', "")
+                    .parse::<u64>()
+                    .map_err(|_| ConfigError::Invalid { name, message: format!("'{text}' is not a whole number") })?,
+                None => file.unwrap_or(default),
+            };
+            if value == 0 {
+                return Err(ConfigError::Invalid { name, message: "a limit must be above zero".into() });
+            }
+            Ok(value)
+        };
+        let secs = Duration::from_secs;
+        Ok(Limits {
+            max_body_bytes: get("max_body_bytes", file.max_body_bytes, d.max_body_bytes as u64)? as usize,
+            max_outputs: get("max_outputs", file.max_outputs, d.max_outputs as u64)? as usize,
+            max_variants: get("max_variants", file.max_variants, d.max_variants as u64)? as usize,
+            max_pictures: get("max_pictures", file.max_pictures, d.max_pictures as u64)? as usize,
+            max_input_bytes: get("max_input_bytes", file.max_input_bytes, d.max_input_bytes)?,
+            max_pixels: get("max_pixels", file.max_pixels, d.max_pixels)?,
+            max_duration: secs(get("max_duration_secs", file.max_duration_secs, d.max_duration.as_secs())?),
+            transfer_idle: secs(get("transfer_idle_secs", file.transfer_idle_secs, d.transfer_idle.as_secs())?),
+            transfer_total: secs(get("transfer_total_secs", file.transfer_total_secs, d.transfer_total.as_secs())?),
+            webhook_timeout: secs(get("webhook_timeout_secs", file.webhook_timeout_secs, d.webhook_timeout.as_secs())?),
+            max_path_digits: get("max_path_digits", file.max_path_digits, d.max_path_digits as u64)? as usize,
+        })
+    }
+}
+
+/// Each `[limits]` key and its environment variable.
+pub const LIMIT_ENV_NAMES: &[(&str, &str)] = &[
+    ("max_body_bytes", "COPRA_LIMITS_MAX_BODY_BYTES"),
+    ("max_outputs", "COPRA_LIMITS_MAX_OUTPUTS"),
+    ("max_variants", "COPRA_LIMITS_MAX_VARIANTS"),
+    ("max_pictures", "COPRA_LIMITS_MAX_PICTURES"),
+    ("max_input_bytes", "COPRA_LIMITS_MAX_INPUT_BYTES"),
+    ("max_pixels", "COPRA_LIMITS_MAX_PIXELS"),
+    ("max_duration_secs", "COPRA_LIMITS_MAX_DURATION_SECS"),
+    ("transfer_idle_secs", "COPRA_LIMITS_TRANSFER_IDLE_SECS"),
+    ("transfer_total_secs", "COPRA_LIMITS_TRANSFER_TOTAL_SECS"),
+    ("webhook_timeout_secs", "COPRA_LIMITS_WEBHOOK_TIMEOUT_SECS"),
+    ("max_path_digits", "COPRA_LIMITS_MAX_PATH_DIGITS"),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_beats_file_beats_default() {
+        let file = FileLimits { max_outputs: Some(7), max_pixels: Some(100), ..Default::default() };
+        let env = |name: &str| (name == "COPRA_LIMITS_MAX_PIXELS").then(|| "1_000".to_string());
+        let limits = Limits::load(file, &env).unwrap();
+        assert_eq!(limits.max_outputs, 7);
+        assert_eq!(limits.max_pixels, 1000);
+        assert_eq!(limits.webhook_timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn zero_and_garbage_are_refused() {
+        let env = |name: &str| (name == "COPRA_LIMITS_MAX_OUTPUTS").then(|| "0".to_string());
+        assert!(Limits::load(FileLimits::default(), &env).is_err());
+        let env = |name: &str| (name == "COPRA_LIMITS_WEBHOOK_TIMEOUT_SECS").then(|| "ten".to_string());
+        assert!(Limits::load(FileLimits::default(), &env).is_err());
+    }
+}
