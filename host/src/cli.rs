@@ -60,7 +60,7 @@ pub async fn plugins(config: &Config, server: Option<String>, command: PluginCom
         PluginCommand::Remove { name } => client.delete(url(&format!("/plugins/{name}"))),
         PluginCommand::New { kind, name, sdk } => return scaffold(kind, &name, sdk),
     }
-    .bearer_auth(&config.admin_key)
+    .bearer_auth(config.admin_key.expose())
     .send()
     .await
     .with_context(|| format!("reaching the server at {base}"))?;

@@ -16,7 +16,9 @@ pub mod net;
 pub mod notify;
 pub mod plugins;
 pub mod queue;
+pub mod secret;
 pub mod storage;
+pub mod tenant;
 pub mod types;
 pub mod worker;
 

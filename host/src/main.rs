@@ -73,7 +73,7 @@ async fn run() -> anyhow::Result<()> {
         .await
         .context("starting the plugin host")?;
     let _watcher = plugins.watch().context("watching the plugin directory")?;
-    let db = db::connect(&config.database_url).await.with_context(|| format!("opening the database {}", redact(&config.database_url)))?;
+    let db = db::connect(config.database_url.expose()).await.with_context(|| format!("opening the database {}", redact(config.database_url.expose())))?;
     let job_arrived = Arc::new(tokio::sync::Notify::new());
     let run_worker = !matches!(command, Command::Serve { no_worker: true });
     let run_api = !matches!(command, Command::Worker);
@@ -86,14 +86,20 @@ async fn run() -> anyhow::Result<()> {
                 tracing::error!(err = format!("{err:#}"), "worker stopped");
             }
         });
-        tokio::spawn(notify::run(db.clone(), plugins.clone(), event_recorded));
+        let notifier = notify::Notifier {
+            db: db.clone(),
+            plugins: plugins.clone(),
+            sealer: config.sealer.clone(),
+            timeout: config.limits.webhook_timeout,
+        };
+        tokio::spawn(notify::run(notifier, event_recorded));
     }
     if run_api {
         let state = api::AppState::new(db, plugins, config.clone(), job_arrived);
         let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
         tracing::info!(listen = %config.listen, data_dir = %config.data_dir.display(), plugin_dir = %config.plugin_dir.display(), worker = run_worker, "copra is serving");
         if std::env::var_os("COPRA_API_KEYS").is_none() {
-            println!("API key: {}", config.api_keys.join(", "));
+            println!("API key: {}", config.api_keys.iter().map(|k| k.expose().as_str()).collect::<Vec<_>>().join(", "));
         }
         axum::serve(listener, api::router(state)).with_graceful_shutdown(shutdown_signal()).await?;
     } else {

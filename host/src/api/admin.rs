@@ -31,7 +31,7 @@ impl FromRequestParts<AppState> for AdminKey {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let key = auth::presented_key(parts).ok_or(ApiError::Unauthorized)?;
-        if auth::constant_time_eq(key.as_bytes(), state.config.admin_key.as_bytes()) { Ok(AdminKey) } else { Err(ApiError::Unauthorized) }
+        if auth::key_matches(&key, &state.config.admin_key) { Ok(AdminKey) } else { Err(ApiError::Unauthorized) }
     }
 }
 

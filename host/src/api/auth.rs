@@ -1,40 +1,51 @@
 //! Basic auth with the API key as the username (Coconut's scheme). Handlers take an
 //! [`ApiKey`] argument, so a route cannot forget to check it.
 
-use std::collections::HashMap;
-
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
 use super::{AppState, error::ApiError};
+use crate::secret::Secret;
+use crate::tenant::Tenant;
 
-/// The caller, known by a hash of their key: jobs are stored under it, so the key
-/// itself never reaches the database.
+/// The caller: the tenant its key stands for. Jobs are stored under the tenant's owner
+/// id (a hash of the key), so the key itself never reaches the database.
 #[derive(Debug, Clone)]
 pub struct ApiKey {
     pub owner: String,
+    pub tenant: Tenant,
 }
 
-/// Accepted keys, by their owner hash.
+/// Accepted keys, kept only as SHA-256 digests: a presented key is hashed and compared
+/// with every digest in constant time, so neither the comparison nor the lookup tells an
+/// attacker how close a guess was.
 #[derive(Debug, Default)]
 pub struct Keys {
-    owners: HashMap<String, String>,
+    keys: Vec<([u8; 32], Tenant)>,
 }
 
 impl Keys {
-    pub fn new(keys: &[String]) -> Self {
-        Keys { owners: keys.iter().map(|k| (k.clone(), owner_of(k))).collect() }
+    pub fn new(keys: &[Secret<String>]) -> Self {
+        Keys { keys: keys.iter().map(|k| (digest(k.expose()), Tenant::of_key(k.expose()))).collect() }
     }
 
-    fn owner(&self, key: &str) -> Option<&str> {
-        self.owners.get(key).map(String::as_str)
+    fn find(&self, presented: &str) -> Option<&Tenant> {
+        let presented = digest(presented);
+        // Every digest is compared, whatever matched before.
+        self.keys.iter().fold(None, |found, (key, tenant)| if constant_time_eq(key, &presented) { Some(tenant) } else { found })
     }
 }
 
-pub fn owner_of(key: &str) -> String {
-    hex::encode(Sha256::digest(key.as_bytes()))
+fn digest(key: &str) -> [u8; 32] {
+    Sha256::digest(key.as_bytes()).into()
+}
+
+/// Whether a presented secret is the expected one: both are hashed to the same length
+/// first, then compared in constant time.
+pub fn key_matches(presented: &str, expected: &Secret<String>) -> bool {
+    constant_time_eq(&digest(presented), &digest(expected.expose()))
 }
 
 impl FromRequestParts<AppState> for ApiKey {
@@ -42,8 +53,8 @@ impl FromRequestParts<AppState> for ApiKey {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let key = presented_key(parts).ok_or(ApiError::Unauthorized)?;
-        let owner = state.keys.owner(&key).ok_or(ApiError::Unauthorized)?;
-        Ok(ApiKey { owner: owner.to_string() })
+        let tenant = state.keys.find(&key).ok_or(ApiError::Unauthorized)?;
+        Ok(ApiKey { owner: tenant.owner().to_string(), tenant: tenant.clone() })
     }
 }
 
@@ -77,6 +88,15 @@ fn basic_username(header: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_are_found_by_digest_only() {
+        let keys = Keys::new(&[Secret::new("key-a".to_string()), Secret::new("key-b".to_string())]);
+        assert_eq!(keys.find("key-b").unwrap(), &Tenant::of_key("key-b"));
+        assert!(keys.find("key-").is_none() && keys.find("").is_none() && keys.find("key-a ").is_none());
+        assert!(!format!("{keys:?}").contains("key-a"), "no key in Debug output");
+        assert!(key_matches("admin-1", &Secret::new("admin-1".into())) && !key_matches("admin-", &Secret::new("admin-1".into())));
+    }
 
     #[test]
     fn username_is_read_with_or_without_password() {

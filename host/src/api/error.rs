@@ -14,6 +14,9 @@ pub enum ApiError {
     Unauthorized,
     #[error("{what} not found.")]
     NotFound { code: &'static str, what: String },
+    /// The body is larger than the server reads (`limits.max_body_bytes`).
+    #[error("The request body is larger than the {limit} bytes this server accepts (limits.max_body_bytes).")]
+    TooLarge { limit: usize },
     /// The request can never succeed as sent (Coconut answers these with 400).
     #[error(transparent)]
     Invalid(#[from] JobError),
@@ -36,6 +39,7 @@ impl ApiError {
         match self {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "authentication_failed"),
             ApiError::NotFound { code, .. } => (StatusCode::NOT_FOUND, code),
+            ApiError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "request_too_large"),
             ApiError::Invalid(err) => (StatusCode::BAD_REQUEST, err.code()),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         }

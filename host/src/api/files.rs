@@ -1,5 +1,6 @@
-//! Files of the `local` storage service, served below `/files/`. They are outputs, so
-//! they need an API key like every other route.
+//! Files of the `local` storage service, served below `/files/<namespace>/`. They are a
+//! tenant's outputs: the caller's key must be the tenant's, and another tenant's
+//! namespace answers 404 exactly as a file that does not exist.
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -14,17 +15,22 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/files/{*path}", axum::routing::get(serve))
 }
 
-async fn serve(State(state): State<AppState>, _key: ApiKey, request: Request) -> Result<Response, ApiError> {
-    // ServeDir rejects `..` and serves only below the directory.
+async fn serve(State(state): State<AppState>, key: ApiKey, request: Request) -> Result<Response, ApiError> {
+    let not_found = || ApiError::NotFound { code: "file_not_found", what: "File".into() };
     let (mut parts, body) = request.into_parts();
-    let path = parts.uri.path().trim_start_matches("/files").to_string();
-    parts.uri = path.parse().map_err(ApiError::internal)?;
-    let response = ServeDir::new(state.config.files_dir())
+    let path = parts.uri.path().trim_start_matches("/files/").to_string();
+    let (namespace, rest) = path.split_once('/').ok_or_else(not_found)?;
+    if namespace != key.tenant.namespace() {
+        return Err(not_found());
+    }
+    // ServeDir rejects `..` and serves only below the tenant's directory.
+    parts.uri = format!("/{rest}").parse().map_err(|_| not_found())?;
+    let response = ServeDir::new(key.tenant.files_root(&state.config.files_dir()))
         .oneshot(Request::from_parts(parts, body))
         .await
         .map_err(ApiError::internal)?;
     if response.status() == axum::http::StatusCode::NOT_FOUND {
-        return Err(ApiError::NotFound { code: "file_not_found", what: "File".into() });
+        return Err(not_found());
     }
     Ok(response.into_response())
 }

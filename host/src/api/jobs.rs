@@ -1,6 +1,5 @@
 //! `POST /v2/jobs` and `GET /v2/jobs/{id}`.
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -8,6 +7,7 @@ use axum::{Json, Router};
 use serde_json::Value;
 
 use super::auth::ApiKey;
+use super::body::Body;
 use super::{ApiError, AppState};
 use crate::db::{self, job, output};
 use crate::job::status::{self, OutputState};
@@ -19,7 +19,7 @@ pub fn router() -> Router<AppState> {
 
 /// The body is read as bytes and parsed here, so malformed JSON gets the API's own
 /// error shape rather than the framework's.
-async fn create(State(state): State<AppState>, key: ApiKey, body: Bytes) -> Result<(StatusCode, Json<Value>), ApiError> {
+async fn create(State(state): State<AppState>, key: ApiKey, Body(body): Body) -> Result<(StatusCode, Json<Value>), ApiError> {
     let body: Value = serde_json::from_slice(&body)
         .map_err(|e| JobError::invalid("request_not_valid", format!("The request body is not valid JSON: {e}.")))?;
     let spec = JobSpec::parse(&body)?;
@@ -36,6 +36,14 @@ pub(super) async fn submit(
     spec: JobSpec,
     api: &'static str,
 ) -> Result<(job::Model, Vec<output::Model>), ApiError> {
+    let limits = &state.config.limits;
+    if spec.outputs.len() > limits.max_outputs {
+        return Err(JobError::invalid(
+            "outputs_not_valid",
+            format!("The job has {} outputs; this server takes at most {} per job (limits.max_outputs).", spec.outputs.len(), limits.max_outputs),
+        )
+        .into());
+    }
     let output_types = validate(&spec, &state.plugins).await?;
 
     let id = crate::random_id(14);
@@ -45,7 +53,8 @@ pub(super) async fn submit(
         status: status::JOB_STARTING.into(),
         input_status: status::INPUT_STARTING.into(),
         progress: 0,
-        spec: serde_json::to_string(&spec).map_err(ApiError::internal)?,
+        // Storage credentials, webhook and presigned URLs: sealed at rest.
+        spec: crate::job::stored::seal_spec(&state.config.sealer, &spec).map_err(ApiError::internal)?,
         input_metadata: None,
         error: None,
         created_at: db::now_ms(),

@@ -5,8 +5,7 @@
 //! queue, same worker. Only the shapes differ: answers are Octet's job view, errors are
 //! `{"error": "<why>"}` (Octet's "error describes why the request was invalid").
 
-use axum::body::Bytes;
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{FromRequest, FromRequestParts, Path, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
@@ -15,6 +14,7 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use super::auth::ApiKey;
+use super::body::Body;
 use super::jobs::submit;
 use super::{ApiError, AppState};
 use crate::db;
@@ -27,11 +27,11 @@ pub fn router() -> Router<AppState> {
 /// Create a job. Answers `200` with the job's view (`job_id`, `status: "pending"`,
 /// `outputs`): the endpoint is an RPC-style `create`, and Octet's document speaks of a
 /// response that is the job or an error, not of a created resource.
-async fn create(State(state): State<AppState>, OctetKey(key): OctetKey, body: Bytes) -> Result<Json<Value>, OctetError> {
+async fn create(State(state): State<AppState>, OctetKey(key): OctetKey, OctetBody(body): OctetBody) -> Result<Json<Value>, OctetError> {
     let request = octet::parse(&body)?;
     let spec = octet::to_job(&request)?;
     let (job, outputs) = submit(&state, &key, spec, "octet_v0").await?;
-    Ok(Json(octet::job_view(&job, &outputs)))
+    Ok(Json(octet::job_view(&job, &outputs, &state.config.sealer)))
 }
 
 async fn show(State(state): State<AppState>, OctetKey(key): OctetKey, Path(id): Path<String>) -> Result<Json<Value>, OctetError> {
@@ -39,11 +39,22 @@ async fn show(State(state): State<AppState>, OctetKey(key): OctetKey, Path(id): 
     let (job, outputs) = db::jobs::find(&state.db, &id, Some(&key.owner))
         .await?
         .ok_or_else(|| ApiError::NotFound { code: "job_not_found", what: format!("Job '{id}'") })?;
-    Ok(Json(octet::job_view(&job, &outputs)))
+    Ok(Json(octet::job_view(&job, &outputs, &state.config.sealer)))
 }
 
 async fn not_found() -> OctetError {
     ApiError::NotFound { code: "not_found", what: "Route".into() }.into()
+}
+
+/// The request body within the server's limit, refused in Octet's error shape.
+struct OctetBody(axum::body::Bytes);
+
+impl FromRequest<AppState> for OctetBody {
+    type Rejection = OctetError;
+
+    async fn from_request(request: axum::extract::Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        Ok(OctetBody(Body::from_request(request, state).await?.0))
+    }
 }
 
 /// The caller's key (Basic username or Bearer token, as for the Coconut API), rejected in

@@ -9,17 +9,22 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::secret::{Sealer, Secret};
+
 mod limits;
 pub use limits::{LIMIT_ENV_NAMES, Limits};
 
+/// Everything the server runs with. Its `Debug` shows no secret: keys, the database
+/// URL and the sealing key are [`Secret`]s.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
-    pub database_url: String,
+    /// May carry a password (`postgres://user:pw@host/db`).
+    pub database_url: Secret<String>,
     pub plugin_dir: PathBuf,
-    /// API keys accepted for the job API.
-    pub api_keys: Vec<String>,
+    /// API keys accepted for the job API; each is a tenant.
+    pub api_keys: Vec<Secret<String>>,
     /// The base URL clients reach this server at; used for `local` storage URLs.
     pub public_url: String,
     /// Jobs one worker runs at once.
@@ -27,7 +32,7 @@ pub struct Config {
     /// This worker's identity in leases. Stable across restarts of the same node.
     pub worker_id: String,
     /// The key of the admin API (`/admin/...`), separate from job API keys.
-    pub admin_key: String,
+    pub admin_key: Secret<String>,
     /// What each plugin (by name) is granted beyond the defaults.
     pub plugin_grants: HashMap<String, PluginGrant>,
     /// What one job, input or peer may cost (`[limits]`).
@@ -35,6 +40,10 @@ pub struct Config {
     /// Where the server may connect: public addresses, plus `outbound_allow`
     /// (`COPRA_OUTBOUND_ALLOW`: comma-separated CIDRs and host names).
     pub outbound: crate::net::Outbound,
+    /// Seals secrets at rest (job specs), with `secret_key` (`COPRA_SECRET_KEY`: 64 hex
+    /// digits or base64 of 32 bytes; the same on every node sharing a database) or a key
+    /// generated into `<data_dir>/secret-key` on first start.
+    pub sealer: Sealer,
 }
 
 /// What the operator grants one plugin, from `[plugins.NAME]` in the config file.
@@ -57,7 +66,7 @@ pub struct PluginGrant {
 }
 
 /// The optional file; every field may be omitted.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     listen: Option<String>,
@@ -69,6 +78,7 @@ struct FileConfig {
     worker_concurrency: Option<usize>,
     worker_id: Option<String>,
     admin_key: Option<String>,
+    secret_key: Option<String>,
     #[serde(default)]
     plugins: HashMap<String, PluginGrant>,
     #[serde(default)]
@@ -108,7 +118,7 @@ impl Config {
             .parse()
             .map_err(|e: std::net::AddrParseError| ConfigError::Invalid { name: "COPRA_LISTEN", message: e.to_string() })?;
         let data_dir = env("COPRA_DATA_DIR").map(PathBuf::from).or(file_config.data_dir).unwrap_or_else(|| "data".into());
-        std::fs::create_dir_all(&data_dir).map_err(|source| ConfigError::DataDir { path: data_dir.clone(), source })?;
+        create_private_dir(&data_dir).map_err(|source| ConfigError::DataDir { path: data_dir.clone(), source })?;
         let data_dir = data_dir.canonicalize().map_err(|source| ConfigError::DataDir { path: data_dir.clone(), source })?;
 
         let database_url = env("COPRA_DATABASE_URL")
@@ -135,6 +145,15 @@ impl Config {
             None => persistent_id(&data_dir.join("worker-id"), "worker-")?,
         };
 
+        let sealer = match env("COPRA_SECRET_KEY").or(file_config.secret_key) {
+            Some(key) => Sealer::from_text(&key).map_err(|e| ConfigError::Invalid { name: "COPRA_SECRET_KEY", message: e.to_string() })?,
+            None => {
+                let path = data_dir.join("secret-key");
+                let key = persistent_secret(&path, Sealer::generate_key)?;
+                Sealer::from_text(&key).map_err(|e| ConfigError::Invalid { name: "secret-key file", message: format!("{}: {e}", path.display()) })?
+            }
+        };
+
         let admin_key = match env("COPRA_ADMIN_KEY").or(file_config.admin_key) {
             Some(key) => key,
             None => persistent_id(&data_dir.join("admin-key"), "admin-")?,
@@ -147,16 +166,17 @@ impl Config {
         Ok(Config {
             listen,
             data_dir,
-            database_url,
+            database_url: Secret::new(database_url),
             plugin_dir,
-            api_keys,
+            api_keys: api_keys.into_iter().map(Secret::new).collect(),
             public_url,
             worker_concurrency: worker_concurrency.max(1),
             worker_id,
-            admin_key,
+            admin_key: Secret::new(admin_key),
             plugin_grants: file_config.plugins,
             limits: Limits::load(file_config.limits, &env)?,
             outbound: crate::net::Outbound::new(outbound),
+            sealer,
         })
     }
 
@@ -193,16 +213,40 @@ fn generated_key(data_dir: &Path) -> Result<String, ConfigError> {
 
 /// Read an identifier from `path`, or create a random one there.
 fn persistent_id(path: &Path, prefix: &str) -> Result<String, ConfigError> {
+    persistent_secret(path, || format!("{prefix}{}", crate::random_id(24)))
+}
+
+/// Read a value kept in the data directory, or create it with `make`. The file is
+/// readable by the server's user only, whoever created it.
+fn persistent_secret(path: &Path, make: impl FnOnce() -> String) -> Result<String, ConfigError> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let io = |source| ConfigError::DataDir { path: path.into(), source };
     if let Ok(existing) = std::fs::read_to_string(path) {
         let existing = existing.trim();
         if !existing.is_empty() {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
             return Ok(existing.to_string());
         }
     }
-    let id = format!("{prefix}{}", crate::random_id(24));
-    std::fs::write(path, &id).map_err(io)?;
-    Ok(id)
+    let value = make();
+    // Written beside and renamed, so a crash never leaves an empty key behind; created
+    // owner-only so the value is never readable by others, not even for a moment.
+    let tmp = path.with_extension("tmp");
+    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(io)?;
+    file.write_all(value.as_bytes()).and_then(|()| file.sync_all()).map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)?;
+    Ok(value)
+}
+
+/// Create the data directory owner-only (it holds keys, the database and every
+/// tenant's files); an existing directory is left as the operator made it.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
 }
 
 #[cfg(test)]
@@ -215,10 +259,22 @@ mod tests {
     }
 
     #[test]
-    fn persistent_id_survives_a_second_read() {
+    fn persistent_id_survives_a_second_read_and_is_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let first = persistent_id(&dir.path().join("id"), "w-").unwrap();
         assert!(first.starts_with("w-"));
         assert_eq!(persistent_id(&dir.path().join("id"), "w-").unwrap(), first);
+        let mode = std::fs::metadata(dir.path().join("id")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn a_new_data_dir_is_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("a/b");
+        create_private_dir(&data).unwrap();
+        assert_eq!(std::fs::metadata(&data).unwrap().permissions().mode() & 0o777, 0o700);
     }
 }

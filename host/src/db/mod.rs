@@ -14,6 +14,9 @@ use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbE
 
 /// Connect and bring the schema up to date.
 pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
+    if let Some(path) = sqlite_path(url) {
+        create_private_file(&path).map_err(|e| DbErr::Custom(format!("creating the database file {}: {e}", path.display())))?;
+    }
     let mut options = ConnectOptions::new(url.to_string());
     options.sqlx_logging(false);
     if url.starts_with("sqlite:") {
@@ -50,6 +53,22 @@ async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
         db.execute_unprepared(index).await?;
     }
     Ok(())
+}
+
+/// The file of a `sqlite://` URL (not `:memory:`).
+fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && !path.starts_with(":memory:")).then(|| std::path::PathBuf::from(path))
+}
+
+/// Create the database file owner-only before SQLite does (its journal files take the
+/// database's permissions); an existing file is made owner-only too: it holds every
+/// tenant's jobs.
+fn create_private_file(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
 }
 
 /// Now, in the unit the database stores.

@@ -2,6 +2,7 @@
 
 pub mod octet;
 pub mod spec;
+pub mod stored;
 pub mod validate;
 pub mod view;
 

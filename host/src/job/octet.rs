@@ -466,8 +466,8 @@ fn format_string(index: usize, o: &Output) -> Result<String, JobError> {
 /// A job as Octet users read it. `pending` until a worker starts on it, `processing`
 /// while it runs, then `complete` or `error`. Each output is named by its `dest_path`
 /// (from the stored spec), with its own status, its URL once uploaded, and its error.
-pub fn job_view(job: &job::Model, outputs: &[output::Model]) -> Value {
-    let spec: Option<JobSpec> = serde_json::from_str(&job.spec).ok();
+pub fn job_view(job: &job::Model, outputs: &[output::Model], sealer: &crate::secret::Sealer) -> Value {
+    let spec: Option<JobSpec> = super::stored::open_spec(sealer, &job.spec).ok();
     let dest_path = |key: &str| -> Value {
         let path = spec.as_ref().and_then(|s| s.outputs.iter().find(|o| o.key == key)).and_then(|o| o.path.clone());
         path.map_or(Value::Null, Value::String)
@@ -534,6 +534,10 @@ fn rfc3339(ms: i64) -> Value {
 
 #[cfg(test)]
 mod tests {
+    fn test_sealer() -> crate::secret::Sealer {
+        crate::secret::Sealer::new(&[7; 32])
+    }
+
     use super::*;
 
     fn request(outputs: Value) -> Value {
@@ -734,7 +738,7 @@ mod tests {
             status: status.into(),
             input_status: input_status.into(),
             progress: 40,
-            spec: serde_json::to_string(&spec).unwrap(),
+            spec: crate::job::stored::seal_spec(&test_sealer(), &spec).unwrap(),
             input_metadata: None,
             error: None,
             created_at: 1_700_000_000_000,
@@ -762,7 +766,7 @@ mod tests {
     #[test]
     fn status_view() {
         let (job, outputs) = rows(status::JOB_STARTING, status::INPUT_STARTING, None);
-        let view = job_view(&job, &outputs);
+        let view = job_view(&job, &outputs, &test_sealer());
         assert_eq!(view["job_id"], "J1");
         assert_eq!(view["status"], "pending");
         assert_eq!(view["created_at"], "2023-11-14T22:13:20Z");
@@ -770,20 +774,20 @@ mod tests {
         assert_eq!(view["outputs"][0], json!({"dest_path": "a/720.mp4", "status": "processing"}));
         assert_eq!(view["outputs"][1], json!({"dest_path": "a/360.mp4", "status": "pending"}));
         let (job, _) = rows(status::JOB_STARTING, status::INPUT_STARTING, Some("worker-1"));
-        assert_eq!(job_view(&job, &outputs)["status"], "processing");
+        assert_eq!(job_view(&job, &outputs, &test_sealer())["status"], "processing");
         let (job, _) = rows(status::JOB_STARTING, status::INPUT_TRANSFERRED, None);
-        assert_eq!(job_view(&job, &outputs)["status"], "processing");
+        assert_eq!(job_view(&job, &outputs, &test_sealer())["status"], "processing");
         let (job, _) = rows(status::JOB_COMPLETED, status::INPUT_TRANSFERRED, None);
-        assert_eq!(job_view(&job, &outputs)["status"], "complete");
-        assert!(job_view(&job, &outputs).get("error").is_none());
+        assert_eq!(job_view(&job, &outputs, &test_sealer())["status"], "complete");
+        assert!(job_view(&job, &outputs, &test_sealer()).get("error").is_none());
         let (mut job, mut outputs) = rows(status::JOB_FAILED, status::INPUT_FAILED, None);
         outputs[1].status = "video.failed".into();
         outputs[1].error = Some("Encoding failed: boom".into());
-        let view = job_view(&job, &outputs);
+        let view = job_view(&job, &outputs, &test_sealer());
         assert_eq!((view["status"].as_str(), view["error"].as_str()), (Some("error"), Some("Encoding failed: boom")));
         assert_eq!(view["outputs"][1]["status"], "error");
         job.error = Some("The input could not be fetched".into());
-        assert_eq!(job_view(&job, &outputs)["error"], "The input could not be fetched");
+        assert_eq!(job_view(&job, &outputs, &test_sealer())["error"], "The input could not be fetched");
     }
 
     #[test]

@@ -10,8 +10,9 @@ use serde_json::{Map, Value};
 use super::JobError;
 
 /// A submitted job. `storage` and `notification` stay as JSON: their shape belongs to
-/// the plugin that handles their `service`/`type`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// the plugin that handles their `service`/`type`. Its `Debug` hides credentials and
+/// the query of every URL (presigned URLs carry their signature there).
+#[derive(Clone, Serialize, Deserialize)]
 pub struct JobSpec {
     pub input: InputSpec,
     pub storage: Value,
@@ -22,7 +23,7 @@ pub struct JobSpec {
     pub settings: Value,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct InputSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
@@ -34,7 +35,7 @@ pub struct InputSpec {
 }
 
 /// One output, after arrays have been flattened and keys defaulted.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct OutputSpec {
     pub key: String,
     /// The format string, e.g. `mp4:720p::quality=4`.
@@ -47,6 +48,42 @@ pub struct OutputSpec {
     pub condition: Option<String>,
     /// Every parameter as sent (images, trailers and streaming read more of them).
     pub params: Map<String, Value>,
+}
+
+impl std::fmt::Debug for JobSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use crate::secret::redact_json;
+        f.debug_struct("JobSpec")
+            .field("input", &self.input)
+            .field("storage", &redact_json(&self.storage))
+            .field("outputs", &self.outputs)
+            .field("notification", &self.notification.as_ref().map(redact_json))
+            .field("settings", &self.settings)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for InputSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InputSpec")
+            .field("url", &self.url.as_deref().map(crate::secret::redact_url))
+            .field("service", &self.service)
+            .field("raw", &crate::secret::redact_json(&self.raw))
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for OutputSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutputSpec")
+            .field("key", &self.key)
+            .field("format", &self.format)
+            .field("path", &self.path)
+            .field("url", &self.url.as_deref().map(crate::secret::redact_url))
+            .field("condition", &self.condition)
+            .field("params", &crate::secret::redact_json(&Value::Object(self.params.clone())))
+            .finish()
+    }
 }
 
 /// Output parameters the host itself reads. Every other parameter (`number`, `offset`,
@@ -247,6 +284,21 @@ mod tests {
         assert_eq!(JobSpec::parse(&body).unwrap_err().code(), "storage_not_valid");
         let body = json!({"input": {"url": "http://x/y"}, "storage": {"service": "s3"}, "outputs": {}});
         assert_eq!(JobSpec::parse(&body).unwrap_err().code(), "outputs_not_valid");
+    }
+
+    #[test]
+    fn debug_output_hides_credentials_and_signatures() {
+        let body = json!({
+            "input": {"url": "https://in.example/a.mp4?X-Amz-Signature=insig"},
+            "storage": {"service": "s3", "bucket": "b", "credentials": {"access_key_id": "AKID", "secret_access_key": "SECRETKEY"}},
+            "outputs": {"mp4": {"url": "https://out.example/v.mp4?X-Amz-Signature=outsig"}},
+            "notification": {"type": "http", "url": "https://hook.example/h?token=hooksecret"}
+        });
+        let shown = format!("{:?}", JobSpec::parse(&body).unwrap());
+        for secret in ["SECRETKEY", "AKID", "insig", "outsig", "hooksecret"] {
+            assert!(!shown.contains(secret), "{secret} leaked in {shown}");
+        }
+        assert!(shown.contains("in.example") && shown.contains("\"b\""), "{shown}");
     }
 
     #[test]

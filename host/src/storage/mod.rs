@@ -38,15 +38,21 @@ pub enum Destination {
     Plugin { plugins: Arc<Plugins>, service: String, spec_json: String },
 }
 
+/// Where one tenant's `local` files live and the URL prefix they are served under (see
+/// [`crate::tenant::Tenant`]); the plugin never names this place.
+#[derive(Debug, Clone)]
+pub struct LocalFiles {
+    pub root: PathBuf,
+    pub url_base: String,
+}
+
 /// Ask the storage plugin for `service` where a storage block's files go, and build the
-/// destination. `files_dir` and `public_url` serve the `local` target: files land below
-/// `files_dir` and are served by the API under `{public_url}/files/`.
+/// destination. A `local` target is the tenant's own directory, `local`.
 pub async fn destination(
     plugins: &Arc<Plugins>,
     service: &str,
     spec_json: &str,
-    files_dir: &Path,
-    public_url: &str,
+    local: &LocalFiles,
 ) -> Result<Destination, StorageError> {
     let target = plugins.storage_resolve(service, spec_json).await.map_err(|e| StorageError::Config(e.describe()))?;
     let config = |e: opendal::Error| StorageError::Config(e.to_string());
@@ -56,9 +62,9 @@ pub async fn destination(
             Destination::Opendal { operator: Operator::via_iter(scheme, options).map_err(config)?, url_base }
         }
         StorageTarget::Local => {
-            let root = files_dir.to_string_lossy().to_string();
+            let root = local.root.to_string_lossy().to_string();
             let operator = Operator::via_iter(Scheme::Fs, [("root".to_string(), root)]).map_err(config)?;
-            Destination::Opendal { operator, url_base: format!("{}/files", public_url.trim_end_matches('/')) }
+            Destination::Opendal { operator, url_base: local.url_base.clone() }
         }
         StorageTarget::Custom => {
             Destination::Plugin { plugins: plugins.clone(), service: service.to_string(), spec_json: spec_json.to_string() }
@@ -136,7 +142,7 @@ async fn upload_opendal(operator: &Operator, file: &Path, key: &str, content_typ
 
 /// Stream an HTTP(S) input to a local file. Non-2xx answers are errors naming the status.
 pub async fn fetch_http(client: &reqwest::Client, url: &str, dest: &Path) -> Result<u64, StorageError> {
-    let err = |message: String| StorageError::Download { what: url.to_string(), message };
+    let err = |message: String| StorageError::Download { what: crate::secret::redact_url(url), message };
     let response = client.get(url).send().await.map_err(|e| err(describe_reqwest(&e)))?;
     if !response.status().is_success() {
         return Err(err(format!("the server answered {}", response.status())));
@@ -154,7 +160,7 @@ pub async fn fetch_http(client: &reqwest::Client, url: &str, dest: &Path) -> Res
 
 /// Upload a file with HTTP PUT to a URL the user gave (e.g. a presigned URL).
 pub async fn put_http(client: &reqwest::Client, url: &str, file: &Path, content_type: &str) -> Result<(), StorageError> {
-    let err = |message: String| StorageError::UploadFailed { key: url.to_string(), message };
+    let err = |message: String| StorageError::UploadFailed { key: crate::secret::redact_url(url), message };
     let source = tokio::fs::File::open(file).await?;
     let length = source.metadata().await?.len();
     let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(source, 1 << 20));

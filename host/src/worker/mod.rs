@@ -25,7 +25,8 @@ use crate::job::{JobSpec, OutputSpec, view};
 use crate::media::{self, OutputTarget, Produced, TranscodeEvent};
 use crate::plugins::Plugins;
 use crate::queue;
-use crate::storage::{self, Destination};
+use crate::storage::{self, Destination, LocalFiles};
+use crate::tenant::Tenant;
 use crate::types::{MediaInfo, OutputPlan};
 
 /// A job claimed this many times without finishing is failed instead of retried: it is
@@ -129,7 +130,10 @@ impl Worker {
         if status::is_job_terminal(&job.status) {
             return Ok(());
         }
-        let spec: JobSpec = serde_json::from_str(&job.spec)?;
+        let spec: JobSpec = crate::job::stored::open_spec(&self.config.sealer, &job.spec)?;
+        // The tenant's own directory is the only place `local` storage reads or writes.
+        let tenant = Tenant::of_owner(&job.owner);
+        let local = LocalFiles { root: tenant.files_root(&self.config.files_dir()), url_base: tenant.files_url(&self.config.public_url) };
         let run = JobRun { worker: self, job_id, spec: &spec, notify: spec.notification.is_some() };
         if job.attempts > MAX_ATTEMPTS {
             return run.fail_input(&outputs, format!("The job was interrupted {MAX_ATTEMPTS} times and was given up.")).await;
@@ -140,7 +144,7 @@ impl Worker {
         // 1. Input.
         db::jobs::set_input_status(&self.db, job_id, status::INPUT_TRANSFERRING, None).await?;
         let input_path = work.join("input");
-        if let Err(message) = self.fetch_input(&spec, &input_path).await {
+        if let Err(message) = self.fetch_input(&spec, &local, &input_path).await {
             return run.fail_input(&outputs, message).await;
         }
         let probed = {
@@ -157,15 +161,8 @@ impl Worker {
         tracing::info!(width = info.width, height = info.height, duration = info.duration, "input probed");
 
         // 2. Decide and plan every output.
-        let destination = storage::destination(
-            &self.plugins,
-            spec.storage_service(),
-            &spec.storage.to_string(),
-            &self.config.files_dir(),
-            &self.config.public_url,
-        )
-        .await
-        .map_err(|e| e.to_string());
+        let destination =
+            storage::destination(&self.plugins, spec.storage_service(), &spec.storage.to_string(), &local).await.map_err(|e| e.to_string());
         let mut planned: Vec<Planned> = Vec::new();
         for (row, output_spec) in outputs.iter().zip(&spec.outputs) {
             match self.decide(&info, row, output_spec).await {
@@ -207,7 +204,7 @@ impl Worker {
         run.finish(if failed { status::JOB_FAILED } else { status::JOB_COMPLETED }).await
     }
 
-    async fn fetch_input(&self, spec: &JobSpec, dest: &Path) -> Result<u64, String> {
+    async fn fetch_input(&self, spec: &JobSpec, local: &LocalFiles, dest: &Path) -> Result<u64, String> {
         if let Some(url) = &spec.input.url {
             return storage::fetch_http(&self.http, url, dest).await.map_err(|e| format!("The input could not be fetched: {e}"));
         }
@@ -224,7 +221,7 @@ impl Worker {
             block.remove("path");
         }
         let key = self.plugins.storage_object_key(service, &unprefixed.to_string(), object).await.map_err(|e| e.to_string())?;
-        let source = storage::destination(&self.plugins, service, &raw, &self.config.files_dir(), &self.config.public_url)
+        let source = storage::destination(&self.plugins, service, &raw, local)
             .await
             .map_err(|e| e.to_string())?;
         source.download(&key, dest).await.map_err(|e| format!("The input could not be fetched: {e}"))
@@ -425,7 +422,7 @@ impl JobRun<'_> {
                     let data = outputs.iter().find(|o| o.id == row.id).map(view::output_view).unwrap_or(Value::Null);
                     let metadata = self.wants_metadata().then_some(metadata);
                     self.event("output.completed", data, metadata).await?;
-                    tracing::info!(output = %row.key, url = url.as_deref().unwrap_or_default(), "output uploaded");
+                    tracing::info!(output = %row.key, url = url.as_deref().map(crate::secret::redact_url).unwrap_or_default(), "output uploaded");
                 }
                 Err(message) => self.fail_output(&row, message).await?,
             }

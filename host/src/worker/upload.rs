@@ -111,7 +111,8 @@ impl Upload {
         let url = match (&self.spec.url, &self.spec.path) {
             (Some(url), _) => {
                 storage::put_http(&self.http, url, &self.path, &self.mime_type).await.map_err(|e| e.to_string())?;
-                url.clone()
+                // Reported without the signature that allowed the upload.
+                crate::secret::location_of(url)
             }
             (None, Some(path)) => self.store.put(&self.path, path, &self.mime_type).await?,
             (None, None) => return Err("The output has neither a 'path' nor a 'url'.".into()),
