@@ -30,6 +30,8 @@ if [ "${1:-}" = "--tests" ]; then
     python3 -m venv .venv
   fi
   .venv/bin/pip install -q --disable-pip-version-check -r tests/requirements.txt
+  # Services the tests talk to (PostgreSQL): installed and started when missing.
+  scripts/test-services.sh
   # The JavaScript example plugin's build tool (componentize-js) comes from npm.
   if ! command -v npm >/dev/null; then
     $SUDO apt-get update -qq

@@ -15,6 +15,10 @@ cargo test -p copra
 for manifest in plugins/*/Cargo.toml examples/plugins/*/Cargo.toml; do
   cargo test -p "$(basename "$(dirname "$manifest")")"
 done
+# The SDK alone, and with each plugin kind (and its HTTP helpers) enabled.
+for features in "" storage format condition notifier "notifier,http" "storage,http"; do
+  cargo test -p copra-sdk --features "$features"
+done
 echo "== black-box tests"
 export PATH="$PWD/.venv/bin:$PATH"
 exec .venv/bin/pytest tests/e2e -v --durations=10 "$@"
