@@ -167,7 +167,7 @@ fn check_video(at: &str, video: &VideoPlan, limits: &Limits) -> Result<(), Strin
         Some("yuv422") => (true, false),
         _ => (false, false),
     };
-    if (even_w && video.width % 2 != 0) || (even_h && video.height % 2 != 0) {
+    if (even_w && !video.width.is_multiple_of(2)) || (even_h && !video.height.is_multiple_of(2)) {
         return Err(format!("{at} size {}x{} must be even for pix_fmt {}", video.width, video.height, video.pix_fmt));
     }
     if let Some(fps) = video.fps.filter(|f| !(f.is_finite() && *f > 0.0 && *f <= MAX_FPS)) {
