@@ -228,19 +228,52 @@ impl OutputSpec {
     }
 }
 
+/// The widest number `numbered_path` writes, whatever a path asks for: a defence for
+/// paths that did not pass [`check_numbered_path`] (which refuses wider ones at submit).
+const MAX_NUMBER_WIDTH: usize = 64;
+
+/// The `%d`-style placeholder of a path: where it starts, where it ends (after the `d`),
+/// and the width it asks for (`%.2d`, `%02d` → 2; `%d` → 0; `None` when the number
+/// written is too long to read, which is always too wide).
+fn placeholder(path: &str) -> Option<(usize, usize, Option<u64>)> {
+    let start = path.find('%')?;
+    let rest = &path[start + 1..];
+    let d = rest.find('d')?;
+    let spec = &rest[..d];
+    if !spec.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return None;
+    }
+    let digits = spec.trim_start_matches('.').trim_start_matches('0');
+    let width = if digits.is_empty() { Some(0) } else { digits.parse::<u64>().ok() };
+    Some((start, start + 1 + d + 1, width))
+}
+
 /// Expand the numbered forms of an output path for image `n` (1-based):
 /// `thumb_%.2d.jpg` → `thumb_01.jpg`, `thumb_%d.jpg` → `thumb_1.jpg`, `#num#` → `1`.
+/// The width is capped at [`MAX_NUMBER_WIDTH`], so a path never becomes huge.
 pub fn numbered_path(path: &str, n: u32) -> String {
     let path = path.replace("#num#", &n.to_string());
-    let Some(start) = path.find('%') else { return path };
-    let rest = &path[start + 1..];
-    let Some(d) = rest.find('d') else { return path };
-    let spec = &rest[..d];
-    let width: usize = spec.trim_start_matches('.').trim_start_matches('0').parse().unwrap_or(0);
-    if !spec.chars().all(|c| c.is_ascii_digit() || c == '.') {
-        return path;
+    let Some((start, end, width)) = placeholder(&path) else { return path };
+    let width = width.map_or(MAX_NUMBER_WIDTH, |w| usize::try_from(w).unwrap_or(MAX_NUMBER_WIDTH).min(MAX_NUMBER_WIDTH));
+    format!("{}{:0width$}{}", &path[..start], n, &path[end..], width = width)
+}
+
+/// Refuse, at submit, a path whose number placeholder asks for more than `max_digits`
+/// digits (`/t_%.99999d.jpg`): the `[limits] max_path_digits` of the config.
+pub fn check_numbered_path(path: &str, max_digits: usize) -> Result<(), JobError> {
+    let Some((_, _, width)) = placeholder(path) else { return Ok(()) };
+    if width.is_some_and(|w| w <= max_digits as u64) {
+        return Ok(());
     }
-    format!("{}{:0width$}{}", &path[..start], n, &rest[d + 1..], width = width)
+    let shown: String = path.chars().take(80).collect();
+    let asked = width.map_or_else(|| "a number too long to read".to_string(), |w| w.to_string());
+    Err(JobError::invalid(
+        "output_param_not_valid",
+        format!(
+            "The path '{shown}' asks for numbers {asked} digits wide; at most {max_digits} digits are allowed \
+             (the server's [limits] max_path_digits)."
+        ),
+    ))
 }
 
 #[cfg(test)]
@@ -307,5 +340,31 @@ mod tests {
         assert_eq!(numbered_path("thumb_%d.jpg", 12), "thumb_12.jpg");
         assert_eq!(numbered_path("/thumbs/thumb_#num#.jpg", 5), "/thumbs/thumb_5.jpg");
         assert_eq!(numbered_path("plain.jpg", 1), "plain.jpg");
+        assert_eq!(numbered_path("thumb_%02d.jpg", 7), "thumb_07.jpg");
+        assert_eq!(numbered_path("a%/dir/thumb.jpg", 7), "a%/dir/thumb.jpg");
+        assert_eq!(numbered_path("100%_d.jpg", 7), "100%_d.jpg");
+    }
+
+    #[test]
+    fn numbered_paths_never_grow_huge() {
+        // These once panicked (a width beyond what `format!` takes) or built huge strings.
+        for path in ["/t_%.99999d.jpg", "/t_%099999d.jpg", "/t_%.99999999999999999999999999d.jpg", "/t_%.4294967296d.jpg"] {
+            let out = numbered_path(path, 3);
+            assert!(out.len() <= MAX_NUMBER_WIDTH + 10, "{path}: {} bytes", out.len());
+            assert!(out.starts_with("/t_0") && out.ends_with("3.jpg"), "{path}: {out}");
+        }
+    }
+
+    #[test]
+    fn placeholder_widths_are_checked_at_submit() {
+        for path in ["/t_%d.jpg", "/t_%.2d.jpg", "/t_%010d.jpg", "/t_%.0000000010d.jpg", "/t_#num#.jpg", "plain.jpg", "/50%/x.jpg"] {
+            check_numbered_path(path, 10).unwrap_or_else(|e| panic!("{path}: {e}"));
+        }
+        for (path, asked) in [("/t_%.99999d.jpg", "99999"), ("/t_%099999d.jpg", "99999"), ("/t_%11d.jpg", "11"), ("/t_%.99999999999999999999999d.jpg", "too long")] {
+            let err = check_numbered_path(path, 10).unwrap_err();
+            assert_eq!(err.code(), "output_param_not_valid");
+            let message = err.to_string();
+            assert!(message.contains(asked) && message.contains("max_path_digits") && message.contains("at most 10"), "{message}");
+        }
     }
 }

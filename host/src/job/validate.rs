@@ -1,13 +1,16 @@
 //! Submit-time checks that need plugins: every problem a job can be known to have
 //! before any work starts is a 400 here, not a failed job later.
 
+use crate::config::Limits;
 use crate::plugins::{PluginError, Plugins};
 use crate::types::OutputType;
 
+use super::spec::check_numbered_path;
 use super::{JobError, JobSpec};
 
-/// Check a parsed job against the loaded plugins; returns each output's type, in order.
-pub async fn validate(spec: &JobSpec, plugins: &Plugins) -> Result<Vec<OutputType>, JobError> {
+/// Check a parsed job against the loaded plugins and the server's `limits`; returns each
+/// output's type, in order.
+pub async fn validate(spec: &JobSpec, plugins: &Plugins, limits: &Limits) -> Result<Vec<OutputType>, JobError> {
     let storage_json = spec.storage.to_string();
     let service = spec.storage_service();
     plugins.storage_resolve(service, &storage_json).await.map_err(|e| rejected(e, "storage_not_valid", || {
@@ -58,6 +61,7 @@ pub async fn validate(spec: &JobSpec, plugins: &Plugins) -> Result<Vec<OutputTyp
             paths.push(vtt);
         }
         for path in paths {
+            check_numbered_path(path, limits.max_path_digits)?;
             plugins.storage_object_key(service, &storage_json, path).await.map_err(|e| {
                 rejected(e, "output_param_not_valid", || format!("The storage service '{service}' is not supported."))
             })?;

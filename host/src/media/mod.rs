@@ -5,8 +5,10 @@
 //! `input` demuxes and decodes; `engine` fans decoded frames out to one thread per
 //! output; `filters` builds the graphs; `encode` wraps encoders; `file`, `image` and
 //! `package` (HLS/DASH, with `codecs` for their codec strings) are the kinds of output;
-//! `probe` describes files.
+//! `probe` describes files; `plan_check` (with `allowlist`) holds a format plugin's plan
+//! and a probed input to the host's bounds before any of that runs.
 
+mod allowlist;
 mod codecs;
 mod encode;
 mod engine;
@@ -15,11 +17,13 @@ mod filters;
 mod image;
 mod input;
 mod package;
+mod plan_check;
 mod probe;
 
 pub use engine::{EventSink, OutputTarget, Produced, TranscodeEvent, transcode};
 pub use image::SpriteTile;
 pub use package::Package;
+pub use plan_check::{check_input, check_plan};
 pub use probe::probe;
 
 use ffmpeg_next as ffmpeg;

@@ -156,6 +156,10 @@ impl Worker {
             Err(err) => return run.fail_input(&outputs, format!("The input is not a media file that can be read: {err}")).await,
         };
         db::jobs::set_input_metadata(&self.db, job_id, &input_metadata).await?;
+        // Held to the limits on pixels and duration before anything is decoded.
+        if let Err(message) = media::check_input(&info, &self.config.limits) {
+            return run.fail_input(&outputs, message).await;
+        }
         db::jobs::set_input_status(&self.db, job_id, status::INPUT_TRANSFERRED, None).await?;
         run.event("input.transferred", json!({"status": status::INPUT_TRANSFERRED}), None).await?;
         tracing::info!(width = info.width, height = info.height, duration = info.duration, "input probed");
@@ -239,7 +243,11 @@ impl Worker {
             }
         }
         match self.plugins.format_plan(&spec.format, &spec.plugin_params(), info).await {
-            Ok(plan) => Decision::Encode(plan),
+            // The plan is the plugin's answer: held to the host's bounds before any encode.
+            Ok(plan) => match media::check_plan(&plan, &self.config.limits) {
+                Ok(()) => Decision::Encode(plan),
+                Err(problem) => Decision::Fail(format!("The format plugin planned something this server refuses: {problem}.")),
+            },
             Err(err) => Decision::Fail(err.describe()),
         }
     }

@@ -1,0 +1,297 @@
+//! The host's check of what a format plugin planned, and of what probing found, before
+//! any decoding or encoding. A plan is a plugin's answer and is not trusted: every size,
+//! rate, list length, name and encoder option in it is held to a bound the host sets
+//! (some from the operator's [`Limits`]), and the first problem found is the output's
+//! failure message. The check of an input against the limits runs right after probing.
+
+use super::allowlist::{self, AUDIO_CODECS, CONTAINERS, IMAGE_CODECS, PIX_FMTS, SCALERS, VIDEO_CODECS};
+use super::encode::encoder_name;
+use crate::config::Limits;
+use crate::types::{AudioPlan, ImagePlan, MediaInfo, OutputPlan, OutputType, StreamPlan, TimeRange, VideoPlan};
+
+/// The longest side of any picture a plan may ask for (H.264 level 6.2 and WebP allow
+/// less; nothing encodes more).
+pub const MAX_SIDE: u32 = 16384;
+/// The highest frame rate a plan may ask for.
+const MAX_FPS: f64 = 240.0;
+/// Video bitrates, kbit/s.
+const MAX_VIDEO_KBPS: u32 = 500_000;
+/// Audio bitrates, kbit/s.
+const MAX_AUDIO_KBPS: u32 = 1024;
+const MAX_GOP: u32 = 10_000;
+const MAX_KEYFRAME_INTERVAL: f64 = 60.0;
+const SEGMENT_DURATION: (f64, f64) = (1.0, 60.0);
+const SAMPLE_RATES: (u32, u32) = (8000, 192_000);
+const MAX_CHANNELS: u32 = 8;
+/// Longest extension, MIME type and variant name.
+const MAX_EXTENSION: usize = 16;
+const MAX_MIME: usize = 128;
+const MAX_VARIANT_NAME: usize = 64;
+
+/// Check a plan before anything is encoded from it. The error names the field and the
+/// bound it broke, e.g. `video width 100000 is above 16384`.
+pub fn check_plan(plan: &OutputPlan, limits: &Limits) -> Result<(), String> {
+    if !CONTAINERS.contains(&plan.container.as_str()) {
+        return Err(format!("container '{}' is not one the host writes ({})", shown(&plan.container), CONTAINERS.join(", ")));
+    }
+    let extension_ok = !plan.extension.is_empty()
+        && plan.extension.len() <= MAX_EXTENSION
+        && plan.extension.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if !extension_ok {
+        return Err(format!(
+            "extension '{}' is not a plain file extension (1 to {MAX_EXTENSION} letters, digits, '-' or '_')",
+            shown(&plan.extension)
+        ));
+    }
+    check_mime(&plan.mime_type)?;
+    if let Some(range) = &plan.range {
+        check_range(range)?;
+    }
+    match (&plan.image, &plan.packaging) {
+        (Some(_), Some(_)) => return Err("plan has both pictures and a package; it must be one kind of output".into()),
+        (Some(image), None) => {
+            if plan.video.is_some() || plan.audio.is_some() {
+                return Err("plan has pictures and also video or audio streams; pictures stand alone".into());
+            }
+            check_image(image, limits)?;
+        }
+        (None, Some(package)) => {
+            if plan.video.is_some() || plan.audio.is_some() {
+                return Err("plan has a package and also top-level video or audio; a package's streams are its variants".into());
+            }
+            check_package(package, limits)?;
+        }
+        (None, None) => {
+            if plan.video.is_none() && plan.audio.is_none() {
+                return Err("plan has no video, audio, pictures or package".into());
+            }
+            if plan.output_type == OutputType::Httpstream || plan.container == "httpstream" || plan.container == "image2" {
+                return Err(format!(
+                    "a {} output with container '{}' needs pictures or a package",
+                    plan.output_type.as_str(),
+                    plan.container
+                ));
+            }
+            if let Some(video) = &plan.video {
+                check_video("video", video, limits)?;
+            }
+            if let Some(audio) = &plan.audio {
+                check_audio("audio", audio)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Check a probed input against the limits on pixels and duration, before any decoding.
+pub fn check_input(info: &MediaInfo, limits: &Limits) -> Result<(), String> {
+    let pixels = u64::from(info.width) * u64::from(info.height);
+    if pixels > limits.max_pixels {
+        return Err(format!(
+            "The input's picture is {}x{} ({pixels} pixels), above this server's limit of {} pixels; the operator sets it with \
+             [limits] max_pixels or COPRA_LIMITS_MAX_PIXELS.",
+            info.width, info.height, limits.max_pixels
+        ));
+    }
+    let max = limits.max_duration.as_secs_f64();
+    if !info.duration.is_finite() || info.duration > max {
+        return Err(format!(
+            "The input lasts {:.1} seconds, above this server's limit of {max} seconds; the operator sets it with \
+             [limits] max_duration_secs or COPRA_LIMITS_MAX_DURATION_SECS.",
+            info.duration
+        ));
+    }
+    Ok(())
+}
+
+/// A plugin's string, cut short and without control characters, for a message.
+fn shown(text: &str) -> String {
+    let cleaned: String = text.chars().take(40).map(|c| if c.is_control() { '?' } else { c }).collect();
+    if text.chars().count() > 40 { format!("{cleaned}...") } else { cleaned }
+}
+
+/// `type/subtype`, optionally `; parameters`, in printable ASCII.
+fn check_mime(mime: &str) -> Result<(), String> {
+    let essence = mime.split(';').next().unwrap_or_default();
+    let token = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b));
+    let ok = allowlist::plain(mime, MAX_MIME)
+        && !mime.contains("..")
+        && essence.split_once('/').is_some_and(|(kind, sub)| token(kind) && token(sub.trim_end()));
+    if !ok {
+        return Err(format!("MIME type '{}' is not a plain type/subtype of at most {MAX_MIME} characters", shown(mime)));
+    }
+    Ok(())
+}
+
+fn check_range(range: &TimeRange) -> Result<(), String> {
+    if !(range.offset.is_finite() && range.offset >= 0.0) {
+        return Err(format!("range offset {} is not a finite number of seconds at or above 0", range.offset));
+    }
+    if let Some(duration) = range.duration.filter(|d| !(d.is_finite() && *d >= 0.0)) {
+        return Err(format!("range duration {duration} is not a finite number of seconds at or above 0"));
+    }
+    Ok(())
+}
+
+/// Sides within [`MAX_SIDE`], area within the operator's `max_pixels`.
+fn check_size(at: &str, width: u32, height: u32, limits: &Limits) -> Result<(), String> {
+    if width == 0 || height == 0 {
+        return Err(format!("{at} size {width}x{height} has a side of 0"));
+    }
+    if width > MAX_SIDE || height > MAX_SIDE {
+        return Err(format!("{at} size {width}x{height} has a side above {MAX_SIDE} pixels"));
+    }
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels > limits.max_pixels {
+        return Err(format!(
+            "{at} size {width}x{height} ({pixels} pixels) is above the limit of {} pixels ([limits] max_pixels)",
+            limits.max_pixels
+        ));
+    }
+    Ok(())
+}
+
+fn check_video(at: &str, video: &VideoPlan, limits: &Limits) -> Result<(), String> {
+    if !VIDEO_CODECS.contains(&video.codec.as_str()) {
+        return Err(format!("{at} codec '{}' is not one of {}", shown(&video.codec), VIDEO_CODECS.join(", ")));
+    }
+    let encoder = encoder_name(&video.codec).map_err(|e| format!("{at}: {e}"))?;
+    check_size(at, video.width, video.height, limits)?;
+    if !PIX_FMTS.contains(&video.pix_fmt.as_str()) {
+        return Err(format!("{at} pix_fmt '{}' is not one of {}", shown(&video.pix_fmt), PIX_FMTS.join(", ")));
+    }
+    // 4:2:0 halves both sides of the chroma planes, 4:2:2 the width.
+    let (even_w, even_h) = match video.pix_fmt.get(..6) {
+        _ if video.codec == "gif" => (false, false),
+        Some("yuv420") => (true, true),
+        Some("yuv422") => (true, false),
+        _ => (false, false),
+    };
+    if (even_w && !video.width.is_multiple_of(2)) || (even_h && !video.height.is_multiple_of(2)) {
+        return Err(format!("{at} size {}x{} must be even for pix_fmt {}", video.width, video.height, video.pix_fmt));
+    }
+    if let Some(fps) = video.fps.filter(|f| !(f.is_finite() && *f > 0.0 && *f <= MAX_FPS)) {
+        return Err(format!("{at} fps {fps} is outside (0, {MAX_FPS}]"));
+    }
+    if let Some(kbps) = video.bitrate_kbps.filter(|k| !(1..=MAX_VIDEO_KBPS).contains(k)) {
+        return Err(format!("{at} bitrate {kbps} kbit/s is outside 1..={MAX_VIDEO_KBPS} kbit/s"));
+    }
+    if let Some(crf) = video.crf {
+        let Some((lo, hi)) = crf_range(encoder) else {
+            return Err(format!("{at} asks for crf {crf}, but {encoder} has no constant-quality mode"));
+        };
+        if !(crf.is_finite() && crf >= lo && crf <= hi) {
+            return Err(format!("{at} crf {crf} is outside {encoder}'s range {lo}..={hi}"));
+        }
+    }
+    if let Some(gop) = video.gop.filter(|g| !(1..=MAX_GOP).contains(g)) {
+        return Err(format!("{at} gop {gop} is outside 1..={MAX_GOP} frames"));
+    }
+    if let Some(interval) = video.keyframe_interval.filter(|i| !(i.is_finite() && *i > 0.0 && *i <= MAX_KEYFRAME_INTERVAL)) {
+        return Err(format!("{at} keyframe_interval {interval} is outside (0, {MAX_KEYFRAME_INTERVAL}] seconds"));
+    }
+    if !SCALERS.contains(&video.scaler.as_str()) {
+        return Err(format!("{at} scaler '{}' is not one of {}", shown(&video.scaler), SCALERS[1..].join(", ")));
+    }
+    if video.rotate % 90 != 0 || !(-360..=360).contains(&video.rotate) {
+        return Err(format!("{at} rotate {} is not a quarter turn (0, 90, 180 or 270)", video.rotate));
+    }
+    allowlist::check_encoder_options(at, encoder, &video.encoder_options)
+}
+
+/// The `crf` range of an encoder, if it has a constant-quality mode.
+fn crf_range(encoder: &str) -> Option<(f32, f32)> {
+    match encoder {
+        "libx264" | "libx265" => Some((0.0, 51.0)),
+        "libvpx" | "libvpx-vp9" | "libsvtav1" | "libaom-av1" => Some((0.0, 63.0)),
+        _ => None,
+    }
+}
+
+fn check_audio(at: &str, audio: &AudioPlan) -> Result<(), String> {
+    if !AUDIO_CODECS.contains(&audio.codec.as_str()) {
+        return Err(format!("{at} codec '{}' is not one of {}", shown(&audio.codec), AUDIO_CODECS.join(", ")));
+    }
+    let (lo, hi) = SAMPLE_RATES;
+    if !(lo..=hi).contains(&audio.sample_rate) {
+        return Err(format!("{at} sample rate {} Hz is outside {lo}..={hi} Hz", audio.sample_rate));
+    }
+    if !(1..=MAX_CHANNELS).contains(&audio.channels) {
+        return Err(format!("{at} channels {} is outside 1..={MAX_CHANNELS}", audio.channels));
+    }
+    if audio.bitrate_kbps > MAX_AUDIO_KBPS {
+        return Err(format!("{at} bitrate {} kbit/s is above {MAX_AUDIO_KBPS} kbit/s", audio.bitrate_kbps));
+    }
+    Ok(())
+}
+
+fn check_image(image: &ImagePlan, limits: &Limits) -> Result<(), String> {
+    if !IMAGE_CODECS.contains(&image.codec.as_str()) {
+        return Err(format!("image codec '{}' is not one of {}", shown(&image.codec), IMAGE_CODECS.join(", ")));
+    }
+    let encoder = encoder_name(&image.codec).map_err(|e| format!("image: {e}"))?;
+    check_size("image", image.width, image.height, limits)?;
+    let count = image.times.len();
+    if count == 0 {
+        return Err("image times list no picture".into());
+    }
+    if count > limits.max_pictures {
+        return Err(format!("image times list {count} pictures, above the limit of {} ([limits] max_pictures)", limits.max_pictures));
+    }
+    if let Some(t) = image.times.iter().find(|t| !(t.is_finite() && **t >= 0.0)) {
+        return Err(format!("image time {t} is not a finite number of seconds at or above 0"));
+    }
+    if let Some(pair) = image.times.windows(2).find(|w| w[1] < w[0]) {
+        return Err(format!("image times are not in increasing order ({} comes after {})", pair[1], pair[0]));
+    }
+    if let Some(sprite) = image.sprite {
+        let tiles = u64::from(sprite.columns) * u64::from(sprite.rows);
+        if tiles == 0 || tiles > limits.max_pictures as u64 {
+            return Err(format!(
+                "image sprite grid {}x{} is outside 1..={} tiles ([limits] max_pictures)",
+                sprite.columns, sprite.rows, limits.max_pictures
+            ));
+        }
+        let sheet = |side: u32, n: u32| u64::from(side) * u64::from(n);
+        let (w, h) = (sheet(image.width, sprite.columns), sheet(image.height, sprite.rows));
+        if w > u64::from(MAX_SIDE) || h > u64::from(MAX_SIDE) {
+            return Err(format!("image sprite sheets would be {w}x{h}, a side above {MAX_SIDE} pixels"));
+        }
+        check_size("image sprite sheet", w as u32, h as u32, limits)?;
+    }
+    allowlist::check_encoder_options("image", encoder, &image.encoder_options)
+}
+
+fn check_package(package: &StreamPlan, limits: &Limits) -> Result<(), String> {
+    if package.hls.is_none() && !package.dash {
+        return Err("package asks for neither HLS nor DASH".into());
+    }
+    let count = package.variants.len();
+    if count == 0 || count > limits.max_variants {
+        return Err(format!("package has {count} variants, outside 1..={} ([limits] max_variants)", limits.max_variants));
+    }
+    let (lo, hi) = SEGMENT_DURATION;
+    if !(package.segment_duration.is_finite() && package.segment_duration >= lo && package.segment_duration <= hi) {
+        return Err(format!("package segment_duration {} is outside {lo}..={hi} seconds", package.segment_duration));
+    }
+    for variant in &package.variants {
+        if variant.name.is_empty() || !allowlist::plain(&variant.name, MAX_VARIANT_NAME) {
+            return Err(format!("variant name '{}' is not plain text of 1 to {MAX_VARIANT_NAME} characters", shown(&variant.name)));
+        }
+        let at = format!("variant '{}'", variant.name);
+        if variant.video.is_none() && variant.audio.is_none() {
+            return Err(format!("{at} has neither video nor audio"));
+        }
+        if let Some(video) = &variant.video {
+            check_video(&format!("{at} video"), video, limits)?;
+        }
+        if let Some(audio) = &variant.audio {
+            check_audio(&format!("{at} audio"), audio)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "plan_check_tests.rs"]
+mod tests;

@@ -1,0 +1,154 @@
+//! A format plugin whose plans are hostile on purpose: the format name says which
+//! misdeed. Checks pass (so the job is accepted); the host must refuse each plan before
+//! any encode and still encode the `fine` one. Params may carry `file`, a path the
+//! file-writing misdeeds aim at, so a test can tell that nothing was written there.
+
+use copra_sdk::format::{AudioPlan, Fit, Format, HlsPlan, ImagePlan, MediaInfo, OutputPlan, OutputType, StreamPlan, VariantPlan, VideoPlan};
+use copra_sdk::{Error, Json};
+
+struct Hostile;
+
+/// Every misdeed, and the output type it claims.
+const FORMATS: &[(&str, OutputType)] = &[
+    ("fine", OutputType::Video),
+    ("giant", OutputType::Video),
+    ("manythumbs", OutputType::Image),
+    ("stats", OutputType::Video),
+    ("x265file", OutputType::Video),
+    ("badfps", OutputType::Video),
+    ("hugefps", OutputType::Video),
+    ("manyvariants", OutputType::Httpstream),
+    ("scaler", OutputType::Video),
+    ("badext", OutputType::Video),
+];
+
+fn name(format: &str) -> &str {
+    format.split(':').next().unwrap_or_default()
+}
+
+/// A small, valid H.264 video plan.
+fn video() -> VideoPlan {
+    VideoPlan {
+        codec: "h264".into(),
+        width: 320,
+        height: 240,
+        fps: None,
+        bitrate_kbps: None,
+        crf: Some(28.0),
+        pix_fmt: "yuv420p".into(),
+        gop: None,
+        keyframe_interval: None,
+        encoder_options: vec![("preset".into(), "ultrafast".into())],
+        scaler: "bicubic".into(),
+        fit: Fit::Stretch,
+        rotate: 0,
+        tone_map: false,
+    }
+}
+
+fn audio() -> AudioPlan {
+    AudioPlan { codec: "aac".into(), bitrate_kbps: 96, sample_rate: 44100, channels: 2 }
+}
+
+/// A small, valid MP4 plan.
+fn mp4(video: VideoPlan) -> OutputPlan {
+    OutputPlan {
+        output_type: OutputType::Video,
+        container: "mp4".into(),
+        extension: "mp4".into(),
+        mime_type: "video/mp4".into(),
+        video: Some(video),
+        audio: Some(audio()),
+        range: None,
+        image: None,
+        packaging: None,
+    }
+}
+
+fn plan(format: &str, params: &Json, _input: &MediaInfo) -> Result<OutputPlan, Error> {
+    let file = params.get("file").and_then(Json::as_str).unwrap_or("/tmp/copra-hostile-format-pwned").to_string();
+    let option = |k: &str, v: &str| (k.to_string(), v.to_string());
+    Ok(match name(format) {
+        "fine" => mp4(video()),
+        "giant" => mp4(VideoPlan { width: 100_000, height: 100_000, ..video() }),
+        "manythumbs" => OutputPlan {
+            output_type: OutputType::Image,
+            container: "image2".into(),
+            extension: "jpg".into(),
+            mime_type: "image/jpeg".into(),
+            video: None,
+            audio: None,
+            range: None,
+            image: Some(ImagePlan {
+                codec: "mjpeg".into(),
+                width: 160,
+                height: 120,
+                fit: Fit::Stretch,
+                times: (0..1_000_000).map(|i| f64::from(i) * 1e-5).collect(),
+                sprite: None,
+                encoder_options: Vec::new(),
+            }),
+            packaging: None,
+        },
+        // x264 writes its first-pass statistics to `stats`.
+        "stats" => mp4(VideoPlan {
+            encoder_options: vec![option("preset", "ultrafast"), option("stats", &file), option("flags", "+pass1"), option("passlogfile", &file)],
+            ..video()
+        }),
+        // x265 writes a CSV log wherever `csv` says.
+        "x265file" => mp4(VideoPlan {
+            codec: "hevc".into(),
+            crf: None,
+            encoder_options: vec![option("preset", "ultrafast"), option("x265-params", &format!("log-level=error:csv={file}:csv-log-level=2"))],
+            ..video()
+        }),
+        "badfps" => mp4(VideoPlan { fps: Some(f64::NAN), ..video() }),
+        "hugefps" => mp4(VideoPlan { fps: Some(1e6), ..video() }),
+        "manyvariants" => OutputPlan {
+            output_type: OutputType::Httpstream,
+            container: "httpstream".into(),
+            extension: "m3u8".into(),
+            mime_type: "application/vnd.apple.mpegurl".into(),
+            video: None,
+            audio: None,
+            range: None,
+            image: None,
+            packaging: Some(StreamPlan {
+                variants: (0..1000)
+                    .map(|i| VariantPlan { name: format!("v{i}"), video: Some(VideoPlan { keyframe_interval: Some(2.0), ..video() }), audio: None })
+                    .collect(),
+                segment_duration: 4.0,
+                hls: Some(HlsPlan { fmp4: false }),
+                dash: false,
+            }),
+        },
+        // The scaler is spliced into a filter graph: `movie` would read a file.
+        "scaler" => mp4(VideoPlan { scaler: format!("bicubic,movie={file}"), ..video() }),
+        "badext" => OutputPlan { extension: "mp4/../../../escaped".into(), ..mp4(video()) },
+        other => return Err(Error::format(format!("unknown misdeed '{other}'"))),
+    })
+}
+
+impl Format for Hostile {
+    const NAME: &'static str = "hostile-format";
+    const VERSION: &'static str = "0.1.0";
+
+    fn formats() -> Vec<String> {
+        FORMATS.iter().map(|(name, _)| name.to_string()).collect()
+    }
+
+    /// Every misdeed passes the check, so that it happens at run time inside a job.
+    fn check(format: &str, _params: &Json) -> Result<OutputType, Error> {
+        FORMATS
+            .iter()
+            .find(|(n, _)| *n == name(format))
+            .map(|(_, t)| *t)
+            .ok_or_else(|| Error::format(format!("unknown misdeed '{format}'")))
+    }
+
+    fn plan(format: &str, params: &Json, input: &MediaInfo) -> Result<OutputPlan, Error> {
+        plan(format, params, input)
+    }
+}
+
+copra_sdk::format_plugin!(Hostile);
