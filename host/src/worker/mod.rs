@@ -40,7 +40,8 @@ pub struct Worker {
     db: DatabaseConnection,
     plugins: Arc<Plugins>,
     config: Arc<Config>,
-    http: reqwest::Client,
+    /// Input downloads, output PUTs and object stores, under the outbound policy.
+    http: crate::net::HttpClient,
     wake: Arc<Notify>,
     /// Told when an event to deliver is recorded, so webhooks leave at once.
     events: Arc<Notify>,
@@ -54,10 +55,10 @@ impl Worker {
         wake: Arc<Notify>,
         events: Arc<Notify>,
     ) -> anyhow::Result<Arc<Self>> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .user_agent(concat!("Copra/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let limits = &config.limits;
+        let timeouts =
+            crate::net::Timeouts { connect: Duration::from_secs(10), idle: limits.transfer_idle, total: Some(limits.transfer_total) };
+        let http = config.outbound.client(timeouts)?;
         Ok(Arc::new(Worker { db, plugins, config, http, wake, events }))
     }
 
@@ -163,6 +164,7 @@ impl Worker {
             &spec.storage.to_string(),
             &self.config.files_dir(),
             &self.config.public_url,
+            &self.http,
         )
         .await
         .map_err(|e| e.to_string());
@@ -209,7 +211,9 @@ impl Worker {
 
     async fn fetch_input(&self, spec: &JobSpec, dest: &Path) -> Result<u64, String> {
         if let Some(url) = &spec.input.url {
-            return storage::fetch_http(&self.http, url, dest).await.map_err(|e| format!("The input could not be fetched: {e}"));
+            return storage::fetch_http(&self.http, url, dest, self.config.limits.max_input_bytes)
+                .await
+                .map_err(|e| format!("The input could not be fetched: {e}"));
         }
         let service = spec.input.service.as_deref().unwrap_or_default();
         let raw = spec.input.raw.to_string();
@@ -224,10 +228,10 @@ impl Worker {
             block.remove("path");
         }
         let key = self.plugins.storage_object_key(service, &unprefixed.to_string(), object).await.map_err(|e| e.to_string())?;
-        let source = storage::destination(&self.plugins, service, &raw, &self.config.files_dir(), &self.config.public_url)
+        let source = storage::destination(&self.plugins, service, &raw, &self.config.files_dir(), &self.config.public_url, &self.http)
             .await
             .map_err(|e| e.to_string())?;
-        source.download(&key, dest).await.map_err(|e| format!("The input could not be fetched: {e}"))
+        source.download(&key, dest, self.config.limits.max_input_bytes).await.map_err(|e| format!("The input could not be fetched: {e}"))
     }
 
     async fn decide(&self, info: &MediaInfo, row: &output::Model, spec: &OutputSpec) -> Decision {

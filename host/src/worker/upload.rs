@@ -74,7 +74,7 @@ impl Segments {
 
 /// Everything one output's upload needs, owned, so it can run as its own task.
 pub(super) struct Upload {
-    pub http: reqwest::Client,
+    pub http: crate::net::HttpClient,
     pub store: Store,
     pub row: output::Model,
     pub spec: OutputSpec,
