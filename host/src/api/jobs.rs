@@ -36,7 +36,7 @@ pub(super) async fn submit(
     spec: JobSpec,
     api: &'static str,
 ) -> Result<(job::Model, Vec<output::Model>), ApiError> {
-    let output_types = validate(&spec, &state.plugins).await?;
+    let output_types = validate(&spec, &state.plugins, &state.config.outbound).await?;
 
     let id = crate::random_id(14);
     let job = job::Model {

@@ -14,6 +14,7 @@ mod file;
 mod filters;
 mod image;
 mod input;
+mod open;
 mod package;
 mod probe;
 

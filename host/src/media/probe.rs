@@ -14,7 +14,7 @@ use crate::types::MediaInfo;
 /// video, is an error.
 pub fn probe(path: &Path) -> Result<(MediaInfo, Value), MediaError> {
     super::init();
-    let mut input = ffmpeg::format::input(path).map_err(|source| MediaError::Open { path: path.display().to_string(), source })?;
+    let mut input = super::open::open_local(path)?;
     let mut info = MediaInfo {
         duration: duration_seconds(input.duration()),
         bitrate: input.bit_rate().max(0) as u64,

@@ -113,12 +113,20 @@ impl Outbound {
 }
 
 fn check_url(policy: &Policy, url: &str) -> Result<(), UrlRefused> {
-    let parsed = url::Url::parse(url).map_err(|_| UrlRefused::NotHttp)?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(UrlRefused::NotHttp);
+    policy.check_url(url)
+}
+
+impl Policy {
+    /// Check a URL: it must be http(s) with a host, and an address literal (or
+    /// `localhost`) must be allowed. Other names are checked when resolved.
+    pub fn check_url(&self, url: &str) -> Result<(), UrlRefused> {
+        let parsed = url::Url::parse(url).map_err(|_| UrlRefused::NotHttp)?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(UrlRefused::NotHttp);
+        }
+        let host = parsed.host().ok_or(UrlRefused::NotHttp)?;
+        self.check_host(&host).map_err(UrlRefused::Refused)
     }
-    let host = parsed.host().ok_or(UrlRefused::NotHttp)?;
-    policy.check_host(&host).map_err(UrlRefused::Refused)
 }
 
 /// Why a URL cannot be used.

@@ -10,7 +10,7 @@ use opendal::Operator;
 use opendal::layers::{HttpClientLayer, TimeoutLayer};
 use opendal::raw::{HttpBody, HttpFetch};
 
-use crate::net::{Failure, HttpClient, UrlRefused};
+use crate::net::{Failure, HttpClient, Policy, UrlRefused};
 
 /// Option keys that hold a URL the operator's requests go to.
 const ENDPOINT_KEYS: &[&str] = &["endpoint"];
@@ -21,10 +21,10 @@ const ENDPOINT_KEYS: &[&str] = &["endpoint"];
 /// the server's environment, profile files and the cloud metadata service are never
 /// consulted, and `role_arn` (which would fetch credentials with a client outside the
 /// policy) is refused. The error is a sentence for the user.
-pub fn check_target(client: &HttpClient, scheme: &str, options: &[(String, String)]) -> Result<Vec<(String, String)>, String> {
+pub fn check_target(policy: &Policy, scheme: &str, options: &[(String, String)]) -> Result<Vec<(String, String)>, String> {
     for (key, value) in options {
         if ENDPOINT_KEYS.contains(&key.as_str()) {
-            match client.check_url(value) {
+            match policy.check_url(value) {
                 Ok(()) => {}
                 Err(UrlRefused::NotHttp) => return Err(format!("The storage {key} '{value}' is not an http(s) URL with a host.")),
                 Err(UrlRefused::Refused(refused)) => return Err(format!("The storage {key} '{value}' cannot be used: {refused}.")),
@@ -112,6 +112,10 @@ mod tests {
         Outbound::new(Policy::parse(allow).unwrap()).client(timeouts).unwrap()
     }
 
+    fn policy(allow: &str) -> Policy {
+        Policy::parse(allow).unwrap()
+    }
+
     fn options(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
@@ -119,24 +123,24 @@ mod tests {
     #[test]
     fn an_endpoint_at_a_refused_address_is_refused_with_the_setting() {
         let target = options(&[("bucket", "b"), ("endpoint", "http://127.0.0.1:9000")]);
-        let err = check_target(&client(""), "s3", &target).unwrap_err();
+        let err = check_target(&policy(""), "s3", &target).unwrap_err();
         assert!(err.contains("http://127.0.0.1:9000") && err.contains("COPRA_OUTBOUND_ALLOW=127.0.0.1/32"), "{err}");
-        assert!(check_target(&client("127.0.0.1/32"), "s3", &target).is_ok());
-        let err = check_target(&client(""), "s3", &options(&[("endpoint", "http://[::ffff:169.254.169.254]/")])).unwrap_err();
+        assert!(check_target(&policy("127.0.0.1/32"), "s3", &target).is_ok());
+        let err = check_target(&policy(""), "s3", &options(&[("endpoint", "http://[::ffff:169.254.169.254]/")])).unwrap_err();
         assert!(err.contains("link-local"), "{err}");
-        assert!(check_target(&client(""), "s3", &options(&[("endpoint", "file:///etc")])).is_err());
+        assert!(check_target(&policy(""), "s3", &options(&[("endpoint", "file:///etc")])).is_err());
     }
 
     #[test]
     fn s3_credentials_come_from_the_target_only() {
         let target = options(&[("bucket", "b"), ("region", "eu-west-1"), ("disable_ec2_metadata", "false")]);
-        let hardened = check_target(&client(""), "s3", &target).unwrap();
+        let hardened = check_target(&policy(""), "s3", &target).unwrap();
         let get = |k: &str| hardened.iter().filter(|(key, _)| key == k).map(|(_, v)| v.as_str()).collect::<Vec<_>>();
         assert_eq!(get("disable_ec2_metadata"), ["true"]);
         assert_eq!(get("disable_config_load"), ["true"]);
         assert_eq!(get("region"), ["eu-west-1"]);
-        assert!(check_target(&client(""), "s3", &options(&[("role_arn", "arn:aws:iam::1:role/x")])).is_err());
-        assert!(check_target(&client(""), "s3", &options(&[("region", "x@127.0.0.1/")])).is_err());
+        assert!(check_target(&policy(""), "s3", &options(&[("role_arn", "arn:aws:iam::1:role/x")])).is_err());
+        assert!(check_target(&policy(""), "s3", &options(&[("region", "x@127.0.0.1/")])).is_err());
     }
 
     #[tokio::test]

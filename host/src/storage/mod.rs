@@ -57,7 +57,7 @@ pub async fn destination(
     let config = |e: opendal::Error| StorageError::Config(e.to_string());
     Ok(match target {
         StorageTarget::Opendal { scheme, options, url_base } => {
-            let options = endpoint::check_target(http, &scheme, &options).map_err(StorageError::Config)?;
+            let options = endpoint::check_target(http.policy(), &scheme, &options).map_err(StorageError::Config)?;
             let scheme: Scheme = scheme.parse().map_err(config)?;
             let operator = endpoint::under_policy(Operator::via_iter(scheme, options).map_err(config)?, http);
             Destination::Opendal { operator, url_base }

@@ -1,0 +1,276 @@
+//! Opening an input so that FFmpeg reads the one local file the host gave it and
+//! nothing else: no nested http/hls/dash fetches and no other local file, whatever
+//! the file says (an HLS playlist naming `http://127.0.0.1/...` or `/etc/passwd` as
+//! segments, a concat script, an IMF composition).
+//!
+//! Three locks, each enough for what it covers:
+//! - `protocol_whitelist=file`: nothing is fetched over a network protocol, by this
+//!   context or by the nested ones demuxers open (they copy the whitelist);
+//! - `format_whitelist`: every demuxer except those that open other resources by
+//!   themselves (playlists, manifests, scripts, network sessions), so such a file is
+//!   refused before its header is read;
+//! - an `io_open` callback that opens only the exact URL the host asked for: every
+//!   other open a demuxer asks for through the context (HLS segments and keys, DASH
+//!   fragments, MOV external references) is refused.
+
+use std::ffi::{CStr, CString, c_char, c_int};
+use std::path::Path;
+use std::ptr;
+use std::sync::OnceLock;
+
+use ffmpeg::ffi::{AVDictionary, AVFormatContext, AVIOContext};
+use ffmpeg_next as ffmpeg;
+
+use super::MediaError;
+
+/// Demuxers that open resources of their own: other files, URLs, devices, sessions.
+const DENIED_DEMUXERS: &[&str] = &["hls", "dash", "concat", "imf", "lavfi", "sdp", "rtsp", "rtp", "libcdio", "webm_dash_manifest"];
+
+/// The signature of `AVFormatContext.io_open`.
+type IoOpen = unsafe extern "C" fn(*mut AVFormatContext, *mut *mut AVIOContext, *const c_char, c_int, *mut *mut AVDictionary) -> c_int;
+
+/// What the `io_open` callback allows, reached through the context's `opaque`.
+struct Guard {
+    /// The URL the host opened: the only one that may be opened.
+    url: CString,
+    /// libavformat's own `io_open`, which does the opening once allowed.
+    default_open: IoOpen,
+}
+
+/// An input context confined to its file. Derefs to ffmpeg-next's `Input`; the guard
+/// its `io_open` callback reads lives exactly as long as the context.
+pub(super) struct LocalInput {
+    // Declared first: dropped (the context closed) before the guard it points to.
+    input: ffmpeg::format::context::Input,
+    _guard: Box<Guard>,
+}
+
+impl std::ops::Deref for LocalInput {
+    type Target = ffmpeg::format::context::Input;
+
+    fn deref(&self) -> &Self::Target {
+        &self.input
+    }
+}
+
+impl std::ops::DerefMut for LocalInput {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.input
+    }
+}
+
+/// Open a local file for demuxing, confined to it (see the module's notes), and read
+/// its stream information.
+pub(super) fn open_local(path: &Path) -> Result<LocalInput, MediaError> {
+    open_with(path, Locks { formats: true, io_open: true })
+}
+
+/// Which locks to set; all of them outside tests.
+#[derive(Debug, Clone, Copy)]
+struct Locks {
+    formats: bool,
+    io_open: bool,
+}
+
+fn open_with(path: &Path, locks: Locks) -> Result<LocalInput, MediaError> {
+    use std::os::unix::ffi::OsStrExt;
+    super::init();
+    let shown = path.display().to_string();
+    let open_error = |source| MediaError::Open { path: shown.clone(), source };
+    // `file:` so that no part of the path is read as another protocol's name.
+    let mut url = b"file:".to_vec();
+    url.extend_from_slice(path.as_os_str().as_bytes());
+    let url = CString::new(url).map_err(|_| open_error(ffmpeg::Error::InvalidData))?;
+
+    let mut options = ffmpeg::Dictionary::new();
+    options.set("protocol_whitelist", "file");
+    if locks.formats {
+        options.set("format_whitelist", allowed_demuxers());
+    }
+
+    // SAFETY: a fresh context from libavformat, or null when out of memory.
+    let mut context = unsafe { ffmpeg::ffi::avformat_alloc_context() };
+    if context.is_null() {
+        return Err(open_error(ffmpeg::Error::Other { errno: libc::ENOMEM }));
+    }
+    let mut guard: Option<Box<Guard>> = None;
+    if locks.io_open {
+        // SAFETY: `context` is valid and not yet shared; `io_open` is set by
+        // avformat_alloc_context to libavformat's default, which is kept to delegate to.
+        // The guard is boxed, so its address (in `opaque`) stays put until it is dropped
+        // after the context (see `LocalInput`) or on the failure paths below, after
+        // avformat_open_input has freed the context.
+        unsafe {
+            let Some(default_open) = (*context).io_open else {
+                ffmpeg::ffi::avformat_free_context(context);
+                return Err(open_error(ffmpeg::Error::Bug));
+            };
+            let boxed = Box::new(Guard { url: url.clone(), default_open });
+            (*context).opaque = &*boxed as *const Guard as *mut libc::c_void;
+            (*context).io_open = Some(confined_io_open);
+            guard = Some(boxed);
+        }
+    }
+
+    // SAFETY: `context` was allocated above (avformat_open_input frees it and nulls the
+    // pointer on failure); `url` is valid; the dictionary is taken out of its owner and
+    // what avformat_open_input leaves of it is handed back to one that frees it.
+    let opened = unsafe {
+        let mut raw_options = options.disown();
+        let opened = ffmpeg::ffi::avformat_open_input(&mut context, url.as_ptr(), ptr::null(), &mut raw_options);
+        drop(ffmpeg::Dictionary::own(raw_options));
+        opened
+    };
+    if opened < 0 {
+        return Err(open_error(ffmpeg::Error::from(opened)));
+    }
+    // SAFETY: the context is open; on failure it is closed here, exactly once.
+    let found = unsafe { ffmpeg::ffi::avformat_find_stream_info(context, ptr::null_mut()) };
+    if found < 0 {
+        // SAFETY: closes and frees the open context; the guard outlives it.
+        unsafe { ffmpeg::ffi::avformat_close_input(&mut context) };
+        return Err(open_error(ffmpeg::Error::from(found)));
+    }
+    let guard = guard.unwrap_or_else(|| Box::new(Guard { url, default_open: refuse_io_open }));
+    // SAFETY: an open input context, now owned by `Input`, which closes it on drop.
+    Ok(LocalInput { input: unsafe { ffmpeg::format::context::Input::wrap(context) }, _guard: guard })
+}
+
+/// The `io_open` of a confined context: the URL the host opened is opened by
+/// libavformat's default; anything else is refused with `EPERM`.
+unsafe extern "C" fn confined_io_open(
+    s: *mut AVFormatContext,
+    pb: *mut *mut AVIOContext,
+    url: *const c_char,
+    flags: c_int,
+    options: *mut *mut AVDictionary,
+) -> c_int {
+    // SAFETY: libavformat passes the context this callback was set on (or a nested one
+    // that copied it, with the same `opaque`, or a null `opaque`), and a NUL-terminated
+    // URL. The guard `opaque` points to outlives the context (see `open_with`).
+    unsafe {
+        let guard = (*s).opaque as *const Guard;
+        if guard.is_null() || url.is_null() {
+            return refuse_io_open(s, pb, url, flags, options);
+        }
+        if CStr::from_ptr(url) != (*guard).url.as_c_str() {
+            return refuse_io_open(s, pb, url, flags, options);
+        }
+        ((*guard).default_open)(s, pb, url, flags, options)
+    }
+}
+
+/// Refuse an open, saying which URL the file tried to reach.
+unsafe extern "C" fn refuse_io_open(
+    _s: *mut AVFormatContext,
+    _pb: *mut *mut AVIOContext,
+    url: *const c_char,
+    _flags: c_int,
+    _options: *mut *mut AVDictionary,
+) -> c_int {
+    let wanted = if url.is_null() {
+        String::new()
+    } else {
+        // SAFETY: a NUL-terminated string from libavformat, only read here.
+        unsafe { CStr::from_ptr(url) }.to_string_lossy().into_owned()
+    };
+    tracing::warn!(url = %wanted, "the input asked FFmpeg to open another resource; refused");
+    -libc::EPERM
+}
+
+/// Every demuxer name of this libavformat except the denied ones, comma-separated.
+fn allowed_demuxers() -> &'static str {
+    static ALLOWED: OnceLock<String> = OnceLock::new();
+    ALLOWED.get_or_init(|| {
+        let mut names = Vec::new();
+        let mut state: *mut libc::c_void = ptr::null_mut();
+        loop {
+            // SAFETY: av_demuxer_iterate walks libavformat's static list with `state`.
+            let format = unsafe { ffmpeg::ffi::av_demuxer_iterate(&mut state) };
+            if format.is_null() {
+                break;
+            }
+            // SAFETY: a static demuxer description with a NUL-terminated name.
+            let name = unsafe { CStr::from_ptr((*format).name) }.to_string_lossy().into_owned();
+            let aliases: Vec<&str> = name.split(',').collect();
+            if aliases.iter().any(|alias| DENIED_DEMUXERS.contains(alias)) {
+                continue;
+            }
+            names.extend(aliases.into_iter().map(str::to_string));
+        }
+        names.join(",")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+    use std::process::Command;
+
+    const ALL: Locks = Locks { formats: true, io_open: true };
+
+    /// A one-second MPEG-TS made with the ffmpeg command (only ever in tests).
+    fn segment(dir: &Path) -> std::path::PathBuf {
+        let path = dir.join("segment.ts");
+        let status = Command::new("ffmpeg")
+            .args(["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25:duration=1"])
+            .args(["-c:v", "mpeg2video", "-f", "mpegts"])
+            .arg(&path)
+            .status()
+            .expect("ffmpeg runs");
+        assert!(status.success());
+        path
+    }
+
+    /// An HLS playlist (named `.m3u8`: FFmpeg detects HLS only by such a name, which the
+    /// host never gives its input; the locks must hold regardless).
+    fn playlist(dir: &Path, segment: &str) -> std::path::PathBuf {
+        let path = dir.join("input.m3u8");
+        let text = format!("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:1\n#EXTINF:1.0,\n{segment}\n#EXT-X-ENDLIST\n");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn a_plain_file_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = open_local(&segment(dir.path())).expect("a plain file opens");
+        assert!(input.streams().count() >= 1);
+    }
+
+    #[test]
+    fn a_playlist_pointing_at_a_url_makes_no_request() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let url = format!("http://{}/segment.ts", listener.local_addr().unwrap());
+        let dir = tempfile::tempdir().unwrap();
+        let input = playlist(dir.path(), &url);
+        for locks in [ALL, Locks { formats: false, io_open: true }, Locks { formats: true, io_open: false }] {
+            assert!(open_with(&input, locks).is_err(), "{locks:?}: the playlist opened");
+        }
+        assert!(listener.accept().is_err(), "a request reached the server");
+    }
+
+    #[test]
+    fn a_playlist_pointing_at_another_local_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let segment = segment(dir.path());
+        let input = playlist(dir.path(), &segment.display().to_string());
+        // Without the locks, FFmpeg reads the other file: the playlist opens.
+        assert!(open_with(&input, Locks { formats: false, io_open: false }).is_ok(), "the control case must open");
+        assert!(open_with(&input, ALL).is_err());
+        assert!(open_with(&input, Locks { formats: false, io_open: true }).is_err(), "io_open alone refuses the segment");
+        assert!(open_with(&input, Locks { formats: true, io_open: false }).is_err(), "the format lock alone refuses HLS");
+    }
+
+    #[test]
+    fn a_concat_script_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        segment(dir.path());
+        let input = dir.path().join("input");
+        std::fs::write(&input, "ffconcat version 1.0\nfile segment.ts\n").unwrap();
+        assert!(open_with(&input, Locks { formats: false, io_open: false }).is_ok(), "the control case must open");
+        assert!(open_with(&input, ALL).is_err());
+    }
+}
