@@ -62,6 +62,9 @@ impl std::ops::DerefMut for LocalInput {
 /// Open a local file for demuxing, confined to it (see the module's notes), and read
 /// its stream information.
 pub(super) fn open_local(path: &Path) -> Result<LocalInput, MediaError> {
+    if let Some(refused) = reference_file(path) {
+        return Err(refused);
+    }
     open_with(path, Locks { formats: true, io_open: true })
 }
 
@@ -134,6 +137,29 @@ fn open_with(path: &Path, locks: Locks) -> Result<LocalInput, MediaError> {
     let guard = guard.unwrap_or_else(|| Box::new(Guard { url, default_open: refuse_io_open }));
     // SAFETY: an open input context, now owned by `Input`, which closes it on drop.
     Ok(LocalInput { input: unsafe { ffmpeg::format::context::Input::wrap(context) }, _guard: guard })
+}
+
+/// A file that only points at other resources (a playlist, a manifest, a concat
+/// script) is refused up front, in words a user can act on; the locks would refuse
+/// what it points to anyway.
+fn reference_file(path: &Path) -> Option<MediaError> {
+    use std::io::Read;
+    let mut head = [0u8; 512];
+    let read = std::fs::File::open(path).and_then(|mut f| f.read(&mut head)).ok()?;
+    let text = String::from_utf8_lossy(&head[..read]);
+    let text = text.trim_start_matches('\u{feff}').trim_start();
+    let kind = if text.starts_with("#EXTM3U") {
+        "an HLS playlist"
+    } else if text.starts_with("ffconcat") {
+        "an FFmpeg concat script"
+    } else if (text.starts_with("<?xml") && text.contains("<MPD")) || text.starts_with("<MPD") {
+        "a DASH manifest"
+    } else {
+        return None;
+    };
+    Some(MediaError::Unsupported(format!(
+        "the input is {kind}, which names other files or URLs; Copra reads only the media file it downloaded and never fetches what an input points to: give the URL of a media file"
+    )))
 }
 
 /// The `io_open` of a confined context: the URL the host opened is opened by
@@ -262,6 +288,15 @@ mod tests {
         assert!(open_with(&input, ALL).is_err());
         assert!(open_with(&input, Locks { formats: false, io_open: true }).is_err(), "io_open alone refuses the segment");
         assert!(open_with(&input, Locks { formats: true, io_open: false }).is_err(), "the format lock alone refuses HLS");
+    }
+
+    #[test]
+    fn a_playlist_is_refused_with_words_a_user_can_act_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("input");
+        std::fs::write(&input, "#EXTM3U\n#EXTINF:1.0,\nhttp://127.0.0.1:9/a.ts\n").unwrap();
+        let Err(err) = open_local(&input) else { panic!("a playlist opened") };
+        assert!(err.to_string().contains("HLS playlist"), "{err}");
     }
 
     #[test]
