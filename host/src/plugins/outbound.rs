@@ -17,7 +17,7 @@ use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, SizeHint};
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody};
 
-use crate::net::{Failure, HttpClient, Outbound, Redirects, Timeouts, UrlRefused};
+use crate::net::{Activity, Failure, HttpClient, Outbound, Redirects, Timeouts, UrlRefused, until_idle};
 
 /// Connecting, when the guest does not say; also the most it may ask for.
 const CONNECT: Duration = Duration::from_secs(10);
@@ -58,7 +58,8 @@ impl PluginNet {
     }
 
     /// Send a guest's request under the policy and the guest's timeouts (`options`):
-    /// connect, first byte of the answer, and silence between pieces of its body.
+    /// connect, first byte of the answer (counted from the last piece of the request's
+    /// body sent), and silence between pieces of the answer's body.
     pub async fn send(&self, request: http::Request<WasiBody>, options: Option<RequestOptions>) -> Result<http::Response<WasiBody>, HttpError> {
         let options = options.unwrap_or_default();
         let connect = options.connect_timeout.unwrap_or(CONNECT).min(CONNECT);
@@ -78,11 +79,14 @@ impl PluginNet {
         // reqwest writes `host` from the URL it connects to.
         parts.headers.remove(http::header::HOST);
         let mut builder = builder.headers(parts.headers);
+        // The first-byte wait counts from the last piece of the request body taken, so
+        // a long streaming upload (a storage plugin's PUT) is not cut while it moves.
+        let activity = Activity::new();
         if !body.is_end_stream() {
-            builder = builder.body(reqwest::Body::wrap(SyncBody(Mutex::new(body))));
+            builder = builder.body(reqwest::Body::wrap(SyncBody { body: Mutex::new(body), activity: activity.clone() }));
         }
 
-        let response = match tokio::time::timeout(first_byte, builder.send()).await {
+        let response = match until_idle(builder.send(), &activity, first_byte).await {
             Err(_) => return Err(HttpError::ConnectionReadTimeout),
             Ok(Err(err)) => return Err(error_code(&url, &err)),
             Ok(Ok(response)) => response,
@@ -109,25 +113,33 @@ fn error_code(url: &str, err: &reqwest::Error) -> HttpError {
     }
 }
 
-/// The guest's outgoing body, made `Sync` for reqwest. The mutex is never locked:
-/// polling goes through `get_mut`, which a `Pin<&mut Self>` gives.
-struct SyncBody(Mutex<WasiBody>);
+/// The guest's outgoing body, made `Sync` for reqwest, marking activity as it moves.
+/// The mutex is never locked while polling: `get_mut` goes through `Pin<&mut Self>`.
+struct SyncBody {
+    body: Mutex<WasiBody>,
+    activity: Activity,
+}
 
 impl Body for SyncBody {
     type Data = Bytes;
     type Error = HttpError;
 
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
-        let body = self.get_mut().0.get_mut().unwrap_or_else(|e| e.into_inner());
-        Pin::new(body).poll_frame(cx)
+        let this = self.get_mut();
+        let body = this.body.get_mut().unwrap_or_else(|e| e.into_inner());
+        let polled = Pin::new(body).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(_))) = &polled {
+            this.activity.touch();
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
-        self.0.lock().map(|b| b.is_end_stream()).unwrap_or(false)
+        self.body.lock().map(|b| b.is_end_stream()).unwrap_or(false)
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.0.lock().map(|b| b.size_hint()).unwrap_or_default()
+        self.body.lock().map(|b| b.size_hint()).unwrap_or_default()
     }
 }
 
@@ -228,6 +240,24 @@ mod tests {
         let body = response.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(&body[..], b"ok");
         assert_eq!(hits.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_slow_streaming_upload_is_not_cut_by_the_first_byte_wait() {
+        let (addr, _) = server("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n", "ok", Duration::ZERO).await;
+        let net = PluginNet::new(Outbound::new(Policy::parse("127.0.0.1/32").unwrap()));
+        let pieces = futures::stream::unfold(0usize, |i| async move {
+            if i == 5 {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            Some((Ok::<_, HttpError>(Frame::data(Bytes::copy_from_slice(&b"hello"[i..=i]))), i + 1))
+        });
+        let body = http_body_util::StreamBody::new(pieces).boxed_unsync();
+        let request = http::Request::builder().method("PUT").uri(format!("http://{addr}/upload")).header("content-length", "5").body(body).unwrap();
+        let options = RequestOptions { first_byte_timeout: Some(Duration::from_millis(400)), ..Default::default() };
+        let response = net.send(request, Some(options)).await.expect("750 ms of upload, never 400 ms silent");
+        assert_eq!(response.status(), 200);
     }
 
     #[tokio::test]
