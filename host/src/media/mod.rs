@@ -21,7 +21,7 @@ mod probe;
 pub use engine::{EventSink, OutputTarget, Produced, TranscodeEvent, transcode};
 pub use image::SpriteTile;
 pub use package::Package;
-pub use probe::probe;
+pub use probe::{probe, probe_output};
 
 use ffmpeg_next as ffmpeg;
 

@@ -12,6 +12,10 @@
 //! - an `io_open` callback that opens only the exact URL the host asked for: every
 //!   other open a demuxer asks for through the context (HLS segments and keys, DASH
 //!   fragments, MOV external references) is refused.
+//!
+//! The host's own outputs are described through [`open_own_output`]: a package's
+//! master playlist may read the playlists and segments below its own directory, and
+//! nothing else.
 
 use std::ffi::{CStr, CString, c_char, c_int};
 use std::path::Path;
@@ -23,18 +27,51 @@ use ffmpeg_next as ffmpeg;
 
 use super::MediaError;
 
-/// Demuxers that open resources of their own: other files, URLs, devices, sessions.
-const DENIED_DEMUXERS: &[&str] = &["hls", "dash", "concat", "imf", "lavfi", "sdp", "rtsp", "rtp", "libcdio", "webm_dash_manifest"];
+/// Which demuxers a file may be read with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Demuxers {
+    /// An input: none that opens resources of its own (other files, URLs, devices,
+    /// sessions).
+    Media,
+    /// A package the host made itself: HLS and DASH too, whose playlists name its own
+    /// segments.
+    Package,
+}
+
+impl Demuxers {
+    fn denied(self) -> &'static [&'static str] {
+        match self {
+            Demuxers::Media => &["hls", "dash", "concat", "imf", "lavfi", "sdp", "rtsp", "rtp", "libcdio", "webm_dash_manifest"],
+            Demuxers::Package => &["concat", "imf", "lavfi", "sdp", "rtsp", "rtp", "libcdio", "webm_dash_manifest"],
+        }
+    }
+}
 
 /// The signature of `AVFormatContext.io_open`.
 type IoOpen = unsafe extern "C" fn(*mut AVFormatContext, *mut *mut AVIOContext, *const c_char, c_int, *mut *mut AVDictionary) -> c_int;
 
 /// What the `io_open` callback allows, reached through the context's `opaque`.
 struct Guard {
-    /// The URL the host opened: the only one that may be opened.
+    /// The URL the host opened.
     url: CString,
+    /// A directory (absolute, ending in `/`) whose files may be opened too; `None` for
+    /// an input, which may open nothing but itself.
+    below: Option<Vec<u8>>,
     /// libavformat's own `io_open`, which does the opening once allowed.
     default_open: IoOpen,
+}
+
+impl Guard {
+    /// Whether a URL a demuxer asks for may be opened.
+    fn allows(&self, url: &CStr) -> bool {
+        if url == self.url.as_c_str() {
+            return true;
+        }
+        let Some(dir) = &self.below else { return false };
+        let bytes = url.to_bytes();
+        let path = bytes.strip_prefix(b"file:").unwrap_or(bytes);
+        path.starts_with(dir) && !path.split(|b| *b == b'/').any(|part| part == b"..")
+    }
 }
 
 /// An input context confined to its file. Derefs to ffmpeg-next's `Input`; the guard
@@ -65,14 +102,32 @@ pub(super) fn open_local(path: &Path) -> Result<LocalInput, MediaError> {
     if let Some(refused) = reference_file(path) {
         return Err(refused);
     }
-    open_with(path, Locks { formats: true, io_open: true })
+    open_with(path, Locks { deny: Some(Demuxers::Media), io_open: true, below: None })
 }
 
-/// Which locks to set; all of them outside tests.
-#[derive(Debug, Clone, Copy)]
+/// Open a file the host made itself (an output, or a package's master playlist or
+/// manifest) to describe it: it may read the files below its own directory (a
+/// package's playlists and segments), still nothing else and over no network.
+pub(super) fn open_own_output(path: &Path) -> Result<LocalInput, MediaError> {
+    use std::os::unix::ffi::OsStrExt;
+    let open_error = |err: std::io::Error| MediaError::Open { path: path.display().to_string(), source: ffmpeg::Error::Other { errno: err.raw_os_error().unwrap_or(libc::ENOENT) } };
+    let path = std::fs::canonicalize(path).map_err(open_error)?;
+    let mut dir = path.parent().map(|d| d.as_os_str().as_bytes().to_vec()).unwrap_or_default();
+    if !dir.ends_with(b"/") {
+        dir.push(b'/');
+    }
+    open_with(&path, Locks { deny: Some(Demuxers::Package), io_open: true, below: Some(dir) })
+}
+
+/// Which locks to set: outside tests, always a deny list and the `io_open` guard.
+#[derive(Debug, Clone)]
 struct Locks {
-    formats: bool,
+    /// Demuxers allowed (through `format_whitelist`); `None` for all.
+    deny: Option<Demuxers>,
+    /// Whether opens go through the guard.
     io_open: bool,
+    /// A directory whose files the guard lets demuxers open too (with its `/`).
+    below: Option<Vec<u8>>,
 }
 
 fn open_with(path: &Path, locks: Locks) -> Result<LocalInput, MediaError> {
@@ -87,8 +142,8 @@ fn open_with(path: &Path, locks: Locks) -> Result<LocalInput, MediaError> {
 
     let mut options = ffmpeg::Dictionary::new();
     options.set("protocol_whitelist", "file");
-    if locks.formats {
-        options.set("format_whitelist", allowed_demuxers());
+    if let Some(deny) = locks.deny {
+        options.set("format_whitelist", allowed_demuxers(deny));
     }
 
     // SAFETY: a fresh context from libavformat, or null when out of memory.
@@ -108,7 +163,7 @@ fn open_with(path: &Path, locks: Locks) -> Result<LocalInput, MediaError> {
                 ffmpeg::ffi::avformat_free_context(context);
                 return Err(open_error(ffmpeg::Error::Bug));
             };
-            let boxed = Box::new(Guard { url: url.clone(), default_open });
+            let boxed = Box::new(Guard { url: url.clone(), below: locks.below.clone(), default_open });
             (*context).opaque = &*boxed as *const Guard as *mut libc::c_void;
             (*context).io_open = Some(confined_io_open);
             guard = Some(boxed);
@@ -134,7 +189,7 @@ fn open_with(path: &Path, locks: Locks) -> Result<LocalInput, MediaError> {
         unsafe { ffmpeg::ffi::avformat_close_input(&mut context) };
         return Err(open_error(ffmpeg::Error::from(found)));
     }
-    let guard = guard.unwrap_or_else(|| Box::new(Guard { url, default_open: refuse_io_open }));
+    let guard = guard.unwrap_or_else(|| Box::new(Guard { url, below: None, default_open: refuse_io_open }));
     // SAFETY: an open input context, now owned by `Input`, which closes it on drop.
     Ok(LocalInput { input: unsafe { ffmpeg::format::context::Input::wrap(context) }, _guard: guard })
 }
@@ -176,10 +231,7 @@ unsafe extern "C" fn confined_io_open(
     // URL. The guard `opaque` points to outlives the context (see `open_with`).
     unsafe {
         let guard = (*s).opaque as *const Guard;
-        if guard.is_null() || url.is_null() {
-            return refuse_io_open(s, pb, url, flags, options);
-        }
-        if CStr::from_ptr(url) != (*guard).url.as_c_str() {
+        if guard.is_null() || url.is_null() || !(*guard).allows(CStr::from_ptr(url)) {
             return refuse_io_open(s, pb, url, flags, options);
         }
         ((*guard).default_open)(s, pb, url, flags, options)
@@ -205,9 +257,15 @@ unsafe extern "C" fn refuse_io_open(
 }
 
 /// Every demuxer name of this libavformat except the denied ones, comma-separated.
-fn allowed_demuxers() -> &'static str {
-    static ALLOWED: OnceLock<String> = OnceLock::new();
-    ALLOWED.get_or_init(|| {
+fn allowed_demuxers(kind: Demuxers) -> &'static str {
+    static MEDIA: OnceLock<String> = OnceLock::new();
+    static PACKAGE: OnceLock<String> = OnceLock::new();
+    let cache = match kind {
+        Demuxers::Media => &MEDIA,
+        Demuxers::Package => &PACKAGE,
+    };
+    let denied = kind.denied();
+    cache.get_or_init(|| {
         let mut names = Vec::new();
         let mut state: *mut libc::c_void = ptr::null_mut();
         loop {
@@ -219,7 +277,7 @@ fn allowed_demuxers() -> &'static str {
             // SAFETY: a static demuxer description with a NUL-terminated name.
             let name = unsafe { CStr::from_ptr((*format).name) }.to_string_lossy().into_owned();
             let aliases: Vec<&str> = name.split(',').collect();
-            if aliases.iter().any(|alias| DENIED_DEMUXERS.contains(alias)) {
+            if aliases.iter().any(|alias| denied.contains(alias)) {
                 continue;
             }
             names.extend(aliases.into_iter().map(str::to_string));
@@ -234,7 +292,10 @@ mod tests {
     use std::net::TcpListener;
     use std::process::Command;
 
-    const ALL: Locks = Locks { formats: true, io_open: true };
+    const ALL: Locks = Locks { deny: Some(Demuxers::Media), io_open: true, below: None };
+    const NONE: Locks = Locks { deny: None, io_open: false, below: None };
+    const IO_ONLY: Locks = Locks { deny: None, io_open: true, below: None };
+    const FORMATS_ONLY: Locks = Locks { deny: Some(Demuxers::Media), io_open: false, below: None };
 
     /// A one-second MPEG-TS made with the ffmpeg command (only ever in tests).
     fn segment(dir: &Path) -> std::path::PathBuf {
@@ -272,8 +333,8 @@ mod tests {
         let url = format!("http://{}/segment.ts", listener.local_addr().unwrap());
         let dir = tempfile::tempdir().unwrap();
         let input = playlist(dir.path(), &url);
-        for locks in [ALL, Locks { formats: false, io_open: true }, Locks { formats: true, io_open: false }] {
-            assert!(open_with(&input, locks).is_err(), "{locks:?}: the playlist opened");
+        for locks in [ALL, IO_ONLY, FORMATS_ONLY] {
+            assert!(open_with(&input, locks.clone()).is_err(), "{locks:?}: the playlist opened");
         }
         assert!(listener.accept().is_err(), "a request reached the server");
     }
@@ -284,10 +345,10 @@ mod tests {
         let segment = segment(dir.path());
         let input = playlist(dir.path(), &segment.display().to_string());
         // Without the locks, FFmpeg reads the other file: the playlist opens.
-        assert!(open_with(&input, Locks { formats: false, io_open: false }).is_ok(), "the control case must open");
+        assert!(open_with(&input, NONE).is_ok(), "the control case must open");
         assert!(open_with(&input, ALL).is_err());
-        assert!(open_with(&input, Locks { formats: false, io_open: true }).is_err(), "io_open alone refuses the segment");
-        assert!(open_with(&input, Locks { formats: true, io_open: false }).is_err(), "the format lock alone refuses HLS");
+        assert!(open_with(&input, IO_ONLY).is_err(), "io_open alone refuses the segment");
+        assert!(open_with(&input, FORMATS_ONLY).is_err(), "the format lock alone refuses HLS");
     }
 
     #[test]
@@ -305,7 +366,57 @@ mod tests {
         segment(dir.path());
         let input = dir.path().join("input");
         std::fs::write(&input, "ffconcat version 1.0\nfile segment.ts\n").unwrap();
-        assert!(open_with(&input, Locks { formats: false, io_open: false }).is_ok(), "the control case must open");
+        assert!(open_with(&input, NONE).is_ok(), "the control case must open");
         assert!(open_with(&input, ALL).is_err());
+    }
+
+    #[test]
+    fn the_hosts_own_package_opens_but_reaches_nothing_outside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let package = dir.path().join("package/hls");
+        std::fs::create_dir_all(package.join("360p")).unwrap();
+        let status = Command::new("ffmpeg")
+            .args(["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25:duration=2"])
+            .args(["-c:v", "mpeg2video", "-f", "hls", "-hls_time", "1", "-hls_list_size", "0"])
+            .arg(package.join("360p/index.m3u8"))
+            .status()
+            .expect("ffmpeg runs");
+        assert!(status.success());
+        let master = package.join("master.m3u8");
+        std::fs::write(&master, "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=100000,RESOLUTION=160x120\n360p/index.m3u8\n").unwrap();
+        let opened = open_own_output(&master).expect("the host's own package opens");
+        assert!(opened.streams().count() >= 1);
+        assert!(open_local(&master).is_err(), "as an input, a playlist is refused");
+
+        // A playlist in the package naming a file outside it, or a URL.
+        let outside = segment(dir.path());
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let url = format!("http://{}/segment.ts", listener.local_addr().unwrap());
+        for target in [outside.display().to_string(), "../../segment.ts".to_string(), url] {
+            let media = format!("#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1.0,\n{target}\n#EXT-X-ENDLIST\n");
+            std::fs::write(package.join("360p/evil.m3u8"), media).unwrap();
+            assert!(open_own_output(&package.join("360p/evil.m3u8")).is_err(), "{target} was opened");
+        }
+        assert!(listener.accept().is_err(), "a request reached the server");
+    }
+
+    #[test]
+    fn the_guard_allows_its_file_and_what_is_below_its_directory() {
+        let guard = |below: Option<&str>| Guard {
+            url: CString::new("file:/w/job/hls/master.m3u8").unwrap(),
+            below: below.map(|b| b.as_bytes().to_vec()),
+            default_open: refuse_io_open,
+        };
+        let c = |s: &str| CString::new(s).unwrap();
+        assert!(guard(None).allows(&c("file:/w/job/hls/master.m3u8")));
+        assert!(!guard(None).allows(&c("file:/w/job/hls/360p/index.m3u8")));
+        let package = guard(Some("/w/job/hls/"));
+        assert!(package.allows(&c("file:/w/job/hls/360p/index.m3u8")));
+        assert!(package.allows(&c("/w/job/hls/360p/seg_1.ts")));
+        assert!(!package.allows(&c("file:/w/job/hls/../../other/input")));
+        assert!(!package.allows(&c("file:/w/job/hlsx/a.ts")));
+        assert!(!package.allows(&c("http://127.0.0.1/w/job/hls/a.ts")));
+        assert!(!package.allows(&c("file:/etc/passwd")));
     }
 }

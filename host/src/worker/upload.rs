@@ -204,7 +204,7 @@ impl Upload {
 /// The ffprobe-shaped description of a produced file.
 async fn probe_metadata(file: &Path) -> Result<Value, String> {
     let file = file.to_path_buf();
-    let probed = tokio::task::spawn_blocking(move || media::probe(&file)).await.map_err(|e| e.to_string())?;
+    let probed = tokio::task::spawn_blocking(move || media::probe_output(&file)).await.map_err(|e| e.to_string())?;
     probed.map(|(_, metadata)| metadata).map_err(|e| format!("The encoded file could not be read back: {e}"))
 }
 
