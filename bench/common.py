@@ -88,7 +88,10 @@ class Copra:
         threading.Thread(target=self.hooks.serve_forever, daemon=True).start()
         port = free_port()
         env = dict(os.environ, COPRA_LISTEN=f"127.0.0.1:{port}", COPRA_DATA_DIR=str(work / "data"),
-                   COPRA_PLUGIN_DIR=str(ROOT / "plugins" / "dist"), COPRA_API_KEYS=KEY, RUST_LOG="warn")
+                   COPRA_PLUGIN_DIR=str(ROOT / "plugins" / "dist"), COPRA_API_KEYS=KEY, RUST_LOG="warn",
+                   # The bench's media server and S3 are on loopback, which the
+                   # outbound policy refuses unless allowed.
+                   COPRA_OUTBOUND_ALLOW="127.0.0.0/8,::1/128")
         self.process = subprocess.Popen([str(COPRA), "serve"], env=env)
         self.base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60

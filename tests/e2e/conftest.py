@@ -192,6 +192,9 @@ class Copra:
                         COPRA_PLUGIN_DIR=str(PLUGIN_DIR),
                         COPRA_API_KEYS=f"{KEY_A},{KEY_B}",
                         COPRA_ADMIN_KEY=ADMIN_KEY,
+                        # The rig's servers (media, webhooks, S3) are on loopback, which
+                        # the outbound policy refuses by default; tests may override.
+                        COPRA_OUTBOUND_ALLOW="127.0.0.0/8,::1/128",
                         RUST_LOG="info,copra=debug")
         self.env.update(env_extra or {})
         self.proc = None

@@ -44,7 +44,7 @@ pub(super) async fn submit(
         )
         .into());
     }
-    let output_types = validate(&spec, &state.plugins, limits).await?;
+    let output_types = validate(&spec, &state.plugins, limits, &state.config.outbound).await?;
 
     let id = crate::random_id(14);
     let job = job::Model {

@@ -2,25 +2,34 @@
 //! before any work starts is a 400 here, not a failed job later.
 
 use crate::config::Limits;
-use crate::plugins::{PluginError, Plugins};
+use crate::net::{Outbound, UrlRefused};
+use crate::plugins::{PluginError, Plugins, StorageTarget};
+use crate::storage::endpoint;
 use crate::types::OutputType;
 
 use super::spec::check_numbered_path;
 use super::{JobError, JobSpec};
 
-/// Check a parsed job against the loaded plugins and the server's `limits`; returns each
-/// output's type, in order.
-pub async fn validate(spec: &JobSpec, plugins: &Plugins, limits: &Limits) -> Result<Vec<OutputType>, JobError> {
+/// Check a parsed job against the loaded plugins, the server's `limits` and the outbound
+/// policy; returns each output's type, in order. Every address known now (the input URL, output URLs, a
+/// storage endpoint, the hosts a notification names) is checked against the policy.
+pub async fn validate(spec: &JobSpec, plugins: &Plugins, limits: &Limits, outbound: &Outbound) -> Result<Vec<OutputType>, JobError> {
+    if let Some(url) = &spec.input.url {
+        outbound.check_url(url).map_err(|e| refused_url("input_not_valid", &format!("The input URL '{}'", crate::secret::redact_url(url)), e))?;
+    }
+
     let storage_json = spec.storage.to_string();
     let service = spec.storage_service();
-    plugins.storage_resolve(service, &storage_json).await.map_err(|e| rejected(e, "storage_not_valid", || {
+    let target = plugins.storage_resolve(service, &storage_json).await.map_err(|e| rejected(e, "storage_not_valid", || {
         format!("The storage service '{service}' is not supported.")
     }))?;
+    check_endpoint(&target, outbound, "storage_not_valid")?;
 
     if let Some(input_service) = &spec.input.service {
-        plugins.storage_resolve(input_service, &spec.input.raw.to_string()).await.map_err(|e| {
+        let target = plugins.storage_resolve(input_service, &spec.input.raw.to_string()).await.map_err(|e| {
             rejected(e, "input_not_valid", || format!("The input service '{input_service}' is not supported."))
         })?;
+        check_endpoint(&target, outbound, "input_not_valid")?;
     }
 
     let mut types = Vec::with_capacity(spec.outputs.len());
@@ -69,17 +78,38 @@ pub async fn validate(spec: &JobSpec, plugins: &Plugins, limits: &Limits) -> Res
         if let Some(url) = &output.url {
             let ok = url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
             if !ok {
-                return Err(JobError::invalid("output_param_not_valid", format!("The output url '{url}' of '{}' is not a valid http(s) URL.", output.key)));
+                return Err(JobError::invalid("output_param_not_valid", format!("The output url '{}' of '{}' is not a valid http(s) URL.", crate::secret::redact_url(url), output.key)));
             }
+            outbound.check_url(url).map_err(|e| refused_url("output_param_not_valid", &format!("The output url '{}' of '{}'", crate::secret::redact_url(url), output.key), e))?;
         }
     }
 
     if let (Some(kind), Some(notification)) = (spec.notification_type(), &spec.notification) {
-        plugins.notifier_check(kind, &notification.to_string()).await.map_err(|e| {
-            rejected(e, "notification_not_valid", || format!("The notification type '{kind}' is not supported."))
-        })?;
+        let config = notification.to_string();
+        let unsupported = || format!("The notification type '{kind}' is not supported.");
+        plugins.notifier_check(kind, &config).await.map_err(|e| rejected(e, "notification_not_valid", unsupported))?;
+        let hosts = plugins.notifier_hosts(kind, &config).await.map_err(|e| rejected(e, "notification_not_valid", unsupported))?;
+        for host in hosts {
+            outbound.check_authority(&host).map_err(|e| refused_url("notification_not_valid", &format!("The notification's host '{host}'"), e))?;
+        }
     }
     Ok(types)
+}
+
+/// An opendal target's endpoint must be one the policy lets the server reach.
+fn check_endpoint(target: &StorageTarget, outbound: &Outbound, code: &str) -> Result<(), JobError> {
+    if let StorageTarget::Opendal { scheme, options, .. } = target {
+        endpoint::check_target(outbound.policy(), scheme, options).map_err(|message| JobError::invalid(code, message))?;
+    }
+    Ok(())
+}
+
+/// `what` (a sentence's subject) refused by the outbound policy, as a 400.
+fn refused_url(code: &str, what: &str, err: UrlRefused) -> JobError {
+    match err {
+        UrlRefused::NotHttp => JobError::invalid(code, format!("{what} is not an http(s) address with a host.")),
+        UrlRefused::Refused(refused) => JobError::invalid(code, format!("{what} cannot be used: {refused}.")),
+    }
 }
 
 /// A plugin's own rejection keeps its code; a missing plugin becomes `missing_code`;

@@ -59,7 +59,7 @@ pub(super) enum Decoded<'a> {
 
 /// The open input: its demuxer and a decoder for the main video and audio streams.
 pub(super) struct Demuxer {
-    context: format::context::Input,
+    context: super::open::LocalInput,
     video: Option<VideoInput>,
     audio: Option<AudioInput>,
     /// Seconds, 0 when the container does not say.
@@ -71,7 +71,7 @@ pub(super) struct Demuxer {
 
 impl Demuxer {
     pub fn open(path: &Path) -> Result<Self, MediaError> {
-        let context = format::input(path).map_err(|source| MediaError::Open { path: path.display().to_string(), source })?;
+        let context = super::open::open_local(path)?;
         // SAFETY: plain field of an open format context.
         let start_time = unsafe { (*context.as_ptr()).start_time };
         let start_time = if start_time == ffmpeg::ffi::AV_NOPTS_VALUE { 0 } else { start_time };

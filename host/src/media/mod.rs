@@ -16,6 +16,7 @@ mod file;
 mod filters;
 mod image;
 mod input;
+mod open;
 mod package;
 mod plan_check;
 mod probe;
@@ -24,7 +25,7 @@ pub use engine::{EventSink, OutputTarget, Produced, TranscodeEvent, transcode};
 pub use image::SpriteTile;
 pub use package::Package;
 pub use plan_check::{check_input, check_plan};
-pub use probe::probe;
+pub use probe::{probe, probe_output};
 
 use ffmpeg_next as ffmpeg;
 

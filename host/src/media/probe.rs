@@ -10,11 +10,19 @@ use serde_json::{Map, Value, json};
 use super::MediaError;
 use crate::types::MediaInfo;
 
-/// Open and describe a file. A file FFmpeg cannot read, or one with neither audio nor
-/// video, is an error.
+/// Open and describe an input, confined to its one file. A file FFmpeg cannot read, or
+/// one with neither audio nor video, is an error.
 pub fn probe(path: &Path) -> Result<(MediaInfo, Value), MediaError> {
-    super::init();
-    let mut input = ffmpeg::format::input(path).map_err(|source| MediaError::Open { path: path.display().to_string(), source })?;
+    describe(super::open::open_local(path)?, path)
+}
+
+/// Describe a file the host made (an output, or a package through its master playlist
+/// or manifest, which may read the files below its directory).
+pub fn probe_output(path: &Path) -> Result<(MediaInfo, Value), MediaError> {
+    describe(super::open::open_own_output(path)?, path)
+}
+
+fn describe(mut input: super::open::LocalInput, path: &Path) -> Result<(MediaInfo, Value), MediaError> {
     let mut info = MediaInfo {
         duration: duration_seconds(input.duration()),
         bitrate: input.bit_rate().max(0) as u64,

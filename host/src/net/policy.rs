@@ -7,12 +7,19 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 /// The kind of address a connection was refused for, as a reader would name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AddressClass {
+    /// Reachable on the internet: allowed by default.
     Public,
+    /// This machine: 127.0.0.0/8, ::1.
     Loopback,
+    /// RFC 1918, carrier-grade NAT (100.64.0.0/10), unique local (fc00::/7).
     Private,
+    /// 169.254.0.0/16 and fe80::/10, where cloud metadata services live.
     LinkLocal,
+    /// 224.0.0.0/4, ff00::/8.
     Multicast,
+    /// 0.0.0.0/8, `::`.
     Unspecified,
+    /// 255.255.255.255.
     Broadcast,
     /// Documentation, benchmarking, protocol assignments, and other ranges no server
     /// has a reason to reach.
@@ -20,16 +27,31 @@ pub enum AddressClass {
 }
 
 impl AddressClass {
+    /// A short name: `loopback`, `link-local`, ...
     pub fn as_str(self) -> &'static str {
         match self {
             AddressClass::Public => "public",
             AddressClass::Loopback => "loopback",
             AddressClass::Private => "private",
-            AddressClass::LinkLocal => "link-local, where cloud metadata services live",
+            AddressClass::LinkLocal => "link-local",
             AddressClass::Multicast => "multicast",
             AddressClass::Unspecified => "unspecified",
             AddressClass::Broadcast => "broadcast",
             AddressClass::Reserved => "reserved",
+        }
+    }
+
+    /// The class in a sentence: `a loopback address`, ...
+    pub fn describe(self) -> &'static str {
+        match self {
+            AddressClass::Public => "a public address",
+            AddressClass::Loopback => "a loopback address (this machine)",
+            AddressClass::Private => "a private network address",
+            AddressClass::LinkLocal => "a link-local address (where cloud metadata services live)",
+            AddressClass::Multicast => "a multicast address",
+            AddressClass::Unspecified => "an unspecified address",
+            AddressClass::Broadcast => "a broadcast address",
+            AddressClass::Reserved => "a reserved address",
         }
     }
 }
@@ -124,10 +146,20 @@ where
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rule {
     /// An address range: `10.0.0.0/8`, `127.0.0.1/32`, `fd00::/8`, or a bare address.
-    Net { addr: IpAddr, len: u32 },
+    Net {
+        /// The network's address.
+        addr: IpAddr,
+        /// Its prefix length in bits.
+        len: u32,
+    },
     /// A host name, allowed whatever it resolves to: `minio.internal`; `*.corp.example`
     /// allows every name below `corp.example`.
-    Host { name: String, subdomains: bool },
+    Host {
+        /// The name, lower case, without a trailing dot.
+        name: String,
+        /// Whether names below it are allowed too (`*.name`).
+        subdomains: bool,
+    },
 }
 
 impl Rule {
@@ -160,8 +192,11 @@ impl Rule {
 
     fn allows_addr(&self, ip: IpAddr) -> bool {
         let Rule::Net { addr, len } = *self else { return false };
+        // Only the IPv4-mapped form reaches the IPv4 address it carries (a dual-stack
+        // socket); NAT64 and 6to4 forms go through a gateway, which an allow rule for
+        // the IPv4 address does not cover.
         let candidates = [Some(ip), match ip {
-            IpAddr::V6(v6) => embedded_v4(v6).map(IpAddr::V4),
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4),
             IpAddr::V4(_) => None,
         }];
         candidates.into_iter().flatten().any(|ip| match (ip, addr) {
@@ -183,26 +218,30 @@ impl Rule {
 pub struct Refused {
     /// The host as it was named (a name or an address).
     pub host: String,
+    /// The address refused; `None` when the name itself is refused (`localhost`).
     pub addr: Option<IpAddr>,
+    /// What kind of address it is.
     pub class: AddressClass,
 }
 
 impl fmt::Display for Refused {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (shown, cidr) = match self.addr {
-            Some(IpAddr::V4(a)) => (a.to_string(), format!("{a}/32")),
-            Some(IpAddr::V6(a)) => (a.to_string(), format!("{a}/128")),
-            None => (self.host.clone(), self.host.clone()),
+        let class = self.class.describe();
+        let (named, rule) = match self.addr {
+            None => (format!("the host name '{}' always means this machine, which", self.host), self.host.clone()),
+            Some(addr) => {
+                let cidr = match addr {
+                    IpAddr::V4(a) => format!("{a}/32"),
+                    IpAddr::V6(a) => format!("{a}/128"),
+                };
+                if addr.to_string() == self.host.trim_matches(['[', ']']) {
+                    (format!("the address {addr} is {class}, which"), cidr)
+                } else {
+                    (format!("'{}' resolves to {addr}, {class}, which", self.host), cidr)
+                }
+            }
         };
-        let named = match self.addr {
-            Some(addr) if addr.to_string() != self.host.trim_matches(['[', ']']) => format!("'{}' resolves to {shown}", self.host),
-            _ => format!("the address {shown}"),
-        };
-        write!(
-            f,
-            "{named}, a {} address, which this server does not connect to; an operator can allow it with COPRA_OUTBOUND_ALLOW={cidr}",
-            self.class.as_str()
-        )
+        write!(f, "{named} this server does not connect to; an operator can allow it with COPRA_OUTBOUND_ALLOW={rule}")
     }
 }
 
@@ -219,6 +258,7 @@ impl Policy {
         Ok(Policy { rules })
     }
 
+    /// The operator's rules, in the order given.
     pub fn rules(&self) -> &[Rule] {
         &self.rules
     }
@@ -237,17 +277,31 @@ impl Policy {
         Err(Refused { host: host.to_string(), addr: Some(ip), class })
     }
 
-    /// Check a host as a URL names it: an address literal is checked now; a name is
-    /// allowed here and its addresses are checked when it is resolved.
+    /// Check a host as a URL names it: an address literal is checked now, and so is a
+    /// name that always means this machine (`localhost`, `*.localhost`, RFC 6761);
+    /// another name is allowed here and its addresses are checked when it is resolved.
     pub fn check_host(&self, host: &url::Host<&str>) -> Result<(), Refused> {
         match host {
             url::Host::Ipv4(ip) => self.check_addr(&ip.to_string(), IpAddr::V4(*ip)),
             url::Host::Ipv6(ip) => self.check_addr(&ip.to_string(), IpAddr::V6(*ip)),
             url::Host::Domain(name) => match name.trim_matches(['[', ']']).parse::<IpAddr>() {
                 Ok(ip) => self.check_addr(name, ip),
-                Err(_) => Ok(()),
+                Err(_) => self.check_name(name),
             },
         }
+    }
+
+    /// Refuse a name that means this machine whatever DNS says, unless the operator
+    /// allowed it by name or allowed loopback addresses.
+    fn check_name(&self, name: &str) -> Result<(), Refused> {
+        let lower = name.trim_end_matches('.').to_ascii_lowercase();
+        let loopback = lower == "localhost" || lower.ends_with(".localhost");
+        let allowed = self.allows_name(&lower)
+            || [IpAddr::V4(Ipv4Addr::LOCALHOST), IpAddr::V6(Ipv6Addr::LOCALHOST)].into_iter().any(|ip| self.rules.iter().any(|r| r.allows_addr(ip)));
+        if loopback && !allowed {
+            return Err(Refused { host: name.to_string(), addr: None, class: AddressClass::Loopback });
+        }
+        Ok(())
     }
 }
 
@@ -341,11 +395,58 @@ mod tests {
     }
 
     #[test]
+    fn odd_spellings_and_names_of_this_machine() {
+        let policy = Policy::default();
+        for url in [
+            "http://0x7f.1/",
+            "http://0x7F.0.0.1/",
+            "http://017700000001/",
+            "http://127.0.0.1./",
+            "http://[0:0:0:0:0:ffff:7f00:1]/",
+            "http://[::ffff:a9fe:a9fe]/",
+            "http://[::ffff:169.254.169.254]:8080/",
+            "http://[64:ff9b::127.0.0.1]/",
+            "http://[2002:a9fe:a9fe::1]/",
+            "http://[fc00::1]/",
+            "http://[ff02::1]/",
+            "http://[::]/",
+            "http://0.0.0.0:9000/",
+            "http://100.64.1.1/",
+            "http://localhost/",
+            "http://LOCALHOST./",
+            "http://api.localhost:8080/",
+            "https://user:pw@127.0.0.1/",
+        ] {
+            let parsed = url::Url::parse(url).unwrap();
+            assert!(policy.check_host(&parsed.host().unwrap()).is_err(), "{url} must be refused");
+        }
+        let loopback = Policy::parse("127.0.0.0/8, ::1/128").unwrap();
+        assert!(loopback.check_host(&url::Host::Domain("localhost")).is_ok(), "loopback allowed means localhost too");
+        assert!(Policy::parse("localhost").unwrap().check_host(&url::Host::Domain("localhost")).is_ok());
+        let err = policy.check_host(&url::Host::Domain("localhost")).unwrap_err().to_string();
+        assert!(err.contains("'localhost'") && err.contains("COPRA_OUTBOUND_ALLOW=localhost"), "{err}");
+    }
+
+    #[test]
+    fn an_allowed_ipv4_address_is_not_reached_through_a_gateway_form() {
+        let policy = Policy::parse("127.0.0.2/32").unwrap();
+        let ip = |t: &str| t.parse::<IpAddr>().unwrap();
+        assert!(policy.check_addr("x", ip("::ffff:127.0.0.2")).is_ok());
+        assert!(policy.check_addr("x", ip("2002:7f00:2::")).is_err(), "6to4 goes through a relay");
+        assert!(policy.check_addr("x", ip("64:ff9b::127.0.0.2")).is_err(), "NAT64 goes through a gateway");
+    }
+
+    #[test]
     fn refusals_name_the_address_and_the_setting() {
         let err = Policy::default().check_addr("metadata.internal", "169.254.169.254".parse().unwrap()).unwrap_err();
         let text = err.to_string();
         assert!(text.contains("169.254.169.254") && text.contains("link-local"), "{text}");
         assert!(text.contains("COPRA_OUTBOUND_ALLOW=169.254.169.254/32"), "{text}");
         assert!(text.contains("'metadata.internal' resolves to"), "{text}");
+        let text = Policy::default().check_addr("127.0.0.1", "127.0.0.1".parse().unwrap()).unwrap_err().to_string();
+        assert!(text.starts_with("the address 127.0.0.1 is a loopback address"), "{text}");
+        assert!(text.ends_with("COPRA_OUTBOUND_ALLOW=127.0.0.1/32"), "{text}");
+        let text = Policy::default().check_addr("::1", "::1".parse().unwrap()).unwrap_err().to_string();
+        assert!(text.contains("COPRA_OUTBOUND_ALLOW=::1/128"), "{text}");
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
-use super::Policy;
+use super::{Policy, Refused};
 
 pub(super) struct PolicyResolver {
     policy: Arc<Policy>,
@@ -18,19 +18,40 @@ impl PolicyResolver {
     }
 }
 
+/// Why a name gave no address to connect to. Typed, so that a caller can tell a
+/// refusal from a failed lookup in the chain of a reqwest error ([`super::describe`]).
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    /// Every address the name resolved to is one the policy refuses.
+    #[error(transparent)]
+    Refused(#[from] Refused),
+    /// The lookup failed or found nothing.
+    #[error("the host name '{host}' could not be resolved: {message}")]
+    Lookup {
+        /// The name looked up.
+        host: String,
+        /// What the resolver said.
+        message: String,
+    },
+}
+
 impl Resolve for PolicyResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let policy = self.policy.clone();
         let host = name.as_str().to_string();
         Box::pin(async move {
-            let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let lookup = |message: String| ResolveError::Lookup { host: host.clone(), message };
+            let found: Vec<SocketAddr> = match tokio::net::lookup_host((host.as_str(), 0)).await {
+                Ok(found) => found.collect(),
+                Err(err) => return Err(Box::new(lookup(err.to_string())) as Box<dyn std::error::Error + Send + Sync>),
+            };
             let (allowed, refusals) = checked(&policy, &host, found);
             if allowed.is_empty() {
-                let message = match refusals.into_iter().next() {
-                    Some(refused) => refused.to_string(),
-                    None => format!("'{host}' resolves to no address"),
+                let err = match refusals.into_iter().next() {
+                    Some(refused) => ResolveError::Refused(refused),
+                    None => lookup("it has no address".into()),
                 };
-                return Err(message.into());
+                return Err(Box::new(err) as Box<dyn std::error::Error + Send + Sync>);
             }
             Ok(Box::new(allowed.into_iter()) as Addrs)
         })
@@ -39,7 +60,7 @@ impl Resolve for PolicyResolver {
 
 /// Split resolved addresses into those the policy allows and the refusals. A name the
 /// operator allowed by name keeps every address it resolves to.
-fn checked(policy: &Policy, host: &str, found: Vec<SocketAddr>) -> (Vec<SocketAddr>, Vec<super::Refused>) {
+fn checked(policy: &Policy, host: &str, found: Vec<SocketAddr>) -> (Vec<SocketAddr>, Vec<Refused>) {
     if policy.allows_name(host) {
         return (found, Vec::new());
     }

@@ -6,6 +6,8 @@
 //! traps or grows without bound fails its own call and nothing else.
 
 mod bindings;
+mod notifier_hosts;
+mod outbound;
 mod registry;
 mod state;
 mod watch;
@@ -146,8 +148,7 @@ pub struct Plugins {
     /// One reload at a time; calls never wait for it.
     reloading: tokio::sync::Mutex<()>,
     /// The outbound policy every `wasi:http` request of a plugin obeys.
-    #[allow(dead_code)]
-    outbound: crate::net::Outbound,
+    outbound: outbound::PluginNet,
 }
 
 impl Plugins {
@@ -177,7 +178,7 @@ impl Plugins {
             cache_dir: cache_dir.to_path_buf(),
             errors: std::sync::Mutex::new(Vec::new()),
             reloading: tokio::sync::Mutex::new(()),
-            outbound,
+            outbound: outbound::PluginNet::new(outbound),
         });
         plugins.reload().await;
         Ok(plugins)
@@ -281,7 +282,7 @@ impl Plugins {
     fn store(&self, plugin: &LoadedPlugin, sandbox: &Sandbox, extra_hosts: Vec<String>) -> Store<PluginState> {
         let mut hosts = sandbox.allowed_hosts.clone();
         hosts.extend(extra_hosts);
-        let state = PluginState::new(plugin.name.clone(), hosts, &sandbox.env, sandbox.memory_bytes);
+        let state = PluginState::new(plugin.name.clone(), hosts, &sandbox.env, sandbox.memory_bytes, self.outbound.clone());
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limits);
         store.set_epoch_deadline(sandbox.deadline_ticks());

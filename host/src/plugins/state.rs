@@ -10,6 +10,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
 use super::bindings::host;
+use super::outbound::PluginNet;
 
 /// Enough for a panic message and a backtrace line or two.
 const STDERR_CAPACITY: usize = 4096;
@@ -61,7 +62,8 @@ impl wasmtime::ResourceLimiter for MemoryCap {
 impl PluginState {
     /// A fresh state: no filesystem, no sockets, only the granted environment; outgoing
     /// HTTP only to `allowed_hosts` (`host:port`); linear memory capped at `memory_bytes`.
-    pub fn new(plugin: Arc<str>, allowed_hosts: Vec<String>, env: &[(String, String)], memory_bytes: usize) -> Self {
+    /// Granted requests leave through `net`, under the outbound policy.
+    pub fn new(plugin: Arc<str>, allowed_hosts: Vec<String>, env: &[(String, String)], memory_bytes: usize, net: PluginNet) -> Self {
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
         PluginState {
             plugin,
@@ -69,7 +71,7 @@ impl PluginState {
             stderr,
             table: ResourceTable::new(),
             http: WasiHttpCtx::new(),
-            grant: HttpGrant { allowed_hosts },
+            grant: HttpGrant { allowed_hosts, net },
             limits: MemoryCap {
                 limits: StoreLimitsBuilder::new().memory_size(memory_bytes).instances(64).trap_on_grow_failure(true).build(),
                 exceeded: false,
@@ -103,9 +105,11 @@ impl host::Host for PluginState {
     }
 }
 
-/// The hosts one plugin call may reach. Everything else is refused before a socket opens.
+/// The hosts one plugin call may reach. Everything else is refused before a socket opens,
+/// and what is granted still obeys the outbound policy.
 pub struct HttpGrant {
     allowed_hosts: Vec<String>,
+    net: PluginNet,
 }
 
 impl HttpGrant {
@@ -141,13 +145,10 @@ impl WasiHttpHooks for HttpGrant {
             tracing::warn!(uri = %request.uri(), "plugin HTTP request to a host it was not granted");
             return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
         }
+        let net = self.net.clone();
         Box::new(async move {
-            use http_body_util::BodyExt;
-            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
-            Ok((
-                response.map(BodyExt::boxed_unsync),
-                Box::new(io) as Box<dyn Future<Output = _> + Send>,
-            ))
+            let response = net.send(request, options).await?;
+            Ok((response, Box::new(async { Ok(()) }) as Box<dyn Future<Output = _> + Send>))
         })
     }
 }

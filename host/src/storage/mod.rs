@@ -9,7 +9,14 @@ use futures::TryStreamExt;
 use opendal::{Operator, Scheme};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::net::HttpClient;
 use crate::plugins::{Plugins, StorageTarget};
+
+pub mod endpoint;
+mod http;
+
+pub use http::{fetch_http, put_http};
+use http::too_large;
 
 /// Bytes read from disk per write; also the multipart part size for object stores.
 const CHUNK: usize = 8 << 20;
@@ -47,19 +54,23 @@ pub struct LocalFiles {
 }
 
 /// Ask the storage plugin for `service` where a storage block's files go, and build the
-/// destination. A `local` target is the tenant's own directory, `local`.
+/// destination. A `local` target is the tenant's own directory, `local`. An opendal
+/// target is checked against the outbound policy and talks through `http`.
 pub async fn destination(
     plugins: &Arc<Plugins>,
     service: &str,
     spec_json: &str,
     local: &LocalFiles,
+    http: &HttpClient,
 ) -> Result<Destination, StorageError> {
     let target = plugins.storage_resolve(service, spec_json).await.map_err(|e| StorageError::Config(e.describe()))?;
     let config = |e: opendal::Error| StorageError::Config(e.to_string());
     Ok(match target {
         StorageTarget::Opendal { scheme, options, url_base } => {
+            let options = endpoint::check_target(http.policy(), &scheme, &options).map_err(StorageError::Config)?;
             let scheme: Scheme = scheme.parse().map_err(config)?;
-            Destination::Opendal { operator: Operator::via_iter(scheme, options).map_err(config)?, url_base }
+            let operator = endpoint::under_policy(Operator::via_iter(scheme, options).map_err(config)?, http);
+            Destination::Opendal { operator, url_base }
         }
         StorageTarget::Local => {
             let root = local.root.to_string_lossy().to_string();
@@ -97,8 +108,9 @@ impl Destination {
         }
     }
 
-    /// Stream an object to a local file (inputs given as `service` + `key`/`path`).
-    pub async fn download(&self, key: &str, dest: &Path) -> Result<u64, StorageError> {
+    /// Stream an object to a local file (inputs given as `service` + `key`/`path`);
+    /// one larger than `max_bytes` is refused and its partial copy removed.
+    pub async fn download(&self, key: &str, dest: &Path, max_bytes: u64) -> Result<u64, StorageError> {
         let err = |e: opendal::Error| StorageError::Download { what: key.to_string(), message: e.to_string() };
         let reader = self.operator(key)?.reader_with(key).chunk(CHUNK).await.map_err(err)?;
         let mut stream = reader.into_bytes_stream(..).await.map_err(err)?;
@@ -106,6 +118,12 @@ impl Destination {
         let mut total = 0u64;
         while let Some(chunk) = stream.try_next().await? {
             total += chunk.len() as u64;
+            if total > max_bytes {
+                drop(out);
+                let _ = tokio::fs::remove_file(dest).await;
+                let message = too_large(&format!("more than {max_bytes} bytes arrived"), max_bytes);
+                return Err(StorageError::Download { what: key.to_string(), message });
+            }
             out.write_all(&chunk).await?;
         }
         out.flush().await?;
@@ -138,56 +156,6 @@ async fn upload_opendal(operator: &Operator, file: &Path, key: &str, content_typ
     }
     writer.close().await.map_err(upload_err)?;
     Ok(())
-}
-
-/// Stream an HTTP(S) input to a local file. Non-2xx answers are errors naming the status.
-pub async fn fetch_http(client: &reqwest::Client, url: &str, dest: &Path) -> Result<u64, StorageError> {
-    let err = |message: String| StorageError::Download { what: crate::secret::redact_url(url), message };
-    let response = client.get(url).send().await.map_err(|e| err(describe_reqwest(&e)))?;
-    if !response.status().is_success() {
-        return Err(err(format!("the server answered {}", response.status())));
-    }
-    let mut out = tokio::fs::File::create(dest).await?;
-    let mut stream = response.bytes_stream();
-    let mut total = 0u64;
-    while let Some(chunk) = stream.try_next().await.map_err(|e| err(describe_reqwest(&e)))? {
-        total += chunk.len() as u64;
-        out.write_all(&chunk).await?;
-    }
-    out.flush().await?;
-    Ok(total)
-}
-
-/// Upload a file with HTTP PUT to a URL the user gave (e.g. a presigned URL).
-pub async fn put_http(client: &reqwest::Client, url: &str, file: &Path, content_type: &str) -> Result<(), StorageError> {
-    let err = |message: String| StorageError::UploadFailed { key: crate::secret::redact_url(url), message };
-    let source = tokio::fs::File::open(file).await?;
-    let length = source.metadata().await?.len();
-    let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(source, 1 << 20));
-    let response = client
-        .put(url)
-        .header(reqwest::header::CONTENT_TYPE, content_type)
-        .header(reqwest::header::CONTENT_LENGTH, length)
-        .body(body)
-        .send()
-        .await
-        .map_err(|e| err(describe_reqwest(&e)))?;
-    if !response.status().is_success() {
-        return Err(err(format!("upload answered {}", response.status())));
-    }
-    Ok(())
-}
-
-/// reqwest's Display hides the cause ("error sending request"); users need the cause.
-fn describe_reqwest(e: &reqwest::Error) -> String {
-    let mut message = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
 }
 
 /// The working directory of one job; removed when the job ends.

@@ -41,7 +41,8 @@ pub struct Worker {
     db: DatabaseConnection,
     plugins: Arc<Plugins>,
     config: Arc<Config>,
-    http: reqwest::Client,
+    /// Input downloads, output PUTs and object stores, under the outbound policy.
+    http: crate::net::HttpClient,
     wake: Arc<Notify>,
     /// Told when an event to deliver is recorded, so webhooks leave at once.
     events: Arc<Notify>,
@@ -55,10 +56,10 @@ impl Worker {
         wake: Arc<Notify>,
         events: Arc<Notify>,
     ) -> anyhow::Result<Arc<Self>> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .user_agent(concat!("Copra/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let limits = &config.limits;
+        let timeouts =
+            crate::net::Timeouts { connect: Duration::from_secs(10), idle: limits.transfer_idle, total: Some(limits.transfer_total) };
+        let http = config.outbound.client(timeouts)?;
         Ok(Arc::new(Worker { db, plugins, config, http, wake, events }))
     }
 
@@ -165,8 +166,9 @@ impl Worker {
         tracing::info!(width = info.width, height = info.height, duration = info.duration, "input probed");
 
         // 2. Decide and plan every output.
-        let destination =
-            storage::destination(&self.plugins, spec.storage_service(), &spec.storage.to_string(), &local).await.map_err(|e| e.to_string());
+        let destination = storage::destination(&self.plugins, spec.storage_service(), &spec.storage.to_string(), &local, &self.http)
+            .await
+            .map_err(|e| e.to_string());
         let mut planned: Vec<Planned> = Vec::new();
         for (row, output_spec) in outputs.iter().zip(&spec.outputs) {
             match self.decide(&info, row, output_spec).await {
@@ -210,7 +212,9 @@ impl Worker {
 
     async fn fetch_input(&self, spec: &JobSpec, local: &LocalFiles, dest: &Path) -> Result<u64, String> {
         if let Some(url) = &spec.input.url {
-            return storage::fetch_http(&self.http, url, dest).await.map_err(|e| format!("The input could not be fetched: {e}"));
+            return storage::fetch_http(&self.http, url, dest, self.config.limits.max_input_bytes)
+                .await
+                .map_err(|e| format!("The input could not be fetched: {e}"));
         }
         let service = spec.input.service.as_deref().unwrap_or_default();
         let raw = spec.input.raw.to_string();
@@ -225,10 +229,10 @@ impl Worker {
             block.remove("path");
         }
         let key = self.plugins.storage_object_key(service, &unprefixed.to_string(), object).await.map_err(|e| e.to_string())?;
-        let source = storage::destination(&self.plugins, service, &raw, local)
+        let source = storage::destination(&self.plugins, service, &raw, local, &self.http)
             .await
             .map_err(|e| e.to_string())?;
-        source.download(&key, dest).await.map_err(|e| format!("The input could not be fetched: {e}"))
+        source.download(&key, dest, self.config.limits.max_input_bytes).await.map_err(|e| format!("The input could not be fetched: {e}"))
     }
 
     async fn decide(&self, info: &MediaInfo, row: &output::Model, spec: &OutputSpec) -> Decision {

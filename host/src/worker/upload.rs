@@ -74,7 +74,7 @@ impl Segments {
 
 /// Everything one output's upload needs, owned, so it can run as its own task.
 pub(super) struct Upload {
-    pub http: reqwest::Client,
+    pub http: crate::net::HttpClient,
     pub store: Store,
     pub row: output::Model,
     pub spec: OutputSpec,
@@ -205,7 +205,7 @@ impl Upload {
 /// The ffprobe-shaped description of a produced file.
 async fn probe_metadata(file: &Path) -> Result<Value, String> {
     let file = file.to_path_buf();
-    let probed = tokio::task::spawn_blocking(move || media::probe(&file)).await.map_err(|e| e.to_string())?;
+    let probed = tokio::task::spawn_blocking(move || media::probe_output(&file)).await.map_err(|e| e.to_string())?;
     probed.map(|(_, metadata)| metadata).map_err(|e| format!("The encoded file could not be read back: {e}"))
 }
 
