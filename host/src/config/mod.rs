@@ -37,16 +37,29 @@ pub struct Config {
     pub outbound: crate::net::Outbound,
 }
 
-/// What the operator grants one plugin, from `[plugins.NAME]` in the config file.
-/// Defaults: no network, 64 MiB, 1 s per call, no environment, priority 0.
+/// What the operator grants one plugin, from `[plugins.NAME]` in the config file
+/// (checked when the plugin host starts). Defaults: no network, no storage scheme,
+/// 64 MiB, 1 s of CPU and 10 s of wall clock per call, no environment, priority 0; the
+/// first-party `storage-s3` gets `schemes = ["s3"]` and `notifier-http`
+/// `allowed_hosts = ["*"]`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PluginGrant {
-    /// `host:port` pairs the plugin may reach with outgoing HTTP, on every call.
+    /// Hosts the plugin may reach with outgoing HTTP: `host:port`, `host:*`,
+    /// `*.domain:port` or `*`. A notifier reaches, per delivery, only those of them that
+    /// its configuration names.
     #[serde(default)]
     pub allowed_hosts: Vec<String>,
+    /// Cap on the plugin's linear memory, in MiB (default 64).
     pub memory_mib: Option<u64>,
+    /// CPU time of one call in milliseconds (default 1000), counted while it runs.
     pub time_ms: Option<u64>,
+    /// Wall-clock time of one call in milliseconds, waiting on the network included
+    /// (default 10 000, or `time_ms` if larger; never below `time_ms`).
+    pub deadline_ms: Option<u64>,
+    /// opendal schemes a storage plugin's targets may use (e.g. `["s3"]`). Default:
+    /// `["s3"]` for `storage-s3`, none for other plugins. `fs` is never granted.
+    pub schemes: Option<Vec<String>>,
     /// Environment variables (secrets, settings) the plugin can read.
     #[serde(default)]
     pub env: HashMap<String, String>,

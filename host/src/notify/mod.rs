@@ -96,7 +96,9 @@ async fn deliver(db: &DatabaseConnection, plugins: &Plugins, pending: &event::Mo
     let Some(job) = job else { return Ok(()) };
     let spec: JobSpec = serde_json::from_str(&job.spec).map_err(|e| e.to_string())?;
     let (Some(kind), Some(config)) = (spec.notification_type(), &spec.notification) else { return Ok(()) };
-    plugins.notifier_notify(kind, &config.to_string(), &pending.payload).await.map_err(|e| e.to_string())
+    // TODO(limits): the loop gets `config.limits.webhook_timeout` once it has the config.
+    let deadline = crate::config::Limits::default().webhook_timeout;
+    plugins.notifier_notify(kind, &config.to_string(), &pending.payload, deadline).await.map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -11,6 +11,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::plugins::{Plugins, StorageTarget};
 
+pub mod key;
+
 /// Bytes read from disk per write; also the multipart part size for object stores.
 const CHUNK: usize = 8 << 20;
 
