@@ -316,6 +316,44 @@ mod tests {
         }
     }
 
+    /// A plugin that loops must not hold the runtime thread: on a single-threaded
+    /// runtime, another task keeps running while it spins, until its budget traps it.
+    /// Needs `scripts/build-test-plugins.sh` (skipped, saying so, without it).
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_busy_plugin_yields_the_runtime_thread() {
+        let wasm = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/plugins/dist/hostile-condition.wasm");
+        if !wasm.exists() {
+            eprintln!("skipped: {} is not built", wasm.display());
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let plugin_dir = dir.path().join("plugins");
+        std::fs::create_dir_all(&plugin_dir).unwrap();
+        std::fs::copy(&wasm, plugin_dir.join("hostile-condition.wasm")).unwrap();
+        let grant: PluginGrant = toml::from_str("time_ms = 300").unwrap();
+        let grants = HashMap::from([("hostile-condition".to_string(), grant)]);
+        let plugins = Plugins::start(&plugin_dir, &dir.path().join("cache"), grants, Default::default()).await.unwrap();
+
+        let ticks = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let ticker = tokio::spawn({
+            let ticks = ticks.clone();
+            async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    ticks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        });
+        let started = std::time::Instant::now();
+        let result = plugins.condition_evaluate("loop", &crate::types::MediaInfo::default()).await;
+        let elapsed = started.elapsed();
+        ticker.abort();
+        assert!(matches!(result, Err(PluginError::Timeout { budget_ms: 300, .. })), "{result:?}");
+        assert!(elapsed >= Duration::from_millis(250), "the budget is the plugin's running time: {elapsed:?}");
+        let ticks = ticks.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(ticks >= 10, "the other task ran only {ticks} times in {elapsed:?} while the plugin looped");
+    }
+
     #[tokio::test]
     async fn an_ungrantable_scheme_stops_the_start() {
         let dir = tempfile::tempdir().unwrap();
