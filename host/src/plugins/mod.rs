@@ -86,7 +86,7 @@ enum Scanned {
     /// Same bytes as the loaded version: keep it.
     Unchanged(Arc<LoadedPlugin>),
     /// New or changed, compiled and pre-instantiated; not yet asked what it is.
-    Compiled { path: PathBuf, plugin: LoadedPlugin, previous: Option<Arc<LoadedPlugin>> },
+    Compiled { path: PathBuf, plugin: Box<LoadedPlugin>, previous: Option<Arc<LoadedPlugin>> },
     /// Unreadable or not a valid plugin; `previous` stays active.
     Failed { path: PathBuf, message: String, previous: Option<Arc<LoadedPlugin>> },
 }
@@ -156,7 +156,7 @@ impl Plugins {
                     loaded.push(plugin);
                     continue;
                 }
-                Scanned::Compiled { path, plugin, previous } => match self.describe(plugin).await {
+                Scanned::Compiled { path, plugin, previous } => match self.describe(*plugin).await {
                     Ok(plugin) => {
                         tracing::info!(plugin = %plugin.name, version = %plugin.info.version, kind = plugin.kind.as_str(), provides = ?plugin.info.provides, "plugin loaded");
                         loaded.push(Arc::new(plugin));
@@ -213,7 +213,7 @@ impl Plugins {
                     return Scanned::Unchanged(previous.clone());
                 }
                 match self.prepare(&name, &bytes, sha256) {
-                    Ok(plugin) => Scanned::Compiled { path, plugin, previous },
+                    Ok(plugin) => Scanned::Compiled { path, plugin: Box::new(plugin), previous },
                     Err(err) => Scanned::Failed { path, message: format!("{err:#}"), previous },
                 }
             })

@@ -64,10 +64,10 @@ pub fn object_key(raw: &str) -> Result<String, KeyError> {
     }
     let first = segments.first().ok_or(KeyError::Empty)?;
     let mut chars = first.chars();
-    if let (Some(letter), Some(':')) = (chars.next(), chars.next()) {
-        if letter.is_ascii_alphabetic() {
-            return Err(KeyError::Drive(letter));
-        }
+    if let (Some(letter), Some(':')) = (chars.next(), chars.next())
+        && letter.is_ascii_alphabetic()
+    {
+        return Err(KeyError::Drive(letter));
     }
     Ok(segments.join("/"))
 }
