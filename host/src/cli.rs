@@ -133,11 +133,29 @@ pub fn scaffold(kind: Kind, name: &str, sdk: Option<PathBuf>) -> anyhow::Result<
     std::fs::write(dir.join("Cargo.toml"), manifest)?;
     std::fs::write(dir.join("src/lib.rs"), body.replace("PLUGIN_TYPE", &type_name).replace("PLUGIN_NAME", name))?;
     println!("created {name}/ — build it with:\n  cd {name} && cargo build --release --target wasm32-wasip2\nthen load it with:\n  copra plugins add target/wasm32-wasip2/release/{}.wasm --name {name}", name.replace('-', "_"));
+    // What the plugin needs granted in the server's config file to do its job.
+    match kind {
+        Kind::Storage => println!("and grant it its opendal scheme in the server's config file:\n  [plugins.{name}]\n  schemes = [\"s3\"]"),
+        Kind::Notifier => println!("and grant it the hosts it may post to in the server's config file:\n  [plugins.{name}]\n  allowed_hosts = [\"hooks.example.com:443\"]"),
+        Kind::Format | Kind::Condition => {}
+    }
     Ok(())
 }
 
-const STORAGE_TEMPLATE: &str = r#"//! PLUGIN_NAME: a Copra storage plugin.
+const STORAGE_TEMPLATE: &str = r#"//! PLUGIN_NAME: a Copra storage plugin for an S3-compatible store (AWS S3, MinIO, R2,
+//! Ceph, ...). It only checks a job's storage block and says where files go; the host
+//! streams the bytes through opendal natively.
+//!
+//! What a storage plugin answers is a request the host checks: an opendal target may use
+//! only the schemes the operator granted this plugin, so the server's config file needs
+//!
+//!     [plugins.PLUGIN_NAME]
+//!     schemes = ["s3"]
+//!
+//! (`fs`, the server's own disk, is never granted). Object keys are checked by the host
+//! too: no `..`, no absolute paths, whatever a plugin answers.
 
+use copra_sdk::codes;
 use copra_sdk::storage::{OpendalTarget, Storage, Target};
 use copra_sdk::{Error, Json, json};
 
@@ -151,15 +169,47 @@ impl Storage for PLUGIN_TYPE {
         vec!["PLUGIN_NAME".into()]
     }
 
-    /// Check the job's storage block and say where the host streams files.
+    /// Check the job's storage block (`bucket`, `region`, `endpoint`, `credentials`) at
+    /// submit time, and say where the host streams files.
     fn resolve(spec: &Json) -> Result<Target, Error> {
-        let root = json::require(spec, "root", copra_sdk::codes::STORAGE_NOT_VALID)?;
-        Ok(Target::Opendal(OpendalTarget {
-            scheme: "fs".into(),
-            options: vec![("root".into(), root.into())],
-            url_base: format!("file://{root}"),
-        }))
+        let bucket = json::require(spec, "bucket", codes::STORAGE_NOT_VALID)?;
+        let region = json::str(spec, "region").filter(|r| !r.is_empty()).unwrap_or("us-east-1");
+        let credentials = spec.get("credentials");
+        let credential = |field: &str| credentials.and_then(|c| json::str(c, field)).filter(|v| !v.is_empty());
+        let (Some(key), Some(secret)) = (credential("access_key_id"), credential("secret_access_key")) else {
+            return Err(Error::credentials("The storage needs 'credentials' with an 'access_key_id' and a 'secret_access_key'."));
+        };
+        let mut options: Vec<(String, String)> = [
+            ("bucket", bucket),
+            ("region", region),
+            ("access_key_id", key),
+            ("secret_access_key", secret),
+            ("root", "/"),
+            // Never the server's own AWS configuration or instance credentials.
+            ("disable_config_load", "true"),
+            ("disable_ec2_metadata", "true"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let url_base = match json::str(spec, "endpoint").filter(|e| !e.is_empty()) {
+            // A self-hosted store: path-style URLs (`endpoint/bucket/key`).
+            Some(endpoint) => {
+                if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+                    return Err(Error::storage(format!("The storage endpoint '{endpoint}' is not an http(s) URL.")));
+                }
+                let endpoint = endpoint.trim_end_matches('/');
+                options.push(("endpoint".into(), endpoint.into()));
+                options.push(("enable_virtual_host_style".into(), "false".into()));
+                format!("{endpoint}/{bucket}")
+            }
+            None => format!("https://{bucket}.s3.{region}.amazonaws.com"),
+        };
+        Ok(Target::Opendal(OpendalTarget { scheme: "s3".into(), options, url_base }))
     }
+
+    // `object_key` is the SDK's default: the block's `path` prefix joined with the
+    // output's path, refusing escapes.
 }
 
 copra_sdk::storage_plugin!(PLUGIN_TYPE);

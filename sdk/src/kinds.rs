@@ -244,8 +244,9 @@ pub mod notifier {
         /// Validate a notification block at submit time.
         fn check(config: &Json) -> Result<(), Error>;
 
-        /// The `host:port` pairs this configuration sends to; the host grants exactly
-        /// these (plus the operator's grants) to `notify`.
+        /// The `host:port` pairs this configuration sends to. `notify` may reach those
+        /// of them that the operator's `allowed_hosts` grant also allows; a host not
+        /// granted fails the job's submission.
         fn hosts(config: &Json) -> Result<Vec<String>, Error>;
 
         /// Deliver one event: `{"event", "job_id", "job", "data", "metadata"}`.

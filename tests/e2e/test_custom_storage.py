@@ -2,6 +2,7 @@
 target): the host streams each finished file through the plugin, which PUTs it to a
 real HTTP server. The plugin may reach only the host the operator granted."""
 
+import socket
 import threading
 from urllib.parse import urlsplit
 from functools import partial
@@ -95,6 +96,56 @@ def test_upload_to_a_host_not_granted_fails_the_output(tmp_path, media_server, p
         assert output["status"] == "video.failed"
         assert "HttpRequestDenied" in output["error"], output["error"]
         assert not any(root.rglob("*.mp4")), "nothing reached the server"
+    finally:
+        server.stop()
+
+
+@pytest.fixture()
+def mute_server():
+    """Accepts connections and reads what it is sent, but never answers."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    received = []
+
+    def drain(conn):
+        with conn:
+            while chunk := conn.recv(1 << 16):
+                received.append(len(chunk))
+
+    def serve():
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=drain, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield listener.getsockname()[1], received
+    listener.close()
+
+
+def test_an_upload_to_a_mute_server_hits_the_plugins_deadline(tmp_path, media_server, put_server, mute_server):
+    """A plugin waiting on the network is bounded by its wall-clock deadline, not only
+    its CPU budget: the output fails with `plugin_timeout` and the server serves on."""
+    mute_port, received = mute_server
+    root, port = put_server
+    config = (f'[plugins.http-put-storage]\nallowed_hosts = ["127.0.0.1:{mute_port}", "127.0.0.1:{port}"]\n'
+              'deadline_ms = 1500\n')
+    server = copra_with_plugins(tmp_path, ["format-video", EXAMPLES / "http-put-storage.wasm"], config)
+    try:
+        created = server.post_job(job(media_server, mute_port))
+        assert created.status_code == 201, created.text
+        final = server.wait_job(created.json()["id"], timeout=60)
+        assert final["status"] == "job.failed", final
+        error = final["outputs"][0]["error"]
+        assert "plugin_timeout" in error and "deadline of 1500 ms" in error, error
+        assert sum(received) > 0, "the upload reached the mute server and waited for its answer"
+
+        again = server.post_job(job(media_server, port))
+        assert again.status_code == 201, again.text
+        assert server.wait_job(again.json()["id"])["status"] == "job.completed"
     finally:
         server.stop()
 

@@ -16,7 +16,11 @@ SECRET = "granted-signing-secret"
 @pytest.fixture()
 def notifier_copra(tmp_path):
     plugins = ["storage-s3", "format-video", EXAMPLES / "slack-notifier.wasm", EXAMPLES / "hmac-notifier.wasm"]
-    server = copra_with_plugins(tmp_path, plugins, f'[plugins.hmac-notifier]\nenv = {{ WEBHOOK_SECRET = "{SECRET}" }}\n')
+    # Third-party notifiers reach only hosts the operator grants (here: the loopback
+    # webhook receiver, any port).
+    config = (f'[plugins.hmac-notifier]\nenv = {{ WEBHOOK_SECRET = "{SECRET}" }}\nallowed_hosts = ["127.0.0.1:*"]\n'
+              '[plugins.slack-notifier]\nallowed_hosts = ["127.0.0.1:*"]\n')
+    server = copra_with_plugins(tmp_path, plugins, config)
     yield server
     server.stop()
 
@@ -51,3 +55,11 @@ def test_bad_notification_config_is_400(notifier_copra, media_server):
     r = notifier_copra.post_job(job(media_server, {"type": "slack"}))
     assert r.status_code == 400 and r.json()["error_code"] == "notification_not_valid", r.text
     assert "url" in r.json()["message"]
+
+
+def test_a_host_not_granted_is_400(notifier_copra, media_server, webhooks):
+    port = webhooks.url.rsplit(":", 1)[1]
+    r = notifier_copra.post_job(job(media_server, {"type": "slack", "url": f"http://localhost:{port}/slack-refused"}))
+    assert r.status_code == 400 and r.json()["error_code"] == "notification_not_valid", r.text
+    assert "slack-notifier" in r.json()["message"] and "allowed_hosts" in r.json()["message"], r.text
+    assert webhooks.received("/slack-refused") == []

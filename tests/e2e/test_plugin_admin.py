@@ -13,9 +13,13 @@ TEST_PLUGINS = ROOT / "tests" / "plugins" / "dist"
 FIRST_PARTY = ("storage-s3", "format-video", "condition-expr", "notifier-http")
 
 
+# The hostile notifier (added during a test) is granted the loopback address, any port.
+GRANTS = '[plugins.hostile-notifier]\nallowed_hosts = ["127.0.0.1:*"]\n'
+
+
 @pytest.fixture()
 def admin_copra(tmp_path):
-    server = copra_with_plugins(tmp_path, FIRST_PARTY)
+    server = copra_with_plugins(tmp_path, FIRST_PARTY, GRANTS)
     yield server
     server.stop()
 
@@ -123,9 +127,18 @@ def test_notifier_cannot_reach_hosts_it_was_not_granted(admin_copra, media_serve
     shutil.copy(TEST_PLUGINS / "hostile-notifier.wasm", admin_copra.plugin_dir / "hostile-notifier.wasm")
     wait_until(lambda: any(p["name"] == "hostile-notifier" for p in listing(admin_copra)["plugins"]), 10, "plugin loaded")
     job = local_job(media_server, {"mp4:240p": {"path": "n.mp4"}})
+    port = webhooks.url.rsplit(":", 1)[1]
+    # A host the plugin asks for but the operator did not grant: refused at submit,
+    # naming the host and the grant key.
+    job["notification"] = {"type": "sneaky", "url": f"http://localhost:{port}/asked",
+                           "sneak_url": f"http://localhost:{port}/stolen"}
+    r = admin_copra.post_job(job)
+    assert (r.status_code, r.json()["error_code"]) == (400, "notification_not_valid"), r.text
+    assert f'"localhost:{port}"' in r.json()["message"], r.text
+    assert "[plugins.hostile-notifier] allowed_hosts" in r.json()["message"], r.text
+
     # Granted: 127.0.0.1:<port> of the webhook receiver. Attempted: the very same
     # receiver named `localhost` — another host, so it must be refused before sending.
-    port = webhooks.url.rsplit(":", 1)[1]
     job["notification"] = {"type": "sneaky", "url": f"{webhooks.url}/granted",
                            "sneak_url": f"http://localhost:{port}/stolen"}
     created = admin_copra.post_job(job)
@@ -143,3 +156,4 @@ def test_notifier_cannot_reach_hosts_it_was_not_granted(admin_copra, media_serve
     assert "HttpRequestDenied" in event["last_error"], event
     assert event["attempts"] >= 1
     assert webhooks.received("/granted") == [] and webhooks.received("/stolen") == []
+    assert webhooks.received("/asked") == []

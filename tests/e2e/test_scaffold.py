@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from conftest import COPRA_BIN, ROOT, copra_with_plugins, ffprobe
+from conftest import COPRA_BIN, ROOT, copra_with_plugins, ffprobe, s3_storage
 
 KINDS = ["storage", "format", "condition", "notifier"]
 
@@ -38,15 +38,19 @@ def scaffolded(tmp_path_factory):
     return sorted(plugins.glob("*.wasm"))
 
 
-def test_scaffolded_plugins_run_a_job(tmp_path, scaffolded, media_server, webhooks):
-    server = copra_with_plugins(tmp_path, scaffolded)
+# What the templates say their plugins need: the storage template answers `s3` targets,
+# the notifier posts to the (loopback) webhook receiver.
+GRANTS = '[plugins.my-storage]\nschemes = ["s3"]\n[plugins.my-notifier]\nallowed_hosts = ["127.0.0.1:*"]\n'
+
+
+def test_scaffolded_plugins_run_a_job(tmp_path, scaffolded, media_server, webhooks, s3):
+    server = copra_with_plugins(tmp_path, scaffolded, GRANTS)
     try:
-        root = tmp_path / "bucket"
-        root.mkdir()
-        hook = f"/scaffold-{uuid.uuid4().hex[:8]}"
+        prefix = f"scaffold-{uuid.uuid4().hex[:8]}"
+        hook = f"/{prefix}"
         job = {
             "input": {"url": f"{media_server}/input.mp4"},
-            "storage": {"service": "my-storage", "root": str(root)},
+            "storage": dict(s3_storage(s3, f"/{prefix}"), service="my-storage"),
             "notification": {"type": "my-notifier", "url": webhooks.url + hook},
             "outputs": {"my-format": [
                 {"key": "hd", "path": "hd.mp4", "if": "hd"},
@@ -60,10 +64,15 @@ def test_scaffolded_plugins_run_a_job(tmp_path, scaffolded, media_server, webhoo
         statuses = {o["key"]: o["status"] for o in final["outputs"]}
         assert statuses == {"hd": "video.encoded", "sd": "video.skipped"}, final
 
-        # The storage plugin's opendal target put the file below its root.
-        video = next(s for s in ffprobe(root / "hd.mp4")["streams"] if s["codec_type"] == "video")
+        # The storage plugin's s3 target put the file below its prefix in the bucket.
+        outputs = {o["key"]: o for o in final["outputs"]}
+        assert outputs["hd"]["url"] == f"{s3['endpoint']}/{s3['bucket']}/{prefix}/hd.mp4", outputs["hd"]
+        stored = tmp_path / "hd.mp4"
+        s3["client"].download_file(s3["bucket"], f"{prefix}/hd.mp4", str(stored))
+        video = next(s for s in ffprobe(stored)["streams"] if s["codec_type"] == "video")
         assert (video["codec_name"], video["width"], video["height"]) == ("h264", 1280, 720)
-        assert not (root / "sd.mp4").exists()
+        listed = s3["client"].list_objects_v2(Bucket=s3["bucket"], Prefix=prefix)
+        assert [o["Key"] for o in listed["Contents"]] == [f"{prefix}/hd.mp4"]
 
         # The notifier plugin posted the event itself, through the host's granted wasi:http.
         assert webhooks.wait_for(hook, "job.completed")["job_id"] == final["id"]
@@ -76,8 +85,12 @@ def test_scaffolded_plugins_run_a_job(tmp_path, scaffolded, media_server, webhoo
         r = server.post_job(bad_param)
         assert (r.status_code, r.json()["error_code"]) == (400, "output_param_not_valid"), r.text
         assert "number" in r.json()["message"]
-        no_root = dict(job, storage={"service": "my-storage"})
-        r = server.post_job(no_root)
+        no_bucket = dict(job, storage={"service": "my-storage"})
+        r = server.post_job(no_bucket)
         assert (r.status_code, r.json()["error_code"]) == (400, "storage_not_valid"), r.text
+        assert "bucket" in r.json()["message"]
+        no_credentials = dict(job, storage={"service": "my-storage", "bucket": s3["bucket"]})
+        r = server.post_job(no_credentials)
+        assert (r.status_code, r.json()["error_code"]) == (400, "storage_credentials_not_valid"), r.text
     finally:
         server.stop()

@@ -46,16 +46,29 @@ pub struct Config {
     pub sealer: Sealer,
 }
 
-/// What the operator grants one plugin, from `[plugins.NAME]` in the config file.
-/// Defaults: no network, 64 MiB, 1 s per call, no environment, priority 0.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// What the operator grants one plugin, from `[plugins.NAME]` in the config file
+/// (checked when the plugin host starts). Defaults: no network, no storage scheme,
+/// 64 MiB, 1 s of CPU and 10 s of wall clock per call, no environment, priority 0; the
+/// first-party `storage-s3` gets `schemes = ["s3"]` and `notifier-http`
+/// `allowed_hosts = ["*"]`.
+#[derive(Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PluginGrant {
-    /// `host:port` pairs the plugin may reach with outgoing HTTP, on every call.
+    /// Hosts the plugin may reach with outgoing HTTP: `host:port`, `host:*`,
+    /// `*.domain:port` or `*`. A notifier reaches, per delivery, only those of them that
+    /// its configuration names.
     #[serde(default)]
     pub allowed_hosts: Vec<String>,
+    /// Cap on the plugin's linear memory, in MiB (default 64).
     pub memory_mib: Option<u64>,
+    /// CPU time of one call in milliseconds (default 1000), counted while it runs.
     pub time_ms: Option<u64>,
+    /// Wall-clock time of one call in milliseconds, waiting on the network included
+    /// (default 10 000, or `time_ms` if larger; never below `time_ms`).
+    pub deadline_ms: Option<u64>,
+    /// opendal schemes a storage plugin's targets may use (e.g. `["s3"]`). Default:
+    /// `["s3"]` for `storage-s3`, none for other plugins. `fs` is never granted.
+    pub schemes: Option<Vec<String>>,
     /// Environment variables (secrets, settings) the plugin can read.
     #[serde(default)]
     pub env: HashMap<String, String>,
@@ -63,6 +76,23 @@ pub struct PluginGrant {
     /// plugin loaded first keeps it and the other is refused.
     #[serde(default)]
     pub priority: i32,
+}
+
+/// The environment's values are secrets (tokens, signing keys): `Debug` names them only.
+impl std::fmt::Debug for PluginGrant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut env: Vec<&str> = self.env.keys().map(String::as_str).collect();
+        env.sort_unstable();
+        f.debug_struct("PluginGrant")
+            .field("allowed_hosts", &self.allowed_hosts)
+            .field("memory_mib", &self.memory_mib)
+            .field("time_ms", &self.time_ms)
+            .field("deadline_ms", &self.deadline_ms)
+            .field("schemes", &self.schemes)
+            .field("env", &env)
+            .field("priority", &self.priority)
+            .finish()
+    }
 }
 
 /// The optional file; every field may be omitted.
@@ -267,6 +297,27 @@ mod tests {
         assert_eq!(persistent_id(&dir.path().join("id"), "w-").unwrap(), first);
         let mode = std::fs::metadata(dir.path().join("id")).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn debug_output_shows_no_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("copra.toml");
+        std::fs::write(
+            &file,
+            format!(
+                "data_dir = {:?}\napi_keys = [\"key-in-file\"]\nadmin_key = \"admin-in-file\"\ndatabase_url = \"postgres://u:dbpass@h/db\"\nsecret_key = \"{}\"\n[plugins.x]\nenv = {{ TOKEN = \"tok-in-file\" }}\n",
+                dir.path().join("data"),
+                "ab".repeat(32)
+            ),
+        )
+        .unwrap();
+        let config = Config::load(Some(&file)).unwrap();
+        let shown = format!("{config:?}");
+        for secret in ["key-in-file", "admin-in-file", "dbpass", "tok-in-file", &"ab".repeat(32)] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(shown.contains("TOKEN"));
     }
 
     #[test]

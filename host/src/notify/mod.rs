@@ -197,11 +197,13 @@ impl Notifier {
         let Some(spec) = self.spec(&pending.job_id).await? else { return Ok(()) };
         let (Some(kind), Some(config)) = (spec.notification_type(), &spec.notification) else { return Ok(()) };
         let config = config.to_string();
-        let delivery = self.plugins.notifier_notify(kind, &config, &pending.payload);
-        match tokio::time::timeout(self.timeout, delivery).await {
-            Ok(result) => result.map_err(|e| e.to_string()),
-            Err(_) => Err(format!("the delivery took longer than {} s (limits.webhook_timeout_secs)", self.timeout.as_secs())),
-        }
+        // The plugin call's wall-clock deadline covers the whole delivery, network included.
+        self.plugins.notifier_notify(kind, &config, &pending.payload, self.timeout).await.map_err(|e| match e {
+            crate::plugins::PluginError::Deadline { .. } => {
+                format!("{e}: the receiver did not answer within {} s (limits.webhook_timeout_secs)", self.timeout.as_secs())
+            }
+            other => other.to_string(),
+        })
     }
 }
 

@@ -10,18 +10,25 @@ use wasmtime::component::{Component, InstancePre};
 use wasmtime::{Engine, Store};
 
 use super::bindings::{condition, format, notifier, storage, types as wit};
+use super::sandbox::Sandbox;
 use super::state::PluginState;
 
+/// The four kinds of plugin, one WIT world each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PluginKind {
+    /// Where files go (`storage-plugin`).
     Storage,
+    /// What a format string means (`format-plugin`).
     Format,
+    /// The `if` of outputs (`condition-plugin`).
     Condition,
+    /// Who is told about a job (`notifier-plugin`).
     Notifier,
 }
 
 impl PluginKind {
+    /// The kind's name, as the API and logs show it.
     pub fn as_str(self) -> &'static str {
         match self {
             PluginKind::Storage => "storage",
@@ -71,6 +78,7 @@ macro_rules! accessor {
 }
 
 impl Pre {
+    /// Type a pre-instantiated component by its world.
     pub fn new(kind: PluginKind, pre: InstancePre<PluginState>) -> anyhow::Result<Self> {
         Ok(match kind {
             PluginKind::Storage => Pre::Storage(storage::StoragePluginPre::new(pre)?),
@@ -99,32 +107,43 @@ impl Pre {
 /// What the admin sees of a plugin.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PluginInfo {
+    /// The name the plugin gives itself.
     pub name: String,
+    /// Its version.
     pub version: String,
+    /// The services, formats or notification types it answers for.
     pub provides: Vec<String>,
 }
 
+/// One loaded component, ready to instantiate for each call.
 pub struct LoadedPlugin {
-    /// The file stem: how logs and errors name the plugin.
+    /// The file stem: how logs, errors and grants name the plugin.
     pub name: Arc<str>,
+    /// Which world it targets.
     pub kind: PluginKind,
+    /// What it says it is.
     pub info: PluginInfo,
+    /// SHA-256 of the component's bytes.
     pub sha256: String,
+    /// When this version was loaded.
     pub loaded_at: chrono::DateTime<chrono::Utc>,
     pub(super) pre: Pre,
+    /// Its limits and rights, from the operator's grant (fixed while it is loaded).
+    pub(super) sandbox: Arc<Sandbox>,
     calls: AtomicU64,
     errors: AtomicU64,
 }
 
 impl LoadedPlugin {
-    pub(super) fn new(name: Arc<str>, kind: PluginKind, pre: Pre, bytes: &[u8]) -> Self {
+    pub(super) fn new(name: Arc<str>, kind: PluginKind, pre: Pre, sha256: String, sandbox: Arc<Sandbox>) -> Self {
         LoadedPlugin {
             info: PluginInfo { name: name.to_string(), version: String::new(), provides: Vec::new() },
             name,
             kind,
-            sha256: sha256(bytes),
+            sha256,
             loaded_at: chrono::Utc::now(),
             pre,
+            sandbox,
             calls: AtomicU64::new(0),
             errors: AtomicU64::new(0),
         }
@@ -141,6 +160,7 @@ impl LoadedPlugin {
         }
     }
 
+    /// Calls made and calls that failed, since it was loaded.
     pub fn calls(&self) -> (u64, u64) {
         (self.calls.load(Ordering::Relaxed), self.errors.load(Ordering::Relaxed))
     }
@@ -177,6 +197,7 @@ impl Registry {
         Ok(())
     }
 
+    /// The plugin of `kind` that provides `name` (conditions: `""`).
     pub fn find(&self, kind: PluginKind, name: &str) -> Option<Arc<LoadedPlugin>> {
         self.by_name.get(&(kind, name.to_string())).cloned()
     }
@@ -186,22 +207,25 @@ impl Registry {
         self.plugins.iter().find(|p| &*p.name == name).cloned()
     }
 
+    /// Every plugin, in the order they were inserted.
     pub fn all(&self) -> Vec<Arc<LoadedPlugin>> {
         self.plugins.clone()
     }
 }
 
+/// The hex SHA-256 of a component's bytes.
 pub fn sha256(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
 /// Compile a component, or load it from the on-disk cache keyed by its content hash and
-/// the engine's compatibility hash, so a warm start does no compilation.
-pub fn compile_cached(engine: &Engine, cache_dir: &Path, bytes: &[u8]) -> anyhow::Result<Component> {
+/// the engine's compatibility hash, so a warm start does no compilation. `sha256` is
+/// the bytes' [`sha256`]. Blocking (file I/O, compilation).
+pub fn compile_cached(engine: &Engine, cache_dir: &Path, bytes: &[u8], sha256: &str) -> anyhow::Result<Component> {
     use std::hash::{Hash, Hasher};
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut hasher);
-    let key = format!("{}-{:016x}.cwasm", sha256(bytes), hasher.finish());
+    let key = format!("{sha256}-{:016x}.cwasm", hasher.finish());
     let cached = cache_dir.join(key);
     if cached.exists() {
         // SAFETY: the file was written by `precompile_component` of an engine with the

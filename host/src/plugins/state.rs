@@ -61,8 +61,9 @@ impl wasmtime::ResourceLimiter for MemoryCap {
 
 impl PluginState {
     /// A fresh state: no filesystem, no sockets, only the granted environment; outgoing
-    /// HTTP only to `allowed_hosts` (`host:port`); linear memory capped at `memory_bytes`.
-    /// Granted requests leave through `net`, under the outbound policy.
+    /// HTTP only to `allowed_hosts` (grant entries: `host:port`, `host:*`,
+    /// `*.domain:port`, `*`); linear memory capped at `memory_bytes`. Granted requests
+    /// leave through `net`, under the outbound policy.
     pub fn new(plugin: Arc<str>, allowed_hosts: Vec<String>, env: &[(String, String)], memory_bytes: usize, net: PluginNet) -> Self {
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
         PluginState {
@@ -116,8 +117,7 @@ impl HttpGrant {
     fn allows(&self, uri: &http::Uri) -> bool {
         let Some(host) = uri.host() else { return false };
         let port = uri.port_u16().unwrap_or(if uri.scheme_str() == Some("https") { 443 } else { 80 });
-        let wanted = format!("{host}:{port}");
-        self.allowed_hosts.iter().any(|allowed| allowed.eq_ignore_ascii_case(&wanted))
+        self.allowed_hosts.iter().any(|allowed| super::hosts::allows(allowed, host, port))
     }
 }
 

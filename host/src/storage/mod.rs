@@ -14,6 +14,7 @@ use crate::plugins::{Plugins, StorageTarget};
 
 pub mod endpoint;
 mod http;
+pub mod key;
 
 pub use http::{fetch_http, put_http};
 use http::too_large;
@@ -86,6 +87,7 @@ pub async fn destination(
 impl Destination {
     /// Stream a finished file to `key`; returns its URL.
     pub async fn upload(&self, file: &Path, key: &str, content_type: &str) -> Result<String, StorageError> {
+        let key = &checked(key)?;
         match self {
             Destination::Opendal { operator, url_base } => {
                 upload_opendal(operator, file, key, content_type).await?;
@@ -111,6 +113,7 @@ impl Destination {
     /// Stream an object to a local file (inputs given as `service` + `key`/`path`);
     /// one larger than `max_bytes` is refused and its partial copy removed.
     pub async fn download(&self, key: &str, dest: &Path, max_bytes: u64) -> Result<u64, StorageError> {
+        let key = &checked(key)?;
         let err = |e: opendal::Error| StorageError::Download { what: key.to_string(), message: e.to_string() };
         let reader = self.operator(key)?.reader_with(key).chunk(CHUNK).await.map_err(err)?;
         let mut stream = reader.into_bytes_stream(..).await.map_err(err)?;
@@ -129,6 +132,12 @@ impl Destination {
         out.flush().await?;
         Ok(total)
     }
+}
+
+/// The key checked again right before the I/O it names, whoever checked it before
+/// (defence in depth: a key that reaches opendal can never leave the target's root).
+fn checked(key: &str) -> Result<String, StorageError> {
+    key::object_key(key).map_err(|e| StorageError::Config(format!("the object key '{}' is refused: {e}", key.escape_debug())))
 }
 
 /// Stream a finished file to `key` of an opendal operator.

@@ -5,8 +5,15 @@
 //! "notification": {"type": "signed-http", "url": "https://example.com/hook"}
 //! ```
 //! The secret is never in the job: the operator grants the plugin an environment
-//! variable, `[plugins.hmac-notifier] env = { WEBHOOK_SECRET = "..." }`. The request
-//! carries `X-Copra-Signature: sha256=<hex HMAC-SHA256 of the body>`.
+//! variable, and the hosts it may post to:
+//!
+//! ```toml
+//! [plugins.hmac-notifier]
+//! env = { WEBHOOK_SECRET = "..." }
+//! allowed_hosts = ["*.example.com:443"]
+//! ```
+//!
+//! The request carries `X-Copra-Signature: sha256=<hex HMAC-SHA256 of the body>`.
 
 use copra_sdk::notifier::{Notifier, host_port};
 use copra_sdk::{Error, Json, codes, json};

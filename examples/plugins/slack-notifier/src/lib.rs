@@ -3,6 +3,8 @@
 //! ```json
 //! "notification": {"type": "slack", "url": "https://hooks.slack.com/services/...", "channel": "#video"}
 //! ```
+//!
+//! The operator grants it Slack's host: `[plugins.slack-notifier] allowed_hosts = ["hooks.slack.com:443"]`.
 
 use copra_sdk::notifier::{Notifier, host_port};
 use copra_sdk::{Error, Json, codes, json};

@@ -1,0 +1,40 @@
+//! Format plugins: what a format string means, checked at submit time and planned for
+//! a probed input at run time.
+
+use super::convert;
+use super::registry::PluginKind;
+use super::{PluginError, Plugins};
+use crate::types::{MediaInfo, OutputPlan, OutputType};
+
+impl Plugins {
+    /// Check a format string and the output's parameters (JSON, without the host's own
+    /// keys) at submit time; the container is the part before the first `:`.
+    pub async fn format_check(&self, format: &str, params_json: &str) -> Result<OutputType, PluginError> {
+        let plugin = self.find(PluginKind::Format, container_of(format))?;
+        let output_type = self
+            .call(&plugin, async |pre, store| {
+                let bindings = pre.format()?.instantiate_async(&mut *store).await?;
+                bindings.copra_plugin_format().call_check(&mut *store, format, params_json).await
+            })
+            .await?;
+        Ok(convert::output_type(output_type))
+    }
+
+    /// Plan one output for a probed input.
+    pub async fn format_plan(&self, format: &str, params_json: &str, input: &MediaInfo) -> Result<OutputPlan, PluginError> {
+        let plugin = self.find(PluginKind::Format, container_of(format))?;
+        let info = convert::media_info(input);
+        let plan = self
+            .call(&plugin, async |pre, store| {
+                let bindings = pre.format()?.instantiate_async(&mut *store).await?;
+                bindings.copra_plugin_format().call_plan(&mut *store, format, params_json, &info).await
+            })
+            .await?;
+        Ok(convert::output_plan(plan))
+    }
+}
+
+/// The container of a format string: `mp4` of `mp4:720p::quality=4`.
+fn container_of(format: &str) -> &str {
+    format.split(':').next().unwrap_or(format)
+}

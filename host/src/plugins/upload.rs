@@ -1,0 +1,65 @@
+//! Uploads done by a storage plugin itself (`custom` targets): the host streams a
+//! finished file through the plugin's `upload` resource in chunks, each chunk call with
+//! a fresh CPU budget and its own wall-clock deadline.
+
+use std::path::Path;
+
+use tokio::io::AsyncReadExt;
+use tracing::Instrument;
+
+use super::error::{outcome, within};
+use super::registry::PluginKind;
+use super::{PluginError, Plugins};
+
+/// Bytes handed to the plugin per `write` call.
+const CHUNK: usize = 1 << 20;
+
+impl Plugins {
+    /// Stream `file` to `key` (already checked by [`Plugins::storage_object_key`])
+    /// through a storage plugin's own `upload`. Returns the file's URL.
+    pub async fn storage_upload(
+        &self,
+        service: &str,
+        spec_json: &str,
+        key: &str,
+        content_type: &str,
+        file: &Path,
+    ) -> Result<String, PluginError> {
+        let plugin = self.find(PluginKind::Storage, service)?;
+        let span = tracing::debug_span!("plugin_upload", plugin = %plugin.name);
+        async {
+            let sandbox = &plugin.sandbox;
+            let deadline = sandbox.deadline;
+            let mut store = sandbox.store(&self.engine, plugin.name.clone(), sandbox.allowed_hosts.clone(), self.outbound.clone());
+            let io_error = |e: std::io::Error| PluginError::Trapped { plugin: plugin.name.to_string(), message: format!("reading the file: {e}") };
+            let mut source = tokio::fs::File::open(file).await.map_err(io_error)?;
+            let size = source.metadata().await.map_err(io_error)?.len();
+
+            let bindings = match plugin.pre.storage() {
+                Ok(pre) => within(deadline, pre.instantiate_async(&mut store)).await,
+                Err(e) => Err(e),
+            };
+            let bindings = outcome(&plugin, &store, bindings.map(Ok))?;
+            let storage = bindings.copra_plugin_storage();
+            let opened = within(deadline, storage.call_open_upload(&mut store, spec_json, key, content_type, size)).await;
+            let upload = outcome(&plugin, &store, opened)?;
+            let mut buffer = vec![0u8; CHUNK];
+            loop {
+                let read = source.read(&mut buffer).await.map_err(io_error)?;
+                if read == 0 {
+                    break;
+                }
+                sandbox.renew_budget(&mut store);
+                let written = within(deadline, storage.upload().call_write(&mut store, upload, &buffer[..read])).await;
+                outcome(&plugin, &store, written)?;
+            }
+            sandbox.renew_budget(&mut store);
+            let finished = within(deadline, storage.upload().call_finish(&mut store, upload)).await;
+            let url = outcome(&plugin, &store, finished)?;
+            let _ = within(deadline, upload.resource_drop_async(&mut store)).await;
+            Ok(url)
+        }
+        .instrument(span)
+        .await
+    }
+}
