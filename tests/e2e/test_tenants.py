@@ -6,15 +6,12 @@ reach the database in clear or the log."""
 import re
 import sqlite3
 import stat
-import threading
-from functools import partial
-from http.server import ThreadingHTTPServer
 
 import pytest
 import requests
 
 from conftest import KEY_A, KEY_B, S3_SECRET, Copra, ffprobe, s3_storage
-from test_custom_storage import PutHandler
+from test_custom_storage import put_server  # noqa: F401 (a fixture)
 
 
 @pytest.fixture(scope="module")
@@ -119,18 +116,8 @@ def test_jobs_and_metadata_are_404_across_tenants(tenants_copra, media_server):
         assert other.status_code == 404, (path, other.text)
 
 
-@pytest.fixture()
-def put_receiver(tmp_path):
-    root = tmp_path / "put"
-    root.mkdir()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(PutHandler, root))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield root, server.server_address[1]
-    server.shutdown()
-
-
-def test_secrets_are_sealed_at_rest_and_never_logged(tenants_copra, media_server, s3, put_receiver):
-    root, port = put_receiver
+def test_secrets_are_sealed_at_rest_and_never_logged(tenants_copra, media_server, s3, put_server):
+    root, port = put_server
     signature = "sig0123456789secretsignature"
     job = {
         "input": {"url": f"{media_server}/input.mp4"},

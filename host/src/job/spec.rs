@@ -209,6 +209,20 @@ fn parse_output(format: &str, index: usize, params: &Map<String, Value>) -> Resu
     })
 }
 
+impl InputSpec {
+    /// For an input fetched from a storage service: the object it names (its `key`, or
+    /// its `path` alone) and the block to resolve that name against, without `path`, so
+    /// the name is not prefixed twice.
+    pub fn object(&self) -> Option<(&str, String)> {
+        let object = ["key", "path"].iter().find_map(|k| self.raw.get(*k).and_then(Value::as_str))?;
+        let mut unprefixed = self.raw.clone();
+        if let Some(block) = unprefixed.as_object_mut() {
+            block.remove("path");
+        }
+        Some((object, unprefixed.to_string()))
+    }
+}
+
 impl OutputSpec {
     /// The parameters for the format plugin: all but the host's own, as a JSON object.
     pub fn plugin_params(&self) -> String {

@@ -30,6 +30,15 @@ pub async fn validate(spec: &JobSpec, plugins: &Plugins, limits: &Limits, outbou
             rejected(e, "input_not_valid", || format!("The input service '{input_service}' is not supported."))
         })?;
         check_endpoint(&target, outbound, "input_not_valid")?;
+        // The object's key is checked now too: one that climbs out of the storage root
+        // is a 400, not a failed job.
+        let (object, block) = spec
+            .input
+            .object()
+            .ok_or_else(|| JobError::invalid("input_not_valid", "The input needs a 'key' (or 'path') of the object to fetch."))?;
+        plugins.storage_object_key(input_service, &block, object).await.map_err(|e| {
+            rejected(e, "input_not_valid", || format!("The input service '{input_service}' is not supported."))
+        })?;
     }
 
     let mut types = Vec::with_capacity(spec.outputs.len());

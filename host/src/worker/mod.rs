@@ -218,17 +218,9 @@ impl Worker {
         }
         let service = spec.input.service.as_deref().unwrap_or_default();
         let raw = spec.input.raw.to_string();
-        // The object is named by `key`, or by `path` alone; resolve it against a block
-        // without `path` so the name is not prefixed twice.
-        let object = ["key", "path"]
-            .iter()
-            .find_map(|k| spec.input.raw.get(*k).and_then(Value::as_str))
-            .ok_or_else(|| "The input needs a 'key' (or 'path') of the object to fetch.".to_string())?;
-        let mut unprefixed = spec.input.raw.clone();
-        if let Some(block) = unprefixed.as_object_mut() {
-            block.remove("path");
-        }
-        let key = self.plugins.storage_object_key(service, &unprefixed.to_string(), object).await.map_err(|e| e.to_string())?;
+        let (object, block) =
+            spec.input.object().ok_or_else(|| "The input needs a 'key' (or 'path') of the object to fetch.".to_string())?;
+        let key = self.plugins.storage_object_key(service, &block, object).await.map_err(|e| e.to_string())?;
         let source = storage::destination(&self.plugins, service, &raw, local, &self.http)
             .await
             .map_err(|e| e.to_string())?;
