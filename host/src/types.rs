@@ -2,6 +2,7 @@
 //! speak these. They mirror the WIT records in `wit/plugin.wit` without depending on the
 //! generated bindings, so `media/` never needs to know that plugins exist.
 
+use sea_orm::sea_query::StringLen;
 use serde::{Deserialize, Serialize};
 
 /// What probing an input found. Dimensions are as stored; `rotation` (degrees clockwise)
@@ -36,12 +37,18 @@ impl MediaInfo {
 }
 
 /// The kind of an output, which also prefixes its statuses (`video.encoded`, ...).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Stored through sea-orm as its lowercase name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sea_orm::EnumIter, sea_orm::DeriveActiveEnum)]
 #[serde(rename_all = "lowercase")]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
 pub enum OutputType {
+    #[sea_orm(string_value = "video")]
     Video,
+    #[sea_orm(string_value = "audio")]
     Audio,
+    #[sea_orm(string_value = "image")]
     Image,
+    #[sea_orm(string_value = "httpstream")]
     Httpstream,
 }
 

@@ -46,6 +46,15 @@ impl ApiError {
     }
 }
 
+impl From<crate::job::submit::SubmitError> for ApiError {
+    fn from(err: crate::job::submit::SubmitError) -> Self {
+        match err {
+            crate::job::submit::SubmitError::Invalid(invalid) => ApiError::Invalid(invalid),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
 impl From<sea_orm::DbErr> for ApiError {
     fn from(err: sea_orm::DbErr) -> Self {
         ApiError::internal(err)

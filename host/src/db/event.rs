@@ -4,14 +4,18 @@
 
 use sea_orm::entity::prelude::*;
 
+use super::status::EventName;
+
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "events")]
 pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i64,
     pub job_id: String,
-    /// `input.transferred`, `output.completed`, `job.completed`, ...
-    pub event: String,
+    pub event: EventName,
+    /// What makes this event one of a kind for its job (`output.completed:<key>`): a job
+    /// run again after a crash records each event once.
+    pub dedupe_key: Option<String>,
     /// The event as the notifier plugin receives it.
     #[sea_orm(column_type = "Text")]
     pub payload: String,

@@ -2,6 +2,8 @@
 
 use sea_orm::entity::prelude::*;
 
+use super::status::{InputStatus, JobStatus};
+
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "jobs")]
 pub struct Model {
@@ -9,8 +11,8 @@ pub struct Model {
     pub id: String,
     /// SHA-256 of the API key that created the job: jobs are only visible to it.
     pub owner: String,
-    pub status: String,
-    pub input_status: String,
+    pub status: JobStatus,
+    pub input_status: InputStatus,
     /// Percent, 0 to 100.
     pub progress: i32,
     /// The validated `JobSpec` as JSON.

@@ -1,12 +1,18 @@
 //! Short reads and writes on jobs, outputs and events. Every function is one statement
 //! or one small transaction: nothing here is held across media work.
+//!
+//! A worker writes only through [`apply`] and [`set_progress`], which check in the same
+//! transaction that it still holds the job's lease: a worker whose lease was taken over
+//! writes nothing more. A status change and the event that reports it are one
+//! transaction (the outbox), so a crash never loses the event of a change that happened.
 
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, Set,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
+    QueryOrder, Set, Statement, TransactionTrait,
 };
 
+use super::status::{EventName, InputStatus, JobStatus, OutputState};
 use super::{event, job, now_ms, output};
 
 /// Store a new job and its outputs atomically.
@@ -22,11 +28,7 @@ pub async fn insert(db: &DatabaseConnection, job: job::Model, outputs: Vec<outpu
 }
 
 /// A job with its outputs, only if `owner` created it (owner `None`: any job).
-pub async fn find(
-    db: &DatabaseConnection,
-    id: &str,
-    owner: Option<&str>,
-) -> Result<Option<(job::Model, Vec<output::Model>)>, DbErr> {
+pub async fn find<C: ConnectionTrait>(db: &C, id: &str, owner: Option<&str>) -> Result<Option<(job::Model, Vec<output::Model>)>, DbErr> {
     let mut query = job::Entity::find_by_id(id.to_string());
     if let Some(owner) = owner {
         query = query.filter(job::Column::Owner.eq(owner));
@@ -36,115 +38,199 @@ pub async fn find(
     Ok(Some((job, outputs)))
 }
 
-pub async fn outputs(db: &DatabaseConnection, job_id: &str) -> Result<Vec<output::Model>, DbErr> {
-    output::Entity::find()
-        .filter(output::Column::JobId.eq(job_id))
-        .order_by_asc(output::Column::Position)
-        .all(db)
-        .await
+pub async fn outputs<C: ConnectionTrait>(db: &C, job_id: &str) -> Result<Vec<output::Model>, DbErr> {
+    output::Entity::find().filter(output::Column::JobId.eq(job_id)).order_by_asc(output::Column::Position).all(db).await
 }
 
-pub async fn set_input_status(db: &DatabaseConnection, id: &str, status: &str, error: Option<String>) -> Result<(), DbErr> {
-    job::Entity::update_many()
-        .col_expr(job::Column::InputStatus, Expr::value(status))
-        .col_expr(job::Column::Error, Expr::value(error))
-        .filter(job::Column::Id.eq(id))
-        .exec(db)
-        .await
-        .map(drop)
+/// The claim a worker holds on a job: every write it makes names it.
+#[derive(Debug, Clone)]
+pub struct Lease {
+    pub job_id: String,
+    /// The worker identity the lease was claimed under.
+    pub owner: String,
 }
 
-pub async fn set_input_metadata(db: &DatabaseConnection, id: &str, metadata: &serde_json::Value) -> Result<(), DbErr> {
-    job::Entity::update_many()
-        .col_expr(job::Column::InputMetadata, Expr::value(metadata.to_string()))
-        .filter(job::Column::Id.eq(id))
-        .exec(db)
-        .await
-        .map(drop)
+/// Why a worker's write did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// Another worker holds the job now (this one's lease expired and was taken over);
+    /// its statuses are that worker's to write.
+    #[error("the lease on job {0} was lost to another worker")]
+    LeaseLost(String),
+    #[error(transparent)]
+    Db(#[from] DbErr),
 }
 
-pub async fn set_progress(db: &DatabaseConnection, id: &str, percent: i32) -> Result<(), DbErr> {
-    job::Entity::update_many()
-        .col_expr(job::Column::Progress, Expr::value(percent.clamp(0, 100)))
-        .filter(job::Column::Id.eq(id))
-        .exec(db)
-        .await
-        .map(drop)
+/// What changes on the job row; `None` fields are left as they are.
+#[derive(Debug, Default)]
+pub struct JobChange {
+    pub input_status: Option<InputStatus>,
+    /// The input's error (set with `input.failed`).
+    pub error: Option<String>,
+    pub input_metadata: Option<serde_json::Value>,
+    /// The job's end: final status, completion time, 100% when completed, lease released.
+    pub finished: Option<JobStatus>,
 }
 
 /// What changes on an output row; `None` fields are left as they are.
 #[derive(Debug, Default)]
-pub struct OutputUpdate {
-    pub status: Option<String>,
+pub struct OutputChange {
+    pub state: Option<OutputState>,
     pub url: Option<String>,
     pub urls: Option<serde_json::Value>,
     pub metadata: Option<serde_json::Value>,
     pub error: Option<String>,
 }
 
-pub async fn update_output(db: &DatabaseConnection, output_id: i64, update: OutputUpdate) -> Result<(), DbErr> {
-    let mut active = output::ActiveModel { id: Set(output_id), ..Default::default() };
-    if let Some(status) = update.status {
-        active.status = Set(status);
-    }
-    if let Some(url) = update.url {
-        active.url = Set(Some(url));
-    }
-    if let Some(urls) = update.urls {
-        active.urls = Set(Some(urls.to_string()));
-    }
-    if let Some(metadata) = update.metadata {
-        active.metadata = Set(Some(metadata.to_string()));
-    }
-    if let Some(error) = update.error {
-        active.error = Set(Some(error));
-    }
-    active.update(db).await.map(drop)
+/// The payload of an event, made from the job as it is once the change is applied.
+pub type Payload = Box<dyn FnOnce(&job::Model, &[output::Model]) -> serde_json::Value + Send>;
+
+/// An event to record with a change.
+pub struct NewEvent {
+    pub name: EventName,
+    /// What makes it one of a kind in its job: a second event with the same key (a job
+    /// run again after a crash) is not recorded.
+    pub dedupe_key: String,
+    /// Whether the notifier owes a delivery (the job asked for notifications).
+    pub deliver: bool,
+    pub payload: Payload,
 }
 
-/// Put a job in its final state and let go of its lease.
-pub async fn finish(db: &DatabaseConnection, id: &str, status: &str) -> Result<(), DbErr> {
-    let mut update = job::Entity::update_many()
-        .col_expr(job::Column::Status, Expr::value(status))
-        .col_expr(job::Column::CompletedAt, Expr::value(now_ms()))
-        .col_expr(job::Column::LeaseOwner, Expr::value(Option::<String>::None))
-        .col_expr(job::Column::LeaseExpiresAt, Expr::value(Option::<i64>::None));
-    if status == crate::job::status::JOB_COMPLETED {
-        update = update.col_expr(job::Column::Progress, Expr::value(100));
-    }
-    update.filter(job::Column::Id.eq(id)).exec(db).await.map(drop)
-}
-
-/// Record an event; the notifier delivers it if the job asked for notifications.
-pub async fn add_event(
+/// Apply a change to a job the caller holds the lease of, its outputs' changes, and the
+/// event that reports it, in one transaction.
+pub async fn apply(
     db: &DatabaseConnection,
-    job_id: &str,
-    event: &str,
-    payload: &serde_json::Value,
-    deliver: bool,
-) -> Result<(), DbErr> {
+    lease: &Lease,
+    change: JobChange,
+    outputs: Vec<(i64, OutputChange)>,
+    event: Option<NewEvent>,
+) -> Result<(), WriteError> {
+    let txn = db.begin().await?;
+    hold(&txn, lease).await?;
+    update_job(&txn, &lease.job_id, change).await?;
+    for (id, change) in outputs {
+        update_output(&txn, &lease.job_id, id, change).await?;
+    }
+    if let Some(event) = event {
+        record(&txn, &lease.job_id, event).await?;
+    }
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Check, inside `txn`, that `lease` still holds the job, and lock its row until commit.
+async fn hold(txn: &DatabaseTransaction, lease: &Lease) -> Result<(), WriteError> {
+    let backend = txn.get_database_backend();
+    let result = txn
+        .execute(Statement::from_sql_and_values(
+            backend,
+            "UPDATE jobs SET lease_owner = lease_owner WHERE id = $1 AND lease_owner = $2",
+            [lease.job_id.clone().into(), lease.owner.clone().into()],
+        ))
+        .await?;
+    if result.rows_affected() == 1 { Ok(()) } else { Err(WriteError::LeaseLost(lease.job_id.clone())) }
+}
+
+async fn update_job(txn: &DatabaseTransaction, id: &str, change: JobChange) -> Result<(), DbErr> {
+    let mut update = job::Entity::update_many().filter(job::Column::Id.eq(id));
+    let mut any = false;
+    if let Some(status) = change.input_status {
+        update = update.col_expr(job::Column::InputStatus, Expr::value(status));
+        any = true;
+    }
+    if let Some(error) = change.error {
+        update = update.col_expr(job::Column::Error, Expr::value(error));
+        any = true;
+    }
+    if let Some(metadata) = change.input_metadata {
+        update = update.col_expr(job::Column::InputMetadata, Expr::value(metadata.to_string()));
+        any = true;
+    }
+    if let Some(status) = change.finished {
+        update = update
+            .col_expr(job::Column::Status, Expr::value(status))
+            .col_expr(job::Column::CompletedAt, Expr::value(now_ms()))
+            .col_expr(job::Column::LeaseOwner, Expr::value(Option::<String>::None))
+            .col_expr(job::Column::LeaseExpiresAt, Expr::value(Option::<i64>::None));
+        if status == JobStatus::Completed {
+            update = update.col_expr(job::Column::Progress, Expr::value(100));
+        }
+        any = true;
+    }
+    if any {
+        update.exec(txn).await?;
+    }
+    Ok(())
+}
+
+async fn update_output(txn: &DatabaseTransaction, job_id: &str, output_id: i64, change: OutputChange) -> Result<(), DbErr> {
+    let mut update = output::Entity::update_many().filter(output::Column::Id.eq(output_id)).filter(output::Column::JobId.eq(job_id));
+    let mut any = false;
+    if let Some(state) = change.state {
+        update = update.col_expr(output::Column::State, Expr::value(state));
+        any = true;
+    }
+    if let Some(url) = change.url {
+        update = update.col_expr(output::Column::Url, Expr::value(url));
+        any = true;
+    }
+    if let Some(urls) = change.urls {
+        update = update.col_expr(output::Column::Urls, Expr::value(urls.to_string()));
+        any = true;
+    }
+    if let Some(metadata) = change.metadata {
+        update = update.col_expr(output::Column::Metadata, Expr::value(metadata.to_string()));
+        any = true;
+    }
+    if let Some(error) = change.error {
+        update = update.col_expr(output::Column::Error, Expr::value(error));
+        any = true;
+    }
+    if any {
+        update.exec(txn).await?;
+    }
+    Ok(())
+}
+
+/// Record an event once: a second one with the same dedupe key is dropped.
+async fn record(txn: &DatabaseTransaction, job_id: &str, event: NewEvent) -> Result<(), DbErr> {
+    let (job, outputs) = find(txn, job_id, None).await?.ok_or_else(|| DbErr::RecordNotFound(format!("job {job_id}")))?;
+    let payload = (event.payload)(&job, &outputs);
     let now = now_ms();
-    event::ActiveModel {
+    let row = event::ActiveModel {
         job_id: Set(job_id.to_string()),
-        event: Set(event.to_string()),
+        event: Set(event.name),
+        dedupe_key: Set(Some(event.dedupe_key)),
         payload: Set(payload.to_string()),
         created_at: Set(now),
-        pending: Set(deliver),
+        pending: Set(event.deliver),
         attempts: Set(0),
         next_attempt_at: Set(now),
         last_error: Set(None),
         ..Default::default()
+    };
+    let inserted = event::Entity::insert(row)
+        .on_conflict(OnConflict::columns([event::Column::JobId, event::Column::DedupeKey]).do_nothing().to_owned())
+        .exec_without_returning(txn)
+        .await?;
+    if inserted == 0 {
+        tracing::debug!(job_id, event = %event.name, "event already recorded by an earlier run");
     }
-    .insert(db)
-    .await
-    .map(drop)
+    Ok(())
+}
+
+/// Write a running job's progress (percent), if the caller still holds its lease.
+pub async fn set_progress(db: &DatabaseConnection, lease: &Lease, percent: i32) -> Result<(), WriteError> {
+    let result = job::Entity::update_many()
+        .col_expr(job::Column::Progress, Expr::value(percent.clamp(0, 100)))
+        .filter(job::Column::Id.eq(lease.job_id.as_str()))
+        .filter(job::Column::LeaseOwner.eq(lease.owner.as_str()))
+        .exec(db)
+        .await?;
+    if result.rows_affected == 1 { Ok(()) } else { Err(WriteError::LeaseLost(lease.job_id.clone())) }
 }
 
 /// Events of one job, oldest first: its history and notification delivery log.
 pub async fn events(db: &DatabaseConnection, job_id: &str) -> Result<Vec<event::Model>, DbErr> {
-    event::Entity::find()
-        .filter(event::Column::JobId.eq(job_id))
-        .order_by_asc(event::Column::Id)
-        .all(db)
-        .await
+    event::Entity::find().filter(event::Column::JobId.eq(job_id)).order_by_asc(event::Column::Id).all(db).await
 }

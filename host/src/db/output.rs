@@ -2,6 +2,8 @@
 
 use sea_orm::entity::prelude::*;
 
+use super::status::{OutputState, OutputType};
+
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "outputs")]
 pub struct Model {
@@ -11,9 +13,10 @@ pub struct Model {
     pub position: i32,
     pub key: String,
     pub format: String,
-    /// `video`, `audio`, `image` or `httpstream`.
-    pub output_type: String,
-    pub status: String,
+    pub output_type: OutputType,
+    /// Where the output is; its API status is [`super::status::output_status`] of the
+    /// type and this.
+    pub state: OutputState,
     #[sea_orm(column_type = "Text", nullable)]
     pub url: Option<String>,
     /// JSON array, for outputs that produce several files.
@@ -43,3 +46,10 @@ impl Related<super::job::Entity> for Entity {
 }
 
 impl ActiveModelBehavior for ActiveModel {}
+
+impl Model {
+    /// The output's status as the API shows it (`video.encoding`, `image.created`, ...).
+    pub fn status(&self) -> String {
+        super::status::output_status(self.output_type, self.state)
+    }
+}

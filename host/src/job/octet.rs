@@ -21,7 +21,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::spec::{InputSpec, OutputSpec};
-use super::status::{self, INPUT_STARTING};
+use super::status::{InputStatus, JobStatus, OutputState};
 use super::{JobError, JobSpec};
 use crate::db::{job, output};
 
@@ -472,11 +472,11 @@ pub fn job_view(job: &job::Model, outputs: &[output::Model], sealer: &crate::sec
         let path = spec.as_ref().and_then(|s| s.outputs.iter().find(|o| o.key == key)).and_then(|o| o.path.clone());
         path.map_or(Value::Null, Value::String)
     };
-    let job_status = if job.status == status::JOB_COMPLETED {
+    let job_status = if job.status == JobStatus::Completed {
         "complete"
-    } else if job.status == status::JOB_FAILED {
+    } else if job.status == JobStatus::Failed {
         "error"
-    } else if job.input_status == INPUT_STARTING && job.lease_owner.is_none() {
+    } else if job.input_status == InputStatus::Starting && job.lease_owner.is_none() {
         "pending"
     } else {
         "processing"
@@ -486,7 +486,7 @@ pub fn job_view(job: &job::Model, outputs: &[output::Model], sealer: &crate::sec
         .map(|o| {
             let mut view = Map::new();
             view.insert("dest_path".into(), dest_path(&o.key));
-            view.insert("status".into(), json!(output_status(&o.status)));
+            view.insert("status".into(), json!(output_status(o.state)));
             if let Some(url) = &o.url {
                 view.insert("url".into(), json!(url));
             }
@@ -514,13 +514,13 @@ pub fn job_view(job: &job::Model, outputs: &[output::Model], sealer: &crate::sec
 
 /// An output's Coconut status (`video.encoding`, ...) in Octet's four words. Skipped
 /// outputs (only Coconut jobs have conditions) keep the word `skipped`.
-fn output_status(coconut: &str) -> &'static str {
-    match coconut.split_once('.').map_or(coconut, |(_, state)| state) {
-        "waiting" => "pending",
-        "queued" | "encoding" | "processing" | "variants.encoding" => "processing",
-        "encoded" | "created" | "packaged" => "complete",
-        "skipped" => "skipped",
-        _ => "error",
+fn output_status(state: OutputState) -> &'static str {
+    match state {
+        OutputState::Waiting => "pending",
+        OutputState::Queued | OutputState::Working | OutputState::Packaging => "processing",
+        OutputState::Done => "complete",
+        OutputState::Skipped => "skipped",
+        OutputState::Failed => "error",
     }
 }
 
@@ -534,6 +534,7 @@ fn rfc3339(ms: i64) -> Value {
 
 #[cfg(test)]
 mod tests {
+    use crate::job::status::OutputType;
     fn test_sealer() -> crate::secret::Sealer {
         crate::secret::Sealer::new(&[7; 32])
     }
@@ -726,7 +727,7 @@ mod tests {
         assert!(!format!("{creds:?}").contains("very-secret"));
     }
 
-    fn rows(status: &str, input_status: &str, lease: Option<&str>) -> (job::Model, Vec<output::Model>) {
+    fn rows(status: JobStatus, input_status: InputStatus, lease: Option<&str>) -> (job::Model, Vec<output::Model>) {
         let spec = job(&request(json!([
             {"codec": "h264", "resolution": "1280x-1", "dest_path": "a/720.mp4"},
             {"codec": "h264", "resolution": "-1x360", "dest_path": "a/360.mp4"}
@@ -735,8 +736,8 @@ mod tests {
         let job = job::Model {
             id: "J1".into(),
             owner: "o".into(),
-            status: status.into(),
-            input_status: input_status.into(),
+            status,
+            input_status,
             progress: 40,
             spec: crate::job::stored::seal_spec(&test_sealer(), &spec).unwrap(),
             input_metadata: None,
@@ -747,25 +748,25 @@ mod tests {
             lease_expires_at: None,
             attempts: 0,
         };
-        let output = |position: i32, status: &str| output::Model {
+        let output = |position: i32, state: OutputState| output::Model {
             id: i64::from(position),
             job_id: "J1".into(),
             position,
             key: position.to_string(),
             format: spec.outputs[position as usize].format.clone(),
-            output_type: "video".into(),
-            status: status.into(),
+            output_type: OutputType::Video,
+            state,
             url: None,
             urls: None,
             metadata: None,
             error: None,
         };
-        (job, vec![output(0, "video.encoding"), output(1, "video.waiting")])
+        (job, vec![output(0, OutputState::Working), output(1, OutputState::Waiting)])
     }
 
     #[test]
     fn status_view() {
-        let (job, outputs) = rows(status::JOB_STARTING, status::INPUT_STARTING, None);
+        let (job, outputs) = rows(JobStatus::Starting, InputStatus::Starting, None);
         let view = job_view(&job, &outputs, &test_sealer());
         assert_eq!(view["job_id"], "J1");
         assert_eq!(view["status"], "pending");
@@ -773,15 +774,15 @@ mod tests {
         assert_eq!(view["completed_at"], Value::Null);
         assert_eq!(view["outputs"][0], json!({"dest_path": "a/720.mp4", "status": "processing"}));
         assert_eq!(view["outputs"][1], json!({"dest_path": "a/360.mp4", "status": "pending"}));
-        let (job, _) = rows(status::JOB_STARTING, status::INPUT_STARTING, Some("worker-1"));
+        let (job, _) = rows(JobStatus::Starting, InputStatus::Starting, Some("worker-1"));
         assert_eq!(job_view(&job, &outputs, &test_sealer())["status"], "processing");
-        let (job, _) = rows(status::JOB_STARTING, status::INPUT_TRANSFERRED, None);
+        let (job, _) = rows(JobStatus::Starting, InputStatus::Transferred, None);
         assert_eq!(job_view(&job, &outputs, &test_sealer())["status"], "processing");
-        let (job, _) = rows(status::JOB_COMPLETED, status::INPUT_TRANSFERRED, None);
+        let (job, _) = rows(JobStatus::Completed, InputStatus::Transferred, None);
         assert_eq!(job_view(&job, &outputs, &test_sealer())["status"], "complete");
         assert!(job_view(&job, &outputs, &test_sealer()).get("error").is_none());
-        let (mut job, mut outputs) = rows(status::JOB_FAILED, status::INPUT_FAILED, None);
-        outputs[1].status = "video.failed".into();
+        let (mut job, mut outputs) = rows(JobStatus::Failed, InputStatus::Failed, None);
+        outputs[1].state = OutputState::Failed;
         outputs[1].error = Some("Encoding failed: boom".into());
         let view = job_view(&job, &outputs, &test_sealer());
         assert_eq!((view["status"].as_str(), view["error"].as_str()), (Some("error"), Some("Encoding failed: boom")));
@@ -792,17 +793,16 @@ mod tests {
 
     #[test]
     fn output_statuses() {
-        for (coconut, octet) in [
-            ("video.waiting", "pending"),
-            ("video.queued", "processing"),
-            ("video.encoding", "processing"),
-            ("video.encoded", "complete"),
-            ("video.failed", "error"),
-            ("video.skipped", "skipped"),
-            ("image.created", "complete"),
-            ("httpstream.variants.encoding", "processing"),
+        for (state, octet) in [
+            (OutputState::Waiting, "pending"),
+            (OutputState::Queued, "processing"),
+            (OutputState::Working, "processing"),
+            (OutputState::Packaging, "processing"),
+            (OutputState::Done, "complete"),
+            (OutputState::Failed, "error"),
+            (OutputState::Skipped, "skipped"),
         ] {
-            assert_eq!(output_status(coconut), octet, "{coconut}");
+            assert_eq!(output_status(state), octet, "{state:?}");
         }
     }
 }

@@ -6,14 +6,31 @@
 
 use std::time::Duration;
 
+mod identity;
+pub use identity::Identity;
+
 use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, Statement};
 
-use crate::db::now_ms;
+use crate::db::{self, job, now_ms, output};
 
 /// How long a claim lasts without a heartbeat.
 pub const LEASE: Duration = Duration::from_secs(30);
 /// How often a worker renews its leases.
 pub const HEARTBEAT: Duration = Duration::from_secs(10);
+
+/// Put a new job (with its outputs) on the queue, and wake this process's worker.
+/// Returns the rows as stored.
+pub async fn enqueue(
+    db: &DatabaseConnection,
+    job: job::Model,
+    outputs: Vec<output::Model>,
+    wake: &tokio::sync::Notify,
+) -> Result<(job::Model, Vec<output::Model>), DbErr> {
+    let id = job.id.clone();
+    db::jobs::insert(db, job, outputs).await?;
+    wake.notify_one();
+    db::jobs::find(db, &id, None).await?.ok_or_else(|| DbErr::RecordNotFound(format!("job {id} just stored")))
+}
 
 /// Claim one job for `worker`; returns its id.
 pub async fn claim(db: &DatabaseConnection, worker: &str) -> Result<Option<String>, DbErr> {
@@ -81,8 +98,8 @@ mod tests {
             job::ActiveModel {
                 id: Set(id.to_string()),
                 owner: Set("o".into()),
-                status: Set("job.starting".into()),
-                input_status: Set("input.starting".into()),
+                status: Set(crate::db::status::JobStatus::Starting),
+                input_status: Set(crate::db::status::InputStatus::Starting),
                 progress: Set(0),
                 spec: Set("{}".into()),
                 input_metadata: Set(None),

@@ -4,30 +4,32 @@
 //! It owns the order of things and the statuses; the actual work is done by `storage`
 //! (bytes), `media` (FFmpeg, on a blocking thread) and `plugins` (decisions).
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sea_orm::DatabaseConnection;
-use serde_json::{Value, json};
-use tokio::sync::{Notify, Semaphore, mpsc};
+use tokio::sync::{Notify, Semaphore};
 use tracing::Instrument;
 
+mod record;
+mod transcode;
 mod upload;
 mod vtt;
 
 use crate::config::Config;
-use crate::db::{self, jobs::OutputUpdate, output};
-use crate::job::status::{self, OutputState};
-use crate::job::{JobSpec, OutputSpec, view};
-use crate::media::{self, OutputTarget, Produced, TranscodeEvent};
+use crate::db::jobs::{Lease, WriteError};
+use crate::db::{self, output};
+use crate::job::status::OutputState;
+use crate::job::{JobSpec, OutputSpec};
+use crate::media::{self, OutputTarget};
 use crate::plugins::Plugins;
 use crate::queue;
-use crate::storage::{self, Destination, LocalFiles};
+use crate::storage::{self, LocalFiles};
 use crate::tenant::Tenant;
 use crate::types::{MediaInfo, OutputPlan};
+use record::JobRun;
 
 /// A job claimed this many times without finishing is failed instead of retried: it is
 /// more likely to crash the worker again than to succeed.
@@ -46,6 +48,11 @@ pub struct Worker {
     wake: Arc<Notify>,
     /// Told when an event to deliver is recorded, so webhooks leave at once.
     events: Arc<Notify>,
+    /// The name this process's leases carry.
+    identity: String,
+    /// Whether this process owns the node's stable worker id (see [`queue::Identity`]).
+    owns_stable_id: bool,
+    _identity: queue::Identity,
 }
 
 impl Worker {
@@ -60,19 +67,32 @@ impl Worker {
         let timeouts =
             crate::net::Timeouts { connect: Duration::from_secs(10), idle: limits.transfer_idle, total: Some(limits.transfer_total) };
         let http = config.outbound.client(timeouts)?;
-        Ok(Arc::new(Worker { db, plugins, config, http, wake, events }))
+        let identity = queue::Identity::acquire(&config.data_dir, &config.worker_id)?;
+        Ok(Arc::new(Worker {
+            db,
+            plugins,
+            config,
+            http,
+            wake,
+            events,
+            identity: identity.id.clone(),
+            owns_stable_id: identity.owns_stable_id,
+            _identity: identity,
+        }))
     }
 
     /// Claim and run jobs until the process ends.
     pub async fn run(self: Arc<Self>) -> anyhow::Result<()> {
-        let released = queue::release_all(&self.db, &self.config.worker_id).await?;
+        // Leases under the stable id can only be left by a process that died (the lock
+        // file says no other live process holds the id): take them back at once.
+        let released = if self.owns_stable_id { queue::release_all(&self.db, &self.identity).await? } else { 0 };
         if released > 0 {
             tracing::info!(released, "took back jobs interrupted by the last shutdown");
         }
         let slots = Arc::new(Semaphore::new(self.config.worker_concurrency));
         loop {
             let permit = slots.clone().acquire_owned().await?;
-            match queue::claim(&self.db, &self.config.worker_id).await {
+            match queue::claim(&self.db, &self.identity).await {
                 Ok(Some(job_id)) => {
                     let worker = self.clone();
                     let span = tracing::info_span!("job", job_id = %job_id);
@@ -101,7 +121,7 @@ impl Worker {
     async fn run_job(&self, job_id: &str) {
         let lost_lease = Arc::new(AtomicBool::new(false));
         let heartbeat = {
-            let (db, worker_id, job_id, lost) = (self.db.clone(), self.config.worker_id.clone(), job_id.to_string(), lost_lease.clone());
+            let (db, worker_id, job_id, lost) = (self.db.clone(), self.identity.clone(), job_id.to_string(), lost_lease.clone());
             tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(queue::HEARTBEAT).await;
@@ -128,25 +148,49 @@ impl Worker {
 
     async fn process(&self, job_id: &str, work: &Path, cancel: &Arc<AtomicBool>) -> anyhow::Result<()> {
         let Some((job, outputs)) = db::jobs::find(&self.db, job_id, None).await? else { return Ok(()) };
-        if status::is_job_terminal(&job.status) {
+        if job.status.is_terminal() {
             return Ok(());
         }
+        let lease = Lease { job_id: job_id.to_string(), owner: self.identity.clone() };
         let spec: JobSpec = crate::job::stored::open_spec(&self.config.sealer, &job.spec)?;
+        let run = JobRun { worker: self, lease, spec: &spec };
+        let result = self.steps(&run, &job, &outputs, work, cancel).await;
+        match result {
+            Err(err) if matches!(err.downcast_ref::<WriteError>(), Some(WriteError::LeaseLost(_))) || cancel.load(Ordering::Relaxed) => {
+                // Another worker holds the job now; its statuses are that worker's to write.
+                cancel.store(true, Ordering::Relaxed);
+                tracing::warn!("lease lost during the job; leaving it to its new worker");
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    /// The steps of one job: input, decisions and plans, one transcode, final state.
+    async fn steps(
+        &self,
+        run: &JobRun<'_>,
+        job: &db::job::Model,
+        outputs: &[output::Model],
+        work: &Path,
+        cancel: &Arc<AtomicBool>,
+    ) -> anyhow::Result<()> {
+        let spec = run.spec;
         // The tenant's own directory is the only place `local` storage reads or writes.
         let tenant = Tenant::of_owner(&job.owner);
         let local = LocalFiles { root: tenant.files_root(&self.config.files_dir()), url_base: tenant.files_url(&self.config.public_url) };
-        let run = JobRun { worker: self, job_id, spec: &spec, notify: spec.notification.is_some() };
         if job.attempts > MAX_ATTEMPTS {
-            return run.fail_input(&outputs, format!("The job was interrupted {MAX_ATTEMPTS} times and was given up.")).await;
+            let message = format!("The job was interrupted {MAX_ATTEMPTS} times (its worker stopped or lost its lease each time) and was given up.");
+            return Ok(run.fail_input(outputs, message).await?);
         }
         tracing::info!(attempt = job.attempts, "job started");
         tokio::fs::create_dir_all(work).await?;
 
         // 1. Input.
-        db::jobs::set_input_status(&self.db, job_id, status::INPUT_TRANSFERRING, None).await?;
+        run.input_transferring().await?;
         let input_path = work.join("input");
-        if let Err(message) = self.fetch_input(&spec, &local, &input_path).await {
-            return run.fail_input(&outputs, message).await;
+        if let Err(message) = self.fetch_input(spec, &local, &input_path).await {
+            return Ok(run.fail_input(outputs, message).await?);
         }
         let probed = {
             let path = input_path.clone();
@@ -154,15 +198,14 @@ impl Worker {
         };
         let (info, input_metadata) = match probed {
             Ok(probed) => probed,
-            Err(err) => return run.fail_input(&outputs, format!("The input is not a media file that can be read: {err}")).await,
+            Err(err) => return Ok(run.fail_input(outputs, format!("The input is not a media file that can be read: {err}")).await?),
         };
-        db::jobs::set_input_metadata(&self.db, job_id, &input_metadata).await?;
+        run.input_probed(&input_metadata).await?;
         // Held to the limits on pixels and duration before anything is decoded.
         if let Err(message) = media::check_input(&info, &self.config.limits) {
-            return run.fail_input(&outputs, message).await;
+            return Ok(run.fail_input(outputs, message).await?);
         }
-        db::jobs::set_input_status(&self.db, job_id, status::INPUT_TRANSFERRED, None).await?;
-        run.event("input.transferred", json!({"status": status::INPUT_TRANSFERRED}), None).await?;
+        run.input_transferred().await?;
         tracing::info!(width = info.width, height = info.height, duration = info.duration, "input probed");
 
         // 2. Decide and plan every output.
@@ -172,14 +215,14 @@ impl Worker {
         let mut planned: Vec<Planned> = Vec::new();
         for (row, output_spec) in outputs.iter().zip(&spec.outputs) {
             match self.decide(&info, row, output_spec).await {
-                Decision::Skip => run.set_output(row, OutputState::Skipped, OutputUpdate::default()).await?,
+                Decision::Skip => run.set_output(row, OutputState::Skipped).await?,
                 Decision::Fail(message) => run.fail_output(row, message).await?,
                 Decision::Encode(plan) => {
                     if let Err(message) = &destination {
                         run.fail_output(row, message.clone()).await?;
                         continue;
                     }
-                    run.set_output(row, OutputState::Queued, OutputUpdate::default()).await?;
+                    run.set_output(row, OutputState::Queued).await?;
                     // Pictures and packages are many files: they get a directory.
                     let path = if plan.image.is_some() || plan.packaging.is_some() {
                         work.join(format!("output-{}", row.position))
@@ -194,20 +237,16 @@ impl Worker {
         // 3. One transcode for all outputs; each file uploads as soon as it is finished.
         if let (Ok(destination), false) = (&destination, planned.is_empty()) {
             for p in &planned {
-                run.set_output(&p.row, OutputState::Working, OutputUpdate::default()).await?;
+                run.set_output(&p.row, OutputState::Working).await?;
             }
             run.transcode_and_upload(&input_path, planned, destination, cancel).await?;
         }
         if cancel.load(Ordering::Relaxed) {
-            // Another worker holds the job now; its statuses are that worker's to write.
-            tracing::warn!("lease lost during the job; leaving it to its new worker");
-            return Ok(());
+            return Err(WriteError::LeaseLost(job.id.clone()).into());
         }
 
         // 4. Final state.
-        let outputs = db::jobs::outputs(&self.db, job_id).await?;
-        let failed = outputs.iter().any(|o| o.status.ends_with(".failed"));
-        run.finish(if failed { status::JOB_FAILED } else { status::JOB_COMPLETED }).await
+        Ok(run.finish().await?)
     }
 
     async fn fetch_input(&self, spec: &JobSpec, local: &LocalFiles, dest: &Path) -> Result<u64, String> {
@@ -259,179 +298,5 @@ struct Planned {
     row: output::Model,
     spec: OutputSpec,
     target: OutputTarget,
-}
-
-/// One job being run: the status and event writes that go with it.
-struct JobRun<'a> {
-    worker: &'a Worker,
-    job_id: &'a str,
-    spec: &'a JobSpec,
-    /// Whether the job asked for notifications (events are recorded either way).
-    notify: bool,
-}
-
-impl JobRun<'_> {
-    fn db(&self) -> &DatabaseConnection {
-        &self.worker.db
-    }
-
-    /// Record an event with the job's current view; the notifier delivers it.
-    async fn event(&self, event: &str, data: Value, metadata: Option<Value>) -> anyhow::Result<()> {
-        let (job, outputs) = db::jobs::find(self.db(), self.job_id, None).await?.ok_or_else(|| anyhow::anyhow!("job vanished"))?;
-        let payload = json!({
-            "event": event,
-            "job_id": self.job_id,
-            "job": view::job_view(&job, &outputs),
-            "data": data,
-            "metadata": metadata,
-        });
-        db::jobs::add_event(self.db(), self.job_id, event, &payload, self.notify).await?;
-        if self.notify {
-            self.worker.events.notify_one();
-        }
-        Ok(())
-    }
-
-    async fn set_output(&self, row: &output::Model, state: OutputState, mut update: OutputUpdate) -> anyhow::Result<()> {
-        update.status = Some(status::output(&row.output_type, state));
-        db::jobs::update_output(self.db(), row.id, update).await?;
-        Ok(())
-    }
-
-    async fn fail_output(&self, row: &output::Model, message: String) -> anyhow::Result<()> {
-        tracing::warn!(output = %row.key, message, "output failed");
-        self.set_output(row, OutputState::Failed, OutputUpdate { error: Some(message.clone()), ..Default::default() }).await?;
-        self.event("output.failed", json!({"key": row.key, "error": message}), None).await
-    }
-
-    /// The input could not be used: every output fails with it and the job ends.
-    async fn fail_input(&self, outputs: &[output::Model], message: String) -> anyhow::Result<()> {
-        tracing::warn!(message, "input failed");
-        db::jobs::set_input_status(self.db(), self.job_id, status::INPUT_FAILED, Some(message.clone())).await?;
-        for row in outputs {
-            self.set_output(row, OutputState::Failed, OutputUpdate { error: Some(message.clone()), ..Default::default() }).await?;
-        }
-        self.finish(status::JOB_FAILED).await
-    }
-
-    async fn finish(&self, final_status: &str) -> anyhow::Result<()> {
-        db::jobs::finish(self.db(), self.job_id, final_status).await?;
-        let metadata = if self.wants_metadata() { Some(self.all_metadata().await?) } else { None };
-        let (job, outputs) = db::jobs::find(self.db(), self.job_id, None).await?.ok_or_else(|| anyhow::anyhow!("job vanished"))?;
-        let event = if final_status == status::JOB_COMPLETED { "job.completed" } else { "job.failed" };
-        self.event(event, view::job_view(&job, &outputs), metadata).await?;
-        tracing::info!(status = final_status, "job finished");
-        Ok(())
-    }
-
-    fn wants_metadata(&self) -> bool {
-        self.spec.notification.as_ref().and_then(|n| n.get("metadata")).and_then(Value::as_bool).unwrap_or(false)
-    }
-
-    async fn all_metadata(&self) -> anyhow::Result<Value> {
-        let Some((job, outputs)) = db::jobs::find(self.db(), self.job_id, None).await? else { return Ok(Value::Null) };
-        let mut all = serde_json::Map::new();
-        let parse = |t: &Option<String>| t.as_deref().and_then(|t| serde_json::from_str::<Value>(t).ok());
-        if let Some(source) = parse(&job.input_metadata) {
-            all.insert("source".into(), source);
-        }
-        for output in outputs {
-            if let Some(m) = parse(&output.metadata) {
-                all.insert(output.key, m);
-            }
-        }
-        Ok(Value::Object(all))
-    }
-
-    /// Run the media engine on a blocking thread; react to its events here: progress is
-    /// written to the job, and each finished file is uploaded while the others encode.
-    async fn transcode_and_upload(
-        &self,
-        input: &Path,
-        planned: Vec<Planned>,
-        destination: &Destination,
-        cancel: &Arc<AtomicBool>,
-    ) -> anyhow::Result<()> {
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let targets: Vec<OutputTarget> = planned.iter().map(|p| p.target.clone()).collect();
-        let engine = {
-            let (input, cancel) = (input.to_path_buf(), cancel.clone());
-            let events: media::EventSink = Arc::new(move |event| {
-                let _ = tx.send(event);
-            });
-            tokio::task::spawn_blocking(move || media::transcode(&input, &targets, events, &cancel))
-        };
-
-        let store = upload::Store {
-            plugins: self.worker.plugins.clone(),
-            destination: destination.clone(),
-            service: self.spec.storage_service().to_string(),
-            storage_json: self.spec.storage.to_string(),
-        };
-        let mut uploads = tokio::task::JoinSet::new();
-        // Segments of packages being sent while their ladders still encode.
-        let mut segments: HashMap<usize, upload::Segments> = HashMap::new();
-        let mut last_progress = Instant::now() - PROGRESS_EVERY;
-        while let Some(event) = rx.recv().await {
-            match event {
-                TranscodeEvent::Progress(fraction) => {
-                    if last_progress.elapsed() >= PROGRESS_EVERY {
-                        last_progress = Instant::now();
-                        // 100% is reserved for a finished job.
-                        let percent = ((fraction * 100.0).floor() as i32).min(99);
-                        db::jobs::set_progress(self.db(), self.job_id, percent).await?;
-                    }
-                }
-                TranscodeEvent::FileReady { index, path } => {
-                    let Some(done) = planned.get(index) else { continue };
-                    segments.entry(index).or_default().send(&store, &done.spec, &done.target.path, path);
-                }
-                TranscodeEvent::OutputFinished { index, result } => {
-                    let Some(done) = planned.get(index) else { continue };
-                    // A failed package's segments in flight are dropped (their tasks abort).
-                    let sent = segments.remove(&index).unwrap_or_default();
-                    match result {
-                        Ok(produced) => {
-                            if matches!(produced, Produced::Package(_)) {
-                                let update = OutputUpdate { status: Some(status::HTTPSTREAM_PACKAGING.into()), ..Default::default() };
-                                db::jobs::update_output(self.db(), done.row.id, update).await?;
-                            }
-                            let upload = upload::Upload {
-                                http: self.worker.http.clone(),
-                                store: store.clone(),
-                                row: done.row.clone(),
-                                spec: done.spec.clone(),
-                                path: done.target.path.clone(),
-                                produced,
-                                mime_type: done.target.plan.mime_type.clone(),
-                                segments: sent,
-                            };
-                            uploads.spawn(upload.run().instrument(tracing::Span::current()));
-                        }
-                        // A cancelled encode (lost lease) is not this worker's failure to record.
-                        Err(_) if cancel.load(Ordering::Relaxed) => {}
-                        Err(err) => self.fail_output(&done.row, format!("Encoding failed: {err}")).await?,
-                    }
-                }
-            }
-        }
-        engine.await?;
-        while let Some(finished) = uploads.join_next().await {
-            let (row, result) = finished?;
-            match result {
-                Ok(upload::Uploaded { url, urls, metadata }) => {
-                    let update = OutputUpdate { url: url.clone(), urls, metadata: Some(metadata.clone()), ..Default::default() };
-                    self.set_output(&row, OutputState::Done, update).await?;
-                    let outputs = db::jobs::outputs(self.db(), self.job_id).await?;
-                    let data = outputs.iter().find(|o| o.id == row.id).map(view::output_view).unwrap_or(Value::Null);
-                    let metadata = self.wants_metadata().then_some(metadata);
-                    self.event("output.completed", data, metadata).await?;
-                    tracing::info!(output = %row.key, url = url.as_deref().map(crate::secret::redact_url).unwrap_or_default(), "output uploaded");
-                }
-                Err(message) => self.fail_output(&row, message).await?,
-            }
-        }
-        Ok(())
-    }
 }
 

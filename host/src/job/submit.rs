@@ -1,0 +1,93 @@
+//! The "submit a job" use case, whatever API it came through: check it (limits, plugins,
+//! outbound policy), seal its secrets, build its rows and hand them to the queue. The
+//! HTTP handlers only translate requests into a `JobSpec` and answers out of the rows.
+
+use sea_orm::{DatabaseConnection, DbErr};
+
+use super::status::{InputStatus, JobStatus, OutputState};
+use super::{JobError, JobSpec, stored, validate::validate};
+use crate::config::Config;
+use crate::db::{job, output};
+use crate::plugins::Plugins;
+use crate::queue;
+
+/// What submitting needs from the server.
+pub struct Submitter<'a> {
+    pub db: &'a DatabaseConnection,
+    pub plugins: &'a Plugins,
+    pub config: &'a Config,
+    /// Wakes this process's worker, if it runs one.
+    pub wake: &'a tokio::sync::Notify,
+}
+
+/// Why a job was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// The job can never run as sent: a 400 with the code that says why.
+    #[error(transparent)]
+    Invalid(#[from] JobError),
+    #[error(transparent)]
+    Db(#[from] DbErr),
+    #[error("sealing the job's secrets failed: {0}")]
+    Seal(#[from] stored::StoredSpecError),
+}
+
+impl Submitter<'_> {
+    /// Validate `spec` for the tenant `owner`, store it and queue it; returns the stored
+    /// rows. `api` only labels the log line.
+    pub async fn submit(&self, owner: &str, spec: JobSpec, api: &'static str) -> Result<(job::Model, Vec<output::Model>), SubmitError> {
+        let limits = &self.config.limits;
+        if spec.outputs.len() > limits.max_outputs {
+            return Err(JobError::invalid(
+                "outputs_not_valid",
+                format!(
+                    "The job has {} outputs; this server takes at most {} per job (limits.max_outputs).",
+                    spec.outputs.len(),
+                    limits.max_outputs
+                ),
+            )
+            .into());
+        }
+        let output_types = validate(&spec, self.plugins, limits, &self.config.outbound).await?;
+
+        let id = crate::random_id(14);
+        let job = job::Model {
+            id: id.clone(),
+            owner: owner.to_string(),
+            status: JobStatus::Starting,
+            input_status: InputStatus::Starting,
+            progress: 0,
+            // Storage credentials, webhook and presigned URLs: sealed at rest.
+            spec: stored::seal_spec(&self.config.sealer, &spec)?,
+            input_metadata: None,
+            error: None,
+            created_at: crate::db::now_ms(),
+            completed_at: None,
+            lease_owner: None,
+            lease_expires_at: None,
+            attempts: 0,
+        };
+        let outputs: Vec<output::Model> = spec
+            .outputs
+            .iter()
+            .zip(output_types)
+            .enumerate()
+            .map(|(position, (spec, output_type))| output::Model {
+                id: 0,
+                job_id: id.clone(),
+                position: position as i32,
+                key: spec.key.clone(),
+                format: spec.format.clone(),
+                output_type,
+                state: OutputState::Waiting,
+                url: None,
+                urls: None,
+                metadata: None,
+                error: None,
+            })
+            .collect();
+        let stored = queue::enqueue(self.db, job, outputs, self.wake).await?;
+        tracing::info!(job_id = %id, api, outputs = spec.outputs.len(), "job accepted");
+        Ok(stored)
+    }
+}

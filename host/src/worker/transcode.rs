@@ -1,0 +1,120 @@
+//! One transcode for all of a job's outputs: the media engine runs on a blocking thread,
+//! and its events are handled here: progress is written to the job, and each finished
+//! file is uploaded while the others still encode.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+use tracing::Instrument;
+
+use super::record::JobRun;
+use super::{PROGRESS_EVERY, Planned, upload};
+use crate::db::jobs::WriteError;
+use crate::job::status::OutputState;
+use crate::media::{self, OutputTarget, Produced, TranscodeEvent};
+use crate::storage::Destination;
+
+impl JobRun<'_> {
+    pub async fn transcode_and_upload(
+        &self,
+        input: &Path,
+        planned: Vec<Planned>,
+        destination: &Destination,
+        cancel: &Arc<AtomicBool>,
+    ) -> anyhow::Result<()> {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let targets: Vec<OutputTarget> = planned.iter().map(|p| p.target.clone()).collect();
+        let engine = {
+            let (input, cancel) = (input.to_path_buf(), cancel.clone());
+            let events: media::EventSink = Arc::new(move |event| {
+                let _ = tx.send(event);
+            });
+            tokio::task::spawn_blocking(move || media::transcode(&input, &targets, events, &cancel))
+        };
+
+        let store = upload::Store {
+            plugins: self.worker.plugins.clone(),
+            destination: destination.clone(),
+            service: self.spec.storage_service().to_string(),
+            storage_json: self.spec.storage.to_string(),
+        };
+        let mut uploads = tokio::task::JoinSet::new();
+        // Segments of packages being sent while their ladders still encode.
+        let mut segments: HashMap<usize, upload::Segments> = HashMap::new();
+        let mut last_progress = Instant::now() - PROGRESS_EVERY;
+        // A lost lease stops the engine; what it still reports is not this worker's to write.
+        let lost = |err: WriteError| {
+            if matches!(err, WriteError::LeaseLost(_)) {
+                cancel.store(true, Ordering::Relaxed);
+            }
+            anyhow::Error::from(err)
+        };
+        while let Some(event) = rx.recv().await {
+            if cancel.load(Ordering::Relaxed) {
+                continue;
+            }
+            match event {
+                TranscodeEvent::Progress(fraction) => {
+                    if last_progress.elapsed() >= PROGRESS_EVERY {
+                        last_progress = Instant::now();
+                        // 100% is reserved for a finished job.
+                        let percent = ((fraction * 100.0).floor() as i32).min(99);
+                        if let Err(err) = self.progress(percent).await {
+                            tracing::warn!(err = %lost(err), "progress not written; stopping");
+                        }
+                    }
+                }
+                TranscodeEvent::FileReady { index, path } => {
+                    let Some(done) = planned.get(index) else { continue };
+                    segments.entry(index).or_default().send(&store, &done.spec, &done.target.path, path);
+                }
+                TranscodeEvent::OutputFinished { index, result } => {
+                    let Some(done) = planned.get(index) else { continue };
+                    // A failed package's segments in flight are dropped (their tasks abort).
+                    let sent = segments.remove(&index).unwrap_or_default();
+                    match result {
+                        Ok(produced) => {
+                            if matches!(produced, Produced::Package(_)) {
+                                self.set_output(&done.row, OutputState::Packaging).await.map_err(lost)?;
+                            }
+                            let upload = upload::Upload {
+                                http: self.worker.http.clone(),
+                                store: store.clone(),
+                                row: done.row.clone(),
+                                spec: done.spec.clone(),
+                                path: done.target.path.clone(),
+                                produced,
+                                mime_type: done.target.plan.mime_type.clone(),
+                                segments: sent,
+                            };
+                            uploads.spawn(upload.run().instrument(tracing::Span::current()));
+                        }
+                        // A cancelled encode (lost lease) is not this worker's failure to record.
+                        Err(_) if cancel.load(Ordering::Relaxed) => {}
+                        Err(err) => self.fail_output(&done.row, format!("Encoding failed: {err}")).await.map_err(lost)?,
+                    }
+                }
+            }
+        }
+        engine.await?;
+        while let Some(finished) = uploads.join_next().await {
+            let (row, result) = finished?;
+            if cancel.load(Ordering::Relaxed) {
+                continue;
+            }
+            match result {
+                Ok(upload::Uploaded { url, urls, metadata }) => {
+                    let shown = url.as_deref().map(crate::secret::redact_url).unwrap_or_default();
+                    self.output_done(&row, url, urls, metadata).await.map_err(lost)?;
+                    tracing::info!(output = %row.key, url = shown, "output uploaded");
+                }
+                Err(message) => self.fail_output(&row, message).await.map_err(lost)?,
+            }
+        }
+        Ok(())
+    }
+}
