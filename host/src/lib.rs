@@ -13,6 +13,7 @@ pub mod db;
 pub mod job;
 pub mod media;
 pub mod net;
+pub mod object_key;
 pub mod notify;
 pub mod plugins;
 pub mod queue;

@@ -1,7 +1,7 @@
 //! Storage plugins: where a storage block's files go, and the object key of each path.
 //! Both answers are requests the host checks before any I/O: a target's opendal scheme
 //! must be granted to the plugin (`[plugins.NAME] schemes`, never `fs`), and every key
-//! must pass [`crate::storage::key::object_key`].
+//! must pass [`crate::object_key::object_key`].
 
 use opendal::Scheme;
 
@@ -10,7 +10,7 @@ use super::error::quoted;
 use super::registry::PluginKind;
 use super::sandbox;
 use super::{PluginError, Plugins};
-use crate::storage::key;
+use crate::object_key as key;
 
 /// Where a storage plugin says files go.
 #[derive(Clone)]

@@ -14,7 +14,6 @@ use crate::plugins::{Plugins, StorageTarget};
 
 pub mod endpoint;
 mod http;
-pub mod key;
 
 pub use http::{fetch_http, put_http};
 use http::too_large;
@@ -137,7 +136,7 @@ impl Destination {
 /// The key checked again right before the I/O it names, whoever checked it before
 /// (defence in depth: a key that reaches opendal can never leave the target's root).
 fn checked(key: &str) -> Result<String, StorageError> {
-    key::object_key(key).map_err(|e| StorageError::Config(format!("the object key '{}' is refused: {e}", key.escape_debug())))
+    crate::object_key::object_key(key).map_err(|e| StorageError::Config(format!("the object key '{}' is refused: {e}", key.escape_debug())))
 }
 
 /// Stream a finished file to `key` of an opendal operator.
