@@ -1,0 +1,433 @@
+//! Adaptive streaming: a ladder encoded once and packaged as HLS and/or DASH.
+//!
+//! Every video rung runs on a lane of its own (filter graph and encoder), fed with the
+//! shared decoded frames; each distinct audio rendition is encoded once, on this
+//! output's own lane. Each encoded packet goes to every package at once: FFmpeg's `hls`
+//! muxer (one per rendition, MPEG-TS or fMP4 segments and a media playlist) and its
+//! `dash` muxer (all renditions, one MPD). Keyframes are forced at the same instants
+//! in every rung, so segments line up and players can switch at any boundary.
+//!
+//! Segments are reported as soon as the muxer has closed (and renamed) them, so they
+//! can be uploaded while the rest is encoded. The HLS master playlist is written here
+//! at the end, from the bitrates the segments actually have.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use ffmpeg::{Rational, format, frame};
+use ffmpeg_next as ffmpeg;
+
+use super::MediaError;
+use manifest::{declared_kbps, master_playlist, overhead, package_files, safe_name, set_bandwidth, unique};
+use muxers::{StreamSpec, extradata, open_dash, open_hls, rung_sar};
+use watch::FileWatch;
+use super::codecs::codec_string;
+use super::encode::{AudioEncoder, VideoEncoder, VideoSetup};
+use super::engine::{Flow, Lane, Produced, Sink};
+use super::file::write_packet;
+use super::input::{AudioFormat, VideoFormat};
+use crate::types::{AudioPlan, StreamPlan, TimeRange, VideoPlan};
+
+/// What a finished package is made of, relative to the output's directory.
+#[derive(Debug, Clone)]
+pub struct Package {
+    /// Every file, segments first and playlists/manifests last, so that a player never
+    /// finds a playlist whose segments are not there yet.
+    pub files: Vec<PathBuf>,
+    /// `hls/master.m3u8`, when HLS was asked for.
+    pub hls_master: Option<PathBuf>,
+    /// `dash/master.mpd`, when DASH was asked for.
+    pub dash_manifest: Option<PathBuf>,
+}
+
+/// Called with each finished segment's path, from whichever thread closed it.
+pub(super) type Ready = Box<dyn Fn(PathBuf) + Send + Sync>;
+
+pub(super) const HLS_MASTER: &str = "master.m3u8";
+pub(super) const DASH_MANIFEST: &str = "master.mpd";
+const MEDIA_PLAYLIST: &str = "index.m3u8";
+
+/// One encoded stream of the package, as the master playlist describes it.
+#[derive(Debug, Clone)]
+struct Rendition {
+    /// Directory name under `hls/`.
+    name: String,
+    codec: Option<String>,
+    /// For video.
+    size: Option<(u32, u32)>,
+    frame_rate: Option<f64>,
+    channels: Option<u32>,
+}
+
+/// Bytes per segment-long window of one rendition, for peak and average bitrates.
+#[derive(Debug, Default, Clone)]
+struct Meter {
+    windows: Vec<u64>,
+    end: f64,
+}
+
+impl Meter {
+    fn add(&mut self, bytes: usize, seconds: f64, duration: f64, segment: f64) {
+        let window = ((seconds.max(0.0) + 1e-3) / segment) as usize;
+        if self.windows.len() <= window {
+            self.windows.resize(window + 1, 0);
+        }
+        self.windows[window] += bytes as u64;
+        self.end = self.end.max(seconds + duration);
+    }
+
+    /// (peak, average) in bits per second, scaled by the container's overhead.
+    fn rates(&self, segment: f64, overhead: f64) -> (u64, u64) {
+        let total: u64 = self.windows.iter().sum();
+        let duration = self.end.max(1e-3);
+        let last = self.windows.len().saturating_sub(1);
+        let peak = self
+            .windows
+            .iter()
+            .enumerate()
+            .map(|(i, &bytes)| {
+                // The last window is as long as what is left, not a full segment.
+                let length = if i == last { (duration - segment * i as f64).max(segment / 4.0) } else { segment };
+                bytes as f64 * 8.0 / length
+            })
+            .fold(0.0, f64::max);
+        let average = total as f64 * 8.0 / duration;
+        ((peak * overhead).round() as u64, (average * overhead).round() as u64)
+    }
+}
+
+/// The package's muxers, shared by the rung lanes (each packet is written under the lock).
+struct Muxers {
+    /// One `hls` muxer per rendition, in rendition order.
+    hls: Vec<format::context::Output>,
+    dash: Option<format::context::Output>,
+    meters: Vec<Meter>,
+    segment: f64,
+    watch: Arc<FileWatch>,
+}
+
+impl Muxers {
+    /// Write one packet of rendition `r` (in `time_base`) to every package.
+    fn write(&mut self, r: usize, packet: &mut ffmpeg::Packet, time_base: Rational) -> Result<(), MediaError> {
+        let seconds = packet.pts().or(packet.dts()).map_or(0.0, |t| t as f64 * f64::from(time_base));
+        let duration = packet.duration() as f64 * f64::from(time_base);
+        if let Some(meter) = self.meters.get_mut(r) {
+            meter.add(packet.size(), seconds, duration, self.segment);
+        }
+        if let Some(muxer) = self.hls.get_mut(r) {
+            let mut copy = packet.clone();
+            write_packet(muxer, 0, &mut copy, time_base)?;
+        }
+        if let Some(muxer) = self.dash.as_mut() {
+            write_packet(muxer, r, packet, time_base)?;
+        }
+        self.watch.settle();
+        Ok(())
+    }
+}
+
+fn lock(muxers: &Mutex<Muxers>) -> MutexGuard<'_, Muxers> {
+    muxers.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A video rung on its own lane: graph and encoder, packets into the shared muxers.
+struct RungSink {
+    rendition: usize,
+    encoder: VideoEncoder,
+    muxers: Arc<Mutex<Muxers>>,
+}
+
+impl Sink for RungSink {
+    type Done = ();
+
+    fn wants_video(&self) -> bool {
+        true
+    }
+
+    fn wants_audio(&self) -> bool {
+        false
+    }
+
+    fn video(&mut self, frame: &frame::Video) -> Result<Flow, MediaError> {
+        let (muxers, r) = (&self.muxers, self.rendition);
+        self.encoder.push(Some(frame), &mut |packet, tb| lock(muxers).write(r, packet, tb))?;
+        Ok(Flow::Continue)
+    }
+
+    fn audio(&mut self, _frame: &frame::Audio) -> Result<Flow, MediaError> {
+        Ok(Flow::Continue)
+    }
+
+    fn finish(&mut self) -> Result<(), MediaError> {
+        let (muxers, r) = (&self.muxers, self.rendition);
+        self.encoder.push(None, &mut |packet, tb| lock(muxers).write(r, packet, tb))
+    }
+}
+
+struct AudioRendition {
+    rendition: usize,
+    encoder: AudioEncoder,
+}
+
+pub(super) struct PackageSink {
+    dir: PathBuf,
+    plan: StreamPlan,
+    rungs: Vec<Lane<()>>,
+    audio: Vec<AudioRendition>,
+    muxers: Arc<Mutex<Muxers>>,
+    renditions: Vec<Rendition>,
+    /// For each variant of the plan: its video rendition and its audio rendition.
+    variants: Vec<(Option<usize>, Option<usize>)>,
+}
+
+impl PackageSink {
+    pub fn open(
+        plan: &StreamPlan,
+        range: Option<&TimeRange>,
+        dir: &Path,
+        video_in: Option<&VideoFormat>,
+        audio_in: Option<&AudioFormat>,
+        ready: Ready,
+    ) -> Result<Self, MediaError> {
+        if plan.hls.is_none() && !plan.dash {
+            return Err(MediaError::Unsupported("the package asks for neither HLS nor DASH".into()));
+        }
+        if plan.variants.is_empty() {
+            return Err(MediaError::Unsupported("the package has no rendition".into()));
+        }
+        if !(plan.segment_duration > 0.0) {
+            return Err(MediaError::Unsupported(format!("invalid segment duration {}", plan.segment_duration)));
+        }
+        std::fs::create_dir_all(dir).map_err(|e| MediaError::Unsupported(format!("cannot create {}: {e}", dir.display())))?;
+
+        // Renditions: each video rung, then each distinct audio plan (encoded once).
+        let mut video_plans: Vec<(String, &VideoPlan)> = Vec::new();
+        let mut audio_plans: Vec<(String, &AudioPlan)> = Vec::new();
+        let mut variants = Vec::new();
+        for variant in &plan.variants {
+            let video = match (&variant.video, video_in) {
+                (Some(v), Some(_)) => {
+                    video_plans.push((safe_name(&variant.name), v));
+                    Some(video_plans.len() - 1)
+                }
+                _ => None,
+            };
+            let audio = match (&variant.audio, audio_in) {
+                (Some(a), Some(_)) => Some(match audio_plans.iter().position(|(_, p)| *p == a) {
+                    Some(i) => i,
+                    None => {
+                        let name = if variant.video.is_none() { safe_name(&variant.name) } else { "audio".to_string() };
+                        audio_plans.push((unique(&audio_plans, name), a));
+                        audio_plans.len() - 1
+                    }
+                }),
+                _ => None,
+            };
+            if video.is_some() || audio.is_some() {
+                variants.push((video, audio));
+            }
+        }
+        if variants.is_empty() {
+            return Err(MediaError::Unsupported("the input has none of the streams the package needs".into()));
+        }
+        let nv = video_plans.len();
+        let variants: Vec<(Option<usize>, Option<usize>)> = variants.into_iter().map(|(v, a)| (v, a.map(|a| nv + a))).collect();
+
+        // Encoders first: their parameters describe the muxers' streams. Global headers
+        // always: fMP4 and DASH need them, and the TS muxer repeats them before keyframes.
+        let mut video_encoders = Vec::new();
+        let top = video_plans.iter().map(|(_, v)| (v.width, v.height)).max_by_key(|(w, h)| u64::from(*w) * u64::from(*h));
+        for (_, v) in &video_plans {
+            let input = video_in.ok_or_else(|| MediaError::Unsupported("the package needs video".into()))?;
+            let sar = top.map_or(Rational::new(1, 1), |top| rung_sar(top, (v.width, v.height)));
+            let setup = VideoSetup { range, sar, global_header: true, constant_rate: false };
+            video_encoders.push(VideoEncoder::open(v, input, setup)?);
+        }
+        let mut audio_encoders = Vec::new();
+        for (_, a) in &audio_plans {
+            let input = audio_in.ok_or_else(|| MediaError::Unsupported("the package needs audio".into()))?;
+            audio_encoders.push(AudioEncoder::open(a, input, range, true)?);
+        }
+        let mut renditions = Vec::new();
+        for ((name, v), encoder) in video_plans.iter().zip(&video_encoders) {
+            renditions.push(Rendition {
+                name: name.clone(),
+                codec: codec_string(encoder.name, extradata(encoder.context())),
+                size: Some((v.width, v.height)),
+                frame_rate: Some(f64::from(encoder.frame_rate)),
+                channels: None,
+            });
+        }
+        for ((name, a), encoder) in audio_plans.iter().zip(&audio_encoders) {
+            renditions.push(Rendition {
+                name: name.clone(),
+                codec: codec_string(encoder.name, extradata(encoder.context())),
+                size: None,
+                frame_rate: None,
+                channels: Some(a.channels),
+            });
+        }
+
+        let watch = Arc::new(FileWatch::new(ready));
+        let hls_dir = dir.join("hls");
+        let dash_dir = dir.join("dash");
+        let streams: Vec<StreamSpec<'_>> = video_encoders
+            .iter()
+            .zip(&video_plans)
+            .map(|(e, (_, v))| StreamSpec { encoder: e.context(), time_base: e.time_base, frame_rate: Some(e.frame_rate), bit_rate: declared_kbps(v) })
+            .chain(audio_encoders.iter().zip(&audio_plans).map(|(e, (_, a))| StreamSpec {
+                encoder: e.context(),
+                time_base: e.time_base,
+                frame_rate: None,
+                bit_rate: a.bitrate_kbps,
+            }))
+            .collect();
+        let mut hls = Vec::new();
+        if let Some(options) = plan.hls {
+            for (rendition, stream) in renditions.iter().zip(&streams) {
+                let rendition_dir = hls_dir.join(&rendition.name);
+                hls.push(open_hls(&rendition_dir, stream, options.fmp4, plan.segment_duration, &watch)?);
+            }
+        }
+        let dash = if plan.dash { Some(open_dash(&dash_dir, &streams, nv, plan.segment_duration, &watch)?) } else { None };
+        let muxers = Arc::new(Mutex::new(Muxers {
+            hls,
+            dash,
+            meters: vec![Meter::default(); renditions.len()],
+            segment: plan.segment_duration,
+            watch,
+        }));
+
+        let mut rungs = Vec::new();
+        for (r, encoder) in video_encoders.into_iter().enumerate() {
+            let sink = Box::new(RungSink { rendition: r, encoder, muxers: muxers.clone() });
+            let name = format!("copra-rung-{}", renditions[r].name);
+            rungs.push(Lane::spawn(name, sink, Box::new(|_| {}))?);
+        }
+        let audio = audio_encoders.into_iter().enumerate().map(|(i, encoder)| AudioRendition { rendition: nv + i, encoder }).collect();
+        Ok(PackageSink { dir: dir.to_path_buf(), plan: plan.clone(), rungs, audio, muxers, renditions, variants })
+    }
+
+    /// A rung that stopped taking frames has failed: its error fails the package.
+    fn check_rungs(&mut self) -> Result<(), MediaError> {
+        if let Some(i) = self.rungs.iter().position(|lane| !lane.open()) {
+            let lane = self.rungs.remove(i);
+            return Err(lane.join().err().unwrap_or_else(|| MediaError::Unsupported("a rendition stopped early".into())));
+        }
+        Ok(())
+    }
+
+    /// Trailers, the HLS master playlist and the DASH bandwidths.
+    fn close_packages(&mut self) -> Result<Package, MediaError> {
+        let mut muxers = lock(&self.muxers);
+        for muxer in muxers.hls.iter_mut() {
+            muxer.write_trailer().map_err(MediaError::at("writing an HLS playlist"))?;
+        }
+        if let Some(dash) = muxers.dash.as_mut() {
+            dash.write_trailer().map_err(MediaError::at("writing the DASH manifest"))?;
+        }
+        muxers.watch.settle();
+        let segment = self.plan.segment_duration;
+        let hls_dir = self.dir.join("hls");
+        let dash_dir = self.dir.join("dash");
+
+        let mut hls_master = None;
+        if self.plan.hls.is_some() {
+            let rates: Vec<(u64, u64)> = self
+                .renditions
+                .iter()
+                .zip(&muxers.meters)
+                .map(|(rendition, meter)| meter.rates(segment, overhead(&hls_dir.join(&rendition.name), meter, |_| true)))
+                .collect();
+            let text = master_playlist(&self.renditions, &self.variants, &rates, self.plan.hls.is_some_and(|h| h.fmp4));
+            let path = hls_dir.join(HLS_MASTER);
+            std::fs::write(&path, text).map_err(|e| MediaError::Unsupported(format!("cannot write {}: {e}", path.display())))?;
+            hls_master = Some(PathBuf::from("hls").join(HLS_MASTER));
+        }
+        let mut dash_manifest = None;
+        if self.plan.dash {
+            let path = dash_dir.join(DASH_MANIFEST);
+            let mut mpd = std::fs::read_to_string(&path).map_err(|e| MediaError::Unsupported(format!("cannot read the MPD: {e}")))?;
+            for (r, meter) in muxers.meters.iter().enumerate() {
+                let prefix = format!("-{r}");
+                let factor = overhead(&dash_dir, meter, |name| name.contains(&format!("{prefix}.")) || name.contains(&format!("{prefix}-")));
+                let (peak, _) = meter.rates(segment, factor);
+                mpd = set_bandwidth(&mpd, r, peak);
+            }
+            std::fs::write(&path, mpd).map_err(|e| MediaError::Unsupported(format!("cannot write the MPD: {e}")))?;
+            dash_manifest = Some(PathBuf::from("dash").join(DASH_MANIFEST));
+        }
+        drop(muxers);
+        Ok(Package { files: package_files(&self.dir)?, hls_master, dash_manifest })
+    }
+}
+
+impl Sink for PackageSink {
+    type Done = Produced;
+
+    fn wants_video(&self) -> bool {
+        !self.rungs.is_empty()
+    }
+
+    fn wants_audio(&self) -> bool {
+        !self.audio.is_empty()
+    }
+
+    fn video(&mut self, frame: &frame::Video) -> Result<Flow, MediaError> {
+        for lane in self.rungs.iter_mut() {
+            lane.send_video(frame);
+        }
+        self.check_rungs()?;
+        Ok(Flow::Continue)
+    }
+
+    fn audio(&mut self, frame: &frame::Audio) -> Result<Flow, MediaError> {
+        let muxers = &self.muxers;
+        for rendition in self.audio.iter_mut() {
+            let r = rendition.rendition;
+            rendition.encoder.push(Some(frame), &mut |packet, tb| lock(muxers).write(r, packet, tb))?;
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn finish(&mut self) -> Result<Produced, MediaError> {
+        for lane in self.rungs.iter_mut() {
+            lane.close(None);
+        }
+        // Join every rung before answering: none may still be writing once we return.
+        let mut failed = None;
+        for lane in std::mem::take(&mut self.rungs) {
+            if let Err(err) = lane.join() {
+                failed.get_or_insert(err);
+            }
+        }
+        if let Some(err) = failed {
+            return Err(err);
+        }
+        let muxers = &self.muxers;
+        for rendition in self.audio.iter_mut() {
+            let r = rendition.rendition;
+            rendition.encoder.push(None, &mut |packet, tb| lock(muxers).write(r, packet, tb))?;
+        }
+        self.close_packages().map(Produced::Package)
+    }
+}
+
+impl Drop for PackageSink {
+    /// A package given up half way: stop the rung threads before the muxers go.
+    fn drop(&mut self) {
+        for lane in self.rungs.iter_mut() {
+            lane.close(Some(MediaError::Cancelled));
+        }
+        for lane in std::mem::take(&mut self.rungs) {
+            let _ = lane.join();
+        }
+    }
+}
+
+mod manifest;
+mod muxers;
+mod watch;
+
+#[cfg(test)]
+mod tests;
