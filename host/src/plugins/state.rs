@@ -208,3 +208,35 @@ impl WasiHttpHooks for HttpGrant {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::WebhookSecret;
+    use host::Host as _;
+
+    fn state() -> PluginState {
+        PluginState::new("n".into(), Vec::new(), &[], 1 << 20, PluginNet::default())
+    }
+
+    #[test]
+    fn only_a_delivery_can_sign_and_the_secret_stays_in_the_host() {
+        let err = state().sign_webhook(b"{}".to_vec()).unwrap_err();
+        assert!(err.contains("only available"), "{err}");
+
+        let secret = WebhookSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        let status = LastStatus::default();
+        let mut delivering = state();
+        delivering.deliver(WebhookSigning { id: "msg_1".into(), secret: secret.clone() }, status.clone());
+        let headers = delivering.sign_webhook(b"{\"a\":1}".to_vec()).unwrap();
+        assert_eq!(headers.id, "msg_1");
+        let now = chrono::Utc::now().timestamp();
+        assert!((headers.timestamp.parse::<i64>().unwrap() - now).abs() <= 1);
+        assert_eq!(headers.signature, secret.sign("msg_1", &headers.timestamp, b"{\"a\":1}"));
+        assert!(!headers.signature.contains("MfKQ9r8"));
+
+        assert_eq!(status.get(), None);
+        delivering.grant.last_status.set(503);
+        assert_eq!(status.get(), Some(503), "the caller sees the status of the call's answers");
+    }
+}
