@@ -270,6 +270,24 @@ def test_a_job_without_notification_has_nothing_to_redeliver(server, media_serve
     assert "notification" in r.json()["message"]
 
 
+def test_octet_callbacks_are_signed_too(server, media_server, s3):
+    from test_octet import create, destination
+    receiver = Receiver()
+    try:
+        body = {"input": {"url": f"{media_server}/missing.mp4"}, "destination": destination(s3),
+                "outputs": [{"codec": "h264", "resolution": "-1x240", "dest_path": "octet/hooks.mp4"}],
+                "callback": receiver.url}
+        created = create(server, body)
+        assert created.status_code == 200, created.text
+        job_id = created.json()["job_id"]
+        hook = wait_until(receiver.delivered, 60, "the octet callback")[0]
+        assert json.loads(hook["raw"]) == {"api_version": "v0", "job_id": job_id, "status": "error"}
+        assert verifies(generated_secret(server), hook)
+        assert hook["headers"]["webhook-id"] == webhook_log(server, job_id)["job.failed"]["webhook_id"]
+    finally:
+        receiver.close()
+
+
 def psql(sql):
     subprocess.run(["psql", "-v", "ON_ERROR_STOP=1", "-q", PG, "-c", sql], check=True)
 

@@ -87,12 +87,12 @@ pub async fn run(notifier: Notifier, recorded: Arc<tokio::sync::Notify>) {
         }
         tokio::select! {
             Some(done) = running.join_next(), if !running.is_empty() => {
-                if let Ok(receiver) = done {
-                    if let Some(count) = lanes.get_mut(&receiver) {
-                        *count -= 1;
-                        if *count == 0 {
-                            lanes.remove(&receiver);
-                        }
+                if let Ok(receiver) = done
+                    && let Some(count) = lanes.get_mut(&receiver)
+                {
+                    *count -= 1;
+                    if *count == 0 {
+                        lanes.remove(&receiver);
                     }
                 }
             }
