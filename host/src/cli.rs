@@ -338,7 +338,10 @@ impl Notifier for PLUGIN_TYPE {
             let url: copra_sdk::url::Url = url.parse().map_err(|_| Error::notification("bad url"))?;
             let body = copra_sdk::serde_json::to_vec(event).unwrap_or_default();
             let length = body.len().to_string();
-            let headers = [("content-type", "application/json"), ("content-length", length.as_str())];
+            // Standard Webhooks headers, signed by the host with the tenant's secret.
+            let signed = copra_sdk::host::sign_webhook(&body).map_err(Error::delivery)?;
+            let mut headers = vec![("content-type", "application/json"), ("content-length", length.as_str())];
+            headers.extend(signed.pairs());
             let status = copra_sdk::http::post(&url, &headers, &body).map_err(Error::delivery)?;
             if !(200..300).contains(&status) {
                 return Err(Error::delivery(format!("HTTP {status}")));

@@ -69,6 +69,9 @@ async fn run() -> anyhow::Result<()> {
         Command::Plugins { server, command } => return cli::plugins(&config, server, command).await,
         command => command,
     };
+    if let Some(secret) = &config.webhooks.generated_secret {
+        println!("Webhook signing secret (kept in {}): {}", config.data_dir.join("webhook-secret").display(), secret.expose());
+    }
     let plugins = plugins::Plugins::start(&config.plugin_dir, &config.plugin_cache_dir(), config.plugin_grants.clone(), config.outbound.clone())
         .await
         .context("starting the plugin host")?;
@@ -86,13 +89,7 @@ async fn run() -> anyhow::Result<()> {
                 tracing::error!(err = format!("{err:#}"), "worker stopped");
             }
         });
-        let notifier = notify::Notifier {
-            db: db.clone(),
-            plugins: plugins.clone(),
-            sealer: config.sealer.clone(),
-            timeout: config.limits.webhook_timeout,
-        };
-        tokio::spawn(notify::run(notifier, event_recorded));
+        tokio::spawn(notify::run(notify::Notifier::new(db.clone(), plugins.clone(), &config), event_recorded));
     }
     if run_api {
         let state = api::AppState::new(db, plugins, config.clone(), job_arrived);

@@ -2,11 +2,15 @@
 //! of secrets kept at rest (a job's spec holds storage credentials, webhook URLs and
 //! presigned URLs) with an AEAD key from the config or generated into the data directory.
 
+pub mod webhook;
+
 use std::fmt;
 
 use base64::Engine as _;
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::rand::{SecureRandom, SystemRandom};
+
+pub use webhook::WebhookSecret;
 
 /// A value that must not reach a log line or an error message by accident.
 #[derive(Clone, Default, PartialEq, Eq)]

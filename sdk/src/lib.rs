@@ -211,6 +211,31 @@ macro_rules! world {
     };
 }
 
+/// The host's services for notifiers beyond logging.
+#[cfg(feature = "notifier")]
+pub mod host {
+    /// The three Standard Webhooks headers of one delivery: send `id` as `webhook-id`,
+    /// `timestamp` as `webhook-timestamp` and `signature` as `webhook-signature`.
+    pub use crate::notifier::copra::plugin::host::WebhookHeaders;
+
+    /// Sign `body` (the exact bytes you will send) for the delivery under way, as
+    /// Standard Webhooks (https://www.standardwebhooks.com) do: the host answers with the
+    /// event's stable `webhook-id`, this attempt's timestamp and
+    /// `v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">` under the tenant's secret,
+    /// which never enters the plugin. Only `notify` calls made by the host's delivery
+    /// loop can sign; elsewhere this is an error.
+    pub fn sign_webhook(body: &[u8]) -> Result<WebhookHeaders, String> {
+        crate::notifier::copra::plugin::host::sign_webhook(body)
+    }
+
+    impl WebhookHeaders {
+        /// The headers as `(name, value)` pairs, ready to send.
+        pub fn pairs(&self) -> [(&'static str, &str); 3] {
+            [("webhook-id", &self.id), ("webhook-timestamp", &self.timestamp), ("webhook-signature", &self.signature)]
+        }
+    }
+}
+
 world!("storage", storage, "storage-plugin", "export_storage", "copra_sdk::storage");
 world!("format", format, "format-plugin", "export_format", "copra_sdk::format");
 world!("condition", condition, "condition-plugin", "export_condition", "copra_sdk::condition");

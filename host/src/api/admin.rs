@@ -121,6 +121,8 @@ async fn job_events(State(state): State<AppState>, _: AdminKey, Path(id): Path<S
                 "id": e.id,
                 "event": e.event,
                 "created_at": crate::job::view::timestamp(e.created_at),
+                "webhook_id": e.webhook_id(),
+                "state": e.delivery_state(),
                 "pending": e.pending,
                 "attempts": e.attempts,
                 "last_error": e.last_error,

@@ -10,6 +10,7 @@ mod files;
 mod jobs;
 mod metadata;
 mod octet;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -40,7 +41,7 @@ impl AppState {
 
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .nest("/v2", jobs::router().merge(metadata::router()))
+        .nest("/v2", jobs::router().merge(metadata::router()).merge(webhooks::router()))
         .nest("/v0", octet::router())
         .nest("/admin", admin::router())
         .merge(files::router())

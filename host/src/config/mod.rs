@@ -12,7 +12,9 @@ use serde::Deserialize;
 use crate::secret::{Sealer, Secret};
 
 mod limits;
+mod webhooks;
 pub use limits::{LIMIT_ENV_NAMES, Limits};
+pub use webhooks::{DEFAULT_RETRY_SCHEDULE_SECS, WebhookConfig};
 
 /// Everything the server runs with. Its `Debug` shows no secret: keys, the database
 /// URL and the sealing key are [`Secret`]s.
@@ -44,6 +46,9 @@ pub struct Config {
     /// digits or base64 of 32 bytes; the same on every node sharing a database) or a key
     /// generated into `<data_dir>/secret-key` on first start.
     pub sealer: Sealer,
+    /// How webhooks are signed (`webhook_secret`, `[webhooks.secrets]`) and retried
+    /// (`[webhooks] retry_schedule_secs`).
+    pub webhooks: WebhookConfig,
 }
 
 /// What the operator grants one plugin, from `[plugins.NAME]` in the config file
@@ -109,6 +114,10 @@ struct FileConfig {
     worker_id: Option<String>,
     admin_key: Option<String>,
     secret_key: Option<String>,
+    /// The server-wide webhook signing secret, `whsec_<base64>`.
+    webhook_secret: Option<String>,
+    #[serde(default)]
+    webhooks: webhooks::FileWebhooks,
     #[serde(default)]
     plugins: HashMap<String, PluginGrant>,
     #[serde(default)]
@@ -169,6 +178,7 @@ impl Config {
             None => file_config.api_keys.unwrap_or_default(),
         };
         let api_keys = if api_keys.is_empty() { vec![generated_key(&data_dir)?] } else { api_keys };
+        let webhooks = webhooks::load(file_config.webhooks, file_config.webhook_secret, &api_keys, &data_dir, &env)?;
 
         let worker_id = match env("COPRA_WORKER_ID").or(file_config.worker_id) {
             Some(id) => id,
@@ -207,6 +217,7 @@ impl Config {
             limits: Limits::load(file_config.limits, &env)?,
             outbound: crate::net::Outbound::new(outbound),
             sealer,
+            webhooks,
         })
     }
 
@@ -306,7 +317,7 @@ mod tests {
         std::fs::write(
             &file,
             format!(
-                "data_dir = {:?}\napi_keys = [\"key-in-file\"]\nadmin_key = \"admin-in-file\"\ndatabase_url = \"postgres://u:dbpass@h/db\"\nsecret_key = \"{}\"\n[plugins.x]\nenv = {{ TOKEN = \"tok-in-file\" }}\n",
+                "data_dir = {:?}\napi_keys = [\"key-in-file\"]\nadmin_key = \"admin-in-file\"\ndatabase_url = \"postgres://u:dbpass@h/db\"\nsecret_key = \"{}\"\nwebhook_secret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\n[plugins.x]\nenv = {{ TOKEN = \"tok-in-file\" }}\n",
                 dir.path().join("data"),
                 "ab".repeat(32)
             ),
@@ -314,7 +325,7 @@ mod tests {
         .unwrap();
         let config = Config::load(Some(&file)).unwrap();
         let shown = format!("{config:?}");
-        for secret in ["key-in-file", "admin-in-file", "dbpass", "tok-in-file", &"ab".repeat(32)] {
+        for secret in ["key-in-file", "admin-in-file", "dbpass", "tok-in-file", &"ab".repeat(32), "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"] {
             assert!(!shown.contains(secret), "{secret} in {shown}");
         }
         assert!(shown.contains("TOKEN"));

@@ -207,6 +207,7 @@ async fn record(txn: &DatabaseTransaction, job_id: &str, event: NewEvent) -> Res
         attempts: Set(0),
         next_attempt_at: Set(now),
         last_error: Set(None),
+        webhook_id: Set(Some(format!("msg_{}", crate::random_id(24)))),
         ..Default::default()
     };
     let inserted = event::Entity::insert(row)

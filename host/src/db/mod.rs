@@ -9,8 +9,10 @@ pub mod event;
 pub mod job;
 pub mod jobs;
 mod migration;
+pub mod outbox;
 pub mod output;
 pub mod status;
+pub mod webhook_attempt;
 
 use std::time::Duration;
 

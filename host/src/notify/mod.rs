@@ -1,75 +1,98 @@
 //! Delivery of job events to notifier plugins.
 //!
-//! Events are an outbox in the database: the worker writes them, this loop delivers
-//! pending ones oldest first, one job's events in order, retrying with backoff and
-//! recording every attempt. A notification outlives a crash or a restart.
+//! Events are an outbox in the database: the worker writes them with the status change
+//! they report, and this loop delivers them, in every process that runs it. Each
+//! process claims due events for a short while (`db::outbox::claim`: `SKIP LOCKED` on
+//! PostgreSQL), only the oldest owed event of each job, so one event goes out from one
+//! process at a time and a job's events arrive in order. A failed attempt is retried on
+//! the configured schedule (`[webhooks] retry_schedule_secs`, ±20 % jitter); after the
+//! last one the event is marked failed. Every attempt is logged with its duration and
+//! the receiver's status or the error. A notification outlives a crash or a restart: a
+//! dead process's claims expire and another process delivers.
 //!
-//! Deliveries run side by side: each has a deadline (`limits.webhook_timeout`), a job's
-//! events go one at a time and in order, and one receiver (a webhook host) never holds
-//! more than [`PER_RECEIVER`] deliveries, so a mute receiver delays only its own
-//! webhooks, never another tenant's.
+//! Webhooks are signed as Standard Webhooks: the notifier plugin asks the host to sign
+//! its body (`sign-webhook`) with the event's stable `webhook-id`, the attempt's time
+//! and the tenant's secret, which never enters the plugin.
+//!
+//! Deliveries run side by side: each has a deadline (`limits.webhook_timeout`), and one
+//! receiver (a webhook host) never holds more than [`PER_RECEIVER`] of this process's
+//! deliveries, so a mute receiver delays only its own webhooks, never another tenant's.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
+use rand::Rng;
+use sea_orm::EntityTrait;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
+use crate::config::{Config, WebhookConfig};
+use crate::db::outbox::{self, Attempt, Outcome};
 use crate::db::{self, event, now_ms};
 use crate::job::JobSpec;
-use crate::plugins::Plugins;
+use crate::plugins::{LastStatus, PluginError, Plugins, WebhookSigning};
 use crate::secret::Sealer;
 
-/// Attempts before an event is given up.
-const MAX_ATTEMPTS: i32 = 8;
 /// How often the outbox is looked at without being told: retries falling due, and
 /// events recorded by other processes sharing the database.
 const IDLE: Duration = Duration::from_millis(500);
 /// Deliveries in flight at once, in all.
 const IN_FLIGHT: usize = 64;
 /// Deliveries in flight at once to one receiver.
-const PER_RECEIVER: usize = 4;
+pub const PER_RECEIVER: usize = 4;
+/// How much longer than a delivery's deadline a claim lasts: room to record the result.
+/// A process that dies holds its events no longer than the deadline plus this.
+const CLAIM_MARGIN: Duration = Duration::from_secs(15);
+/// How far each wait of the retry schedule is varied, either way.
+const JITTER: f64 = 0.2;
 
 /// What the loop needs besides the database.
 #[derive(Clone)]
 pub struct Notifier {
-    pub db: DatabaseConnection,
+    pub db: sea_orm::DatabaseConnection,
     pub plugins: Arc<Plugins>,
     pub sealer: Sealer,
     /// The longest one delivery may take.
     pub timeout: Duration,
+    /// Signing secrets and the retry schedule.
+    pub webhooks: Arc<WebhookConfig>,
+    /// This process's name in claims; unique per process.
+    pub claimer: String,
 }
 
-/// One delivery under way.
-struct Delivery {
-    event: event::Model,
-    receiver: String,
+impl Notifier {
+    /// The delivery loop's settings from the server's config.
+    pub fn new(db: sea_orm::DatabaseConnection, plugins: Arc<Plugins>, config: &Config) -> Self {
+        Notifier {
+            db,
+            plugins,
+            sealer: config.sealer.clone(),
+            timeout: config.limits.webhook_timeout,
+            webhooks: Arc::new(config.webhooks.clone()),
+            claimer: format!("{}/notify-{}", config.worker_id, crate::random_id(12)),
+        }
+    }
 }
 
 /// Deliver events until the process ends. `recorded` wakes the loop as soon as this
 /// process records an event, so a webhook does not wait for the next look.
 pub async fn run(notifier: Notifier, recorded: Arc<tokio::sync::Notify>) {
-    let mut running: JoinSet<Delivery> = JoinSet::new();
-    let mut busy_jobs: HashSet<String> = HashSet::new();
-    let mut busy_events: HashSet<i64> = HashSet::new();
-    let mut per_receiver: HashMap<String, usize> = HashMap::new();
+    // Each finished delivery gives back its receiver's lane.
+    let mut running: JoinSet<String> = JoinSet::new();
+    let mut lanes: HashMap<String, usize> = HashMap::new();
     loop {
-        match notifier.dispatch(&mut running, &mut busy_jobs, &mut busy_events, &mut per_receiver).await {
-            Ok(_) => {}
-            Err(err) => tracing::error!(%err, "notification loop failed"),
+        if let Err(err) = notifier.dispatch(&mut running, &mut lanes).await {
+            tracing::error!(%err, "notification loop failed");
         }
         tokio::select! {
             Some(done) = running.join_next(), if !running.is_empty() => {
-                if let Ok(done) = done {
-                    busy_jobs.remove(&done.event.job_id);
-                    busy_events.remove(&done.event.id);
-                    if let Some(count) = per_receiver.get_mut(&done.receiver) {
-                        *count -= 1;
-                        if *count == 0 {
-                            per_receiver.remove(&done.receiver);
-                        }
+                if let Ok(receiver) = done
+                    && let Some(count) = lanes.get_mut(&receiver)
+                {
+                    *count -= 1;
+                    if *count == 0 {
+                        lanes.remove(&receiver);
                     }
                 }
             }
@@ -80,59 +103,34 @@ pub async fn run(notifier: Notifier, recorded: Arc<tokio::sync::Notify>) {
 }
 
 impl Notifier {
-    /// Start a delivery for every due event whose job and receiver have room.
-    async fn dispatch(
-        &self,
-        running: &mut JoinSet<Delivery>,
-        busy_jobs: &mut HashSet<String>,
-        busy_events: &mut HashSet<i64>,
-        per_receiver: &mut HashMap<String, usize>,
-    ) -> Result<(), sea_orm::DbErr> {
-        if running.len() >= IN_FLIGHT {
-            return Ok(());
-        }
-        let pending = event::Entity::find()
-            .filter(event::Column::Pending.eq(true))
-            .order_by_asc(event::Column::Id)
-            .limit(500)
-            .all(&self.db)
-            .await?;
-        let now = now_ms();
-        // A job whose earlier event is still owed holds back its later ones.
-        let mut held: HashSet<String> = busy_jobs.clone();
-        let mut receivers: HashMap<String, String> = HashMap::new();
-        for pending_event in pending {
-            if running.len() >= IN_FLIGHT {
-                break;
-            }
-            if busy_events.contains(&pending_event.id) || held.contains(&pending_event.job_id) {
-                continue;
-            }
-            held.insert(pending_event.job_id.clone());
-            if pending_event.next_attempt_at > now {
-                continue;
-            }
-            let receiver = match receivers.get(&pending_event.job_id) {
+    /// Claim due events and start a delivery for each whose receiver has room; give
+    /// back the others at once.
+    async fn dispatch(&self, running: &mut JoinSet<String>, lanes: &mut HashMap<String, usize>) -> Result<(), sea_orm::DbErr> {
+        let room = IN_FLIGHT.saturating_sub(running.len());
+        let full: Vec<String> = lanes.iter().filter(|(_, n)| **n >= PER_RECEIVER).map(|(r, _)| r.clone()).collect();
+        let until = now_ms() + (self.timeout + CLAIM_MARGIN).as_millis() as i64;
+        let claimed = outbox::claim(&self.db, &self.claimer, until, room as u64, &full).await?;
+        for owed in claimed {
+            let receiver = match &owed.receiver {
                 Some(receiver) => receiver.clone(),
                 None => {
-                    let receiver = self.receiver_of(&pending_event.job_id).await;
-                    receivers.insert(pending_event.job_id.clone(), receiver.clone());
+                    let receiver = self.receiver_of(&owed.job_id).await;
+                    outbox::set_receiver(&self.db, owed.id, &receiver).await?;
                     receiver
                 }
             };
-            let lane = per_receiver.entry(receiver.clone()).or_default();
+            let lane = lanes.entry(receiver.clone()).or_default();
             if *lane >= PER_RECEIVER {
+                outbox::release(&self.db, owed.id, &self.claimer).await?;
                 continue;
             }
             *lane += 1;
-            busy_jobs.insert(pending_event.job_id.clone());
-            busy_events.insert(pending_event.id);
             let notifier = self.clone();
-            let span = tracing::info_span!("notify", job_id = %pending_event.job_id, event = %pending_event.event);
+            let span = tracing::info_span!("notify", job_id = %owed.job_id, event = %owed.event, webhook_id = %owed.webhook_id());
             running.spawn(
                 async move {
-                    notifier.attempt(&pending_event).await;
-                    Delivery { event: pending_event, receiver }
+                    notifier.attempt(&owed).await;
+                    receiver
                 }
                 .instrument(span),
             );
@@ -143,8 +141,8 @@ impl Notifier {
     /// Who receives a job's notifications: its notifier type and the host of its `url`
     /// when it has one (the webhook host), else the job itself.
     async fn receiver_of(&self, job_id: &str) -> String {
-        let spec = match self.spec(job_id).await {
-            Ok(Some(spec)) => spec,
+        let spec = match self.job(job_id).await {
+            Ok(Some((_, spec))) => spec,
             _ => return format!("job:{job_id}"),
         };
         let kind = spec.notification_type().unwrap_or("none").to_string();
@@ -161,45 +159,55 @@ impl Notifier {
         }
     }
 
-    async fn spec(&self, job_id: &str) -> Result<Option<JobSpec>, String> {
+    /// A job's owner and spec.
+    async fn job(&self, job_id: &str) -> Result<Option<(String, JobSpec)>, String> {
         let job = db::job::Entity::find_by_id(job_id.to_string()).one(&self.db).await.map_err(|e| e.to_string())?;
         let Some(job) = job else { return Ok(None) };
-        crate::job::stored::open_spec(&self.sealer, &job.spec).map(Some).map_err(|e| e.to_string())
+        let spec = crate::job::stored::open_spec(&self.sealer, &job.spec).map_err(|e| e.to_string())?;
+        Ok(Some((job.owner, spec)))
     }
 
-    /// Deliver one event once and record the attempt.
-    async fn attempt(&self, pending: &event::Model) {
-        let result = self.deliver(pending).await;
-        let attempts = pending.attempts + 1;
-        let mut row: event::ActiveModel = pending.clone().into();
-        row.attempts = Set(attempts);
-        match result {
-            Ok(()) => {
-                row.pending = Set(false);
-                row.last_error = Set(None);
-            }
-            Err(message) => {
-                tracing::warn!(attempts, message, "notification failed");
-                row.last_error = Set(Some(message));
-                if attempts >= MAX_ATTEMPTS {
-                    row.pending = Set(false);
-                } else {
-                    row.next_attempt_at = Set(now_ms() + backoff(attempts).as_millis() as i64);
-                }
-            }
+    /// Deliver one claimed event once, record the attempt, and reschedule, fail or
+    /// close the event.
+    async fn attempt(&self, owed: &event::Model) {
+        let started_at = now_ms();
+        let clock = Instant::now();
+        let status = LastStatus::default();
+        let result = self.deliver(owed, status.clone()).await;
+        let attempts = owed.attempts + 1;
+        let outcome = match &result {
+            Ok(()) => Outcome::Delivered,
+            Err(_) => match self.webhooks.retry_schedule.get(owed.attempts.max(0) as usize) {
+                Some(wait) => Outcome::Retry { at: now_ms() + jittered(*wait).as_millis() as i64 },
+                None => Outcome::Failed,
+            },
+        };
+        match (&result, &outcome) {
+            (Ok(()), _) => tracing::debug!(attempts, status = ?status.get(), "notification delivered"),
+            (Err(message), Outcome::Failed) => tracing::warn!(attempts, message, "notification failed for good: the retry schedule is used up"),
+            (Err(message), _) => tracing::warn!(attempts, message, "notification failed; it will be retried"),
         }
-        if let Err(err) = row.update(&self.db).await {
-            tracing::error!(%err, "recording a notification attempt failed");
+        let attempt = Attempt {
+            started_at,
+            duration_ms: clock.elapsed().as_millis() as i64,
+            status_code: status.get(),
+            error: result.err(),
+        };
+        match outbox::finish(&self.db, owed, &self.claimer, attempts, &outcome, attempt).await {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!("the claim on this event expired during its delivery; another process owns it now"),
+            Err(err) => tracing::error!(%err, "recording a notification attempt failed"),
         }
     }
 
-    async fn deliver(&self, pending: &event::Model) -> Result<(), String> {
-        let Some(spec) = self.spec(&pending.job_id).await? else { return Ok(()) };
+    async fn deliver(&self, owed: &event::Model, status: LastStatus) -> Result<(), String> {
+        let Some((owner, spec)) = self.job(&owed.job_id).await? else { return Ok(()) };
         let (Some(kind), Some(config)) = (spec.notification_type(), &spec.notification) else { return Ok(()) };
         let config = config.to_string();
+        let signing = WebhookSigning { id: owed.webhook_id(), secret: self.webhooks.secret_for(&owner).clone() };
         // The plugin call's wall-clock deadline covers the whole delivery, network included.
-        self.plugins.notifier_notify(kind, &config, &pending.payload, self.timeout).await.map_err(|e| match e {
-            crate::plugins::PluginError::Deadline { .. } => {
+        self.plugins.notifier_notify(kind, &config, &owed.payload, self.timeout, signing, status).await.map_err(|e| match e {
+            PluginError::Deadline { .. } => {
                 format!("{e}: the receiver did not answer within {} s (limits.webhook_timeout_secs)", self.timeout.as_secs())
             }
             other => other.to_string(),
@@ -207,9 +215,10 @@ impl Notifier {
     }
 }
 
-/// 1 s, 2 s, 4 s, ... capped at 5 minutes.
-fn backoff(attempts: i32) -> Duration {
-    Duration::from_secs(1u64 << attempts.clamp(0, 9) as u64).min(Duration::from_secs(300))
+/// `wait` varied at random by up to ±[`JITTER`], so retries of many events that failed
+/// together do not arrive together.
+fn jittered(wait: Duration) -> Duration {
+    wait.mul_f64(rand::rng().random_range(1.0 - JITTER..=1.0 + JITTER))
 }
 
 #[cfg(test)]
@@ -217,9 +226,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_doubles_then_caps() {
-        assert_eq!(backoff(1), Duration::from_secs(2));
-        assert_eq!(backoff(3), Duration::from_secs(8));
-        assert_eq!(backoff(30), Duration::from_secs(300));
+    fn jitter_stays_within_a_fifth() {
+        for _ in 0..200 {
+            let wait = jittered(Duration::from_secs(100));
+            assert!(wait >= Duration::from_secs(80) && wait <= Duration::from_secs(120), "{wait:?}");
+        }
+        let spread: std::collections::HashSet<u128> = (0..50).map(|_| jittered(Duration::from_secs(100)).as_millis()).collect();
+        assert!(spread.len() > 10, "the waits vary");
     }
 }

@@ -49,6 +49,7 @@ pub use registry::{LoadedPlugin, PluginKind};
 use registry::{Pre, Registry};
 use sandbox::Sandbox;
 use state::PluginState;
+pub use state::{LastStatus, WebhookSigning};
 pub use storage::StorageTarget;
 pub use watch::PluginWatcher;
 
@@ -275,20 +276,23 @@ impl Plugins {
         f: impl AsyncFnOnce(&Pre, &mut Store<PluginState>) -> wasmtime::Result<Result<R, wit::PluginError>>,
     ) -> Result<R, PluginError> {
         let hosts = if plugin.kind == PluginKind::Notifier { Vec::new() } else { plugin.sandbox.allowed_hosts.clone() };
-        self.call_with(plugin, hosts, plugin.sandbox.deadline, f).await
+        self.call_with(plugin, hosts, plugin.sandbox.deadline, |_| {}, f).await
     }
 
-    /// [`Self::call`] with the hosts the call may reach and its wall-clock deadline.
+    /// [`Self::call`] with the hosts the call may reach, its wall-clock deadline, and
+    /// `setup` of the call's state (e.g. a webhook delivery to sign for).
     async fn call_with<R>(
         &self,
         plugin: &LoadedPlugin,
         hosts: Vec<String>,
         deadline: Duration,
+        setup: impl FnOnce(&mut PluginState),
         f: impl AsyncFnOnce(&Pre, &mut Store<PluginState>) -> wasmtime::Result<Result<R, wit::PluginError>>,
     ) -> Result<R, PluginError> {
         let span = tracing::debug_span!("plugin_call", plugin = %plugin.name);
         async {
             let mut store = plugin.sandbox.store(&self.engine, plugin.name.clone(), hosts, self.outbound.clone());
+            setup(store.data_mut());
             let result = error::within(deadline, f(&plugin.pre, &mut store)).await;
             error::outcome(plugin, &store, result)
         }

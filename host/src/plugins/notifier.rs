@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::error::quoted;
 use super::registry::{LoadedPlugin, PluginKind};
+use super::state::{LastStatus, PluginState, WebhookSigning};
 use super::{PluginError, Plugins};
 
 /// Most hosts one notification configuration may name.
@@ -29,11 +30,22 @@ impl Plugins {
 
     /// Deliver one event within `deadline` (wall clock, the network included: the
     /// caller's webhook timeout). The delivering call may reach only the granted hosts
-    /// its configuration names.
-    pub async fn notifier_notify(&self, kind: &str, config_json: &str, event_json: &str, deadline: Duration) -> Result<(), PluginError> {
+    /// its configuration names, and may have its body signed (`sign-webhook`) with
+    /// `signing`. The status of the last HTTP answer the plugin got lands in `status`,
+    /// whether the call succeeds or not.
+    pub async fn notifier_notify(
+        &self,
+        kind: &str,
+        config_json: &str,
+        event_json: &str,
+        deadline: Duration,
+        signing: WebhookSigning,
+        status: LastStatus,
+    ) -> Result<(), PluginError> {
         let plugin = self.find(PluginKind::Notifier, kind)?;
         let hosts = self.granted_hosts(&plugin, config_json).await?;
-        self.call_with(&plugin, hosts, deadline, async |pre, store| {
+        let setup = |state: &mut PluginState| state.deliver(signing, status);
+        self.call_with(&plugin, hosts, deadline, setup, async |pre, store| {
             let bindings = pre.notifier()?.instantiate_async(&mut *store).await?;
             bindings.copra_plugin_notifier().call_notify(&mut *store, config_json, event_json).await
         })

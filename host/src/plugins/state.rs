@@ -1,7 +1,10 @@
 //! What a plugin's `Store` holds: a WASI context with nothing granted, an HTTP context
-//! whose outgoing requests are checked against the call's granted hosts, and limits.
+//! whose outgoing requests are checked against the call's granted hosts (and whose last
+//! answer's status is kept for the caller), limits, and for a webhook delivery the
+//! signing context that `sign-webhook` answers from.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use wasmtime::component::ResourceTable;
 use wasmtime::{StoreLimits, StoreLimitsBuilder};
@@ -24,6 +27,38 @@ pub struct PluginState {
     http: WasiHttpCtx,
     pub(super) grant: HttpGrant,
     pub(super) limits: MemoryCap,
+    /// The delivery a notifier's `notify` call signs for; `None` in every other call,
+    /// where `sign-webhook` answers with an error.
+    pub(super) signing: Option<WebhookSigning>,
+}
+
+/// What `sign-webhook` signs with during one delivery: the event's stable id and the
+/// tenant's secret. The secret stays in the host; the plugin sees only signatures.
+#[derive(Debug, Clone)]
+pub struct WebhookSigning {
+    /// The `webhook-id`, the same on every attempt of one event.
+    pub id: String,
+    /// The tenant's webhook secret.
+    pub secret: crate::secret::WebhookSecret,
+}
+
+/// The status of the last HTTP answer a call received, shared with the caller: 0 until
+/// an answer arrives.
+#[derive(Debug, Clone, Default)]
+pub struct LastStatus(Arc<AtomicU32>);
+
+impl LastStatus {
+    /// The last status seen, if any answer arrived.
+    pub fn get(&self) -> Option<u16> {
+        match self.0.load(Ordering::Relaxed) {
+            0 => None,
+            status => u16::try_from(status).ok(),
+        }
+    }
+
+    fn set(&self, status: u16) {
+        self.0.store(u32::from(status), Ordering::Relaxed);
+    }
 }
 
 /// `StoreLimits`, plus a record of whether the cap was hit, so that the trap that
@@ -72,12 +107,20 @@ impl PluginState {
             stderr,
             table: ResourceTable::new(),
             http: WasiHttpCtx::new(),
-            grant: HttpGrant { allowed_hosts, net },
+            grant: HttpGrant { allowed_hosts, net, last_status: LastStatus::default() },
             limits: MemoryCap {
                 limits: StoreLimitsBuilder::new().memory_size(memory_bytes).instances(64).trap_on_grow_failure(true).build(),
                 exceeded: false,
             },
+            signing: None,
         }
+    }
+
+    /// Give this call a delivery to sign for, and share the status of its HTTP answers
+    /// with `status`.
+    pub fn deliver(&mut self, signing: WebhookSigning, status: LastStatus) {
+        self.signing = Some(signing);
+        self.grant.last_status = status;
     }
 }
 
@@ -104,6 +147,15 @@ impl host::Host for PluginState {
             host::LogLevel::Error => tracing::error!(plugin, "{message}"),
         }
     }
+
+    fn sign_webhook(&mut self, body: Vec<u8>) -> Result<host::WebhookHeaders, String> {
+        let Some(signing) = &self.signing else {
+            return Err("sign-webhook is only available to a notifier's notify call made by the host's webhook delivery".into());
+        };
+        let timestamp = chrono::Utc::now().timestamp().to_string();
+        let signature = signing.secret.sign(&signing.id, &timestamp, &body);
+        Ok(host::WebhookHeaders { id: signing.id.clone(), timestamp, signature })
+    }
 }
 
 /// The hosts one plugin call may reach. Everything else is refused before a socket opens,
@@ -111,6 +163,8 @@ impl host::Host for PluginState {
 pub struct HttpGrant {
     allowed_hosts: Vec<String>,
     net: PluginNet,
+    /// Where the status of each answer goes.
+    last_status: LastStatus,
 }
 
 impl HttpGrant {
@@ -146,9 +200,43 @@ impl WasiHttpHooks for HttpGrant {
             return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
         }
         let net = self.net.clone();
+        let last_status = self.last_status.clone();
         Box::new(async move {
             let response = net.send(request, options).await?;
+            last_status.set(response.status().as_u16());
             Ok((response, Box::new(async { Ok(()) }) as Box<dyn Future<Output = _> + Send>))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::WebhookSecret;
+    use host::Host as _;
+
+    fn state() -> PluginState {
+        PluginState::new("n".into(), Vec::new(), &[], 1 << 20, PluginNet::default())
+    }
+
+    #[test]
+    fn only_a_delivery_can_sign_and_the_secret_stays_in_the_host() {
+        let err = state().sign_webhook(b"{}".to_vec()).unwrap_err();
+        assert!(err.contains("only available"), "{err}");
+
+        let secret = WebhookSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        let status = LastStatus::default();
+        let mut delivering = state();
+        delivering.deliver(WebhookSigning { id: "msg_1".into(), secret: secret.clone() }, status.clone());
+        let headers = delivering.sign_webhook(b"{\"a\":1}".to_vec()).unwrap();
+        assert_eq!(headers.id, "msg_1");
+        let now = chrono::Utc::now().timestamp();
+        assert!((headers.timestamp.parse::<i64>().unwrap() - now).abs() <= 1);
+        assert_eq!(headers.signature, secret.sign("msg_1", &headers.timestamp, b"{\"a\":1}"));
+        assert!(!headers.signature.contains("MfKQ9r8"));
+
+        assert_eq!(status.get(), None);
+        delivering.grant.last_status.set(503);
+        assert_eq!(status.get(), Some(503), "the caller sees the status of the call's answers");
     }
 }

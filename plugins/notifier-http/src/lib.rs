@@ -14,8 +14,11 @@
 //!
 //! Per-event callbacks (`input.transferred`, `output.completed`, `output.failed`) are
 //! sent only when `"events": true`; `job.completed` and `job.failed` always are. The
-//! POST carries `Content-Type: application/json` and `User-Agent: Copra/<version>`; any
-//! status outside 2xx is a `notification_failed` error, and the host retries.
+//! POST carries `Content-Type: application/json`, `User-Agent: Copra/<version>` and the
+//! Standard Webhooks headers `webhook-id` (the same on every retry of one event),
+//! `webhook-timestamp` and `webhook-signature`, which the host makes with the tenant's
+//! secret (`copra_sdk::host::sign_webhook`); any status outside 2xx is a
+//! `notification_failed` error, and the host retries.
 //!
 //! With `"api": "octet_v0"` (what the host writes for jobs submitted through Octet's v0
 //! API) the body is Octet's callback instead, and only for the final event:
@@ -141,11 +144,14 @@ fn deliver(url: &url::Url, body: &Value) -> Result<(), Error> {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
     // An explicit length, not chunked encoding: many webhook receivers expect it.
     let length = bytes.len().to_string();
-    let headers = [
+    // Signed over exactly the bytes sent, whichever API's body they are.
+    let signed = copra_sdk::host::sign_webhook(&bytes).map_err(|e| Error::delivery(format!("the webhook could not be signed: {e}")))?;
+    let mut headers = vec![
         ("content-type", "application/json"),
         ("content-length", length.as_str()),
         ("user-agent", concat!("Copra/", env!("CARGO_PKG_VERSION"))),
     ];
+    headers.extend(signed.pairs());
     match copra_sdk::http::post(url, &headers, &bytes) {
         Ok(status) if (200..300).contains(&status) => Ok(()),
         Ok(status) => Err(Error::delivery(format!("the webhook answered HTTP {status}"))),

@@ -1,0 +1,81 @@
+//! A job's webhook log for its tenant, and redelivery on request:
+//! `GET /v2/jobs/{id}/webhooks` (every event with its delivery state and attempts) and
+//! `POST /v2/jobs/{id}/webhooks/{event_id}/redeliver` (owed again, same `webhook-id`).
+//! Another key's job is a 404, like every job route.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use super::auth::ApiKey;
+use super::{ApiError, AppState};
+use crate::db::{event, job, outbox, webhook_attempt};
+use crate::job::{JobError, view::timestamp};
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/jobs/{id}/webhooks", get(list)).route("/jobs/{id}/webhooks/{event_id}/redeliver", post(redeliver))
+}
+
+async fn list(State(state): State<AppState>, key: ApiKey, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    own_job(&state, &key, &id).await?;
+    let events: Vec<Value> = outbox::log(&state.db, &id).await?.iter().map(|(e, attempts)| event_view(e, attempts)).collect();
+    Ok(Json(json!({"job_id": id, "events": events})))
+}
+
+async fn redeliver(State(state): State<AppState>, key: ApiKey, Path((id, event_id)): Path<(String, String)>) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let job = own_job(&state, &key, &id).await?;
+    let not_found = || ApiError::NotFound { code: "event_not_found", what: format!("Event '{event_id}' of job '{id}'") };
+    let event_id: i64 = event_id.parse().map_err(|_| not_found())?;
+    let spec = crate::job::stored::open_spec(&state.config.sealer, &job.spec).map_err(ApiError::internal)?;
+    if spec.notification.is_none() {
+        return Err(JobError::invalid(
+            "notification_not_found",
+            format!("Job '{id}' was submitted without a 'notification' block, so it has no webhooks to redeliver."),
+        )
+        .into());
+    }
+    let event = outbox::redeliver(&state.db, &id, event_id).await?.ok_or_else(not_found)?;
+    tracing::info!(job_id = %id, event_id, webhook_id = %event.webhook_id(), "webhook redelivery requested");
+    let log = outbox::log(&state.db, &id).await?;
+    let attempts = log.iter().find(|(e, _)| e.id == event.id).map(|(_, a)| a.as_slice()).unwrap_or_default();
+    Ok((StatusCode::ACCEPTED, Json(event_view(&event, attempts))))
+}
+
+/// The job, if the caller's key created it.
+async fn own_job(state: &AppState, key: &ApiKey, id: &str) -> Result<job::Model, ApiError> {
+    crate::db::jobs::find(&state.db, id, Some(&key.owner))
+        .await?
+        .map(|(job, _)| job)
+        .ok_or_else(|| ApiError::NotFound { code: "job_not_found", what: format!("Job '{id}'") })
+}
+
+/// An event with its delivery state and its attempts, oldest first.
+fn event_view(event: &event::Model, attempts: &[webhook_attempt::Model]) -> Value {
+    let state = event.delivery_state();
+    let attempts: Vec<Value> = attempts
+        .iter()
+        .map(|a| {
+            json!({
+                "attempted_at": timestamp(a.attempted_at),
+                "duration_ms": a.duration_ms,
+                "status_code": a.status_code,
+                "succeeded": a.succeeded,
+                "error": a.error,
+            })
+        })
+        .collect();
+    json!({
+        "id": event.id,
+        "webhook_id": event.webhook_id(),
+        "event": event.event,
+        "created_at": timestamp(event.created_at),
+        "state": state,
+        "next_attempt_at": (state == event::DeliveryState::Pending).then(|| timestamp(event.next_attempt_at)),
+        "delivered_at": event.delivered_at.map(timestamp),
+        "failed_at": event.failed_at.map(timestamp),
+        "last_error": event.last_error,
+        "attempts": attempts,
+    })
+}
