@@ -28,8 +28,11 @@ pub async fn enqueue(
 ) -> Result<(job::Model, Vec<output::Model>), DbErr> {
     let id = job.id.clone();
     db::jobs::insert(db, job, outputs).await?;
+    // Read back before waking the worker: the answer is the job as submitted, not as a
+    // worker that already took it has made it.
+    let stored = db::jobs::find(db, &id, None).await?.ok_or_else(|| DbErr::RecordNotFound(format!("job {id} just stored")))?;
     wake.notify_one();
-    db::jobs::find(db, &id, None).await?.ok_or_else(|| DbErr::RecordNotFound(format!("job {id} just stored")))
+    Ok(stored)
 }
 
 /// Claim one job for `worker`; returns its id.

@@ -189,8 +189,9 @@ impl Worker {
         // 1. Input.
         run.input_transferring().await?;
         let input_path = work.join("input");
-        if let Err(message) = self.fetch_input(spec, &local, &input_path).await {
-            return Ok(run.fail_input(outputs, message).await?);
+        match self.fetch_input(spec, &local, &input_path).await {
+            Ok(bytes) => crate::metrics::input_bytes(bytes),
+            Err(message) => return Ok(run.fail_input(outputs, message).await?),
         }
         let probed = {
             let path = input_path.clone();
