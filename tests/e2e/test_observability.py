@@ -175,3 +175,52 @@ def test_json_logs_carry_the_job_span(tmp_path, media_server):
     assert len(records) >= 3 and all("level" in r and "fields" in r for r in records)
     in_job = [r for r in records if any(s.get("name") == "job" and s.get("job_id") == job_id for s in r.get("spans", []))]
     assert any(r["fields"].get("message") == "job started" for r in in_job), in_job[:3]
+
+
+def test_dry_run_plans_without_running(shared_copra, media_server, s3, webhooks):
+    from conftest import s3_storage
+    job = {
+        "input": {"url": f"{media_server}/input.mp4"},
+        "storage": s3_storage(s3, "/dry"),
+        "notification": {"type": "http", "url": f"{webhooks.url}/dry-hook", "events": True},
+        "outputs": {
+            "mp4:360p": {"path": "/a.mp4"},
+            "webm:240p": {"path": "/b.webm", "if": "{{ input.width }} >= 1280"},
+            "mp4:1080p": {"path": "/c.mp4", "if": "{{ input.width }} >= 1920"},
+            "jpg:200x": {"path": "/t.jpg"},
+        },
+    }
+    before = requests.get(f"{shared_copra.url}/metrics", headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=5).text
+    answer = requests.post(f"{shared_copra.url}/v2/jobs?dry_run=true", auth=(KEY_A, ""), json=job, timeout=60)
+    assert answer.status_code == 200, answer.text
+    plan = answer.json()
+    assert plan["dry_run"] is True and "id" not in plan
+    assert plan["input"]["status"] == "input.transferred"
+    video = next(s for s in plan["input"]["metadata"]["streams"] if s["codec_type"] == "video")
+    assert (video["width"], video["height"]) == (1280, 720)
+    assert plan["storage"] == {"service": "s3", "valid": True}
+    by_key = {o["key"]: o for o in plan["outputs"]}
+    mp4 = by_key["mp4:360p"]
+    assert mp4["status"] == "planned" and mp4["path"] == "/a.mp4"
+    assert mp4["plan"]["container"] == "mp4" and mp4["plan"]["video"]["height"] == 360
+    assert by_key["webm:240p"]["condition"] is True and by_key["webm:240p"]["plan"]["container"] == "webm"
+    assert by_key["mp4:1080p"]["condition"] is False and by_key["mp4:1080p"]["status"] == "skipped"
+    assert by_key["jpg:200x"]["plan"]["output_type"] == "image"
+
+    # Nothing ran: no job counted, nothing stored, no webhook.
+    after = requests.get(f"{shared_copra.url}/metrics", headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=5).text
+    assert sum(metric_values(after, "copra_jobs").values()) == sum(metric_values(before, "copra_jobs").values())
+    assert s3["client"].list_objects_v2(Bucket=s3["bucket"], Prefix="dry/").get("KeyCount", 0) == 0
+    assert webhooks.received("/dry-hook") == []
+
+    # The same 400s as a real submit.
+    bad = requests.post(f"{shared_copra.url}/v2/jobs?dry_run=true", auth=(KEY_A, ""), json={**job, "outputs": {"nope:1": {"path": "/x"}}}, timeout=30)
+    assert bad.status_code == 400 and bad.json()["status"] == "error", bad.text
+    real = shared_copra.post_job({**job, "outputs": {"nope:1": {"path": "/x"}}})
+    assert (real.status_code, real.json()["error_code"]) == (bad.status_code, bad.json()["error_code"])
+
+    # An input that is not media: answered, not refused, as a real job would fail it.
+    broken = requests.post(f"{shared_copra.url}/v2/jobs?dry_run=true", auth=(KEY_A, ""),
+                           json={**job, "input": {"url": f"{media_server}/not-media.mp4"}}, timeout=30)
+    assert broken.status_code == 200 and broken.json()["input"]["status"] == "input.failed", broken.text
+    assert "not a media file" in broken.json()["input"]["error"]
