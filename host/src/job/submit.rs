@@ -48,7 +48,9 @@ impl Submitter<'_> {
             )
             .into());
         }
-        let output_types = validate(&spec, self.plugins, limits, &self.config.outbound).await?;
+        // The plugin versions validation used are the ones the job runs with.
+        let (output_types, pins) = crate::plugins::record(validate(&spec, self.plugins, limits, &self.config.outbound)).await;
+        let output_types = output_types?;
 
         let id = crate::random_id(14);
         let job = job::Model {
@@ -58,7 +60,7 @@ impl Submitter<'_> {
             input_status: InputStatus::Starting,
             progress: 0,
             // Storage credentials, webhook and presigned URLs: sealed at rest.
-            spec: stored::seal_spec(&self.config.sealer, &spec)?,
+            spec: stored::seal_planned(&self.config.sealer, &spec, &pins)?,
             input_metadata: None,
             error: None,
             created_at: crate::db::now_ms(),

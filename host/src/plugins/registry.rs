@@ -14,7 +14,7 @@ use super::sandbox::Sandbox;
 use super::state::PluginState;
 
 /// The four kinds of plugin, one WIT world each.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PluginKind {
     /// Where files go (`storage-plugin`).
@@ -205,6 +205,11 @@ impl Registry {
     /// The plugin loaded from `<name>.wasm`.
     pub fn by_name(&self, name: &str) -> Option<Arc<LoadedPlugin>> {
         self.plugins.iter().find(|p| &*p.name == name).cloned()
+    }
+
+    /// The plugin whose component has content hash `sha256`.
+    pub fn by_sha(&self, sha256: &str) -> Option<Arc<LoadedPlugin>> {
+        self.plugins.iter().find(|p| p.sha256 == sha256).cloned()
     }
 
     /// Every plugin, in the order they were inserted.
