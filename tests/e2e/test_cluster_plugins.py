@@ -130,7 +130,8 @@ def test_added_on_one_node_runs_on_another_and_removal_reaches_every_node(nodes,
 
     sha = api.add(NAME, V1)
     seen = wait_until(lambda: worker.plugins().get(NAME), PROPAGATION, "the worker node to load the plugin")
-    assert seen["sha256"] == sha and seen["kind"] == "condition"
+    assert seen["sha256"] == sha and seen["kind"] == "condition" and seen["stored"] is True
+    assert worker.plugins()["format-video"]["stored"] is False, "a file of the node's own directory"
     assert (worker.plugin_dir / f"{NAME}.wasm").read_bytes() == V1.read_bytes()
 
     # Planned on the API node, run on the worker node, with the plugin from the API node.

@@ -35,9 +35,12 @@ impl FromRequestParts<AppState> for AdminKey {
     }
 }
 
-fn plugin_view(plugin: &LoadedPlugin) -> Value {
+/// `stored`: added through the admin API and kept in the database, so every node
+/// sharing it loads this version; otherwise a file of this node's plugin directory.
+fn plugin_view(plugin: &LoadedPlugin, stored: bool) -> Value {
     let (calls, errors) = plugin.calls();
     json!({
+        "stored": stored,
         "name": &*plugin.name,
         "version": plugin.info.version,
         "kind": plugin.kind.as_str(),
@@ -49,9 +52,11 @@ fn plugin_view(plugin: &LoadedPlugin) -> Value {
     })
 }
 
-async fn list(State(state): State<AppState>, _: AdminKey) -> Json<Value> {
-    let plugins: Vec<Value> = state.plugins.list().iter().map(|p| plugin_view(p)).collect();
-    Json(json!({"plugins": plugins, "load_errors": state.plugins.errors()}))
+async fn list(State(state): State<AppState>, _: AdminKey) -> Result<Json<Value>, ApiError> {
+    let stored: std::collections::HashSet<String> =
+        crate::db::plugin::list(&state.db).await?.into_iter().filter(|p| p.is_active()).map(|p| p.sha256).collect();
+    let plugins: Vec<Value> = state.plugins.list().iter().map(|p| plugin_view(p, stored.contains(&p.sha256))).collect();
+    Ok(Json(json!({"plugins": plugins, "load_errors": state.plugins.errors()})))
 }
 
 #[derive(Deserialize)]
@@ -72,7 +77,7 @@ async fn add(State(state): State<AppState>, _: AdminKey, Query(query): Query<Add
         return Err(JobError::invalid("plugin_not_valid", "The plugin name must be 1-64 letters, digits, '-' or '_'.").into());
     }
     match state.plugins.add(&state.db, &query.name, body.to_vec()).await {
-        Ok(plugin) => Ok((StatusCode::CREATED, Json(plugin_view(&plugin)))),
+        Ok(plugin) => Ok((StatusCode::CREATED, Json(plugin_view(&plugin, true)))),
         Err(AddError::Rejected(problem)) => Err(JobError::invalid("plugin_not_valid", format!("The plugin was rejected: {problem}")).into()),
         Err(AddError::Failed(err)) => Err(ApiError::internal(err)),
     }
