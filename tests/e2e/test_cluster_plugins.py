@@ -1,7 +1,7 @@
 """Plugins in a cluster: nodes with their own data and plugin directories on one
 PostgreSQL database load the same set of plugins added through any node's admin API,
 removal reaches every node, and a job runs with the plugin versions it was planned with
-(or fails naming the one that was removed), never another version.
+(or waits for it, or fails naming the one that was removed), never another version.
 
 Two versions that behave observably differently, under one plugin name `cluster-cond`:
 v1 is the first-party condition-expr (evaluates `{{ input.width }} > 100` to true: the
@@ -48,17 +48,17 @@ class Node(Copra):
     """`copra serve` (with or without its worker) with its own data and plugin
     directories, on the shared database."""
 
-    def __init__(self, root, name, schema, worker=True):
+    def __init__(self, root, name, schema, worker=True, files=("storage-s3", "format-video"), wait=5):
         plugin_dir = root / name / "plugins"
         plugin_dir.mkdir(parents=True)
-        for first_party in ("storage-s3", "format-video"):
+        for first_party in files:
             shutil.copy(PLUGIN_DIR / f"{first_party}.wasm", plugin_dir)
         super().__init__(root / name / "data", {
             "COPRA_DATABASE_URL": f"{PG}?options=-c%20search_path%3D{schema}",
             "COPRA_PLUGIN_DIR": str(plugin_dir),
             "COPRA_SECRET_KEY": SECRET_KEY,
             "COPRA_PLUGIN_SYNC_MS": "500",
-            "COPRA_PLUGIN_VERSION_WAIT_SECS": "5",
+            "COPRA_PLUGIN_VERSION_WAIT_SECS": str(wait),
         })
         self.plugin_dir = plugin_dir
         self.worker = worker
@@ -100,8 +100,8 @@ class Node(Copra):
 def nodes(tmp_path, database):
     started = []
 
-    def make(name, worker=True):
-        node = Node(tmp_path, name, database, worker)
+    def make(name, worker=True, **kwargs):
+        node = Node(tmp_path, name, database, worker, **kwargs)
         started.append(node)
         return node
 
@@ -195,3 +195,21 @@ def test_a_job_planned_with_a_removed_plugin_fails_naming_it(nodes, media_server
     assert NAME in message and sha in message and "removed" in message, message
     with pytest.raises(Exception):
         s3["client"].head_object(Bucket=s3["bucket"], Key="cluster/removed/out.mp4")
+
+
+def test_a_worker_waits_for_a_version_it_does_not_have(nodes, media_server, s3):
+    # The API node has condition-expr as a file of its own; the worker node has not.
+    api = nodes("api", worker=False, files=("storage-s3", "format-video", "condition-expr")).start()
+    queued = submit(api, media_server, s3, "waits")
+    worker = nodes("worker", wait=60).start()
+    assert "condition-expr" not in worker.plugins()
+    wait_until(lambda: "waiting for the plugin version the job was planned with" in worker.logs(), 30,
+               "the worker to wait for the job's condition plugin")
+    assert worker.get_job(queued).json()["status"] == "job.starting"
+
+    # The same bytes added through the admin API: now every node can have that version.
+    sha = api.add("condition-expr", V1)
+    final = worker.wait_job(queued, timeout=120)
+    assert final["status"] == "job.completed", final
+    assert final["outputs"][0]["status"] == "video.encoded", final
+    assert worker.plugins()["condition-expr"]["sha256"] == sha
