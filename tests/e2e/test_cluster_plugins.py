@@ -48,7 +48,7 @@ class Node(Copra):
     """`copra serve` (with or without its worker) with its own data and plugin
     directories, on the shared database."""
 
-    def __init__(self, root, name, schema, worker=True, files=("storage-s3", "format-video"), wait=5):
+    def __init__(self, root, name, schema, worker=True, files=("storage-s3", "format-video", "notifier-http"), wait=5):
         plugin_dir = root / name / "plugins"
         plugin_dir.mkdir(parents=True)
         for first_party in files:
@@ -121,7 +121,7 @@ def submit(node, media_server, s3, key):
     return r.json()["id"]
 
 
-def test_added_on_one_node_runs_on_another_and_removal_reaches_every_node(nodes, media_server, s3):
+def test_added_on_one_node_runs_on_another_and_removal_reaches_every_node(nodes, media_server, s3, webhooks):
     api = nodes("api", worker=False).start()
     worker = nodes("worker").start()
     # Neither node has a condition plugin of its own: `if` is refused.
@@ -134,9 +134,15 @@ def test_added_on_one_node_runs_on_another_and_removal_reaches_every_node(nodes,
     assert worker.plugins()["format-video"]["stored"] is False, "a file of the node's own directory"
     assert (worker.plugin_dir / f"{NAME}.wasm").read_bytes() == V1.read_bytes()
 
-    # Planned on the API node, run on the worker node, with the plugin from the API node.
-    final = worker.wait_job(submit(api, media_server, s3, "a"), timeout=120)
+    # Planned on the API node, run on the worker node, with the plugin from the API node;
+    # its webhook goes out through the notifier version it was planned with.
+    planned = job(media_server, s3, "a")
+    planned["notification"] = {"type": "http", "url": f"{webhooks.url}/cluster-plugins"}
+    r = api.post_job(planned)
+    assert r.status_code == 201, r.text
+    final = worker.wait_job(r.json()["id"], timeout=120)
     assert final["status"] == "job.completed", final
+    assert webhooks.wait_for("/cluster-plugins", "job.completed")["job_id"] == final["id"]
     assert final["outputs"][0]["status"] == "video.encoded", final
     assert s3["client"].head_object(Bucket=s3["bucket"], Key="cluster/a/out.mp4")["ContentLength"] > 0
 
@@ -199,7 +205,7 @@ def test_a_job_planned_with_a_removed_plugin_fails_naming_it(nodes, media_server
 
 def test_a_worker_waits_for_a_version_it_does_not_have(nodes, media_server, s3):
     # The API node has condition-expr as a file of its own; the worker node has not.
-    api = nodes("api", worker=False, files=("storage-s3", "format-video", "condition-expr")).start()
+    api = nodes("api", worker=False, files=("storage-s3", "format-video", "notifier-http", "condition-expr")).start()
     queued = submit(api, media_server, s3, "waits")
     worker = nodes("worker", wait=60).start()
     assert "condition-expr" not in worker.plugins()

@@ -31,7 +31,7 @@ use crate::config::{Config, WebhookConfig};
 use crate::db::outbox::{self, Attempt, Outcome};
 use crate::db::{self, event, now_ms};
 use crate::job::JobSpec;
-use crate::plugins::{LastStatus, PluginError, Pins, Plugins, WebhookSigning};
+use crate::plugins::{LastStatus, PluginError, PluginKind, Pins, Plugins, WebhookSigning};
 use crate::secret::Sealer;
 
 /// How often the outbox is looked at without being told: retries falling due, and
@@ -202,10 +202,11 @@ impl Notifier {
 
     async fn deliver(&self, owed: &event::Model, status: LastStatus) -> Result<(), String> {
         let Some((owner, spec, pins)) = self.job(&owed.job_id).await? else { return Ok(()) };
+        let (Some(kind), Some(config)) = (spec.notification_type(), &spec.notification) else { return Ok(()) };
         // The notifier version the job was planned with (loaded from the database if
         // need be; no waiting here: a failed attempt is retried on the schedule).
+        let pins = pins.of_kind(PluginKind::Notifier);
         self.plugins.ready(&self.db, &pins, Duration::ZERO).await?;
-        let (Some(kind), Some(config)) = (spec.notification_type(), &spec.notification) else { return Ok(()) };
         let config = config.to_string();
         let signing = WebhookSigning { id: owed.webhook_id(), secret: self.webhooks.secret_for(&owner).clone() };
         // The plugin call's wall-clock deadline covers the whole delivery, network included.

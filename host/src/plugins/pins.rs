@@ -48,6 +48,11 @@ impl Pins {
         self.0.iter()
     }
 
+    /// Only the pins of plugins of `kind`.
+    pub fn of_kind(&self, kind: PluginKind) -> Pins {
+        Pins::new(self.0.iter().filter(|p| p.kind == kind).cloned().collect())
+    }
+
     /// Run `fut` with these pins deciding its plugin lookups.
     pub async fn scope<F: Future>(self, fut: F) -> F::Output {
         ACTIVE.scope(self, fut).await

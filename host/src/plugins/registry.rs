@@ -241,7 +241,9 @@ pub fn compile_cached(engine: &Engine, cache_dir: &Path, bytes: &[u8], sha256: &
         }
     }
     let compiled = engine.precompile_component(bytes)?;
-    let tmp = cached.with_extension("tmp");
+    // A name of its own: the same component may be compiled twice at once (a reload and
+    // a job loading a kept version), and each must rename its own file.
+    let tmp = cache_dir.join(format!(".{}.tmp", crate::random_id(12)));
     std::fs::write(&tmp, &compiled)?;
     std::fs::rename(&tmp, &cached)?;
     // SAFETY: as above; we just wrote these bytes from this engine.
