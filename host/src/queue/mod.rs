@@ -26,10 +26,9 @@ pub async fn enqueue(
     outputs: Vec<output::Model>,
     wake: &tokio::sync::Notify,
 ) -> Result<(job::Model, Vec<output::Model>), DbErr> {
-    let id = job.id.clone();
-    db::jobs::insert(db, job, outputs).await?;
+    let stored = db::jobs::insert(db, job, outputs).await?;
     wake.notify_one();
-    db::jobs::find(db, &id, None).await?.ok_or_else(|| DbErr::RecordNotFound(format!("job {id} just stored")))
+    Ok(stored)
 }
 
 /// Claim one job for `worker`; returns its id.
