@@ -27,6 +27,7 @@ import sys
 import threading
 import time
 import uuid
+from pathlib import Path
 from functools import partial
 from http.server import ThreadingHTTPServer
 
@@ -73,6 +74,11 @@ class Server:
                 sys.exit(f"copra ({name}) did not start; see {work / name}.log")
             time.sleep(0.05)
 
+    def cpu_seconds(self):
+        """User + system CPU time the server has used so far."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self):
         self.process.terminate()
         self.process.wait(20)
@@ -106,16 +112,22 @@ def job_body(input_url):
 
 
 def api_figures(work, label, server, input_url, seconds, connections):
-    post = lua_script(work / "post.lua", "POST", job_body(input_url))
-    posted = wrk(f"{server.base}/v2/jobs", post, seconds, connections)
+    def measured(url, script):
+        cpu = server.cpu_seconds()
+        figures = wrk(url, script, seconds, connections)
+        # The server's own CPU per request: what the machine's load does not change much.
+        figures["cpu_us"] = (server.cpu_seconds() - cpu) / figures["requests"] * 1e6
+        return figures
+
+    posted = measured(f"{server.base}/v2/jobs", lua_script(work / "post.lua", "POST", job_body(input_url)))
     created = requests.post(f"{server.base}/v2/jobs", auth=(KEY, ""), json=job_body(input_url), timeout=10)
     created.raise_for_status()
-    get = lua_script(work / "get.lua", "GET")
-    read = wrk(f"{server.base}/v2/jobs/{created.json()['id']}", get, seconds, connections)
+    read = measured(f"{server.base}/v2/jobs/{created.json()['id']}", lua_script(work / "get.lua", "GET"))
     for name, f in (("POST /v2/jobs", posted), ("GET /v2/jobs/{id}", read)):
         errors = f"{f['status_errors']} non-2xx, {f['socket_errors']} socket errors"
         print(f"{label} {name}: {f['rps']:.0f} req/s, p50 {f['p50_us'] / 1000:.2f} ms, p90 {f['p90_us'] / 1000:.2f} ms, "
-              f"p99 {f['p99_us'] / 1000:.2f} ms, max {f['max_us'] / 1000:.1f} ms ({f['requests']} requests, {errors})")
+              f"p99 {f['p99_us'] / 1000:.2f} ms, max {f['max_us'] / 1000:.1f} ms ({f['requests']} requests, {errors}); "
+              f"server CPU {f['cpu_us']:.0f} us/request")
     return posted, read
 
 
@@ -163,6 +175,7 @@ def main():
     files = ThreadingHTTPServer(("127.0.0.1", 0), partial(_Quiet, directory=str(work)))
     threading.Thread(target=files.serve_forever, daemon=True).start()
     input_url = f"http://127.0.0.1:{files.server_address[1]}/{source.name}"
+    print(f"load average before the run: {os.getloadavg()[0]:.1f} (other work on the machine lowers every figure but CPU/request)")
     print(f"wrk -t2 -c{args.connections} -d{args.seconds}s on loopback, {os.cpu_count()} cores shared by wrk and copra; "
           f"jobs of 2 outputs, not run (copra serve --no-worker)")
 
