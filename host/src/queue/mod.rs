@@ -26,6 +26,8 @@ pub async fn enqueue(
     outputs: Vec<output::Model>,
     wake: &tokio::sync::Notify,
 ) -> Result<(job::Model, Vec<output::Model>), DbErr> {
+    // The rows as stored, taken before the worker is woken: the answer is the job as
+    // submitted, not as a worker that already took it has made it.
     let stored = db::jobs::insert(db, job, outputs).await?;
     wake.notify_one();
     Ok(stored)
