@@ -2,7 +2,8 @@
 # Installs everything Copra needs on a fresh Debian machine (run as root, or with sudo):
 # FFmpeg libraries and tools, the clang/pkg-config that ffmpeg-sys needs, the wasm32-wasip2
 # Rust target for plugins, and (with --tests) the Python test rig and the example plugins'
-# build tools (componentize-py from PyPI, componentize-js from npm).
+# build tools (componentize-py from PyPI, componentize-js from npm) and the benchmarks' load
+# tool (wrk).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,6 +31,11 @@ if [ "${1:-}" = "--tests" ]; then
     python3 -m venv .venv
   fi
   .venv/bin/pip install -q --disable-pip-version-check -r tests/requirements.txt
+  # The HTTP load tool of the queue benchmark (bench/api.py).
+  if ! command -v wrk >/dev/null; then
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends wrk
+  fi
   # Services the tests talk to (PostgreSQL): installed and started when missing.
   scripts/test-services.sh
   # The JavaScript example plugin's build tool (componentize-js) comes from npm.

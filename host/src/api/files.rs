@@ -20,7 +20,8 @@ async fn serve(State(state): State<AppState>, key: ApiKey, request: Request) -> 
     let (mut parts, body) = request.into_parts();
     let path = parts.uri.path().trim_start_matches("/files/").to_string();
     let (namespace, rest) = path.split_once('/').ok_or_else(not_found)?;
-    if namespace != key.tenant.namespace() {
+    // A temporary is a file being written, not an output.
+    if namespace != key.tenant.namespace() || crate::storage::local::is_temporary(rest) {
         return Err(not_found());
     }
     // ServeDir rejects `..` and serves only below the tenant's directory.

@@ -8,34 +8,40 @@
 
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
     QueryOrder, Set, Statement, TransactionTrait,
 };
 
 use super::status::{EventName, InputStatus, JobStatus, OutputState};
 use super::{event, job, now_ms, output};
 
-/// Store a new job and its outputs atomically.
-pub async fn insert(db: &DatabaseConnection, job: job::Model, outputs: Vec<output::Model>) -> Result<(), DbErr> {
-    let txn = db.begin().await?;
-    job::ActiveModel::from(job).insert(&txn).await?;
-    for output in outputs {
-        let mut active = output::ActiveModel::from(output);
-        active.id = sea_orm::NotSet;
-        active.insert(&txn).await?;
+/// Store a new job and its outputs atomically; returns them as stored (the outputs with
+/// their ids). Two inserts in one transaction and one read of the outputs: on the submit
+/// path every round trip to the database counts.
+pub async fn insert(db: &DatabaseConnection, job: job::Model, outputs: Vec<output::Model>) -> Result<(job::Model, Vec<output::Model>), DbErr> {
+    let id = job.id.clone();
+    {
+        let _writer = super::writer(db).await;
+        let txn = db.begin().await?;
+        job::Entity::insert(job::ActiveModel::from(job.clone())).exec_without_returning(&txn).await?;
+        if !outputs.is_empty() {
+            let rows = outputs.into_iter().map(|output| output::ActiveModel { id: sea_orm::NotSet, ..output.into() });
+            output::Entity::insert_many(rows).exec_without_returning(&txn).await?;
+        }
+        txn.commit().await?;
     }
-    txn.commit().await
+    Ok((job, self::outputs(db, &id).await?))
 }
 
-/// A job with its outputs, only if `owner` created it (owner `None`: any job).
+/// A job with its outputs, only if `owner` created it (owner `None`: any job). One
+/// query (a join), as it is what every `GET /v2/jobs/{id}` does.
 pub async fn find<C: ConnectionTrait>(db: &C, id: &str, owner: Option<&str>) -> Result<Option<(job::Model, Vec<output::Model>)>, DbErr> {
     let mut query = job::Entity::find_by_id(id.to_string());
     if let Some(owner) = owner {
         query = query.filter(job::Column::Owner.eq(owner));
     }
-    let Some(job) = query.one(db).await? else { return Ok(None) };
-    let outputs = outputs(db, id).await?;
-    Ok(Some((job, outputs)))
+    let found = query.find_with_related(output::Entity).order_by_asc(output::Column::Position).all(db).await?;
+    Ok(found.into_iter().next())
 }
 
 pub async fn outputs<C: ConnectionTrait>(db: &C, job_id: &str) -> Result<Vec<output::Model>, DbErr> {
@@ -105,6 +111,7 @@ pub async fn apply(
     outputs: Vec<(i64, OutputChange)>,
     event: Option<NewEvent>,
 ) -> Result<(), WriteError> {
+    let _writer = super::writer(db).await;
     let txn = db.begin().await?;
     hold(&txn, lease).await?;
     update_job(&txn, &lease.job_id, change).await?;

@@ -26,11 +26,9 @@ pub async fn enqueue(
     outputs: Vec<output::Model>,
     wake: &tokio::sync::Notify,
 ) -> Result<(job::Model, Vec<output::Model>), DbErr> {
-    let id = job.id.clone();
-    db::jobs::insert(db, job, outputs).await?;
-    // Read back before waking the worker: the answer is the job as submitted, not as a
-    // worker that already took it has made it.
-    let stored = db::jobs::find(db, &id, None).await?.ok_or_else(|| DbErr::RecordNotFound(format!("job {id} just stored")))?;
+    // The rows as stored, taken before the worker is woken: the answer is the job as
+    // submitted, not as a worker that already took it has made it.
+    let stored = db::jobs::insert(db, job, outputs).await?;
     wake.notify_one();
     Ok(stored)
 }

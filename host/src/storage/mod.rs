@@ -14,6 +14,8 @@ use crate::plugins::{Plugins, StorageTarget};
 
 pub mod endpoint;
 mod http;
+pub mod local;
+mod multipart;
 
 pub use http::{fetch_http, put_http};
 use http::too_large;
@@ -38,9 +40,21 @@ pub enum StorageError {
 
 /// A place output files go.
 #[derive(Clone)]
-pub enum Destination {
-    /// Streamed natively through opendal; objects are reachable under `url_base`.
-    Opendal { operator: Operator, url_base: String },
+pub struct Destination {
+    place: Place,
+    /// Set for a retried job: before a key is written, what an interrupted earlier
+    /// attempt left for it (open multipart uploads, local temporaries) is removed.
+    retry: bool,
+}
+
+#[derive(Clone)]
+enum Place {
+    /// Streamed natively through opendal; objects are reachable under `url_base`. An S3
+    /// target also knows its bucket, to abort the uploads a killed attempt left open.
+    Opendal { operator: Operator, url_base: String, s3: Option<(Arc<multipart::S3Bucket>, HttpClient)> },
+    /// The tenant's own directory: written through a temporary and a rename; read
+    /// (inputs) through `operator`.
+    Local { root: PathBuf, operator: Operator, url_base: String },
     /// The storage plugin uploads each file itself (`custom` target).
     Plugin { plugins: Arc<Plugins>, service: String, spec_json: String },
 }
@@ -65,34 +79,63 @@ pub async fn destination(
 ) -> Result<Destination, StorageError> {
     let target = plugins.storage_resolve(service, spec_json).await.map_err(|e| StorageError::Config(e.describe()))?;
     let config = |e: opendal::Error| StorageError::Config(e.to_string());
-    Ok(match target {
+    let place = match target {
         StorageTarget::Opendal { scheme, options, url_base } => {
             let options = endpoint::check_target(http.policy(), &scheme, &options).map_err(StorageError::Config)?;
+            let s3 = (scheme == "s3").then(|| multipart::S3Bucket::of_options(&options)).flatten().map(|b| (Arc::new(b), http.clone()));
             let scheme: Scheme = scheme.parse().map_err(config)?;
             let operator = endpoint::under_policy(Operator::via_iter(scheme, options).map_err(config)?, http);
-            Destination::Opendal { operator, url_base }
+            Place::Opendal { operator, url_base, s3 }
         }
         StorageTarget::Local => {
             let root = local.root.to_string_lossy().to_string();
             let operator = Operator::via_iter(Scheme::Fs, [("root".to_string(), root)]).map_err(config)?;
-            Destination::Opendal { operator, url_base: local.url_base.clone() }
+            Place::Local { root: local.root.clone(), operator, url_base: local.url_base.clone() }
         }
         StorageTarget::Custom => {
-            Destination::Plugin { plugins: plugins.clone(), service: service.to_string(), spec_json: spec_json.to_string() }
+            Place::Plugin { plugins: plugins.clone(), service: service.to_string(), spec_json: spec_json.to_string() }
         }
-    })
+    };
+    Ok(Destination { place, retry: false })
 }
 
 impl Destination {
+    /// The destination of a retried job: each key is cleared of what an interrupted
+    /// earlier attempt left for it before it is written.
+    pub fn retrying(mut self, retry: bool) -> Self {
+        self.retry = retry;
+        self
+    }
+
     /// Stream a finished file to `key`; returns its URL.
     pub async fn upload(&self, file: &Path, key: &str, content_type: &str) -> Result<String, StorageError> {
         let key = &checked(key)?;
-        match self {
-            Destination::Opendal { operator, url_base } => {
+        let url = |base: &str| format!("{}/{}", base.trim_end_matches('/'), key.trim_start_matches('/'));
+        match &self.place {
+            Place::Opendal { operator, url_base, s3 } => {
+                if let (true, Some((bucket, http))) = (self.retry, s3) {
+                    // Best effort: an upload left open costs storage, not correctness.
+                    match bucket.abort_open_uploads(http, key).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(key, aborted = n, "aborted multipart uploads an earlier attempt left open"),
+                        Err(err) => tracing::warn!(key, %err, "the multipart uploads an earlier attempt left could not be aborted"),
+                    }
+                }
                 upload_opendal(operator, file, key, content_type).await?;
-                Ok(format!("{}/{}", url_base.trim_end_matches('/'), key.trim_start_matches('/')))
+                Ok(url(url_base))
             }
-            Destination::Plugin { plugins, service, spec_json } => plugins
+            Place::Local { root, url_base, .. } => {
+                if self.retry {
+                    match local::clean_stale(root, key).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(key, removed = n, "removed temporaries an earlier attempt left"),
+                        Err(err) => tracing::warn!(key, %err, "the temporaries an earlier attempt left could not be removed"),
+                    }
+                }
+                local::write(root, file, key).await?;
+                Ok(url(url_base))
+            }
+            Place::Plugin { plugins, service, spec_json } => plugins
                 .storage_upload(service, spec_json, key, content_type, file)
                 .await
                 .map_err(|e| StorageError::UploadFailed { key: key.to_string(), message: e.describe() }),
@@ -100,9 +143,9 @@ impl Destination {
     }
 
     fn operator(&self, what: &str) -> Result<&Operator, StorageError> {
-        match self {
-            Destination::Opendal { operator, .. } => Ok(operator),
-            Destination::Plugin { service, .. } => Err(StorageError::Download {
+        match &self.place {
+            Place::Opendal { operator, .. } | Place::Local { operator, .. } => Ok(operator),
+            Place::Plugin { service, .. } => Err(StorageError::Download {
                 what: what.to_string(),
                 message: format!("the storage service '{service}' can store outputs but not serve inputs"),
             }),
@@ -139,31 +182,70 @@ fn checked(key: &str) -> Result<String, StorageError> {
     crate::object_key::object_key(key).map_err(|e| StorageError::Config(format!("the object key '{}' is refused: {e}", key.escape_debug())))
 }
 
-/// Stream a finished file to `key` of an opendal operator.
+/// Stream a finished file to `key` of an opendal operator. A failed upload is aborted
+/// (an S3 multipart upload with it), and so is one whose future is dropped (the job's
+/// lease was lost or the job aborted): see [`Aborting`].
 async fn upload_opendal(operator: &Operator, file: &Path, key: &str, content_type: &str) -> Result<(), StorageError> {
     let upload_err = |source| StorageError::Upload { key: key.to_string(), source };
     // Open the file first: a writer, once made, must be closed or aborted.
     let mut source = tokio::fs::File::open(file).await?;
-    let mut writer = operator.writer_with(key).content_type(content_type).chunk(CHUNK).concurrent(4).await.map_err(upload_err)?;
+    let writer = operator.writer_with(key).content_type(content_type).chunk(CHUNK).concurrent(4).await.map_err(upload_err)?;
+    let mut writer = Aborting(Some(writer));
     loop {
         let mut buf = Vec::with_capacity(CHUNK);
         let read = match (&mut source).take(CHUNK as u64).read_to_end(&mut buf).await {
             Ok(read) => read,
             Err(err) => {
-                let _ = writer.abort().await;
+                writer.abort().await;
                 return Err(err.into());
             }
         };
         if read == 0 {
             break;
         }
-        if let Err(err) = writer.write(Bytes::from(buf)).await {
-            let _ = writer.abort().await;
+        if let Err(err) = writer.get().write(Bytes::from(buf)).await {
+            writer.abort().await;
             return Err(upload_err(err));
         }
     }
-    writer.close().await.map_err(upload_err)?;
-    Ok(())
+    match writer.get().close().await {
+        Ok(_) => {
+            writer.0 = None;
+            Ok(())
+        }
+        Err(err) => {
+            writer.abort().await;
+            Err(upload_err(err))
+        }
+    }
+}
+
+/// A writer that is aborted unless it was closed: dropped mid-upload, it aborts in a
+/// task of its own, so no multipart upload stays open after a cancelled job.
+struct Aborting(Option<opendal::Writer>);
+
+impl Aborting {
+    fn get(&mut self) -> &mut opendal::Writer {
+        self.0.as_mut().expect("the writer is used only until it is closed or aborted")
+    }
+
+    async fn abort(&mut self) {
+        if let Some(mut writer) = self.0.take() {
+            let _ = writer.abort().await;
+        }
+    }
+}
+
+impl Drop for Aborting {
+    fn drop(&mut self) {
+        if let (Some(mut writer), Ok(runtime)) = (self.0.take(), tokio::runtime::Handle::try_current()) {
+            runtime.spawn(async move {
+                if let Err(err) = writer.abort().await {
+                    tracing::warn!(%err, "a cancelled upload could not be aborted");
+                }
+            });
+        }
+    }
 }
 
 /// The working directory of one job; removed when the job ends.

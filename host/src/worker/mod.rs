@@ -218,6 +218,7 @@ impl Worker {
         // 2. Decide and plan every output.
         let destination = storage::destination(&self.plugins, spec.storage_service(), &spec.storage.to_string(), &local, &self.http)
             .await
+            .map(|d| d.retrying(job.attempts > 1))
             .map_err(|e| e.to_string());
         let mut planned: Vec<Planned> = Vec::new();
         for (row, output_spec) in outputs.iter().zip(&spec.outputs) {

@@ -105,10 +105,13 @@ impl JobRun<'_> {
         }
         engine.await?;
         while let Some(finished) = uploads.join_next().await {
-            let (row, result) = finished?;
             if cancel.load(Ordering::Relaxed) {
+                // The job is another worker's now: the uploads still running are dropped,
+                // which aborts their multipart uploads.
+                uploads.abort_all();
                 continue;
             }
+            let (row, result) = finished?;
             match result {
                 Ok(upload::Uploaded { url, urls, metadata }) => {
                     let shown = url.as_deref().map(crate::secret::redact_url).unwrap_or_default();

@@ -1,0 +1,156 @@
+//! Multipart uploads an interrupted attempt left open on S3. opendal aborts the uploads
+//! it started when they fail or are dropped, but one whose process was killed stays open
+//! (and billed) until something aborts it; opendal has no way to list them. So a retried
+//! job, before it writes a key again, lists the open uploads of exactly that key
+//! (`ListMultipartUploads` with the key as prefix) and aborts each
+//! (`AbortMultipartUpload`), signed with the target's own credentials and sent through
+//! the outbound policy's client to the target's checked endpoint.
+
+use reqsign::{AwsCredential, AwsV4Signer};
+use serde::Deserialize;
+
+use crate::net::HttpClient;
+
+/// An S3 bucket as an opendal target names it.
+pub struct S3Bucket {
+    /// `https://host/bucket` (path style) or `https://bucket.host` (virtual host).
+    base: String,
+    /// The target's `root`, without slashes at either end ("" for the bucket's root).
+    root: String,
+    signer: AwsV4Signer,
+    credential: AwsCredential,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+struct ListMultipartUploadsResult {
+    #[serde(default)]
+    upload: Vec<Upload>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Upload {
+    key: String,
+    upload_id: String,
+}
+
+impl S3Bucket {
+    /// The bucket of an opendal `s3` target's (checked) options; `None` when they name
+    /// none or carry no static credentials.
+    pub fn of_options(options: &[(String, String)]) -> Option<S3Bucket> {
+        let get = |k: &str| options.iter().rev().find(|(key, _)| key == k).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty());
+        let bucket = get("bucket")?;
+        let region = get("region").unwrap_or("us-east-1");
+        let virtual_host = get("enable_virtual_host_style") == Some("true");
+        let endpoint = get("endpoint").map(|e| e.trim_end_matches('/').to_string()).unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
+        let base = if virtual_host {
+            let (scheme, host) = endpoint.split_once("://")?;
+            format!("{scheme}://{bucket}.{host}")
+        } else {
+            format!("{endpoint}/{bucket}")
+        };
+        let credential = AwsCredential {
+            access_key_id: get("access_key_id")?.to_string(),
+            secret_access_key: get("secret_access_key")?.to_string(),
+            session_token: get("session_token").map(str::to_string),
+            expires_in: None,
+        };
+        let root = get("root").unwrap_or("/").trim_matches('/').to_string();
+        Some(S3Bucket { base, root, signer: AwsV4Signer::new("s3", region), credential })
+    }
+
+    /// The object key opendal writes `key` to.
+    fn object(&self, key: &str) -> String {
+        let key = key.trim_start_matches('/');
+        if self.root.is_empty() { key.to_string() } else { format!("{}/{key}", self.root) }
+    }
+
+    /// Abort every open multipart upload of exactly `key`; returns how many there were.
+    pub async fn abort_open_uploads(&self, http: &HttpClient, key: &str) -> Result<usize, String> {
+        let object = self.object(key);
+        let list_url = format!("{}?uploads&prefix={}", self.base, encode(&object, false));
+        let body = self.send(http, reqwest::Method::GET, &list_url).await?;
+        let listed: ListMultipartUploadsResult =
+            quick_xml::de::from_str(&body).map_err(|e| format!("the list of open multipart uploads could not be read: {e}"))?;
+        let mut aborted = 0;
+        for upload in listed.upload.iter().filter(|u| u.key == object) {
+            let url = format!("{}/{}?uploadId={}", self.base, encode(&object, true), encode(&upload.upload_id, false));
+            self.send(http, reqwest::Method::DELETE, &url).await?;
+            aborted += 1;
+        }
+        Ok(aborted)
+    }
+
+    async fn send(&self, http: &HttpClient, method: reqwest::Method, url: &str) -> Result<String, String> {
+        let mut request = http.request(method.clone(), url).map_err(|e| e.to_string())?.build().map_err(|e| e.to_string())?;
+        self.signer.sign(&mut request, &self.credential).map_err(|e| format!("signing the request failed: {e}"))?;
+        let response = http.inner().execute(request).await.map_err(|e| crate::net::causes(&e))?;
+        let status = response.status();
+        let body = response.text().await.map_err(|e| crate::net::causes(&e))?;
+        if !status.is_success() {
+            return Err(format!("{method} answered {status}: {}", body.chars().take(300).collect::<String>()));
+        }
+        Ok(body)
+    }
+}
+
+/// Percent-encode everything but the unreserved characters (and `/` in a path).
+fn encode(value: &str, path: bool) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(byte as char),
+            b'/' if path => out.push('/'),
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn the_bucket_url_follows_the_target() {
+        let creds = [("access_key_id", "k"), ("secret_access_key", "s"), ("bucket", "b"), ("root", "/")];
+        let mut path_style = options(&creds);
+        path_style.extend(options(&[("endpoint", "http://127.0.0.1:9000/"), ("enable_virtual_host_style", "false")]));
+        let bucket = S3Bucket::of_options(&path_style).unwrap();
+        assert_eq!(bucket.base, "http://127.0.0.1:9000/b");
+        assert_eq!(bucket.object("/out/a b.mp4"), "out/a b.mp4");
+        let mut virtual_host = options(&creds);
+        virtual_host.extend(options(&[("endpoint", "https://s3.example.com"), ("enable_virtual_host_style", "true")]));
+        assert_eq!(S3Bucket::of_options(&virtual_host).unwrap().base, "https://b.s3.example.com");
+        let mut aws = options(&creds);
+        aws.extend(options(&[("region", "eu-west-1"), ("root", "/pre/")]));
+        let bucket = S3Bucket::of_options(&aws).unwrap();
+        assert_eq!(bucket.base, "https://s3.eu-west-1.amazonaws.com/b");
+        assert_eq!(bucket.object("x.mp4"), "pre/x.mp4");
+        assert!(S3Bucket::of_options(&options(&[("bucket", "b")])).is_none(), "no credentials");
+    }
+
+    #[test]
+    fn keys_are_encoded_for_the_url() {
+        assert_eq!(encode("out/a b+c.mp4", true), "out/a%20b%2Bc.mp4");
+        assert_eq!(encode("out/a b.mp4", false), "out%2Fa%20b.mp4");
+    }
+
+    #[test]
+    fn the_listing_is_read() {
+        let xml = r#"<?xml version="1.0" encoding="UTF-8"?>
+<ListMultipartUploadsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Bucket>b</Bucket><KeyMarker></KeyMarker>
+<Upload><Key>out/a&amp;b.mp4</Key><UploadId>id1</UploadId><Initiated>2026-01-01T00:00:00.000Z</Initiated></Upload>
+<Upload><Key>out/a&amp;b.mp4.x</Key><UploadId>id2</UploadId></Upload><IsTruncated>false</IsTruncated></ListMultipartUploadsResult>"#;
+        let listed: ListMultipartUploadsResult = quick_xml::de::from_str(xml).unwrap();
+        let keys: Vec<_> = listed.upload.iter().map(|u| (u.key.as_str(), u.upload_id.as_str())).collect();
+        assert_eq!(keys, [("out/a&b.mp4", "id1"), ("out/a&b.mp4.x", "id2")]);
+        let empty: ListMultipartUploadsResult = quick_xml::de::from_str("<ListMultipartUploadsResult><Bucket>b</Bucket></ListMultipartUploadsResult>").unwrap();
+        assert!(empty.upload.is_empty());
+    }
+}
