@@ -166,6 +166,17 @@ def test_two_api_nodes_three_workers_thirty_jobs(tmp_path, database, media_serve
         # The work was shared: every worker ran jobs.
         for worker in workers:
             assert worker.logs().count("job started") >= 1, worker.name
+
+        # A listener whose connection drops is remade: cut all three, see three new ones.
+        listeners = ("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                     "AND query ILIKE '%LISTEN%copra_jobs%'")
+        before = {pid for pid, in cluster.rows(listeners)}
+        assert len(before) == 3, before
+        cluster.rows(f"SELECT pg_terminate_backend(pid) FROM ({listeners}) l")
+        wait_until(lambda: len({pid for pid, in cluster.rows(listeners)} - before) == 3, 20, "three listeners again")
+        job_id = submit(apis[0], job_body(media_server, inputs, s3, prefix + "-after", 0, webhooks.url + path))
+        assert apis[0].wait_job(job_id, timeout=60)["status"] == "job.completed"
+        assert all("reconnecting" in w.logs() for w in workers)
     finally:
         cluster.stop()
 
