@@ -267,6 +267,12 @@ def test_sigterm_finishes_the_job_or_hands_it_over(tmp_path, database, media_ser
         final = api.wait_job(job_id, timeout=45)
         assert final["status"] == "job.completed", final
         assert bucket_keys(s3, prefix) == [f"{prefix}/job-1.mp4", f"{prefix}/job-2.mp4"]
+
+        # An API node stops accepting and exits 0 too.
+        api.proc.send_signal(signal.SIGTERM)
+        assert api.proc.wait(15) == 0
+        with pytest.raises(requests.ConnectionError):
+            requests.get(f"{api.url}/health", timeout=2)
     finally:
         cluster.stop()
 
