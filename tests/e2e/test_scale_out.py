@@ -298,3 +298,25 @@ def test_one_tenants_backlog_does_not_starve_another(tmp_path, database, media_s
         assert left > 150, "the single job did not wait for the backlog"
     finally:
         cluster.stop()
+
+
+def test_a_keys_cap_holds_across_workers(tmp_path, database, media_server, inputs, s3):
+    cluster = Cluster(tmp_path, database, {"COPRA_QUEUE_MAX_RUNNING_PER_KEY": "1"})
+    prefix = "q-" + uuid.uuid4().hex[:8]
+    try:
+        api = cluster.api()
+        cluster.worker()
+        cluster.worker()
+        jobs = [submit(api, job_body(media_server, inputs, s3, prefix, i, "http://127.0.0.1:9/none"), key=KEY_A)
+                for i in range(6)]
+        most = 0
+        deadline = time.monotonic() + 90
+        while cluster.rows("SELECT count(*) FROM jobs WHERE status = 'job.starting'") != [["0"]]:
+            assert time.monotonic() < deadline, "the jobs did not finish"
+            running = cluster.rows("SELECT count(*) FROM jobs WHERE status = 'job.starting' AND lease_owner IS NOT NULL")
+            most = max(most, int(running[0][0]))
+            time.sleep(0.05)
+        assert most == 1, f"{most} jobs of one key ran at once under a cap of 1"
+        assert all(api.get_job(j).json()["status"] == "job.completed" for j in jobs)
+    finally:
+        cluster.stop()

@@ -12,7 +12,7 @@ mod listen;
 pub use identity::Identity;
 pub use listen::{CHANNEL, listen};
 
-use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, Statement};
+use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, Statement, TransactionTrait};
 
 use crate::config::QueueConfig;
 use crate::db::{self, job, now_ms, output};
@@ -46,8 +46,8 @@ pub async fn enqueue(
 /// than `max_running_per_key` jobs running (0: no cap), the claim takes the key with
 /// the fewest jobs running, then the one whose latest claim is oldest, then that key's
 /// oldest job. One statement; on PostgreSQL the chosen row is locked with `SKIP LOCKED`,
-/// so concurrent claimers never take the same job (they may, for a moment, run one job
-/// more than a key's cap when they claim at the same instant).
+/// so concurrent claimers never take the same job, and with a cap the claims take turns
+/// so concurrent claimers never pass it.
 pub async fn claim(db: &DatabaseConnection, worker: &str, settings: &QueueConfig) -> Result<Option<String>, DbErr> {
     let backend = db.get_database_backend();
     let now = now_ms();
@@ -69,11 +69,25 @@ pub async fn claim(db: &DatabaseConnection, worker: &str, settings: &QueueConfig
          RETURNING id"
     );
     let cap = i64::from(settings.max_running_per_key);
-    let row = db
-        .query_one(Statement::from_sql_and_values(backend, sql, [worker.into(), expires.into(), now.into(), cap.into()]))
-        .await?;
+    let claim = Statement::from_sql_and_values(backend, sql, [worker.into(), expires.into(), now.into(), cap.into()]);
+    let row = if backend == DatabaseBackend::Postgres && cap > 0 {
+        // With a cap, claims take turns (a transaction-scoped advisory lock): each one's
+        // statement starts after the previous claim committed and counts it, so two
+        // workers claiming at once never pass a key's cap. Without a cap, SKIP LOCKED
+        // alone keeps claims apart and they run side by side.
+        let txn = db.begin().await?;
+        txn.execute(Statement::from_sql_and_values(backend, "SELECT pg_advisory_xact_lock($1)", [CLAIM_LOCK.into()])).await?;
+        let row = txn.query_one(claim).await?;
+        txn.commit().await?;
+        row
+    } else {
+        db.query_one(claim).await?
+    };
     row.map(|r| r.try_get::<String>("", "id")).transpose()
 }
+
+/// An arbitrary constant naming the claim lock among the database's advisory locks.
+const CLAIM_LOCK: i64 = 0x636f_7072_615f_636c;
 
 /// Extend the lease of a job this worker holds. Returns false if the lease was lost.
 pub async fn heartbeat(db: &DatabaseConnection, job_id: &str, worker: &str, settings: &QueueConfig) -> Result<bool, DbErr> {
