@@ -37,10 +37,11 @@ def database():
 
 @pytest.fixture(scope="module")
 def inputs(media_dir):
-    """A short input (cheap jobs) and a longer one (an encode to interrupt)."""
+    """A short input (cheap jobs) and longer ones (encodes to interrupt)."""
     make_video(media_dir / "q-short.mp4", size="320x240", duration=1)
     make_video(media_dir / "q-medium.mp4", size="640x360", duration=12)
-    return {"short": "q-short.mp4", "medium": "q-medium.mp4"}
+    make_video(media_dir / "q-kill.mp4", size="480x270", duration=8)
+    return {"short": "q-short.mp4", "medium": "q-medium.mp4", "kill": "q-kill.mp4"}
 
 
 class Node(Copra):
@@ -192,7 +193,7 @@ def test_workers_killed_mid_encode_lose_no_job(tmp_path, database, media_server,
 
         def more(n):
             for _ in range(n):
-                body = job_body(media_server, inputs, s3, prefix, len(jobs), webhooks.url + path, "medium", "mp4:360p")
+                body = job_body(media_server, inputs, s3, prefix, len(jobs), webhooks.url + path, "kill", "mp4:240p")
                 jobs.append(submit(api, body))
 
         more(6)
