@@ -90,6 +90,11 @@ async fn run() -> anyhow::Result<()> {
             shutdown_signal().await;
             tracing::info!("shutdown requested");
             stop.cancel();
+            // A second signal does not wait for the grace: running jobs' leases then
+            // free when they expire.
+            shutdown_signal().await;
+            tracing::warn!("second shutdown signal: exiting now");
+            std::process::exit(130);
         }
     });
 

@@ -269,6 +269,18 @@ def test_sigterm_finishes_the_job_or_hands_it_over(tmp_path, database, media_ser
         assert final["status"] == "job.completed", final
         assert bucket_keys(s3, prefix) == [f"{prefix}/job-1.mp4", f"{prefix}/job-2.mp4"]
 
+        # 3. A second signal does not wait for the grace. (An idle worker exits at once.)
+        idle = cluster.workers[-1]
+        idle.proc.send_signal(signal.SIGTERM)
+        assert idle.proc.wait(10) == 0
+        third = cluster.worker(COPRA_WORKER_SHUTDOWN_GRACE_SECS="60")
+        job_id = submit(api, job_body(media_server, inputs, s3, prefix, 3, "http://127.0.0.1:9/none", "medium", "mp4:360p"))
+        wait_until(lambda: encoding(job_id), 60, "the job part-way encoded", interval=0.05)
+        third.proc.send_signal(signal.SIGTERM)
+        wait_until(lambda: "shutting down" in third.logs(), 10, "the shutdown under way")
+        third.proc.send_signal(signal.SIGTERM)
+        assert third.proc.wait(5) == 130
+
         # An API node stops accepting and exits 0 too.
         api.proc.send_signal(signal.SIGTERM)
         assert api.proc.wait(15) == 0
