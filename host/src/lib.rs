@@ -12,6 +12,7 @@ pub mod config;
 pub mod db;
 pub mod job;
 pub mod media;
+pub mod metrics;
 pub mod net;
 pub mod object_key;
 pub mod notify;

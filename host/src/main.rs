@@ -50,15 +50,23 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn,sea_orm=warn,tower_http=info".into()),
-        )
-        .init();
+    let filter = || {
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn,sea_orm=warn,tower_http=info".into())
+    };
+    // COPRA_LOG_FORMAT=json: one JSON object per line, with the spans (job, plugin call)
+    // each line happened in, for log collectors.
+    if std::env::var("COPRA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
+        tracing_subscriber::fmt().json().with_current_span(true).with_span_list(true).with_writer(std::io::stderr).with_env_filter(filter()).init();
+    } else {
+        tracing_subscriber::fmt()
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_writer(std::io::stderr)
+            .with_env_filter(filter())
+            .init();
+    }
     let cli = Cli::parse();
+    // The metrics recorder, before anything is counted.
+    copra::metrics::handle();
     // Scaffolding needs no configuration (and must not create a data directory).
     if let Command::Plugins { command: cli::PluginCommand::New { kind, name, sdk }, .. } = cli.command {
         return cli::scaffold(kind, &name, sdk);

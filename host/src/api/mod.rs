@@ -6,10 +6,12 @@ mod admin;
 mod auth;
 mod body;
 mod error;
+mod events;
 mod files;
 mod jobs;
 mod metadata;
 mod octet;
+mod ops;
 mod webhooks;
 
 use std::sync::Arc;
@@ -41,10 +43,11 @@ impl AppState {
 
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .nest("/v2", jobs::router().merge(metadata::router()).merge(webhooks::router()))
+        .nest("/v2", jobs::router().merge(metadata::router()).merge(webhooks::router()).merge(events::router()))
         .nest("/v0", octet::router())
         .nest("/admin", admin::router())
         .merge(files::router())
+        .merge(ops::router())
         .route("/health", axum::routing::get(health))
         .fallback(not_found)
         .layer(tower_http::trace::TraceLayer::new_for_http())

@@ -235,3 +235,13 @@ pub async fn set_progress(db: &DatabaseConnection, lease: &Lease, percent: i32) 
 pub async fn events(db: &DatabaseConnection, job_id: &str) -> Result<Vec<event::Model>, DbErr> {
     event::Entity::find().filter(event::Column::JobId.eq(job_id)).order_by_asc(event::Column::Id).all(db).await
 }
+
+/// Events of one job newer than `after` (an event id), oldest first.
+pub async fn events_after(db: &DatabaseConnection, job_id: &str, after: i64) -> Result<Vec<event::Model>, DbErr> {
+    event::Entity::find()
+        .filter(event::Column::JobId.eq(job_id))
+        .filter(event::Column::Id.gt(after))
+        .order_by_asc(event::Column::Id)
+        .all(db)
+        .await
+}

@@ -174,6 +174,11 @@ impl EventName {
             EventName::JobStalled => "job.stalled",
         }
     }
+
+    /// Whether this is a job's last event.
+    pub fn ends_job(self) -> bool {
+        matches!(self, EventName::JobCompleted | EventName::JobFailed)
+    }
 }
 
 impl std::fmt::Display for EventName {

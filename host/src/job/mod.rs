@@ -1,6 +1,8 @@
 //! Jobs: what a client submits, how it is validated, and the statuses it moves through.
 
+pub mod dry_run;
 pub mod octet;
+pub mod prepare;
 pub mod spec;
 pub mod stored;
 pub mod submit;

@@ -36,19 +36,7 @@ impl Submitter<'_> {
     /// Validate `spec` for the tenant `owner`, store it and queue it; returns the stored
     /// rows. `api` only labels the log line.
     pub async fn submit(&self, owner: &str, spec: JobSpec, api: &'static str) -> Result<(job::Model, Vec<output::Model>), SubmitError> {
-        let limits = &self.config.limits;
-        if spec.outputs.len() > limits.max_outputs {
-            return Err(JobError::invalid(
-                "outputs_not_valid",
-                format!(
-                    "The job has {} outputs; this server takes at most {} per job (limits.max_outputs).",
-                    spec.outputs.len(),
-                    limits.max_outputs
-                ),
-            )
-            .into());
-        }
-        let output_types = validate(&spec, self.plugins, limits, &self.config.outbound).await?;
+        let output_types = check(self.plugins, self.config, &spec).await?;
 
         let id = crate::random_id(14);
         let job = job::Model {
@@ -90,4 +78,21 @@ impl Submitter<'_> {
         tracing::info!(job_id = %id, api, outputs = spec.outputs.len(), "job accepted");
         Ok(stored)
     }
+}
+
+/// Everything a job is checked for before it is accepted (limits, plugins, outbound
+/// policy): a real submit and a dry run give the same 400s. Returns each output's type.
+pub async fn check(plugins: &Plugins, config: &Config, spec: &JobSpec) -> Result<Vec<crate::db::status::OutputType>, JobError> {
+    let limits = &config.limits;
+    if spec.outputs.len() > limits.max_outputs {
+        return Err(JobError::invalid(
+            "outputs_not_valid",
+            format!(
+                "The job has {} outputs; this server takes at most {} per job (limits.max_outputs).",
+                spec.outputs.len(),
+                limits.max_outputs
+            ),
+        ));
+    }
+    validate(spec, plugins, limits, &config.outbound).await
 }

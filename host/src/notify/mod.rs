@@ -182,6 +182,11 @@ impl Notifier {
                 None => Outcome::Failed,
             },
         };
+        crate::metrics::webhook_delivery(match outcome {
+            Outcome::Delivered => "delivered",
+            Outcome::Retry { .. } => "retry",
+            Outcome::Failed => "failed",
+        });
         match (&result, &outcome) {
             (Ok(()), _) => tracing::debug!(attempts, status = ?status.get(), "notification delivered"),
             (Err(message), Outcome::Failed) => tracing::warn!(attempts, message, "notification failed for good: the retry schedule is used up"),

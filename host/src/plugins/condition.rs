@@ -17,7 +17,7 @@ impl Plugins {
     /// Parse an `if` expression at submit time, so a syntax error is a 400.
     pub async fn condition_check(&self, expression: &str) -> Result<(), PluginError> {
         let plugin = self.find(PluginKind::Condition, "")?;
-        self.call(&plugin, async |pre, store| {
+        self.call(&plugin, "check", async |pre, store| {
             let bindings = pre.condition()?.instantiate_async(&mut *store).await?;
             bindings.copra_plugin_condition().call_check(&mut *store, expression).await
         })
@@ -28,7 +28,7 @@ impl Plugins {
     pub async fn condition_evaluate(&self, expression: &str, input: &MediaInfo) -> Result<bool, PluginError> {
         let plugin = self.find(PluginKind::Condition, "")?;
         let info = convert::media_info(input);
-        self.call(&plugin, async |pre, store| {
+        self.call(&plugin, "evaluate", async |pre, store| {
             let bindings = pre.condition()?.instantiate_async(&mut *store).await?;
             bindings.copra_plugin_condition().call_evaluate(&mut *store, expression, &info).await
         })

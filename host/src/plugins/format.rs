@@ -12,7 +12,7 @@ impl Plugins {
     pub async fn format_check(&self, format: &str, params_json: &str) -> Result<OutputType, PluginError> {
         let plugin = self.find(PluginKind::Format, container_of(format))?;
         let output_type = self
-            .call(&plugin, async |pre, store| {
+            .call(&plugin, "check", async |pre, store| {
                 let bindings = pre.format()?.instantiate_async(&mut *store).await?;
                 bindings.copra_plugin_format().call_check(&mut *store, format, params_json).await
             })
@@ -25,7 +25,7 @@ impl Plugins {
         let plugin = self.find(PluginKind::Format, container_of(format))?;
         let info = convert::media_info(input);
         let plan = self
-            .call(&plugin, async |pre, store| {
+            .call(&plugin, "plan", async |pre, store| {
                 let bindings = pre.format()?.instantiate_async(&mut *store).await?;
                 bindings.copra_plugin_format().call_plan(&mut *store, format, params_json, &info).await
             })

@@ -273,28 +273,34 @@ impl Plugins {
     async fn call<R>(
         &self,
         plugin: &LoadedPlugin,
+        function: &'static str,
         f: impl AsyncFnOnce(&Pre, &mut Store<PluginState>) -> wasmtime::Result<Result<R, wit::PluginError>>,
     ) -> Result<R, PluginError> {
         let hosts = if plugin.kind == PluginKind::Notifier { Vec::new() } else { plugin.sandbox.allowed_hosts.clone() };
-        self.call_with(plugin, hosts, plugin.sandbox.deadline, |_| {}, f).await
+        self.call_with(plugin, function, hosts, plugin.sandbox.deadline, |_| {}, f).await
     }
 
     /// [`Self::call`] with the hosts the call may reach, its wall-clock deadline, and
-    /// `setup` of the call's state (e.g. a webhook delivery to sign for).
+    /// `setup` of the call's state (e.g. a webhook delivery to sign for). `function` names
+    /// the call in its span and its latency metric.
     async fn call_with<R>(
         &self,
         plugin: &LoadedPlugin,
+        function: &'static str,
         hosts: Vec<String>,
         deadline: Duration,
         setup: impl FnOnce(&mut PluginState),
         f: impl AsyncFnOnce(&Pre, &mut Store<PluginState>) -> wasmtime::Result<Result<R, wit::PluginError>>,
     ) -> Result<R, PluginError> {
-        let span = tracing::debug_span!("plugin_call", plugin = %plugin.name);
+        let span = tracing::debug_span!("plugin_call", plugin = %plugin.name, function);
         async {
+            let started = std::time::Instant::now();
             let mut store = plugin.sandbox.store(&self.engine, plugin.name.clone(), hosts, self.outbound.clone());
             setup(store.data_mut());
             let result = error::within(deadline, f(&plugin.pre, &mut store)).await;
-            error::outcome(plugin, &store, result)
+            let outcome = error::outcome(plugin, &store, result);
+            crate::metrics::plugin_call(&plugin.name, function, outcome.is_ok(), started.elapsed());
+            outcome
         }
         .instrument(span)
         .await

@@ -20,7 +20,7 @@ impl Plugins {
     /// allow is a 400 now, not a failed delivery later).
     pub async fn notifier_check(&self, kind: &str, config_json: &str) -> Result<(), PluginError> {
         let plugin = self.find(PluginKind::Notifier, kind)?;
-        self.call(&plugin, async |pre, store| {
+        self.call(&plugin, "check", async |pre, store| {
             let bindings = pre.notifier()?.instantiate_async(&mut *store).await?;
             bindings.copra_plugin_notifier().call_check(&mut *store, config_json).await
         })
@@ -45,7 +45,7 @@ impl Plugins {
         let plugin = self.find(PluginKind::Notifier, kind)?;
         let hosts = self.granted_hosts(&plugin, config_json).await?;
         let setup = |state: &mut PluginState| state.deliver(signing, status);
-        self.call_with(&plugin, hosts, deadline, setup, async |pre, store| {
+        self.call_with(&plugin, "notify", hosts, deadline, setup, async |pre, store| {
             let bindings = pre.notifier()?.instantiate_async(&mut *store).await?;
             bindings.copra_plugin_notifier().call_notify(&mut *store, config_json, event_json).await
         })
@@ -56,7 +56,7 @@ impl Plugins {
     /// `hosts(config)`, every one matched against its `allowed_hosts` grant.
     async fn granted_hosts(&self, plugin: &LoadedPlugin, config_json: &str) -> Result<Vec<String>, PluginError> {
         let asked = self
-            .call(plugin, async |pre, store| {
+            .call(plugin, "hosts", async |pre, store| {
                 let bindings = pre.notifier()?.instantiate_async(&mut *store).await?;
                 bindings.copra_plugin_notifier().call_hosts(&mut *store, config_json).await
             })

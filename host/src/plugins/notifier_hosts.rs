@@ -8,7 +8,7 @@ impl Plugins {
     /// answer, the same one that grants its delivering calls).
     pub async fn notifier_hosts(&self, kind: &str, config_json: &str) -> Result<Vec<String>, PluginError> {
         let plugin = self.find(PluginKind::Notifier, kind)?;
-        self.call(&plugin, async |pre, store| {
+        self.call(&plugin, "hosts", async |pre, store| {
             let bindings = pre.notifier()?.instantiate_async(&mut *store).await?;
             bindings.copra_plugin_notifier().call_hosts(&mut *store, config_json).await
         })

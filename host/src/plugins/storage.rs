@@ -58,7 +58,7 @@ impl Plugins {
     pub async fn storage_resolve(&self, service: &str, spec_json: &str) -> Result<StorageTarget, PluginError> {
         let plugin = self.find(PluginKind::Storage, service)?;
         let target = self
-            .call(&plugin, async |pre, store| {
+            .call(&plugin, "resolve", async |pre, store| {
                 let bindings = pre.storage()?.instantiate_async(&mut *store).await?;
                 bindings.copra_plugin_storage().call_resolve(&mut *store, spec_json).await
             })
@@ -81,7 +81,7 @@ impl Plugins {
     pub async fn storage_object_key(&self, service: &str, spec_json: &str, output_path: &str) -> Result<String, PluginError> {
         let plugin = self.find(PluginKind::Storage, service)?;
         let raw = self
-            .call(&plugin, async |pre, store| {
+            .call(&plugin, "object-key", async |pre, store| {
                 let bindings = pre.storage()?.instantiate_async(&mut *store).await?;
                 bindings.copra_plugin_storage().call_object_key(&mut *store, spec_json, output_path).await
             })

@@ -28,6 +28,9 @@ pub async fn enqueue(
 ) -> Result<(job::Model, Vec<output::Model>), DbErr> {
     let id = job.id.clone();
     db::jobs::insert(db, job, outputs).await?;
+    // Read back before waking the worker: the answer is the job as submitted, not as a
+    // worker that already took it has made it.
+    let stored = db::jobs::find(db, &id, None).await?.ok_or_else(|| DbErr::RecordNotFound(format!("job {id} just stored")))?;
     wake.notify_one();
     if db.get_database_backend() == DatabaseBackend::Postgres {
         // Sent once the job is committed, so a woken worker finds it. A lost notification
@@ -37,7 +40,7 @@ pub async fn enqueue(
             tracing::warn!(%err, job_id = %id, "NOTIFY of the new job failed; workers will find it on their next poll");
         }
     }
-    db::jobs::find(db, &id, None).await?.ok_or_else(|| DbErr::RecordNotFound(format!("job {id} just stored")))
+    Ok(stored)
 }
 
 /// Claim one job for `worker`; returns its id.

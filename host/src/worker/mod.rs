@@ -32,7 +32,8 @@ use crate::plugins::Plugins;
 use crate::queue;
 use crate::storage::{self, LocalFiles};
 use crate::tenant::Tenant;
-use crate::types::{MediaInfo, OutputPlan};
+use crate::types::MediaInfo;
+use crate::job::prepare::Decision;
 use record::JobRun;
 
 /// A job claimed this many times without finishing is failed instead of retried: it is
@@ -262,8 +263,9 @@ impl Worker {
         // 1. Input.
         run.input_transferring().await?;
         let input_path = work.join("input");
-        if let Err(message) = self.fetch_input(spec, &local, &input_path).await {
-            return Ok(run.fail_input(outputs, message).await?);
+        match self.fetch_input(spec, &local, &input_path).await {
+            Ok(bytes) => crate::metrics::input_bytes(bytes),
+            Err(message) => return Ok(run.fail_input(outputs, message).await?),
         }
         let probed = {
             let path = input_path.clone();
@@ -287,7 +289,7 @@ impl Worker {
             .map_err(|e| e.to_string());
         let mut planned: Vec<Planned> = Vec::new();
         for (row, output_spec) in outputs.iter().zip(&spec.outputs) {
-            match self.decide(&info, row, output_spec).await {
+            match self.decide(&info, output_spec).await {
                 Decision::Skip => run.set_output(row, OutputState::Skipped).await?,
                 Decision::Fail(message) => run.fail_output(row, message).await?,
                 Decision::Encode(plan) => {
@@ -323,48 +325,12 @@ impl Worker {
     }
 
     async fn fetch_input(&self, spec: &JobSpec, local: &LocalFiles, dest: &Path) -> Result<u64, String> {
-        if let Some(url) = &spec.input.url {
-            return storage::fetch_http(&self.http, url, dest, self.config.limits.max_input_bytes)
-                .await
-                .map_err(|e| format!("The input could not be fetched: {e}"));
-        }
-        let service = spec.input.service.as_deref().unwrap_or_default();
-        let raw = spec.input.raw.to_string();
-        let (object, block) =
-            spec.input.object().ok_or_else(|| "The input needs a 'key' (or 'path') of the object to fetch.".to_string())?;
-        let key = self.plugins.storage_object_key(service, &block, object).await.map_err(|e| e.to_string())?;
-        let source = storage::destination(&self.plugins, service, &raw, local, &self.http)
-            .await
-            .map_err(|e| e.to_string())?;
-        source.download(&key, dest, self.config.limits.max_input_bytes).await.map_err(|e| format!("The input could not be fetched: {e}"))
+        crate::job::prepare::fetch_input(&self.plugins, &self.http, &self.config.limits, spec, local, dest).await
     }
 
-    async fn decide(&self, info: &MediaInfo, row: &output::Model, spec: &OutputSpec) -> Decision {
-        if let Some(condition) = &spec.condition {
-            match self.plugins.condition_evaluate(condition, info).await {
-                Ok(true) => {}
-                Ok(false) => {
-                    tracing::info!(output = %row.key, condition, "condition false; output skipped");
-                    return Decision::Skip;
-                }
-                Err(err) => return Decision::Fail(format!("The condition could not be evaluated: {}", err.describe())),
-            }
-        }
-        match self.plugins.format_plan(&spec.format, &spec.plugin_params(), info).await {
-            // The plan is the plugin's answer: held to the host's bounds before any encode.
-            Ok(plan) => match media::check_plan(&plan, &self.config.limits) {
-                Ok(()) => Decision::Encode(plan),
-                Err(problem) => Decision::Fail(format!("The format plugin planned something this server refuses: {problem}.")),
-            },
-            Err(err) => Decision::Fail(err.describe()),
-        }
+    async fn decide(&self, info: &MediaInfo, spec: &OutputSpec) -> Decision {
+        crate::job::prepare::decide(&self.plugins, &self.config.limits, info, spec).await
     }
-}
-
-enum Decision {
-    Skip,
-    Fail(String),
-    Encode(OutputPlan),
 }
 
 struct Planned {

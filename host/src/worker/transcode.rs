@@ -27,6 +27,7 @@ impl JobRun<'_> {
         cancel: &Arc<AtomicBool>,
     ) -> anyhow::Result<()> {
         let (tx, mut rx) = mpsc::unbounded_channel();
+        let started = Instant::now();
         let targets: Vec<OutputTarget> = planned.iter().map(|p| p.target.clone()).collect();
         let engine = {
             let (input, cancel) = (input.to_path_buf(), cancel.clone());
@@ -78,6 +79,8 @@ impl JobRun<'_> {
                     let sent = segments.remove(&index).unwrap_or_default();
                     match result {
                         Ok(produced) => {
+                            let family = done.spec.format.split(':').next().unwrap_or_default();
+                            crate::metrics::encoded(family, started.elapsed());
                             if matches!(produced, Produced::Package(_)) {
                                 self.set_output(&done.row, OutputState::Packaging).await.map_err(lost)?;
                             }

@@ -36,7 +36,11 @@ impl Store {
     /// Send one file to `path` (relative to the storage block); returns its URL.
     pub async fn put(&self, file: &Path, path: &str, mime_type: &str) -> Result<String, String> {
         let key = self.plugins.storage_object_key(&self.service, &self.storage_json, path).await.map_err(|e| e.to_string())?;
-        self.destination.upload(file, &key, mime_type).await.map_err(|e| e.to_string())
+        let url = self.destination.upload(file, &key, mime_type).await.map_err(|e| e.to_string())?;
+        if let Ok(stored) = tokio::fs::metadata(file).await {
+            crate::metrics::output_bytes(stored.len());
+        }
+        Ok(url)
     }
 }
 

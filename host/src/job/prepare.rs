@@ -1,0 +1,65 @@
+//! The steps before any encode, shared by a worker running a job and a dry run: fetch
+//! the input (a URL, or an object of a storage service) and decide each output
+//! (its condition, then its format plugin's plan, held to the host's bounds).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::{JobSpec, OutputSpec};
+use crate::config::Limits;
+use crate::media;
+use crate::net::HttpClient;
+use crate::plugins::Plugins;
+use crate::storage::{self, LocalFiles};
+use crate::types::{MediaInfo, OutputPlan};
+
+/// Fetch a job's input to `dest`; returns its size, or a message for the user.
+pub async fn fetch_input(
+    plugins: &Arc<Plugins>,
+    http: &HttpClient,
+    limits: &Limits,
+    spec: &JobSpec,
+    local: &LocalFiles,
+    dest: &Path,
+) -> Result<u64, String> {
+    if let Some(url) = &spec.input.url {
+        return storage::fetch_http(http, url, dest, limits.max_input_bytes).await.map_err(|e| format!("The input could not be fetched: {e}"));
+    }
+    let service = spec.input.service.as_deref().unwrap_or_default();
+    let raw = spec.input.raw.to_string();
+    let (object, block) = spec.input.object().ok_or_else(|| "The input needs a 'key' (or 'path') of the object to fetch.".to_string())?;
+    let key = plugins.storage_object_key(service, &block, object).await.map_err(|e| e.to_string())?;
+    let source = storage::destination(plugins, service, &raw, local, http).await.map_err(|e| e.to_string())?;
+    source.download(&key, dest, limits.max_input_bytes).await.map_err(|e| format!("The input could not be fetched: {e}"))
+}
+
+/// What becomes of one output.
+pub enum Decision {
+    /// Its condition is false.
+    Skip,
+    /// It cannot be made: the message says why.
+    Fail(String),
+    Encode(OutputPlan),
+}
+
+/// Evaluate the output's condition against the input, then plan it with its format
+/// plugin; the plan is the plugin's answer, checked against the host's limits.
+pub async fn decide(plugins: &Plugins, limits: &Limits, info: &MediaInfo, spec: &OutputSpec) -> Decision {
+    if let Some(condition) = &spec.condition {
+        match plugins.condition_evaluate(condition, info).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::info!(output = %spec.key, condition, "condition false; output skipped");
+                return Decision::Skip;
+            }
+            Err(err) => return Decision::Fail(format!("The condition could not be evaluated: {}", err.describe())),
+        }
+    }
+    match plugins.format_plan(&spec.format, &spec.plugin_params(), info).await {
+        Ok(plan) => match media::check_plan(&plan, limits) {
+            Ok(()) => Decision::Encode(plan),
+            Err(problem) => Decision::Fail(format!("The format plugin planned something this server refuses: {problem}.")),
+        },
+        Err(err) => Decision::Fail(err.describe()),
+    }
+}
