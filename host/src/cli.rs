@@ -72,18 +72,21 @@ pub async fn plugins(config: &Config, server: Option<String>, command: PluginCom
         bail!("{status}: {message}");
     }
     if let Some(plugins) = body.get("plugins").and_then(Value::as_array) {
-        println!("{:<20} {:<8} {:<10} {:<24} {:<14} {:>6} {:>6}", "NAME", "VERSION", "KIND", "PROVIDES", "SHA256", "CALLS", "ERRORS");
+        println!("{:<20} {:<8} {:<10} {:<24} {:<14} {:<7} {:>6} {:>6}", "NAME", "VERSION", "KIND", "PROVIDES", "SHA256", "FROM", "CALLS", "ERRORS");
         for p in plugins {
             let text = |k: &str| p.get(k).and_then(Value::as_str).unwrap_or("").to_string();
             let provides: Vec<&str> = p.get("provides").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
             let sha = text("sha256");
+            // Stored plugins are the cluster's (every node); the others are this node's files.
+            let from = if p.get("stored").and_then(Value::as_bool).unwrap_or(false) { "stored" } else { "file" };
             println!(
-                "{:<20} {:<8} {:<10} {:<24} {:<14} {:>6} {:>6}",
+                "{:<20} {:<8} {:<10} {:<24} {:<14} {:<7} {:>6} {:>6}",
                 text("name"),
                 text("version"),
                 text("kind"),
                 provides.join(","),
                 &sha[..sha.len().min(12)],
+                from,
                 p.get("calls").and_then(Value::as_u64).unwrap_or(0),
                 p.get("errors").and_then(Value::as_u64).unwrap_or(0)
             );

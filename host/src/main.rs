@@ -86,6 +86,8 @@ async fn run() -> anyhow::Result<()> {
         .context("starting the plugin host")?;
     let _watcher = plugins.watch().context("watching the plugin directory")?;
     let db = db::connect(config.database_url.expose()).await.with_context(|| format!("opening the database {}", redact(config.database_url.expose())))?;
+    // Plugins added through any node's admin API, loaded here too (and kept in step).
+    plugins.start_sync(db.clone(), config.plugin_sync.interval).await;
     let job_arrived = Arc::new(tokio::sync::Notify::new());
     let run_worker = !matches!(command, Command::Serve { no_worker: true });
     let run_api = !matches!(command, Command::Worker);

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::{ApiError, AppState, auth};
 use crate::job::JobError;
-use crate::plugins::LoadedPlugin;
+use crate::plugins::{AddError, LoadedPlugin};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -35,9 +35,12 @@ impl FromRequestParts<AppState> for AdminKey {
     }
 }
 
-fn plugin_view(plugin: &LoadedPlugin) -> Value {
+/// `stored`: added through the admin API and kept in the database, so every node
+/// sharing it loads this version; otherwise a file of this node's plugin directory.
+fn plugin_view(plugin: &LoadedPlugin, stored: bool) -> Value {
     let (calls, errors) = plugin.calls();
     json!({
+        "stored": stored,
         "name": &*plugin.name,
         "version": plugin.info.version,
         "kind": plugin.kind.as_str(),
@@ -49,9 +52,11 @@ fn plugin_view(plugin: &LoadedPlugin) -> Value {
     })
 }
 
-async fn list(State(state): State<AppState>, _: AdminKey) -> Json<Value> {
-    let plugins: Vec<Value> = state.plugins.list().iter().map(|p| plugin_view(p)).collect();
-    Json(json!({"plugins": plugins, "load_errors": state.plugins.errors()}))
+async fn list(State(state): State<AppState>, _: AdminKey) -> Result<Json<Value>, ApiError> {
+    let stored: std::collections::HashSet<String> =
+        crate::db::plugin::list(&state.db).await?.into_iter().filter(|p| p.is_active()).map(|p| p.sha256).collect();
+    let plugins: Vec<Value> = state.plugins.list().iter().map(|p| plugin_view(p, stored.contains(&p.sha256))).collect();
+    Ok(Json(json!({"plugins": plugins, "load_errors": state.plugins.errors()})))
 }
 
 #[derive(Deserialize)]
@@ -64,46 +69,26 @@ fn valid_name(name: &str) -> bool {
     !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
-/// Upload a component as `?name=NAME`. It replaces a plugin of that name; if it does
-/// not load, the previous version is put back and the answer says why.
+/// Upload a component as `?name=NAME`. It replaces a plugin of that name on every node
+/// sharing the database; if it does not load, the previous version stays and the answer
+/// says why.
 async fn add(State(state): State<AppState>, _: AdminKey, Query(query): Query<AddQuery>, body: Bytes) -> Result<(StatusCode, Json<Value>), ApiError> {
     if !valid_name(&query.name) {
         return Err(JobError::invalid("plugin_not_valid", "The plugin name must be 1-64 letters, digits, '-' or '_'.").into());
     }
-    let dir = state.plugins.plugin_dir();
-    let path = dir.join(format!("{}.wasm", query.name));
-    let previous = tokio::fs::read(&path).await.ok();
-    // Write beside, then rename: the watcher never sees half a file.
-    let staging = dir.join(format!(".{}.upload", query.name));
-    tokio::fs::write(&staging, &body).await.map_err(ApiError::internal)?;
-    tokio::fs::rename(&staging, &path).await.map_err(ApiError::internal)?;
-
-    let errors = state.plugins.reload().await;
-    let file = format!("{}.wasm", query.name);
-    if let Some(problem) = errors.iter().find(|e| e.file == file) {
-        match previous {
-            Some(bytes) => tokio::fs::write(&path, bytes).await.map_err(ApiError::internal)?,
-            None => tokio::fs::remove_file(&path).await.map_err(ApiError::internal)?,
-        }
-        state.plugins.reload().await;
-        return Err(JobError::invalid("plugin_not_valid", format!("The plugin was rejected: {}", problem.error)).into());
+    match state.plugins.add(&state.db, &query.name, body.to_vec()).await {
+        Ok(plugin) => Ok((StatusCode::CREATED, Json(plugin_view(&plugin, true)))),
+        Err(AddError::Rejected(problem)) => Err(JobError::invalid("plugin_not_valid", format!("The plugin was rejected: {problem}")).into()),
+        Err(AddError::Failed(err)) => Err(ApiError::internal(err)),
     }
-    let plugin = state
-        .plugins
-        .list()
-        .into_iter()
-        .find(|p| *p.name == *query.name)
-        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("plugin {} vanished after loading", query.name)))?;
-    Ok((StatusCode::CREATED, Json(plugin_view(&plugin))))
 }
 
+/// Remove a plugin on every node sharing the database.
 async fn remove(State(state): State<AppState>, _: AdminKey, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
-    let path = state.plugins.plugin_dir().join(format!("{name}.wasm"));
-    if !valid_name(&name) || !path.exists() {
+    let found = valid_name(&name) && state.plugins.remove(&state.db, &name).await.map_err(ApiError::internal)?;
+    if !found {
         return Err(ApiError::NotFound { code: "plugin_not_found", what: format!("Plugin '{name}'") });
     }
-    tokio::fs::remove_file(&path).await.map_err(ApiError::internal)?;
-    state.plugins.reload().await;
     Ok(StatusCode::NO_CONTENT)
 }
 

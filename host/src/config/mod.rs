@@ -55,6 +55,22 @@ pub struct Config {
     pub queue: QueueConfig,
     /// Shutdown grace and stall detection of worker processes (`[worker]`).
     pub worker: WorkerConfig,
+    /// How plugins added through the admin API reach every node (`plugin_sync_ms`,
+    /// `plugin_version_wait_secs`).
+    pub plugin_sync: PluginSync,
+}
+
+/// Plugins in a cluster: how often a node looks at the database's plugin set, and how
+/// long a worker waits for the plugin versions a job was planned with.
+#[derive(Debug, Clone)]
+pub struct PluginSync {
+    /// How often each node compares its plugins with the database's and loads or
+    /// unloads the difference (`plugin_sync_ms`, `COPRA_PLUGIN_SYNC_MS`; default 2000).
+    pub interval: std::time::Duration,
+    /// How long a worker waits for a plugin version a job was planned with to be loaded
+    /// before failing the job (`plugin_version_wait_secs`,
+    /// `COPRA_PLUGIN_VERSION_WAIT_SECS`; default 60).
+    pub version_wait: std::time::Duration,
 }
 
 /// What the operator grants one plugin, from `[plugins.NAME]` in the config file
@@ -126,6 +142,10 @@ struct FileConfig {
     webhooks: webhooks::FileWebhooks,
     #[serde(default)]
     plugins: HashMap<String, PluginGrant>,
+    /// How often the plugin set is synced from the database, in ms.
+    plugin_sync_ms: Option<u64>,
+    /// How long a worker waits for a job's plugin versions, in seconds.
+    plugin_version_wait_secs: Option<u64>,
     #[serde(default)]
     limits: limits::FileLimits,
     #[serde(default)]
@@ -215,6 +235,15 @@ impl Config {
         let outbound = crate::net::Policy::parse(&outbound_allow)
             .map_err(|message| ConfigError::Invalid { name: "COPRA_OUTBOUND_ALLOW", message })?;
 
+        let number = |name: &'static str, file: Option<u64>, default: u64| match env(name) {
+            Some(v) => v.parse::<u64>().map_err(|_| ConfigError::Invalid { name, message: format!("'{v}' is not a number") }),
+            None => Ok(file.unwrap_or(default)),
+        };
+        let plugin_sync = PluginSync {
+            interval: std::time::Duration::from_millis(number("COPRA_PLUGIN_SYNC_MS", file_config.plugin_sync_ms, 2000)?.max(100)),
+            version_wait: std::time::Duration::from_secs(number("COPRA_PLUGIN_VERSION_WAIT_SECS", file_config.plugin_version_wait_secs, 60)?),
+        };
+
         Ok(Config {
             listen,
             data_dir,
@@ -232,6 +261,7 @@ impl Config {
             webhooks,
             queue,
             worker,
+            plugin_sync,
         })
     }
 

@@ -11,6 +11,7 @@ pub mod jobs;
 mod migration;
 pub mod outbox;
 pub mod output;
+pub mod plugin;
 pub mod stats;
 pub mod status;
 pub mod webhook_attempt;

@@ -36,7 +36,9 @@ impl Submitter<'_> {
     /// Validate `spec` for the tenant `owner`, store it and queue it; returns the stored
     /// rows. `api` only labels the log line.
     pub async fn submit(&self, owner: &str, spec: JobSpec, api: &'static str) -> Result<(job::Model, Vec<output::Model>), SubmitError> {
-        let output_types = check(self.plugins, self.config, &spec).await?;
+        // The plugin versions validation used are the ones the job runs with.
+        let (output_types, pins) = crate::plugins::record(check(self.plugins, self.config, &spec)).await;
+        let output_types = output_types?;
 
         let id = crate::random_id(14);
         let job = job::Model {
@@ -46,7 +48,7 @@ impl Submitter<'_> {
             input_status: InputStatus::Starting,
             progress: 0,
             // Storage credentials, webhook and presigned URLs: sealed at rest.
-            spec: stored::seal_spec(&self.config.sealer, &spec)?,
+            spec: stored::seal_planned(&self.config.sealer, &spec, &pins)?,
             input_metadata: None,
             error: None,
             created_at: crate::db::now_ms(),

@@ -31,7 +31,7 @@ use crate::config::{Config, WebhookConfig};
 use crate::db::outbox::{self, Attempt, Outcome};
 use crate::db::{self, event, now_ms};
 use crate::job::JobSpec;
-use crate::plugins::{LastStatus, PluginError, Plugins, WebhookSigning};
+use crate::plugins::{LastStatus, PluginError, PluginKind, Pins, Plugins, WebhookSigning};
 use crate::secret::Sealer;
 
 /// How often the outbox is looked at without being told: retries falling due, and
@@ -142,7 +142,7 @@ impl Notifier {
     /// when it has one (the webhook host), else the job itself.
     async fn receiver_of(&self, job_id: &str) -> String {
         let spec = match self.job(job_id).await {
-            Ok(Some((_, spec))) => spec,
+            Ok(Some((_, spec, _))) => spec,
             _ => return format!("job:{job_id}"),
         };
         let kind = spec.notification_type().unwrap_or("none").to_string();
@@ -160,11 +160,11 @@ impl Notifier {
     }
 
     /// A job's owner and spec.
-    async fn job(&self, job_id: &str) -> Result<Option<(String, JobSpec)>, String> {
+    async fn job(&self, job_id: &str) -> Result<Option<(String, JobSpec, Pins)>, String> {
         let job = db::job::Entity::find_by_id(job_id.to_string()).one(&self.db).await.map_err(|e| e.to_string())?;
         let Some(job) = job else { return Ok(None) };
-        let spec = crate::job::stored::open_spec(&self.sealer, &job.spec).map_err(|e| e.to_string())?;
-        Ok(Some((job.owner, spec)))
+        let (spec, pins) = crate::job::stored::open_planned(&self.sealer, &job.spec).map_err(|e| e.to_string())?;
+        Ok(Some((job.owner, spec, Pins::new(pins))))
     }
 
     /// Deliver one claimed event once, record the attempt, and reschedule, fail or
@@ -206,12 +206,17 @@ impl Notifier {
     }
 
     async fn deliver(&self, owed: &event::Model, status: LastStatus) -> Result<(), String> {
-        let Some((owner, spec)) = self.job(&owed.job_id).await? else { return Ok(()) };
+        let Some((owner, spec, pins)) = self.job(&owed.job_id).await? else { return Ok(()) };
         let (Some(kind), Some(config)) = (spec.notification_type(), &spec.notification) else { return Ok(()) };
+        // The notifier version the job was planned with (loaded from the database if
+        // need be; no waiting here: a failed attempt is retried on the schedule).
+        let pins = pins.of_kind(PluginKind::Notifier);
+        self.plugins.ready(&self.db, &pins, Duration::ZERO).await?;
         let config = config.to_string();
         let signing = WebhookSigning { id: owed.webhook_id(), secret: self.webhooks.secret_for(&owner).clone() };
         // The plugin call's wall-clock deadline covers the whole delivery, network included.
-        self.plugins.notifier_notify(kind, &config, &owed.payload, self.timeout, signing, status).await.map_err(|e| match e {
+        let call = self.plugins.notifier_notify(kind, &config, &owed.payload, self.timeout, signing, status);
+        pins.scope(call).await.map_err(|e| match e {
             PluginError::Deadline { .. } => {
                 format!("{e}: the receiver did not answer within {} s (limits.webhook_timeout_secs)", self.timeout.as_secs())
             }

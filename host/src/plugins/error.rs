@@ -38,6 +38,15 @@ pub enum PluginError {
         /// The service, format or notification type asked for.
         name: String,
     },
+    /// The job was planned with a version of a plugin that this node does not have
+    /// loaded (see `pins`): it is never run with another version.
+    #[error("the job was planned with version sha256:{sha256} of plugin '{plugin}', which is not loaded on this node")]
+    Unavailable {
+        /// The plugin's name.
+        plugin: String,
+        /// The version's content hash.
+        sha256: String,
+    },
     /// The call used up its CPU budget (`time_ms`).
     #[error("plugin '{plugin}' ran past its time budget of {budget_ms} ms")]
     Timeout {
@@ -78,6 +87,7 @@ impl PluginError {
             PluginError::Rejected { code, .. } => code,
             PluginError::Refused { code, .. } => code,
             PluginError::Missing { .. } => "plugin_not_found",
+            PluginError::Unavailable { .. } => "plugin_version_unavailable",
             PluginError::Timeout { .. } | PluginError::Deadline { .. } => "plugin_timeout",
             PluginError::MemoryExceeded { .. } => "plugin_memory_exceeded",
             PluginError::Trapped { .. } => "plugin_failed",

@@ -15,6 +15,7 @@
 //! start, reload, lookup.
 
 mod bindings;
+mod cluster;
 mod condition;
 mod convert;
 mod engine;
@@ -24,6 +25,7 @@ mod hosts;
 mod notifier;
 mod notifier_hosts;
 mod outbound;
+mod pins;
 mod registry;
 mod sandbox;
 mod state;
@@ -44,7 +46,9 @@ use wasmtime::{Engine, Store};
 use crate::config::PluginGrant;
 use bindings::types as wit;
 pub use condition::ConditionInstance;
+pub use cluster::AddError;
 pub use error::PluginError;
+pub use pins::{Pin, Pins, carry, record};
 pub use registry::{LoadedPlugin, PluginKind};
 use registry::{Pre, Registry};
 use sandbox::Sandbox;
@@ -81,6 +85,19 @@ pub struct Plugins {
     reloading: tokio::sync::Mutex<()>,
     /// The outbound policy every `wasi:http` request of a plugin obeys.
     outbound: outbound::PluginNet,
+    /// Versions no longer active but still addressable by hash, for jobs planned with
+    /// them (see `pins`): replaced here, or loaded from the database for a job.
+    kept: std::sync::Mutex<HashMap<String, Kept>>,
+    /// Adding, removing and syncing with the database one at a time (see `cluster`).
+    admin: tokio::sync::Mutex<()>,
+    /// Stored versions this node failed to load: not tried again by every sync.
+    sync_failed: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+/// A version kept for the jobs planned with it, and when one last asked for it.
+struct Kept {
+    plugin: Arc<LoadedPlugin>,
+    last_used: std::time::Instant,
 }
 
 /// What a scan of the plugin directory found for one file (see [`Plugins::scan`]).
@@ -126,6 +143,9 @@ impl Plugins {
             errors: std::sync::Mutex::new(Vec::new()),
             reloading: tokio::sync::Mutex::new(()),
             outbound: outbound::PluginNet::new(outbound),
+            kept: std::sync::Mutex::new(HashMap::new()),
+            admin: tokio::sync::Mutex::new(()),
+            sync_failed: std::sync::Mutex::new(Default::default()),
         });
         plugins.reload().await;
         Ok(plugins)
@@ -184,7 +204,16 @@ impl Plugins {
                 errors.push(LoadError { file: format!("{}.wasm", plugin.name), error: err.to_string(), at: chrono::Utc::now() });
             }
         }
-        self.registry.store(Arc::new(registry));
+        // A version that is no longer active stays addressable by its hash.
+        let registry = Arc::new(registry);
+        {
+            let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+            for old in current.all().into_iter().filter(|p| registry.by_sha(&p.sha256).is_none()) {
+                kept.entry(old.sha256.clone()).or_insert_with(|| Kept { plugin: old, last_used: std::time::Instant::now() });
+            }
+            kept.retain(|sha256, _| registry.by_sha(sha256).is_none());
+        }
+        self.registry.store(registry);
         *self.errors.lock().unwrap_or_else(|e| e.into_inner()) = errors.clone();
         errors
     }
@@ -263,8 +292,30 @@ impl Plugins {
         }
     }
 
+    /// The plugin of `kind` for `name`: inside a job, the version the job was planned
+    /// with (or none); otherwise the active one (noted when a submit is recording).
     fn find(&self, kind: PluginKind, name: &str) -> Result<Arc<LoadedPlugin>, PluginError> {
-        self.registry.load().find(kind, name).ok_or_else(|| PluginError::Missing { kind: kind.as_str(), name: name.to_string() })
+        if let Some(pin) = pins::pinned(kind, name) {
+            return self
+                .version(&pin.sha256)
+                .filter(|p| p.kind == kind)
+                .ok_or(PluginError::Unavailable { plugin: pin.plugin, sha256: pin.sha256 });
+        }
+        let plugin = self.registry.load().find(kind, name).ok_or_else(|| PluginError::Missing { kind: kind.as_str(), name: name.to_string() })?;
+        pins::note(kind, name, &plugin);
+        Ok(plugin)
+    }
+
+    /// The loaded version with content hash `sha256`: active, or kept.
+    pub fn version(&self, sha256: &str) -> Option<Arc<LoadedPlugin>> {
+        if let Some(plugin) = self.registry.load().by_sha(sha256) {
+            return Some(plugin);
+        }
+        let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        kept.get_mut(sha256).map(|k| {
+            k.last_used = std::time::Instant::now();
+            k.plugin.clone()
+        })
     }
 
     /// Run one call against a fresh instance of `plugin` within its sandbox: its

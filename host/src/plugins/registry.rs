@@ -14,7 +14,7 @@ use super::sandbox::Sandbox;
 use super::state::PluginState;
 
 /// The four kinds of plugin, one WIT world each.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PluginKind {
     /// Where files go (`storage-plugin`).
@@ -207,6 +207,11 @@ impl Registry {
         self.plugins.iter().find(|p| &*p.name == name).cloned()
     }
 
+    /// The plugin whose component has content hash `sha256`.
+    pub fn by_sha(&self, sha256: &str) -> Option<Arc<LoadedPlugin>> {
+        self.plugins.iter().find(|p| p.sha256 == sha256).cloned()
+    }
+
     /// Every plugin, in the order they were inserted.
     pub fn all(&self) -> Vec<Arc<LoadedPlugin>> {
         self.plugins.clone()
@@ -236,7 +241,9 @@ pub fn compile_cached(engine: &Engine, cache_dir: &Path, bytes: &[u8], sha256: &
         }
     }
     let compiled = engine.precompile_component(bytes)?;
-    let tmp = cached.with_extension("tmp");
+    // A name of its own: the same component may be compiled twice at once (a reload and
+    // a job loading a kept version), and each must rename its own file.
+    let tmp = cache_dir.join(format!(".{}.tmp", crate::random_id(12)));
     std::fs::write(&tmp, &compiled)?;
     std::fs::rename(&tmp, &cached)?;
     // SAFETY: as above; we just wrote these bytes from this engine.

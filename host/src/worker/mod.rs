@@ -226,9 +226,14 @@ impl Worker {
             return Ok(());
         }
         let lease = Lease { job_id: job_id.to_string(), owner: self.identity.clone() };
-        let spec: JobSpec = crate::job::stored::open_spec(&self.config.sealer, &job.spec)?;
+        let (spec, pins): (JobSpec, _) = crate::job::stored::open_planned(&self.config.sealer, &job.spec)?;
         let run = JobRun { worker: self, lease, spec: &spec };
-        let result = self.steps(&run, &job, &outputs, work, cancel).await;
+        // The plugin versions the job was planned with, or none: never another version.
+        let pins = crate::plugins::Pins::new(pins);
+        if let Err(message) = self.plugins.ready(&self.db, &pins, self.config.plugin_sync.version_wait).await {
+            return Ok(run.fail_input(&outputs, message).await?);
+        }
+        let result = pins.scope(self.steps(&run, &job, &outputs, work, cancel)).await;
         match result {
             Err(err) if matches!(err.downcast_ref::<WriteError>(), Some(WriteError::LeaseLost(_))) || cancel.load(Ordering::Relaxed) => {
                 // Another worker holds the job now; its statuses are that worker's to write.

@@ -94,7 +94,7 @@ impl JobRun<'_> {
                                 mime_type: done.target.plan.mime_type.clone(),
                                 segments: sent,
                             };
-                            uploads.spawn(upload.run().instrument(tracing::Span::current()));
+                            uploads.spawn(crate::plugins::carry(upload.run()).instrument(tracing::Span::current()));
                         }
                         // A cancelled encode (lost lease) is not this worker's failure to record.
                         Err(_) if cancel.load(Ordering::Relaxed) => {}

@@ -69,10 +69,10 @@ impl Segments {
             return;
         }
         let (store, slots) = (store.clone(), self.slots.clone());
-        self.tasks.spawn(async move {
+        self.tasks.spawn(crate::plugins::carry(async move {
             let _slot = slots.acquire_owned().await.map_err(|e| e.to_string())?;
             store.put(&file, &path, mime_type(&file)).await
-        });
+        }));
     }
 }
 
