@@ -1,11 +1,12 @@
 //! `copra`: the server, the worker and the operator's command line.
 
-use copra::{api, cli, config, db, media, notify, plugins, worker};
+use copra::{api, cli, config, db, media, notify, plugins, queue, worker};
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
+use sea_orm::ConnectionTrait;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -91,14 +92,36 @@ async fn run() -> anyhow::Result<()> {
     let run_worker = !matches!(command, Command::Serve { no_worker: true });
     let run_api = !matches!(command, Command::Worker);
 
+    // Cancelled on SIGTERM or Ctrl-C: the API stops accepting, the worker stops claiming.
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            shutdown_signal().await;
+            tracing::info!("shutdown requested");
+            stop.cancel();
+            // A second signal does not wait for the grace: running jobs' leases then
+            // free when they expire.
+            shutdown_signal().await;
+            tracing::warn!("second shutdown signal: exiting now");
+            std::process::exit(130);
+        }
+    });
+
+    let mut worker_task = None;
     if run_worker {
         let event_recorded = Arc::new(tokio::sync::Notify::new());
         let worker = worker::Worker::new(db.clone(), plugins.clone(), config.clone(), job_arrived.clone(), event_recorded.clone())?;
-        tokio::spawn(async move {
-            if let Err(err) = worker.run().await {
+        if db.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+            // Other processes' new jobs arrive by NOTIFY.
+            tokio::spawn(queue::listen(config.database_url.expose().to_string(), job_arrived.clone(), stop.clone()));
+        }
+        let stop = stop.clone();
+        worker_task = Some(tokio::spawn(async move {
+            if let Err(err) = worker.run(stop).await {
                 tracing::error!(err = format!("{err:#}"), "worker stopped");
             }
-        });
+        }));
         tokio::spawn(notify::run(notify::Notifier::new(db.clone(), plugins.clone(), &config), event_recorded));
     }
     if run_api {
@@ -108,10 +131,16 @@ async fn run() -> anyhow::Result<()> {
         if std::env::var_os("COPRA_API_KEYS").is_none() {
             println!("API key: {}", config.api_keys.iter().map(|k| k.expose().as_str()).collect::<Vec<_>>().join(", "));
         }
-        axum::serve(listener, api::router(state)).with_graceful_shutdown(shutdown_signal()).await?;
+        let stop = stop.clone();
+        axum::serve(listener, api::router(state)).with_graceful_shutdown(async move { stop.cancelled().await }).await?;
     } else {
-        shutdown_signal().await;
+        stop.cancelled().await;
     }
+    // The worker drains within its grace (it started when the signal came).
+    if let Some(task) = worker_task {
+        task.await?;
+    }
+    tracing::info!("stopped");
     Ok(())
 }
 

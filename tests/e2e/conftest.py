@@ -195,6 +195,8 @@ class Copra:
                         # The rig's servers (media, webhooks, S3) are on loopback, which
                         # the outbound policy refuses by default; tests may override.
                         COPRA_OUTBOUND_ALLOW="127.0.0.0/8,::1/128",
+                        # A stopped test server waits this long for its running jobs.
+                        COPRA_WORKER_SHUTDOWN_GRACE_SECS="5",
                         RUST_LOG="info,copra=debug")
         self.env.update(env_extra or {})
         self.proc = None

@@ -12,8 +12,10 @@ use serde::Deserialize;
 use crate::secret::{Sealer, Secret};
 
 mod limits;
+mod queue;
 mod webhooks;
 pub use limits::{LIMIT_ENV_NAMES, Limits};
+pub use queue::{QueueConfig, WorkerConfig};
 pub use webhooks::{DEFAULT_RETRY_SCHEDULE_SECS, WebhookConfig};
 
 /// Everything the server runs with. Its `Debug` shows no secret: keys, the database
@@ -49,6 +51,10 @@ pub struct Config {
     /// How webhooks are signed (`webhook_secret`, `[webhooks.secrets]`) and retried
     /// (`[webhooks] retry_schedule_secs`).
     pub webhooks: WebhookConfig,
+    /// Leases and fairness between API keys (`[queue]`).
+    pub queue: QueueConfig,
+    /// Shutdown grace and stall detection of worker processes (`[worker]`).
+    pub worker: WorkerConfig,
     /// How plugins added through the admin API reach every node (`plugin_sync_ms`,
     /// `plugin_version_wait_secs`).
     pub plugin_sync: PluginSync,
@@ -142,6 +148,10 @@ struct FileConfig {
     plugin_version_wait_secs: Option<u64>,
     #[serde(default)]
     limits: limits::FileLimits,
+    #[serde(default)]
+    queue: queue::FileQueue,
+    #[serde(default)]
+    worker: queue::FileWorker,
     /// CIDRs and host names the server may connect to besides public addresses.
     #[serde(default)]
     outbound_allow: Vec<String>,
@@ -219,6 +229,8 @@ impl Config {
             None => persistent_id(&data_dir.join("admin-key"), "admin-")?,
         };
 
+        let (queue, worker) = queue::load(file_config.queue, file_config.worker, &env)?;
+
         let outbound_allow = env("COPRA_OUTBOUND_ALLOW").unwrap_or_else(|| file_config.outbound_allow.join(","));
         let outbound = crate::net::Policy::parse(&outbound_allow)
             .map_err(|message| ConfigError::Invalid { name: "COPRA_OUTBOUND_ALLOW", message })?;
@@ -247,6 +259,8 @@ impl Config {
             outbound: crate::net::Outbound::new(outbound),
             sealer,
             webhooks,
+            queue,
+            worker,
             plugin_sync,
         })
     }

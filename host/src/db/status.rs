@@ -156,6 +156,11 @@ pub enum EventName {
     #[sea_orm(string_value = "job.failed")]
     #[serde(rename = "job.failed")]
     JobFailed,
+    /// A worker saw the job's encode stop moving and gave it back for another attempt.
+    /// Recorded in the job's history, not delivered: Coconut's clients do not know it.
+    #[sea_orm(string_value = "job.stalled")]
+    #[serde(rename = "job.stalled")]
+    JobStalled,
 }
 
 impl EventName {
@@ -166,6 +171,7 @@ impl EventName {
             EventName::OutputFailed => "output.failed",
             EventName::JobCompleted => "job.completed",
             EventName::JobFailed => "job.failed",
+            EventName::JobStalled => "job.stalled",
         }
     }
 

@@ -4,6 +4,7 @@
 //! It owns the order of things and the statuses; the actual work is done by `storage`
 //! (bytes), `media` (FFmpeg, on a blocking thread) and `plugins` (decisions).
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,12 +12,15 @@ use std::time::Duration;
 
 use sea_orm::DatabaseConnection;
 use tokio::sync::{Notify, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 mod record;
 mod transcode;
 mod upload;
 mod vtt;
+mod watch;
 
 use crate::config::Config;
 use crate::db::jobs::{Lease, WriteError};
@@ -37,6 +41,8 @@ use record::JobRun;
 const MAX_ATTEMPTS: i32 = 3;
 /// How often an idle worker looks for work it was not woken for (other API nodes).
 const POLL: Duration = Duration::from_secs(1);
+/// How long a job told to stop (shutdown, stall) has to end before it is left behind.
+const STOP_WAIT: Duration = Duration::from_secs(5);
 /// Progress is written at most this often.
 const PROGRESS_EVERY: Duration = Duration::from_millis(500);
 
@@ -82,61 +88,128 @@ impl Worker {
         }))
     }
 
-    /// Claim and run jobs until the process ends.
-    pub async fn run(self: Arc<Self>) -> anyhow::Result<()> {
+    /// Claim and run jobs until `stop` is cancelled; then claim nothing more, let the
+    /// running jobs finish within `[worker] shutdown_grace_secs`, and stop the rest and
+    /// release their leases so another worker takes them at once.
+    pub async fn run(self: Arc<Self>, stop: CancellationToken) -> anyhow::Result<()> {
         // Leases under the stable id can only be left by a process that died (the lock
         // file says no other live process holds the id): take them back at once.
         let released = if self.owns_stable_id { queue::release_all(&self.db, &self.identity).await? } else { 0 };
         if released > 0 {
             tracing::info!(released, "took back jobs interrupted by the last shutdown");
         }
+        tracing::info!(worker = %self.identity, concurrency = self.config.worker_concurrency, "worker claiming jobs");
         let slots = Arc::new(Semaphore::new(self.config.worker_concurrency));
+        // Running jobs, each ending with its id; and how to stop each.
+        let mut running: JoinSet<String> = JoinSet::new();
+        let mut cancels: HashMap<String, Arc<AtomicBool>> = HashMap::new();
         loop {
-            let permit = slots.clone().acquire_owned().await?;
-            match queue::claim(&self.db, &self.identity).await {
+            while let Some(done) = running.try_join_next() {
+                if let Ok(job_id) = done {
+                    cancels.remove(&job_id);
+                }
+            }
+            let permit = tokio::select! {
+                permit = slots.clone().acquire_owned() => permit?,
+                () = stop.cancelled() => break,
+            };
+            if stop.is_cancelled() {
+                break;
+            }
+            match queue::claim(&self.db, &self.identity, &self.config.queue).await {
                 Ok(Some(job_id)) => {
                     let worker = self.clone();
+                    let cancel = Arc::new(AtomicBool::new(false));
+                    cancels.insert(job_id.clone(), cancel.clone());
                     let span = tracing::info_span!("job", job_id = %job_id);
-                    tokio::spawn(
+                    running.spawn(
                         async move {
-                            worker.run_job(&job_id).await;
+                            worker.run_job(&job_id, cancel).await;
                             drop(permit);
+                            // A slot is free (and a capped key may have room): look at once.
+                            worker.wake.notify_one();
+                            job_id
                         }
                         .instrument(span),
                     );
                 }
                 Ok(None) => {
                     drop(permit);
-                    let _ = tokio::time::timeout(POLL, self.wake.notified()).await;
+                    tokio::select! {
+                        _ = tokio::time::timeout(POLL, self.wake.notified()) => {}
+                        () = stop.cancelled() => break,
+                    }
                 }
                 Err(err) => {
                     drop(permit);
                     tracing::error!(%err, "claiming a job failed");
-                    tokio::time::sleep(POLL).await;
+                    tokio::select! {
+                        () = tokio::time::sleep(POLL) => {}
+                        () = stop.cancelled() => break,
+                    }
                 }
             }
         }
+        self.drain(running, cancels).await;
+        Ok(())
     }
 
-    /// Run one claimed job to its end, keeping its lease alive meanwhile.
-    async fn run_job(&self, job_id: &str) {
-        let lost_lease = Arc::new(AtomicBool::new(false));
-        let heartbeat = {
-            let (db, worker_id, job_id, lost) = (self.db.clone(), self.identity.clone(), job_id.to_string(), lost_lease.clone());
-            tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(queue::HEARTBEAT).await;
-                    if !matches!(queue::heartbeat(&db, &job_id, &worker_id).await, Ok(true)) {
-                        tracing::warn!(job_id, "lease lost; stopping work on the job");
-                        lost.store(true, Ordering::Relaxed);
-                        return;
-                    }
+    /// At shutdown: wait for running jobs within the grace, then stop the rest and give
+    /// back their leases (the claim is not counted as an attempt).
+    async fn drain(&self, mut running: JoinSet<String>, mut cancels: HashMap<String, Arc<AtomicBool>>) {
+        let grace = self.config.worker.shutdown_grace;
+        if !running.is_empty() {
+            tracing::info!(jobs = running.len(), grace_secs = grace.as_secs(), "shutting down: claiming nothing more, waiting for running jobs");
+        }
+        let deadline = tokio::time::Instant::now() + grace;
+        loop {
+            match tokio::time::timeout_at(deadline, running.join_next()).await {
+                Ok(Some(Ok(job_id))) => {
+                    cancels.remove(&job_id);
                 }
-            })
+                Ok(Some(Err(err))) => tracing::error!(%err, "a job's task failed"),
+                Ok(None) => return,
+                Err(_) => break,
+            }
+        }
+        for (job_id, cancel) in &cancels {
+            cancel.store(true, Ordering::Relaxed);
+            match queue::release(&self.db, job_id, &self.identity, true).await {
+                Ok(true) => tracing::warn!(job_id, "shutdown grace over: job stopped and its lease released for another worker"),
+                Ok(false) => {}
+                Err(err) => tracing::error!(job_id, %err, "lease not released at shutdown; it frees when it expires"),
+            }
+        }
+        // The stopped jobs write nothing more (their lease is gone); let them clean up.
+        let _ = tokio::time::timeout(STOP_WAIT, async { while running.join_next().await.is_some() {} }).await;
+        running.abort_all();
+    }
+
+    /// Run one claimed job to its end, keeping its lease alive and watching it meanwhile.
+    async fn run_job(&self, job_id: &str, cancel: Arc<AtomicBool>) {
+        let stalled = Arc::new(Notify::new());
+        let watch = watch::Watch {
+            db: self.db.clone(),
+            lease: Lease { job_id: job_id.to_string(), owner: self.identity.clone() },
+            queue: self.config.queue.clone(),
+            worker: self.config.worker.clone(),
+            cancel: cancel.clone(),
+            stalled: stalled.clone(),
         };
+        let watch = tokio::spawn(watch.run().instrument(tracing::Span::current()));
         let work = storage::work_dir(&self.config.data_dir, job_id);
-        let result = self.process(job_id, &work, &lost_lease).await;
-        heartbeat.abort();
+        let process = self.process(job_id, &work, &cancel);
+        tokio::pin!(process);
+        let result = tokio::select! {
+            result = &mut process => result,
+            // A stalled encode may never return (a hung encoder): it is given a moment to
+            // stop, then left behind so its slot serves other jobs.
+            () = stalled.notified() => match tokio::time::timeout(STOP_WAIT, &mut process).await {
+                Ok(result) => result,
+                Err(_) => Err(anyhow::anyhow!("the stalled job did not stop; left behind")),
+            },
+        };
+        watch.abort();
         if let Err(err) = result {
             tracing::error!(err = format!("{err:#}"), "job aborted");
         }

@@ -6,6 +6,7 @@ mod m20261125_000001_initial;
 mod m20261125_000002_output_state;
 mod m20261125_000003_event_dedupe;
 mod m20261126_000011_webhook_outbox;
+mod m20261126_000021_queue_fairness;
 mod m20261126_000041_plugins;
 
 use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, Statement, TransactionTrait};
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000002_output_state::Migration),
             Box::new(m20261125_000003_event_dedupe::Migration),
             Box::new(m20261126_000011_webhook_outbox::Migration),
+            Box::new(m20261126_000021_queue_fairness::Migration),
             Box::new(m20261126_000041_plugins::Migration),
         ]
     }

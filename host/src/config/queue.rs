@@ -1,0 +1,117 @@
+//! How the queue hands out work (`[queue]`) and how a worker process behaves when it is
+//! told to stop or a job stops moving (`[worker]`). Each key has the environment variable
+//! `COPRA_QUEUE_<KEY>` or `COPRA_WORKER_<KEY>` (in capitals) that overrides it.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::ConfigError;
+
+/// The queue's settings, the same on every node sharing a database.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueConfig {
+    /// How long a claim lasts without a heartbeat (`lease_secs`, default 30, at least 3):
+    /// a job whose worker died is taken by another within this time. Heartbeats renew it
+    /// every third of it.
+    pub lease: Duration,
+    /// Jobs of one API key (tenant) running at once across all workers
+    /// (`max_running_per_key`, default 0: no cap). Whatever the cap, claims rotate between
+    /// keys, so one key's backlog never starves another's job.
+    pub max_running_per_key: u32,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig { lease: Duration::from_secs(30), max_running_per_key: 0 }
+    }
+}
+
+impl QueueConfig {
+    /// How often a worker renews its leases.
+    pub fn heartbeat(&self) -> Duration {
+        self.lease / 3
+    }
+}
+
+/// What a worker process does at shutdown and with stalled jobs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerConfig {
+    /// On SIGTERM or Ctrl-C, how long running jobs may take to finish before they are
+    /// stopped and their leases released for another worker (`shutdown_grace_secs`,
+    /// default 30).
+    pub shutdown_grace: Duration,
+    /// A job whose encode has not moved for this long is reported (`job.stalled` event
+    /// and a log line), stopped, and its lease released for another attempt
+    /// (`stall_after_secs`, default 300; 0 turns the watch off).
+    pub stall_after: Option<Duration>,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig { shutdown_grace: Duration::from_secs(30), stall_after: Some(Duration::from_secs(300)) }
+    }
+}
+
+/// The `[queue]` table of the config file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileQueue {
+    lease_secs: Option<u64>,
+    max_running_per_key: Option<u32>,
+}
+
+/// The `[worker]` table of the config file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileWorker {
+    shutdown_grace_secs: Option<u64>,
+    stall_after_secs: Option<u64>,
+}
+
+fn number<T: std::str::FromStr>(name: &'static str, env: &dyn Fn(&str) -> Option<String>) -> Result<Option<T>, ConfigError> {
+    env(name)
+        .map(|text| text.trim().parse::<T>().map_err(|_| ConfigError::Invalid { name, message: format!("'{text}' is not a whole number") }))
+        .transpose()
+}
+
+pub(super) fn load(
+    queue: FileQueue,
+    worker: FileWorker,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(QueueConfig, WorkerConfig), ConfigError> {
+    let (dq, dw) = (QueueConfig::default(), WorkerConfig::default());
+    let lease = number("COPRA_QUEUE_LEASE_SECS", env)?.or(queue.lease_secs).unwrap_or(dq.lease.as_secs());
+    if lease < 3 {
+        return Err(ConfigError::Invalid { name: "COPRA_QUEUE_LEASE_SECS", message: "a lease must last at least 3 seconds".into() });
+    }
+    let max_running_per_key =
+        number("COPRA_QUEUE_MAX_RUNNING_PER_KEY", env)?.or(queue.max_running_per_key).unwrap_or(dq.max_running_per_key);
+    let grace =
+        number("COPRA_WORKER_SHUTDOWN_GRACE_SECS", env)?.or(worker.shutdown_grace_secs).unwrap_or(dw.shutdown_grace.as_secs());
+    let stall = number("COPRA_WORKER_STALL_AFTER_SECS", env)?.or(worker.stall_after_secs).unwrap_or(300);
+    Ok((
+        QueueConfig { lease: Duration::from_secs(lease), max_running_per_key },
+        WorkerConfig {
+            shutdown_grace: Duration::from_secs(grace),
+            stall_after: (stall > 0).then(|| Duration::from_secs(stall)),
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_beats_file_beats_default() {
+        let env = |name: &str| (name == "COPRA_QUEUE_LEASE_SECS").then(|| "6".to_string());
+        let file = FileWorker { stall_after_secs: Some(0), shutdown_grace_secs: None };
+        let (queue, worker) = load(FileQueue { lease_secs: Some(60), max_running_per_key: Some(2) }, file, &env).unwrap();
+        assert_eq!(queue, QueueConfig { lease: Duration::from_secs(6), max_running_per_key: 2 });
+        assert_eq!(queue.heartbeat(), Duration::from_secs(2));
+        assert_eq!(worker, WorkerConfig { shutdown_grace: Duration::from_secs(30), stall_after: None });
+        let short = |name: &str| (name == "COPRA_QUEUE_LEASE_SECS").then(|| "1".to_string());
+        assert!(load(FileQueue::default(), FileWorker::default(), &short).is_err());
+    }
+}
