@@ -125,7 +125,7 @@ async fn run() -> anyhow::Result<()> {
         tokio::spawn(notify::run(notify::Notifier::new(db.clone(), plugins.clone(), &config), event_recorded));
     }
     if run_api {
-        let state = api::AppState::new(db, plugins, config.clone(), job_arrived);
+        let state = api::AppState::new(db, plugins, config.clone(), job_arrived).stopping_on(stop.clone());
         let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
         tracing::info!(listen = %config.listen, data_dir = %config.data_dir.display(), plugin_dir = %config.plugin_dir.display(), worker = run_worker, "copra is serving");
         if std::env::var_os("COPRA_API_KEYS").is_none() {

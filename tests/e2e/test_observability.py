@@ -224,3 +224,26 @@ def test_dry_run_plans_without_running(shared_copra, media_server, s3, webhooks)
                            json={**job, "input": {"url": f"{media_server}/not-media.mp4"}}, timeout=30)
     assert broken.status_code == 200 and broken.json()["input"]["status"] == "input.failed", broken.text
     assert "not a media file" in broken.json()["input"]["error"]
+
+
+def test_open_streams_do_not_hold_up_a_shutdown(tmp_path, media_server):
+    import signal
+    import threading
+    server = Copra(tmp_path / "data").start()
+    created = server.post_job(long_job(media_server))
+    assert created.status_code == 201, created.text
+    response = requests.get(f"{server.url}/v2/jobs/{created.json()['id']}/events", auth=(KEY_A, ""), stream=True, timeout=120)
+    assert response.status_code == 200
+    ended = threading.Event()
+
+    def read():
+        read_sse(response)
+        ended.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    server.proc.send_signal(signal.SIGTERM)
+    started = time.monotonic()
+    assert server.proc.wait(30) == 0
+    assert time.monotonic() - started < 20, "the event stream held the server up"
+    assert ended.wait(5), "the stream ended with the server"
+    server.log.close()

@@ -7,7 +7,8 @@
 //!   progress, an output's status), at most a few times a second, carrying the id of the
 //!   last event sent so far.
 //!
-//! The stream ends after the job's final event and final status. A client that reconnects with
+//! The stream ends after the job's final event and final status (or when the server
+//! shuts down). A client that reconnects with
 //! `Last-Event-ID` gets every event after that id (none lost, none repeated) and the
 //! current status. Another key's job is a 404, like every job route. The stream reads
 //! the database, so it works the same whichever node runs the job.
@@ -44,7 +45,16 @@ async fn stream(
         return Err(ApiError::NotFound { code: "job_not_found", what: format!("Job '{id}'") });
     }
     let last_event_id = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<i64>().ok()).unwrap_or(0);
-    let watch = Watch { db: state.db.clone(), job_id: id, owner: key.owner.clone(), last_event_id, last_status: None, queue: Vec::new(), ended: false };
+    let watch = Watch {
+        db: state.db.clone(),
+        job_id: id,
+        owner: key.owner.clone(),
+        last_event_id,
+        last_status: None,
+        queue: Vec::new(),
+        ended: false,
+        stopping: state.stopping.clone(),
+    };
     let stream = futures::stream::unfold(watch, |mut watch| async move {
         let event = watch.next().await?;
         Some((Ok(event), watch))
@@ -62,6 +72,9 @@ struct Watch {
     /// Messages read but not sent yet, next first.
     queue: Vec<Event>,
     ended: bool,
+    /// The server is shutting down: the stream ends (the client resumes elsewhere with
+    /// `Last-Event-ID`).
+    stopping: tokio_util::sync::CancellationToken,
 }
 
 impl Watch {
@@ -76,7 +89,10 @@ impl Watch {
                 return None;
             }
             if !first {
-                tokio::time::sleep(TICK).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(TICK) => {}
+                    _ = self.stopping.cancelled() => return None,
+                }
             }
             first = false;
             if let Err(err) = self.read().await {

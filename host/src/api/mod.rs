@@ -32,12 +32,22 @@ pub struct AppState {
     keys: Arc<auth::Keys>,
     /// Wakes the local worker when a job arrives, so it need not wait for its poll.
     pub job_arrived: Arc<tokio::sync::Notify>,
+    /// Cancelled when the server shuts down: long-lived answers (event streams) end.
+    pub stopping: tokio_util::sync::CancellationToken,
 }
 
 impl AppState {
     pub fn new(db: DatabaseConnection, plugins: Arc<Plugins>, config: Arc<Config>, job_arrived: Arc<tokio::sync::Notify>) -> Self {
         let keys = Arc::new(auth::Keys::new(&config.api_keys));
-        AppState { db, plugins, config, keys, job_arrived }
+        AppState { db, plugins, config, keys, job_arrived, stopping: Default::default() }
+    }
+}
+
+impl AppState {
+    /// Ends long-lived answers when `stopping` is cancelled.
+    pub fn stopping_on(mut self, stopping: tokio_util::sync::CancellationToken) -> Self {
+        self.stopping = stopping;
+        self
     }
 }
 

@@ -28,6 +28,7 @@ pub async fn enqueue(
 ) -> Result<(job::Model, Vec<output::Model>), DbErr> {
     // The rows as stored, taken before the worker is woken: the answer is the job as
     // submitted, not as a worker that already took it has made it.
+    let id = job.id.clone();
     let stored = db::jobs::insert(db, job, outputs).await?;
     wake.notify_one();
     if db.get_database_backend() == DatabaseBackend::Postgres {
