@@ -332,3 +332,58 @@ def test_two_processes_on_one_postgres_deliver_each_event_once(tmp_path, media_s
         for copra in servers:
             copra.stop()
         psql(f"DROP SCHEMA {schema} CASCADE")
+
+
+class MuteReceiver:
+    """Accepts connections and reads what arrives, but never answers."""
+
+    def __init__(self):
+        import socket
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/hook"
+        self.connections = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections.append(conn)
+
+    def close(self):
+        for conn in self.connections:
+            conn.close()
+        self.sock.close()
+
+
+def test_a_mute_receiver_does_not_delay_a_healthy_ones_webhooks(tmp_path, media_server):
+    """Six jobs notify a receiver that accepts and never answers (more than one receiver's
+    share of deliveries), then two jobs notify a healthy receiver: the healthy one's
+    `job.completed` arrives within a couple of seconds of each job completing, while the
+    mute one still holds its deliveries open."""
+    server = Copra(tmp_path / "data", {"COPRA_LIMITS_WEBHOOK_TIMEOUT_SECS": "60"}).start()
+    mute, healthy = MuteReceiver(), Receiver()
+    light = lambda url: {"input": {"url": f"{media_server}/input.mp4"}, "storage": {"service": "local"},  # noqa: E731
+                         "outputs": {"jpg:160x": {"path": "/t.jpg"}},
+                         "notification": {"type": "http", "url": url, "events": True}}
+    try:
+        muted = [submit(server, light(mute.url)) for _ in range(6)]
+        server.wait_job(muted[-1])
+        wait_until(lambda: len(mute.connections) >= 4 or None, 30, "the mute receiver holding deliveries")
+        for _ in range(2):
+            job_id = submit(server, light(healthy.url))
+            assert server.wait_job(job_id)["status"] == "job.completed"
+            seen = time.monotonic()
+            wait_until(lambda: any(event_of(h) == "job.completed" and job_of(h) == job_id for h in healthy.delivered()) or None,
+                       3, f"job.completed of {job_id} at the healthy receiver")
+            assert time.monotonic() - seen < 3
+        # Its deliveries are still open, and capped: one receiver holds at most 4 at once.
+        assert len(mute.connections) == 4, len(mute.connections)
+    finally:
+        server.stop()
+        mute.close()
+        healthy.close()
