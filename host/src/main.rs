@@ -29,6 +29,30 @@ enum Command {
     },
     /// Run a worker only (no API), sharing the database with API nodes.
     Worker,
+    /// Submit a job (a JSON file, or - for standard input) and follow it to its end with
+    /// progress bars; prints each output's URL; exits non-zero if the job failed.
+    Submit {
+        file: PathBuf,
+        /// Print the plan the server would follow (POST /v2/jobs?dry_run=true), run nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the job's id and return at once.
+        #[arg(long)]
+        detach: bool,
+        #[command(flatten)]
+        client: cli::Client,
+    },
+    /// Look at jobs: `show ID` (JSON), `watch ID` (progress bars until it ends).
+    Jobs {
+        #[command(flatten)]
+        client: cli::Client,
+        #[command(subcommand)]
+        command: cli::JobCommand,
+    },
+    /// Print the metadata Copra would store for a media file or URL.
+    Probe { source: String },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
     /// Manage the plugins of a running server (through its admin API).
     Plugins {
         /// The server's base URL; defaults to http://$COPRA_LISTEN.
@@ -68,14 +92,32 @@ async fn run() -> anyhow::Result<()> {
     // The metrics recorder, before anything is counted.
     copra::metrics::handle();
     // Scaffolding needs no configuration (and must not create a data directory).
-    if let Command::Plugins { command: cli::PluginCommand::New { kind, name, sdk }, .. } = cli.command {
+    if let Command::Plugins { command: cli::PluginCommand::New { kind, name, sdk }, .. } = &cli.command {
+        let (kind, name, sdk) = (*kind, name.clone(), sdk.clone());
         return cli::scaffold(kind, &name, sdk);
     }
+    // Neither do completions, probing a file, nor a client given its server and key.
+    let command = match cli.command {
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "copra", &mut std::io::stdout());
+            return Ok(());
+        }
+        Command::Probe { source } => return cli::probe(&source).await,
+        Command::Submit { file, dry_run, detach, client: cli::Client { server: Some(server), key: Some(key) } } => {
+            return cli::submit(&cli::Api::at(server, key), file, dry_run, detach).await;
+        }
+        Command::Jobs { client: cli::Client { server: Some(server), key: Some(key) }, command } => {
+            return cli::jobs(&cli::Api::at(server, key), command).await;
+        }
+        command => command,
+    };
     let config = Arc::new(config::Config::load(cli.config.as_deref())?);
     media::init();
 
-    let command = match cli.command {
+    let command = match command {
         Command::Plugins { server, command } => return cli::plugins(&config, server, command).await,
+        Command::Submit { file, dry_run, detach, client } => return cli::submit(&cli::Api::new(client, &config)?, file, dry_run, detach).await,
+        Command::Jobs { client, command } => return cli::jobs(&cli::Api::new(client, &config)?, command).await,
         command => command,
     };
     if let Some(secret) = &config.webhooks.generated_secret {

@@ -1,4 +1,11 @@
-//! `copra plugins ...`: the operator's commands, spoken to a running server's admin API.
+//! The command line beside the server: `copra plugins ...` (the operator's commands,
+//! spoken to a running server's admin API), and a user's `submit`, `jobs` and `probe`.
+
+mod jobs;
+mod probe;
+
+pub use jobs::{Api, Client, JobCommand, jobs, submit};
+pub use probe::probe;
 
 use std::path::PathBuf;
 
