@@ -15,7 +15,7 @@ def job_for(url, s3):
     ("unreachable", lambda media: f"http://127.0.0.1:{free_port()}/nothing.mp4", "fetched"),
     ("404", lambda media: f"{media}/missing.mp4", "404"),
     ("not media", lambda media: f"{media}/not-media.mp4", "media"),
-    ("truncated", lambda media: f"{media}/truncated.mp4", ""),
+    ("truncated", lambda media: f"{media}/truncated.mp4", None),
 ])
 def test_bad_input_fails_the_job_with_a_message(shared_copra, media_server, s3, webhooks, name, make_url, mention):
     job = job_for(make_url(media_server), s3)
@@ -25,10 +25,14 @@ def test_bad_input_fails_the_job_with_a_message(shared_copra, media_server, s3, 
     final = shared_copra.wait_job(created.json()["id"], timeout=60)
     assert final["status"] == "job.failed", final
     if name == "truncated":
-        # A truncated file may still decode in part; what matters is a clear end state.
-        assert final["input"]["status"] in ("input.failed", "input.transferred")
-        if final["input"]["status"] == "input.transferred":
-            assert final["outputs"][0]["status"] in ("video.failed", "video.encoded")
+        # A truncated file may still probe (it fails while decoding) or not: either way
+        # what failed says why.
+        if final["input"]["status"] == "input.failed":
+            assert final["input"]["error"].strip(), final
+        else:
+            assert final["input"]["status"] == "input.transferred", final
+            output = final["outputs"][0]
+            assert output["status"] == "video.failed" and output.get("error", "").strip(), final
     else:
         assert final["input"]["status"] == "input.failed"
         assert mention in final["input"]["error"], final["input"]["error"]

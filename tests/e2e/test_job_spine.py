@@ -43,6 +43,7 @@ def test_transcode_to_s3_with_condition_and_webhook(shared_copra, media_server, 
     assert final["status"] == "job.completed", final
     assert final["progress"] == "100%"
     assert seen_progress == sorted(seen_progress), "progress went backwards"
+    assert any(0 < p < 100 for p in seen_progress), f"no progress seen between 0% and 100%: {seen_progress}"
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \+0000", final["completed_at"])
     assert final["input"]["status"] == "input.transferred"
     outputs = {o["key"]: o for o in final["outputs"]}
@@ -92,7 +93,7 @@ def test_transcode_to_s3_with_condition_and_webhook(shared_copra, media_server, 
     assert (v["codec_name"], v["width"], v["height"]) == ("h264", 640, 360)
     missing = shared_copra_get(shared_copra, f"/v2/metadata/jobs/{body['id']}/mp4:1080p")
     assert missing.status_code == 404
-    assert missing.json()["status"] == "error"
+    assert missing.json()["status"] == "error" and missing.json()["error_code"] == "metadata_not_found", missing.text
 
 
 def shared_copra_get(server, path, key=KEY_A):
