@@ -41,7 +41,9 @@ def inputs(media_dir):
     make_video(media_dir / "q-short.mp4", size="320x240", duration=1)
     make_video(media_dir / "q-medium.mp4", size="640x360", duration=12)
     make_video(media_dir / "q-kill.mp4", size="480x270", duration=8)
-    return {"short": "q-short.mp4", "medium": "q-medium.mp4", "kill": "q-kill.mp4"}
+    # Long enough that no machine finishes it within a 1 s grace after a signal at 30 %.
+    make_video(media_dir / "q-long.mp4", size="640x360", duration=40)
+    return {"short": "q-short.mp4", "medium": "q-medium.mp4", "kill": "q-kill.mp4", "long": "q-long.mp4"}
 
 
 class Node(Copra):
@@ -241,9 +243,9 @@ def test_sigterm_finishes_the_job_or_hands_it_over(tmp_path, database, media_ser
     try:
         api = cluster.api()
 
-        def encoding(job_id):
+        def encoding(job_id, until=80):
             view = api.get_job(job_id).json()
-            return 5 <= int(view["progress"].rstrip("%")) <= 80
+            return 5 <= int(view["progress"].rstrip("%")) <= until
 
         # 1. Enough grace: the job finishes on the worker, which then exits 0.
         patient = cluster.worker(COPRA_WORKER_SHUTDOWN_GRACE_SECS="60")
@@ -258,8 +260,8 @@ def test_sigterm_finishes_the_job_or_hands_it_over(tmp_path, database, media_ser
         # 2. A grace too short: the job is stopped, its lease released, and another
         # worker finishes it long before the 60 s lease would have expired.
         hasty = cluster.worker(COPRA_WORKER_SHUTDOWN_GRACE_SECS="1")
-        job_id = submit(api, job_body(media_server, inputs, s3, prefix, 2, "http://127.0.0.1:9/none", "medium", "mp4:360p"))
-        wait_until(lambda: encoding(job_id), 60, "the job part-way encoded", interval=0.05)
+        job_id = submit(api, job_body(media_server, inputs, s3, prefix, 2, "http://127.0.0.1:9/none", "long", "mp4:360p"))
+        wait_until(lambda: encoding(job_id, 30), 60, "the job part-way encoded", interval=0.05)
         hasty.proc.send_signal(signal.SIGTERM)
         sent = time.monotonic()
         assert hasty.proc.wait(30) == 0
@@ -268,7 +270,7 @@ def test_sigterm_finishes_the_job_or_hands_it_over(tmp_path, database, media_ser
         assert cluster.rows(f"SELECT lease_owner IS NULL, attempts FROM jobs WHERE id = '{job_id}'") == [["t", "0"]], \
             "the claim is given back and not counted"
         cluster.worker()
-        final = api.wait_job(job_id, timeout=45)
+        final = api.wait_job(job_id, timeout=90)
         assert final["status"] == "job.completed", final
         assert bucket_keys(s3, prefix) == [f"{prefix}/job-1.mp4", f"{prefix}/job-2.mp4"]
 
@@ -277,8 +279,8 @@ def test_sigterm_finishes_the_job_or_hands_it_over(tmp_path, database, media_ser
         idle.proc.send_signal(signal.SIGTERM)
         assert idle.proc.wait(10) == 0
         third = cluster.worker(COPRA_WORKER_SHUTDOWN_GRACE_SECS="60")
-        job_id = submit(api, job_body(media_server, inputs, s3, prefix, 3, "http://127.0.0.1:9/none", "medium", "mp4:360p"))
-        wait_until(lambda: encoding(job_id), 60, "the job part-way encoded", interval=0.05)
+        job_id = submit(api, job_body(media_server, inputs, s3, prefix, 3, "http://127.0.0.1:9/none", "long", "mp4:360p"))
+        wait_until(lambda: encoding(job_id, 30), 60, "the job part-way encoded", interval=0.05)
         third.proc.send_signal(signal.SIGTERM)
         wait_until(lambda: "shutting down" in third.logs(), 10, "the shutdown under way")
         third.proc.send_signal(signal.SIGTERM)
