@@ -41,9 +41,7 @@ async fn stream(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    if db::jobs::find(&state.db, &id, Some(&key.owner)).await?.is_none() {
-        return Err(ApiError::NotFound { code: "job_not_found", what: format!("Job '{id}'") });
-    }
+    super::webhooks::own_job(&state, &key, &id).await?;
     let last_event_id = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<i64>().ok()).unwrap_or(0);
     let watch = Watch {
         db: state.db.clone(),

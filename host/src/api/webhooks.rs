@@ -43,8 +43,8 @@ async fn redeliver(State(state): State<AppState>, key: ApiKey, Path((id, event_i
     Ok((StatusCode::ACCEPTED, Json(event_view(&event, attempts))))
 }
 
-/// The job, if the caller's key created it.
-async fn own_job(state: &AppState, key: &ApiKey, id: &str) -> Result<job::Model, ApiError> {
+/// The job, if the caller's key created it; another key's job is a 404.
+pub(super) async fn own_job(state: &AppState, key: &ApiKey, id: &str) -> Result<job::Model, ApiError> {
     crate::db::jobs::find(&state.db, id, Some(&key.owner))
         .await?
         .map(|(job, _)| job)

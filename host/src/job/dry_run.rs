@@ -5,7 +5,6 @@
 //! its storage target resolved. Nothing is stored, queued, encoded, uploaded or notified.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -14,8 +13,7 @@ use super::{JobError, JobSpec};
 use crate::config::Config;
 use crate::media;
 use crate::plugins::Plugins;
-use crate::storage::{self, LocalFiles};
-use crate::tenant::Tenant;
+use crate::storage;
 
 /// Why a dry run could not answer with a plan.
 #[derive(Debug, thiserror::Error)]
@@ -31,10 +29,8 @@ pub enum DryRunError {
 pub async fn dry_run(plugins: &Arc<Plugins>, config: &Config, owner: &str, spec: &JobSpec) -> Result<Value, DryRunError> {
     let output_types = super::submit::check(plugins, config, spec).await?;
     let limits = &config.limits;
-    let timeouts = crate::net::Timeouts { connect: Duration::from_secs(10), idle: limits.transfer_idle, total: Some(limits.transfer_total) };
-    let http = config.outbound.client(timeouts).map_err(|e| DryRunError::Internal(e.to_string()))?;
-    let tenant = Tenant::of_owner(owner);
-    let local = LocalFiles { root: tenant.files_root(&config.files_dir()), url_base: tenant.files_url(&config.public_url) };
+    let http = prepare::transfer_client(config).map_err(|e| DryRunError::Internal(e.to_string()))?;
+    let local = prepare::local_files(config, owner);
 
     // Storage: resolved as the worker would, reported rather than refused (a real
     // submit accepts the job and fails its outputs).

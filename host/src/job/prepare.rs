@@ -6,12 +6,28 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::{JobSpec, OutputSpec};
-use crate::config::Limits;
+use crate::config::{Config, Limits};
 use crate::media;
 use crate::net::HttpClient;
 use crate::plugins::Plugins;
 use crate::storage::{self, LocalFiles};
 use crate::types::{MediaInfo, OutputPlan};
+
+/// The HTTP client inputs, outputs and object stores are moved with: the outbound
+/// policy, and the transfer limits' idle and total timeouts.
+pub fn transfer_client(config: &Config) -> reqwest::Result<HttpClient> {
+    let limits = &config.limits;
+    let timeouts =
+        crate::net::Timeouts { connect: std::time::Duration::from_secs(10), idle: limits.transfer_idle, total: Some(limits.transfer_total) };
+    config.outbound.client(timeouts)
+}
+
+/// Where the tenant `owner`'s `local` storage reads and writes (its own directory, the
+/// only one), and the URL prefix its files are served under.
+pub fn local_files(config: &Config, owner: &str) -> LocalFiles {
+    let tenant = crate::tenant::Tenant::of_owner(owner);
+    LocalFiles { root: tenant.files_root(&config.files_dir()), url_base: tenant.files_url(&config.public_url) }
+}
 
 /// Fetch a job's input to `dest`; returns its size, or a message for the user.
 pub async fn fetch_input(

@@ -31,7 +31,6 @@ use crate::media::{self, OutputTarget};
 use crate::plugins::Plugins;
 use crate::queue;
 use crate::storage::{self, LocalFiles};
-use crate::tenant::Tenant;
 use crate::types::MediaInfo;
 use crate::job::prepare::Decision;
 use record::JobRun;
@@ -70,10 +69,7 @@ impl Worker {
         wake: Arc<Notify>,
         events: Arc<Notify>,
     ) -> anyhow::Result<Arc<Self>> {
-        let limits = &config.limits;
-        let timeouts =
-            crate::net::Timeouts { connect: Duration::from_secs(10), idle: limits.transfer_idle, total: Some(limits.transfer_total) };
-        let http = config.outbound.client(timeouts)?;
+        let http = crate::job::prepare::transfer_client(&config)?;
         let identity = queue::Identity::acquire(&config.data_dir, &config.worker_id)?;
         Ok(Arc::new(Worker {
             db,
@@ -256,8 +252,7 @@ impl Worker {
     ) -> anyhow::Result<()> {
         let spec = run.spec;
         // The tenant's own directory is the only place `local` storage reads or writes.
-        let tenant = Tenant::of_owner(&job.owner);
-        let local = LocalFiles { root: tenant.files_root(&self.config.files_dir()), url_base: tenant.files_url(&self.config.public_url) };
+        let local = crate::job::prepare::local_files(&self.config, &job.owner);
         if job.attempts > MAX_ATTEMPTS {
             let message = format!("The job was interrupted {MAX_ATTEMPTS} times (its worker stopped or lost its lease each time) and was given up.");
             return Ok(run.fail_input(outputs, message).await?);
