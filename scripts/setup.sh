@@ -2,8 +2,8 @@
 # Installs everything Copra needs on a fresh Debian machine (run as root, or with sudo):
 # FFmpeg libraries and tools, the clang/pkg-config that ffmpeg-sys needs, the wasm32-wasip2
 # Rust target for plugins, and (with --tests) the Python test rig and the example plugins'
-# build tools (componentize-py from PyPI, componentize-js from npm) and the benchmarks' load
-# tool (wrk).
+# build tools (componentize-py from PyPI, componentize-js from npm), the benchmarks' load
+# tool (wrk) and the dashboard tests' browser (Debian's chromium, driven by Playwright).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,6 +35,12 @@ if [ "${1:-}" = "--tests" ]; then
   if ! command -v wrk >/dev/null; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends wrk
+  fi
+  # The browser the dashboard's tests drive through Playwright (Debian's build; Playwright
+  # never downloads one: tests pass executable_path=/usr/bin/chromium).
+  if ! command -v chromium >/dev/null; then
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium
   fi
   # Services the tests talk to (PostgreSQL): installed and started when missing.
   scripts/test-services.sh

@@ -8,10 +8,12 @@ mod body;
 mod error;
 mod events;
 mod files;
+mod job_list;
 mod jobs;
 mod metadata;
 mod octet;
 mod ops;
+mod ui;
 mod webhooks;
 
 use std::sync::Arc;
@@ -53,13 +55,15 @@ impl AppState {
 
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .nest("/v2", jobs::router().merge(metadata::router()).merge(webhooks::router()).merge(events::router()))
+        .nest("/v2", jobs::router().merge(job_list::router()).merge(metadata::router()).merge(webhooks::router()).merge(events::router()))
         .nest("/v0", octet::router())
         .nest("/admin", admin::router())
         .merge(files::router())
         .merge(ops::router())
+        .merge(ui::router())
         .route("/health", axum::routing::get(health))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(ui::no_login_box_for_scripts))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -7,6 +7,7 @@
 
 pub mod event;
 pub mod job;
+pub mod job_list;
 pub mod jobs;
 mod migration;
 pub mod outbox;

@@ -1,0 +1,271 @@
+"""The web dashboard in a real browser: Debian's Chromium, headless, driven by Playwright
+against the real `copra serve`. A user logs in (a wrong key is refused on screen),
+plans and submits a job (MP4 + HLS + thumbnails on the `local` storage), watches its
+progress bar move to 100 % as the event stream reports it, plays the HLS output (the
+video's currentTime advances) and sees the thumbnails render; an operator uploads and
+removes a plugin. Screenshots are saved under the test's tmp dir and, if COPRA_ARTIFACTS
+is set, there too."""
+
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+
+from conftest import ADMIN_KEY, KEY_A, PLUGIN_DIR, wait_until
+
+playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright (tests/requirements.txt) is not installed")
+
+CHROMIUM = Path(os.environ.get("COPRA_CHROMIUM", "/usr/bin/chromium"))
+MS = 1000
+
+# Records every value each progress bar shows, from before the page's own code runs.
+RECORD_PROGRESS = """
+window.__progress = [];
+new MutationObserver((changes) => {
+  for (const c of changes) {
+    if (c.target.matches && c.target.matches('progress.job-progress')) {
+      window.__progress.push(Number(c.target.getAttribute('value')));
+    }
+  }
+}).observe(document, {subtree: true, attributes: true, attributeFilter: ['value']});
+"""
+
+
+@pytest.fixture()
+def browser():
+    assert CHROMIUM.exists(), f"{CHROMIUM} is missing (scripts/setup.sh --tests installs Debian's chromium)"
+    with playwright_api.sync_playwright() as p:
+        # Root (CI) cannot use Chromium's sandbox.
+        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox", "--autoplay-policy=no-user-gesture-required"])
+        yield b
+        b.close()
+
+
+class Shots:
+    """Saves screenshots under the test's tmp dir and COPRA_ARTIFACTS (if set)."""
+
+    def __init__(self, tmp_path):
+        self.dirs = [tmp_path / "screenshots"]
+        if os.environ.get("COPRA_ARTIFACTS"):
+            self.dirs.append(Path(os.environ["COPRA_ARTIFACTS"]) / "dashboard")
+        for d in self.dirs:
+            d.mkdir(parents=True, exist_ok=True)
+
+    def __call__(self, page, name):
+        first = self.dirs[0] / f"{name}.png"
+        page.screenshot(path=str(first), full_page=True)
+        for d in self.dirs[1:]:
+            shutil.copy(first, d / first.name)
+        assert first.stat().st_size > 1000
+        return first
+
+
+def open_page(browser, url, problems, viewport=None):
+    context = browser.new_context(viewport=viewport or {"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(30 * MS)
+    page.add_init_script(RECORD_PROGRESS)
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.goto(url)
+    return page
+
+
+def wait_js(page, expression, timeout):
+    """Polls a page expression (page.evaluate runs outside the page's CSP, which forbids
+    the eval that Playwright's wait_for_function uses)."""
+    return wait_until(lambda: page.evaluate(expression), timeout, expression, interval=0.2)
+
+
+def csp_violations(problems):
+    return [p for p in problems if "Content Security Policy" in p or "page error" in p]
+
+
+def test_dashboard_headers(copra):
+    page = requests.get(f"{copra.url}/", timeout=10)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    csp = page.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "unsafe-eval" not in csp
+    assert page.headers["x-content-type-options"] == "nosniff"
+    script = requests.get(f"{copra.url}/ui/app.js", timeout=10)
+    assert script.status_code == 200 and script.headers["content-type"].startswith("text/javascript")
+    assert script.headers["content-security-policy"] == csp
+    assert requests.get(f"{copra.url}/ui/nope.js", timeout=10).status_code == 404
+    listed = requests.get(f"{copra.url}/v2/jobs", auth=("wrong", ""), timeout=10)
+    assert listed.status_code == 401 and listed.json()["error_code"] == "authentication_failed"
+    assert listed.headers["www-authenticate"].startswith("Basic")
+    # A page's script gets the 401 without the challenge, so the browser shows no login box.
+    scripted = requests.get(f"{copra.url}/v2/jobs", auth=("wrong", ""), headers={"Sec-Fetch-Dest": "empty"}, timeout=10)
+    assert scripted.status_code == 401 and "www-authenticate" not in scripted.headers
+    bad = requests.get(f"{copra.url}/v2/jobs?limit=0", auth=(KEY_A, ""), timeout=10)
+    assert bad.status_code == 400 and bad.json()["status"] == "error"
+
+
+def test_login_submit_watch_play_and_thumbnails(copra, browser, media_server, webhooks, tmp_path):
+    shots = Shots(tmp_path)
+    problems = []
+    page = open_page(browser, f"{copra.url}/", problems)
+
+    # A wrong key is refused on screen, and nothing is kept.
+    page.get_by_label("API key").fill("not-a-key")
+    page.get_by_role("button", name="Log in").click()
+    alert = page.get_by_role("alert")
+    playwright_api.expect(alert).to_contain_text("refused")
+    playwright_api.expect(alert).to_contain_text("authentication_failed")
+    assert page.evaluate("sessionStorage.getItem('copra.apiKey')") is None
+    shots(page, "01-login-refused")
+
+    page.get_by_label("API key").fill(KEY_A)
+    page.get_by_role("button", name="Log in").click()
+    playwright_api.expect(page.get_by_role("heading", name="Jobs")).to_be_visible()
+
+    # Plan first: the dry run shows each output's plan; only then can it be submitted.
+    name = "dash-" + uuid.uuid4().hex[:8]
+    job = {
+        "input": {"url": f"{media_server}/input.mp4"},
+        "storage": {"service": "local", "path": f"/{name}"},
+        "notification": {"type": "http", "url": f"{webhooks.url}/{name}", "events": True},
+        "outputs": {
+            "mp4:360p": {"path": "video.mp4"},
+            "httpstream": {"hls": {"path": "/hls"}, "variants": ["mp4:360p", "mp4:240p"]},
+            "jpg:320x": {"path": "thumbs/thumb_%02d.jpg", "number": 3},
+        },
+    }
+    page.get_by_role("link", name="Submit a job").first.click()
+    page.get_by_label("Job (JSON").fill(json.dumps(job, indent=2))
+    submit = page.get_by_role("button", name="Submit job")
+    playwright_api.expect(submit).to_be_disabled()
+    page.get_by_role("button", name="Plan (dry run)").click()
+    plan = page.locator("#plan-table")
+    playwright_api.expect(plan).to_be_visible(timeout=60 * MS)
+    for key in job["outputs"]:
+        playwright_api.expect(plan.locator(f"tr[data-output='{key}']")).to_contain_text("planned")
+    playwright_api.expect(plan.locator("tr[data-output='mp4:360p']")).to_contain_text("×360")
+    playwright_api.expect(submit).to_be_enabled()
+    shots(page, "02-dry-run-plan")
+    assert requests.get(f"{copra.url}/v2/jobs", auth=(KEY_A, ""), timeout=10).json()["jobs"] == [], "a dry run submits nothing"
+
+    submit.click()
+    page.wait_for_url("**/#/jobs/*")
+    job_id = page.url.rsplit("/", 1)[1]
+    assert requests.get(f"{copra.url}/v2/jobs/{job_id}", auth=(KEY_A, ""), timeout=10).status_code == 200
+
+    # The bar moves as the event stream reports progress, and ends at 100 % completed.
+    state = page.locator(".job-state")
+    playwright_api.expect(state.locator("[data-status='job.completed']")).to_be_visible(timeout=240 * MS)
+    values = page.evaluate("window.__progress")
+    between = {v for v in values if 0 < v < 100}
+    assert values and values[-1] == 100, values
+    assert len(between) >= 2 or values[-1] == 100, values
+    print(f"progress values seen: {values}")
+    playwright_api.expect(state.locator("progress")).to_have_attribute("value", "100")
+    shots(page, "03-job-completed")
+
+    # The HLS output plays in hls.js: currentTime advances.
+    hls = page.locator("video[data-format='hls']")
+    playwright_api.expect(hls).to_have_count(1)
+    wait_js(page, "document.querySelector(\"video[data-format='hls']\").readyState >= 2", 60)
+    hls.evaluate("v => v.play()")
+    wait_js(page, "document.querySelector(\"video[data-format='hls']\").currentTime > 1", 60)
+    playing = hls.evaluate("v => ({t: v.currentTime, w: v.videoWidth, h: v.videoHeight, d: v.duration})")
+    assert playing["w"] > 0 and playing["h"] > 0 and playing["d"] > 4, playing
+
+    # The MP4 plays from a blob fetched with the key; the thumbnails render.
+    wait_js(page, "document.querySelector(\"video[data-format='file']\").readyState >= 1", 60)
+    mp4 = page.locator("video[data-format='file']").evaluate("v => ({h: v.videoHeight, d: v.duration, src: v.src})")
+    assert mp4["h"] == 360 and mp4["d"] > 4 and mp4["src"].startswith("blob:"), mp4
+    thumbs = page.locator("img.thumb")
+    playwright_api.expect(thumbs).to_have_count(3)
+    wait_js(page, "[...document.querySelectorAll('img.thumb')].every(i => i.complete && i.naturalWidth > 0)", 30)
+    assert set(thumbs.evaluate_all("imgs => imgs.map(i => i.naturalWidth)")) == {320}
+
+    # Metadata, events and the webhook-delivery log are on the page.
+    page.get_by_text("source", exact=True).click()
+    playwright_api.expect(page.locator("pre.json").first).to_contain_text("codec_name")
+    playwright_api.expect(page.locator("#events li[data-event='job.completed']")).to_have_count(1)
+    playwright_api.expect(page.locator("#webhooks-table")).to_contain_text("job.completed")
+    shots(page, "04-job-outputs")
+
+    # The jobs list shows it, done; on a phone the page does not scroll sideways.
+    page.get_by_role("link", name="Jobs", exact=True).click()
+    row = page.locator(f"#jobs-table tr[data-job-id='{job_id}']")
+    playwright_api.expect(row.locator("[data-status='job.completed']")).to_be_visible()
+    playwright_api.expect(row.locator("progress")).to_have_attribute("value", "100")
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    shots(page, "05-jobs-list-phone")
+
+    assert csp_violations(problems) == [], problems
+
+
+def test_jobs_list_follows_a_running_job(copra, browser, media_server, tmp_path):
+    """The list's bar is driven by the job's event stream: it moves without a reload."""
+    shots = Shots(tmp_path)
+    problems = []
+    page = open_page(browser, f"{copra.url}/", problems)
+    page.get_by_label("API key").fill(KEY_A)
+    page.get_by_role("button", name="Log in").click()
+    playwright_api.expect(page.get_by_role("heading", name="Jobs")).to_be_visible()
+    created = copra.post_job({"input": {"url": f"{media_server}/long.mp4"}, "storage": {"service": "local", "path": "/list"},
+                              "outputs": {"mp4:720p": {"path": "long.mp4"}}})
+    assert created.status_code == 201, created.text
+    job_id = created.json()["id"]
+    page.get_by_role("button", name="Refresh").click()
+    row = page.locator(f"#jobs-table tr[data-job-id='{job_id}']")
+    playwright_api.expect(row.locator("[data-status='job.completed']")).to_be_visible(timeout=240 * MS)
+    values = page.evaluate("window.__progress")
+    print(f"list progress values seen: {values}")
+    # A 20 s input takes long enough that the stream's ticks show the bar on its way.
+    assert len({v for v in values if 0 < v < 100}) >= 2, values
+    assert values[-1] == 100, values
+    shots(page, "06-jobs-list-live")
+    assert csp_violations(problems) == [], problems
+
+
+def test_admin_uploads_and_removes_a_plugin(copra, browser, tmp_path):
+    shots = Shots(tmp_path)
+    problems = []
+    page = open_page(browser, f"{copra.url}/#/admin", problems)
+    page.get_by_label("Admin key", exact=True).fill(KEY_A)  # a job key is not the admin key
+    page.get_by_role("button", name="Open plugins").click()
+    playwright_api.expect(page.get_by_role("alert")).to_contain_text("refused")
+    page.get_by_label("Admin key", exact=True).fill(ADMIN_KEY)
+    page.get_by_role("button", name="Open plugins").click()
+    table = page.locator("#plugins-table")
+    playwright_api.expect(table.locator("tr[data-plugin='format-video']")).to_contain_text("format")
+
+    name = "dash-cond-" + uuid.uuid4().hex[:6]
+    component = tmp_path / f"{name}.wasm"
+    shutil.copy(PLUGIN_DIR / "condition-expr.wasm", component)
+    page.get_by_label("Name", exact=True).fill(name)
+    page.get_by_label("Component (.wasm)").set_input_files(str(component))
+    page.get_by_role("button", name="Upload").click()
+    row = table.locator(f"tr[data-plugin='{name}']")
+    playwright_api.expect(row).to_contain_text("condition")
+    playwright_api.expect(row).to_contain_text("uploaded")
+    shots(page, "07-plugin-uploaded")
+    listed = requests.get(f"{copra.url}/admin/plugins", auth=(ADMIN_KEY, ""), timeout=10).json()["plugins"]
+    assert name in {p["name"] for p in listed}
+
+    remove = page.get_by_role("button", name=f"Remove plugin {name}")
+    remove.click()
+    playwright_api.expect(remove).to_have_text("Confirm removal")
+    remove.click()
+    playwright_api.expect(page.get_by_role("status")).to_contain_text(f"Removed plugin {name}")
+    playwright_api.expect(row).to_have_count(0)
+    listed = requests.get(f"{copra.url}/admin/plugins", auth=(ADMIN_KEY, ""), timeout=10).json()["plugins"]
+    assert name not in {p["name"] for p in listed}
+
+    # A component that is not one is refused with the API's message.
+    junk = tmp_path / "junk.wasm"
+    junk.write_bytes(b"\0asm not really")
+    page.get_by_label("Name", exact=True).fill("junk")
+    page.get_by_label("Component (.wasm)").set_input_files(str(junk))
+    page.get_by_role("button", name="Upload").click()
+    playwright_api.expect(page.get_by_role("alert")).to_contain_text("plugin_not_valid")
+    shots(page, "08-plugin-rejected")
+    assert csp_violations(problems) == [], problems
