@@ -17,7 +17,7 @@ import requests
 
 from conftest import ADMIN_KEY, KEY_A, PLUGIN_DIR, wait_until
 
-playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright (tests/requirements.txt) is not installed")
+from playwright import sync_api as playwright_api  # tests/requirements.txt
 
 CHROMIUM = Path(os.environ.get("COPRA_CHROMIUM", "/usr/bin/chromium"))
 MS = 1000
