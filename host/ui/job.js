@@ -66,13 +66,14 @@ function webhookTable(log) {
 function metadataView(metadata) {
   const keys = Object.keys(metadata);
   if (!keys.length) return el("p", {}, "No metadata yet.");
-  return el("div", {}, keys.map((key) => el("details", {}, el("summary", {}, key), pretty(metadata[key]))));
+  return el("div", {}, keys.map((key) => el("details", { "data-key": key }, el("summary", {}, key), pretty(metadata[key]))));
 }
 
 export function jobView(main, id, signal) {
   const error = notice("error");
   const status = el("span", {}, "…");
   const bar = progressBar(`Progress of job ${id}`);
+  const inputState = el("p", { class: "input-state" });
   const outputs = el("div", {}, el("p", {}, "Loading…"));
   const players = el("div", {});
   const metadata = el("div", {}, el("p", {}, "No metadata yet."));
@@ -84,6 +85,7 @@ export function jobView(main, id, signal) {
     el("h1", { id: "job-title" }, "Job ", el("code", {}, id)),
     error,
     el("p", { class: "job-state" }, "Status: ", status, " ", bar.node),
+    inputState,
     section("Outputs", "outputs-title", outputs, players),
     section("Metadata", "metadata-title", metadata),
     section("Events", "events-title", events),
@@ -96,6 +98,8 @@ export function jobView(main, id, signal) {
   function render(job) {
     status.replaceChildren(statusBadge(job.status));
     bar.set(job.progress);
+    const input = job.input || {};
+    inputState.replaceChildren("Input: ", input.status || "", input.error ? el("span", { class: "error-text", id: "input-error" }, ` — ${input.error}`) : "");
     outputs.replaceChildren(outputsTable(job.outputs || []));
     // Players are rebuilt only when the set of finished outputs changes.
     const done = JSON.stringify((job.outputs || []).map((o) => [o.key, o.status, o.url, o.urls]));

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import ADMIN_KEY, KEY_A, PLUGIN_DIR, wait_until
+from conftest import ADMIN_KEY, KEY_A, PLUGIN_DIR, make_video, wait_until
 
 from playwright import sync_api as playwright_api  # tests/requirements.txt
 
@@ -184,8 +184,8 @@ def test_login_submit_watch_play_and_thumbnails(copra, browser, media_server, we
     assert set(thumbs.evaluate_all("imgs => imgs.map(i => i.naturalWidth)")) == {320}
 
     # Metadata, events and the webhook-delivery log are on the page.
-    page.get_by_text("source", exact=True).click()
-    playwright_api.expect(page.locator("pre.json").first).to_contain_text("codec_name")
+    page.locator("details[data-key='source'] summary").click()
+    playwright_api.expect(page.locator("details[data-key='source'] pre")).to_contain_text("codec_name")
     playwright_api.expect(page.locator("#events li[data-event='job.completed']")).to_have_count(1)
     playwright_api.expect(page.locator("#webhooks-table")).to_contain_text("job.completed")
     shots(page, "04-job-outputs")
@@ -268,4 +268,36 @@ def test_admin_uploads_and_removes_a_plugin(copra, browser, tmp_path):
     page.get_by_role("button", name="Upload").click()
     playwright_api.expect(page.get_by_role("alert")).to_contain_text("plugin_not_valid")
     shots(page, "08-plugin-rejected")
+    assert csp_violations(problems) == [], problems
+
+
+def test_job_data_is_shown_as_text(copra, browser, media_dir, media_server, tmp_path):
+    """Job data is text on the page: markup in an input's tags (shown in its metadata) is
+    shown as written and never becomes an element or runs; a failed job says why."""
+    shots = Shots(tmp_path)
+    problems = []
+    markup = '<img src=x id=injected onerror=window.__injected=1>'
+    make_video(media_dir / "tagged.mp4", size="320x240", duration=2, extra=("-metadata", f"title={markup}"))
+    tagged = copra.post_job({"input": {"url": f"{media_server}/tagged.mp4"},
+                             "storage": {"service": "local", "path": "/tagged"}, "outputs": {"jpg:160x": {"path": "t.jpg"}}})
+    failed = copra.post_job({"input": {"url": f"{media_server}/missing.mp4"},
+                             "storage": {"service": "local", "path": "/failed"}, "outputs": {"mp4:240p": {"path": "x.mp4"}}})
+    assert tagged.status_code == failed.status_code == 201, (tagged.text, failed.text)
+    tagged, failed = tagged.json()["id"], failed.json()["id"]
+    assert copra.wait_job(tagged)["status"] == "job.completed"
+    assert copra.wait_job(failed)["status"] == "job.failed"
+
+    page = open_page(browser, f"{copra.url}/", problems)
+    page.get_by_label("API key").fill(KEY_A)
+    page.get_by_role("button", name="Log in").click()
+    page.locator(f"#jobs-table a[href='#/jobs/{tagged}']").click()
+    page.locator("details[data-key='source'] summary").click()
+    playwright_api.expect(page.locator("details[data-key='source'] pre")).to_contain_text(markup)
+    assert page.locator("#injected").count() == 0 and page.evaluate("window.__injected") is None
+
+    page.get_by_role("link", name="Jobs", exact=True).click()
+    page.locator(f"#jobs-table a[href='#/jobs/{failed}']").click()
+    playwright_api.expect(page.locator(".job-state [data-status='job.failed']")).to_be_visible()
+    playwright_api.expect(page.locator("#input-error")).to_contain_text("404")
+    shots(page, "09-job-failed")
     assert csp_violations(problems) == [], problems
