@@ -2,7 +2,7 @@
 // thumbnails, metadata, the events as they arrive, and the webhook-delivery log.
 
 import { call, followJob, sameOrigin } from "./api.js";
-import { clear, describe, el, notice, pretty, say, table, TERMINAL } from "./dom.js";
+import { describe, el, notice, pretty, say, table, TERMINAL } from "./dom.js";
 import { progressBar, statusBadge } from "./jobs.js";
 import { filePlayer, hlsPlayer, picture } from "./player.js";
 
@@ -111,17 +111,16 @@ export function jobView(main, id, signal) {
     }
   }
 
+  // Details are read when the page opens and again when the job ends; only the latest
+  // read is shown, whichever answer arrives last.
+  let detailsRound = 0;
   async function refreshDetails() {
-    try {
-      clear(metadata).append(metadataView(await call("GET", `/v2/metadata/jobs/${enc(id)}`, { signal })));
-    } catch (err) {
-      if (err.name !== "AbortError") metadata.replaceChildren(el("p", {}, describe(err)));
-    }
-    try {
-      clear(webhooks).append(webhookTable(await call("GET", `/v2/jobs/${enc(id)}/webhooks`, { signal })));
-    } catch (err) {
-      if (err.name !== "AbortError") webhooks.replaceChildren(el("p", {}, describe(err)));
-    }
+    const round = ++detailsRound;
+    const read = (path) => call("GET", path, { signal }).then((value) => ({ value }), (error) => ({ error }));
+    const [meta, log] = await Promise.all([read(`/v2/metadata/jobs/${enc(id)}`), read(`/v2/jobs/${enc(id)}/webhooks`)]);
+    if (round !== detailsRound || signal.aborted) return;
+    metadata.replaceChildren(meta.error ? el("p", {}, describe(meta.error)) : metadataView(meta.value));
+    webhooks.replaceChildren(log.error ? el("p", {}, describe(log.error)) : webhookTable(log.value));
   }
 
   function logEvent(message) {

@@ -81,6 +81,7 @@ export function jobsView(main, signal) {
       if (err.name !== "AbortError") say(error, describe(err));
       return;
     }
+    if (mine.aborted) return;
     if (!jobs.length) {
       body.replaceChildren(el("p", {}, "No jobs yet. ", el("a", { href: "#/submit" }, "Submit one"), "."));
       return;
