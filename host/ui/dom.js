@@ -44,8 +44,12 @@ export function describe(err) {
   return String(err && err.message ? err.message : err);
 }
 
-/** A table in a scrolling wrapper, with a caption and column headers. */
+/** A table in a scrolling wrapper, with a caption and column headers. Each cell is
+ *  labelled with its column (data-label), so a phone can show rows as stacked cards. */
 export function table(caption, headers, rows, attrs = {}) {
+  for (const tr of rows) {
+    [...tr.children].forEach((cell, i) => { if (headers[i]) cell.dataset.label = headers[i]; });
+  }
   return el("div", { class: "table-wrap" },
     el("table", attrs,
       el("caption", {}, caption),

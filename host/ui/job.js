@@ -19,8 +19,12 @@ function outputUrls(output) {
   return urls;
 }
 
+/** Links named by file (the whole URL is their title): short enough for a phone. */
 function links(output) {
-  return outputUrls(output).map(({ format, url }) => el("a", { href: url, class: "url", rel: "noreferrer" }, format === output.format ? url : `${format}: ${url}`));
+  return outputUrls(output).map(({ format, url }) => {
+    const file = decodeURIComponent(new URL(url, location.href).pathname.split("/").pop() || url);
+    return el("a", { href: url, class: "url", rel: "noreferrer", title: url }, format === output.format ? file : `${format}: ${file}`);
+  });
 }
 
 function outputsTable(outputs) {

@@ -48,7 +48,8 @@ function row(job) {
 async function load(signal) {
   let jobs = [];
   try {
-    jobs = (await call("GET", "/v2/jobs?limit=50", { signal })).jobs || [];
+    const answer = await call("GET", "/v2/jobs?limit=50", { signal });
+    jobs = Array.isArray(answer) ? answer : answer.jobs || answer.data || [];
   } catch (err) {
     // A server without the list route still shows the jobs this tab submitted.
     if (err.status !== 404 && err.status !== 405) throw err;

@@ -198,6 +198,11 @@ def test_login_submit_watch_play_and_thumbnails(copra, browser, media_server, we
     page.set_viewport_size({"width": 390, "height": 844})
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
     shots(page, "05-jobs-list-phone")
+    row.get_by_role("link", name=job_id).click()
+    playwright_api.expect(page.locator("video[data-format='hls']")).to_have_count(1)
+    playwright_api.expect(page.locator("#webhooks-table")).to_contain_text("job.completed")
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    shots(page, "05b-job-phone")
 
     assert csp_violations(problems) == [], problems
 
