@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import ADMIN_KEY, KEY_A, PLUGIN_DIR, make_video, wait_until
+from conftest import ADMIN_KEY, KEY_A, KEY_B, PLUGIN_DIR, make_video, wait_until
 
 from playwright import sync_api as playwright_api  # tests/requirements.txt
 
@@ -153,6 +153,9 @@ def test_login_submit_watch_play_and_thumbnails(copra, browser, media_server, we
     page.wait_for_url("**/#/jobs/*")
     job_id = page.url.rsplit("/", 1)[1]
     assert requests.get(f"{copra.url}/v2/jobs/{job_id}", auth=(KEY_A, ""), timeout=10).status_code == 200
+    # The list is the tenant's own: another key sees none of it.
+    assert [j["id"] for j in requests.get(f"{copra.url}/v2/jobs", auth=(KEY_A, ""), timeout=10).json()["jobs"]] == [job_id]
+    assert requests.get(f"{copra.url}/v2/jobs", auth=(KEY_B, ""), timeout=10).json()["jobs"] == []
 
     # The bar moves as the event stream reports progress, and ends at 100 % completed.
     state = page.locator(".job-state")
