@@ -210,6 +210,31 @@ def test_a_receiver_down_then_back_gets_every_event_and_the_log_shows_each_attem
         receiver.close()
 
 
+def test_a_failed_output_is_an_output_failed_webhook_with_its_error(server, media_server):
+    """One output cannot be made (its cut starts after the 5 s input ends), the other can:
+    the receiver gets `output.failed` naming that output and its error, `output.completed`
+    for the other, and the job's final event."""
+    receiver = Receiver()
+    try:
+        body = job(media_server, receiver.url)
+        body["outputs"]["mp4:240p::quality=2"] = {"key": "late", "path": "/late.mp4", "offset": 100}
+        job_id = submit(server, body)
+        final = server.wait_job(job_id)
+        failed = {o["key"]: o for o in final["outputs"]}["late"]
+        assert failed["status"] == "video.failed" and failed["error"], failed
+        hooks = wait_until(lambda: [h for h in receiver.delivered() if event_of(h) in ("job.completed", "job.failed")]
+                           and receiver.delivered(), 30, "the final webhook")
+        bodies = [json.loads(h["raw"]) for h in hooks]
+        (output_failed,) = [b for b in bodies if b["event"] == "output.failed"]
+        assert output_failed["job_id"] == job_id
+        data = output_failed["data"]
+        assert data["key"] == "late" and data["error"] == failed["error"], (data, failed)
+        assert [b["data"]["key"] for b in bodies if b["event"] == "output.completed"] == ["mp4:240p"]
+        assert bodies[-1]["event"] in ("job.completed", "job.failed")
+    finally:
+        receiver.close()
+
+
 def test_after_the_whole_schedule_an_event_fails_and_can_be_redelivered(server, media_server):
     secret = generated_secret(server)
     receiver = Receiver(status=503)
