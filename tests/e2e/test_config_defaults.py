@@ -2,11 +2,13 @@
 generated when unset (API key, admin key, worker id, sealing and webhook secrets) and kept
 across restarts, `COPRA_PUBLIC_URL`, the TOML file (`--config` and `COPRA_CONFIG`) under
 the environment, the default data and plugin directories, and the compiled-plugin cache
-being reused on a warm start."""
+being reused on a warm start, and the worker's concurrency."""
 
 import shutil
+import time
 from pathlib import Path
 
+import pytest
 import requests
 
 from conftest import PLUGIN_DIR, Copra, free_port, wait_until
@@ -153,3 +155,34 @@ def test_compiled_plugins_are_reused_on_a_warm_start(tmp_path):
     second = {p.name: p.stat().st_ino for p in cache.glob("*.cwasm")}
     # A recompile writes a new file and renames it over the old one: a new inode.
     assert second == first, "every compiled plugin was read back, none written again"
+
+
+def running(view) -> bool:
+    """Claimed by a worker and not finished: its input left its first status."""
+    return view["status"] == "job.starting" and view["input"]["status"] != "input.starting"
+
+
+@pytest.mark.parametrize("concurrency", [None, "2"])
+def test_worker_concurrency(tmp_path, media_server, concurrency):
+    """One job at a time by default; `COPRA_WORKER_CONCURRENCY=2` runs two side by side."""
+    env = {"COPRA_WORKER_CONCURRENCY": concurrency} if concurrency else {}
+    server = Copra(tmp_path / "data", env).start()
+    try:
+        ids = []
+        for i in range(2):
+            r = server.post_job({"input": {"url": f"{media_server}/long.mp4"}, "storage": {"service": "local"},
+                                 "outputs": {"mp4:360p": {"path": f"c{i}.mp4"}}})
+            assert r.status_code == 201, r.text
+            ids.append(r.json()["id"])
+        most = 0
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            views = [server.get_job(i).json() for i in ids]
+            most = max(most, sum(running(v) for v in views))
+            if all(v["status"] in ("job.completed", "job.failed") for v in views):
+                break
+            time.sleep(0.05)
+        assert all(v["status"] == "job.completed" for v in views), views
+        assert most == (2 if concurrency else 1), most
+    finally:
+        server.stop()
