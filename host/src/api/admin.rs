@@ -52,6 +52,18 @@ fn plugin_view(plugin: &LoadedPlugin, stored: bool) -> Value {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/plugins",
+    operation_id = "adminListPlugins",
+    tag = "Admin",
+    summary = "Loaded plugins and load errors",
+    responses(
+        (status = 200, description = "The plugins.", body = super::openapi::PluginList),
+        (status = 401, description = "Not the admin key.", body = super::openapi::Error),
+    ),
+    security(("adminBearer" = []))
+)]
 async fn list(State(state): State<AppState>, _: AdminKey) -> Result<Json<Value>, ApiError> {
     let stored: std::collections::HashSet<String> =
         crate::db::plugin::list(&state.db).await?.into_iter().filter(|p| p.is_active()).map(|p| p.sha256).collect();
@@ -69,6 +81,21 @@ fn valid_name(name: &str) -> bool {
     !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/plugins",
+    operation_id = "adminAddPlugin",
+    tag = "Admin",
+    summary = "Add or replace a plugin",
+    params(("name" = String, Query, description = "The plugin's name: 1-64 letters, digits, '-' or '_'.")),
+    request_body(content = Vec<u8>, content_type = "application/wasm", description = "The WebAssembly component."),
+    responses(
+        (status = 201, description = "Loaded.", body = super::openapi::Plugin),
+        (status = 400, description = "The name or the component was refused.", body = super::openapi::Error),
+        (status = 401, description = "Not the admin key.", body = super::openapi::Error),
+    ),
+    security(("adminBearer" = []))
+)]
 /// Upload a component as `?name=NAME`. It replaces a plugin of that name on every node
 /// sharing the database; if it does not load, the previous version stays and the answer
 /// says why.
@@ -83,6 +110,20 @@ async fn add(State(state): State<AppState>, _: AdminKey, Query(query): Query<Add
     }
 }
 
+#[utoipa::path(
+    delete,
+    path = "/admin/plugins/{name}",
+    operation_id = "adminRemovePlugin",
+    tag = "Admin",
+    summary = "Remove a plugin",
+    params(("name" = String, Path, description = "The plugin's name.")),
+    responses(
+        (status = 204, description = "Removed."),
+        (status = 401, description = "Not the admin key.", body = super::openapi::Error),
+        (status = 404, description = "No such plugin.", body = super::openapi::Error),
+    ),
+    security(("adminBearer" = []))
+)]
 /// Remove a plugin on every node sharing the database.
 async fn remove(State(state): State<AppState>, _: AdminKey, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
     let found = valid_name(&name) && state.plugins.remove(&state.db, &name).await.map_err(ApiError::internal)?;
@@ -92,6 +133,20 @@ async fn remove(State(state): State<AppState>, _: AdminKey, Path(name): Path<Str
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/jobs/{jobId}/events",
+    operation_id = "adminJobEvents",
+    tag = "Admin",
+    summary = "Any job's events and their delivery state",
+    params(("jobId" = String, Path, description = "The identifier of the job.")),
+    responses(
+        (status = 200, description = "The events.", body = super::openapi::AdminJobEvents),
+        (status = 401, description = "Not the admin key.", body = super::openapi::Error),
+        (status = 404, description = "Job not found.", body = super::openapi::Error),
+    ),
+    security(("adminBearer" = []))
+)]
 /// A job's events with their delivery state: what was sent, how often it was tried,
 /// and the last error. Operators read this when a webhook did not arrive.
 async fn job_events(State(state): State<AppState>, _: AdminKey, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
