@@ -2,12 +2,11 @@
 //! own key (`COPRA_ADMIN_KEY`); job API keys are refused here.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{FromRequestParts, Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::routing::{delete, get};
 use axum::{Json, Router};
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{ApiError, AppState, auth};
@@ -71,11 +70,6 @@ async fn list(State(state): State<AppState>, _: AdminKey) -> Result<Json<Value>,
     Ok(Json(json!({"plugins": plugins, "load_errors": state.plugins.errors()})))
 }
 
-#[derive(Deserialize)]
-struct AddQuery {
-    name: String,
-}
-
 /// Names become file names: keep them to a safe alphabet.
 fn valid_name(name: &str) -> bool {
     !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
@@ -88,7 +82,7 @@ fn valid_name(name: &str) -> bool {
     tag = "Admin",
     summary = "Add or replace a plugin",
     params(("name" = String, Query, description = "The plugin's name: 1-64 letters, digits, '-' or '_'.")),
-    request_body(content = Vec<u8>, content_type = "application/wasm", description = "The WebAssembly component."),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The WebAssembly component."),
     responses(
         (status = 201, description = "Loaded.", body = super::openapi::Plugin),
         (status = 400, description = "The name or the component was refused.", body = super::openapi::Error),
@@ -99,11 +93,12 @@ fn valid_name(name: &str) -> bool {
 /// Upload a component as `?name=NAME`. It replaces a plugin of that name on every node
 /// sharing the database; if it does not load, the previous version stays and the answer
 /// says why.
-async fn add(State(state): State<AppState>, _: AdminKey, Query(query): Query<AddQuery>, body: Bytes) -> Result<(StatusCode, Json<Value>), ApiError> {
-    if !valid_name(&query.name) {
+async fn add(State(state): State<AppState>, _: AdminKey, RawQuery(raw): RawQuery, body: Bytes) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let name = super::query::params(raw.as_deref()).remove("name").unwrap_or_default();
+    if !valid_name(&name) {
         return Err(JobError::invalid("plugin_not_valid", "The plugin name must be 1-64 letters, digits, '-' or '_'.").into());
     }
-    match state.plugins.add(&state.db, &query.name, body.to_vec()).await {
+    match state.plugins.add(&state.db, &name, body.to_vec()).await {
         Ok(plugin) => Ok((StatusCode::CREATED, Json(plugin_view(&plugin, true)))),
         Err(AddError::Rejected(problem)) => Err(JobError::invalid("plugin_not_valid", format!("The plugin was rejected: {problem}")).into()),
         Err(AddError::Failed(err)) => Err(ApiError::internal(err)),
