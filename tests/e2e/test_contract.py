@@ -50,7 +50,8 @@ def st(server, report, *args):
                "--max-examples", str(MAX_EXAMPLES), "--workers", "2", "--seed", "13",
                "--request-timeout", "20", "--generation-deterministic", "--no-color",
                "--report", "ndjson", "--report-ndjson-path", str(report), *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=600)
+    # Run in the report's directory: schemathesis keeps its example database in the cwd.
+    return subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=report.parent)
 
 
 def requests_made(report: Path) -> int:
