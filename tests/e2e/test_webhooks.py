@@ -12,6 +12,7 @@ import subprocess
 import threading
 import time
 import uuid
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -389,6 +390,10 @@ def test_a_mute_receiver_does_not_delay_a_healthy_ones_webhooks(tmp_path, media_
         healthy.close()
 
 
+def stamp(text):
+    return datetime.strptime(text, "%Y-%m-%d %H:%M:%S %z")
+
+
 def test_progress_webhooks_at_the_asked_interval_and_only_when_asked(server, media_server):
     def long_job(url, **notification):
         return {"input": {"url": f"{media_server}/long.mp4"}, "storage": {"service": "local"},
@@ -420,6 +425,10 @@ def test_progress_webhooks_at_the_asked_interval_and_only_when_asked(server, med
         log = requests.get(f"{server.url}/v2/jobs/{asked_id}/webhooks", auth=(KEY_A, ""), timeout=10).json()["events"]
         recorded = [e for e in log if e["event"] == "job.progress"]
         assert len(recorded) == len(progress) and all(e["state"] == "delivered" for e in recorded)
+        # At most one a second: no more than the job's seconds (whole-second times) allow.
+        finished = server.get_job(asked_id).json()
+        seconds = (stamp(finished["completed_at"]) - stamp(finished["created_at"])).total_seconds()
+        assert len(progress) <= seconds + 2, (len(progress), seconds)
         # Without the option: per-event callbacks, but no progress.
         quiet_events = [event_of(h) for h in quiet.delivered()]
         assert "output.completed" in quiet_events and "job.progress" not in quiet_events, quiet_events
