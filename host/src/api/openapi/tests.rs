@@ -6,19 +6,21 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-/// Each router's source and the prefix it is nested under (see `api::router`).
-const ROUTERS: &[(&str, &str)] = &[
-    ("/v2", include_str!("../jobs.rs")),
-    ("/v2", include_str!("../metadata.rs")),
-    ("/v2", include_str!("../webhooks.rs")),
-    ("/v2", include_str!("../events.rs")),
-    ("/v0", include_str!("../octet.rs")),
-    ("/admin", include_str!("../admin.rs")),
-    ("", include_str!("../files.rs")),
-    ("", include_str!("../ops.rs")),
-    ("", include_str!("../mod.rs")),
-    ("", include_str!("mod.rs")),
+/// Each router's module, the prefix it is nested under, and its source.
+const ROUTERS: &[(&str, &str, &str)] = &[
+    ("jobs", "/v2", include_str!("../jobs.rs")),
+    ("metadata", "/v2", include_str!("../metadata.rs")),
+    ("webhooks", "/v2", include_str!("../webhooks.rs")),
+    ("events", "/v2", include_str!("../events.rs")),
+    ("octet", "/v0", include_str!("../octet.rs")),
+    ("admin", "/admin", include_str!("../admin.rs")),
+    ("files", "", include_str!("../files.rs")),
+    ("ops", "", include_str!("../ops.rs")),
+    ("openapi", "", include_str!("mod.rs")),
 ];
+
+/// `api::router`'s own source: its routes, and the routers it nests or merges.
+const API: &str = include_str!("../mod.rs");
 
 const METHODS: &[&str] = &["get", "post", "put", "patch", "delete"];
 
@@ -77,7 +79,8 @@ fn documented() -> BTreeSet<(String, String)> {
 
 #[test]
 fn every_route_is_documented_and_nothing_else() {
-    let routed: BTreeSet<(String, String)> = ROUTERS.iter().flat_map(|(prefix, source)| routes_in(prefix, source)).collect();
+    let mut routed: BTreeSet<(String, String)> = ROUTERS.iter().flat_map(|(_, prefix, source)| routes_in(prefix, source)).collect();
+    routed.extend(routes_in("", API));
     assert!(routed.len() >= 19, "the routes were read: {routed:?}");
     assert!(routed.contains(&("get".into(), "/v2/jobs".into())) && routed.contains(&("delete".into(), "/admin/plugins/{}".into())));
     let documented = documented();
@@ -85,6 +88,22 @@ fn every_route_is_documented_and_nothing_else() {
     assert!(missing.is_empty(), "routes without a #[utoipa::path]: {missing:?}");
     let extra: Vec<_> = documented.difference(&routed).collect();
     assert!(extra.is_empty(), "documented routes the router lacks: {extra:?}");
+}
+
+/// The routers `api::router` nests and merges are the ones read above, under the same
+/// prefixes: a new router module cannot escape the check.
+#[test]
+fn every_router_is_read() {
+    let mut used = BTreeSet::new();
+    for line in API.lines() {
+        let prefix = line.split_once(".nest(\"").and_then(|(_, rest)| rest.split_once('"')).map_or("", |(prefix, _)| prefix);
+        for (at, _) in line.match_indices("::router()") {
+            let name = line[..at].rsplit(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).next().unwrap_or_default();
+            used.insert((name.to_string(), prefix.to_string()));
+        }
+    }
+    let read: BTreeSet<(String, String)> = ROUTERS.iter().map(|(name, prefix, _)| (name.to_string(), prefix.to_string())).collect();
+    assert_eq!(used, read);
 }
 
 #[test]
