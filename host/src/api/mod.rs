@@ -11,7 +11,9 @@ mod files;
 mod jobs;
 mod metadata;
 mod octet;
+mod openapi;
 mod ops;
+mod query;
 mod webhooks;
 
 use std::sync::Arc;
@@ -58,12 +60,19 @@ pub fn router(state: AppState) -> Router {
         .nest("/admin", admin::router())
         .merge(files::router())
         .merge(ops::router())
+        .merge(openapi::router())
         .route("/health", axum::routing::get(health))
         .fallback(not_found)
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
 
+/// The process answers and its database too (kept for early scripts; see `/readyz`).
+#[utoipa::path(
+    get, path = "/health", operation_id = "health", tag = "Operations", summary = "Liveness with a database check",
+    responses((status = 200, description = "Up."), (status = 503, description = "The database does not answer.")),
+    security(())
+)]
 async fn health(axum::extract::State(state): axum::extract::State<AppState>) -> axum::http::StatusCode {
     if crate::queue::ping(&state.db).await { axum::http::StatusCode::OK } else { axum::http::StatusCode::SERVICE_UNAVAILABLE }
 }

@@ -8,6 +8,7 @@
 pub mod event;
 pub mod job;
 pub mod jobs;
+pub mod list;
 mod migration;
 pub mod outbox;
 pub mod output;
