@@ -49,9 +49,11 @@ if [ "${1:-}" = "--tests" ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm
   fi
-  # Reinstall whenever the lock file changed since the last install.
-  js=examples/plugins/js-condition
-  if ! cmp -s "$js/package-lock.json" "$js/node_modules/.copra-installed-lock"; then
-    (cd "$js" && npm ci --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.copra-installed-lock)
-  fi
+  # So does Coconut's Node.js client the examples run (examples/coconut-node). Each is
+  # reinstalled whenever its lock file changed since the last install.
+  for js in examples/plugins/js-condition examples/coconut-node; do
+    if ! cmp -s "$js/package-lock.json" "$js/node_modules/.copra-installed-lock"; then
+      (cd "$js" && npm ci --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.copra-installed-lock)
+    fi
+  done
 fi

@@ -42,7 +42,7 @@ enum Command {
         #[command(flatten)]
         client: cli::Client,
     },
-    /// Look at jobs: `show ID` (JSON), `watch ID` (progress bars until it ends).
+    /// Look at jobs: `list` (a table, newest first), `show ID` (JSON), `watch ID` (progress bars until it ends).
     Jobs {
         #[command(flatten)]
         client: cli::Client,

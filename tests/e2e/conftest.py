@@ -201,11 +201,15 @@ class Copra:
         self.env.update(env_extra or {})
         self.proc = None
         self.log_path = data_dir / "copra.log"
+        # Arguments before `serve` (e.g. `--config FILE`) and the working directory.
+        self.args = []
+        self.cwd = None
 
     def start(self, timeout=60):
         assert COPRA_BIN.exists(), f"{COPRA_BIN} is not built"
         self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([str(COPRA_BIN), "serve"], env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen([str(COPRA_BIN), *self.args, "serve"], env=self.env, cwd=self.cwd,
+                                     stdout=self.log, stderr=subprocess.STDOUT)
 
         def healthy():
             if self.proc.poll() is not None:

@@ -68,10 +68,11 @@ CASES = [
     ("unknown container", lambda j: j.update(outputs={"xyz:720p": {"path": "/a"}}), "format_not_valid", "xyz"),
     ("unknown format part", lambda j: j.update(outputs={"mp4:720p_sparkly": {"path": "/a"}}), "format_not_valid", "sparkly"),
     ("bad quality", lambda j: j.update(outputs={"mp4:720p::quality=9": {"path": "/a"}}), "format_not_valid", "quality"),
-    ("bad condition", lambda j: j["outputs"]["mp4:360p"].update({"if": "{{ input.width }} >>= 3"}), "condition_not_valid", ""),
+    ("bad condition", lambda j: j["outputs"]["mp4:360p"].update({"if": "{{ input.width }} >>= 3"}), "condition_not_valid", "mp4:360p"),
     ("unknown condition variable", lambda j: j["outputs"]["mp4:360p"].update({"if": "{{ input.colour }} = 1"}), "condition_not_valid", "colour"),
     ("path escapes storage", lambda j: j["outputs"]["mp4:360p"].update(path="/../../etc/x.mp4"), "storage_path_not_valid", ".."),
     ("no outputs", lambda j: j.update(outputs={}), "outputs_not_valid", "output"),
+    ("unknown job field", lambda j: j.update(sparkle=True), "request_not_valid", "sparkle"),
 ]
 
 

@@ -1,6 +1,6 @@
 """The user's command line against a real server: `copra submit` follows a job to its
 end and prints its outputs' URLs (non-zero when it fails), `--dry-run` prints the plan,
-`copra jobs show|watch`, `copra probe` and `copra completions`."""
+`copra jobs list|show|watch`, `copra probe` and `copra completions`."""
 
 import json
 import os
@@ -60,6 +60,47 @@ def test_a_failed_job_exits_non_zero_and_a_dry_run_runs_nothing(shared_copra, me
 
     refused = run(["submit", "-"], shared_copra, stdin=json.dumps({"input": {}}), cwd=tmp_path)
     assert refused.returncode != 0 and "400" in refused.stderr, refused.stderr
+
+
+def test_jobs_list_shows_the_tenants_jobs_newest_first(copra, media_server, tmp_path):
+    def job(name, input_name="input.mp4"):
+        return json.dumps({
+            "input": {"url": f"{media_server}/{input_name}"},
+            "storage": {"service": "local", "path": "/list"},
+            "outputs": {"jpg:160x": {"path": f"{name}.jpg"}},
+        })
+
+    # Each submit follows its job to the end, so the three are created one after another.
+    ok = run(["submit", "-"], copra, stdin=job("ok"), cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    failed = run(["submit", "-"], copra, stdin=job("bad", "not-media.mp4"), cwd=tmp_path)
+    assert failed.returncode != 0
+    other = run(["submit", "--detach", "-"], copra, key=KEY_B, stdin=job("b"), cwd=tmp_path)
+    assert other.returncode == 0, other.stderr
+    ok_id, failed_id, other_id = ok.stderr.split()[1], failed.stderr.split()[1], other.stdout.strip()
+
+    listed = run(["jobs", "list"], copra, cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.strip().splitlines()
+    assert lines[0].split() == ["ID", "STATUS", "PROGRESS", "CREATED", "OUTPUTS"], listed.stdout
+    rows = [line.split() for line in lines[1:]]
+    assert [row[0] for row in rows] == [failed_id, ok_id], "newest first, and only this key's jobs"
+    assert rows[0][1] == "job.failed" and rows[1][1:3] == ["job.completed", "100%"] and rows[1][-1] == "1/1", listed.stdout
+    assert other_id not in listed.stdout
+
+    as_json = json.loads(run(["jobs", "list", "--json"], copra, cwd=tmp_path).stdout)
+    assert [j["id"] for j in as_json["jobs"]] == [failed_id, ok_id]
+    assert as_json["jobs"][1]["outputs"][0]["status"] == "image.created"
+    completed = json.loads(run(["jobs", "list", "--json", "--status", "job.completed"], copra, cwd=tmp_path).stdout)
+    assert [j["id"] for j in completed["jobs"]] == [ok_id]
+    newest = json.loads(run(["jobs", "list", "--json", "--limit", "1"], copra, cwd=tmp_path).stdout)
+    assert [j["id"] for j in newest["jobs"]] == [failed_id]
+    assert [j["id"] for j in json.loads(run(["jobs", "list", "--json"], copra, key=KEY_B, cwd=tmp_path).stdout)["jobs"]] == [other_id]
+
+    bad_status = run(["jobs", "list", "--status", "done"], copra, cwd=tmp_path)
+    assert bad_status.returncode != 0 and "request_not_valid" in bad_status.stderr, bad_status.stderr
+    bad_limit = run(["jobs", "list", "--limit", "0"], copra, cwd=tmp_path)
+    assert bad_limit.returncode != 0 and "request_not_valid" in bad_limit.stderr, bad_limit.stderr
 
 
 def test_probe_and_completions(media_dir, media_server, tmp_path):

@@ -111,6 +111,9 @@ def test_dropped_file_replaces_a_plugin_without_restart(admin_copra, media_serve
     wait_until(lambda: accepted() == 201, 10, "the replaced plugin to answer")
     took = time.monotonic() - written
     print(f"hot reload (debug build, first compile): {took:.2f}s")
+    # The swap happened while the job was provably still running.
+    view = admin_copra.get_job(running.json()["id"]).json()
+    assert view["outputs"][0]["status"] == "video.encoding" and view["progress"] != "100%", view
 
     # Removing the file takes the condition language away.
     (admin_copra.plugin_dir / "condition-expr.wasm").unlink()
@@ -121,6 +124,32 @@ def test_dropped_file_replaces_a_plugin_without_restart(admin_copra, media_serve
 
     final = admin_copra.wait_job(running.json()["id"], timeout=120)
     assert final["status"] == "job.completed", final
+
+
+def test_a_running_job_finishes_on_the_storage_plugin_it_started_with(admin_copra, media_server):
+    """The storage plugin is removed while a job encodes: new jobs naming its services are
+    refused at once, and the running job still uploads through the version it was planned
+    with (kept in memory by its hash) and completes."""
+    running = admin_copra.post_job({"input": {"url": f"{media_server}/long.mp4"}, "storage": {"service": "local"},
+                                    "outputs": {"mp4:360p": {"path": "kept/long.mp4"}}})
+    assert running.status_code == 201, running.text
+    job_id = running.json()["id"]
+    wait_until(lambda: admin_copra.get_job(job_id).json()["outputs"][0]["status"] == "video.encoding", 60, "encoding")
+
+    (admin_copra.plugin_dir / "storage-s3.wasm").unlink()
+
+    def refused():
+        r = admin_copra.post_job(local_job(media_server, {"mp4:240p": {"path": "z.mp4"}}))
+        return r.status_code == 400 and r.json()["error_code"] == "storage_not_valid"
+    wait_until(refused, 10, "the removed storage plugin to be gone for new jobs")
+    view = admin_copra.get_job(job_id).json()
+    assert view["outputs"][0]["status"] == "video.encoding" and view["progress"] != "100%", ("not mid-run", view)
+
+    final = admin_copra.wait_job(job_id, timeout=180)
+    assert final["status"] == "job.completed", final
+    url = final["outputs"][0]["url"]
+    got = requests.get(url, auth=(KEY_A, ""), timeout=30)
+    assert got.status_code == 200 and len(got.content) > 10_000, (url, got.status_code)
 
 
 def test_notifier_cannot_reach_hosts_it_was_not_granted(admin_copra, media_server, webhooks):

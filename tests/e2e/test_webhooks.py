@@ -12,6 +12,7 @@ import subprocess
 import threading
 import time
 import uuid
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -210,6 +211,31 @@ def test_a_receiver_down_then_back_gets_every_event_and_the_log_shows_each_attem
         receiver.close()
 
 
+def test_a_failed_output_is_an_output_failed_webhook_with_its_error(server, media_server):
+    """One output cannot be made (its cut starts after the 5 s input ends), the other can:
+    the receiver gets `output.failed` naming that output and its error, `output.completed`
+    for the other, and the job's final event."""
+    receiver = Receiver()
+    try:
+        body = job(media_server, receiver.url)
+        body["outputs"]["mp4:240p::quality=2"] = {"key": "late", "path": "/late.mp4", "offset": 100}
+        job_id = submit(server, body)
+        final = server.wait_job(job_id)
+        failed = {o["key"]: o for o in final["outputs"]}["late"]
+        assert failed["status"] == "video.failed" and failed["error"], failed
+        hooks = wait_until(lambda: [h for h in receiver.delivered() if event_of(h) in ("job.completed", "job.failed")]
+                           and receiver.delivered(), 30, "the final webhook")
+        bodies = [json.loads(h["raw"]) for h in hooks]
+        (output_failed,) = [b for b in bodies if b["event"] == "output.failed"]
+        assert output_failed["job_id"] == job_id
+        data = output_failed["data"]
+        assert data["key"] == "late" and data["error"] == failed["error"], (data, failed)
+        assert [b["data"]["key"] for b in bodies if b["event"] == "output.completed"] == ["mp4:240p"]
+        assert bodies[-1]["event"] in ("job.completed", "job.failed")
+    finally:
+        receiver.close()
+
+
 def test_after_the_whole_schedule_an_event_fails_and_can_be_redelivered(server, media_server):
     secret = generated_secret(server)
     receiver = Receiver(status=503)
@@ -387,3 +413,51 @@ def test_a_mute_receiver_does_not_delay_a_healthy_ones_webhooks(tmp_path, media_
         server.stop()
         mute.close()
         healthy.close()
+
+
+def stamp(text):
+    return datetime.strptime(text, "%Y-%m-%d %H:%M:%S %z")
+
+
+def test_progress_webhooks_at_the_asked_interval_and_only_when_asked(server, media_server):
+    def long_job(url, **notification):
+        return {"input": {"url": f"{media_server}/long.mp4"}, "storage": {"service": "local"},
+                "outputs": {"mp4:720p": {"path": "/p.mp4"}},
+                "notification": {"type": "http", "url": url, **notification}}
+
+    refused = server.post_job(long_job("http://127.0.0.1:9/h", progress_interval=0))
+    assert refused.status_code == 400 and refused.json()["error_code"] == "request_not_valid", refused.text
+    refused = server.post_job(long_job("http://127.0.0.1:9/h", progress_interval="1"))
+    assert refused.status_code == 400 and refused.json()["error_code"] == "request_not_valid", refused.text
+
+    asked, quiet = Receiver(), Receiver()
+    try:
+        asked_id = submit(server, long_job(asked.url, progress_interval=1))
+        quiet_id = submit(server, long_job(quiet.url, events=True))
+        for receiver in (asked, quiet):
+            wait_until(lambda: "job.completed" in [event_of(h) for h in receiver.delivered()], 180, "the job's end")
+        hooks = asked.delivered()
+        events = [event_of(h) for h in hooks]
+        progress = [json.loads(h["raw"]) for h in hooks if event_of(h) == "job.progress"]
+        assert len(progress) >= 3, events
+        percents = [int(p["data"]["progress"].rstrip("%")) for p in progress]
+        assert percents == sorted(percents) and len(set(percents)) == len(percents), percents
+        assert 0 <= percents[0] < percents[-1] < 100, percents
+        assert all(p["job_id"] == asked_id and p["data"]["status"] == "job.starting" for p in progress)
+        assert events.index("job.completed") > events.index("job.progress"), events
+        assert all(verifies(generated_secret(server), h) for h in hooks)
+        # Each was recorded as an event of the job's log, and delivered.
+        log = requests.get(f"{server.url}/v2/jobs/{asked_id}/webhooks", auth=(KEY_A, ""), timeout=10).json()["events"]
+        recorded = [e for e in log if e["event"] == "job.progress"]
+        assert len(recorded) == len(progress) and all(e["state"] == "delivered" for e in recorded)
+        # At most one a second: no more than the job's seconds (whole-second times) allow.
+        finished = server.get_job(asked_id).json()
+        seconds = (stamp(finished["completed_at"]) - stamp(finished["created_at"])).total_seconds()
+        assert len(progress) <= seconds + 2, (len(progress), seconds)
+        # Without the option: per-event callbacks, but no progress.
+        quiet_events = [event_of(h) for h in quiet.delivered()]
+        assert "output.completed" in quiet_events and "job.progress" not in quiet_events, quiet_events
+        assert "job.progress" not in webhook_log(server, quiet_id)
+    finally:
+        asked.close()
+        quiet.close()

@@ -2,12 +2,11 @@
 //! own key (`COPRA_ADMIN_KEY`); job API keys are refused here.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{FromRequestParts, Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::routing::{delete, get};
 use axum::{Json, Router};
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{ApiError, AppState, auth};
@@ -52,6 +51,18 @@ fn plugin_view(plugin: &LoadedPlugin, stored: bool) -> Value {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/plugins",
+    operation_id = "adminListPlugins",
+    tag = "Admin",
+    summary = "Loaded plugins and load errors",
+    responses(
+        (status = 200, description = "The plugins.", body = super::openapi::PluginList),
+        (status = 401, description = "Not the admin key.", body = super::openapi::Error),
+    ),
+    security(("adminBearer" = []))
+)]
 async fn list(State(state): State<AppState>, _: AdminKey) -> Result<Json<Value>, ApiError> {
     let stored: std::collections::HashSet<String> =
         crate::db::plugin::list(&state.db).await?.into_iter().filter(|p| p.is_active()).map(|p| p.sha256).collect();
@@ -59,30 +70,55 @@ async fn list(State(state): State<AppState>, _: AdminKey) -> Result<Json<Value>,
     Ok(Json(json!({"plugins": plugins, "load_errors": state.plugins.errors()})))
 }
 
-#[derive(Deserialize)]
-struct AddQuery {
-    name: String,
-}
-
 /// Names become file names: keep them to a safe alphabet.
 fn valid_name(name: &str) -> bool {
     !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/plugins",
+    operation_id = "adminAddPlugin",
+    tag = "Admin",
+    summary = "Add or replace a plugin",
+    params(("name" = String, Query, description = "The plugin's name: 1-64 letters, digits, '-' or '_'.")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The WebAssembly component."),
+    responses(
+        (status = 201, description = "Loaded.", body = super::openapi::Plugin),
+        (status = 400, description = "The name or the component was refused.", body = super::openapi::Error),
+        (status = 401, description = "Not the admin key.", body = super::openapi::Error),
+    ),
+    security(("adminBearer" = []))
+)]
 /// Upload a component as `?name=NAME`. It replaces a plugin of that name on every node
 /// sharing the database; if it does not load, the previous version stays and the answer
 /// says why.
-async fn add(State(state): State<AppState>, _: AdminKey, Query(query): Query<AddQuery>, body: Bytes) -> Result<(StatusCode, Json<Value>), ApiError> {
-    if !valid_name(&query.name) {
+async fn add(State(state): State<AppState>, _: AdminKey, RawQuery(raw): RawQuery, body: Bytes) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let name = super::query::params(raw.as_deref()).remove("name").unwrap_or_default();
+    if !valid_name(&name) {
         return Err(JobError::invalid("plugin_not_valid", "The plugin name must be 1-64 letters, digits, '-' or '_'.").into());
     }
-    match state.plugins.add(&state.db, &query.name, body.to_vec()).await {
+    match state.plugins.add(&state.db, &name, body.to_vec()).await {
         Ok(plugin) => Ok((StatusCode::CREATED, Json(plugin_view(&plugin, true)))),
         Err(AddError::Rejected(problem)) => Err(JobError::invalid("plugin_not_valid", format!("The plugin was rejected: {problem}")).into()),
         Err(AddError::Failed(err)) => Err(ApiError::internal(err)),
     }
 }
 
+#[utoipa::path(
+    delete,
+    path = "/admin/plugins/{name}",
+    operation_id = "adminRemovePlugin",
+    tag = "Admin",
+    summary = "Remove a plugin",
+    params(("name" = String, Path, description = "The plugin's name.")),
+    responses(
+        (status = 204, description = "Removed."),
+        (status = 401, description = "Not the admin key.", body = super::openapi::Error),
+        (status = 404, description = "No such plugin.", body = super::openapi::Error),
+    ),
+    security(("adminBearer" = []))
+)]
 /// Remove a plugin on every node sharing the database.
 async fn remove(State(state): State<AppState>, _: AdminKey, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
     let found = valid_name(&name) && state.plugins.remove(&state.db, &name).await.map_err(ApiError::internal)?;
@@ -92,6 +128,20 @@ async fn remove(State(state): State<AppState>, _: AdminKey, Path(name): Path<Str
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/jobs/{jobId}/events",
+    operation_id = "adminJobEvents",
+    tag = "Admin",
+    summary = "Any job's events and their delivery state",
+    params(("jobId" = String, Path, description = "The identifier of the job.")),
+    responses(
+        (status = 200, description = "The events.", body = super::openapi::AdminJobEvents),
+        (status = 401, description = "Not the admin key.", body = super::openapi::Error),
+        (status = 404, description = "Job not found.", body = super::openapi::Error),
+    ),
+    security(("adminBearer" = []))
+)]
 /// A job's events with their delivery state: what was sent, how often it was tried,
 /// and the last error. Operators read this when a webhook did not arrive.
 async fn job_events(State(state): State<AppState>, _: AdminKey, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {

@@ -35,6 +35,25 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/jobs/{id}/events", get(stream))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v2/jobs/{jobId}/events",
+    operation_id = "streamJobEvents",
+    tag = "Events",
+    summary = "Follow a job as Server-Sent Events",
+    description = "Each recorded event (`id:` its event id), and `job.status` (the job as `GET /v2/jobs/{jobId}` \
+        shows it) whenever it changed; ends after the job's final event. `Last-Event-ID` resumes.",
+    params(
+        ("jobId" = String, Path, description = "The identifier of the job."),
+        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id."),
+    ),
+    responses(
+        (status = 200, description = "The event stream.", content_type = "text/event-stream", body = String),
+        (status = 401, description = "Authentication failed.", body = super::openapi::Error),
+        (status = 404, description = "Job not found.", body = super::openapi::Error),
+    ),
+    security(("basicAuth" = []), ("bearerAuth" = []))
+)]
 async fn stream(
     State(state): State<AppState>,
     key: ApiKey,

@@ -15,6 +15,21 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/files/{*path}", axum::routing::get(serve))
 }
 
+#[utoipa::path(
+    get,
+    path = "/files/{path}",
+    operation_id = "getFile",
+    tag = "Operations",
+    summary = "An output of the `local` storage",
+    description = "`/files/<namespace>/<path>`: the caller's own outputs only; another tenant's are a 404.",
+    params(("path" = String, Path, description = "The tenant's namespace, then the file's path.")),
+    responses(
+        (status = 200, description = "The file.", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 401, description = "Authentication failed.", body = super::openapi::Error),
+        (status = 404, description = "No such file.", body = super::openapi::Error),
+    ),
+    security(("basicAuth" = []), ("bearerAuth" = []))
+)]
 async fn serve(State(state): State<AppState>, key: ApiKey, request: Request) -> Result<Response, ApiError> {
     let not_found = || ApiError::NotFound { code: "file_not_found", what: "File".into() };
     let (mut parts, body) = request.into_parts();

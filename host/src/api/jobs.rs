@@ -1,42 +1,63 @@
-//! `POST /v2/jobs` and `GET /v2/jobs/{id}`.
+//! `POST /v2/jobs`, `GET /v2/jobs` (the caller's jobs, newest first) and `GET /v2/jobs/{id}`.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde_json::Value;
+use sea_orm::Iterable;
+use serde_json::{Value, json};
 
 use super::auth::ApiKey;
 use super::body::Body;
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, query};
 use crate::db::{self, job, output};
+use crate::db::status::JobStatus;
 use crate::job::dry_run::{DryRunError, dry_run};
 use crate::job::submit::Submitter;
 use crate::job::{JobError, JobSpec, view};
 
-#[derive(serde::Deserialize)]
-struct CreateQuery {
-    /// Plan the job without running it (see `job::dry_run`).
-    #[serde(default)]
-    dry_run: bool,
-}
+/// How many jobs `GET /v2/jobs` answers without `limit`, and at most.
+const LIST_DEFAULT: u64 = 20;
+const LIST_MAX: u64 = 100;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/jobs", post(create)).route("/jobs/{id}", get(show))
+    Router::new().route("/jobs", post(create).get(list)).route("/jobs/{id}", get(show))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v2/jobs",
+    operation_id = "createJob",
+    tag = "Jobs",
+    summary = "Create a job",
+    description = "Submit a new encoding job: input, storage, outputs, an optional notification \
+        webhook and settings. The job runs asynchronously. With `dry_run=true` nothing is run: the \
+        answer is the plan (200).",
+    params(("dry_run" = Option<bool>, Query, description = "Plan the job without encoding or uploading.")),
+    request_body(content = super::openapi::CreateJobRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Job created.", body = super::openapi::Job),
+        (status = 200, description = "The plan of a dry run.", body = super::openapi::DryRunPlan),
+        (status = 400, description = "Invalid job configuration.", body = super::openapi::Error),
+        (status = 401, description = "Authentication failed (invalid API key).", body = super::openapi::Error),
+        (status = 413, description = "The body is larger than the server accepts.", body = super::openapi::Error),
+    ),
+    security(("basicAuth" = []), ("bearerAuth" = []))
+)]
 /// The body is read as bytes and parsed here, so malformed JSON gets the API's own
 /// error shape rather than the framework's.
 async fn create(
     State(state): State<AppState>,
     key: ApiKey,
-    Query(query): Query<CreateQuery>,
+    RawQuery(raw): RawQuery,
     Body(body): Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    // `dry_run`: plan the job without running it (see `job::dry_run`).
+    let dry = query::flag(&query::params(raw.as_deref()), "dry_run")?;
     let body: Value = serde_json::from_slice(&body)
         .map_err(|e| JobError::invalid("request_not_valid", format!("The request body is not valid JSON: {e}.")))?;
     let spec = JobSpec::parse(&body)?;
-    if query.dry_run {
+    if dry {
         let plan = dry_run(&state.plugins, &state.config, &key.owner, &spec).await.map_err(|err| match err {
             DryRunError::Invalid(err) => ApiError::from(err),
             DryRunError::Internal(message) => ApiError::internal(anyhow::anyhow!(message)),
@@ -60,9 +81,63 @@ pub(super) async fn submit(
     Ok(submitter.submit(&key.owner, spec, api).await?)
 }
 
+#[utoipa::path(
+    get,
+    path = "/v2/jobs/{jobId}",
+    operation_id = "retrieveJob",
+    tag = "Jobs",
+    summary = "Retrieve a job",
+    description = "A job with its overall status, progress, input status and each output's status and URLs.",
+    params(("jobId" = String, Path, description = "The identifier of the job.")),
+    responses(
+        (status = 200, description = "Job retrieved.", body = super::openapi::Job),
+        (status = 401, description = "Authentication failed.", body = super::openapi::Error),
+        (status = 404, description = "Job not found.", body = super::openapi::Error),
+    ),
+    security(("basicAuth" = []), ("bearerAuth" = []))
+)]
 async fn show(State(state): State<AppState>, key: ApiKey, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let (job, outputs) = db::jobs::find(&state.db, &id, Some(&key.owner))
         .await?
         .ok_or_else(|| ApiError::NotFound { code: "job_not_found", what: format!("Job '{id}'") })?;
     Ok(Json(view::job_view(&job, &outputs)))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v2/jobs",
+    operation_id = "listJobs",
+    tag = "Jobs",
+    summary = "List jobs",
+    description = "The caller's jobs, newest first. Another key's jobs are never listed.",
+    params(
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "How many jobs (default 20)."),
+        ("status" = Option<super::openapi::JobStatus>, Query, description = "Only jobs in this status."),
+    ),
+    responses(
+        (status = 200, description = "The jobs.", body = super::openapi::JobList),
+        (status = 400, description = "A query parameter is not valid.", body = super::openapi::Error),
+        (status = 401, description = "Authentication failed.", body = super::openapi::Error),
+    ),
+    security(("basicAuth" = []), ("bearerAuth" = []))
+)]
+/// The caller's jobs, newest first: `limit` (1-100, default 20) and `status`
+/// (`job.starting`, `job.completed` or `job.failed`). Another key's jobs are never listed.
+async fn list(State(state): State<AppState>, key: ApiKey, RawQuery(raw): RawQuery) -> Result<Json<Value>, ApiError> {
+    let params = query::params(raw.as_deref());
+    query::only(&params, &["limit", "status"])?;
+    let limit = match params.get("limit") {
+        None => LIST_DEFAULT,
+        Some(text) => text.parse::<u64>().ok().filter(|n| (1..=LIST_MAX).contains(n)).ok_or_else(|| {
+            JobError::invalid("request_not_valid", format!("The limit must be a whole number from 1 to {LIST_MAX}, not '{text}'."))
+        })?,
+    };
+    let status = match params.get("status") {
+        None => None,
+        Some(text) => Some(JobStatus::iter().find(|s| s.as_str() == text).ok_or_else(|| {
+            JobError::invalid("request_not_valid", format!("The status must be job.starting, job.completed or job.failed, not '{text}'."))
+        })?),
+    };
+    let jobs: Vec<Value> = db::list::list(&state.db, &key.owner, status, limit).await?.iter().map(|(j, o)| view::job_view(j, o)).collect();
+    Ok(Json(json!({ "jobs": jobs })))
 }

@@ -35,10 +35,42 @@ async fn collect(state: &AppState, key: &ApiKey, id: &str) -> Result<Map<String,
     Ok(all)
 }
 
+#[utoipa::path(
+    get,
+    path = "/v2/metadata/jobs/{jobId}",
+    operation_id = "retrieveJobMetadata",
+    tag = "Metadata",
+    summary = "Retrieve all metadata for a job",
+    description = "Technical metadata (streams and format) for the input source and all output files of a job.",
+    params(("jobId" = String, Path, description = "The identifier of the job.")),
+    responses(
+        (status = 200, description = "Metadata retrieved.", body = super::openapi::MetadataResponse),
+        (status = 401, description = "Authentication failed.", body = super::openapi::Error),
+        (status = 404, description = "Job not found.", body = super::openapi::Error),
+    ),
+    security(("basicAuth" = []), ("bearerAuth" = []))
+)]
 async fn all(State(state): State<AppState>, key: ApiKey, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     Ok(Json(Value::Object(collect(&state, &key, &id).await?)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v2/metadata/jobs/{jobId}/{key}",
+    operation_id = "retrieveOutputMetadata",
+    tag = "Metadata",
+    summary = "Retrieve metadata for a specific source or output key",
+    params(
+        ("jobId" = String, Path, description = "The identifier of the job."),
+        ("key" = String, Path, description = "The source or output key name (for example \"source\" or \"mp4:720p\")."),
+    ),
+    responses(
+        (status = 200, description = "Metadata retrieved.", body = super::openapi::Metadata),
+        (status = 401, description = "Authentication failed.", body = super::openapi::Error),
+        (status = 404, description = "Job or key not found.", body = super::openapi::Error),
+    ),
+    security(("basicAuth" = []), ("bearerAuth" = []))
+)]
 async fn one(
     State(state): State<AppState>,
     key: ApiKey,

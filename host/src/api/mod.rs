@@ -8,11 +8,12 @@ mod body;
 mod error;
 mod events;
 mod files;
-mod job_list;
 mod jobs;
 mod metadata;
 mod octet;
+mod openapi;
 mod ops;
+mod query;
 mod ui;
 mod webhooks;
 
@@ -55,11 +56,12 @@ impl AppState {
 
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .nest("/v2", jobs::router().merge(job_list::router()).merge(metadata::router()).merge(webhooks::router()).merge(events::router()))
+        .nest("/v2", jobs::router().merge(metadata::router()).merge(webhooks::router()).merge(events::router()))
         .nest("/v0", octet::router())
         .nest("/admin", admin::router())
         .merge(files::router())
         .merge(ops::router())
+        .merge(openapi::router())
         .merge(ui::router())
         .route("/health", axum::routing::get(health))
         .fallback(not_found)
@@ -68,6 +70,12 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The process answers and its database too (kept for early scripts; see `/readyz`).
+#[utoipa::path(
+    get, path = "/health", operation_id = "health", tag = "Operations", summary = "Liveness with a database check",
+    responses((status = 200, description = "Up."), (status = 503, description = "The database does not answer.")),
+    security(())
+)]
 async fn health(axum::extract::State(state): axum::extract::State<AppState>) -> axum::http::StatusCode {
     if crate::queue::ping(&state.db).await { axum::http::StatusCode::OK } else { axum::http::StatusCode::SERVICE_UNAVAILABLE }
 }

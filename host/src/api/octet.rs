@@ -27,6 +27,21 @@ pub fn router() -> Router<AppState> {
 /// Create a job. Answers `200` with the job's view (`job_id`, `status: "pending"`,
 /// `outputs`): the endpoint is an RPC-style `create`, and Octet's document speaks of a
 /// response that is the job or an error, not of a created resource.
+#[utoipa::path(
+    post,
+    path = "/v0/jobs/create",
+    operation_id = "octetCreateJob",
+    tag = "Octet",
+    summary = "Create a job (Octet v0)",
+    request_body(content = crate::job::octet::Request, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Job created.", body = super::openapi::OctetJob),
+        (status = 400, description = "The request is not valid.", body = super::openapi::OctetError),
+        (status = 401, description = "Authentication failed.", body = super::openapi::OctetError),
+        (status = 413, description = "The body is larger than the server accepts.", body = super::openapi::OctetError),
+    ),
+    security(("basicAuth" = []), ("bearerAuth" = []))
+)]
 async fn create(State(state): State<AppState>, OctetKey(key): OctetKey, OctetBody(body): OctetBody) -> Result<Json<Value>, OctetError> {
     let request = octet::parse(&body)?;
     let spec = octet::to_job(&request)?;
@@ -34,6 +49,20 @@ async fn create(State(state): State<AppState>, OctetKey(key): OctetKey, OctetBod
     Ok(Json(octet::job_view(&job, &outputs, &state.config.sealer)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v0/jobs/{jobId}",
+    operation_id = "octetRetrieveJob",
+    tag = "Octet",
+    summary = "Retrieve a job (Octet v0)",
+    params(("jobId" = String, Path, description = "The job's `job_id`.")),
+    responses(
+        (status = 200, description = "The job.", body = super::openapi::OctetJob),
+        (status = 401, description = "Authentication failed.", body = super::openapi::OctetError),
+        (status = 404, description = "Job not found.", body = super::openapi::OctetError),
+    ),
+    security(("basicAuth" = []), ("bearerAuth" = []))
+)]
 async fn show(State(state): State<AppState>, OctetKey(key): OctetKey, Path(id): Path<String>) -> Result<Json<Value>, OctetError> {
     // Another key's job is "not found", never "forbidden": its existence is not ours to tell.
     let (job, outputs) = db::jobs::find(&state.db, &id, Some(&key.owner))

@@ -16,10 +16,24 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).route("/metrics", get(metrics))
 }
 
+#[utoipa::path(
+    get, path = "/healthz", operation_id = "healthz", tag = "Operations", summary = "The process answers",
+    responses((status = 200, description = "Alive.", body = super::openapi::Health)),
+    security(())
+)]
 async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
+#[utoipa::path(
+    get, path = "/readyz", operation_id = "readyz", tag = "Operations", summary = "Ready for traffic",
+    description = "The database answers and plugins are loaded.",
+    responses(
+        (status = 200, description = "Ready.", body = super::openapi::Ready),
+        (status = 503, description = "Not ready.", body = super::openapi::Ready),
+    ),
+    security(())
+)]
 async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let database = crate::queue::ping(&state.db).await;
     let loaded = state.plugins.list().len();
@@ -34,6 +48,14 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     (status, Json(body))
 }
 
+#[utoipa::path(
+    get, path = "/metrics", operation_id = "metrics", tag = "Operations", summary = "Prometheus metrics",
+    responses(
+        (status = 200, description = "Prometheus text format.", content_type = "text/plain", body = String),
+        (status = 401, description = "Not the admin key.", body = super::openapi::Error),
+    ),
+    security(("adminBearer" = []))
+)]
 async fn metrics(State(state): State<AppState>, _: AdminKey) -> Result<impl IntoResponse, ApiError> {
     let handle = crate::metrics::handle();
     let counts = crate::db::stats::job_counts(&state.db).await?;

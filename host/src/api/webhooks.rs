@@ -18,12 +18,46 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/jobs/{id}/webhooks", get(list)).route("/jobs/{id}/webhooks/{event_id}/redeliver", post(redeliver))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v2/jobs/{jobId}/webhooks",
+    operation_id = "listJobWebhooks",
+    tag = "Webhooks",
+    summary = "A job's webhook log",
+    description = "Every event of the job with its delivery state and attempts, oldest first.",
+    params(("jobId" = String, Path, description = "The identifier of the job.")),
+    responses(
+        (status = 200, description = "The log.", body = super::openapi::WebhookLog),
+        (status = 401, description = "Authentication failed.", body = super::openapi::Error),
+        (status = 404, description = "Job not found.", body = super::openapi::Error),
+    ),
+    security(("basicAuth" = []), ("bearerAuth" = []))
+)]
 async fn list(State(state): State<AppState>, key: ApiKey, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     own_job(&state, &key, &id).await?;
     let events: Vec<Value> = outbox::log(&state.db, &id).await?.iter().map(|(e, attempts)| event_view(e, attempts)).collect();
     Ok(Json(json!({"job_id": id, "events": events})))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v2/jobs/{jobId}/webhooks/{eventId}/redeliver",
+    operation_id = "redeliverWebhook",
+    tag = "Webhooks",
+    summary = "Deliver an event again",
+    description = "The event is owed again, with the same `webhook-id`.",
+    params(
+        ("jobId" = String, Path, description = "The identifier of the job."),
+        ("eventId" = String, Path, description = "The event's `id` in the webhook log."),
+    ),
+    responses(
+        (status = 202, description = "Owed again.", body = super::openapi::WebhookEvent),
+        (status = 400, description = "The job has no notification.", body = super::openapi::Error),
+        (status = 401, description = "Authentication failed.", body = super::openapi::Error),
+        (status = 404, description = "Job or event not found.", body = super::openapi::Error),
+    ),
+    security(("basicAuth" = []), ("bearerAuth" = []))
+)]
 async fn redeliver(State(state): State<AppState>, key: ApiKey, Path((id, event_id)): Path<(String, String)>) -> Result<(StatusCode, Json<Value>), ApiError> {
     let job = own_job(&state, &key, &id).await?;
     let not_found = || ApiError::NotFound { code: "event_not_found", what: format!("Event '{event_id}' of job '{id}'") };

@@ -26,6 +26,18 @@ pub struct Client {
 
 #[derive(Subcommand)]
 pub enum JobCommand {
+    /// Your jobs, newest first, as a table.
+    List {
+        /// How many (1-100).
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        /// Only jobs in this status: job.starting, job.completed or job.failed.
+        #[arg(long)]
+        status: Option<String>,
+        /// Print the API's answer as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// The job as the API shows it, as JSON.
     Show { id: String },
     /// Follow a job with progress bars until it ends.
@@ -101,6 +113,17 @@ pub async fn jobs(api: &Api, command: JobCommand) -> anyhow::Result<()> {
             Ok(())
         }
         JobCommand::Watch { id } => watch(api, &id).await,
+        JobCommand::List { limit, status, json } => {
+            let mut query = vec![("limit", limit.to_string())];
+            query.extend(status.map(|s| ("status", s)));
+            let list = api.send(api.http.get(format!("{}/v2/jobs", api.base)).query(&query)).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                print!("{}", super::table::jobs(&list));
+            }
+            Ok(())
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod jobs;
 mod probe;
+mod table;
 
 pub use jobs::{Api, Client, JobCommand, jobs, submit};
 pub use probe::probe;

@@ -307,7 +307,8 @@ fn persistent_secret(path: &Path, make: impl FnOnce() -> String) -> Result<Strin
     use std::io::Write;
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let io = |source| ConfigError::DataDir { path: path.into(), source };
-    if let Ok(existing) = std::fs::read_to_string(path) {
+    let found = std::fs::read_to_string(path);
+    if let Ok(existing) = &found {
         let existing = existing.trim();
         if !existing.is_empty() {
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
@@ -315,13 +316,34 @@ fn persistent_secret(path: &Path, make: impl FnOnce() -> String) -> Result<Strin
         }
     }
     let value = make();
-    // Written beside and renamed, so a crash never leaves an empty key behind; created
-    // owner-only so the value is never readable by others, not even for a moment.
-    let tmp = path.with_extension("tmp");
-    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(io)?;
-    file.write_all(value.as_bytes()).and_then(|()| file.sync_all()).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)?;
-    Ok(value)
+    // Written beside under a name of its own, then linked into place, so a crash never
+    // leaves an empty key behind and, when several processes start on one data directory
+    // at once, exactly one value wins and every process uses it. Created owner-only so
+    // the value is never readable by others, not even for a moment.
+    let tmp = path.with_extension(format!("{}.tmp", crate::random_id(8)));
+    let written = (|| {
+        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+        file.write_all(value.as_bytes())?;
+        file.sync_all()?;
+        if found.is_ok() {
+            // An empty file left by an older release: replaced.
+            std::fs::rename(&tmp, path)
+        } else {
+            std::fs::hard_link(&tmp, path)
+        }
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    match written {
+        Ok(()) => Ok(value),
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
+            let winner = std::fs::read_to_string(path).map_err(io)?.trim().to_string();
+            if winner.is_empty() {
+                return Err(io(std::io::Error::other("another process created this file empty")));
+            }
+            Ok(winner)
+        }
+        Err(err) => Err(io(err)),
+    }
 }
 
 /// Create the data directory owner-only (it holds keys, the database and every
@@ -352,6 +374,20 @@ mod tests {
         assert_eq!(persistent_id(&dir.path().join("id"), "w-").unwrap(), first);
         let mode = std::fs::metadata(dir.path().join("id")).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn processes_starting_at_once_agree_on_one_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret-key");
+        let values: Vec<String> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8).map(|_| s.spawn(|| persistent_id(&path, "k-").unwrap())).collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(values.iter().all(|v| v == &values[0]), "{values:?}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), values[0]);
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(leftovers.len(), 1, "no temporary left: {leftovers:?}");
     }
 
     #[test]

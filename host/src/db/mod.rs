@@ -7,8 +7,8 @@
 
 pub mod event;
 pub mod job;
-pub mod job_list;
 pub mod jobs;
+pub mod list;
 mod migration;
 pub mod outbox;
 pub mod output;

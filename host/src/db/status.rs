@@ -156,6 +156,11 @@ pub enum EventName {
     #[sea_orm(string_value = "job.failed")]
     #[serde(rename = "job.failed")]
     JobFailed,
+    /// A running job's progress, recorded at most every `notification.progress_interval`
+    /// seconds, and only for jobs that asked for it.
+    #[sea_orm(string_value = "job.progress")]
+    #[serde(rename = "job.progress")]
+    JobProgress,
     /// A worker saw the job's encode stop moving and gave it back for another attempt.
     /// Recorded in the job's history, not delivered: Coconut's clients do not know it.
     #[sea_orm(string_value = "job.stalled")]
@@ -171,6 +176,7 @@ impl EventName {
             EventName::OutputFailed => "output.failed",
             EventName::JobCompleted => "job.completed",
             EventName::JobFailed => "job.failed",
+            EventName::JobProgress => "job.progress",
             EventName::JobStalled => "job.stalled",
         }
     }

@@ -110,7 +110,10 @@ impl JobSpec {
         let outputs = parse_outputs(obj.get("outputs"))?;
         let notification = match obj.get("notification") {
             None | Some(Value::Null) => None,
-            Some(Value::Object(n)) => Some(Value::Object(n.clone())),
+            Some(Value::Object(n)) => {
+                check_progress_interval(n.get("progress_interval"))?;
+                Some(Value::Object(n.clone()))
+            }
             Some(_) => return Err(JobError::invalid("notification_not_valid", "The notification must be an object.")),
         };
         let settings = match obj.get("settings") {
@@ -126,9 +129,28 @@ impl JobSpec {
         self.storage.get("service").and_then(Value::as_str).unwrap_or_default()
     }
 
+    /// How often a running job records `job.progress` for its webhooks, if it asked
+    /// (`notification.progress_interval`, whole seconds, checked by `parse`).
+    pub fn progress_interval(&self) -> Option<std::time::Duration> {
+        let seconds = self.notification.as_ref()?.get("progress_interval")?.as_u64()?;
+        Some(std::time::Duration::from_secs(seconds))
+    }
+
     /// The notification type, `http` when not given.
     pub fn notification_type(&self) -> Option<&str> {
         self.notification.as_ref().map(|n| n.get("type").and_then(Value::as_str).unwrap_or("http"))
+    }
+}
+
+/// `progress_interval`, when given, is a whole number of seconds, at least 1 (a day at most).
+fn check_progress_interval(value: Option<&Value>) -> Result<(), JobError> {
+    match value {
+        None => Ok(()),
+        Some(v) if v.as_u64().is_some_and(|n| (1..=86_400).contains(&n)) => Ok(()),
+        Some(v) => Err(JobError::invalid(
+            "request_not_valid",
+            format!("The notification's progress_interval must be a whole number of seconds from 1 to 86400, not {v}."),
+        )),
     }
 }
 
@@ -346,6 +368,20 @@ mod tests {
             assert!(!shown.contains(secret), "{secret} leaked in {shown}");
         }
         assert!(shown.contains("in.example") && shown.contains("\"b\""), "{shown}");
+    }
+
+    #[test]
+    fn progress_interval_is_whole_seconds() {
+        let with = |interval: Value| {
+            let mut body = job(json!({"mp4": {"path": "a.mp4"}}));
+            body["notification"] = json!({"url": "https://hook.example/h", "progress_interval": interval});
+            JobSpec::parse(&body)
+        };
+        assert_eq!(with(json!(5)).unwrap().progress_interval(), Some(std::time::Duration::from_secs(5)));
+        for bad in [json!(0), json!(-1), json!(1.5), json!("5"), json!(null), json!(86_401)] {
+            assert_eq!(with(bad.clone()).unwrap_err().code(), "request_not_valid", "{bad}");
+        }
+        assert_eq!(JobSpec::parse(&job(json!({"mp4": {"path": "a.mp4"}}))).unwrap().progress_interval(), None);
     }
 
     #[test]

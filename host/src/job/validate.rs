@@ -48,8 +48,14 @@ pub async fn validate(spec: &JobSpec, plugins: &Plugins, limits: &Limits, outbou
         })?;
         types.push(output_type);
         if let Some(condition) = &output.condition {
-            plugins.condition_check(condition).await.map_err(|e| {
-                rejected(e, "condition_not_valid", || "No condition plugin is loaded to evaluate 'if'.".to_string())
+            plugins.condition_check(condition).await.map_err(|e| match e {
+                // The plugin's reason alone ("unexpected comparison at position 19") does
+                // not say which output or what it read.
+                PluginError::Rejected { code, message } => {
+                    let shown: String = condition.chars().take(200).collect();
+                    JobError::invalid(code, format!("The 'if' of output '{}' is not valid: {message} (in '{shown}').", output.key))
+                }
+                e => rejected(e, "condition_not_valid", || "No condition plugin is loaded to evaluate 'if'.".to_string()),
             })?;
         }
         let mut paths: Vec<&str> = output.path.iter().map(String::as_str).collect();

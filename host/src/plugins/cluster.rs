@@ -187,7 +187,7 @@ impl Plugins {
                 failed.insert(row.sha256.clone());
             }
         }
-        self.forget(|p| removed.iter().any(|r| r.sha256 == p.sha256));
+        self.forget(|p| removed.iter().any(|r| r.sha256 == p.sha256 && r.name == *p.name));
         self.kept.lock().unwrap_or_else(|e| e.into_inner()).retain(|_, k| k.last_used.elapsed() < KEEP_UNUSED);
         Ok(())
     }
@@ -206,7 +206,9 @@ impl Plugins {
             let stored = db::plugin::find(db, &hashes).await.map_err(|e| format!("The job's plugins could not be looked up: {e}"))?;
             let mut missing = None;
             for pin in pins.iter() {
-                let row = stored.iter().find(|r| r.sha256 == pin.sha256);
+                // The same bytes may be stored under two names: only this plugin's own
+                // row says whether the version the job was planned with was removed.
+                let row = stored.iter().find(|r| r.sha256 == pin.sha256 && r.name == pin.plugin);
                 if let Some(row) = row.filter(|r| r.removed_at.is_some()) {
                     return Err(format!(
                         "The job was planned with plugin '{}' version {} (sha256:{}), which has been removed; it is not run with another version.",

@@ -152,6 +152,13 @@ impl JobRun<'_> {
     pub async fn progress(&self, percent: i32) -> Result<(), WriteError> {
         jobs::set_progress(&self.worker.db, &self.lease, percent).await
     }
+
+    /// `job.progress`, for a job that asked for progress webhooks: its `data` is the job
+    /// as it stands. One per percent value (a run again after a crash adds none twice).
+    pub async fn progress_event(&self, percent: i32) -> Result<(), WriteError> {
+        let event = self.event(EventName::JobProgress, format!("job.progress:{percent}"), |job, outputs| (view::job_view(job, outputs), None));
+        self.apply(JobChange::default(), Vec::new(), Some(event)).await
+    }
 }
 
 /// The ffprobe-shaped metadata of the input (`source`) and of every finished output.

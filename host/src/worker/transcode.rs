@@ -47,6 +47,9 @@ impl JobRun<'_> {
         // Segments of packages being sent while their ladders still encode.
         let mut segments: HashMap<usize, upload::Segments> = HashMap::new();
         let mut last_progress = Instant::now() - PROGRESS_EVERY;
+        // Progress webhooks, when the job asked for them: at most one an interval.
+        let progress_interval = self.spec.progress_interval();
+        let mut last_progress_event: Option<Instant> = None;
         // A lost lease stops the engine; what it still reports is not this worker's to write.
         let lost = |err: WriteError| {
             if matches!(err, WriteError::LeaseLost(_)) {
@@ -66,6 +69,15 @@ impl JobRun<'_> {
                         let percent = ((fraction * 100.0).floor() as i32).min(99);
                         if let Err(err) = self.progress(percent).await {
                             tracing::warn!(err = %lost(err), "progress not written; stopping");
+                            continue;
+                        }
+                        if let Some(interval) = progress_interval
+                            && last_progress_event.is_none_or(|at| at.elapsed() >= interval)
+                        {
+                            last_progress_event = Some(Instant::now());
+                            if let Err(err) = self.progress_event(percent).await {
+                                tracing::warn!(err = %lost(err), "progress event not written; stopping");
+                            }
                         }
                     }
                 }

@@ -13,7 +13,9 @@
 //!   null) is added as `data.metadata`.
 //!
 //! Per-event callbacks (`input.transferred`, `output.completed`, `output.failed`) are
-//! sent only when `"events": true`; `job.completed` and `job.failed` always are. The
+//! sent only when `"events": true`; `job.completed` and `job.failed` always are;
+//! `job.progress` (its `data` the job view) only when `"progress_interval"` is set (the
+//! host records it only then, at most once an interval). The
 //! POST carries `Content-Type: application/json`, `User-Agent: Copra/<version>` and the
 //! Standard Webhooks headers `webhook-id` (the same on every retry of one event),
 //! `webhook-timestamp` and `webhook-signature`, which the host makes with the tenant's
@@ -42,6 +44,9 @@ pub struct Config {
     pub events: bool,
     #[serde(default)]
     pub metadata: bool,
+    /// Seconds between `job.progress` callbacks (checked by the host).
+    #[serde(default)]
+    pub progress_interval: Option<u64>,
     /// Whose webhook body to send; Coconut's unless the job came through Octet's API.
     #[serde(default)]
     pub api: Api,
@@ -84,7 +89,8 @@ pub fn body(config: &Config, event: &Json) -> Result<Option<Value>, Error> {
     if config.api == Api::OctetV0 {
         return Ok(final_event.then(|| octet_body(name, event)));
     }
-    if !final_event && !config.events {
+    let wanted = if name == "job.progress" { config.progress_interval.is_some() } else { final_event || config.events };
+    if !wanted {
         return Ok(None);
     }
     let present = |field: &str| event.get(field).filter(|v| !v.is_null()).cloned();
@@ -216,6 +222,17 @@ mod tests {
             assert!(body(&quiet, &event).unwrap().is_none(), "{name}");
             assert!(body(&chatty, &event).unwrap().is_some(), "{name}");
         }
+    }
+
+    #[test]
+    fn progress_callbacks_only_with_an_interval() {
+        let event = json!({"event": "job.progress", "job_id": "J1", "data": {"id": "J1", "progress": "42%"}});
+        let (chatty, _) = config(&json(r#"{"url":"http://x/h","events":true}"#)).unwrap();
+        assert!(body(&chatty, &event).unwrap().is_none(), "events: true alone does not ask for progress");
+        let (progress, _) = config(&json(r#"{"url":"http://x/h","progress_interval":5}"#)).unwrap();
+        assert_eq!(body(&progress, &event).unwrap().unwrap()["data"]["progress"], "42%");
+        let output = json!({"event": "output.completed", "job_id": "J1", "data": {}});
+        assert!(body(&progress, &output).unwrap().is_none(), "progress_interval alone does not ask for per-output events");
     }
 
     #[test]

@@ -33,8 +33,9 @@ pub const NOTIFICATION_API: &str = "octet_v0";
 
 /// A `POST /v0/jobs/create` body. Unknown fields are refused (as Coconut jobs' are), so
 /// a misspelt option is an error instead of an encode without it.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = OctetCreateJobRequest)]
 pub struct Request {
     pub input: Input,
     pub destination: Destination,
@@ -43,8 +44,9 @@ pub struct Request {
     pub callback: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = OctetInput)]
 pub struct Input {
     /// An http(s) URL of the source file.
     pub url: String,
@@ -52,8 +54,9 @@ pub struct Input {
 
 /// Where the outputs go. Octet only knows S3 in us-east-1; Copra takes any region and,
 /// as its Coconut storage does, an `endpoint` for S3-compatible stores.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = OctetDestination)]
 pub struct Destination {
     pub provider: Provider,
     /// Defaults to `us-east-1`, the only region Octet itself serves.
@@ -70,14 +73,16 @@ pub struct Destination {
     pub force_path_style: Option<bool>,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[schema(as = OctetProvider)]
 pub enum Provider {
     S3,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = OctetCreds)]
 pub struct Creds {
     pub access_key_id: String,
     pub secret_access_key: String,
@@ -92,8 +97,9 @@ impl fmt::Debug for Creds {
 
 /// One rendition. Numbers stay wide (`i64`) so an out-of-range value gets a message that
 /// names its range rather than a type error.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = OctetOutputRequest)]
 pub struct Output {
     pub codec: Codec,
     /// `1920x1080`, `-1x1080` or `1280x-1` (`-1` keeps the aspect ratio).
@@ -107,7 +113,9 @@ pub struct Output {
     pub preset: Option<Preset>,
     #[serde(default)]
     pub profile: Option<Profile>,
+    /// `auto`, `4`, `4.0`, `4.1`, `4.2`, `5`, `5.0` or `5.1` (a string or a number).
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub level: Option<Level>,
     #[serde(default)]
     pub rc: Option<Rc>,
@@ -124,7 +132,7 @@ pub struct Output {
 macro_rules! vocabulary {
     ($(#[$doc:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
         pub enum $name {
             $(#[serde(rename = $text)] $variant),+
         }

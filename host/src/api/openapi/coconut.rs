@@ -1,0 +1,334 @@
+//! The Coconut v2 API's shapes, as seed 000 (Coconut's own OpenAPI document) names and
+//! types them, with what Copra adds (`url` and `error` of an output, the job list, the
+//! webhook log, the dry-run plan, `notification.progress_interval`). Requests are parsed
+//! by hand (`job::JobSpec::parse`) and answers built as JSON (`job::view`), so these types
+//! only describe; the contract test (tests/e2e/test_contract.py) checks the server
+//! against them.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The body of `POST /v2/jobs`.
+#[derive(Serialize, ToSchema)]
+pub struct CreateJobRequest {
+    pub input: Input,
+    pub storage: Storage,
+    pub outputs: Outputs,
+    #[schema(nullable = false)]
+    pub notification: Option<Notification>,
+    #[schema(nullable = false)]
+    pub settings: Option<Settings>,
+}
+
+/// The source media file to transcode.
+#[derive(Serialize, ToSchema)]
+pub struct Input {
+    /// Publicly reachable URL of the source media file.
+    #[schema(format = Uri, nullable = false)]
+    pub url: Option<String>,
+    /// Cloud storage service when fetching the input from private storage.
+    #[schema(nullable = false)]
+    pub service: Option<String>,
+    #[schema(nullable = false)]
+    pub bucket: Option<String>,
+    #[schema(nullable = false)]
+    pub credentials: Option<Credentials>,
+}
+
+/// Destination where output files are uploaded. Each service's plugin reads its own
+/// fields (`s3` also takes `endpoint` and `force_path_style`; `local` only `path`).
+#[derive(Serialize, ToSchema)]
+pub struct Storage {
+    /// Storage service: `s3`, `local`, or one a plugin adds.
+    #[schema(example = "s3")]
+    pub service: String,
+    #[schema(example = "us-east-1", nullable = false)]
+    pub region: Option<String>,
+    #[schema(nullable = false)]
+    pub bucket: Option<String>,
+    /// Destination path prefix within the bucket.
+    #[schema(nullable = false)]
+    pub path: Option<String>,
+    #[schema(nullable = false)]
+    pub credentials: Option<Credentials>,
+}
+
+/// Access credentials for the storage service.
+#[derive(Serialize, ToSchema)]
+pub struct Credentials {
+    #[schema(nullable = false)]
+    pub access_key_id: Option<String>,
+    #[schema(nullable = false)]
+    pub secret_access_key: Option<String>,
+}
+
+/// Map of output keys to output definitions. Keys name the format and variant
+/// (`mp4:720p`, `webm:480p`, `httpstream`, `jpg:300x`, `gif:200x`).
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"mp4:720p": {"path": "/transcoded/video_720p.mp4"}, "jpg:300x": {"path": "/thumbs/thumb_#num#.jpg", "number": 5}}))]
+pub struct Outputs(pub HashMap<String, OneOrMany>);
+
+/// One output definition, or several of the same format.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(Output),
+    Many(Vec<Output>),
+}
+
+/// A single output definition. Other fields are the format plugin's parameters.
+#[derive(Serialize, ToSchema)]
+pub struct Output {
+    /// Destination path for this output file.
+    #[schema(nullable = false)]
+    pub path: Option<String>,
+    /// Direct destination URL (alternative to storage + path).
+    #[schema(format = Uri, nullable = false)]
+    pub url: Option<String>,
+    /// Conditional expression controlling whether the output is produced.
+    #[serde(rename = "if")]
+    #[schema(nullable = false)]
+    pub condition: Option<String>,
+    /// Number of images to generate (image outputs only).
+    #[schema(nullable = false)]
+    pub number: Option<i64>,
+}
+
+/// Webhook configuration that receives job event callbacks.
+#[derive(Serialize, ToSchema)]
+pub struct Notification {
+    /// Notification transport. Only `http` (webhook) is supported by the first-party plugin.
+    #[serde(rename = "type")]
+    #[schema(nullable = false)]
+    pub kind: Option<NotificationType>,
+    /// Endpoint that receives POST callbacks.
+    #[schema(format = Uri)]
+    pub url: String,
+    /// When true, a callback for each event (`input.transferred`, `output.completed`,
+    /// `output.failed`) besides the final `job.completed`/`job.failed`.
+    #[schema(default = false, nullable = false)]
+    pub events: Option<bool>,
+    /// When true, callbacks include codec/stream metadata.
+    #[schema(default = false, nullable = false)]
+    pub metadata: Option<bool>,
+    /// Seconds between `job.progress` callbacks while the job encodes (Copra's addition).
+    #[schema(minimum = 1, maximum = 86400, nullable = false)]
+    pub progress_interval: Option<u32>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub enum NotificationType {
+    #[serde(rename = "http")]
+    Http,
+}
+
+/// Optional job-level settings.
+#[derive(Serialize, ToSchema)]
+pub struct Settings {
+    /// Split the input into chunks for parallel transcoding.
+    #[schema(default = false, nullable = false)]
+    pub ultrafast: Option<bool>,
+}
+
+/// An encoding job.
+#[derive(Serialize, ToSchema)]
+pub struct Job {
+    pub id: String,
+    /// Overall job status.
+    #[schema(example = "job.completed")]
+    pub status: JobStatus,
+    #[schema(example = "100%", pattern = "^[0-9]{1,3}%$")]
+    pub progress: String,
+    /// `2021-02-15 14:39:46 +0000`, as Coconut writes times.
+    pub created_at: String,
+    /// `null` until the job ends.
+    pub completed_at: Option<String>,
+    pub input: InputStatus,
+    pub outputs: Vec<OutputStatus>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub enum JobStatus {
+    #[serde(rename = "job.starting")]
+    Starting,
+    #[serde(rename = "job.completed")]
+    Completed,
+    #[serde(rename = "job.failed")]
+    Failed,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct InputStatus {
+    pub status: InputStatusName,
+    /// Why the input failed (with `input.failed`).
+    #[schema(nullable = false)]
+    pub error: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub enum InputStatusName {
+    #[serde(rename = "input.starting")]
+    Starting,
+    #[serde(rename = "input.transferring")]
+    Transferring,
+    #[serde(rename = "input.transferred")]
+    Transferred,
+    #[serde(rename = "input.failed")]
+    Failed,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OutputStatus {
+    #[schema(example = "mp4:720p")]
+    pub key: String,
+    #[schema(example = "mp4")]
+    pub format: String,
+    #[serde(rename = "type")]
+    pub kind: OutputType,
+    /// Per-output status: `<type>.<state>` (`video.encoded`, `image.created`, ...).
+    #[schema(example = "video.encoded")]
+    pub status: String,
+    /// The uploaded file (one-file outputs).
+    #[schema(format = Uri, nullable = false)]
+    pub url: Option<String>,
+    /// The uploaded files (numbered images, packages).
+    #[schema(nullable = false)]
+    pub urls: Option<Vec<String>>,
+    /// Why the output failed.
+    #[schema(nullable = false)]
+    pub error: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputType {
+    Video,
+    Image,
+    Httpstream,
+    Audio,
+}
+
+/// `GET /v2/jobs`: the caller's jobs, newest first.
+#[derive(Serialize, ToSchema)]
+pub struct JobList {
+    pub jobs: Vec<Job>,
+}
+
+/// `POST /v2/jobs?dry_run=true`: what a submit would do, nothing run.
+#[derive(Serialize, ToSchema)]
+pub struct DryRunPlan {
+    pub dry_run: bool,
+    /// `input.transferred` with the input's `metadata`, or `input.failed` with its `error`.
+    pub input: serde_json::Value,
+    /// `{service, valid, error?}`: whether the storage target resolved.
+    pub storage: serde_json::Value,
+    /// Per output: `key`, `format`, `type`, `status` (`planned`, `skipped`, `failed`) and
+    /// the format plugin's `plan`.
+    pub outputs: Vec<serde_json::Value>,
+}
+
+/// Metadata for the input source (`source`) and every finished output of a job.
+#[derive(Serialize, ToSchema)]
+pub struct MetadataResponse(pub HashMap<String, Metadata>);
+
+/// Technical metadata for a single media file (ffprobe's shape).
+#[derive(Serialize, ToSchema)]
+pub struct Metadata {
+    pub streams: Vec<Stream>,
+    pub format: Format,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Stream {
+    #[schema(nullable = false)]
+    pub codec_name: Option<String>,
+    #[schema(nullable = false)]
+    pub codec_type: Option<String>,
+    #[schema(nullable = false)]
+    pub profile: Option<String>,
+    #[schema(nullable = false)]
+    pub width: Option<i64>,
+    #[schema(nullable = false)]
+    pub height: Option<i64>,
+    #[schema(nullable = false)]
+    pub bit_rate: Option<String>,
+    #[schema(nullable = false)]
+    pub sample_rate: Option<String>,
+    #[schema(nullable = false)]
+    pub channels: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Format {
+    #[schema(nullable = false)]
+    pub filename: Option<String>,
+    #[schema(nullable = false)]
+    pub duration: Option<String>,
+    #[schema(nullable = false)]
+    pub size: Option<String>,
+    #[schema(nullable = false)]
+    pub bit_rate: Option<String>,
+    #[schema(nullable = false)]
+    pub tags: Option<HashMap<String, String>>,
+}
+
+/// A job's webhook log: every event with its delivery state and attempts.
+#[derive(Serialize, ToSchema)]
+pub struct WebhookLog {
+    pub job_id: String,
+    pub events: Vec<WebhookEvent>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct WebhookEvent {
+    pub id: i64,
+    /// The Standard Webhooks `webhook-id`, the same on every attempt.
+    pub webhook_id: String,
+    #[schema(example = "job.completed")]
+    pub event: String,
+    pub created_at: String,
+    pub state: DeliveryState,
+    pub next_attempt_at: Option<String>,
+    pub delivered_at: Option<String>,
+    pub failed_at: Option<String>,
+    pub last_error: Option<String>,
+    pub attempts: Vec<WebhookAttempt>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    Pending,
+    Delivered,
+    Failed,
+    NotRequested,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct WebhookAttempt {
+    pub attempted_at: String,
+    pub duration_ms: i64,
+    /// The receiver's HTTP status, `null` when it was not reached.
+    pub status_code: Option<i32>,
+    pub succeeded: bool,
+    pub error: Option<String>,
+}
+
+/// Every failure: `{"message", "error_code", "status": "error"}`.
+#[derive(Serialize, ToSchema)]
+pub struct Error {
+    pub message: String,
+    #[schema(example = "job_not_found")]
+    pub error_code: String,
+    pub status: ErrorStatus,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ErrorStatus {
+    Error,
+}

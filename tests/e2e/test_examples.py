@@ -1,0 +1,141 @@
+"""The examples a new user runs first, run here against the real server: every job file of
+examples/jobs/ is accepted and planned (dry run), the curl walk-through runs a job to the
+end, Coconut's own Node.js client (coconutjs from npm) runs one unchanged, and the
+multi-node script brings up API nodes and workers on PostgreSQL that run a job."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import uuid
+
+import pytest
+import requests
+
+from conftest import COPRA_BIN, KEY_A, ROOT, S3_ACCESS, S3_SECRET, free_port, wait_until
+
+EXAMPLES = ROOT / "examples"
+JOBS = sorted((EXAMPLES / "jobs").glob("*.json"))
+PG_SERVER = "postgres://postgres@127.0.0.1:5432"
+
+
+def render(path, env) -> dict:
+    text = re.sub(r"\$\{([A-Z0-9_]+)\}", lambda m: env[m.group(1)], path.read_text())
+    return json.loads(text)
+
+
+@pytest.fixture(scope="module")
+def example_env(media_server, s3, webhooks):
+    return {"INPUT_URL": f"{media_server}/input.mp4", "S3_BUCKET": s3["bucket"], "S3_ENDPOINT": s3["endpoint"],
+            "S3_ACCESS_KEY_ID": S3_ACCESS, "S3_SECRET_ACCESS_KEY": S3_SECRET, "WEBHOOK_URL": f"{webhooks.url}/examples"}
+
+
+@pytest.mark.parametrize("path", [p for p in JOBS if not p.name.startswith("octet")], ids=lambda p: p.name)
+def test_every_example_job_is_planned(shared_copra, example_env, path):
+    r = requests.post(f"{shared_copra.url}/v2/jobs", params={"dry_run": "true"}, auth=(KEY_A, ""),
+                      json=render(path, example_env), timeout=120)
+    assert r.status_code == 200, r.text
+    plan = r.json()
+    assert plan["input"]["status"] == "input.transferred", plan["input"]
+    assert plan["outputs"] and all(o["status"] in ("planned", "skipped") for o in plan["outputs"]), plan["outputs"]
+    assert any(o["status"] == "planned" for o in plan["outputs"])
+
+
+def test_the_octet_example_runs(shared_copra, example_env, s3):
+    body = render(EXAMPLES / "jobs" / "octet-v0.json", example_env)
+    r = requests.post(f"{shared_copra.url}/v0/jobs/create", auth=(KEY_A, ""), json=body, timeout=30)
+    assert r.status_code == 200, r.text
+    from test_octet import wait_octet
+    final = wait_octet(shared_copra, r.json()["job_id"], timeout=180)
+    assert final["status"] == "complete", final
+    keys = {o["Key"] for o in s3["client"].list_objects_v2(Bucket=s3["bucket"], Prefix="examples/octet/")["Contents"]}
+    assert keys == {"examples/octet/vid_720.mp4", "examples/octet/vid_360.mp4"}
+
+
+def test_the_curl_walkthrough(shared_copra, example_env, tmp_path):
+    env = dict(os.environ, **example_env, COPRA_URL=shared_copra.url, COPRA_API_KEY=KEY_A, OUT_DIR=str(tmp_path))
+    done = subprocess.run([str(EXAMPLES / "walkthrough.sh"), str(EXAMPLES / "jobs" / "04-same-format-different-settings.json")],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    job_id = done.stdout.strip()
+    assert shared_copra.get_job(job_id).json()["status"] == "job.completed"
+    assert "dry_run=true" in done.stderr and "/metadata/jobs/" in done.stderr
+    assert (tmp_path / "trailer.mp4").stat().st_size > 1000, list(tmp_path.iterdir())
+
+
+def test_coconuts_node_client_unchanged(shared_copra, media_server):
+    node_dir = EXAMPLES / "coconut-node"
+    assert (node_dir / "node_modules" / "coconutjs").is_dir(), "scripts/setup.sh --tests installs the example's packages"
+    env = dict(os.environ, COPRA_URL=shared_copra.url, COPRA_API_KEY=KEY_A, INPUT_URL=f"{media_server}/input.mp4",
+               OUTPUT_PATH=f"/node-{uuid.uuid4().hex[:6]}")
+    done = subprocess.run(["node", "submit.js"], cwd=node_dir, env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, (done.stdout, done.stderr)
+    lines = [line.split("\t") for line in done.stdout.strip().splitlines()]
+    assert {line[0] for line in lines} == {"mp4:360p", "jpg:160x"}, done.stdout
+    assert len([line for line in lines if line[0] == "jpg:160x"]) == 2
+    assert all(line[2].startswith(f"{shared_copra.url}/files/") for line in lines)
+    assert "metadata for: jpg:160x, mp4:360p, source" in done.stderr, done.stderr
+    # And its errors: a wrong key is Coconut's error, as the client reports it.
+    bad = subprocess.run(["node", "submit.js"], cwd=node_dir, env=dict(env, COPRA_API_KEY="wrong"),
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "authentication_failed" in bad.stderr, bad.stderr
+
+
+def test_the_cluster_script(tmp_path, media_server):
+    name = "copra_ex_" + uuid.uuid4().hex[:10]
+    psql = ["psql", "-v", "ON_ERROR_STOP=1", "-tA", f"{PG_SERVER}/test", "-c"]
+    subprocess.run([*psql, f"CREATE DATABASE {name}"], check=True, capture_output=True)
+    base = free_port()
+    while any(port_taken(p) for p in (base, base + 1)):
+        base = free_port()
+    env = dict(os.environ, COPRA_DATABASE_URL=f"{PG_SERVER}/{name}", API_NODES="2", WORKERS="2", BASE_PORT=str(base),
+               CLUSTER_DIR=str(tmp_path / "cluster"), COPRA_BIN=str(COPRA_BIN), COPRA_OUTBOUND_ALLOW="127.0.0.0/8")
+    for var in ("COPRA_API_KEYS", "COPRA_ADMIN_KEY", "COPRA_DATA_DIR", "COPRA_LISTEN", "COPRA_CONFIG"):
+        env.pop(var, None)
+    script = subprocess.Popen([str(EXAMPLES / "cluster" / "run.sh")], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True, start_new_session=True)
+    try:
+        nodes = [f"http://127.0.0.1:{base}", f"http://127.0.0.1:{base + 1}"]
+        for node in nodes:
+            wait_until(lambda: ready(node), 60, f"{node}/readyz")
+        shared = dict(line.split("=", 1) for line in (tmp_path / "cluster" / "shared.env").read_text().split())
+        key = shared["COPRA_API_KEYS"]
+        r = requests.post(f"{nodes[0]}/v2/jobs", auth=(key, ""), timeout=30, json={
+            "input": {"url": f"{media_server}/input.mp4"}, "storage": {"service": "local", "path": "/cluster"},
+            "outputs": {"mp4:240p": {"path": "a.mp4"}}})
+        assert r.status_code == 201, r.text
+
+        def done():
+            view = requests.get(f"{nodes[1]}/v2/jobs/{r.json()['id']}", auth=(key, ""), timeout=10).json()
+            return view if view["status"] in ("job.completed", "job.failed") else None
+        final = wait_until(done, 120, "the job, read from the other API node", interval=0.2)
+        assert final["status"] == "job.completed", final
+        got = requests.get(final["outputs"][0]["url"], auth=(key, ""), timeout=30)
+        assert got.status_code == 200 and len(got.content) > 1000
+    finally:
+        # SIGTERM to the script alone: it stops its processes.
+        script.send_signal(signal.SIGTERM)
+        try:
+            script.wait(60)
+            stopped = not any(port_taken(p) for p in (base, base + 1))
+        finally:
+            try:
+                os.killpg(script.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            subprocess.run([*psql, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"], capture_output=True)
+    assert stopped, "every process stopped with the script"
+
+
+def ready(url) -> bool:
+    try:
+        return requests.get(f"{url}/readyz", timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def port_taken(port) -> bool:
+    import socket
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
