@@ -96,6 +96,10 @@ async fn run() -> anyhow::Result<()> {
         let (kind, name, sdk) = (*kind, name.clone(), sdk.clone());
         return cli::scaffold(kind, &name, sdk);
     }
+    // Nor does testing a plugin file (its grants come from --config's [plugins.*] tables).
+    if let Command::Plugins { command: cli::PluginCommand::Test { file, sample }, .. } = &cli.command {
+        return cli::conformance::run(file, cli.config.as_deref(), sample).await;
+    }
     // Neither do completions, probing a file, nor a client given its server and key.
     let command = match cli.command {
         Command::Completions { shell } => {

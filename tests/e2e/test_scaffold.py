@@ -23,8 +23,9 @@ def scaffolded(tmp_path_factory):
     built = {}
     for kind in KINDS:
         name = f"my-{kind}"
-        subprocess.run([str(COPRA_BIN), "plugins", "new", "--kind", kind, name, "--sdk", str(ROOT / "sdk")],
-                       cwd=work, check=True, capture_output=True)
+        made = subprocess.run([str(COPRA_BIN), "plugins", "new", "--kind", kind, name, "--sdk", str(ROOT / "sdk")],
+                              cwd=work, check=True, capture_output=True, text=True)
+        assert f"copra plugins test target/wasm32-wasip2/release/my_{kind}.wasm" in made.stdout, made.stdout
         assert (work / name / "src" / "lib.rs").is_file()
         subprocess.run(["cargo", "build", "--quiet", "--release", "--target", "wasm32-wasip2"],
                        cwd=work / name, env=env, check=True)
@@ -94,3 +95,11 @@ def test_scaffolded_plugins_run_a_job(tmp_path, scaffolded, media_server, webhoo
         assert (r.status_code, r.json()["error_code"]) == (400, "storage_credentials_not_valid"), r.text
     finally:
         server.stop()
+
+
+def test_scaffolded_plugins_pass_the_conformance_kit(scaffolded):
+    for wasm in scaffolded:
+        # The condition template's language is two words, `hd` and `sd`.
+        sample = ["--sample", "hd"] if wasm.stem == "my-condition" else []
+        done = subprocess.run([str(COPRA_BIN), "plugins", "test", str(wasm), *sample], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, (wasm.name, done.stdout, done.stderr)

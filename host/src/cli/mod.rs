@@ -1,6 +1,7 @@
 //! The command line beside the server: `copra plugins ...` (the operator's commands,
 //! spoken to a running server's admin API), and a user's `submit`, `jobs` and `probe`.
 
+pub mod conformance;
 mod jobs;
 mod probe;
 mod table;
@@ -29,6 +30,15 @@ pub enum PluginCommand {
     },
     /// Remove a plugin.
     Remove { name: String },
+    /// Run a plugin component through its world's contract, without a server: every
+    /// function with valid and invalid inputs and fixture media, under the grants of
+    /// `--config` (or the defaults). Prints a table; exits 1 if a check failed.
+    Test {
+        file: PathBuf,
+        /// A condition in the plugin's own language, tried before the built-in samples.
+        #[arg(long)]
+        sample: Vec<String>,
+    },
     /// Scaffold a new plugin crate (built for wasm32-wasip2 with the SDK).
     New {
         #[arg(long, value_enum)]
@@ -67,6 +77,7 @@ pub async fn plugins(config: &Config, server: Option<String>, command: PluginCom
         }
         PluginCommand::Remove { name } => client.delete(url(&format!("/plugins/{name}"))),
         PluginCommand::New { kind, name, sdk } => return scaffold(kind, &name, sdk),
+        PluginCommand::Test { file, sample } => return conformance::run(&file, None, &sample).await,
     }
     .bearer_auth(config.admin_key.expose())
     .send()
@@ -143,7 +154,10 @@ pub fn scaffold(kind: Kind, name: &str, sdk: Option<PathBuf>) -> anyhow::Result<
     std::fs::create_dir_all(dir.join("src"))?;
     std::fs::write(dir.join("Cargo.toml"), manifest)?;
     std::fs::write(dir.join("src/lib.rs"), body.replace("PLUGIN_TYPE", &type_name).replace("PLUGIN_NAME", name))?;
-    println!("created {name}/ — build it with:\n  cd {name} && cargo build --release --target wasm32-wasip2\nthen load it with:\n  copra plugins add target/wasm32-wasip2/release/{}.wasm --name {name}", name.replace('-', "_"));
+    println!(
+        "created {name}/ — build it with:\n  cd {name} && cargo build --release --target wasm32-wasip2\ncheck it against its world's contract (no server needed):\n  copra plugins test target/wasm32-wasip2/release/{wasm}.wasm\nthen load it with:\n  copra plugins add target/wasm32-wasip2/release/{wasm}.wasm --name {name}",
+        wasm = name.replace('-', "_")
+    );
     // What the plugin needs granted in the server's config file to do its job.
     match kind {
         Kind::Storage => println!("and grant it its opendal scheme in the server's config file:\n  [plugins.{name}]\n  schemes = [\"s3\"]"),
