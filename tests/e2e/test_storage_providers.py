@@ -189,6 +189,27 @@ def test_coconut_s3_options_are_on_the_objects(server, s3, media_server, tmp_pat
     no_secret_anywhere(server, [final["id"]])
 
 
+def test_coconut_s3_options_on_a_multipart_upload(server, s3, media_server):
+    """An output over the 8 MiB part size goes up as a multipart upload: the options ride
+    on `CreateMultipartUpload` (and the ACL follows the completed object)."""
+    bucket = bucket_for(s3, "contabo")
+    prefix = f"multipart-{uuid.uuid4().hex[:8]}"
+    block = storage(s3, "contabo", bucket, f"/{prefix}", acl="public-read", storage_class="STANDARD_IA",
+                    cache_control="max-age=60", expires="Wed, 21 Oct 2037 07:28:00 GMT")
+    run(server, {
+        "input": {"url": f"{media_server}/long.mp4"},
+        "storage": block,
+        "outputs": {"mp4:720p_40000k::rc=cbr": {"key": "big", "path": "/big.mp4"}},
+    })
+    head = s3["client"].head_object(Bucket=bucket, Key=f"{prefix}/big.mp4")
+    assert head["ContentLength"] > 8 << 20, head
+    assert "-" in head["ETag"], f"not a multipart upload: {head['ETag']}"
+    assert (head.get("CacheControl"), head.get("StorageClass")) == ("max-age=60", "STANDARD_IA"), head
+    assert head.get("Expires") == datetime(2037, 10, 21, 7, 28, tzinfo=timezone.utc), head
+    grants = s3["client"].get_object_acl(Bucket=bucket, Key=f"{prefix}/big.mp4")["Grants"]
+    assert [g["Permission"] for g in grants if g["Grantee"].get("URI", "").endswith("/AllUsers")] == ["READ"], grants
+
+
 def test_coconut_test_storage_is_the_embedded_local_storage(server, media_server, tmp_path):
     final = run(server, {
         "input": {"url": f"{media_server}/input.mp4"},

@@ -4,7 +4,8 @@
 //! job, before it writes a key again, lists the open uploads of exactly that key
 //! (`ListMultipartUploads` with the key as prefix) and aborts each
 //! (`AbortMultipartUpload`), signed with the target's own credentials and sent through
-//! the outbound policy's client to the target's checked endpoint.
+//! the outbound policy's client to the target's checked endpoint. The same signed
+//! client sets an object's canned ACL (`PutObjectAcl`, see `object_options`).
 
 use reqsign::{AwsCredential, AwsV4Signer};
 use serde::Deserialize;

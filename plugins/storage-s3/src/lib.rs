@@ -33,7 +33,12 @@ impl Storage for StorageS3 {
         let Some((_, at)) = services::ALL.iter().find(|(name, _)| *name == service) else {
             return Err(Error::storage(format!("The storage service '{service}' is not supported by storage-s3.")));
         };
-        let block: S3Config = config::parse(spec)?;
+        let mut block: S3Config = config::parse(spec)?;
+        if service == "backblaze" {
+            // B2 has no object ACLs (a bucket is public or private, and `PutObjectAcl`
+            // fails): an `acl` carried over from another service is ignored.
+            block.acl = None;
+        }
         Ok(Target::Opendal(block.target(at)?))
     }
 }

@@ -84,6 +84,15 @@ fn services_without_a_default_region_require_one() {
 }
 
 #[test]
+fn backblaze_ignores_object_acls_and_others_carry_them() {
+    let t = opendal(&block("backblaze", r#""region":"us-west-004","acl":"public-read","cache_control":"max-age=5","#));
+    assert_eq!(option(&t, "copra.acl"), None);
+    assert_eq!(option(&t, "copra.cache_control"), Some("max-age=5"));
+    let t = opendal(&block("dospaces", r#""acl":"public-read","#));
+    assert_eq!(option(&t, "copra.acl"), Some("public-read"));
+}
+
+#[test]
 fn secure_false_gives_http_urls() {
     let t = opendal(&block("dospaces", r#""secure":false,"#));
     assert_eq!(t.url_base, "http://media.nyc3.digitaloceanspaces.com");
