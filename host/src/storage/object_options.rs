@@ -58,6 +58,11 @@ pub fn split(scheme: &str, options: &[(String, String)]) -> Result<(Vec<(String,
             _ => return Err(format!("The storage option '{key}' is not supported.")),
         }
     }
+    // The ACL is set with a request signed by the target's own key pair.
+    let has = |name: &str| rest.iter().any(|(key, value)| key == name && !value.is_empty());
+    if object.acl.is_some() && !(has("access_key_id") && has("secret_access_key")) {
+        return Err("The storage acl needs the target's own access_key_id and secret_access_key.".into());
+    }
     Ok((rest, object))
 }
 
@@ -93,12 +98,14 @@ mod tests {
     fn copra_options_are_taken_out_and_checked() {
         let given = options(&[
             ("bucket", "b"),
+            ("access_key_id", "k"),
+            ("secret_access_key", "s"),
             ("copra.acl", "public-read"),
             ("copra.cache_control", "max-age=3600"),
             ("copra.expires", "Mon, 21 Oct 2030 07:28:00 GMT"),
         ]);
         let (rest, object) = split("s3", &given).unwrap();
-        assert_eq!(rest, options(&[("bucket", "b")]));
+        assert_eq!(rest, options(&[("bucket", "b"), ("access_key_id", "k"), ("secret_access_key", "s")]));
         assert_eq!(object.acl.as_deref(), Some("public-read"));
         assert_eq!(object.cache_control.as_deref(), Some("max-age=3600"));
         assert_eq!(object.create_headers.get("expires").unwrap(), "Mon, 21 Oct 2030 07:28:00 GMT");
@@ -109,6 +116,7 @@ mod tests {
     fn unknown_or_bad_values_are_refused() {
         for bad in [
             ("copra.acl", "everyone"),
+            ("copra.acl", "private"), // no key pair to sign the ACL request with
             ("copra.cache_control", "a\r\nx-amz-acl: public-read"),
             ("copra.expires", "tomorrow"),
             ("copra.root", "/etc"),
@@ -116,6 +124,8 @@ mod tests {
             assert!(split("s3", &options(&[bad])).is_err(), "{bad:?}");
         }
         assert!(split("azblob", &options(&[("copra.acl", "private")])).is_err());
+        let err = split("s3", &options(&[("bucket", "b"), ("copra.acl", "private")])).unwrap_err();
+        assert!(err.contains("access_key_id"), "{err}");
     }
 
     #[test]
