@@ -8,8 +8,11 @@ pub mod storage {
     pub use crate::storage::exports::copra::plugin::storage::{GuestUpload, OpendalTarget, Target};
     use crate::{Error, Json};
 
+    /// A storage plugin: validates storage blocks and says where files go.
     pub trait Storage {
+        /// The plugin's name, as the host lists it.
         const NAME: &'static str;
+        /// The plugin's version.
         const VERSION: &'static str;
 
         /// Service names this plugin answers for (the job's `storage.service`).
@@ -28,7 +31,9 @@ pub mod storage {
     /// One file uploaded by the plugin itself, for services whose `resolve` returns
     /// `Target::Custom`: opened, written in consecutive chunks, finished once.
     pub trait Upload: Sized + 'static {
+        /// Start the upload of `key` (`size` bytes of `content_type`).
         fn open(spec: &Json, key: &str, content_type: &str, size: u64) -> Result<Self, Error>;
+        /// The next chunk of the file.
         fn write(&mut self, chunk: &[u8]) -> Result<(), Error>;
         /// Returns the URL the file is reachable at.
         fn finish(&mut self) -> Result<String, Error>;
@@ -125,8 +130,11 @@ pub mod format {
     use crate::format::MediaInfo;
     use crate::{Error, Json};
 
+    /// A format plugin: checks format strings and plans outputs.
     pub trait Format {
+        /// The plugin's name, as the host lists it.
         const NAME: &'static str;
+        /// The plugin's version.
         const VERSION: &'static str;
 
         /// Containers this plugin plans (the part of a format string before `:`).
@@ -187,13 +195,17 @@ pub mod condition {
     use crate::Error;
     use crate::condition::MediaInfo;
 
+    /// A condition plugin: the `if` language of outputs.
     pub trait Condition {
+        /// The plugin's name, as the host lists it.
         const NAME: &'static str;
+        /// The plugin's version.
         const VERSION: &'static str;
 
         /// Parse only; called at submit time so a syntax error is a 400.
         fn check(expression: &str) -> Result<(), Error>;
 
+        /// Whether the output is wanted for this input.
         fn evaluate(expression: &str, input: &MediaInfo) -> Result<bool, Error>;
     }
 
@@ -234,8 +246,11 @@ pub mod condition {
 pub mod notifier {
     use crate::{Error, Json};
 
+    /// A notifier plugin: the wire format of notifications.
     pub trait Notifier {
+        /// The plugin's name, as the host lists it.
         const NAME: &'static str;
+        /// The plugin's version.
         const VERSION: &'static str;
 
         /// Notification types this plugin answers for (the job's `notification.type`).

@@ -23,24 +23,41 @@
 //! component embeds the world of every binding linked into it, so the kind features of
 //! two plugins must not be unified into one build. `sdk/README.md` walks through it.
 
+#![warn(missing_docs)]
+
 pub use serde_json;
 /// JSON values as plugins receive them (storage and notification blocks, events).
 pub use serde_json::Value as Json;
 
-#[cfg(all(feature = "http", target_arch = "wasm32"))]
+#[cfg(feature = "http")]
 pub mod http;
 #[cfg(feature = "http")]
 pub use url;
 
+pub mod config;
+mod secret;
+pub use secret::Secret;
+/// S3-compatible services: a typed storage block and the host's opendal target.
+#[cfg(feature = "storage")]
+pub mod s3;
+
 /// Error codes the host understands; they become the API's `error_code`.
 pub mod codes {
+    /// A format string no plugin plans, or one its plugin refuses.
     pub const FORMAT_NOT_VALID: &str = "format_not_valid";
+    /// An output parameter (`number`, `offset`, ...) that is not valid.
     pub const OUTPUT_PARAM_NOT_VALID: &str = "output_param_not_valid";
+    /// An `if` expression that does not parse.
     pub const CONDITION_NOT_VALID: &str = "condition_not_valid";
+    /// A storage block that is not valid (a field other than its credentials).
     pub const STORAGE_NOT_VALID: &str = "storage_not_valid";
+    /// Missing or malformed storage credentials.
     pub const STORAGE_CREDENTIALS_NOT_VALID: &str = "storage_credentials_not_valid";
+    /// An object path that would leave the storage root.
     pub const STORAGE_PATH_NOT_VALID: &str = "storage_path_not_valid";
+    /// A notification block that is not valid.
     pub const NOTIFICATION_NOT_VALID: &str = "notification_not_valid";
+    /// A delivery that failed (the host retries it).
     pub const NOTIFICATION_FAILED: &str = "notification_failed";
 }
 
@@ -48,27 +65,34 @@ pub mod codes {
 /// the user can act on. The host returns it in the API's error shape.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error {
+    /// One of [`codes`]: the API's `error_code`.
     pub code: String,
+    /// A sentence for the user: what is wrong and how to fix it.
     pub message: String,
 }
 
 impl Error {
+    /// An error with any code.
     pub fn new(code: &str, message: impl Into<String>) -> Self {
         Error { code: code.into(), message: message.into() }
     }
 
+    /// `storage_not_valid`.
     pub fn storage(message: impl Into<String>) -> Self {
         Self::new(codes::STORAGE_NOT_VALID, message)
     }
 
+    /// `storage_credentials_not_valid`.
     pub fn credentials(message: impl Into<String>) -> Self {
         Self::new(codes::STORAGE_CREDENTIALS_NOT_VALID, message)
     }
 
+    /// `storage_path_not_valid`.
     pub fn path(message: impl Into<String>) -> Self {
         Self::new(codes::STORAGE_PATH_NOT_VALID, message)
     }
 
+    /// `format_not_valid`.
     pub fn format(message: impl Into<String>) -> Self {
         Self::new(codes::FORMAT_NOT_VALID, message)
     }
@@ -78,14 +102,17 @@ impl Error {
         Self::new(codes::OUTPUT_PARAM_NOT_VALID, message)
     }
 
+    /// `condition_not_valid`.
     pub fn condition(message: impl Into<String>) -> Self {
         Self::new(codes::CONDITION_NOT_VALID, message)
     }
 
+    /// `notification_not_valid`.
     pub fn notification(message: impl Into<String>) -> Self {
         Self::new(codes::NOTIFICATION_NOT_VALID, message)
     }
 
+    /// `notification_failed`.
     pub fn delivery(message: impl Into<String>) -> Self {
         Self::new(codes::NOTIFICATION_FAILED, message)
     }

@@ -51,7 +51,7 @@ def test_listing_describes_every_plugin(admin_copra):
     plugins = {p["name"]: p for p in listing(admin_copra)["plugins"]}
     assert set(plugins) == set(FIRST_PARTY)
     assert plugins["storage-s3"]["kind"] == "storage"
-    assert plugins["storage-s3"]["provides"] == ["s3", "local"]
+    assert plugins["storage-s3"]["provides"] == ["s3", "dospaces", "backblaze", "impossiblecloud", "contabo", "cdn77", "local", "coconut"]
     assert {"mp4", "webm", "mkv", "mp3", "jpg", "gif", "httpstream"} <= set(plugins["format-video"]["provides"])
     assert plugins["notifier-http"]["kind"] == "notifier"
     assert all(len(p["sha256"]) == 64 and p["version"] == "0.1.0" for p in plugins.values())

@@ -167,23 +167,26 @@ pub fn scaffold(kind: Kind, name: &str, sdk: Option<PathBuf>) -> anyhow::Result<
     Ok(())
 }
 
-const STORAGE_TEMPLATE: &str = r#"//! PLUGIN_NAME: a Copra storage plugin for an S3-compatible store (AWS S3, MinIO, R2,
-//! Ceph, ...). It only checks a job's storage block and says where files go; the host
-//! streams the bytes through opendal natively.
-//!
-//! What a storage plugin answers is a request the host checks: an opendal target may use
-//! only the schemes the operator granted this plugin, so the server's config file needs
-//!
-//!     [plugins.PLUGIN_NAME]
-//!     schemes = ["s3"]
-//!
-//! (`fs`, the server's own disk, is never granted). Object keys are checked by the host
-//! too: no `..`, no absolute paths, whatever a plugin answers.
+const STORAGE_TEMPLATE: &str = r#"//! PLUGIN_NAME: a Copra storage plugin for an S3-compatible service. It checks a job's
+//! storage block (field-level errors from the SDK) and says where files go; the host
+//! streams the bytes through opendal natively. Set `SERVICE` to your provider's endpoint
+//! and URL templates; a block's `endpoint` overrides them (MinIO, a test server).
+//! The server's config file grants the scheme: `[plugins.PLUGIN_NAME] schemes = ["s3"]`
+//! (`fs` is never granted, and the host checks every key and endpoint it is given).
 
-use copra_sdk::codes;
-use copra_sdk::storage::{OpendalTarget, Storage, Target};
-use copra_sdk::{Error, Json, json};
+use copra_sdk::s3::{S3Config, Service};
+use copra_sdk::storage::{Storage, Target};
+use copra_sdk::{Error, Json, config};
 
+/// Where the service lives; `{region}` and `{bucket}` come from the storage block.
+const SERVICE: Service = Service {
+    endpoint: "https://s3.{region}.amazonaws.com",
+    url: "https://{bucket}.s3.{region}.amazonaws.com",
+    default_region: Some("us-east-1"),
+    signing_region: None,
+};
+
+/// The plugin type the host calls.
 pub struct PLUGIN_TYPE;
 
 impl Storage for PLUGIN_TYPE {
@@ -194,47 +197,11 @@ impl Storage for PLUGIN_TYPE {
         vec!["PLUGIN_NAME".into()]
     }
 
-    /// Check the job's storage block (`bucket`, `region`, `endpoint`, `credentials`) at
-    /// submit time, and say where the host streams files.
+    /// Called at submit time: `bucket`, `region`, `credentials`, Coconut's S3 options.
     fn resolve(spec: &Json) -> Result<Target, Error> {
-        let bucket = json::require(spec, "bucket", codes::STORAGE_NOT_VALID)?;
-        let region = json::str(spec, "region").filter(|r| !r.is_empty()).unwrap_or("us-east-1");
-        let credentials = spec.get("credentials");
-        let credential = |field: &str| credentials.and_then(|c| json::str(c, field)).filter(|v| !v.is_empty());
-        let (Some(key), Some(secret)) = (credential("access_key_id"), credential("secret_access_key")) else {
-            return Err(Error::credentials("The storage needs 'credentials' with an 'access_key_id' and a 'secret_access_key'."));
-        };
-        let mut options: Vec<(String, String)> = [
-            ("bucket", bucket),
-            ("region", region),
-            ("access_key_id", key),
-            ("secret_access_key", secret),
-            ("root", "/"),
-            // Never the server's own AWS configuration or instance credentials.
-            ("disable_config_load", "true"),
-            ("disable_ec2_metadata", "true"),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        let url_base = match json::str(spec, "endpoint").filter(|e| !e.is_empty()) {
-            // A self-hosted store: path-style URLs (`endpoint/bucket/key`).
-            Some(endpoint) => {
-                if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
-                    return Err(Error::storage(format!("The storage endpoint '{endpoint}' is not an http(s) URL.")));
-                }
-                let endpoint = endpoint.trim_end_matches('/');
-                options.push(("endpoint".into(), endpoint.into()));
-                options.push(("enable_virtual_host_style".into(), "false".into()));
-                format!("{endpoint}/{bucket}")
-            }
-            None => format!("https://{bucket}.s3.{region}.amazonaws.com"),
-        };
-        Ok(Target::Opendal(OpendalTarget { scheme: "s3".into(), options, url_base }))
+        let block: S3Config = config::parse(spec)?;
+        Ok(Target::Opendal(block.target(&SERVICE)?))
     }
-
-    // `object_key` is the SDK's default: the block's `path` prefix joined with the
-    // output's path, refusing escapes.
 }
 
 copra_sdk::storage_plugin!(PLUGIN_TYPE);
@@ -356,23 +323,20 @@ impl Notifier for PLUGIN_TYPE {
         Ok(vec![host_port(json::require(config, "url", copra_sdk::codes::NOTIFICATION_NOT_VALID)?)?])
     }
 
+    /// Sends through wasi:http (in a native build, e.g. unit tests, it answers an error).
     fn notify(config: &Json, event: &Json) -> Result<(), Error> {
-        #[cfg(target_arch = "wasm32")]
-        {
-            let url = json::require(config, "url", copra_sdk::codes::NOTIFICATION_NOT_VALID)?;
-            let url: copra_sdk::url::Url = url.parse().map_err(|_| Error::notification("bad url"))?;
-            let body = copra_sdk::serde_json::to_vec(event).unwrap_or_default();
-            let length = body.len().to_string();
-            // Standard Webhooks headers, signed by the host with the tenant's secret.
-            let signed = copra_sdk::host::sign_webhook(&body).map_err(Error::delivery)?;
-            let mut headers = vec![("content-type", "application/json"), ("content-length", length.as_str())];
-            headers.extend(signed.pairs());
-            let status = copra_sdk::http::post(&url, &headers, &body).map_err(Error::delivery)?;
-            if !(200..300).contains(&status) {
-                return Err(Error::delivery(format!("HTTP {status}")));
-            }
+        let url = json::require(config, "url", copra_sdk::codes::NOTIFICATION_NOT_VALID)?;
+        let url: copra_sdk::url::Url = url.parse().map_err(|_| Error::notification("bad url"))?;
+        let body = copra_sdk::serde_json::to_vec(event).unwrap_or_default();
+        let length = body.len().to_string();
+        // Standard Webhooks headers, signed by the host with the tenant's secret.
+        let signed = copra_sdk::host::sign_webhook(&body).map_err(Error::delivery)?;
+        let mut headers = vec![("content-type", "application/json"), ("content-length", length.as_str())];
+        headers.extend(signed.pairs());
+        let status = copra_sdk::http::post(&url, &headers, &body).map_err(Error::delivery)?;
+        if !(200..300).contains(&status) {
+            return Err(Error::delivery(format!("HTTP {status}")));
         }
-        let _ = (config, event);
         Ok(())
     }
 }

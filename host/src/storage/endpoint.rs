@@ -22,6 +22,8 @@ const ENDPOINT_KEYS: &[&str] = &["endpoint"];
 /// consulted, and `role_arn` (which would fetch credentials with a client outside the
 /// policy) is refused. The error is a sentence for the user.
 pub fn check_target(policy: &Policy, scheme: &str, options: &[(String, String)]) -> Result<Vec<(String, String)>, String> {
+    // The per-object options the host applies itself (`copra.`, s3 only) are checked here too.
+    super::object_options::split(scheme, options)?;
     for (key, value) in options {
         if ENDPOINT_KEYS.contains(&key.as_str()) {
             match policy.check_url(value) {
@@ -62,22 +64,33 @@ fn is_region(value: &str) -> bool {
 /// Give an operator the policy's client for every request it makes, and fail any of
 /// its operations that sees nothing move for the client's idle time.
 pub fn under_policy(operator: Operator, client: &HttpClient) -> Operator {
+    under_policy_with(operator, client, http::HeaderMap::new())
+}
+
+/// [`under_policy`], adding `create_headers` to each S3 request that creates an object
+/// (see [`super::object_options`]; headers that are not `x-amz-*` need no signature).
+pub fn under_policy_with(operator: Operator, client: &HttpClient, create_headers: http::HeaderMap) -> Operator {
     let idle = client.timeouts().idle;
     operator
         .layer(TimeoutLayer::new().with_timeout(idle).with_io_timeout(idle))
-        .layer(HttpClientLayer::new(opendal::raw::HttpClient::with(PolicyFetch(client.clone()))))
+        .layer(HttpClientLayer::new(opendal::raw::HttpClient::with(PolicyFetch(client.clone(), create_headers))))
 }
 
 /// opendal's HTTP under the policy: each request's URL is checked for address
 /// literals (names are checked by the client's resolver), and a refusal anywhere in
 /// a failed request's causes becomes a `PermissionDenied` naming the address.
-struct PolicyFetch(HttpClient);
+struct PolicyFetch(HttpClient, http::HeaderMap);
 
 impl HttpFetch for PolicyFetch {
-    async fn fetch(&self, req: http::Request<opendal::Buffer>) -> opendal::Result<http::Response<HttpBody>> {
+    async fn fetch(&self, mut req: http::Request<opendal::Buffer>) -> opendal::Result<http::Response<HttpBody>> {
         let url = req.uri().to_string();
         if let Err(refused) = self.0.check_url(&url) {
             return Err(opendal::Error::new(opendal::ErrorKind::PermissionDenied, refused.to_string()));
+        }
+        if !self.1.is_empty() && super::object_options::creates_object(req.method(), req.uri(), req.headers()) {
+            for (name, value) in &self.1 {
+                req.headers_mut().insert(name, value.clone());
+            }
         }
         match self.0.inner().fetch(req).await {
             Ok(response) => Ok(response),

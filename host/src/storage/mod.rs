@@ -16,6 +16,7 @@ pub mod endpoint;
 mod http;
 pub mod local;
 mod multipart;
+pub mod object_options;
 
 pub use http::{fetch_http, put_http};
 use http::too_large;
@@ -51,7 +52,8 @@ pub struct Destination {
 enum Place {
     /// Streamed natively through opendal; objects are reachable under `url_base`. An S3
     /// target also knows its bucket, to abort the uploads a killed attempt left open.
-    Opendal { operator: Operator, url_base: String, s3: Option<(Arc<multipart::S3Bucket>, HttpClient)> },
+    /// `object` is what the host does to each object it writes (ACL, headers).
+    Opendal { operator: Operator, url_base: String, s3: Option<(Arc<multipart::S3Bucket>, HttpClient)>, object: Arc<object_options::ObjectOptions> },
     /// The tenant's own directory: written through a temporary and a rename; read
     /// (inputs) through `operator`.
     Local { root: PathBuf, operator: Operator, url_base: String },
@@ -82,10 +84,15 @@ pub async fn destination(
     let place = match target {
         StorageTarget::Opendal { scheme, options, url_base } => {
             let options = endpoint::check_target(http.policy(), &scheme, &options).map_err(StorageError::Config)?;
+            let (options, object) = object_options::split(&scheme, &options).map_err(StorageError::Config)?;
             let s3 = (scheme == "s3").then(|| multipart::S3Bucket::of_options(&options)).flatten().map(|b| (Arc::new(b), http.clone()));
+            if object.acl.is_some() && s3.is_none() {
+                return Err(StorageError::Config("an acl needs the target's own access key and secret".into()));
+            }
             let scheme: Scheme = scheme.parse().map_err(config)?;
-            let operator = endpoint::under_policy(Operator::via_iter(scheme, options).map_err(config)?, http);
-            Place::Opendal { operator, url_base, s3 }
+            let operator = Operator::via_iter(scheme, options).map_err(config)?;
+            let operator = endpoint::under_policy_with(operator, http, object.create_headers.clone());
+            Place::Opendal { operator, url_base, s3, object: Arc::new(object) }
         }
         StorageTarget::Local => {
             let root = local.root.to_string_lossy().to_string();
@@ -112,7 +119,7 @@ impl Destination {
         let key = &checked(key)?;
         let url = |base: &str| format!("{}/{}", base.trim_end_matches('/'), key.trim_start_matches('/'));
         match &self.place {
-            Place::Opendal { operator, url_base, s3 } => {
+            Place::Opendal { operator, url_base, s3, object } => {
                 if let (true, Some((bucket, http))) = (self.retry, s3) {
                     // Best effort: an upload left open costs storage, not correctness.
                     match bucket.abort_open_uploads(http, key).await {
@@ -121,7 +128,10 @@ impl Destination {
                         Err(err) => tracing::warn!(key, %err, "the multipart uploads an earlier attempt left could not be aborted"),
                     }
                 }
-                upload_opendal(operator, file, key, content_type).await?;
+                upload_opendal(operator, file, key, content_type, object.cache_control.as_deref()).await?;
+                if let (Some(acl), Some((bucket, http))) = (&object.acl, s3) {
+                    bucket.put_acl(http, key, acl).await.map_err(|message| StorageError::UploadFailed { key: key.to_string(), message })?;
+                }
                 Ok(url(url_base))
             }
             Place::Local { root, url_base, .. } => {
@@ -185,11 +195,15 @@ fn checked(key: &str) -> Result<String, StorageError> {
 /// Stream a finished file to `key` of an opendal operator. A failed upload is aborted
 /// (an S3 multipart upload with it), and so is one whose future is dropped (the job's
 /// lease was lost or the job aborted): see [`Aborting`].
-async fn upload_opendal(operator: &Operator, file: &Path, key: &str, content_type: &str) -> Result<(), StorageError> {
+async fn upload_opendal(operator: &Operator, file: &Path, key: &str, content_type: &str, cache_control: Option<&str>) -> Result<(), StorageError> {
     let upload_err = |source| StorageError::Upload { key: key.to_string(), source };
     // Open the file first: a writer, once made, must be closed or aborted.
     let mut source = tokio::fs::File::open(file).await?;
-    let writer = operator.writer_with(key).content_type(content_type).chunk(CHUNK).concurrent(4).await.map_err(upload_err)?;
+    let mut writer = operator.writer_with(key).content_type(content_type).chunk(CHUNK).concurrent(4);
+    if let Some(cache_control) = cache_control {
+        writer = writer.cache_control(cache_control);
+    }
+    let writer = writer.await.map_err(upload_err)?;
     let mut writer = Aborting(Some(writer));
     loop {
         let mut buf = Vec::with_capacity(CHUNK);

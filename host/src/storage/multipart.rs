@@ -4,7 +4,8 @@
 //! job, before it writes a key again, lists the open uploads of exactly that key
 //! (`ListMultipartUploads` with the key as prefix) and aborts each
 //! (`AbortMultipartUpload`), signed with the target's own credentials and sent through
-//! the outbound policy's client to the target's checked endpoint.
+//! the outbound policy's client to the target's checked endpoint. The same signed
+//! client sets an object's canned ACL (`PutObjectAcl`, see `object_options`).
 
 use reqsign::{AwsCredential, AwsV4Signer};
 use serde::Deserialize;
@@ -82,8 +83,23 @@ impl S3Bucket {
         Ok(aborted)
     }
 
+    /// Give the object written at `key` the canned `acl` (`PutObjectAcl`, signed with
+    /// the `x-amz-acl` header).
+    pub async fn put_acl(&self, http: &HttpClient, key: &str, acl: &str) -> Result<(), String> {
+        let url = format!("{}/{}?acl", self.base, encode(&self.object(key), true));
+        self.send_with(http, reqwest::Method::PUT, &url, &[("x-amz-acl", acl)]).await.map(drop).map_err(|e| format!("setting the acl '{acl}' failed: {e}"))
+    }
+
     async fn send(&self, http: &HttpClient, method: reqwest::Method, url: &str) -> Result<String, String> {
-        let mut request = http.request(method.clone(), url).map_err(|e| e.to_string())?.build().map_err(|e| e.to_string())?;
+        self.send_with(http, method, url, &[]).await
+    }
+
+    async fn send_with(&self, http: &HttpClient, method: reqwest::Method, url: &str, headers: &[(&str, &str)]) -> Result<String, String> {
+        let mut builder = http.request(method.clone(), url).map_err(|e| e.to_string())?;
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let mut request = builder.build().map_err(|e| e.to_string())?;
         self.signer.sign(&mut request, &self.credential).map_err(|e| format!("signing the request failed: {e}"))?;
         let response = http.inner().execute(request).await.map_err(|e| crate::net::causes(&e))?;
         let status = response.status();

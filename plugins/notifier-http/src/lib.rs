@@ -145,7 +145,6 @@ impl Notifier for NotifierHttp {
     }
 }
 
-#[cfg(target_arch = "wasm32")]
 fn deliver(url: &url::Url, body: &Value) -> Result<(), Error> {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
     // An explicit length, not chunked encoding: many webhook receivers expect it.
@@ -163,11 +162,6 @@ fn deliver(url: &url::Url, body: &Value) -> Result<(), Error> {
         Ok(status) => Err(Error::delivery(format!("the webhook answered HTTP {status}"))),
         Err(message) => Err(Error::delivery(message)),
     }
-}
-
-#[cfg(not(target_arch = "wasm32"))]
-fn deliver(_url: &url::Url, _body: &Value) -> Result<(), Error> {
-    Err(Error::delivery("sending needs wasi:http (build for wasm32-wasip2)"))
 }
 
 copra_sdk::notifier_plugin!(NotifierHttp);

@@ -67,18 +67,12 @@ impl Notifier for HmacNotifier {
     }
 }
 
-#[cfg(target_arch = "wasm32")]
 fn send(url: &str, body: &[u8], signature: &str) -> Result<(), Error> {
     let url: copra_sdk::url::Url = url.parse().map_err(|_| Error::notification(format!("'{url}' is not a URL")))?;
     let length = body.len().to_string();
     let headers = [("content-type", "application/json"), ("content-length", length.as_str()), ("x-copra-signature", signature)];
     let status = copra_sdk::http::post(&url, &headers, body).map_err(Error::delivery)?;
     if (200..300).contains(&status) { Ok(()) } else { Err(Error::delivery(format!("the webhook answered HTTP {status}"))) }
-}
-
-#[cfg(not(target_arch = "wasm32"))]
-fn send(_url: &str, _body: &[u8], _signature: &str) -> Result<(), Error> {
-    Err(Error::delivery("sending needs wasi:http"))
 }
 
 copra_sdk::notifier_plugin!(HmacNotifier);

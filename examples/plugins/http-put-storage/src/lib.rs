@@ -36,42 +36,27 @@ impl Storage for HttpPutStorage {
 /// One PUT in flight; the body is written as the host hands over chunks.
 pub struct PutUpload {
     url: String,
-    #[cfg(target_arch = "wasm32")]
     request: copra_sdk::http::Streaming,
 }
 
 impl Upload for PutUpload {
     fn open(spec: &Json, key: &str, content_type: &str, size: u64) -> Result<Self, Error> {
         let url = format!("{}/{key}", base_url(spec)?);
-        #[cfg(target_arch = "wasm32")]
-        {
-            let parsed: copra_sdk::url::Url = url.parse().map_err(|_| Error::storage(format!("'{url}' is not a URL")))?;
-            let length = size.to_string();
-            let headers = [("content-type", content_type), ("content-length", length.as_str())];
-            let request = copra_sdk::http::Streaming::put(&parsed, &headers).map_err(Error::storage)?;
-            Ok(PutUpload { url, request })
-        }
-        #[cfg(not(target_arch = "wasm32"))]
-        {
-            let _ = (content_type, size);
-            Ok(PutUpload { url })
-        }
+        let parsed: copra_sdk::url::Url = url.parse().map_err(|_| Error::storage(format!("'{url}' is not a URL")))?;
+        let length = size.to_string();
+        let headers = [("content-type", content_type), ("content-length", length.as_str())];
+        let request = copra_sdk::http::Streaming::put(&parsed, &headers).map_err(Error::storage)?;
+        Ok(PutUpload { url, request })
     }
 
     fn write(&mut self, chunk: &[u8]) -> Result<(), Error> {
-        #[cfg(target_arch = "wasm32")]
-        self.request.write(chunk).map_err(Error::storage)?;
-        let _ = chunk;
-        Ok(())
+        self.request.write(chunk).map_err(Error::storage)
     }
 
     fn finish(&mut self) -> Result<String, Error> {
-        #[cfg(target_arch = "wasm32")]
-        {
-            let status = self.request.finish().map_err(Error::storage)?;
-            if !(200..300).contains(&status) {
-                return Err(Error::storage(format!("the server answered HTTP {status} to PUT {}", self.url)));
-            }
+        let status = self.request.finish().map_err(Error::storage)?;
+        if !(200..300).contains(&status) {
+            return Err(Error::storage(format!("the server answered HTTP {status} to PUT {}", self.url)));
         }
         Ok(self.url.clone())
     }

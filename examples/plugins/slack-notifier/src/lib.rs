@@ -61,7 +61,6 @@ impl Notifier for SlackNotifier {
     }
 }
 
-#[cfg(target_arch = "wasm32")]
 fn send(url: &str, body: &Json) -> Result<(), Error> {
     let url: copra_sdk::url::Url = url.parse().map_err(|_| Error::notification(format!("'{url}' is not a URL")))?;
     let bytes = serde_json::to_vec(body).unwrap_or_default();
@@ -69,11 +68,6 @@ fn send(url: &str, body: &Json) -> Result<(), Error> {
     let status = copra_sdk::http::post(&url, &[("content-type", "application/json"), ("content-length", &length)], &bytes)
         .map_err(Error::delivery)?;
     if (200..300).contains(&status) { Ok(()) } else { Err(Error::delivery(format!("Slack answered HTTP {status}"))) }
-}
-
-#[cfg(not(target_arch = "wasm32"))]
-fn send(_url: &str, _body: &Json) -> Result<(), Error> {
-    Err(Error::delivery("sending needs wasi:http"))
 }
 
 copra_sdk::notifier_plugin!(SlackNotifier);
