@@ -44,8 +44,10 @@ if [ "${1:-}" = "--tests" ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm
   fi
   # Reinstall whenever the lock file changed since the last install.
-  js=examples/plugins/js-condition
-  if ! cmp -s "$js/package-lock.json" "$js/node_modules/.copra-installed-lock"; then
-    (cd "$js" && npm ci --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.copra-installed-lock)
-  fi
+  # The same for the test servers from npm (Azurite, the Azure Blob Storage emulator).
+  for js in examples/plugins/js-condition tests/services; do
+    if ! cmp -s "$js/package-lock.json" "$js/node_modules/.copra-installed-lock"; then
+      (cd "$js" && npm ci --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.copra-installed-lock)
+    fi
+  done
 fi

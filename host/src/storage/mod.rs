@@ -13,9 +13,11 @@ use crate::net::HttpClient;
 use crate::plugins::{Plugins, StorageTarget};
 
 pub mod endpoint;
+mod harden;
 mod http;
 pub mod local;
 mod multipart;
+mod swift_auth;
 
 pub use http::{fetch_http, put_http};
 use http::too_large;
@@ -80,8 +82,18 @@ pub async fn destination(
     let target = plugins.storage_resolve(service, spec_json).await.map_err(|e| StorageError::Config(e.describe()))?;
     let config = |e: opendal::Error| StorageError::Config(e.to_string());
     let place = match target {
-        StorageTarget::Opendal { scheme, options, url_base } => {
-            let options = endpoint::check_target(http.policy(), &scheme, &options).map_err(StorageError::Config)?;
+        StorageTarget::Opendal { scheme, options, mut url_base } => {
+            let mut options = endpoint::check_target(http.policy(), &scheme, &options).map_err(StorageError::Config)?;
+            if scheme == "swift" {
+                if swift_auth::signs_in(&options) {
+                    options = swift_auth::sign_in(http, &options).await.map_err(StorageError::Config)?;
+                }
+                // A signed-in account's URL is known only now: objects are below it.
+                if url_base.is_empty() {
+                    let option = |key: &str| options.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str()).unwrap_or("");
+                    url_base = format!("{}/{}", option("endpoint"), option("container"));
+                }
+            }
             let s3 = (scheme == "s3").then(|| multipart::S3Bucket::of_options(&options)).flatten().map(|b| (Arc::new(b), http.clone()));
             let scheme: Scheme = scheme.parse().map_err(config)?;
             let operator = endpoint::under_policy(Operator::via_iter(scheme, options).map_err(config)?, http);
