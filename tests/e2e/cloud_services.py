@@ -68,6 +68,9 @@ class Azure:
         creds = {"account_name": AZ_ACCOUNT, "sas_token": self.sas} if sas else {"account": AZ_ACCOUNT, "access_key": AZ_KEY}
         return {"service": "azure", "container": self.container, "path": path, "endpoint": self.endpoint, "credentials": creds}
 
+    def source(self, key):
+        return dict({k: v for k, v in self.storage("").items() if k != "path"}, key=key)
+
     def put(self, key, file):
         with open(file, "rb") as f:
             self.client.upload_blob(key, f, overwrite=True)
@@ -133,6 +136,9 @@ class Gcs:
     def storage(self, path):
         return {"service": "gcs", "bucket": self.bucket_name, "path": path, "endpoint": self.endpoint,
                 "credentials": {"token": self.token}}
+
+    def source(self, key):
+        return dict({k: v for k, v in self.storage("").items() if k != "path"}, key=key)
 
     def put(self, key, file):
         self.bucket.blob(key).upload_from_filename(str(file))
@@ -281,6 +287,9 @@ class SwiftRecording:
         return {"service": "rackspace", "region": "DFW", "container": self.container, "path": path,
                 "auth_url": f"{self.base}/v2.0", "credentials": {"username": self.user, "api_key": self.api_key}}
 
+    def source(self, key):
+        return dict({k: v for k, v in self.storage("").items() if k != "path"}, key=key)
+
     def _url(self, key):
         return f"{self.base}/v1/{self.account}/{self.container}/{key}"
 
@@ -314,3 +323,92 @@ def rackspace():
     rig = SwiftRecording()
     yield rig
     rig.server.shutdown()
+
+
+class Sftp:
+    """OpenSSH's sshd (Debian's openssh-server), run by the test as root on a loopback
+    port with its own config, a generated host key and a generated user key; checked
+    with OpenSSH's `sftp` client, the host key pinned in its own known_hosts file."""
+
+    def __init__(self, work: Path, port: int):
+        self.work = work
+        self.port = port
+        self.base = str(work / "files")
+        Path(self.base).mkdir()
+        self.user = "root"
+        self.private_key = (work / "user_key").read_text()
+        self.fingerprint = subprocess.run(["ssh-keygen", "-lf", str(work / "host_key.pub")], check=True,
+                                          capture_output=True, text=True).stdout.split()[1]
+        (work / "known_hosts").write_text(f"[127.0.0.1]:{port} " + (work / "host_key.pub").read_text())
+        self.secrets = [line for line in self.private_key.splitlines() if line and not line.startswith("-----")][:3]
+
+    def storage(self, path):
+        return {"service": "sftp", "host": "127.0.0.1", "port": self.port, "fingerprint": self.fingerprint,
+                "path": self.base + path, "credentials": {"username": self.user, "private_key": self.private_key}}
+
+    def source(self, key):
+        # An input's `path` would be its object's; the key is the path on the server.
+        return dict({k: v for k, v in self.storage("").items() if k != "path"}, key=f"{self.base}/{key}")
+
+    def _sftp(self, commands):
+        subprocess.run(["sftp", "-q", "-i", str(self.work / "user_key"), "-P", str(self.port),
+                        "-o", f"UserKnownHostsFile={self.work / 'known_hosts'}", "-o", "StrictHostKeyChecking=yes",
+                        "-o", "BatchMode=yes", "-b", "-", f"{self.user}@127.0.0.1"],
+                       input=commands, text=True, check=True, capture_output=True, timeout=30)
+
+    def put(self, key, file):
+        parent = str(Path(self.base, key).parent)
+        self._sftp(f"-mkdir {parent}\nput {file} {self.base}/{key}\n")
+
+    def get(self, key, file):
+        self._sftp(f"get {self.base}/{key} {file}\n")
+
+    def url(self, key):
+        return f"sftp://127.0.0.1:{self.port}{self.base}/{key}"
+
+    def keys(self, prefix):
+        root = Path(self.base)
+        return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and str(p.relative_to(root)).startswith(prefix))
+
+    def bad(self):
+        base = {"service": "sftp", "host": "127.0.0.1", "port": self.port, "fingerprint": self.fingerprint, "path": self.base}
+        return [
+            (dict(base), "credentials"),
+            (dict(base, credentials={"private_key": self.private_key}), "username"),
+            (dict(base, credentials={"username": self.user}), "password"),
+            (dict(base, credentials={"username": self.user, "private_key": "not a key"}), "private_key"),
+            (dict(base, credentials={"username": self.user, "password": 1234}), "password"),
+        ]
+
+
+@pytest.fixture(scope="module")
+def sftp(tmp_path_factory):
+    sshd = Path("/usr/sbin/sshd")
+    assert sshd.exists(), "sshd is not installed (run scripts/setup.sh --tests)"
+    work = tmp_path_factory.mktemp("sshd")
+    for name in ("host_key", "user_key"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"copra-test-{name}", "-f", str(work / name)], check=True)
+    (work / "authorized_keys").write_text((work / "user_key.pub").read_text())
+    port = free_port()
+    (work / "sshd_config").write_text("\n".join([
+        f"Port {port}", "ListenAddress 127.0.0.1", f"HostKey {work / 'host_key'}", f"PidFile {work / 'sshd.pid'}",
+        f"AuthorizedKeysFile {work / 'authorized_keys'}", "StrictModes no", "PermitRootLogin prohibit-password",
+        "PasswordAuthentication no", "KbdInteractiveAuthentication no", "UsePAM no",
+        "Subsystem sftp internal-sftp", "LogLevel VERBOSE", ""]))
+    Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege separation directory
+    log = open(work / "sshd.log", "wb")
+    proc = subprocess.Popen([str(sshd), "-D", "-e", "-f", str(work / "sshd_config")], stdout=log, stderr=subprocess.STDOUT)
+
+    def listening():
+        if proc.poll() is not None:
+            raise AssertionError(f"sshd exited with {proc.returncode}: {(work / 'sshd.log').read_text()[-2000:]}")
+        import socket
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                return s.recv(64).startswith(b"SSH-2.0")
+        except OSError:
+            return False
+
+    wait_until(listening, 30, "sshd")
+    yield Sftp(work, port)
+    _stop(proc, log)

@@ -9,11 +9,11 @@ import json
 import pytest
 import requests
 
-from cloud_services import azure, gcs, rackspace  # noqa: F401  (fixtures)
+from cloud_services import azure, gcs, rackspace, sftp  # noqa: F401  (fixtures)
 from conftest import ADMIN_KEY, KEY_A, ffprobe
 from test_observability import read_sse
 
-PROVIDERS = ["azure", "gcs", "rackspace"]
+PROVIDERS = ["azure", "gcs", "sftp", "rackspace"]
 
 
 @pytest.fixture(params=PROVIDERS)
@@ -72,8 +72,7 @@ def test_outputs_land_at_the_providers_urls(shared_copra, media_server, provider
 
 def test_an_object_there_is_a_jobs_input(shared_copra, media_dir, provider, tmp_path):
     provider.put("sources/in.mp4", media_dir / "input.mp4")
-    source = {k: v for k, v in provider.storage("").items() if k != "path"}
-    source["key"] = "sources/in.mp4"
+    source = provider.source("sources/in.mp4")
     job = {"input": source, "storage": provider.storage("/from-input"), "outputs": {"mp4:240p": {"path": "o.mp4"}}}
     created = shared_copra.post_job(job)
     assert created.status_code == 201, created.text
@@ -132,3 +131,16 @@ def test_rackspace_signs_in_per_job_and_a_refused_sign_in_fails_the_job(shared_c
     assert final["status"] == "job.failed", final
     assert rackspace.sign_ins == before and rackspace.keys("refused/") == []
     assert_no_secret(everything_shown(shared_copra, created.json()["id"]), rackspace.secrets + ["rax-wrong-key-0000"])
+
+
+def test_sftp_refuses_a_server_whose_host_key_is_not_the_pinned_one(shared_copra, media_server, sftp):
+    storage = sftp.storage("/pinned")
+    storage["fingerprint"] = "SHA256:" + "A" * 43
+    job = {"input": {"url": f"{media_server}/input.mp4"}, "storage": storage, "outputs": {"mp4:240p": {"path": "v.mp4"}}}
+    created = shared_copra.post_job(job)
+    assert created.status_code == 201, created.text
+    final = shared_copra.wait_job(created.json()["id"])
+    assert final["status"] == "job.failed", final
+    assert sftp.keys("pinned") == []
+    assert "host key" in shared_copra.logs()
+    assert_no_secret(everything_shown(shared_copra, created.json()["id"]), sftp.secrets)

@@ -20,6 +20,10 @@ const ENDPOINT_KEYS: &[&str] = &["endpoint", "auth_url"];
 /// (names are checked when resolved); credentials come only from the target (see
 /// [`super::harden`]). The error is a sentence for the user.
 pub fn check_target(policy: &Policy, scheme: &str, options: &[(String, String)]) -> Result<Vec<(String, String)>, String> {
+    if scheme == "sftp" {
+        // Not HTTP: the host's own client (see `storage::sftp`), host checked here.
+        return super::sftp::SftpTarget::parse(policy, options).map(|_| options.to_vec());
+    }
     for (key, value) in options {
         if ENDPOINT_KEYS.contains(&key.as_str()) {
             match policy.check_url(value) {

@@ -1,6 +1,7 @@
 //! Storage plugin for cloud object stores the host streams to natively through
 //! opendal: `azure` (Azure Blob Storage), `gcs` (Google Cloud Storage), and `rackspace`
-//! / `swift` (Rackspace Cloud Files, OpenStack Swift; the host signs in).
+//! / `swift` (Rackspace Cloud Files, OpenStack Swift; the host signs in); and `sftp`,
+//! which the host streams with its own SSH client (the host key pinned).
 //!
 //! It only validates a storage block and describes its target; the host checks that
 //! target (granted scheme, endpoint under the outbound policy, credentials only from
@@ -9,6 +10,7 @@
 mod azure;
 mod fields;
 mod gcs;
+mod sftp;
 mod swift;
 
 use copra_sdk::storage::{Storage, Target};
@@ -21,7 +23,7 @@ impl Storage for StorageCloud {
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
 
     fn services() -> Vec<String> {
-        vec!["azure".into(), "gcs".into(), "rackspace".into(), "swift".into()]
+        vec!["azure".into(), "gcs".into(), "sftp".into(), "rackspace".into(), "swift".into()]
     }
 
     fn resolve(block: &Json) -> Result<Target, Error> {
@@ -31,6 +33,7 @@ impl Storage for StorageCloud {
         match block.get("service").and_then(Json::as_str).unwrap_or("") {
             "azure" => azure::target(block).map(Target::Opendal),
             "gcs" => gcs::target(block).map(Target::Opendal),
+            "sftp" => sftp::target(block).map(Target::Opendal),
             service @ ("rackspace" | "swift") => swift::target(block, service).map(Target::Opendal),
             other => Err(Error::storage(format!("The storage service '{other}' is not supported by storage-cloud."))),
         }
