@@ -144,3 +144,13 @@ def test_sftp_refuses_a_server_whose_host_key_is_not_the_pinned_one(shared_copra
     assert sftp.keys("pinned") == []
     assert "host key" in shared_copra.logs()
     assert_no_secret(everything_shown(shared_copra, created.json()["id"]), sftp.secrets)
+
+
+def test_an_sftp_host_the_outbound_policy_refuses_is_a_400_at_submit(shared_copra, media_server, sftp):
+    for host in ("169.254.169.254", "10.1.2.3"):
+        storage = dict(sftp.storage("/refused"), host=host)
+        job = {"input": {"url": f"{media_server}/input.mp4"}, "storage": storage, "outputs": {"mp4:240p": {"path": "v.mp4"}}}
+        r = shared_copra.post_job(job)
+        assert r.status_code == 400, r.text
+        body = r.json()
+        assert body["error_code"] == "storage_not_valid" and host in body["message"], body
