@@ -49,9 +49,10 @@ if [ "${1:-}" = "--tests" ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm
   fi
-  # So does Coconut's Node.js client the examples run (examples/coconut-node). Each is
+  # So do Coconut's Node.js client the examples run (examples/coconut-node) and the test
+  # servers from npm (tests/services: Azurite, the Azure Blob Storage emulator). Each is
   # reinstalled whenever its lock file changed since the last install.
-  for js in examples/plugins/js-condition examples/coconut-node; do
+  for js in examples/plugins/js-condition examples/coconut-node tests/services; do
     if ! cmp -s "$js/package-lock.json" "$js/node_modules/.copra-installed-lock"; then
       (cd "$js" && npm ci --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.copra-installed-lock)
     fi

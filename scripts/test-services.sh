@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The services the black-box tests talk to, installed and started when missing and used
 # as they are when already running. Today: PostgreSQL at 127.0.0.1:5432 with a `test`
-# database that `postgres` reaches without a password (the scale-out tests' database).
+# database that `postgres` reaches without a password (the scale-out tests' database),
+# and OpenSSH's sshd installed (not started: the SFTP tests run their own on a loopback
+# port with a generated config and keys).
 # Idempotent; run as root (or with sudo) on Debian.
 set -euo pipefail
 
@@ -57,4 +59,13 @@ ensure_postgres() {
   echo "test-services: PostgreSQL ready at $PG_URL"
 }
 
+ensure_sshd() {
+  if [ ! -x /usr/sbin/sshd ]; then
+    echo "test-services: installing openssh-server (sshd for the SFTP tests)"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends openssh-server openssh-client
+  fi
+}
+
 ensure_postgres
+ensure_sshd

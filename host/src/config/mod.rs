@@ -76,7 +76,8 @@ pub struct PluginSync {
 /// What the operator grants one plugin, from `[plugins.NAME]` in the config file
 /// (checked when the plugin host starts). Defaults: no network, no storage scheme,
 /// 64 MiB, 1 s of CPU and 10 s of wall clock per call, no environment, priority 0; the
-/// first-party `storage-s3` gets `schemes = ["s3"]` and `notifier-http`
+/// first-party `storage-s3` gets `schemes = ["s3"]`, `storage-cloud`
+/// `schemes = ["azblob", "gcs", "sftp", "swift"]`, and `notifier-http`
 /// `allowed_hosts = ["*"]`.
 #[derive(Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -94,7 +95,8 @@ pub struct PluginGrant {
     /// (default 10 000, or `time_ms` if larger; never below `time_ms`).
     pub deadline_ms: Option<u64>,
     /// opendal schemes a storage plugin's targets may use (e.g. `["s3"]`). Default:
-    /// `["s3"]` for `storage-s3`, none for other plugins. `fs` is never granted.
+    /// `["s3"]` for `storage-s3`, `["azblob", "gcs", "sftp", "swift"]` for `storage-cloud`, none
+    /// for other plugins. `fs` is never granted.
     pub schemes: Option<Vec<String>>,
     /// Environment variables (secrets, settings) the plugin can read.
     #[serde(default)]

@@ -25,7 +25,7 @@ pub const DEFAULT_BUDGET: Duration = Duration::from_secs(1);
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Schemes a first-party plugin gets when its grant does not say (by plugin name).
-const DEFAULT_SCHEMES: &[(&str, &[&str])] = &[("storage-s3", &["s3"])];
+const DEFAULT_SCHEMES: &[(&str, &[&str])] = &[("storage-s3", &["s3"]), ("storage-cloud", &["azblob", "gcs", "sftp", "swift"])];
 /// Hosts a first-party plugin gets when its grant does not say. `notifier-http` posts
 /// to whatever webhook URL a user names; the outbound policy decides the addresses.
 const DEFAULT_HOSTS: &[(&str, &[&str])] = &[("notifier-http", &["*"])];
@@ -43,6 +43,10 @@ const NEVER_GRANTED: &[Scheme] = &[
     Scheme::Persy,
     Scheme::Sqlite,
 ];
+
+/// Schemes the host serves with a client of its own rather than opendal's (`sftp`:
+/// see `storage::sftp`).
+const HOST_NATIVE: &[Scheme] = &[Scheme::Sftp];
 
 /// The limits and rights of one plugin's calls.
 pub struct Sandbox {
@@ -200,7 +204,7 @@ fn grantable_scheme(text: &str) -> Result<Scheme, String> {
              Files in the data directory are reachable through the 'local' target"
         ));
     }
-    if !Scheme::enabled().contains(&scheme) {
+    if !Scheme::enabled().contains(&scheme) && !HOST_NATIVE.contains(&scheme) {
         let mut enabled: Vec<&str> = Scheme::enabled().into_iter().filter(|s| !NEVER_GRANTED.contains(s)).map(Scheme::into_static).collect();
         enabled.sort();
         return Err(format!("this server is built without the opendal service '{scheme}' (it has: {})", enabled.join(", ")));
@@ -223,6 +227,11 @@ mod tests {
         assert_eq!(s3.granted_scheme("S3"), Some(Scheme::S3));
         assert_eq!(s3.granted_scheme("fs"), None);
         assert_eq!(s3.granted_scheme("s3 "), None);
+        let cloud = Sandbox::new("storage-cloud", None).unwrap();
+        for scheme in [Scheme::Azblob, Scheme::Gcs, Scheme::Sftp, Scheme::Swift] {
+            assert_eq!(cloud.granted_scheme(scheme.into_static()), Some(scheme));
+        }
+        assert_eq!(cloud.granted_scheme("s3"), None);
         let other = Sandbox::new("my-storage", None).unwrap();
         assert_eq!(other.granted_scheme("s3"), None, "third parties get no scheme by default");
         assert_eq!(other.deadline, DEFAULT_DEADLINE);
@@ -239,7 +248,7 @@ mod tests {
         }
         let err = Sandbox::new("x", Some(&grant("schemes = [\"nonsense\"]"))).unwrap_err();
         assert!(err.contains("'nonsense'"), "{err}");
-        let err = Sandbox::new("x", Some(&grant("schemes = [\"gcs\"]"))).unwrap_err();
+        let err = Sandbox::new("x", Some(&grant("schemes = [\"dropbox\"]"))).unwrap_err();
         assert!(err.contains("built without") && err.contains("s3"), "{err}");
         let granted = Sandbox::new("x", Some(&grant("schemes = [\"S3\"]"))).unwrap();
         assert_eq!(granted.granted_scheme("s3"), Some(Scheme::S3));

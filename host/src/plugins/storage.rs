@@ -46,10 +46,15 @@ impl std::fmt::Debug for StorageTarget {
     }
 }
 
-/// Options the host sets on a target whatever the plugin said: an S3 target never
-/// picks up the server's own AWS configuration, environment or instance credentials.
-const FORCED_OPTIONS: &[(Scheme, &str, &str)] =
-    &[(Scheme::S3, "disable_config_load", "true"), (Scheme::S3, "disable_ec2_metadata", "true")];
+/// Options the host sets on a target whatever the plugin said: an S3 or GCS target
+/// never picks up the server's own cloud configuration, environment or instance
+/// credentials (the rest of each scheme's rules: `storage::harden`).
+const FORCED_OPTIONS: &[(Scheme, &str, &str)] = &[
+    (Scheme::S3, "disable_config_load", "true"),
+    (Scheme::S3, "disable_ec2_metadata", "true"),
+    (Scheme::Gcs, "disable_config_load", "true"),
+    (Scheme::Gcs, "disable_vm_metadata", "true"),
+];
 
 impl Plugins {
     /// Ask the storage plugin for `service` where a storage block's files go. An

@@ -13,17 +13,19 @@ use opendal::raw::{HttpBody, HttpFetch};
 use crate::net::{Failure, HttpClient, Policy, UrlRefused};
 
 /// Option keys that hold a URL the operator's requests go to.
-const ENDPOINT_KEYS: &[&str] = &["endpoint"];
+const ENDPOINT_KEYS: &[&str] = &["endpoint", "auth_url"];
 
 /// Check an opendal target's options before an operator is built and return them
 /// hardened. An endpoint must be an http(s) URL whose literal host the policy allows
-/// (names are checked when resolved); for S3, credentials come only from the target:
-/// the server's environment, profile files and the cloud metadata service are never
-/// consulted, and `role_arn` (which would fetch credentials with a client outside the
-/// policy) is refused. The error is a sentence for the user.
+/// (names are checked when resolved); credentials come only from the target (see
+/// [`super::harden`]). The error is a sentence for the user.
 pub fn check_target(policy: &Policy, scheme: &str, options: &[(String, String)]) -> Result<Vec<(String, String)>, String> {
     // The per-object options the host applies itself (`copra.`, s3 only) are checked here too.
     super::object_options::split(scheme, options)?;
+    if scheme == "sftp" {
+        // Not HTTP: the host's own client (see `storage::sftp`), host checked here.
+        return super::sftp::SftpTarget::parse(policy, options).map(|_| options.to_vec());
+    }
     for (key, value) in options {
         if ENDPOINT_KEYS.contains(&key.as_str()) {
             match policy.check_url(value) {
@@ -33,32 +35,7 @@ pub fn check_target(policy: &Policy, scheme: &str, options: &[(String, String)])
             }
         }
     }
-    if scheme != "s3" {
-        return Ok(options.to_vec());
-    }
-    let mut hardened = Vec::with_capacity(options.len() + 2);
-    for (key, value) in options {
-        match key.as_str() {
-            "role_arn" | "external_id" | "role_session_name" => {
-                return Err(format!(
-                    "The storage option '{key}' is not supported: give the target's own access key and secret instead of a role to assume."
-                ));
-            }
-            "region" if !is_region(value) => {
-                return Err(format!("The storage region '{value}' is not a region name (letters, digits and dashes)."));
-            }
-            "disable_config_load" | "disable_ec2_metadata" => {}
-            _ => hardened.push((key.clone(), value.clone())),
-        }
-    }
-    hardened.push(("disable_config_load".into(), "true".into()));
-    hardened.push(("disable_ec2_metadata".into(), "true".into()));
-    Ok(hardened)
-}
-
-/// A region goes into host names (`s3.{region}.amazonaws.com`): letters, digits, dashes.
-fn is_region(value: &str) -> bool {
-    !value.is_empty() && value.len() <= 64 && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    super::harden::harden(scheme, options)
 }
 
 /// Give an operator the policy's client for every request it makes, and fail any of
@@ -142,18 +119,6 @@ mod tests {
         let err = check_target(&policy(""), "s3", &options(&[("endpoint", "http://[::ffff:169.254.169.254]/")])).unwrap_err();
         assert!(err.contains("link-local"), "{err}");
         assert!(check_target(&policy(""), "s3", &options(&[("endpoint", "file:///etc")])).is_err());
-    }
-
-    #[test]
-    fn s3_credentials_come_from_the_target_only() {
-        let target = options(&[("bucket", "b"), ("region", "eu-west-1"), ("disable_ec2_metadata", "false")]);
-        let hardened = check_target(&policy(""), "s3", &target).unwrap();
-        let get = |k: &str| hardened.iter().filter(|(key, _)| key == k).map(|(_, v)| v.as_str()).collect::<Vec<_>>();
-        assert_eq!(get("disable_ec2_metadata"), ["true"]);
-        assert_eq!(get("disable_config_load"), ["true"]);
-        assert_eq!(get("region"), ["eu-west-1"]);
-        assert!(check_target(&policy(""), "s3", &options(&[("role_arn", "arn:aws:iam::1:role/x")])).is_err());
-        assert!(check_target(&policy(""), "s3", &options(&[("region", "x@127.0.0.1/")])).is_err());
     }
 
     #[tokio::test]

@@ -13,10 +13,13 @@ use crate::net::HttpClient;
 use crate::plugins::{Plugins, StorageTarget};
 
 pub mod endpoint;
+mod harden;
 mod http;
 pub mod local;
 mod multipart;
 pub mod object_options;
+mod sftp;
+mod swift_auth;
 
 pub use http::{fetch_http, put_http};
 use http::too_large;
@@ -57,6 +60,8 @@ enum Place {
     /// The tenant's own directory: written through a temporary and a rename; read
     /// (inputs) through `operator`.
     Local { root: PathBuf, operator: Operator, url_base: String },
+    /// An SFTP server, through the host's own SSH client.
+    Sftp { target: Arc<sftp::SftpTarget>, url_base: String, http: HttpClient },
     /// The storage plugin uploads each file itself (`custom` target).
     Plugin { plugins: Arc<Plugins>, service: String, spec_json: String },
 }
@@ -82,9 +87,23 @@ pub async fn destination(
     let target = plugins.storage_resolve(service, spec_json).await.map_err(|e| StorageError::Config(e.describe()))?;
     let config = |e: opendal::Error| StorageError::Config(e.to_string());
     let place = match target {
-        StorageTarget::Opendal { scheme, options, url_base } => {
+        StorageTarget::Opendal { scheme, options, url_base } if scheme == "sftp" => {
+            let target = sftp::SftpTarget::parse(http.policy(), &options).map_err(StorageError::Config)?;
+            Place::Sftp { target: Arc::new(target), url_base, http: http.clone() }
+        }
+        StorageTarget::Opendal { scheme, options, mut url_base } => {
             let options = endpoint::check_target(http.policy(), &scheme, &options).map_err(StorageError::Config)?;
-            let (options, object) = object_options::split(&scheme, &options).map_err(StorageError::Config)?;
+            let (mut options, object) = object_options::split(&scheme, &options).map_err(StorageError::Config)?;
+            if scheme == "swift" {
+                if swift_auth::signs_in(&options) {
+                    options = swift_auth::sign_in(http, &options).await.map_err(StorageError::Config)?;
+                }
+                // A signed-in account's URL is known only now: objects are below it.
+                if url_base.is_empty() {
+                    let option = |key: &str| options.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str()).unwrap_or("");
+                    url_base = format!("{}/{}", option("endpoint"), option("container"));
+                }
+            }
             let s3 = (scheme == "s3").then(|| multipart::S3Bucket::of_options(&options)).flatten().map(|b| (Arc::new(b), http.clone()));
             if object.acl.is_some() && s3.is_none() {
                 return Err(StorageError::Config("an acl needs the target's own access key and secret".into()));
@@ -145,6 +164,11 @@ impl Destination {
                 local::write(root, file, key).await?;
                 Ok(url(url_base))
             }
+            Place::Sftp { target, url_base, http } => {
+                let message = |message| StorageError::UploadFailed { key: key.to_string(), message };
+                target.upload(http.policy(), http.timeouts().connect, file, key).await.map_err(message)?;
+                Ok(url(url_base))
+            }
             Place::Plugin { plugins, service, spec_json } => plugins
                 .storage_upload(service, spec_json, key, content_type, file)
                 .await
@@ -155,6 +179,8 @@ impl Destination {
     fn operator(&self, what: &str) -> Result<&Operator, StorageError> {
         match &self.place {
             Place::Opendal { operator, .. } | Place::Local { operator, .. } => Ok(operator),
+            // SFTP inputs are read by `Destination::download` before it asks for this.
+            Place::Sftp { .. } => Err(StorageError::Download { what: what.to_string(), message: "not an opendal target".into() }),
             Place::Plugin { service, .. } => Err(StorageError::Download {
                 what: what.to_string(),
                 message: format!("the storage service '{service}' can store outputs but not serve inputs"),
@@ -166,6 +192,15 @@ impl Destination {
     /// one larger than `max_bytes` is refused and its partial copy removed.
     pub async fn download(&self, key: &str, dest: &Path, max_bytes: u64) -> Result<u64, StorageError> {
         let key = &checked(key)?;
+        if let Place::Sftp { target, http, .. } = &self.place {
+            return match target.download(http.policy(), http.timeouts().connect, key, dest, max_bytes).await {
+                Ok(total) => Ok(total),
+                Err(message) => {
+                    let _ = tokio::fs::remove_file(dest).await;
+                    Err(StorageError::Download { what: key.to_string(), message })
+                }
+            };
+        }
         let err = |e: opendal::Error| StorageError::Download { what: key.to_string(), message: e.to_string() };
         let reader = self.operator(key)?.reader_with(key).chunk(CHUNK).await.map_err(err)?;
         let mut stream = reader.into_bytes_stream(..).await.map_err(err)?;

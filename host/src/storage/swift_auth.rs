@@ -1,0 +1,154 @@
+//! OpenStack Swift (and Rackspace Cloud Files) sign-in: a `swift` target may name an
+//! identity service (`auth_url`) and a user's credentials instead of a storage URL and
+//! a token. The host exchanges them through the policy's HTTP client (Keystone v2, with
+//! Rackspace's API-key credentials or a password; or Keystone v3 with a password) and
+//! takes the object-store endpoint of the target's region from the service catalog.
+//! That endpoint is checked against the outbound policy like any other.
+
+use serde_json::{Value, json};
+
+use crate::net::{Failure, HttpClient};
+use crate::secret::Secret;
+
+/// Options that name a sign-in rather than a ready target; none of them reach opendal.
+pub const AUTH_KEYS: &[&str] = &["auth_url", "username", "api_key", "password", "tenant", "region"];
+
+/// What a sign-in gives: the account's storage URL and a token for it.
+pub struct Session {
+    pub endpoint: String,
+    pub token: Secret<String>,
+}
+
+fn get<'a>(options: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    options.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty())
+}
+
+/// Whether a swift target signs in (names an `auth_url`) rather than giving a token.
+pub fn signs_in(options: &[(String, String)]) -> bool {
+    get(options, "auth_url").is_some()
+}
+
+/// The target's sign-in options, checked before any request: the identity URL is an
+/// http(s) URL the policy allows, and there are a user name and an API key or password.
+pub fn check(options: &[(String, String)]) -> Result<(), String> {
+    if get(options, "username").is_none() || (get(options, "api_key").is_none() && get(options, "password").is_none()) {
+        return Err("The swift storage sign-in needs a username and an api_key or password.".into());
+    }
+    Ok(())
+}
+
+/// Sign in and return the target's options for opendal: the sign-in options replaced
+/// by the `endpoint` and `token` the identity service gave.
+pub async fn sign_in(http: &HttpClient, options: &[(String, String)]) -> Result<Vec<(String, String)>, String> {
+    check(options)?;
+    let auth_url = get(options, "auth_url").unwrap_or_default().trim_end_matches('/');
+    let user = get(options, "username").unwrap_or_default();
+    let region = get(options, "region");
+    let v3 = auth_url.ends_with("/v3");
+    let (url, body) = if v3 {
+        (format!("{auth_url}/auth/tokens"), v3_body(user, get(options, "password").unwrap_or_default(), get(options, "tenant")))
+    } else {
+        (format!("{auth_url}/tokens"), v2_body(user, get(options, "api_key"), get(options, "password"), get(options, "tenant")))
+    };
+    let request = http.request(reqwest::Method::POST, &url).map_err(|e| format!("The swift auth_url '{auth_url}' cannot be used: {e}."))?;
+    let response = request.json(&body).send().await.map_err(|e| match Failure::of(&e) {
+        Failure::Refused(why) => format!("The swift auth_url '{auth_url}' cannot be used: {why}."),
+        other => format!("The swift identity service at '{auth_url}' could not be reached: {other:?}."),
+    })?;
+    let status = response.status();
+    if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
+        return Err(format!("The swift identity service at '{auth_url}' refused the credentials (HTTP {status})."));
+    }
+    if !status.is_success() {
+        return Err(format!("The swift identity service at '{auth_url}' answered HTTP {status}."));
+    }
+    let header_token = response.headers().get("x-subject-token").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let answer: Value = response.json().await.map_err(|e| format!("The swift identity service's answer is not JSON: {e}."))?;
+    let session = if v3 { v3_session(&answer, header_token, region) } else { v2_session(&answer, region) }
+        .ok_or_else(|| format!("The swift identity service at '{auth_url}' gave no object-store endpoint{}.", in_region(region)))?;
+    http.check_url(&session.endpoint).map_err(|e| format!("The swift storage URL '{}' cannot be used: {e}.", session.endpoint))?;
+    let mut out: Vec<(String, String)> = options.iter().filter(|(k, _)| !AUTH_KEYS.contains(&k.as_str()) && k != "endpoint" && k != "token").cloned().collect();
+    out.push(("endpoint".into(), session.endpoint));
+    out.push(("token".into(), session.token.expose().clone()));
+    Ok(out)
+}
+
+fn in_region(region: Option<&str>) -> String {
+    region.map(|r| format!(" in the region '{r}'")).unwrap_or_default()
+}
+
+fn v2_body(user: &str, api_key: Option<&str>, password: Option<&str>, tenant: Option<&str>) -> Value {
+    let mut auth = match api_key {
+        Some(key) => json!({"RAX-KSKEY:apiKeyCredentials": {"username": user, "apiKey": key}}),
+        None => json!({"passwordCredentials": {"username": user, "password": password.unwrap_or_default()}}),
+    };
+    if let Some(tenant) = tenant {
+        auth["tenantName"] = json!(tenant);
+    }
+    json!({ "auth": auth })
+}
+
+fn v3_body(user: &str, password: &str, project: Option<&str>) -> Value {
+    let mut auth = json!({"identity": {"methods": ["password"], "password": {"user": {"name": user, "domain": {"id": "default"}, "password": password}}}});
+    if let Some(project) = project {
+        auth["scope"] = json!({"project": {"name": project, "domain": {"id": "default"}}});
+    }
+    json!({ "auth": auth })
+}
+
+/// The first object-store entry of `catalog` (in `region` if given), with `url_of`
+/// picking each endpoint's public URL.
+fn object_store<'a>(catalog: &'a Value, region: Option<&str>, url_of: impl Fn(&'a Value) -> Option<&'a str>) -> Option<String> {
+    let services = catalog.as_array()?;
+    let store = services.iter().find(|s| s["type"] == "object-store")?;
+    store["endpoints"].as_array()?.iter().filter(|e| region.is_none_or(|r| e["region"].as_str().is_some_and(|er| er.eq_ignore_ascii_case(r)))).find_map(url_of).map(|u| u.trim_end_matches('/').to_string())
+}
+
+fn v2_session(answer: &Value, region: Option<&str>) -> Option<Session> {
+    let token = answer["access"]["token"]["id"].as_str()?.to_string();
+    let endpoint = object_store(&answer["access"]["serviceCatalog"], region, |e| e["publicURL"].as_str())?;
+    Some(Session { endpoint, token: Secret::new(token) })
+}
+
+fn v3_session(answer: &Value, token: Option<String>, region: Option<&str>) -> Option<Session> {
+    let endpoint = object_store(&answer["token"]["catalog"], region, |e| (e["interface"] == "public").then(|| e["url"].as_str()).flatten())?;
+    Some(Session { endpoint, token: Secret::new(token?) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const V2: &str = r#"{"access":{"token":{"id":"tok"},"serviceCatalog":[
+        {"type":"compute","endpoints":[{"region":"DFW","publicURL":"https://c"}]},
+        {"type":"object-store","name":"cloudFiles","endpoints":[
+            {"region":"DFW","publicURL":"https://storage101.dfw1.clouddrive.com/v1/MossoCloudFS_1"},
+            {"region":"ORD","publicURL":"https://storage101.ord1.clouddrive.com/v1/MossoCloudFS_1/"}]}]}}"#;
+
+    #[test]
+    fn the_catalog_gives_the_regions_object_store() {
+        let answer: Value = serde_json::from_str(V2).unwrap();
+        let s = v2_session(&answer, Some("ord")).unwrap();
+        assert_eq!(s.endpoint, "https://storage101.ord1.clouddrive.com/v1/MossoCloudFS_1");
+        assert_eq!(s.token.expose(), "tok");
+        assert_eq!(v2_session(&answer, None).unwrap().endpoint, "https://storage101.dfw1.clouddrive.com/v1/MossoCloudFS_1");
+        assert!(v2_session(&answer, Some("SYD")).is_none());
+        let v3: Value = serde_json::from_str(r#"{"token":{"catalog":[{"type":"object-store","endpoints":[
+            {"interface":"internal","region":"RegionOne","url":"http://10.0.0.1/v1/AUTH_p"},
+            {"interface":"public","region":"RegionOne","url":"https://swift.example/v1/AUTH_p"}]}]}}"#).unwrap();
+        assert_eq!(v3_session(&v3, Some("tok".into()), Some("RegionOne")).unwrap().endpoint, "https://swift.example/v1/AUTH_p");
+        assert!(v3_session(&v3, None, None).is_none(), "v3 tokens come in a header");
+    }
+
+    #[test]
+    fn rackspace_signs_in_with_an_api_key() {
+        let body = v2_body("u", Some("k"), None, None);
+        assert_eq!(body["auth"]["RAX-KSKEY:apiKeyCredentials"]["apiKey"], "k");
+        let body = v2_body("u", None, Some("p"), Some("t"));
+        assert_eq!(body["auth"]["passwordCredentials"]["password"], "p");
+        assert_eq!(body["auth"]["tenantName"], "t");
+        let opts = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>();
+        assert!(check(&opts(&[("auth_url", "https://id"), ("username", "u")])).is_err());
+        assert!(check(&opts(&[("auth_url", "https://id"), ("username", "u"), ("api_key", "k")])).is_ok());
+    }
+}
