@@ -161,6 +161,11 @@ pub enum EventName {
     #[sea_orm(string_value = "job.stalled")]
     #[serde(rename = "job.stalled")]
     JobStalled,
+    /// How the worker ran the job, where it differs from what was asked (an ultrafast
+    /// job's outputs that could not be chunked). History only, not delivered.
+    #[sea_orm(string_value = "job.note")]
+    #[serde(rename = "job.note")]
+    JobNote,
 }
 
 impl EventName {
@@ -172,6 +177,7 @@ impl EventName {
             EventName::JobCompleted => "job.completed",
             EventName::JobFailed => "job.failed",
             EventName::JobStalled => "job.stalled",
+            EventName::JobNote => "job.note",
         }
     }
 

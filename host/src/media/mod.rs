@@ -9,6 +9,7 @@
 //! and a probed input to the host's bounds before any of that runs.
 
 mod allowlist;
+mod chunk;
 mod codecs;
 mod encode;
 mod engine;
@@ -16,11 +17,17 @@ mod file;
 mod filters;
 mod image;
 mod input;
+mod join;
 mod open;
 mod package;
+mod piece;
 mod plan_check;
 mod probe;
+mod split;
 
+pub use chunk::{encode_audio, encode_video_chunk};
+pub use join::join;
+pub use split::{ChunkRange, chunk_ranges};
 pub use engine::{EventSink, OutputTarget, Produced, TranscodeEvent, transcode};
 pub use image::SpriteTile;
 pub use package::Package;

@@ -8,6 +8,7 @@ mod m20261125_000003_event_dedupe;
 mod m20261126_000011_webhook_outbox;
 mod m20261126_000021_queue_fairness;
 mod m20261126_000041_plugins;
+mod m20261126_000061_chunks;
 
 use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, Statement, TransactionTrait};
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000011_webhook_outbox::Migration),
             Box::new(m20261126_000021_queue_fairness::Migration),
             Box::new(m20261126_000041_plugins::Migration),
+            Box::new(m20261126_000061_chunks::Migration),
         ]
     }
 }
