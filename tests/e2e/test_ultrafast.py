@@ -205,3 +205,35 @@ def test_a_worker_killed_holding_a_chunk(tmp_path, database, s3, media_server, m
         assert not (tmp_path / "shared" / job_id).exists()
     finally:
         cluster.stop()
+
+
+def test_hevc_and_vp9_in_every_chunked_container(server, s3, media_server, uf_input, tmp_path):
+    """H.264/HEVC in MP4, MOV and MKV and VP9 in WebM are chunked; each output has every
+    frame, its length, increasing timestamps and a keyframe at each join. A GIF is not
+    chunked: it is made on the normal path, with a note."""
+    outputs = {"mp4:hevc_x240": {"path": "/h.mp4"}, "mov:x264_x240": {"path": "/h.mov"},
+               "mkv:hevc_x240": {"path": "/h.mkv"}, "webm:vp9_x240": {"path": "/v.webm"},
+               "gif:160x_5fps": {"path": "/a.gif", "duration": 2}}
+    view, name = run_job(server, s3, media_server, uf_input, outputs, True, tmp_path)
+    statuses = {o["key"]: o["status"] for o in view["outputs"]}
+    assert [statuses[k] for k in list(outputs)[:4]] == ["video.encoded"] * 4, statuses
+    assert not statuses["gif:160x_5fps"].endswith(".failed"), statuses
+    for key, codec in (("h.mp4", "hevc"), ("h.mov", "h264"), ("h.mkv", "hevc"), ("v.webm", "vp9")):
+        local = download(s3, f"{name}/{key}", tmp_path)
+        stream = next(s for s in ffprobe(local)["streams"] if s["codec_type"] == "video")
+        assert stream["codec_name"] == codec and stream["height"] == 240, (key, stream)
+        assert count_frames(local) == DURATION * RATE, key
+        assert abs(float(ffprobe(local)["format"]["duration"]) - DURATION) <= 2 / RATE, key
+        video = packets(local, "v:0")
+        dts = [float(p["dts_time"]) for p in video if p.get("dts_time") not in (None, "N/A")]
+        assert all(b > a for a, b in zip(dts, dts[1:])), f"{key}: dts not increasing"
+        # (Matroska starts HEVC at its first frame's delay: times from the first frame.)
+        first = min(float(p["pts_time"]) for p in video)
+        keys = {round(float(p["pts_time"]) - first, 2) for p in video if "K" in p["flags"]}
+        for join in JOINS:
+            assert join in keys, f"{key}: no keyframe at the join at {join} s ({sorted(keys)})"
+        if key == "h.mp4":
+            assert stream["codec_tag_string"] == "hvc1"
+    history = events_of(server, view["id"])
+    assert "ultrafast: 4 chunks of about 8 s for 4 output(s)" in history
+    assert re.search(r"output gif:160x_5fps \([^)]+\) is encoded in one piece", history), history

@@ -164,3 +164,43 @@ pub async fn delete(db: &DatabaseConnection, job_id: &str) -> Result<(), DbErr> 
     db.execute(statement(db, "DELETE FROM chunks WHERE job_id = $1", vec![job_id.into()])).await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn chunks_are_claimed_once_retried_and_given_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::db::connect(&format!("sqlite://{}?mode=rwc", dir.path().join("c.db").display())).await.unwrap();
+        let settings = QueueConfig::default();
+        create(&db, "j1", &[(None, Some(10)), (Some(10), None)], "{}").await.unwrap();
+        let first = claim(&db, "a", &settings, 2, None).await.unwrap().unwrap();
+        let second = claim(&db, "b", &settings, 2, Some("j1")).await.unwrap().unwrap();
+        assert_eq!((first.idx, first.start, first.end), (0, None, Some(10)));
+        assert_eq!((second.idx, second.start, second.end), (1, Some(10), None));
+        assert!(claim(&db, "c", &settings, 2, None).await.unwrap().is_none(), "both are leased");
+        assert!(claim(&db, "c", &settings, 2, Some("other")).await.unwrap().is_none());
+
+        // Only the holder writes; a failure gives the chunk back until its attempts are spent.
+        assert!(!heartbeat(&db, first.id, "b", &settings, 500).await.unwrap());
+        assert!(heartbeat(&db, first.id, "a", &settings, 500).await.unwrap());
+        fail(&db, first.id, "a", "boom", 2).await.unwrap();
+        let again = claim(&db, "c", &settings, 2, None).await.unwrap().unwrap();
+        assert_eq!(again.id, first.id);
+        fail(&db, again.id, "c", "boom again", 2).await.unwrap();
+        assert!(finish(&db, second.id, "b").await.unwrap());
+        let seen = states(&db, "j1").await.unwrap();
+        assert_eq!(seen.iter().map(|s| (s.status.as_str(), s.attempts)).collect::<Vec<_>>(), [("failed", 2), ("done", 1)]);
+        assert_eq!(seen[0].error.as_deref(), Some("boom again"));
+        assert!(claim(&db, "c", &settings, 2, None).await.unwrap().is_none(), "a failed chunk is not claimed");
+
+        // A new coordinator replaces the chunks; a stopped chunk's claim is refunded.
+        create(&db, "j1", &[(None, None)], "{}").await.unwrap();
+        let fresh = claim(&db, "a", &settings, 2, None).await.unwrap().unwrap();
+        assert_eq!(release(&db, "a", Some(fresh.id)).await.unwrap(), 1);
+        assert_eq!(states(&db, "j1").await.unwrap()[0].attempts, 0);
+        delete(&db, "j1").await.unwrap();
+        assert!(states(&db, "j1").await.unwrap().is_empty());
+    }
+}

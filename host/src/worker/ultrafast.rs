@@ -72,6 +72,7 @@ impl JobRun<'_> {
             return Ok(rest);
         }
         let config = &self.worker.config;
+        let started = Instant::now();
         let ranges = {
             let (input, secs) = (input.to_path_buf(), config.worker.ultrafast_chunk.as_secs_f64());
             tokio::task::spawn_blocking(move || media::chunk_ranges(&input, secs)).await?
@@ -89,15 +90,21 @@ impl JobRun<'_> {
         };
         let job_id = self.lease.job_id.clone();
         let stage = stage_dir(config, &job_id).ok_or_else(|| anyhow::anyhow!("job id {job_id} cannot name a directory"))?;
-        let started = Instant::now();
-        let result = self.run_chunked(input, work, &stage, &ranges, &chunked, destination, cancel).await;
-        if let Err(err) = chunks::delete(&self.worker.db, &job_id).await {
-            tracing::warn!(%err, "the job's chunks were not deleted");
-        }
-        if let Err(err) = tokio::fs::remove_dir_all(&stage).await
-            && err.kind() != std::io::ErrorKind::NotFound
-        {
-            tracing::warn!(%err, "the job's staging directory was not removed");
+        let result = self.run_chunked(input, work, &stage, &ranges, &chunked, destination, cancel, started).await;
+        let taken_over = match &result {
+            Err(err) => matches!(err.downcast_ref::<WriteError>(), Some(WriteError::LeaseLost(_))) || cancel.load(Ordering::Relaxed),
+            Ok(()) => false,
+        };
+        // A job taken over by another worker: the chunks and files are its coordinator's now.
+        if !taken_over {
+            if let Err(err) = chunks::delete(&self.worker.db, &job_id).await {
+                tracing::warn!(%err, "the job's chunks were not deleted");
+            }
+            if let Err(err) = tokio::fs::remove_dir_all(&stage).await
+                && err.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(%err, "the job's staging directory was not removed");
+            }
         }
         tracing::info!(chunks = ranges.len(), seconds = started.elapsed().as_secs_f64(), "ultrafast outputs done");
         result?;
@@ -114,11 +121,11 @@ impl JobRun<'_> {
         chunked: &[Planned],
         destination: &Destination,
         cancel: &Arc<AtomicBool>,
+        split_started: Instant,
     ) -> anyhow::Result<()> {
         let db = &self.worker.db;
         let job_id = self.lease.job_id.as_str();
         // 1. Stage the input where every worker finds it, and make the chunk tasks.
-        let split_started = Instant::now();
         tokio::fs::create_dir_all(stage).await?;
         let staged = stage.join("input");
         let _ = tokio::fs::remove_file(&staged).await;
