@@ -6,7 +6,9 @@
 //! output; `filters` builds the graphs; `encode` wraps encoders; `file`, `image` and
 //! `package` (HLS/DASH, with `codecs` for their codec strings) are the kinds of output;
 //! `probe` describes files; `plan_check` (with `allowlist`) holds a format plugin's plan
-//! and a probed input to the host's bounds before any of that runs.
+//! and a probed input to the host's bounds before any of that runs. For ultrafast jobs,
+//! `split` cuts the input at keyframes, `chunk` encodes one chunk (or the whole audio)
+//! into `piece` files, and `join` puts an output's pieces together by stream copy.
 
 mod allowlist;
 mod chunk;

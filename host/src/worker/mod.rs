@@ -1,6 +1,9 @@
 //! The worker: claims jobs from the queue and runs each through fetch → probe →
 //! conditions → plans → one native transcode → uploads → events.
 //!
+//! Ultrafast jobs (`ultrafast`) have their video outputs encoded in chunks (`chunks`),
+//! which every worker claims before new jobs.
+//!
 //! It owns the order of things and the statuses; the actual work is done by `storage`
 //! (bytes), `media` (FFmpeg, on a blocking thread) and `plugins` (decisions).
 
