@@ -86,7 +86,10 @@ fn close_all(lanes: Vec<Lane<()>>, error: Option<MediaError>) -> Result<(), Medi
     first
 }
 
-fn quiet() -> Box<dyn FnOnce(&Result<(), MediaError>) + Send> {
+/// What a lane does with its result: nothing here, the caller joins it.
+type Report = Box<dyn FnOnce(&Result<(), MediaError>) + Send>;
+
+fn quiet() -> Report {
     Box::new(|_| {})
 }
 
