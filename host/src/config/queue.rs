@@ -45,11 +45,26 @@ pub struct WorkerConfig {
     /// and a log line), stopped, and its lease released for another attempt
     /// (`stall_after_secs`, default 300; 0 turns the watch off).
     pub stall_after: Option<Duration>,
+    /// Ultrafast (chunked parallel) encoding for every job whose input lasts at least
+    /// this long, as if it asked for `settings.ultrafast` (`ultrafast_min_duration_secs`,
+    /// default 0: only jobs that ask).
+    pub ultrafast_min_duration: Option<Duration>,
+    /// About how long an ultrafast chunk is (`ultrafast_chunk_secs`, default 15).
+    pub ultrafast_chunk: Duration,
+    /// Where an ultrafast job's input and pieces are staged for every worker
+    /// (`ultrafast_dir`, default `<data_dir>/ultrafast`): a directory all workers share.
+    pub ultrafast_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for WorkerConfig {
     fn default() -> Self {
-        WorkerConfig { shutdown_grace: Duration::from_secs(30), stall_after: Some(Duration::from_secs(300)) }
+        WorkerConfig {
+            shutdown_grace: Duration::from_secs(30),
+            stall_after: Some(Duration::from_secs(300)),
+            ultrafast_min_duration: None,
+            ultrafast_chunk: Duration::from_secs(15),
+            ultrafast_dir: None,
+        }
     }
 }
 
@@ -67,6 +82,9 @@ pub(super) struct FileQueue {
 pub(super) struct FileWorker {
     shutdown_grace_secs: Option<u64>,
     stall_after_secs: Option<u64>,
+    ultrafast_min_duration_secs: Option<u64>,
+    ultrafast_chunk_secs: Option<u64>,
+    ultrafast_dir: Option<std::path::PathBuf>,
 }
 
 fn number<T: std::str::FromStr>(name: &'static str, env: &dyn Fn(&str) -> Option<String>) -> Result<Option<T>, ConfigError> {
@@ -90,11 +108,20 @@ pub(super) fn load(
     let grace =
         number("COPRA_WORKER_SHUTDOWN_GRACE_SECS", env)?.or(worker.shutdown_grace_secs).unwrap_or(dw.shutdown_grace.as_secs());
     let stall = number("COPRA_WORKER_STALL_AFTER_SECS", env)?.or(worker.stall_after_secs).unwrap_or(300);
+    let ultrafast_min = number("COPRA_WORKER_ULTRAFAST_MIN_DURATION_SECS", env)?.or(worker.ultrafast_min_duration_secs).unwrap_or(0);
+    let chunk = number("COPRA_WORKER_ULTRAFAST_CHUNK_SECS", env)?.or(worker.ultrafast_chunk_secs).unwrap_or(15);
+    if chunk < 1 {
+        return Err(ConfigError::Invalid { name: "COPRA_WORKER_ULTRAFAST_CHUNK_SECS", message: "a chunk must last at least a second".into() });
+    }
+    let ultrafast_dir = env("COPRA_WORKER_ULTRAFAST_DIR").map(std::path::PathBuf::from).or(worker.ultrafast_dir);
     Ok((
         QueueConfig { lease: Duration::from_secs(lease), max_running_per_key },
         WorkerConfig {
             shutdown_grace: Duration::from_secs(grace),
             stall_after: (stall > 0).then(|| Duration::from_secs(stall)),
+            ultrafast_min_duration: (ultrafast_min > 0).then(|| Duration::from_secs(ultrafast_min)),
+            ultrafast_chunk: Duration::from_secs(chunk),
+            ultrafast_dir,
         },
     ))
 }
@@ -106,11 +133,11 @@ mod tests {
     #[test]
     fn environment_beats_file_beats_default() {
         let env = |name: &str| (name == "COPRA_QUEUE_LEASE_SECS").then(|| "6".to_string());
-        let file = FileWorker { stall_after_secs: Some(0), shutdown_grace_secs: None };
+        let file = FileWorker { stall_after_secs: Some(0), ..FileWorker::default() };
         let (queue, worker) = load(FileQueue { lease_secs: Some(60), max_running_per_key: Some(2) }, file, &env).unwrap();
         assert_eq!(queue, QueueConfig { lease: Duration::from_secs(6), max_running_per_key: 2 });
         assert_eq!(queue.heartbeat(), Duration::from_secs(2));
-        assert_eq!(worker, WorkerConfig { shutdown_grace: Duration::from_secs(30), stall_after: None });
+        assert_eq!(worker, WorkerConfig { stall_after: None, ..WorkerConfig::default() });
         let short = |name: &str| (name == "COPRA_QUEUE_LEASE_SECS").then(|| "1".to_string());
         assert!(load(FileQueue::default(), FileWorker::default(), &short).is_err());
     }

@@ -166,6 +166,11 @@ pub enum EventName {
     #[sea_orm(string_value = "job.stalled")]
     #[serde(rename = "job.stalled")]
     JobStalled,
+    /// How the worker ran the job, where it differs from what was asked (an ultrafast
+    /// job's outputs that could not be chunked). History only, not delivered.
+    #[sea_orm(string_value = "job.note")]
+    #[serde(rename = "job.note")]
+    JobNote,
 }
 
 impl EventName {
@@ -178,6 +183,7 @@ impl EventName {
             EventName::JobFailed => "job.failed",
             EventName::JobProgress => "job.progress",
             EventName::JobStalled => "job.stalled",
+            EventName::JobNote => "job.note",
         }
     }
 

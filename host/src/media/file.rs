@@ -37,7 +37,7 @@ fn constant_rate(container: &str, codec: &str) -> bool {
 
 /// Muxer options that make files ready for the web: MP4-family files get their index
 /// at the front so players can start before the download ends.
-fn muxer_options(container: &str) -> ffmpeg::Dictionary<'static> {
+pub(super) fn muxer_options(container: &str) -> ffmpeg::Dictionary<'static> {
     let mut options = ffmpeg::Dictionary::new();
     if matches!(container, "mp4" | "mov" | "ipod" | "3gp") {
         options.set("movflags", "+faststart");

@@ -98,6 +98,21 @@ impl Demuxer {
         self.audio.as_ref().map(AudioInput::format)
     }
 
+    /// Move to the video keyframe at or before `pts` (the video stream's time base, from
+    /// the file's start as decoded frames are), for an ultrafast chunk.
+    pub fn seek_video(&mut self, pts: i64) -> Result<(), MediaError> {
+        let video = self.video.as_ref().ok_or_else(|| MediaError::Unsupported("the input has no video".into()))?;
+        let target = pts + video.offset;
+        // SAFETY: an open format context and one of its stream indexes.
+        let status = unsafe {
+            ffmpeg::ffi::av_seek_frame(self.context.as_mut_ptr(), video.index as i32, target, ffmpeg::ffi::AVSEEK_FLAG_BACKWARD)
+        };
+        if status < 0 {
+            return Err(MediaError::Ffmpeg { stage: "seeking to a chunk", source: ffmpeg::Error::from(status) });
+        }
+        Ok(())
+    }
+
     /// Read one packet and hand every frame it decodes to `each`; at the end of the
     /// input, drain the decoders (frame threads and reordering hold some back) and
     /// return `false`. Streams nobody wants are not decoded.

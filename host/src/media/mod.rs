@@ -6,9 +6,12 @@
 //! output; `filters` builds the graphs; `encode` wraps encoders; `file`, `image` and
 //! `package` (HLS/DASH, with `codecs` for their codec strings) are the kinds of output;
 //! `probe` describes files; `plan_check` (with `allowlist`) holds a format plugin's plan
-//! and a probed input to the host's bounds before any of that runs.
+//! and a probed input to the host's bounds before any of that runs. For ultrafast jobs,
+//! `split` cuts the input at keyframes, `chunk` encodes one chunk (or the whole audio)
+//! into `piece` files, and `join` puts an output's pieces together by stream copy.
 
 mod allowlist;
+mod chunk;
 mod codecs;
 mod encode;
 mod engine;
@@ -16,11 +19,17 @@ mod file;
 mod filters;
 mod image;
 mod input;
+mod join;
 mod open;
 mod package;
+mod piece;
 mod plan_check;
 mod probe;
+mod split;
 
+pub use chunk::{encode_audio, encode_video_chunk};
+pub use join::join;
+pub use split::{ChunkRange, chunk_ranges};
 pub use engine::{EventSink, OutputTarget, Produced, TranscodeEvent, transcode};
 pub use image::SpriteTile;
 pub use package::Package;

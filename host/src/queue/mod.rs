@@ -7,6 +7,7 @@
 //! Workers are woken by [`enqueue`] (in this process) and by PostgreSQL's
 //! `LISTEN/NOTIFY` (see [`listen`]) from other processes; a short poll is the fallback.
 
+pub mod chunks;
 mod identity;
 mod listen;
 pub use identity::Identity;

@@ -1,6 +1,9 @@
 //! The worker: claims jobs from the queue and runs each through fetch → probe →
 //! conditions → plans → one native transcode → uploads → events.
 //!
+//! Ultrafast jobs (`ultrafast`) have their video outputs encoded in chunks (`chunks`),
+//! which every worker claims before new jobs.
+//!
 //! It owns the order of things and the statuses; the actual work is done by `storage`
 //! (bytes), `media` (FFmpeg, on a blocking thread) and `plugins` (decisions).
 
@@ -16,8 +19,10 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+mod chunks;
 mod record;
 mod transcode;
+mod ultrafast;
 mod upload;
 mod vtt;
 mod watch;
@@ -38,6 +43,8 @@ use record::JobRun;
 /// A job claimed this many times without finishing is failed instead of retried: it is
 /// more likely to crash the worker again than to succeed.
 const MAX_ATTEMPTS: i32 = 3;
+/// The running-task key of a chunk (jobs are keyed by their id).
+const CHUNK_KEY: &str = "chunk:";
 /// How often an idle worker looks for work it was not woken for (other API nodes).
 const POLL: Duration = Duration::from_secs(1);
 /// How long a job told to stop (shutdown, stall) has to end before it is left behind.
@@ -91,6 +98,9 @@ impl Worker {
         // Leases under the stable id can only be left by a process that died (the lock
         // file says no other live process holds the id): take them back at once.
         let released = if self.owns_stable_id { queue::release_all(&self.db, &self.identity).await? } else { 0 };
+        if self.owns_stable_id {
+            queue::chunks::release(&self.db, &self.identity, None).await?;
+        }
         if released > 0 {
             tracing::info!(released, "took back jobs interrupted by the last shutdown");
         }
@@ -111,6 +121,28 @@ impl Worker {
             };
             if stop.is_cancelled() {
                 break;
+            }
+            // Chunks of ultrafast jobs first: a job already running waits for them.
+            match queue::chunks::claim(&self.db, &self.identity, &self.config.queue, MAX_ATTEMPTS, None).await {
+                Ok(Some(chunk)) => {
+                    let worker = self.clone();
+                    let key = format!("{CHUNK_KEY}{}", chunk.id);
+                    let cancel = Arc::new(AtomicBool::new(false));
+                    cancels.insert(key.clone(), cancel.clone());
+                    let span = tracing::info_span!("chunk", job_id = %chunk.job_id, chunk = chunk.idx);
+                    running.spawn(
+                        async move {
+                            worker.run_chunk(chunk, cancel).await;
+                            drop(permit);
+                            worker.wake.notify_one();
+                            key
+                        }
+                        .instrument(span),
+                    );
+                    continue;
+                }
+                Ok(None) => {}
+                Err(err) => tracing::error!(%err, "claiming a chunk failed"),
             }
             match queue::claim(&self.db, &self.identity, &self.config.queue).await {
                 Ok(Some(job_id)) => {
@@ -170,6 +202,10 @@ impl Worker {
         }
         for (job_id, cancel) in &cancels {
             cancel.store(true, Ordering::Relaxed);
+            if job_id.starts_with(CHUNK_KEY) {
+                // The chunk gives its lease back itself once its encode stops.
+                continue;
+            }
             match queue::release(&self.db, job_id, &self.identity, true).await {
                 Ok(true) => tracing::warn!(job_id, "shutdown grace over: job stopped and its lease released for another worker"),
                 Ok(false) => {}
@@ -315,7 +351,11 @@ impl Worker {
             for p in &planned {
                 run.set_output(&p.row, OutputState::Working).await?;
             }
-            run.transcode_and_upload(&input_path, planned, destination, cancel).await?;
+            // Ultrafast: the outputs that can be are encoded in chunks by any worker.
+            let planned = if run.wants_ultrafast(&info) { run.ultrafast(&input_path, work, planned, destination, cancel).await? } else { planned };
+            if !planned.is_empty() {
+                run.transcode_and_upload(&input_path, planned, destination, cancel).await?;
+            }
         }
         if cancel.load(Ordering::Relaxed) {
             return Err(WriteError::LeaseLost(job.id.clone()).into());

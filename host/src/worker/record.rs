@@ -95,6 +95,19 @@ impl JobRun<'_> {
         self.apply(JobChange::default(), vec![(row.id, change)], Some(event)).await
     }
 
+    /// A note in the job's history on how it was run (not delivered).
+    pub async fn note(&self, message: String) -> Result<(), WriteError> {
+        tracing::info!(message, "job note");
+        let job_id = self.job_id().to_string();
+        let event = NewEvent {
+            name: EventName::JobNote,
+            dedupe_key: format!("job.note:{message}"),
+            deliver: false,
+            payload: Box::new(move |_, _| json!({"event": EventName::JobNote.as_str(), "job_id": job_id, "data": {"message": message}})),
+        };
+        self.apply(JobChange::default(), Vec::new(), Some(event)).await
+    }
+
     /// An output finished and uploaded: its URLs and metadata, and `output.completed`.
     pub async fn output_done(
         &self,

@@ -125,7 +125,7 @@ mod tests {
             db: db.clone(),
             lease: Lease { job_id: "j".into(), owner: "w1".into() },
             queue: QueueConfig { lease: Duration::from_millis(300), max_running_per_key: 0 },
-            worker: WorkerConfig { shutdown_grace: Duration::from_secs(1), stall_after: Some(Duration::from_millis(400)) },
+            worker: WorkerConfig { shutdown_grace: Duration::from_secs(1), stall_after: Some(Duration::from_millis(400)), ..WorkerConfig::default() },
             cancel: cancel.clone(),
             stalled: stalled.clone(),
         };

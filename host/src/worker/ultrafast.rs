@@ -1,0 +1,282 @@
+//! Ultrafast jobs, as the worker that claimed the job coordinates them: the input is
+//! cut at keyframes into chunk tasks that any worker encodes (this one too), the audio
+//! is encoded once here, and when the last chunk is done each output's pieces are
+//! joined without re-encoding and uploaded. Outputs that cannot be chunked take the
+//! normal path, with a `job.note` event saying so.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use super::chunks::{ChunkOutput, ChunkPlan, piece_path, stage_dir};
+use super::record::JobRun;
+use super::{MAX_ATTEMPTS, Planned, upload};
+use crate::db::jobs::WriteError;
+use crate::media::{self, Produced};
+use crate::queue::chunks::{self, ChunkState};
+use crate::storage::Destination;
+use crate::types::{MediaInfo, OutputPlan};
+
+/// How often the coordinator looks at its chunks while none is left for it to encode.
+const LOOK_EVERY: Duration = Duration::from_millis(300);
+
+/// Whether an output's plan can be encoded in chunks and joined by stream copy; if not,
+/// why.
+pub(super) fn chunkable(plan: &OutputPlan) -> Result<(), String> {
+    if plan.image.is_some() {
+        return Err("pictures".into());
+    }
+    if plan.packaging.is_some() {
+        return Err("httpstream packages".into());
+    }
+    if plan.range.is_some() {
+        return Err("an output of part of the input".into());
+    }
+    let Some(video) = &plan.video else { return Err("an output without video".into()) };
+    if video.fps.is_some() {
+        return Err("an output with its own frame rate".into());
+    }
+    match (plan.container.as_str(), video.codec.as_str()) {
+        ("mp4" | "mov" | "matroska", "h264" | "hevc" | "h265") | ("webm", "vp9") => Ok(()),
+        (container, codec) => Err(format!("{codec} in {container}")),
+    }
+}
+
+impl JobRun<'_> {
+    /// Whether the job runs ultrafast: it asked, or its input is longer than the
+    /// operator's threshold.
+    pub fn wants_ultrafast(&self, info: &MediaInfo) -> bool {
+        let asked = self.spec.settings.get("ultrafast").and_then(serde_json::Value::as_bool) == Some(true);
+        let long = self.worker.config.worker.ultrafast_min_duration.is_some_and(|min| info.duration >= min.as_secs_f64());
+        asked || long
+    }
+
+    /// Run the chunkable outputs of `planned` ultrafast; returns the others, for the
+    /// normal path.
+    pub async fn ultrafast(
+        &self,
+        input: &Path,
+        work: &Path,
+        planned: Vec<Planned>,
+        destination: &Destination,
+        cancel: &Arc<AtomicBool>,
+    ) -> anyhow::Result<Vec<Planned>> {
+        let (chunked, rest): (Vec<Planned>, Vec<Planned>) = planned.into_iter().partition(|p| chunkable(&p.target.plan).is_ok());
+        for p in &rest {
+            if let Err(why) = chunkable(&p.target.plan) {
+                self.note(format!("ultrafast: output {} ({why}) is encoded in one piece", p.row.key)).await?;
+            }
+        }
+        if chunked.is_empty() {
+            return Ok(rest);
+        }
+        let config = &self.worker.config;
+        let started = Instant::now();
+        let ranges = {
+            let (input, secs) = (input.to_path_buf(), config.worker.ultrafast_chunk.as_secs_f64());
+            tokio::task::spawn_blocking(move || media::chunk_ranges(&input, secs)).await?
+        };
+        let ranges = match ranges {
+            Ok(ranges) if ranges.len() > 1 => ranges,
+            Ok(_) => {
+                self.note("ultrafast: the input is too short to cut into chunks; encoded in one piece".into()).await?;
+                return Ok(chunked.into_iter().chain(rest).collect());
+            }
+            Err(err) => {
+                self.note(format!("ultrafast: the input could not be cut into chunks ({err}); encoded in one piece")).await?;
+                return Ok(chunked.into_iter().chain(rest).collect());
+            }
+        };
+        let job_id = self.lease.job_id.clone();
+        let stage = stage_dir(config, &job_id).ok_or_else(|| anyhow::anyhow!("job id {job_id} cannot name a directory"))?;
+        let result = self.run_chunked(input, work, &stage, &ranges, &chunked, destination, cancel, started).await;
+        let taken_over = match &result {
+            Err(err) => matches!(err.downcast_ref::<WriteError>(), Some(WriteError::LeaseLost(_))) || cancel.load(Ordering::Relaxed),
+            Ok(()) => false,
+        };
+        // A job taken over by another worker: the chunks and files are its coordinator's now.
+        if !taken_over {
+            if let Err(err) = chunks::delete(&self.worker.db, &job_id).await {
+                tracing::warn!(%err, "the job's chunks were not deleted");
+            }
+            if let Err(err) = tokio::fs::remove_dir_all(&stage).await
+                && err.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(%err, "the job's staging directory was not removed");
+            }
+        }
+        tracing::info!(chunks = ranges.len(), seconds = started.elapsed().as_secs_f64(), "ultrafast outputs done");
+        result?;
+        Ok(rest)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn run_chunked(
+        &self,
+        input: &Path,
+        work: &Path,
+        stage: &Path,
+        ranges: &[media::ChunkRange],
+        chunked: &[Planned],
+        destination: &Destination,
+        cancel: &Arc<AtomicBool>,
+        split_started: Instant,
+    ) -> anyhow::Result<()> {
+        let db = &self.worker.db;
+        let job_id = self.lease.job_id.as_str();
+        // 1. Stage the input where every worker finds it, and make the chunk tasks.
+        tokio::fs::create_dir_all(stage).await?;
+        let staged = stage.join("input");
+        let _ = tokio::fs::remove_file(&staged).await;
+        if tokio::fs::hard_link(input, &staged).await.is_err() {
+            tokio::fs::copy(input, &staged).await?;
+        }
+        let outputs = chunked
+            .iter()
+            .map(|p| ChunkOutput { position: p.row.position, video: p.target.plan.video.clone().expect("chunkable outputs have video") })
+            .collect();
+        let payload = serde_json::to_string(&ChunkPlan { outputs })?;
+        let bounds: Vec<(Option<i64>, Option<i64>)> = ranges.iter().map(|r| (r.start, r.end)).collect();
+        chunks::create(db, job_id, &bounds, &payload).await?;
+        self.worker.wake.notify_one();
+        let split_secs = split_started.elapsed().as_secs_f64();
+        self.note(format!("ultrafast: {} chunks of about {} s for {} output(s)", ranges.len(), self.worker.config.worker.ultrafast_chunk.as_secs(), chunked.len()))
+            .await?;
+
+        // 2. The audio, once, beside the chunks.
+        let audio_paths: Vec<Option<PathBuf>> =
+            chunked.iter().map(|p| p.target.plan.audio.as_ref().map(|_| work.join(format!("audio-{}.nut", p.row.position)))).collect();
+        let audio = {
+            let plans: Vec<_> = chunked.iter().filter_map(|p| p.target.plan.audio.clone()).collect();
+            let paths: Vec<PathBuf> = audio_paths.iter().flatten().cloned().collect();
+            let (input, cancel) = (input.to_path_buf(), cancel.clone());
+            tokio::task::spawn_blocking(move || if plans.is_empty() { Ok(()) } else { media::encode_audio(&input, &plans, &paths, &cancel) })
+        };
+
+        // 3. Chunks: this worker encodes them too, and watches all of them.
+        let encode_started = Instant::now();
+        let states = self.await_chunks(job_id, cancel).await?;
+        let audio = audio.await?;
+        let encode_secs = encode_started.elapsed().as_secs_f64();
+        let states = match (states, audio) {
+            (Ok(states), Ok(())) => states,
+            (Err(message), _) => {
+                for p in chunked {
+                    self.fail_output(&p.row, message.clone()).await?;
+                }
+                return Ok(());
+            }
+            (_, Err(err)) => {
+                for p in chunked {
+                    self.fail_output(&p.row, format!("Encoding the audio failed: {err}")).await?;
+                }
+                return Ok(());
+            }
+        };
+
+        // 4. Join each output and upload it.
+        let store = upload::Store {
+            plugins: self.worker.plugins.clone(),
+            destination: destination.clone(),
+            service: self.spec.storage_service().to_string(),
+            storage_json: self.spec.storage.to_string(),
+        };
+        let join_started = Instant::now();
+        for (p, audio) in chunked.iter().zip(audio_paths) {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(WriteError::LeaseLost(job_id.to_string()).into());
+            }
+            let pieces: Vec<PathBuf> = states.iter().map(|s| piece_path(stage, s.id, p.row.position)).collect();
+            let joined = {
+                let (container, out) = (p.target.plan.container.clone(), p.target.path.clone());
+                tokio::task::spawn_blocking(move || media::join(&pieces, audio.as_deref(), &container, &out)).await?
+            };
+            if let Err(err) = joined {
+                self.fail_output(&p.row, format!("Joining the chunks failed: {err}")).await?;
+                continue;
+            }
+            crate::metrics::encoded(p.spec.format.split(':').next().unwrap_or_default(), encode_started.elapsed());
+            let upload = upload::Upload {
+                http: self.worker.http.clone(),
+                store: store.clone(),
+                row: p.row.clone(),
+                spec: p.spec.clone(),
+                path: p.target.path.clone(),
+                produced: Produced::File,
+                mime_type: p.target.plan.mime_type.clone(),
+                segments: Default::default(),
+            };
+            let (row, result) = upload.run().await;
+            match result {
+                Ok(upload::Uploaded { url, urls, metadata }) => self.output_done(&row, url, urls, metadata).await?,
+                Err(message) => self.fail_output(&row, message).await?,
+            }
+        }
+        tracing::info!(
+            chunks = states.len(),
+            split_secs,
+            encode_secs,
+            join_and_upload_secs = join_started.elapsed().as_secs_f64(),
+            "ultrafast timings"
+        );
+        Ok(())
+    }
+
+    /// Encode this job's chunks that no one holds, and wait for the rest; the job's
+    /// progress is the sum over its chunks. Err(message): a chunk failed for good.
+    async fn await_chunks(&self, job_id: &str, cancel: &Arc<AtomicBool>) -> anyhow::Result<Result<Vec<ChunkState>, String>> {
+        let worker = self.worker;
+        let mut last_percent = -1;
+        loop {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(WriteError::LeaseLost(job_id.to_string()).into());
+            }
+            let states = chunks::states(&worker.db, job_id).await?;
+            if states.is_empty() {
+                // Another coordinator took the job over and replaced them.
+                return Err(WriteError::LeaseLost(job_id.to_string()).into());
+            }
+            let total: i64 = states.iter().map(|s| i64::from(s.progress)).sum();
+            let percent = ((total / states.len() as i64) / 10).min(99) as i32;
+            if percent != last_percent {
+                last_percent = percent;
+                self.progress(percent).await?;
+            }
+            if states.iter().all(|s| s.status == "done") {
+                return Ok(Ok(states));
+            }
+            let given_up = |s: &&ChunkState| s.status == "failed" || (s.status == "pending" && s.attempts >= MAX_ATTEMPTS && !s.leased);
+            if let Some(bad) = states.iter().find(given_up) {
+                let why = bad.error.clone().unwrap_or_else(|| "its worker stopped each time".into());
+                return Ok(Err(format!(
+                    "Chunk {} of {} failed after {} attempts: {why}",
+                    bad.idx + 1,
+                    states.len(),
+                    bad.attempts
+                )));
+            }
+            match chunks::claim(&worker.db, &worker.identity, &worker.config.queue, MAX_ATTEMPTS, Some(job_id)).await? {
+                Some(chunk) => {
+                    let run = worker.run_chunk(chunk, cancel.clone());
+                    tokio::pin!(run);
+                    loop {
+                        tokio::select! {
+                            () = &mut run => break,
+                            () = tokio::time::sleep(Duration::from_secs(1)) => {
+                                let states = chunks::states(&worker.db, job_id).await?;
+                                let total: i64 = states.iter().map(|s| i64::from(s.progress)).sum();
+                                let percent = ((total / states.len().max(1) as i64) / 10).min(99) as i32;
+                                if percent != last_percent {
+                                    last_percent = percent;
+                                    self.progress(percent).await?;
+                                }
+                            }
+                        }
+                    }
+                }
+                None => tokio::time::sleep(LOOK_EVERY).await,
+            }
+        }
+    }
+}

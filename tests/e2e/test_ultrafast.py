@@ -1,0 +1,239 @@
+"""Ultrafast jobs (`settings.ultrafast`): the input cut at keyframes into chunks that any
+worker encodes, the audio encoded once, the pieces joined by stream copy. Black-box:
+the real binary, S3 (moto), ffprobe/ffmpeg to check what a user gets against the same
+job run normally; PostgreSQL with two worker processes for a worker killed mid-chunk.
+
+Chunks are ~8 s here (`COPRA_WORKER_ULTRAFAST_CHUNK_SECS`), so a 32 s input with a
+keyframe every second is cut at 8, 16 and 24 s; its picture changes at 16 s (a scene
+change on a join)."""
+
+import json
+import re
+import subprocess
+import uuid
+
+import pytest
+import requests
+
+from conftest import KEY_A, Copra, count_frames, ffprobe, s3_storage, wait_until
+from test_scale_out import Cluster, database  # noqa: F401 (fixture)
+
+DURATION = 32
+RATE = 25
+JOINS = [8.0, 16.0, 24.0]
+CHUNK_ENV = {"COPRA_WORKER_ULTRAFAST_CHUNK_SECS": "8"}
+
+
+@pytest.fixture(scope="module")
+def uf_input(media_dir):
+    """640x360, 25 fps, a keyframe every second, testsrc2 then mandelbrot from 16 s; a
+    sine tone throughout."""
+    name = "uf-input.mp4"
+    half = DURATION // 2
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y",
+         "-f", "lavfi", "-i", f"testsrc2=size=640x360:rate={RATE}:duration={half}",
+         "-f", "lavfi", "-i", f"mandelbrot=size=640x360:rate={RATE},trim=duration={half}",
+         "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={DURATION}",
+         "-filter_complex", "[0:v][1:v]concat=n=2:v=1:a=0,format=yuv420p[v]",
+         "-map", "[v]", "-map", "2:a", "-c:v", "libx264", "-preset", "veryfast", "-g", str(RATE),
+         "-c:a", "aac", str(media_dir / name)],
+        check=True,
+    )
+    return name
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    node = Copra(tmp_path_factory.mktemp("uf") / "data", {**CHUNK_ENV, "COPRA_WORKER_CONCURRENCY": "2"}).start()
+    yield node
+    node.stop()
+
+
+def run_job(server, s3, media_server, uf_input, outputs, ultrafast, tmp_path):
+    name = "uf-" + uuid.uuid4().hex[:8]
+    job = {"input": {"url": f"{media_server}/{uf_input}"}, "storage": s3_storage(s3, path=f"/{name}"), "outputs": outputs}
+    if ultrafast:
+        job["settings"] = {"ultrafast": True}
+    created = server.post_job(job)
+    assert created.status_code == 201, created.text
+    view = server.wait_job(created.json()["id"], timeout=300)
+    assert view["status"] == "job.completed", json.dumps(view, indent=1)
+    return view, name
+
+
+def download(s3, key, tmp_path):
+    local = tmp_path / key.replace("/", "_")
+    s3["client"].download_file(s3["bucket"], key, str(local))
+    return local
+
+
+def events_of(server, job_id):
+    response = requests.get(f"{server.url}/v2/jobs/{job_id}/events", auth=(KEY_A, ""), stream=True, timeout=30)
+    assert response.status_code == 200
+    return response.text
+
+
+def packets(path, stream):
+    out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", stream, "-show_entries",
+                          "packet=pts_time,dts_time,duration_time,flags", "-of", "json", str(path)],
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out)["packets"]
+
+
+def psnr_per_frame(path, reference, tmp_path):
+    stats = tmp_path / f"psnr-{uuid.uuid4().hex[:6]}.log"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-i", str(reference), "-lavfi",
+                    f"[0:v][1:v]psnr=stats_file={stats}", "-f", "null", "-"], check=True)
+    values = []
+    for line in stats.read_text().splitlines():
+        fields = dict(part.split(":", 1) for part in line.split() if ":" in part)
+        values.append(min(float(fields["psnr_avg"]), 99.0))
+    return values
+
+
+def stream_duration(path, kind):
+    probe = ffprobe(path)
+    stream = next(s for s in probe["streams"] if s["codec_type"] == kind)
+    return float(stream["duration"])
+
+
+def test_ultrafast_matches_the_normal_encode(server, s3, media_server, media_dir, uf_input, tmp_path):
+    outputs = {"mp4:360p": {"path": "/out.mp4"}}
+    normal_view, normal_name = run_job(server, s3, media_server, uf_input, outputs, False, tmp_path)
+    fast_view, fast_name = run_job(server, s3, media_server, uf_input, outputs, True, tmp_path)
+    normal = download(s3, f"{normal_name}/out.mp4", tmp_path)
+    fast = download(s3, f"{fast_name}/out.mp4", tmp_path)
+
+    history = events_of(server, fast_view["id"])
+    assert "ultrafast: 4 chunks" in history, history
+    assert "ultrafast" not in events_of(server, normal_view["id"])
+
+    # Same frames, same length.
+    assert count_frames(fast) == count_frames(normal) == DURATION * RATE
+    frame = 1 / RATE
+    assert abs(stream_duration(fast, "video") - stream_duration(normal, "video")) <= frame
+    assert abs(float(ffprobe(fast)["format"]["duration"]) - float(ffprobe(normal)["format"]["duration"])) <= frame
+
+    # Monotonic timestamps, and a keyframe at every join.
+    video = packets(fast, "v:0")
+    dts = [float(p["dts_time"]) for p in video]
+    assert all(b > a for a, b in zip(dts, dts[1:])), "video dts not increasing"
+    pts = sorted(float(p["pts_time"]) for p in video)
+    assert all(abs((b - a) - frame) < 1e-3 for a, b in zip(pts, pts[1:])), "a frame missing or repeated"
+    keys = {round(float(p["pts_time"]), 3) for p in video if "K" in p["flags"]}
+    for join in JOINS:
+        assert join in keys, f"no keyframe at the join at {join} s (keyframes: {sorted(keys)})"
+
+    # No seam: over the second around each join, the picture (PSNR against the source) is
+    # within 1 dB of the normal encode's over the same frames; and so is the average. (A
+    # dropped or repeated frame would misalign every frame after it: tens of dB.) The
+    # first frames of a chunk start the encoder's rate control afresh, so single frames
+    # differ more, in either direction.
+    source = media_dir / uf_input
+    fast_psnr = psnr_per_frame(fast, source, tmp_path)
+    normal_psnr = psnr_per_frame(normal, source, tmp_path)
+    assert len(fast_psnr) == len(normal_psnr) == DURATION * RATE
+    mean = lambda values: sum(values) / len(values)  # noqa: E731
+    assert abs(mean(fast_psnr) - mean(normal_psnr)) <= 0.5, (mean(fast_psnr), mean(normal_psnr))
+    for join in JOINS:
+        around = slice(int(join * RATE) - RATE // 2, int(join * RATE) + RATE // 2 + 1)
+        assert abs(mean(fast_psnr[around]) - mean(normal_psnr[around])) <= 1.0, (join, fast_psnr[around], normal_psnr[around])
+
+    # Audio: encoded once, as long as the normal encode's, without gaps.
+    assert abs(stream_duration(fast, "audio") - stream_duration(normal, "audio")) < 1e-3
+    audio = packets(fast, "a:0")
+    for a, b in zip(audio, audio[1:]):
+        assert abs(float(a["pts_time"]) + float(a["duration_time"]) - float(b["pts_time"])) < 1e-4, (a, b)
+    assert [float(p["pts_time"]) for p in audio] == [float(p["pts_time"]) for p in packets(normal, "a:0")]
+
+
+def test_three_outputs_two_sizes_and_a_package(server, s3, media_server, uf_input, tmp_path):
+    outputs = {"mp4:360p": {"path": "/a.mp4"}, "mp4:240p": {"path": "/b.mp4"},
+               "httpstream": {"hls": {"path": "/hls"}}}
+    view, name = run_job(server, s3, media_server, uf_input, outputs, True, tmp_path)
+    assert [o["status"] for o in view["outputs"]] == ["video.encoded", "video.encoded", "httpstream.packaged"], view
+    for key, height in (("a.mp4", 360), ("b.mp4", 240)):
+        local = download(s3, f"{name}/{key}", tmp_path)
+        assert count_frames(local) == DURATION * RATE
+        stream = next(s for s in ffprobe(local)["streams"] if s["codec_type"] == "video")
+        assert stream["height"] == height
+    playlist = download(s3, f"{name}/hls/master.m3u8", tmp_path)
+    assert "#EXTM3U" in playlist.read_text()
+    history = events_of(server, view["id"])
+    assert "ultrafast: 4 chunks of about 8 s for 2 output(s)" in history
+    assert "output httpstream (httpstream packages) is encoded in one piece" in history
+
+
+def chunk_log(logs, what):
+    """The chunk indexes a worker's log says were `started` or `done`."""
+    return [int(m) for m in re.findall(rf"chunk {what} job_id=\S+ chunk=(\d+)", logs)]
+
+
+def test_a_worker_killed_holding_a_chunk(tmp_path, database, s3, media_server, media_dir):  # noqa: F811
+    """Two worker processes on PostgreSQL sharing a staging directory: the one holding a
+    chunk is killed (SIGKILL); the chunk is encoded again by the other once its lease
+    expires, and the job completes with every frame."""
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc2=size=1280x720:rate={RATE}:duration={DURATION}",
+                    "-f", "lavfi", "-i", f"sine=sample_rate=48000:duration={DURATION}", "-c:v", "libx264", "-preset", "ultrafast",
+                    "-g", str(RATE), "-c:a", "aac", str(media_dir / "uf-kill.mp4")], check=True)
+    cluster = Cluster(tmp_path, database, {**CHUNK_ENV, "COPRA_WORKER_ULTRAFAST_DIR": str(tmp_path / "shared")})
+    try:
+        api = cluster.api()
+        first = cluster.worker()
+        name = "uf-kill-" + uuid.uuid4().hex[:6]
+        job = {"input": {"url": f"{media_server}/uf-kill.mp4"}, "storage": s3_storage(s3, path=f"/{name}"),
+               "outputs": {"mp4:720p": {"path": "/out.mp4"}}, "settings": {"ultrafast": True}}
+        created = api.post_job(job)
+        assert created.status_code == 201, created.text
+        job_id = created.json()["id"]
+        # The first worker coordinates (and encodes a chunk); the second takes another.
+        wait_until(lambda: chunk_log(first.logs(), "started"), 60, "the coordinator's first chunk")
+        second = cluster.worker()
+        wait_until(lambda: chunk_log(second.logs(), "started"), 60, "a chunk on the second worker")
+        second.kill()
+        held = [c for c in chunk_log(second.logs(), "started") if c not in chunk_log(second.logs(), "done")]
+        assert held, "the second worker finished its chunk before it was killed"
+        view = api.wait_job(job_id, timeout=300)
+        assert view["status"] == "job.completed", view
+        # The killed worker's chunk was encoded again by the first.
+        assert held[0] in chunk_log(first.logs(), "done"), (held, first.logs()[-3000:])
+        local = tmp_path / "out.mp4"
+        s3["client"].download_file(s3["bucket"], f"{name}/out.mp4", str(local))
+        assert count_frames(local) == DURATION * RATE
+        assert cluster.rows(f"SELECT count(*) FROM chunks WHERE job_id = '{job_id}'") == [["0"]]
+        assert not (tmp_path / "shared" / job_id).exists()
+    finally:
+        cluster.stop()
+
+
+def test_hevc_and_vp9_in_every_chunked_container(server, s3, media_server, uf_input, tmp_path):
+    """H.264/HEVC in MP4, MOV and MKV and VP9 in WebM are chunked; each output has every
+    frame, its length, increasing timestamps and a keyframe at each join. A GIF is not
+    chunked: it is made on the normal path, with a note."""
+    outputs = {"mp4:hevc_x240": {"path": "/h.mp4"}, "mov:x264_x240": {"path": "/h.mov"},
+               "mkv:hevc_x240": {"path": "/h.mkv"}, "webm:vp9_x240": {"path": "/v.webm"},
+               "gif:160x_5fps": {"path": "/a.gif", "duration": 2}}
+    view, name = run_job(server, s3, media_server, uf_input, outputs, True, tmp_path)
+    statuses = {o["key"]: o["status"] for o in view["outputs"]}
+    assert [statuses[k] for k in list(outputs)[:4]] == ["video.encoded"] * 4, statuses
+    assert not statuses["gif:160x_5fps"].endswith(".failed"), statuses
+    for key, codec in (("h.mp4", "hevc"), ("h.mov", "h264"), ("h.mkv", "hevc"), ("v.webm", "vp9")):
+        local = download(s3, f"{name}/{key}", tmp_path)
+        stream = next(s for s in ffprobe(local)["streams"] if s["codec_type"] == "video")
+        assert stream["codec_name"] == codec and stream["height"] == 240, (key, stream)
+        assert count_frames(local) == DURATION * RATE, key
+        assert abs(float(ffprobe(local)["format"]["duration"]) - DURATION) <= 2 / RATE, key
+        video = packets(local, "v:0")
+        dts = [float(p["dts_time"]) for p in video if p.get("dts_time") not in (None, "N/A")]
+        assert all(b > a for a, b in zip(dts, dts[1:])), f"{key}: dts not increasing"
+        # (Matroska starts HEVC at its first frame's delay: times from the first frame.)
+        first = min(float(p["pts_time"]) for p in video)
+        keys = {round(float(p["pts_time"]) - first, 2) for p in video if "K" in p["flags"]}
+        for join in JOINS:
+            assert join in keys, f"{key}: no keyframe at the join at {join} s ({sorted(keys)})"
+        if key == "h.mp4":
+            assert stream["codec_tag_string"] == "hvc1"
+    history = events_of(server, view["id"])
+    assert "ultrafast: 4 chunks of about 8 s for 4 output(s)" in history
+    assert re.search(r"output gif:160x_5fps \([^)]+\) is encoded in one piece", history), history
