@@ -13,9 +13,11 @@ use crate::secret::{Sealer, Secret};
 
 mod limits;
 mod queue;
+mod ultrafast_store;
 mod webhooks;
 pub use limits::{LIMIT_ENV_NAMES, Limits};
 pub use queue::{QueueConfig, WorkerConfig};
+pub use ultrafast_store::UltrafastStore;
 pub use webhooks::{DEFAULT_RETRY_SCHEDULE_SECS, WebhookConfig};
 
 /// Everything the server runs with. Its `Debug` shows no secret: keys, the database

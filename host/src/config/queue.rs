@@ -54,6 +54,10 @@ pub struct WorkerConfig {
     /// Where an ultrafast job's input and pieces are staged for every worker
     /// (`ultrafast_dir`, default `<data_dir>/ultrafast`): a directory all workers share.
     pub ultrafast_dir: Option<std::path::PathBuf>,
+    /// An object-store work area for ultrafast jobs (`ultrafast_store`, an
+    /// `s3://bucket/prefix` URL, with its `ultrafast_store_*` keys): when set, chunks and
+    /// pieces go through it instead of `ultrafast_dir`, so workers need share no file system.
+    pub ultrafast_store: Option<super::ultrafast_store::UltrafastStore>,
 }
 
 impl Default for WorkerConfig {
@@ -64,6 +68,7 @@ impl Default for WorkerConfig {
             ultrafast_min_duration: None,
             ultrafast_chunk: Duration::from_secs(15),
             ultrafast_dir: None,
+            ultrafast_store: None,
         }
     }
 }
@@ -76,8 +81,8 @@ pub(super) struct FileQueue {
     max_running_per_key: Option<u32>,
 }
 
-/// The `[worker]` table of the config file.
-#[derive(Debug, Default, Deserialize)]
+/// The `[worker]` table of the config file (no `Debug`: it holds a secret).
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct FileWorker {
     shutdown_grace_secs: Option<u64>,
@@ -85,6 +90,12 @@ pub(super) struct FileWorker {
     ultrafast_min_duration_secs: Option<u64>,
     ultrafast_chunk_secs: Option<u64>,
     ultrafast_dir: Option<std::path::PathBuf>,
+    ultrafast_store: Option<String>,
+    ultrafast_store_endpoint: Option<String>,
+    ultrafast_store_region: Option<String>,
+    ultrafast_store_access_key_id: Option<String>,
+    ultrafast_store_secret_access_key: Option<String>,
+    ultrafast_store_path_style: Option<bool>,
 }
 
 fn number<T: std::str::FromStr>(name: &'static str, env: &dyn Fn(&str) -> Option<String>) -> Result<Option<T>, ConfigError> {
@@ -114,6 +125,15 @@ pub(super) fn load(
         return Err(ConfigError::Invalid { name: "COPRA_WORKER_ULTRAFAST_CHUNK_SECS", message: "a chunk must last at least a second".into() });
     }
     let ultrafast_dir = env("COPRA_WORKER_ULTRAFAST_DIR").map(std::path::PathBuf::from).or(worker.ultrafast_dir);
+    let store = super::ultrafast_store::FileStore {
+        ultrafast_store: worker.ultrafast_store,
+        ultrafast_store_endpoint: worker.ultrafast_store_endpoint,
+        ultrafast_store_region: worker.ultrafast_store_region,
+        ultrafast_store_access_key_id: worker.ultrafast_store_access_key_id,
+        ultrafast_store_secret_access_key: worker.ultrafast_store_secret_access_key,
+        ultrafast_store_path_style: worker.ultrafast_store_path_style,
+    };
+    let ultrafast_store = super::ultrafast_store::load(store, env)?;
     Ok((
         QueueConfig { lease: Duration::from_secs(lease), max_running_per_key },
         WorkerConfig {
@@ -122,6 +142,7 @@ pub(super) fn load(
             ultrafast_min_duration: (ultrafast_min > 0).then(|| Duration::from_secs(ultrafast_min)),
             ultrafast_chunk: Duration::from_secs(chunk),
             ultrafast_dir,
+            ultrafast_store,
         },
     ))
 }

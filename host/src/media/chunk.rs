@@ -95,9 +95,13 @@ fn quiet() -> Report {
 
 /// Encode the frames of `range` with every plan, into `pieces` (one per plan). The
 /// first frame of each piece is a keyframe (an encoder's first frame always is).
-/// `progress` sees the share of the chunk done. Returns the frames encoded.
+/// `input` is the whole input, or with `cut` the chunk's own file (see
+/// [`super::cut_chunks`]). `progress` sees the share of the chunk done. Returns the
+/// frames encoded.
+#[allow(clippy::too_many_arguments)]
 pub fn encode_video_chunk(
     input: &Path,
+    cut: bool,
     range: ChunkRange,
     plans: &[VideoPlan],
     pieces: &[PathBuf],
@@ -105,9 +109,9 @@ pub fn encode_video_chunk(
     cancel: &AtomicBool,
 ) -> Result<u64, MediaError> {
     super::init();
-    let mut demuxer = Demuxer::open(input)?;
+    let mut demuxer = if cut { Demuxer::open_cut(input)? } else { Demuxer::open(input)? };
     let format = demuxer.video_format().ok_or_else(|| MediaError::Unsupported("the input has no video".into()))?;
-    if let Some(start) = range.start {
+    if let Some(start) = range.start.filter(|_| !cut) {
         demuxer.seek_video(start)?;
     }
     let unit = f64::from(format.time_base);

@@ -90,6 +90,22 @@ impl Demuxer {
         Ok(Demuxer { context, video, audio, duration, read_errors: 0, position: 0.0 })
     }
 
+    /// Open a chunk file made by [`super::cut::cut_chunks`]: its frames come out timed
+    /// as the same frames of the whole input, described as the whole input's are.
+    pub fn open_cut(path: &Path) -> Result<Self, MediaError> {
+        let mut demuxer = Self::open(path)?;
+        let info = super::cut::CutInfo::of(&demuxer.context, path)?;
+        let video = demuxer.video.as_mut().ok_or_else(|| MediaError::Corrupt(format!("{} has no video", path.display())))?;
+        video.restamp = Some(video.time_base);
+        video.time_base = info.time_base;
+        video.frame_rate = info.frame_rate;
+        video.rotation = info.rotation;
+        video.offset = info.shift;
+        video.frame_duration = 1i64.rescale(info.frame_rate.invert(), info.time_base).max(1);
+        demuxer.duration = info.duration;
+        Ok(demuxer)
+    }
+
     pub fn video_format(&self) -> Option<VideoFormat> {
         self.video.as_ref().map(VideoInput::format)
     }
@@ -147,6 +163,9 @@ impl Demuxer {
         let index = packet.stream();
         let position = &mut self.position;
         if let Some(video) = self.video.as_mut().filter(|v| v.index == index) {
+            if let Some(from) = video.restamp {
+                packet.rescale_ts(from, video.time_base);
+            }
             if want_video {
                 video.decode(Some(&packet), &mut |f, t| {
                     *position = position.max(t);
@@ -187,6 +206,8 @@ struct VideoInput {
     offset: i64,
     frame_duration: i64,
     last_pts: Option<i64>,
+    /// A chunk file's own time base, which its packets are rescaled from (to `time_base`).
+    restamp: Option<Rational>,
 }
 
 impl VideoInput {
@@ -213,6 +234,7 @@ impl VideoInput {
             offset: start_time.rescale(ffmpeg::rescale::TIME_BASE, time_base),
             frame_duration,
             last_pts: None,
+            restamp: None,
         })
     }
 

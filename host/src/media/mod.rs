@@ -7,12 +7,14 @@
 //! `package` (HLS/DASH, with `codecs` for their codec strings) are the kinds of output;
 //! `probe` describes files; `plan_check` (with `allowlist`) holds a format plugin's plan
 //! and a probed input to the host's bounds before any of that runs. For ultrafast jobs,
-//! `split` cuts the input at keyframes, `chunk` encodes one chunk (or the whole audio)
+//! `split` chooses cuts on the input's keyframes (and `cut` copies each chunk to a file
+//! of its own, for workers without a shared file system), `chunk` encodes one chunk (or the whole audio)
 //! into `piece` files, and `join` puts an output's pieces together by stream copy.
 
 mod allowlist;
 mod chunk;
 mod codecs;
+mod cut;
 mod encode;
 mod engine;
 mod file;
@@ -28,6 +30,7 @@ mod probe;
 mod split;
 
 pub use chunk::{encode_audio, encode_video_chunk};
+pub use cut::cut_chunks;
 pub use join::join;
 pub use split::{ChunkRange, chunk_ranges};
 pub use engine::{EventSink, OutputTarget, Produced, TranscodeEvent, transcode};

@@ -227,6 +227,11 @@ fn checked(key: &str) -> Result<String, StorageError> {
     crate::object_key::object_key(key).map_err(|e| StorageError::Config(format!("the object key '{}' is refused: {e}", key.escape_debug())))
 }
 
+/// Stream a file to `key` of an operator the host built itself (the ultrafast work area).
+pub async fn upload_to(operator: &Operator, file: &Path, key: &str, content_type: &str) -> Result<(), StorageError> {
+    upload_opendal(operator, file, &checked(key)?, content_type, None).await
+}
+
 /// Stream a finished file to `key` of an opendal operator. A failed upload is aborted
 /// (an S3 multipart upload with it), and so is one whose future is dropped (the job's
 /// lease was lost or the job aborted): see [`Aborting`].

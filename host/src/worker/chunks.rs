@@ -1,6 +1,6 @@
 //! Chunks of ultrafast jobs, as any worker runs them: the chunk's input frames are
 //! decoded once and encoded with every video output's plan into pieces in the job's
-//! staging directory, under a lease renewed by heartbeat like a job's.
+//! staging area (see `stage`), under a lease renewed by heartbeat like a job's.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use serde::{Deserialize, Serialize};
 
+use super::stage::Stage;
 use super::{MAX_ATTEMPTS, Worker};
-use crate::config::Config;
 use crate::media::{self, ChunkRange};
 use crate::queue::chunks::{self, Chunk};
 use crate::types::VideoPlan;
@@ -30,21 +30,30 @@ pub(super) struct ChunkOutput {
     pub video: VideoPlan,
 }
 
-/// The directory every worker finds a job's staged input and pieces in.
-pub(super) fn stage_dir(config: &Config, job_id: &str) -> Option<PathBuf> {
-    // Job ids are the host's own, but they name a directory: only plain ones do.
-    let plain = !job_id.is_empty() && job_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    let root = config.worker.ultrafast_dir.clone().unwrap_or_else(|| config.data_dir.join("ultrafast"));
-    plain.then(|| root.join(job_id))
+/// The file holding chunk `idx` of the input, in a staging area that has one per chunk.
+pub(super) fn chunk_name(idx: i32) -> String {
+    format!("chunk-{idx}.nut")
 }
 
 /// A chunk's piece of one output (named by the chunk's row, so a piece left by an
-/// earlier coordinator's chunk is never mistaken for this one's).
-pub(super) fn piece_path(stage: &Path, chunk_id: i64, position: i32) -> PathBuf {
-    stage.join(format!("c{chunk_id}-o{position}.nut"))
+/// earlier coordinator's chunk is never mistaken for this one's); its side file of
+/// timestamps is the same name with `.times`.
+pub(super) fn piece_name(chunk_id: i64, position: i32) -> String {
+    format!("c{chunk_id}-o{position}.nut")
+}
+
+/// The side file of a piece (see `media::piece`).
+pub(super) fn times_name(piece: &str) -> String {
+    format!("{piece}.times")
 }
 
 impl Worker {
+    /// Where the chunks and pieces of `job_id` are staged.
+    pub(super) fn stage_of(&self, job_id: &str) -> Result<Stage, String> {
+        let dirs = self.config.worker.ultrafast_dir.clone().unwrap_or_else(|| self.config.data_dir.join("ultrafast"));
+        Stage::of(&dirs, self.stage_store.as_ref(), job_id)
+    }
+
     /// Encode a claimed chunk and record the outcome. `cancel` stops it (shutdown, or
     /// its coordinator's lease lost): the claim is then given back, not counted.
     pub(super) async fn run_chunk(&self, chunk: Chunk, cancel: Arc<AtomicBool>) {
@@ -73,12 +82,29 @@ impl Worker {
         }
     }
 
-    /// Ok(false): the lease was lost while encoding.
+    /// Ok(false): the lease was lost while encoding. A chunk staged in a store is
+    /// downloaded to a scratch directory of its own, removed at the end.
     async fn encode_chunk(&self, chunk: &Chunk, cancel: &Arc<AtomicBool>) -> Result<bool, String> {
+        let stage = self.stage_of(&chunk.job_id)?;
+        let scratch = crate::storage::work_dir(&self.config.data_dir, &format!("{}-chunk-{}", chunk.job_id, chunk.id));
+        if stage.cuts_chunks() {
+            tokio::fs::create_dir_all(&scratch).await.map_err(|e| format!("creating {}: {e}", scratch.display()))?;
+        }
+        let result = self.encode_staged_chunk(chunk, &stage, &scratch, cancel).await;
+        if stage.cuts_chunks()
+            && let Err(err) = tokio::fs::remove_dir_all(&scratch).await
+        {
+            tracing::warn!(%err, "the chunk's scratch directory was not removed");
+        }
+        result
+    }
+
+    async fn encode_staged_chunk(&self, chunk: &Chunk, stage: &Stage, scratch: &Path, cancel: &Arc<AtomicBool>) -> Result<bool, String> {
         let plan: ChunkPlan = serde_json::from_str(&chunk.payload).map_err(|e| format!("the chunk's plan is unreadable: {e}"))?;
-        let stage = stage_dir(&self.config, &chunk.job_id).ok_or("the chunk's job id is not a plain name")?;
-        let input = stage.join("input");
-        let pieces: Vec<PathBuf> = plan.outputs.iter().map(|o| piece_path(&stage, chunk.id, o.position)).collect();
+        let cut = stage.cuts_chunks();
+        let input = stage.get(&if cut { chunk_name(chunk.idx) } else { "input".to_string() }, scratch).await?;
+        let names: Vec<String> = plan.outputs.iter().map(|o| piece_name(chunk.id, o.position)).collect();
+        let pieces: Vec<PathBuf> = names.iter().map(|name| stage.local_dir(scratch).join(name)).collect();
         let plans: Vec<VideoPlan> = plan.outputs.into_iter().map(|o| o.video).collect();
         let range = ChunkRange { start: chunk.start, end: chunk.end };
         let done = Arc::new(AtomicU32::new(0));
@@ -86,10 +112,10 @@ impl Worker {
         let stop = Arc::new(AtomicBool::new(false));
         let mut lost = false;
         let encode = {
-            let (done, stop) = (done.clone(), stop.clone());
+            let (done, stop, pieces) = (done.clone(), stop.clone(), pieces.clone());
             tokio::task::spawn_blocking(move || {
                 let progress = move |fraction: f64| done.store((fraction * 1000.0) as u32, Ordering::Relaxed);
-                media::encode_video_chunk(&input, range, &plans, &pieces, &progress, &stop)
+                media::encode_video_chunk(&input, cut, range, &plans, &pieces, &progress, &stop)
             })
         };
         tokio::pin!(encode);
@@ -101,7 +127,13 @@ impl Worker {
                     let result = result.map_err(|e| format!("the chunk's encode panicked: {e}"))?;
                     return match result {
                         _ if lost => Ok(false),
-                        Ok(_) => Ok(true),
+                        Ok(_) => {
+                            for (name, path) in names.iter().zip(&pieces) {
+                                stage.put(name, path).await?;
+                                stage.put(&times_name(name), &path.with_file_name(times_name(name))).await?;
+                            }
+                            Ok(true)
+                        }
                         Err(err) => Err(format!("encoding failed: {err}")),
                     };
                 }

@@ -21,6 +21,7 @@ use tracing::Instrument;
 
 mod chunks;
 mod record;
+mod stage;
 mod transcode;
 mod ultrafast;
 mod upload;
@@ -66,6 +67,8 @@ pub struct Worker {
     /// Whether this process owns the node's stable worker id (see [`queue::Identity`]).
     owns_stable_id: bool,
     _identity: queue::Identity,
+    /// The ultrafast work area in an object store, when one is configured.
+    stage_store: Option<stage::StoreArea>,
 }
 
 impl Worker {
@@ -78,6 +81,7 @@ impl Worker {
     ) -> anyhow::Result<Arc<Self>> {
         let http = crate::job::prepare::transfer_client(&config)?;
         let identity = queue::Identity::acquire(&config.data_dir, &config.worker_id)?;
+        let stage_store = config.worker.ultrafast_store.as_ref().map(|store| stage::StoreArea::new(store, &config)).transpose()?;
         Ok(Arc::new(Worker {
             db,
             plugins,
@@ -88,6 +92,7 @@ impl Worker {
             identity: identity.id.clone(),
             owns_stable_id: identity.owns_stable_id,
             _identity: identity,
+            stage_store,
         }))
     }
 

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::chunks::{ChunkOutput, ChunkPlan, piece_path, stage_dir};
+use super::chunks::{ChunkOutput, ChunkPlan, chunk_name, piece_name, times_name};
+use super::stage::Stage;
 use super::record::JobRun;
 use super::{MAX_ATTEMPTS, Planned, upload};
 use crate::db::jobs::WriteError;
@@ -41,6 +42,23 @@ pub(super) fn chunkable(plan: &OutputPlan) -> Result<(), String> {
         ("mp4" | "mov" | "matroska", "h264" | "hevc" | "h265") | ("webm", "vp9") => Ok(()),
         (container, codec) => Err(format!("{codec} in {container}")),
     }
+}
+
+/// The local files the coordinator cuts the input's chunks into.
+fn chunk_files(work: &Path, count: usize) -> Vec<PathBuf> {
+    (0..count).map(|idx| work.join(chunk_name(idx as i32))).collect()
+}
+
+/// Local paths to every chunk's piece of the output at `position`, in order (downloaded
+/// to `work` from a store, with their side files).
+async fn fetch_pieces(stage: &Stage, states: &[ChunkState], position: i32, work: &Path) -> Result<Vec<PathBuf>, String> {
+    let mut pieces = Vec::with_capacity(states.len());
+    for state in states {
+        let name = piece_name(state.id, position);
+        stage.get(&times_name(&name), work).await?;
+        pieces.push(stage.get(&name, work).await?);
+    }
+    Ok(pieces)
 }
 
 impl JobRun<'_> {
@@ -89,7 +107,15 @@ impl JobRun<'_> {
             }
         };
         let job_id = self.lease.job_id.clone();
-        let stage = stage_dir(config, &job_id).ok_or_else(|| anyhow::anyhow!("job id {job_id} cannot name a directory"))?;
+        let stage = self.worker.stage_of(&job_id).map_err(|e| anyhow::anyhow!(e))?;
+        if stage.cuts_chunks() {
+            // Each chunk a file of its own in the work dir, uploaded when the tasks are made.
+            let (input, ranges, paths) = (input.to_path_buf(), ranges.clone(), chunk_files(work, ranges.len()));
+            if let Err(err) = tokio::task::spawn_blocking(move || media::cut_chunks(&input, &ranges, &paths)).await? {
+                self.note(format!("ultrafast: the input could not be cut into chunk files ({err}); encoded in one piece")).await?;
+                return Ok(chunked.into_iter().chain(rest).collect());
+            }
+        }
         let result = self.run_chunked(input, work, &stage, &ranges, &chunked, destination, cancel, started).await;
         let taken_over = match &result {
             Err(err) => matches!(err.downcast_ref::<WriteError>(), Some(WriteError::LeaseLost(_))) || cancel.load(Ordering::Relaxed),
@@ -100,10 +126,8 @@ impl JobRun<'_> {
             if let Err(err) = chunks::delete(&self.worker.db, &job_id).await {
                 tracing::warn!(%err, "the job's chunks were not deleted");
             }
-            if let Err(err) = tokio::fs::remove_dir_all(&stage).await
-                && err.kind() != std::io::ErrorKind::NotFound
-            {
-                tracing::warn!(%err, "the job's staging directory was not removed");
+            if let Err(err) = stage.remove().await {
+                tracing::warn!(%err, "the job's staging area was not cleared");
             }
         }
         tracing::info!(chunks = ranges.len(), seconds = started.elapsed().as_secs_f64(), "ultrafast outputs done");
@@ -116,7 +140,7 @@ impl JobRun<'_> {
         &self,
         input: &Path,
         work: &Path,
-        stage: &Path,
+        stage: &Stage,
         ranges: &[media::ChunkRange],
         chunked: &[Planned],
         destination: &Destination,
@@ -125,12 +149,20 @@ impl JobRun<'_> {
     ) -> anyhow::Result<()> {
         let db = &self.worker.db;
         let job_id = self.lease.job_id.as_str();
-        // 1. Stage the input where every worker finds it, and make the chunk tasks.
-        tokio::fs::create_dir_all(stage).await?;
-        let staged = stage.join("input");
-        let _ = tokio::fs::remove_file(&staged).await;
-        if tokio::fs::hard_link(input, &staged).await.is_err() {
-            tokio::fs::copy(input, &staged).await?;
+        // 1. Stage the input (or each chunk's file) where every worker finds it, and make
+        //    the chunk tasks.
+        stage.create().await.map_err(|e| anyhow::anyhow!(e))?;
+        if stage.cuts_chunks() {
+            let (upload_started, mut bytes) = (Instant::now(), 0u64);
+            for (idx, path) in chunk_files(work, ranges.len()).iter().enumerate() {
+                bytes += tokio::fs::metadata(path).await.map(|m| m.len()).unwrap_or(0);
+                stage.put(&chunk_name(idx as i32), path).await.map_err(|e| anyhow::anyhow!(e))?;
+                let _ = tokio::fs::remove_file(path).await;
+            }
+            let seconds = upload_started.elapsed().as_secs_f64();
+            tracing::info!(chunks = ranges.len(), bytes, seconds, "chunk files uploaded to the ultrafast store");
+        } else {
+            stage.put("input", input).await.map_err(|e| anyhow::anyhow!(e))?;
         }
         let outputs = chunked
             .iter()
@@ -187,10 +219,24 @@ impl JobRun<'_> {
             if cancel.load(Ordering::Relaxed) {
                 return Err(WriteError::LeaseLost(job_id.to_string()).into());
             }
-            let pieces: Vec<PathBuf> = states.iter().map(|s| piece_path(stage, s.id, p.row.position)).collect();
+            let pieces = match fetch_pieces(stage, &states, p.row.position, work).await {
+                Ok(pieces) => pieces,
+                Err(err) => {
+                    self.fail_output(&p.row, format!("Fetching the chunks' pieces failed: {err}")).await?;
+                    continue;
+                }
+            };
             let joined = {
                 let (container, out) = (p.target.plan.container.clone(), p.target.path.clone());
-                tokio::task::spawn_blocking(move || media::join(&pieces, audio.as_deref(), &container, &out)).await?
+                let fetched = pieces.clone();
+                let joined = tokio::task::spawn_blocking(move || media::join(&pieces, audio.as_deref(), &container, &out)).await?;
+                if stage.cuts_chunks() {
+                    for piece in fetched {
+                        let _ = tokio::fs::remove_file(&piece).await;
+                        let _ = tokio::fs::remove_file(piece.with_file_name(times_name(&piece.file_name().unwrap_or_default().to_string_lossy()))).await;
+                    }
+                }
+                joined
             };
             if let Err(err) = joined {
                 self.fail_output(&p.row, format!("Joining the chunks failed: {err}")).await?;

@@ -1,0 +1,207 @@
+//! The chunks of an ultrafast job's input as files of their own, for workers that share
+//! no file system with the coordinator: each holds the main video stream's packets of
+//! one chunk, copied without decoding, in NUT. A chunk worker then fetches its chunk
+//! only, not the whole input.
+//!
+//! A chunk file decodes to exactly the frames, with exactly the timestamps, that the
+//! chunk's range of the whole input decodes to:
+//! - it starts at the chunk's keyframe and ends with the next chunk's keyframe and the
+//!   packets after it that are shown before it (the leading frames of an open GOP,
+//!   which belong to this chunk);
+//! - timestamps are the input's, from its start, moved forward by [`SHIFT_SECS`] (NUT
+//!   refuses negative ones); what NUT does not keep (the stream's time base, which its
+//!   muxer may refine, the frame rate, the rotation, the input's duration) is written to
+//!   the file's metadata and restored by [`CutInfo::of`] when the worker opens it.
+
+use std::path::{Path, PathBuf};
+
+use ffmpeg::media::Type;
+use ffmpeg::{Rational, Rescale, format};
+use ffmpeg_next as ffmpeg;
+
+use super::MediaError;
+use super::file::write_packet;
+use super::probe::{main_stream, rotation_of};
+use super::split::ChunkRange;
+
+/// Seconds every timestamp of a chunk file is moved forward by.
+const SHIFT_SECS: i64 = 1_000;
+const CUT_KEY: &str = "copra_cut";
+
+/// What a chunk file's reader needs to decode it as part of the whole input.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct CutInfo {
+    /// The input video stream's time base, which the file's timestamps are rescaled to.
+    pub time_base: Rational,
+    /// The input video's frame rate, as the decoder of the whole input saw it.
+    pub frame_rate: Rational,
+    /// Degrees clockwise a player turns the input's pictures.
+    pub rotation: i32,
+    /// What to subtract from each timestamp (in `time_base`) to get the input's time.
+    pub shift: i64,
+    /// The whole input's duration, in seconds.
+    pub duration: f64,
+}
+
+impl CutInfo {
+    fn text(&self) -> String {
+        let (tb, fr) = (self.time_base, self.frame_rate);
+        format!("{}/{} {}/{} {} {} {}", tb.numerator(), tb.denominator(), fr.numerator(), fr.denominator(), self.rotation, self.shift, self.duration)
+    }
+
+    fn parse(text: &str) -> Option<CutInfo> {
+        let ratio = |text: &str| {
+            let (num, den) = text.split_once('/')?;
+            let (num, den) = (num.parse::<i32>().ok()?, den.parse::<i32>().ok()?);
+            (num > 0 && den > 0).then(|| Rational::new(num, den))
+        };
+        let mut fields = text.split(' ');
+        let info = CutInfo {
+            time_base: ratio(fields.next()?)?,
+            frame_rate: ratio(fields.next()?)?,
+            rotation: fields.next()?.parse().ok()?,
+            shift: fields.next()?.parse().ok()?,
+            duration: fields.next()?.parse().ok().filter(|d: &f64| d.is_finite() && *d >= 0.0)?,
+        };
+        fields.next().is_none().then_some(info)
+    }
+
+    /// The cut of an open chunk file, from its metadata.
+    pub fn of(context: &format::context::Input, path: &Path) -> Result<CutInfo, MediaError> {
+        context
+            .metadata()
+            .get(CUT_KEY)
+            .and_then(CutInfo::parse)
+            .ok_or_else(|| MediaError::Corrupt(format!("{} is not a chunk of an ultrafast job", path.display())))
+    }
+}
+
+/// One chunk file being written.
+struct ChunkFile {
+    muxer: format::context::Output,
+    /// The chunk's end (input time, from the start), while its trailing packets come.
+    end: Option<i64>,
+}
+
+impl ChunkFile {
+    fn create(path: &Path, parameters: &ffmpeg::codec::Parameters, aspect: ffmpeg::ffi::AVRational, info: &CutInfo) -> Result<Self, MediaError> {
+        let mut muxer = format::output_as(path, "nut").map_err(|source| MediaError::Open { path: path.display().to_string(), source })?;
+        {
+            let mut stream = muxer.add_stream(ffmpeg::encoder::find(ffmpeg::codec::Id::None)).map_err(MediaError::at("adding a stream"))?;
+            stream.set_parameters(parameters.clone());
+            stream.set_time_base(info.time_base);
+            stream.set_avg_frame_rate(info.frame_rate);
+            // SAFETY: plain fields of the new stream and its parameters, before the header;
+            // the input's tag (`avc1`, ...) means nothing to NUT, which picks its own.
+            unsafe {
+                (*(*stream.as_mut_ptr()).codecpar).codec_tag = 0;
+                (*stream.as_mut_ptr()).sample_aspect_ratio = aspect;
+            }
+        }
+        let mut metadata = ffmpeg::Dictionary::new();
+        metadata.set(CUT_KEY, &info.text());
+        muxer.set_metadata(metadata);
+        muxer.write_header().map_err(MediaError::at("writing a chunk's header"))?;
+        Ok(ChunkFile { muxer, end: None })
+    }
+
+    fn write(&mut self, packet: &ffmpeg::Packet, info: &CutInfo) -> Result<(), MediaError> {
+        let mut packet = packet.clone();
+        write_packet(&mut self.muxer, 0, &mut packet, info.time_base)
+    }
+
+    fn finish(mut self) -> Result<(), MediaError> {
+        self.muxer.write_trailer().map_err(MediaError::at("writing a chunk's trailer"))
+    }
+}
+
+/// Write the packets of each of `ranges` (from [`super::chunk_ranges`] on the same
+/// input) to the file of the same index in `paths`.
+pub fn cut_chunks(input: &Path, ranges: &[ChunkRange], paths: &[PathBuf]) -> Result<(), MediaError> {
+    super::init();
+    if ranges.is_empty() || ranges.len() != paths.len() {
+        return Err(MediaError::Unsupported("one file per chunk is needed".into()));
+    }
+    let mut context = super::open::open_local(input)?;
+    let index = main_stream(&context, Type::Video).ok_or_else(|| MediaError::Unsupported("the input has no video".into()))?;
+    // SAFETY: plain field of an open format context.
+    let start_time = unsafe { (*context.as_ptr()).start_time };
+    let start_time = if start_time == ffmpeg::ffi::AV_NOPTS_VALUE { 0 } else { start_time };
+    let duration = if context.duration() > 0 { context.duration() as f64 / f64::from(ffmpeg::ffi::AV_TIME_BASE) } else { 0.0 };
+    let (info, offset, parameters, aspect) = {
+        let stream = context.stream(index).ok_or(MediaError::NoStreams)?;
+        let time_base = stream.time_base();
+        // As the decoder of the whole input chooses it (see `input::VideoInput`).
+        let frame_rate = [stream.avg_frame_rate(), stream.rate()]
+            .into_iter()
+            .find(|r| r.numerator() > 0 && r.denominator() > 0)
+            .unwrap_or(Rational::new(25, 1));
+        let shift = SHIFT_SECS.rescale(Rational::new(1, 1), time_base);
+        // SAFETY: plain field of an open stream.
+        let aspect = unsafe { (*stream.as_ptr()).sample_aspect_ratio };
+        let info = CutInfo { time_base, frame_rate, rotation: rotation_of(&stream), shift, duration };
+        (info, start_time.rescale(ffmpeg::rescale::TIME_BASE, time_base), stream.parameters(), aspect)
+    };
+    // The chunk being filled, and the one before it while its trailing packets come.
+    let mut current = 0usize;
+    let mut open = ChunkFile::create(&paths[0], &parameters, aspect, &info)?;
+    let mut tail: Option<ChunkFile> = None;
+    for (stream, mut packet) in context.packets() {
+        if stream.index() != index {
+            continue;
+        }
+        let ts = packet.pts().or(packet.dts()).map(|t| t - offset);
+        let Some(pts) = ts else {
+            return Err(MediaError::Unsupported(format!("a video packet of chunk {} has no timestamp", current + 1)));
+        };
+        let next_start = ranges.get(current + 1).and_then(|r| r.start);
+        if packet.is_key() && next_start == Some(pts) {
+            if let Some(done) = tail.take() {
+                done.finish()?;
+            }
+            let mut previous = std::mem::replace(&mut open, ChunkFile::create(&paths[current + 1], &parameters, aspect, &info)?);
+            previous.end = Some(pts);
+            tail = Some(previous);
+            current += 1;
+        }
+        let shifted = |t: i64| t - offset + info.shift;
+        let pts_in = packet.pts().or(packet.dts()).map(shifted);
+        let dts_in = packet.dts().map(shifted);
+        if pts_in.is_some_and(|t| t < 0) || dts_in.is_some_and(|t| t < 0) {
+            return Err(MediaError::Unsupported("the input's video starts too far before its own start".into()));
+        }
+        packet.set_pts(pts_in);
+        packet.set_dts(dts_in);
+        // The previous chunk also gets this chunk's keyframe and the frames after it that
+        // are shown before it; the first packet shown later ends it.
+        let for_tail = tail.as_ref().and_then(|t| t.end).is_some_and(|end| pts < end || (packet.is_key() && pts == end));
+        match tail.as_mut() {
+            Some(previous) if for_tail => previous.write(&packet, &info)?,
+            Some(_) => tail.take().expect("matched Some").finish()?,
+            None => {}
+        }
+        open.write(&packet, &info)?;
+    }
+    if let Some(done) = tail.take() {
+        done.finish()?;
+    }
+    open.finish()?;
+    if current + 1 != ranges.len() {
+        return Err(MediaError::Corrupt(format!("the keyframe chunk {} starts at was not found", current + 2)));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cut_info_round_trips_and_refuses_damage() {
+        let info = CutInfo { time_base: Rational::new(1, 15360), frame_rate: Rational::new(30000, 1001), rotation: 90, shift: 15_360_000, duration: 32.04 };
+        assert_eq!(CutInfo::parse(&info.text()), Some(info));
+        for bad in ["", "1/0 25/1 0 0 1", "1/25 25/1 0 0 1 extra", "1/25 25/1 x 0 1", "1/25 25/1 0 0 NaN"] {
+            assert_eq!(CutInfo::parse(bad), None, "{bad}");
+        }
+    }
+}

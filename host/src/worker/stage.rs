@@ -1,0 +1,229 @@
+//! Where an ultrafast job's chunks and pieces are staged for every worker: a directory
+//! they all share (`[worker] ultrafast_dir`; the data directory of a single process), or
+//! an object store (`[worker] ultrafast_store`) for machines that share no file system.
+//!
+//! Files are named, not pathed: `put` stages a local file under a name, `get` gives a
+//! local path to a staged one (the staged file itself in a directory; a download into
+//! the caller's scratch directory from a store), `remove` clears the job's whole area.
+
+use std::path::{Path, PathBuf};
+
+use futures::TryStreamExt;
+use opendal::Operator;
+use tokio::io::AsyncWriteExt;
+
+use crate::config::{Config, UltrafastStore};
+use crate::net::{HttpClient, Outbound, Policy};
+
+/// One job's staging area.
+#[derive(Clone)]
+pub(super) enum Stage {
+    /// `<ultrafast_dir>/<job id>/`.
+    Dir(PathBuf),
+    /// `<prefix>/<job id>/` in the operator's bucket.
+    Store { operator: Operator, root: String },
+}
+
+/// The operator's work-area bucket, built once per worker process.
+#[derive(Clone)]
+pub(super) struct StoreArea {
+    operator: Operator,
+    prefix: String,
+}
+
+impl StoreArea {
+    /// An opendal S3 operator for the configured bucket. Its requests go through a client
+    /// of the outbound policy that also allows the configured endpoint's host (the
+    /// operator named it; jobs' own transfers do not get it).
+    pub fn new(store: &UltrafastStore, config: &Config) -> anyhow::Result<StoreArea> {
+        let mut options = vec![
+            ("bucket".to_string(), store.bucket.clone()),
+            ("region".to_string(), store.region.clone()),
+            ("enable_virtual_host_style".to_string(), (!store.path_style).to_string()),
+        ];
+        let mut allow: Vec<String> = config.outbound.policy().rules().iter().map(rule_text).collect();
+        if let Some(endpoint) = &store.endpoint {
+            options.push(("endpoint".to_string(), endpoint.clone()));
+            if let Some(host) = url::Url::parse(endpoint).ok().and_then(|u| u.host_str().map(|h| h.trim_matches(['[', ']']).to_string())) {
+                allow.push(host);
+            }
+        }
+        if let (Some(id), Some(secret)) = (&store.access_key_id, &store.secret_access_key) {
+            options.push(("access_key_id".to_string(), id.clone()));
+            options.push(("secret_access_key".to_string(), secret.expose().clone()));
+            options.push(("disable_config_load".to_string(), "true".to_string()));
+            options.push(("disable_ec2_metadata".to_string(), "true".to_string()));
+        }
+        let policy = Policy::parse(&allow.join(",")).map_err(|e| anyhow::anyhow!("the ultrafast store's endpoint: {e}"))?;
+        let client: HttpClient = Outbound::new(policy).client(crate::net::Timeouts {
+            connect: std::time::Duration::from_secs(10),
+            idle: config.limits.transfer_idle,
+            total: Some(config.limits.transfer_total),
+        })?;
+        let operator = Operator::via_iter(opendal::Scheme::S3, options).map_err(|e| anyhow::anyhow!("the ultrafast store: {e}"))?;
+        let operator = crate::storage::endpoint::under_policy(operator, &client);
+        Ok(StoreArea { operator, prefix: store.prefix.clone() })
+    }
+}
+
+/// A rule as the allow list spells it.
+fn rule_text(rule: &crate::net::Rule) -> String {
+    match rule {
+        crate::net::Rule::Net { addr, len } => format!("{addr}/{len}"),
+        crate::net::Rule::Host { name, subdomains: true } => format!("*.{name}"),
+        crate::net::Rule::Host { name, subdomains: false } => name.clone(),
+    }
+}
+
+/// Job ids are the host's own, but they name a directory or a key: only plain ones do.
+fn plain(job_id: &str) -> bool {
+    !job_id.is_empty() && job_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+impl Stage {
+    /// The staging area of `job_id`: in the store when there is one, else below `dirs`.
+    pub fn of(dirs: &Path, store: Option<&StoreArea>, job_id: &str) -> Result<Stage, String> {
+        if !plain(job_id) {
+            return Err(format!("the job id {job_id:?} cannot name a staging area"));
+        }
+        Ok(match store {
+            Some(area) => {
+                let root = if area.prefix.is_empty() { format!("{job_id}/") } else { format!("{}/{job_id}/", area.prefix) };
+                Stage::Store { operator: area.operator.clone(), root }
+            }
+            None => Stage::Dir(dirs.join(job_id)),
+        })
+    }
+
+    /// Whether chunks are staged as files of their own (a store), rather than the
+    /// whole input once (a shared directory).
+    pub fn cuts_chunks(&self) -> bool {
+        matches!(self, Stage::Store { .. })
+    }
+
+    /// Where a file to be staged is best written: the directory itself, or `scratch`.
+    pub fn local_dir<'a>(&'a self, scratch: &'a Path) -> &'a Path {
+        match self {
+            Stage::Dir(dir) => dir,
+            Stage::Store { .. } => scratch,
+        }
+    }
+
+    /// Make the area ready for files.
+    pub async fn create(&self) -> Result<(), String> {
+        match self {
+            Stage::Dir(dir) => tokio::fs::create_dir_all(dir).await.map_err(|e| format!("creating the staging directory {}: {e}", dir.display())),
+            Stage::Store { .. } => Ok(()),
+        }
+    }
+
+    /// Stage `file` under `name` (a file already in the directory under that name stays).
+    pub async fn put(&self, name: &str, file: &Path) -> Result<(), String> {
+        match self {
+            Stage::Dir(dir) => {
+                let staged = dir.join(name);
+                if staged == file {
+                    return Ok(());
+                }
+                let _ = tokio::fs::remove_file(&staged).await;
+                if tokio::fs::hard_link(file, &staged).await.is_err() {
+                    tokio::fs::copy(file, &staged).await.map_err(|e| format!("staging {name} in {}: {e}", dir.display()))?;
+                }
+                Ok(())
+            }
+            Stage::Store { operator, root } => {
+                let key = format!("{root}{name}");
+                crate::storage::upload_to(operator, file, &key, "application/octet-stream")
+                    .await
+                    .map_err(|e| format!("uploading {name} to the ultrafast store: {e}"))
+            }
+        }
+    }
+
+    /// A local path to the staged file `name`: the staged file itself in a directory, a
+    /// download to `scratch/<name>` from a store.
+    pub async fn get(&self, name: &str, scratch: &Path) -> Result<PathBuf, String> {
+        match self {
+            Stage::Dir(dir) => Ok(dir.join(name)),
+            Stage::Store { operator, root } => {
+                let key = format!("{root}{name}");
+                let local = scratch.join(name);
+                download(operator, &key, &local).await.map_err(|e| {
+                    let _ = std::fs::remove_file(&local);
+                    format!("downloading {name} from the ultrafast store: {e}")
+                })?;
+                Ok(local)
+            }
+        }
+    }
+
+    /// Remove the job's whole area.
+    pub async fn remove(&self) -> Result<(), String> {
+        match self {
+            Stage::Dir(dir) => match tokio::fs::remove_dir_all(dir).await {
+                Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(format!("removing {}: {err}", dir.display())),
+                _ => Ok(()),
+            },
+            Stage::Store { operator, root } => operator.remove_all(root).await.map_err(|e| format!("removing {root} from the ultrafast store: {e}")),
+        }
+    }
+}
+
+async fn download(operator: &Operator, key: &str, local: &Path) -> anyhow::Result<()> {
+    let reader = operator.reader_with(key).chunk(8 << 20).await?;
+    let mut stream = reader.into_bytes_stream(..).await?;
+    let mut out = tokio::fs::File::create(local).await?;
+    while let Some(chunk) = stream.try_next().await? {
+        out.write_all(&chunk).await?;
+    }
+    out.flush().await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_directory_stage_links_gets_in_place_and_removes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let stage = Stage::of(tmp.path(), None, "job-1").unwrap();
+        stage.create().await.unwrap();
+        let source = tmp.path().join("input.mp4");
+        std::fs::write(&source, b"bytes").unwrap();
+        stage.put("input", &source).await.unwrap();
+        let got = stage.get("input", tmp.path()).await.unwrap();
+        assert_eq!(got, tmp.path().join("job-1").join("input"));
+        assert_eq!(std::fs::read(&got).unwrap(), b"bytes");
+        assert!(!stage.cuts_chunks());
+        stage.remove().await.unwrap();
+        assert!(!tmp.path().join("job-1").exists());
+        stage.remove().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_store_stage_puts_gets_and_removes_under_its_prefix() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("bucket");
+        std::fs::create_dir(&root).unwrap();
+        let operator = Operator::via_iter(opendal::Scheme::Fs, [("root".to_string(), root.display().to_string())]).unwrap();
+        let area = StoreArea { operator, prefix: "work/uf".into() };
+        assert!(Stage::of(tmp.path(), Some(&area), "../x").is_err());
+        let stage = Stage::of(tmp.path(), Some(&area), "job-2").unwrap();
+        assert!(stage.cuts_chunks());
+        let source = tmp.path().join("piece");
+        std::fs::write(&source, b"piece bytes").unwrap();
+        stage.put("c1-o0.nut", &source).await.unwrap();
+        assert!(root.join("work/uf/job-2/c1-o0.nut").exists());
+        let scratch = tmp.path().join("scratch");
+        std::fs::create_dir(&scratch).unwrap();
+        let got = stage.get("c1-o0.nut", &scratch).await.unwrap();
+        assert_eq!(got, scratch.join("c1-o0.nut"));
+        assert_eq!(std::fs::read(&got).unwrap(), b"piece bytes");
+        let missing = stage.get("chunk-9.nut", &scratch).await.unwrap_err();
+        assert!(missing.contains("downloading chunk-9.nut"), "{missing}");
+        assert!(!scratch.join("chunk-9.nut").exists());
+        stage.remove().await.unwrap();
+        assert!(!root.join("work/uf/job-2/c1-o0.nut").exists());
+    }
+}

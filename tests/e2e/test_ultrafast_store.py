@@ -1,0 +1,76 @@
+"""Ultrafast jobs on worker machines that share no file system (`[worker]
+ultrafast_store`): the coordinator cuts the input into one file per chunk (stream copy)
+and uploads them to an S3 work area (moto here); each chunk worker downloads its chunk
+only, uploads its pieces there, and the coordinator downloads the pieces and joins them.
+Black-box: the real binary, PostgreSQL, an API node and two worker processes, each with
+its own data directory and its own `ultrafast_dir`.
+
+The input is test_ultrafast's: 32 s, 25 fps, a keyframe every second, chunks of ~8 s
+(cut at 8, 16 and 24 s), a scene change at 16 s."""
+
+import uuid
+
+from conftest import S3_ACCESS, S3_SECRET, count_frames, ffprobe, s3_storage, wait_until
+from test_scale_out import Cluster, bucket_keys, database  # noqa: F401 (fixture)
+from test_ultrafast import CHUNK_ENV, DURATION, JOINS, RATE, chunk_log, events_of, packets, stream_duration, uf_input  # noqa: F401
+
+
+def test_workers_without_a_shared_directory_use_the_store(tmp_path, database, s3, media_server, uf_input):  # noqa: F811
+    area = "uf-area-" + uuid.uuid4().hex[:6]
+    cluster = Cluster(tmp_path, database, {
+        **CHUNK_ENV,
+        "COPRA_WORKER_ULTRAFAST_STORE": f"s3://{s3['bucket']}/{area}",
+        "COPRA_WORKER_ULTRAFAST_STORE_ENDPOINT": s3["endpoint"],
+        "COPRA_WORKER_ULTRAFAST_STORE_ACCESS_KEY_ID": S3_ACCESS,
+        "COPRA_WORKER_ULTRAFAST_STORE_SECRET_ACCESS_KEY": S3_SECRET,
+        # One slot each: the coordinator encodes one chunk at a time, so the other
+        # worker surely takes some.
+        "COPRA_WORKER_CONCURRENCY": "1",
+    })
+    try:
+        api = cluster.api()
+        workers = [cluster.worker(COPRA_WORKER_ULTRAFAST_DIR=str(tmp_path / f"own-uf-{i}")) for i in (1, 2)]
+        name = "uf-store-" + uuid.uuid4().hex[:6]
+        job = {"input": {"url": f"{media_server}/{uf_input}"}, "storage": s3_storage(s3, path=f"/{name}"),
+               "outputs": {"mp4:360p": {"path": "/out.mp4"}}, "settings": {"ultrafast": True}}
+        created = api.post_job(job)
+        assert created.status_code == 201, created.text
+        job_id = created.json()["id"]
+        view = api.wait_job(job_id, timeout=300)
+        assert view["status"] == "job.completed", view
+        assert "ultrafast: 4 chunks of about 8 s" in events_of(api, job_id)
+
+        # Both workers encoded chunks, all four chunks once, from files in the store.
+        logs = [w.logs() for w in workers]
+        done = [chunk_log(text, "done") for text in logs]
+        assert all(done), ("each worker should encode a chunk", done)
+        assert sorted(done[0] + done[1]) == [0, 1, 2, 3], done
+        assert sum("chunk files uploaded to the ultrafast store" in text for text in logs) == 1
+        # Nothing was staged in either worker's own directory, and the work area is empty.
+        for i in (1, 2):
+            staged = tmp_path / f"own-uf-{i}"
+            assert not staged.exists() or not any(staged.iterdir()), list(staged.iterdir())
+        wait_until(lambda: bucket_keys(s3, area) == [], 10, "the job's work area to be cleared")
+        assert cluster.rows(f"SELECT count(*) FROM chunks WHERE job_id = '{job_id}'") == [["0"]]
+
+        # What a user gets: every frame, the length, increasing timestamps, a keyframe
+        # at each join, continuous audio.
+        local = tmp_path / "out.mp4"
+        s3["client"].download_file(s3["bucket"], f"{name}/out.mp4", str(local))
+        assert count_frames(local) == DURATION * RATE
+        frame = 1 / RATE
+        assert abs(stream_duration(local, "video") - DURATION) <= frame
+        assert abs(float(ffprobe(local)["format"]["duration"]) - DURATION) <= 2 * frame
+        video = packets(local, "v:0")
+        dts = [float(p["dts_time"]) for p in video]
+        assert all(b > a for a, b in zip(dts, dts[1:])), "video dts not increasing"
+        pts = sorted(float(p["pts_time"]) for p in video)
+        assert all(abs((b - a) - frame) < 1e-3 for a, b in zip(pts, pts[1:])), "a frame missing or repeated"
+        keys = {round(float(p["pts_time"]), 3) for p in video if "K" in p["flags"]}
+        for join in JOINS:
+            assert join in keys, f"no keyframe at the join at {join} s (keyframes: {sorted(keys)})"
+        audio = packets(local, "a:0")
+        for a, b in zip(audio, audio[1:]):
+            assert abs(float(a["pts_time"]) + float(a["duration_time"]) - float(b["pts_time"])) < 1e-4, (a, b)
+    finally:
+        cluster.stop()
