@@ -195,6 +195,59 @@ pub fn cut_chunks(input: &Path, ranges: &[ChunkRange], paths: &[PathBuf]) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::types::{Fit, VideoPlan};
+
+    fn plan() -> VideoPlan {
+        VideoPlan {
+            codec: "h264".into(),
+            width: 160,
+            height: 90,
+            fps: None,
+            bitrate_kbps: None,
+            crf: Some(28.0),
+            pix_fmt: "yuv420p".into(),
+            gop: None,
+            keyframe_interval: None,
+            encoder_options: vec![("preset".to_string(), "ultrafast".to_string())],
+            scaler: "bicubic".into(),
+            fit: Fit::Stretch,
+            rotate: 0,
+            tone_map: false,
+        }
+    }
+
+    /// Each chunk encoded from its own file gives exactly the piece the same range of
+    /// the whole input gives: an input with B-frames in open GOPs (leading frames that
+    /// belong to the chunk before), a start offset and a rotation.
+    #[test]
+    fn a_chunk_file_encodes_as_its_range_of_the_whole_input() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in.mp4");
+        let status = std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=6"])
+            .args(["-c:v", "libx264", "-preset", "veryfast", "-bf", "3", "-x264-params", "open-gop=1:keyint=25:min-keyint=25:scenecut=0"])
+            .args(["-output_ts_offset", "1.5", "-metadata:s:v", "rotate=90"])
+            .arg(&input)
+            .status()
+            .expect("ffmpeg runs");
+        assert!(status.success());
+        let ranges = super::super::chunk_ranges(&input, 2.0).unwrap();
+        assert_eq!(ranges.len(), 3, "{ranges:?}");
+        let files: Vec<PathBuf> = (0..ranges.len()).map(|i| dir.path().join(format!("chunk-{i}.nut"))).collect();
+        cut_chunks(&input, &ranges, &files).unwrap();
+        let cancel = std::sync::atomic::AtomicBool::new(false);
+        for (i, (range, file)) in ranges.iter().zip(&files).enumerate() {
+            let whole = dir.path().join(format!("whole-{i}.nut"));
+            let own = dir.path().join(format!("own-{i}.nut"));
+            let n_whole = super::super::encode_video_chunk(&input, false, *range, &[plan()], &[whole.clone()], &|_| {}, &cancel).unwrap();
+            let n_own = super::super::encode_video_chunk(file, true, *range, &[plan()], &[own.clone()], &|_| {}, &cancel).unwrap();
+            assert_eq!(n_own, n_whole, "chunk {i}");
+            let times = |p: &Path| std::fs::read_to_string(format!("{}.times", p.display())).unwrap();
+            assert_eq!(times(&own), times(&whole), "chunk {i}: timestamps differ");
+            assert_eq!(std::fs::read(&own).unwrap(), std::fs::read(&whole).unwrap(), "chunk {i}: pieces differ");
+            assert!(std::fs::metadata(file).unwrap().len() < std::fs::metadata(&input).unwrap().len());
+        }
+    }
 
     #[test]
     fn cut_info_round_trips_and_refuses_damage() {
