@@ -99,42 +99,24 @@ impl Worker {
         result
     }
 
+    /// Fetch, encode and store the chunk while renewing its lease (transfers included).
     async fn encode_staged_chunk(&self, chunk: &Chunk, stage: &Stage, scratch: &Path, cancel: &Arc<AtomicBool>) -> Result<bool, String> {
         let plan: ChunkPlan = serde_json::from_str(&chunk.payload).map_err(|e| format!("the chunk's plan is unreadable: {e}"))?;
-        let cut = stage.cuts_chunks();
-        let input = stage.get(&if cut { chunk_name(chunk.idx) } else { "input".to_string() }, scratch).await?;
-        let names: Vec<String> = plan.outputs.iter().map(|o| piece_name(chunk.id, o.position)).collect();
-        let pieces: Vec<PathBuf> = names.iter().map(|name| stage.local_dir(scratch).join(name)).collect();
-        let plans: Vec<VideoPlan> = plan.outputs.into_iter().map(|o| o.video).collect();
-        let range = ChunkRange { start: chunk.start, end: chunk.end };
         let done = Arc::new(AtomicU32::new(0));
         // Set when the encode must stop: the job's cancel, or the chunk's lease lost.
         let stop = Arc::new(AtomicBool::new(false));
         let mut lost = false;
-        let encode = {
-            let (done, stop, pieces) = (done.clone(), stop.clone(), pieces.clone());
-            tokio::task::spawn_blocking(move || {
-                let progress = move |fraction: f64| done.store((fraction * 1000.0) as u32, Ordering::Relaxed);
-                media::encode_video_chunk(&input, cut, range, &plans, &pieces, &progress, &stop)
-            })
-        };
-        tokio::pin!(encode);
+        let work = fetch_encode_store(chunk, plan, stage, scratch, done.clone(), stop.clone());
+        tokio::pin!(work);
         let mut tick = tokio::time::interval(CHECK_EVERY);
         let mut last_beat = tokio::time::Instant::now();
         loop {
             tokio::select! {
-                result = &mut encode => {
-                    let result = result.map_err(|e| format!("the chunk's encode panicked: {e}"))?;
+                result = &mut work => {
                     return match result {
                         _ if lost => Ok(false),
-                        Ok(_) => {
-                            for (name, path) in names.iter().zip(&pieces) {
-                                stage.put(name, path).await?;
-                                stage.put(&times_name(name), &path.with_file_name(times_name(name))).await?;
-                            }
-                            Ok(true)
-                        }
-                        Err(err) => Err(format!("encoding failed: {err}")),
+                        Ok(()) => Ok(true),
+                        Err(message) => Err(message),
                     };
                 }
                 _ = tick.tick() => {
@@ -158,4 +140,38 @@ impl Worker {
             }
         }
     }
+}
+
+/// The chunk's input from the stage (its own file, or the whole input), its pieces
+/// encoded, and staged; nothing is staged once `stop` is set.
+async fn fetch_encode_store(
+    chunk: &Chunk,
+    plan: ChunkPlan,
+    stage: &Stage,
+    scratch: &Path,
+    done: Arc<AtomicU32>,
+    stop: Arc<AtomicBool>,
+) -> Result<(), String> {
+    let cut = stage.cuts_chunks();
+    let input = stage.get(&if cut { chunk_name(chunk.idx) } else { "input".to_string() }, scratch).await?;
+    let names: Vec<String> = plan.outputs.iter().map(|o| piece_name(chunk.id, o.position)).collect();
+    let pieces: Vec<PathBuf> = names.iter().map(|name| stage.local_dir(scratch).join(name)).collect();
+    let plans: Vec<VideoPlan> = plan.outputs.into_iter().map(|o| o.video).collect();
+    let range = ChunkRange { start: chunk.start, end: chunk.end };
+    let encode = {
+        let (stop, pieces) = (stop.clone(), pieces.clone());
+        tokio::task::spawn_blocking(move || {
+            let progress = move |fraction: f64| done.store((fraction * 1000.0) as u32, Ordering::Relaxed);
+            media::encode_video_chunk(&input, cut, range, &plans, &pieces, &progress, &stop)
+        })
+    };
+    encode.await.map_err(|e| format!("the chunk's encode panicked: {e}"))?.map_err(|err| format!("encoding failed: {err}"))?;
+    for (name, path) in names.iter().zip(&pieces) {
+        if stop.load(Ordering::Relaxed) {
+            return Err("stopped before its pieces were stored".into());
+        }
+        stage.put(name, path).await?;
+        stage.put(&times_name(name), &path.with_file_name(times_name(name))).await?;
+    }
+    Ok(())
 }

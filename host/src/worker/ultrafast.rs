@@ -21,6 +21,8 @@ use crate::types::{MediaInfo, OutputPlan};
 
 /// How often the coordinator looks at its chunks while none is left for it to encode.
 const LOOK_EVERY: Duration = Duration::from_millis(300);
+/// Chunk files uploaded to the ultrafast store side by side.
+const UPLOADS_AT_ONCE: usize = 4;
 
 /// Whether an output's plan can be encoded in chunks and joined by stream copy; if not,
 /// why.
@@ -153,11 +155,24 @@ impl JobRun<'_> {
         //    the chunk tasks.
         stage.create().await.map_err(|e| anyhow::anyhow!(e))?;
         if stage.cuts_chunks() {
-            let (upload_started, mut bytes) = (Instant::now(), 0u64);
-            for (idx, path) in chunk_files(work, ranges.len()).iter().enumerate() {
-                bytes += tokio::fs::metadata(path).await.map(|m| m.len()).unwrap_or(0);
-                stage.put(&chunk_name(idx as i32), path).await.map_err(|e| anyhow::anyhow!(e))?;
-                let _ = tokio::fs::remove_file(path).await;
+            let upload_started = Instant::now();
+            let (mut bytes, mut uploads) = (0u64, tokio::task::JoinSet::<Result<u64, String>>::new());
+            for (idx, path) in chunk_files(work, ranges.len()).into_iter().enumerate() {
+                if uploads.len() >= UPLOADS_AT_ONCE
+                    && let Some(done) = uploads.join_next().await
+                {
+                    bytes += done?.map_err(|e: String| anyhow::anyhow!(e))?;
+                }
+                let stage = stage.clone();
+                uploads.spawn(async move {
+                    let size = tokio::fs::metadata(&path).await.map(|m| m.len()).unwrap_or(0);
+                    stage.put(&chunk_name(idx as i32), &path).await?;
+                    let _ = tokio::fs::remove_file(&path).await;
+                    Ok(size)
+                });
+            }
+            while let Some(done) = uploads.join_next().await {
+                bytes += done?.map_err(|e: String| anyhow::anyhow!(e))?;
             }
             let seconds = upload_started.elapsed().as_secs_f64();
             tracing::info!(chunks = ranges.len(), bytes, seconds, "chunk files uploaded to the ultrafast store");
