@@ -3,30 +3,37 @@ ultrafast_store`): the coordinator cuts the input into one file per chunk (strea
 and uploads them to an S3 work area (moto here); each chunk worker downloads its chunk
 only, uploads its pieces there, and the coordinator downloads the pieces and joins them.
 Black-box: the real binary, PostgreSQL, an API node and two worker processes, each with
-its own data directory and its own `ultrafast_dir`.
+its own data directory and its own `ultrafast_dir`. Also: a worker killed holding a
+chunk (its chunk is downloaded again by the other), and a malformed setting refused at
+start with its name.
 
 The input is test_ultrafast's: 32 s, 25 fps, a keyframe every second, chunks of ~8 s
 (cut at 8, 16 and 24 s), a scene change at 16 s."""
 
+import os
+import subprocess
 import uuid
 
-from conftest import S3_ACCESS, S3_SECRET, count_frames, ffprobe, s3_storage, wait_until
+from conftest import COPRA_BIN, S3_ACCESS, S3_SECRET, count_frames, ffprobe, s3_storage, wait_until
 from test_scale_out import Cluster, bucket_keys, database  # noqa: F401 (fixture)
 from test_ultrafast import CHUNK_ENV, DURATION, JOINS, RATE, chunk_log, events_of, packets, stream_duration, uf_input  # noqa: F401
 
 
-def test_workers_without_a_shared_directory_use_the_store(tmp_path, database, s3, media_server, uf_input):  # noqa: F811
-    area = "uf-area-" + uuid.uuid4().hex[:6]
-    cluster = Cluster(tmp_path, database, {
+def store_env(s3, area):
+    return {
         **CHUNK_ENV,
         "COPRA_WORKER_ULTRAFAST_STORE": f"s3://{s3['bucket']}/{area}",
         "COPRA_WORKER_ULTRAFAST_STORE_ENDPOINT": s3["endpoint"],
         "COPRA_WORKER_ULTRAFAST_STORE_ACCESS_KEY_ID": S3_ACCESS,
         "COPRA_WORKER_ULTRAFAST_STORE_SECRET_ACCESS_KEY": S3_SECRET,
-        # One slot each: the coordinator encodes one chunk at a time, so the other
-        # worker surely takes some.
-        "COPRA_WORKER_CONCURRENCY": "1",
-    })
+    }
+
+
+def test_workers_without_a_shared_directory_use_the_store(tmp_path, database, s3, media_server, uf_input):  # noqa: F811
+    area = "uf-area-" + uuid.uuid4().hex[:6]
+    # One slot each: the coordinator encodes one chunk at a time, so the other worker
+    # surely takes some.
+    cluster = Cluster(tmp_path, database, {**store_env(s3, area), "COPRA_WORKER_CONCURRENCY": "1"})
     try:
         api = cluster.api()
         workers = [cluster.worker(COPRA_WORKER_ULTRAFAST_DIR=str(tmp_path / f"own-uf-{i}")) for i in (1, 2)]
@@ -74,3 +81,48 @@ def test_workers_without_a_shared_directory_use_the_store(tmp_path, database, s3
             assert abs(float(a["pts_time"]) + float(a["duration_time"]) - float(b["pts_time"])) < 1e-4, (a, b)
     finally:
         cluster.stop()
+
+
+def test_a_worker_killed_holding_a_chunk_from_the_store(tmp_path, database, s3, media_server, media_dir):  # noqa: F811
+    """The worker holding a chunk is killed (SIGKILL); the other downloads that chunk
+    from the store once the lease expires, and the job completes with every frame."""
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc2=size=1280x720:rate={RATE}:duration={DURATION}",
+                    "-f", "lavfi", "-i", f"sine=sample_rate=48000:duration={DURATION}", "-c:v", "libx264", "-preset", "ultrafast",
+                    "-g", str(RATE), "-c:a", "aac", str(media_dir / "uf-store-kill.mp4")], check=True)
+    area = "uf-area-" + uuid.uuid4().hex[:6]
+    cluster = Cluster(tmp_path, database, store_env(s3, area))
+    try:
+        api = cluster.api()
+        first = cluster.worker()
+        name = "uf-store-kill-" + uuid.uuid4().hex[:6]
+        job = {"input": {"url": f"{media_server}/uf-store-kill.mp4"}, "storage": s3_storage(s3, path=f"/{name}"),
+               "outputs": {"mp4:720p": {"path": "/out.mp4"}}, "settings": {"ultrafast": True}}
+        created = api.post_job(job)
+        assert created.status_code == 201, created.text
+        job_id = created.json()["id"]
+        wait_until(lambda: chunk_log(first.logs(), "started"), 60, "the coordinator's first chunk")
+        second = cluster.worker()
+        wait_until(lambda: chunk_log(second.logs(), "started"), 60, "a chunk on the second worker")
+        second.kill()
+        held = [c for c in chunk_log(second.logs(), "started") if c not in chunk_log(second.logs(), "done")]
+        assert held, "the second worker finished its chunk before it was killed"
+        view = api.wait_job(job_id, timeout=300)
+        assert view["status"] == "job.completed", view
+        assert held[0] in chunk_log(first.logs(), "done"), (held, first.logs()[-3000:])
+        local = tmp_path / "out.mp4"
+        s3["client"].download_file(s3["bucket"], f"{name}/out.mp4", str(local))
+        assert count_frames(local) == DURATION * RATE
+        wait_until(lambda: bucket_keys(s3, area) == [], 10, "the job's work area to be cleared")
+    finally:
+        cluster.stop()
+
+
+def test_a_malformed_work_area_stops_the_server_with_its_name(tmp_path):
+    env = dict(os.environ, COPRA_DATA_DIR=str(tmp_path / "data"), COPRA_LISTEN="127.0.0.1:0",
+               COPRA_WORKER_ULTRAFAST_STORE="/mnt/shared")
+    done = subprocess.run([str(COPRA_BIN), "serve"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert "COPRA_WORKER_ULTRAFAST_STORE" in done.stdout + done.stderr and "s3://" in done.stdout + done.stderr
+    env.update(COPRA_WORKER_ULTRAFAST_STORE="s3://work-area/uf", COPRA_WORKER_ULTRAFAST_STORE_ACCESS_KEY_ID="AKID")
+    done = subprocess.run([str(COPRA_BIN), "serve"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "together" in done.stdout + done.stderr
