@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-use super::stage::Stage;
+use super::stage::{Stage, chunk_name, piece_name, times_name};
 use super::{MAX_ATTEMPTS, Worker};
 use crate::media::{self, ChunkRange};
 use crate::queue::chunks::{self, Chunk};
@@ -28,23 +28,6 @@ pub(super) struct ChunkPlan {
 pub(super) struct ChunkOutput {
     pub position: i32,
     pub video: VideoPlan,
-}
-
-/// The file holding chunk `idx` of the input, in a staging area that has one per chunk.
-pub(super) fn chunk_name(idx: i32) -> String {
-    format!("chunk-{idx}.nut")
-}
-
-/// A chunk's piece of one output (named by the chunk's row, so a piece left by an
-/// earlier coordinator's chunk is never mistaken for this one's); its side file of
-/// timestamps is the same name with `.times`.
-pub(super) fn piece_name(chunk_id: i64, position: i32) -> String {
-    format!("c{chunk_id}-o{position}.nut")
-}
-
-/// The side file of a piece (see `media::piece`).
-pub(super) fn times_name(piece: &str) -> String {
-    format!("{piece}.times")
 }
 
 impl Worker {

@@ -15,6 +15,31 @@ use tokio::io::AsyncWriteExt;
 use crate::config::{Config, UltrafastStore};
 use crate::net::{HttpClient, Outbound, Policy};
 
+/// Chunk files uploaded to a store side by side.
+const UPLOADS_AT_ONCE: usize = 4;
+
+/// The file holding chunk `idx` of the input, in a staging area that has one per chunk.
+pub(super) fn chunk_name(idx: i32) -> String {
+    format!("chunk-{idx}.nut")
+}
+
+/// A chunk's piece of one output (named by the chunk's row, so a piece left by an
+/// earlier coordinator's chunk is never mistaken for this one's); its side file of
+/// timestamps is the same name with `.times`.
+pub(super) fn piece_name(chunk_id: i64, position: i32) -> String {
+    format!("c{chunk_id}-o{position}.nut")
+}
+
+/// The side file of a piece (see `media::piece`).
+pub(super) fn times_name(piece: &str) -> String {
+    format!("{piece}.times")
+}
+
+/// The local files the coordinator cuts the input's chunks into, before they are staged.
+pub(super) fn chunk_files(work: &Path, count: usize) -> Vec<PathBuf> {
+    (0..count).map(|idx| work.join(chunk_name(idx as i32))).collect()
+}
+
 /// One job's staging area.
 #[derive(Clone)]
 pub(super) enum Stage {
@@ -154,6 +179,57 @@ impl Stage {
                 })?;
                 Ok(local)
             }
+        }
+    }
+
+    /// Stage the `count` chunk files of [`chunk_files`] (a few at once), removing each
+    /// local copy once staged; returns their total size.
+    pub async fn put_chunks(&self, work: &Path, count: usize) -> Result<u64, String> {
+        let (mut bytes, mut uploads) = (0u64, tokio::task::JoinSet::<Result<u64, String>>::new());
+        let joined = |done: Result<Result<u64, String>, tokio::task::JoinError>| done.map_err(|e| format!("a chunk upload panicked: {e}")).and_then(|r| r);
+        for (idx, path) in chunk_files(work, count).into_iter().enumerate() {
+            if uploads.len() >= UPLOADS_AT_ONCE
+                && let Some(done) = uploads.join_next().await
+            {
+                bytes += joined(done)?;
+            }
+            let stage = self.clone();
+            uploads.spawn(async move {
+                let size = tokio::fs::metadata(&path).await.map(|m| m.len()).unwrap_or(0);
+                stage.put(&chunk_name(idx as i32), &path).await?;
+                let _ = tokio::fs::remove_file(&path).await;
+                Ok(size)
+            });
+        }
+        while let Some(done) = uploads.join_next().await {
+            bytes += joined(done)?;
+        }
+        Ok(bytes)
+    }
+
+    /// Local paths to the pieces of the output at `position` of the chunks `ids`, in
+    /// order (from a store, downloaded to `scratch` with their side files).
+    pub async fn get_pieces(&self, ids: &[i64], position: i32, scratch: &Path) -> Result<Vec<PathBuf>, String> {
+        let mut pieces = Vec::with_capacity(ids.len());
+        for id in ids {
+            let name = piece_name(*id, position);
+            self.get(&times_name(&name), scratch).await?;
+            pieces.push(self.get(&name, scratch).await?);
+        }
+        Ok(pieces)
+    }
+
+    /// Remove the local copies [`Self::get_pieces`] downloaded (staged files in a
+    /// directory stay until [`Self::remove`]).
+    pub async fn discard_fetched(&self, pieces: &[PathBuf]) {
+        if !self.cuts_chunks() {
+            return;
+        }
+        for piece in pieces {
+            let _ = tokio::fs::remove_file(piece).await;
+            let mut times = piece.as_os_str().to_owned();
+            times.push(".times");
+            let _ = tokio::fs::remove_file(PathBuf::from(times)).await;
         }
     }
 

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::chunks::{ChunkOutput, ChunkPlan, chunk_name, piece_name, times_name};
-use super::stage::Stage;
+use super::chunks::{ChunkOutput, ChunkPlan};
+use super::stage::{Stage, chunk_files};
 use super::record::JobRun;
 use super::{MAX_ATTEMPTS, Planned, upload};
 use crate::db::jobs::WriteError;
@@ -21,8 +21,6 @@ use crate::types::{MediaInfo, OutputPlan};
 
 /// How often the coordinator looks at its chunks while none is left for it to encode.
 const LOOK_EVERY: Duration = Duration::from_millis(300);
-/// Chunk files uploaded to the ultrafast store side by side.
-const UPLOADS_AT_ONCE: usize = 4;
 
 /// Whether an output's plan can be encoded in chunks and joined by stream copy; if not,
 /// why.
@@ -44,23 +42,6 @@ pub(super) fn chunkable(plan: &OutputPlan) -> Result<(), String> {
         ("mp4" | "mov" | "matroska", "h264" | "hevc" | "h265") | ("webm", "vp9") => Ok(()),
         (container, codec) => Err(format!("{codec} in {container}")),
     }
-}
-
-/// The local files the coordinator cuts the input's chunks into.
-fn chunk_files(work: &Path, count: usize) -> Vec<PathBuf> {
-    (0..count).map(|idx| work.join(chunk_name(idx as i32))).collect()
-}
-
-/// Local paths to every chunk's piece of the output at `position`, in order (downloaded
-/// to `work` from a store, with their side files).
-async fn fetch_pieces(stage: &Stage, states: &[ChunkState], position: i32, work: &Path) -> Result<Vec<PathBuf>, String> {
-    let mut pieces = Vec::with_capacity(states.len());
-    for state in states {
-        let name = piece_name(state.id, position);
-        stage.get(&times_name(&name), work).await?;
-        pieces.push(stage.get(&name, work).await?);
-    }
-    Ok(pieces)
 }
 
 impl JobRun<'_> {
@@ -156,24 +137,7 @@ impl JobRun<'_> {
         stage.create().await.map_err(|e| anyhow::anyhow!(e))?;
         if stage.cuts_chunks() {
             let upload_started = Instant::now();
-            let (mut bytes, mut uploads) = (0u64, tokio::task::JoinSet::<Result<u64, String>>::new());
-            for (idx, path) in chunk_files(work, ranges.len()).into_iter().enumerate() {
-                if uploads.len() >= UPLOADS_AT_ONCE
-                    && let Some(done) = uploads.join_next().await
-                {
-                    bytes += done?.map_err(|e: String| anyhow::anyhow!(e))?;
-                }
-                let stage = stage.clone();
-                uploads.spawn(async move {
-                    let size = tokio::fs::metadata(&path).await.map(|m| m.len()).unwrap_or(0);
-                    stage.put(&chunk_name(idx as i32), &path).await?;
-                    let _ = tokio::fs::remove_file(&path).await;
-                    Ok(size)
-                });
-            }
-            while let Some(done) = uploads.join_next().await {
-                bytes += done?.map_err(|e: String| anyhow::anyhow!(e))?;
-            }
+            let bytes = stage.put_chunks(work, ranges.len()).await.map_err(|e| anyhow::anyhow!(e))?;
             let seconds = upload_started.elapsed().as_secs_f64();
             tracing::info!(chunks = ranges.len(), bytes, seconds, "chunk files uploaded to the ultrafast store");
         } else {
@@ -234,7 +198,8 @@ impl JobRun<'_> {
             if cancel.load(Ordering::Relaxed) {
                 return Err(WriteError::LeaseLost(job_id.to_string()).into());
             }
-            let pieces = match fetch_pieces(stage, &states, p.row.position, work).await {
+            let ids: Vec<i64> = states.iter().map(|s| s.id).collect();
+            let pieces = match stage.get_pieces(&ids, p.row.position, work).await {
                 Ok(pieces) => pieces,
                 Err(err) => {
                     self.fail_output(&p.row, format!("Fetching the chunks' pieces failed: {err}")).await?;
@@ -245,12 +210,7 @@ impl JobRun<'_> {
                 let (container, out) = (p.target.plan.container.clone(), p.target.path.clone());
                 let fetched = pieces.clone();
                 let joined = tokio::task::spawn_blocking(move || media::join(&pieces, audio.as_deref(), &container, &out)).await?;
-                if stage.cuts_chunks() {
-                    for piece in fetched {
-                        let _ = tokio::fs::remove_file(&piece).await;
-                        let _ = tokio::fs::remove_file(piece.with_file_name(times_name(&piece.file_name().unwrap_or_default().to_string_lossy()))).await;
-                    }
-                }
+                stage.discard_fetched(&fetched).await;
                 joined
             };
             if let Err(err) = joined {
