@@ -207,14 +207,13 @@ impl Stage {
         Ok(bytes)
     }
 
-    /// Local paths to the pieces of the output at `position` of the chunks `ids`, in
-    /// order (from a store, downloaded to `scratch` with their side files).
-    pub async fn get_pieces(&self, ids: &[i64], position: i32, scratch: &Path) -> Result<Vec<PathBuf>, String> {
-        let mut pieces = Vec::with_capacity(ids.len());
-        for id in ids {
-            let name = piece_name(*id, position);
-            self.get(&times_name(&name), scratch).await?;
-            pieces.push(self.get(&name, scratch).await?);
+    /// Local paths to the staged pieces `names`, in order (from a store, downloaded to
+    /// `scratch` with their side files).
+    pub async fn get_pieces(&self, names: &[String], scratch: &Path) -> Result<Vec<PathBuf>, String> {
+        let mut pieces = Vec::with_capacity(names.len());
+        for name in names {
+            self.get(&times_name(name), scratch).await?;
+            pieces.push(self.get(name, scratch).await?);
         }
         Ok(pieces)
     }
@@ -299,7 +298,16 @@ mod tests {
         let missing = stage.get("chunk-9.nut", &scratch).await.unwrap_err();
         assert!(missing.contains("downloading chunk-9.nut"), "{missing}");
         assert!(!scratch.join("chunk-9.nut").exists());
+        // A piece comes with its side file; the local copies go once joined.
+        std::fs::write(tmp.path().join("piece.times"), b"0 0 1").unwrap();
+        stage.put(&times_name("c1-o0.nut"), &tmp.path().join("piece.times")).await.unwrap();
+        std::fs::remove_file(&got).unwrap();
+        let pieces = stage.get_pieces(&[piece_name(1, 0)], &scratch).await.unwrap();
+        assert_eq!(std::fs::read(scratch.join("c1-o0.nut.times")).unwrap(), b"0 0 1");
+        stage.discard_fetched(&pieces).await;
+        assert_eq!(std::fs::read_dir(&scratch).unwrap().count(), 0);
         stage.remove().await.unwrap();
         assert!(!root.join("work/uf/job-2/c1-o0.nut").exists());
+        assert!(!root.join("work/uf/job-2/c1-o0.nut.times").exists());
     }
 }

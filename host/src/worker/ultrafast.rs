@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::chunks::{ChunkOutput, ChunkPlan};
-use super::stage::{Stage, chunk_files};
+use super::stage::{Stage, chunk_files, piece_name};
 use super::record::JobRun;
 use super::{MAX_ATTEMPTS, Planned, upload};
 use crate::db::jobs::WriteError;
@@ -198,8 +198,8 @@ impl JobRun<'_> {
             if cancel.load(Ordering::Relaxed) {
                 return Err(WriteError::LeaseLost(job_id.to_string()).into());
             }
-            let ids: Vec<i64> = states.iter().map(|s| s.id).collect();
-            let pieces = match stage.get_pieces(&ids, p.row.position, work).await {
+            let names: Vec<String> = states.iter().map(|s| piece_name(s.id, p.row.position)).collect();
+            let pieces = match stage.get_pieces(&names, work).await {
                 Ok(pieces) => pieces,
                 Err(err) => {
                     self.fail_output(&p.row, format!("Fetching the chunks' pieces failed: {err}")).await?;
