@@ -162,4 +162,19 @@ mod tests {
         let short = |name: &str| (name == "COPRA_QUEUE_LEASE_SECS").then(|| "1".to_string());
         assert!(load(FileQueue::default(), FileWorker::default(), &short).is_err());
     }
+
+    #[test]
+    fn the_ultrafast_store_from_the_worker_table() {
+        let file: FileWorker = toml::from_str(
+            "ultrafast_store = \"s3://work-area/uf\"\nultrafast_store_endpoint = \"http://minio:9000\"\n\
+             ultrafast_store_access_key_id = \"AKID\"\nultrafast_store_secret_access_key = \"s3cr3t\"\nultrafast_store_path_style = false\n",
+        )
+        .unwrap();
+        let (_, worker) = load(FileQueue::default(), file, &|_: &str| None).unwrap();
+        let store = worker.ultrafast_store.expect("configured");
+        assert_eq!((store.bucket.as_str(), store.prefix.as_str(), store.endpoint.as_deref()), ("work-area", "uf", Some("http://minio:9000")));
+        assert!(!store.path_style);
+        assert_eq!(store.secret_access_key.as_ref().map(|s| s.expose().as_str()), Some("s3cr3t"));
+        assert_eq!(WorkerConfig::default().ultrafast_store, None);
+    }
 }
