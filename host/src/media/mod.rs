@@ -8,8 +8,9 @@
 //! `probe` describes files; `plan_check` (with `allowlist`) holds a format plugin's plan
 //! and a probed input to the host's bounds before any of that runs. For ultrafast jobs,
 //! `split` chooses cuts on the input's keyframes (and `cut` copies each chunk to a file
-//! of its own, for workers without a shared file system), `chunk` encodes one chunk (or the whole audio)
-//! into `piece` files, and `join` puts an output's pieces together by stream copy.
+//! of its own, for workers without a shared file system), `chunk` encodes one chunk (or
+//! the whole audio) into `piece` files, and `join` puts an output's pieces together by
+//! stream copy.
 
 mod allowlist;
 mod chunk;
