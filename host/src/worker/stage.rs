@@ -61,12 +61,17 @@ impl StoreArea {
     /// of the outbound policy that also allows the configured endpoint's host (the
     /// operator named it; jobs' own transfers do not get it).
     pub fn new(store: &UltrafastStore, config: &Config) -> anyhow::Result<StoreArea> {
+        Self::with(store, &config.outbound, config.limits.transfer_idle, config.limits.transfer_total)
+    }
+
+    /// [`Self::new`] with the process's outbound policy and transfer time limits.
+    fn with(store: &UltrafastStore, outbound: &Outbound, idle: std::time::Duration, total: std::time::Duration) -> anyhow::Result<StoreArea> {
         let mut options = vec![
             ("bucket".to_string(), store.bucket.clone()),
             ("region".to_string(), store.region.clone()),
             ("enable_virtual_host_style".to_string(), (!store.path_style).to_string()),
         ];
-        let mut allow: Vec<String> = config.outbound.policy().rules().iter().map(rule_text).collect();
+        let mut allow: Vec<String> = outbound.policy().rules().iter().map(rule_text).collect();
         if let Some(endpoint) = &store.endpoint {
             options.push(("endpoint".to_string(), endpoint.clone()));
             if let Some(host) = url::Url::parse(endpoint).ok().and_then(|u| u.host_str().map(|h| h.trim_matches(['[', ']']).to_string())) {
@@ -80,11 +85,8 @@ impl StoreArea {
             options.push(("disable_ec2_metadata".to_string(), "true".to_string()));
         }
         let policy = Policy::parse(&allow.join(",")).map_err(|e| anyhow::anyhow!("the ultrafast store's endpoint: {e}"))?;
-        let client: HttpClient = Outbound::new(policy).client(crate::net::Timeouts {
-            connect: std::time::Duration::from_secs(10),
-            idle: config.limits.transfer_idle,
-            total: Some(config.limits.transfer_total),
-        })?;
+        let timeouts = crate::net::Timeouts { connect: std::time::Duration::from_secs(10), idle, total: Some(total) };
+        let client: HttpClient = Outbound::new(policy).client(timeouts)?;
         let operator = Operator::via_iter(opendal::Scheme::S3, options).map_err(|e| anyhow::anyhow!("the ultrafast store: {e}"))?;
         let operator = crate::storage::endpoint::under_policy(operator, &client);
         Ok(StoreArea { operator, prefix: store.prefix.clone() })
@@ -258,6 +260,42 @@ async fn download(operator: &Operator, key: &str, local: &Path) -> anyhow::Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The work area's endpoint is reached even where the process's policy refuses its
+    /// address (loopback here): the operator named it.
+    #[tokio::test]
+    async fn the_store_endpoint_is_allowed_for_the_work_area_only() {
+        use tokio::io::AsyncReadExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut request = vec![0u8; 4096];
+            let read = socket.read(&mut request).await.unwrap();
+            socket.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await.unwrap();
+            String::from_utf8_lossy(&request[..read]).to_string()
+        });
+        let outbound = Outbound::new(Policy::default());
+        assert!(outbound.check_url(&format!("http://127.0.0.1:{port}/")).is_err(), "jobs may not reach loopback");
+        let store = UltrafastStore {
+            bucket: "work-area".into(),
+            prefix: "uf".into(),
+            endpoint: Some(format!("http://127.0.0.1:{port}")),
+            region: "us-east-1".into(),
+            access_key_id: Some("AKID".into()),
+            secret_access_key: Some(crate::secret::Secret::new("secret".into())),
+            path_style: true,
+        };
+        let area = StoreArea::with(&store, &outbound, std::time::Duration::from_secs(10), std::time::Duration::from_secs(10)).unwrap();
+        let stage = Stage::of(Path::new("/unused"), Some(&area), "job-3").unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let err = stage.get("chunk-0.nut", tmp.path()).await.unwrap_err();
+        assert!(!err.contains("does not connect"), "{err}");
+        let request = server.await.unwrap();
+        // Through the host's client (its user agent), to the key below the prefix.
+        assert!(request.contains(" /work-area/uf/job-3/chunk-0.nut HTTP/1.1"), "{request}");
+        assert!(request.to_ascii_lowercase().contains("user-agent: copra/"), "{request}");
+    }
 
     #[tokio::test]
     async fn a_directory_stage_links_gets_in_place_and_removes() {
