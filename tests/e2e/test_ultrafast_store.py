@@ -53,6 +53,9 @@ def test_workers_without_a_shared_directory_use_the_store(tmp_path, database, s3
         assert all(done), ("each worker should encode a chunk", done)
         assert sorted(done[0] + done[1]) == [0, 1, 2, 3], done
         assert sum("chunk files uploaded to the ultrafast store" in text for text in logs) == 1
+        # The coordinator reads the chunk files it cut; the other worker downloads its own.
+        coordinator, other = sorted(logs, key=lambda text: "chunk files uploaded" not in text)
+        assert "coordinator's own copy" in coordinator and "coordinator's own copy" not in other
         # Nothing was staged in either worker's own directory, and the work area is empty.
         for i in (1, 2):
             staged = tmp_path / f"own-uf-{i}"

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-use super::stage::{Stage, chunk_name, piece_name, times_name};
+use super::stage::{Stage, piece_name, times_name};
 use super::{MAX_ATTEMPTS, Worker};
 use crate::media::{self, ChunkRange};
 use crate::queue::chunks::{self, Chunk};
@@ -89,7 +89,9 @@ impl Worker {
         // Set when the encode must stop: the job's cancel, or the chunk's lease lost.
         let stop = Arc::new(AtomicBool::new(false));
         let mut lost = false;
-        let work = fetch_encode_store(chunk, plan, stage, scratch, done.clone(), stop.clone());
+        // The job's work directory, where this node's coordinator (if it is this node) cut the chunks.
+        let job_work = crate::storage::work_dir(&self.config.data_dir, &chunk.job_id);
+        let work = fetch_encode_store(chunk, plan, stage, &job_work, scratch, done.clone(), stop.clone());
         tokio::pin!(work);
         let mut tick = tokio::time::interval(CHECK_EVERY);
         let mut last_beat = tokio::time::Instant::now();
@@ -131,12 +133,13 @@ async fn fetch_encode_store(
     chunk: &Chunk,
     plan: ChunkPlan,
     stage: &Stage,
+    job_work: &Path,
     scratch: &Path,
     done: Arc<AtomicU32>,
     stop: Arc<AtomicBool>,
 ) -> Result<(), String> {
     let cut = stage.cuts_chunks();
-    let input = stage.get(&if cut { chunk_name(chunk.idx) } else { "input".to_string() }, scratch).await?;
+    let input = stage.get_chunk(chunk.idx, job_work, scratch).await?;
     let names: Vec<String> = plan.outputs.iter().map(|o| piece_name(chunk.id, o.position)).collect();
     let pieces: Vec<PathBuf> = names.iter().map(|name| stage.local_dir(scratch).join(name)).collect();
     let plans: Vec<VideoPlan> = plan.outputs.into_iter().map(|o| o.video).collect();

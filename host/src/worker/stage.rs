@@ -19,7 +19,7 @@ use crate::net::{HttpClient, Outbound, Policy};
 const UPLOADS_AT_ONCE: usize = 4;
 
 /// The file holding chunk `idx` of the input, in a staging area that has one per chunk.
-pub(super) fn chunk_name(idx: i32) -> String {
+fn chunk_name(idx: i32) -> String {
     format!("chunk-{idx}.nut")
 }
 
@@ -184,8 +184,9 @@ impl Stage {
         }
     }
 
-    /// Stage the `count` chunk files of [`chunk_files`] (a few at once), removing each
-    /// local copy once staged; returns their total size.
+    /// Stage the `count` chunk files of [`chunk_files`] (a few at once); returns their
+    /// total size. The local copies stay (in the coordinator's work directory, removed
+    /// with it) for the chunks this node encodes: see [`Self::get_chunk`].
     pub async fn put_chunks(&self, work: &Path, count: usize) -> Result<u64, String> {
         let (mut bytes, mut uploads) = (0u64, tokio::task::JoinSet::<Result<u64, String>>::new());
         let joined = |done: Result<Result<u64, String>, tokio::task::JoinError>| done.map_err(|e| format!("a chunk upload panicked: {e}")).and_then(|r| r);
@@ -199,7 +200,6 @@ impl Stage {
             uploads.spawn(async move {
                 let size = tokio::fs::metadata(&path).await.map(|m| m.len()).unwrap_or(0);
                 stage.put(&chunk_name(idx as i32), &path).await?;
-                let _ = tokio::fs::remove_file(&path).await;
                 Ok(size)
             });
         }
@@ -207,6 +207,26 @@ impl Stage {
             bytes += joined(done)?;
         }
         Ok(bytes)
+    }
+
+    /// A local path to the input of chunk `idx`: its file in a store (the copy the
+    /// coordinator cut, when it is this node and `work` is its work directory; else a
+    /// download to `scratch`), or the whole input in a directory.
+    pub async fn get_chunk(&self, idx: i32, work: &Path, scratch: &Path) -> Result<PathBuf, String> {
+        if !self.cuts_chunks() {
+            return self.get("input", scratch).await;
+        }
+        let (own, name) = (work.join(chunk_name(idx)), chunk_name(idx));
+        // The tasks exist only once every chunk file is cut and staged, so a file here is
+        // whole; one an earlier attempt left (another input, other cuts) differs in size.
+        if let (Ok(local), Stage::Store { operator, root }) = (tokio::fs::metadata(&own).await, self)
+            && local.is_file()
+            && operator.stat(&format!("{root}{name}")).await.is_ok_and(|m| m.content_length() == local.len())
+        {
+            tracing::debug!(chunk = idx, "chunk read from the coordinator's own copy");
+            return Ok(own);
+        }
+        self.get(&name, scratch).await
     }
 
     /// Local paths to the staged pieces `names`, in order (from a store, downloaded to
@@ -344,8 +364,18 @@ mod tests {
         assert_eq!(std::fs::read(scratch.join("c1-o0.nut.times")).unwrap(), b"0 0 1");
         stage.discard_fetched(&pieces).await;
         assert_eq!(std::fs::read_dir(&scratch).unwrap().count(), 0);
+        // A chunk: the coordinator's own copy when it is the staged one, else downloaded.
+        let work = tmp.path().join("work");
+        std::fs::create_dir(&work).unwrap();
+        std::fs::write(work.join("chunk-0.nut"), b"chunk zero").unwrap();
+        stage.put("chunk-0.nut", &work.join("chunk-0.nut")).await.unwrap();
+        assert_eq!(stage.get_chunk(0, &work, &scratch).await.unwrap(), work.join("chunk-0.nut"));
+        std::fs::write(work.join("chunk-0.nut"), b"stale, other cuts").unwrap();
+        assert_eq!(stage.get_chunk(0, &work, &scratch).await.unwrap(), scratch.join("chunk-0.nut"));
+        assert_eq!(std::fs::read(scratch.join("chunk-0.nut")).unwrap(), b"chunk zero");
         stage.remove().await.unwrap();
         assert!(!root.join("work/uf/job-2/c1-o0.nut").exists());
         assert!(!root.join("work/uf/job-2/c1-o0.nut.times").exists());
+        assert!(!root.join("work/uf/job-2/chunk-0.nut").exists());
     }
 }
