@@ -253,7 +253,7 @@ impl Worker {
     }
 
     async fn process(&self, job_id: &str, work: &Path, cancel: &Arc<AtomicBool>) -> anyhow::Result<()> {
-        let Some((job, outputs)) = db::jobs::find(&self.db, job_id, None).await? else { return Ok(()) };
+        let Some((job, outputs)) = db::jobs::read(&self.db, job_id, None).await? else { return Ok(()) };
         if job.status.is_terminal() {
             return Ok(());
         }
