@@ -61,7 +61,7 @@ fn package(video: &[Vec<PathBuf>], audio: &[PathBuf], plan: &StreamPlan, dir: &P
     let mut written = 0u64;
     while let Some((r, chain)) = chains.iter_mut().enumerate().filter(|(_, c)| c.due().is_some()).min_by_key(|(_, c)| c.due()) {
         written += 1;
-        if written % 256 == 0 && cancel.load(Ordering::Relaxed) {
+        if written.is_multiple_of(256) && cancel.load(Ordering::Relaxed) {
             return Err(MediaError::Cancelled);
         }
         let time_base = chain.time_base();

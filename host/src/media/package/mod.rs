@@ -307,4 +307,6 @@ pub use copy::package_encoded;
 pub use ladder::{Ladder, ladder};
 
 #[cfg(test)]
+mod copy_tests;
+#[cfg(test)]
 mod tests;
