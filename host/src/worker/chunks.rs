@@ -28,6 +28,13 @@ pub(super) struct ChunkPlan {
 pub(super) struct ChunkOutput {
     pub position: i32,
     pub video: VideoPlan,
+    /// For a package, which of its video rungs this is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rung: Option<usize>,
+    /// The sample aspect ratio to encode at, when not 1:1 (package rungs display at
+    /// their top rung's aspect).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sar: Option<(i32, i32)>,
 }
 
 /// The directory every worker finds a job's staged input and pieces in.
@@ -38,10 +45,14 @@ pub(super) fn stage_dir(config: &Config, job_id: &str) -> Option<PathBuf> {
     plain.then(|| root.join(job_id))
 }
 
-/// A chunk's piece of one output (named by the chunk's row, so a piece left by an
-/// earlier coordinator's chunk is never mistaken for this one's).
-pub(super) fn piece_path(stage: &Path, chunk_id: i64, position: i32) -> PathBuf {
-    stage.join(format!("c{chunk_id}-o{position}.nut"))
+/// A chunk's piece of one output, or of one rung of a package output (named by the
+/// chunk's row, so a piece left by an earlier coordinator's chunk is never mistaken
+/// for this one's).
+pub(super) fn piece_path(stage: &Path, chunk_id: i64, position: i32, rung: Option<usize>) -> PathBuf {
+    match rung {
+        None => stage.join(format!("c{chunk_id}-o{position}.nut")),
+        Some(rung) => stage.join(format!("c{chunk_id}-o{position}-r{rung}.nut")),
+    }
 }
 
 impl Worker {
@@ -78,8 +89,8 @@ impl Worker {
         let plan: ChunkPlan = serde_json::from_str(&chunk.payload).map_err(|e| format!("the chunk's plan is unreadable: {e}"))?;
         let stage = stage_dir(&self.config, &chunk.job_id).ok_or("the chunk's job id is not a plain name")?;
         let input = stage.join("input");
-        let pieces: Vec<PathBuf> = plan.outputs.iter().map(|o| piece_path(&stage, chunk.id, o.position)).collect();
-        let plans: Vec<VideoPlan> = plan.outputs.into_iter().map(|o| o.video).collect();
+        let pieces: Vec<PathBuf> = plan.outputs.iter().map(|o| piece_path(&stage, chunk.id, o.position, o.rung)).collect();
+        let plans: Vec<(VideoPlan, (i32, i32))> = plan.outputs.into_iter().map(|o| (o.video, o.sar.unwrap_or((1, 1)))).collect();
         let range = ChunkRange { start: chunk.start, end: chunk.end };
         let done = Arc::new(AtomicU32::new(0));
         // Set when the encode must stop: the job's cancel, or the chunk's lease lost.

@@ -23,6 +23,7 @@ mod chunks;
 mod record;
 mod transcode;
 mod ultrafast;
+mod ultrafast_package;
 mod upload;
 mod vtt;
 mod watch;
@@ -352,7 +353,7 @@ impl Worker {
                 run.set_output(&p.row, OutputState::Working).await?;
             }
             // Ultrafast: the outputs that can be are encoded in chunks by any worker.
-            let planned = if run.wants_ultrafast(&info) { run.ultrafast(&input_path, work, planned, destination, cancel).await? } else { planned };
+            let planned = if run.wants_ultrafast(&info) { run.ultrafast(&input_path, &info, work, planned, destination, cancel).await? } else { planned };
             if !planned.is_empty() {
                 run.transcode_and_upload(&input_path, planned, destination, cancel).await?;
             }
