@@ -11,7 +11,7 @@ tool, and how soon an idle worker picks up a new job.
   the same process (SQLite), median and p95 over `--pickups` jobs. The job is read every
   2 ms, so the figure is accurate to about 2 ms.
 
-Usage: bench/api.py [--seconds 10] [--connections 32] [--pickups 30] [--no-postgres]
+Usage: bench/api.py [--seconds 10] [--connections 32] [--pickups 30] [--no-postgres] [--no-pickup]
 (bench/run.sh builds first; `wrk` comes from scripts/setup.sh --tests.)
 """
 
@@ -167,6 +167,7 @@ def main():
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--pickups", type=int, default=30)
     ap.add_argument("--no-postgres", action="store_true")
+    ap.add_argument("--no-pickup", action="store_true", help="only the wrk figures")
     args = ap.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed (scripts/setup.sh --tests installs it)")
@@ -199,6 +200,9 @@ def main():
         finally:
             psql(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
 
+    if args.no_pickup:
+        files.shutdown()
+        return
     server = Server(work, "pickup", worker=True)
     try:
         times = sorted(pickups(server, input_url, args.pickups))

@@ -8,10 +8,13 @@ keyframe every second is cut at 8, 16 and 24 s; its picture changes at 16 s (a s
 change on a join)."""
 
 import json
+import posixpath
 import re
 import subprocess
 import uuid
+import xml.etree.ElementTree as ET
 
+import m3u8
 import pytest
 import requests
 
@@ -148,21 +151,128 @@ def test_ultrafast_matches_the_normal_encode(server, s3, media_server, media_dir
     assert [float(p["pts_time"]) for p in audio] == [float(p["pts_time"]) for p in packets(normal, "a:0")]
 
 
+def fetch_prefix(s3, prefix, local):
+    """Every object below `prefix` in the bucket, downloaded under `local`."""
+    pages = s3["client"].get_paginator("list_objects_v2").paginate(Bucket=s3["bucket"], Prefix=prefix + "/")
+    for key in [o["Key"] for page in pages for o in page.get("Contents", [])]:
+        target = local / key[len(prefix) + 1:]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        s3["client"].download_file(s3["bucket"], key, str(target))
+    return local
+
+
+def stream_packets(path, stream):
+    """Packets of one stream of `path` (a playlist or manifest is read to its end)."""
+    out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", stream, "-count_packets", "-show_entries",
+                          "stream=nb_read_packets", "-of", "csv=p=0", str(path)], check=True, capture_output=True, text=True).stdout
+    # (An HLS playlist is also shown as a program: the stream's count comes twice.)
+    return int(out.split()[0])
+
+
+def decodes_cleanly(path):
+    done = subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-i", str(path), "-map", "0", "-f", "null", "-"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0 and not done.stderr.strip(), f"decoding {path}: {done.stderr}"
+
+
+def hls_package(local):
+    """The master playlist and each media playlist (by URI) of an HLS package on disk."""
+    master = m3u8.loads((local / "hls" / "master.m3u8").read_text())
+    uris = [p.uri for p in master.playlists] + [m.uri for m in master.media if m.uri]
+    return master, {uri: m3u8.loads((local / "hls" / uri).read_text()) for uri in dict.fromkeys(uris)}
+
+
+PACKAGE = {"hls": {"path": "/hls"}, "dash": {"path": "/dash"}, "variants": ["mp4:360p", "mp4:240p"]}
+
+
 def test_three_outputs_two_sizes_and_a_package(server, s3, media_server, uf_input, tmp_path):
-    outputs = {"mp4:360p": {"path": "/a.mp4"}, "mp4:240p": {"path": "/b.mp4"},
-               "httpstream": {"hls": {"path": "/hls"}}}
+    """Two MP4 sizes and an HLS + DASH package (two rungs) from one ultrafast job: the
+    rungs are chunk outputs and the package is made from the joined rungs by stream
+    copy. Checked as a player reads it, and against the same job run normally."""
+    outputs = {"mp4:360p": {"path": "/a.mp4"}, "mp4:240p": {"path": "/b.mp4"}, "httpstream": PACKAGE}
     view, name = run_job(server, s3, media_server, uf_input, outputs, True, tmp_path)
+    normal_view, normal_name = run_job(server, s3, media_server, uf_input, outputs, False, tmp_path)
     assert [o["status"] for o in view["outputs"]] == ["video.encoded", "video.encoded", "httpstream.packaged"], view
     for key, height in (("a.mp4", 360), ("b.mp4", 240)):
         local = download(s3, f"{name}/{key}", tmp_path)
         assert count_frames(local) == DURATION * RATE
         stream = next(s for s in ffprobe(local)["streams"] if s["codec_type"] == "video")
         assert stream["height"] == height
-    playlist = download(s3, f"{name}/hls/master.m3u8", tmp_path)
-    assert "#EXTM3U" in playlist.read_text()
     history = events_of(server, view["id"])
-    assert "ultrafast: 4 chunks of about 8 s for 2 output(s)" in history
-    assert "output httpstream (httpstream packages) is encoded in one piece" in history
+    assert "ultrafast: 4 chunks of about 8 s for 3 output(s)" in history, history
+    assert "encoded in one piece" not in history, history
+    package = next(o for o in view["outputs"] if o["key"] == "httpstream")
+    assert sorted(u["format"] for u in package["urls"]) == ["dash", "hls"], package
+
+    fast = fetch_prefix(s3, name, tmp_path / "fast")
+    normal = fetch_prefix(s3, normal_name, tmp_path / "normal")
+    master, media = hls_package(fast)
+    normal_master, normal_media = hls_package(normal)
+    # The same variants, sizes, codec strings and frame rates as the normal package.
+    describe = lambda m: [(p.uri, p.stream_info.resolution, p.stream_info.codecs, p.stream_info.frame_rate)  # noqa: E731
+                          for p in m.playlists]
+    assert describe(master) == describe(normal_master)
+    assert [p.stream_info.resolution[1] for p in master.playlists] == [360, 240]
+    assert list(media) == list(normal_media) == ["360p/index.m3u8", "240p/index.m3u8", "audio/index.m3u8"]
+    frame = 1 / RATE
+    for uri, playlist in media.items():
+        assert playlist.playlist_type == "vod" and playlist.is_endlist, uri
+        durations = [s.duration for s in playlist.segments]
+        # The playlist covers the input (within a frame) with the segments the normal
+        # package has: keyframes at the same instants, cut at the same places.
+        assert abs(sum(durations) - DURATION) <= frame + 1e-3, (uri, durations)
+        assert durations == pytest.approx([s.duration for s in normal_media[uri].segments], abs=1e-3), uri
+        if uri.startswith("audio"):
+            continue
+        for segment in playlist.segments:
+            path = fast / "hls" / posixpath.dirname(uri) / segment.uri
+            first = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=flags",
+                                    "-read_intervals", "%+#1", "-of", "json", str(path)],
+                                   check=True, capture_output=True, text=True).stdout
+            assert "K" in json.loads(first)["packets"][0]["flags"], f"{path} does not start with a keyframe"
+        # Every frame, as many as the normal package's rung.
+        rung = fast / "hls" / uri
+        assert abs(stream_packets(rung, "v:0") - stream_packets(normal / "hls" / uri, "v:0")) <= 1, uri
+        assert stream_packets(rung, "v:0") == DURATION * RATE, uri
+    counts = {len(media[uri].segments) for uri in media if not uri.startswith("audio")}
+    assert len(counts) == 1, "rungs with different segment counts"
+    decodes_cleanly(fast / "hls" / "master.m3u8")
+
+    # DASH: the same representations and frames as the normal package's, and it plays.
+    mpd = (fast / "dash" / "master.mpd").resolve()
+    normal_mpd = (normal / "dash" / "master.mpd").resolve()
+    ns = {"mpd": "urn:mpeg:dash:schema:mpd:2011"}
+    reps = lambda path: [(r.get("width"), r.get("height"), r.get("codecs"))  # noqa: E731
+                         for r in ET.parse(path).getroot().iter(f"{{{ns['mpd']}}}Representation")]
+    assert reps(mpd) == reps(normal_mpd)
+    for index in range(2):
+        assert stream_packets(mpd, f"v:{index}") == stream_packets(normal_mpd, f"v:{index}") == DURATION * RATE
+    decodes_cleanly(mpd)
+
+
+def test_a_package_alone_in_fmp4(server, s3, media_server, uf_input, tmp_path):
+    """A job whose only output is a package (HLS in fMP4 segments, 4 s): chunked, and
+    the same segments and frames as the normal job's."""
+    outputs = {"httpstream": {"hls": {"path": "/hls", "hlsfmp4": True}, "variants": ["mp4:360p", "mp4:240p"],
+                              "segment_duration": 4}}
+    view, name = run_job(server, s3, media_server, uf_input, outputs, True, tmp_path)
+    normal_view, normal_name = run_job(server, s3, media_server, uf_input, outputs, False, tmp_path)
+    history = events_of(server, view["id"])
+    assert "ultrafast: 4 chunks of about 8 s for 1 output(s)" in history, history
+    fast = fetch_prefix(s3, name, tmp_path / "fast")
+    normal = fetch_prefix(s3, normal_name, tmp_path / "normal")
+    master, media = hls_package(fast)
+    _, normal_media = hls_package(normal)
+    assert list(media) == list(normal_media) and len(media) == 3
+    for uri, playlist in media.items():
+        assert playlist.segment_map and playlist.segment_map[0].uri == "init.mp4", uri
+        assert all(s.uri.endswith(".m4s") for s in playlist.segments), uri
+        durations = [s.duration for s in playlist.segments]
+        assert durations == pytest.approx([s.duration for s in normal_media[uri].segments], abs=1e-3), uri
+        if not uri.startswith("audio"):
+            assert durations == pytest.approx([4.0] * 8, abs=1e-3), uri
+            assert stream_packets(fast / "hls" / uri, "v:0") == DURATION * RATE, uri
+    decodes_cleanly(fast / "hls" / "master.m3u8")
 
 
 def chunk_log(logs, what):

@@ -145,7 +145,7 @@ async fn remove(State(state): State<AppState>, _: AdminKey, Path(name): Path<Str
 /// A job's events with their delivery state: what was sent, how often it was tried,
 /// and the last error. Operators read this when a webhook did not arrive.
 async fn job_events(State(state): State<AppState>, _: AdminKey, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    if crate::db::jobs::find(&state.db, &id, None).await?.is_none() {
+    if crate::db::jobs::read(&state.db, &id, None).await?.is_none() {
         return Err(ApiError::NotFound { code: "job_not_found", what: format!("Job '{id}'") });
     }
     let events: Vec<Value> = crate::db::jobs::events(&state.db, &id)

@@ -122,14 +122,14 @@ impl Watch {
     async fn read(&mut self) -> Result<(), sea_orm::DbErr> {
         // The job first, then its events: an event is written with its status change,
         // so events newer than the job read mean the job moved on; read it again then.
-        let Some((mut job, mut outputs)) = db::jobs::find(&self.db, &self.job_id, Some(&self.owner)).await? else {
+        let Some((mut job, mut outputs)) = db::jobs::read(&self.db, &self.job_id, Some(&self.owner)).await? else {
             self.ended = true;
             return Ok(());
         };
         let events = db::jobs::events_after(&self.db, &self.job_id, self.last_event_id).await?;
         let saw_final = events.iter().any(|e| e.event.ends_job());
         if saw_final && !job.status.is_terminal() {
-            if let Some((j, o)) = db::jobs::find(&self.db, &self.job_id, Some(&self.owner)).await? {
+            if let Some((j, o)) = db::jobs::read(&self.db, &self.job_id, Some(&self.owner)).await? {
                 (job, outputs) = (j, o);
             }
         }

@@ -97,7 +97,7 @@ pub(super) async fn submit(
     security(("basicAuth" = []), ("bearerAuth" = []))
 )]
 async fn show(State(state): State<AppState>, key: ApiKey, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    let (job, outputs) = db::jobs::find(&state.db, &id, Some(&key.owner))
+    let (job, outputs) = db::jobs::read(&state.db, &id, Some(&key.owner))
         .await?
         .ok_or_else(|| ApiError::NotFound { code: "job_not_found", what: format!("Job '{id}'") })?;
     Ok(Json(view::job_view(&job, &outputs)))

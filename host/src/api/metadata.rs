@@ -19,7 +19,7 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn collect(state: &AppState, key: &ApiKey, id: &str) -> Result<Map<String, Value>, ApiError> {
-    let (job, outputs) = db::jobs::find(&state.db, id, Some(&key.owner))
+    let (job, outputs) = db::jobs::read(&state.db, id, Some(&key.owner))
         .await?
         .ok_or_else(|| ApiError::NotFound { code: "job_not_found", what: format!("Job '{id}'") })?;
     let parse = |text: &Option<String>| text.as_deref().and_then(|t| serde_json::from_str::<Value>(t).ok());

@@ -65,7 +65,7 @@ async fn create(State(state): State<AppState>, OctetKey(key): OctetKey, OctetBod
 )]
 async fn show(State(state): State<AppState>, OctetKey(key): OctetKey, Path(id): Path<String>) -> Result<Json<Value>, OctetError> {
     // Another key's job is "not found", never "forbidden": its existence is not ours to tell.
-    let (job, outputs) = db::jobs::find(&state.db, &id, Some(&key.owner))
+    let (job, outputs) = db::jobs::read(&state.db, &id, Some(&key.owner))
         .await?
         .ok_or_else(|| ApiError::NotFound { code: "job_not_found", what: format!("Job '{id}'") })?;
     Ok(Json(octet::job_view(&job, &outputs, &state.config.sealer)))

@@ -79,7 +79,7 @@ async fn redeliver(State(state): State<AppState>, key: ApiKey, Path((id, event_i
 
 /// The job, if the caller's key created it; another key's job is a 404.
 pub(super) async fn own_job(state: &AppState, key: &ApiKey, id: &str) -> Result<job::Model, ApiError> {
-    crate::db::jobs::find(&state.db, id, Some(&key.owner))
+    crate::db::jobs::read(&state.db, id, Some(&key.owner))
         .await?
         .map(|(job, _)| job)
         .ok_or_else(|| ApiError::NotFound { code: "job_not_found", what: format!("Job '{id}'") })

@@ -19,6 +19,11 @@ use super::{event, job, now_ms, output};
 /// their ids). Two inserts in one transaction and one read of the outputs: on the submit
 /// path every round trip to the database counts.
 pub async fn insert(db: &DatabaseConnection, job: job::Model, outputs: Vec<output::Model>) -> Result<(job::Model, Vec<output::Model>), DbErr> {
+    if let Some(file) = super::direct::file_of(db) {
+        let _writer = super::writer(db).await;
+        let outputs = super::direct::insert(&file, &job, outputs)?;
+        return Ok((job, outputs));
+    }
     let id = job.id.clone();
     {
         let _writer = super::writer(db).await;
@@ -42,6 +47,15 @@ pub async fn find<C: ConnectionTrait>(db: &C, id: &str, owner: Option<&str>) -> 
     }
     let found = query.find_with_related(output::Entity).order_by_asc(output::Column::Position).all(db).await?;
     Ok(found.into_iter().next())
+}
+
+/// [`find`] for a reader: on a SQLite file, on the caller's own thread
+/// ([`super::direct`]), without a round trip to sqlx's connection thread.
+pub async fn read(db: &DatabaseConnection, id: &str, owner: Option<&str>) -> Result<Option<(job::Model, Vec<output::Model>)>, DbErr> {
+    match super::direct::file_of(db) {
+        Some(file) => super::direct::find(&file, id, owner),
+        None => find(db, id, owner).await,
+    }
 }
 
 pub async fn outputs<C: ConnectionTrait>(db: &C, job_id: &str) -> Result<Vec<output::Model>, DbErr> {

@@ -93,8 +93,9 @@ fn quiet() -> Report {
     Box::new(|_| {})
 }
 
-/// Encode the frames of `range` with every plan, into `pieces` (one per plan). The
-/// first frame of each piece is a keyframe (an encoder's first frame always is).
+/// Encode the frames of `range` with every plan, into `pieces` (one per plan), each
+/// with its sample aspect ratio (numerator, denominator: 1:1 but for package rungs).
+/// The first frame of each piece is a keyframe (an encoder's first frame always is).
 /// `input` is the whole input, or with `cut` the chunk's own file (see
 /// [`super::cut_chunks`]). `progress` sees the share of the chunk done. Returns the
 /// frames encoded.
@@ -103,7 +104,7 @@ pub fn encode_video_chunk(
     input: &Path,
     cut: bool,
     range: ChunkRange,
-    plans: &[VideoPlan],
+    plans: &[(VideoPlan, (i32, i32))],
     pieces: &[PathBuf],
     progress: &(dyn Fn(f64) + Sync),
     cancel: &AtomicBool,
@@ -118,8 +119,9 @@ pub fn encode_video_chunk(
     let first = range.start.map_or(0.0, |s| s as f64 * unit);
     let length = range.end.map_or(demuxer.duration, |e| e as f64 * unit) - first;
     let mut lanes: Vec<Lane<()>> = Vec::with_capacity(plans.len());
-    for (index, (plan, path)) in plans.iter().zip(pieces).enumerate() {
-        let opened = VideoEncoder::open(plan, &format, VideoSetup { global_header: true, ..VideoSetup::plain() }).and_then(|encoder| {
+    for (index, ((plan, (num, den)), path)) in plans.iter().zip(pieces).enumerate() {
+        let setup = VideoSetup { global_header: true, sar: ffmpeg::Rational::new(*num, *den), ..VideoSetup::plain() };
+        let opened = VideoEncoder::open(plan, &format, setup).and_then(|encoder| {
             let writer = PieceWriter::create(path, encoder.context(), encoder.time_base, Some(encoder.frame_rate))?;
             Lane::spawn(format!("copra-chunk-{index}"), Box::new(PieceSink { encoder, writer: Some(writer) }), quiet())
         });

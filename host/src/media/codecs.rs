@@ -75,14 +75,16 @@ pub fn hevc(extradata: &[u8]) -> Option<String> {
     Some(format!("hvc1.{space}{profile}.{compatibility:X}.{tier}{level}.{}", constraints.join(".")))
 }
 
-/// The codec string of an encoder's output, when HLS needs one we know how to write.
-pub fn codec_string(encoder: &str, extradata: &[u8]) -> Option<String> {
-    match encoder {
-        "libx264" => avc(extradata),
-        "libx265" => hevc(extradata),
-        // FFmpeg's AAC encoder writes AAC-LC.
-        "aac" => Some("mp4a.40.2".into()),
-        "libmp3lame" => Some("mp4a.40.34".into()),
+/// The codec string of a stream we encoded (with its codec's parameters' extradata), when
+/// HLS needs one we know how to write.
+pub fn codec_string(codec: ffmpeg_next::codec::Id, extradata: &[u8]) -> Option<String> {
+    use ffmpeg_next::codec::Id;
+    match codec {
+        Id::H264 => avc(extradata),
+        Id::HEVC => hevc(extradata),
+        // FFmpeg's AAC encoder, the only one used, writes AAC-LC.
+        Id::AAC => Some("mp4a.40.2".into()),
+        Id::MP3 => Some("mp4a.40.34".into()),
         _ => None,
     }
 }

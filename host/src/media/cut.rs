@@ -230,14 +230,14 @@ mod tests {
         let mut frames = 0;
         for (i, (range, file)) in ranges.iter().zip(&files).enumerate() {
             let own = dir.join(format!("{stem}-own-{i}.nut"));
-            let n_own = super::super::encode_video_chunk(file, true, *range, &[plan()], &[own.clone()], &|_| {}, &cancel).unwrap();
+            let n_own = super::super::encode_video_chunk(file, true, *range, &[(plan(), (1, 1))], &[own.clone()], &|_| {}, &cancel).unwrap();
             frames += n_own;
             assert!(std::fs::metadata(file).unwrap().len() < std::fs::metadata(input).unwrap().len());
             if !whole {
                 continue;
             }
             let whole = dir.join(format!("{stem}-whole-{i}.nut"));
-            let n_whole = super::super::encode_video_chunk(input, false, *range, &[plan()], &[whole.clone()], &|_| {}, &cancel).unwrap();
+            let n_whole = super::super::encode_video_chunk(input, false, *range, &[(plan(), (1, 1))], &[whole.clone()], &|_| {}, &cancel).unwrap();
             assert_eq!(n_own, n_whole, "{stem} chunk {i}");
             let times = |p: &Path| std::fs::read_to_string(format!("{}.times", p.display())).unwrap();
             assert_eq!(times(&own), times(&whole), "{stem} chunk {i}: timestamps differ");

@@ -1,7 +1,8 @@
 //! The join of an ultrafast output: its video pieces, in order, and its audio, copied
 //! into the output's container without re-encoding. Packets keep the timestamps the
 //! encoders gave them (each piece was encoded at its place in the input's timeline),
-//! so the result is timed exactly as a one-piece encode.
+//! so the result is timed exactly as a one-piece encode. [`PieceChain`] reads one
+//! stream's pieces as if they were one file; packages are made from such chains too.
 
 use std::path::{Path, PathBuf};
 
@@ -12,56 +13,47 @@ use super::MediaError;
 use super::file::{muxer_options, set_codec_tag, write_packet};
 use super::piece::PieceReader;
 
-/// One stream of the output, fed from pieces in turn.
-struct Feed {
+/// One encoded stream, read from its pieces in turn.
+pub(super) struct PieceChain {
     pieces: std::vec::IntoIter<PathBuf>,
     reader: PieceReader,
-    stream: usize,
+    /// The first piece's stream, as a muxer stream is described.
+    pub parameters: codec::Parameters,
+    /// Zero when the piece does not say (audio).
+    pub frame_rate: Rational,
+    pub aspect: Rational,
     /// A packet's duration when the piece does not say (the last one matters to MP4).
     duration: i64,
     next: Option<ffmpeg::Packet>,
 }
 
-impl Feed {
-    fn open(pieces: Vec<PathBuf>, muxer: &mut format::context::Output, container: &str) -> Result<Self, MediaError> {
+impl PieceChain {
+    pub fn open(pieces: Vec<PathBuf>) -> Result<Self, MediaError> {
         let mut pieces = pieces.into_iter();
         let first = pieces.next().ok_or_else(|| MediaError::Unsupported("no piece to join".into()))?;
         let reader = PieceReader::open(&first)?;
-        let (time_base, parameters, rate, aspect) = {
+        let (parameters, frame_rate, aspect) = {
             let stream = reader.stream();
             // SAFETY: plain field of an open stream.
             let aspect = unsafe { (*stream.as_ptr()).sample_aspect_ratio };
-            (reader.time_base, stream.parameters(), stream.avg_frame_rate(), aspect)
+            // An owned copy: the piece it describes is closed at the next one.
+            (stream.parameters().clone(), stream.avg_frame_rate(), Rational::from(aspect))
         };
-        let video = parameters.medium() == ffmpeg::media::Type::Video;
-        let hevc = parameters.id() == codec::Id::HEVC;
-        // SAFETY: plain field of the piece's codec parameters.
-        let frame_size = unsafe { (*parameters.as_ptr()).frame_size };
-        let index = {
-            let mut stream = muxer.add_stream(ffmpeg::encoder::find(codec::Id::None)).map_err(MediaError::at("adding a stream"))?;
-            stream.set_parameters(parameters);
-            stream.set_time_base(time_base);
-            if video && rate.numerator() > 0 {
-                stream.set_avg_frame_rate(rate);
-            }
-            // SAFETY: plain fields of the new stream and its parameters, before the header.
-            unsafe {
-                (*(*stream.as_mut_ptr()).codecpar).codec_tag = 0;
-                (*stream.as_mut_ptr()).sample_aspect_ratio = aspect;
-            }
-            stream.index()
-        };
-        if hevc && matches!(container, "mp4" | "mov") {
-            set_codec_tag(muxer, index, *b"hvc1");
-        }
-        let duration = if video && rate.numerator() > 0 {
-            1i64.rescale(rate.invert(), time_base).max(1)
+        let time_base = reader.time_base;
+        let duration = if parameters.medium() == ffmpeg::media::Type::Video && frame_rate.numerator() > 0 {
+            1i64.rescale(frame_rate.invert(), time_base).max(1)
         } else {
-            i64::from(frame_size.max(0))
+            // SAFETY: plain field of the piece's codec parameters.
+            i64::from(unsafe { (*parameters.as_ptr()).frame_size }.max(0))
         };
-        let mut feed = Feed { pieces, reader, stream: index, duration, next: None };
-        feed.advance()?;
-        Ok(feed)
+        let mut chain = PieceChain { pieces, reader, parameters, frame_rate, aspect, duration, next: None };
+        chain.advance()?;
+        Ok(chain)
+    }
+
+    /// The time base packets are handed out in: the encoder's.
+    pub fn time_base(&self) -> Rational {
+        self.reader.time_base
     }
 
     /// Read the next packet, going on to the next piece at the end of one.
@@ -86,11 +78,52 @@ impl Feed {
         }
     }
 
-    /// When the next packet is decoded, in microseconds (for interleaving).
-    fn due(&self) -> Option<i64> {
+    /// When the next packet is decoded, in microseconds (for interleaving); `None` at the end.
+    pub fn due(&self) -> Option<i64> {
         let packet = self.next.as_ref()?;
         let ts = packet.dts().or(packet.pts()).unwrap_or(0);
         Some(ts.rescale(self.reader.time_base, Rational::new(1, 1_000_000)))
+    }
+
+    /// The next packet (in [`Self::time_base`]), or `None` at the end.
+    pub fn take(&mut self) -> Result<Option<ffmpeg::Packet>, MediaError> {
+        let packet = self.next.take();
+        if packet.is_some() {
+            self.advance()?;
+        }
+        Ok(packet)
+    }
+}
+
+/// One stream of the output, fed from pieces in turn.
+struct Feed {
+    chain: PieceChain,
+    stream: usize,
+}
+
+impl Feed {
+    fn open(pieces: Vec<PathBuf>, muxer: &mut format::context::Output, container: &str) -> Result<Self, MediaError> {
+        let chain = PieceChain::open(pieces)?;
+        let video = chain.parameters.medium() == ffmpeg::media::Type::Video;
+        let hevc = chain.parameters.id() == codec::Id::HEVC;
+        let index = {
+            let mut stream = muxer.add_stream(ffmpeg::encoder::find(codec::Id::None)).map_err(MediaError::at("adding a stream"))?;
+            stream.set_parameters(chain.parameters.clone());
+            stream.set_time_base(chain.time_base());
+            if video && chain.frame_rate.numerator() > 0 {
+                stream.set_avg_frame_rate(chain.frame_rate);
+            }
+            // SAFETY: plain fields of the new stream and its parameters, before the header.
+            unsafe {
+                (*(*stream.as_mut_ptr()).codecpar).codec_tag = 0;
+                (*stream.as_mut_ptr()).sample_aspect_ratio = chain.aspect.into();
+            }
+            stream.index()
+        };
+        if hevc && matches!(container, "mp4" | "mov") {
+            set_codec_tag(muxer, index, *b"hvc1");
+        }
+        Ok(Feed { chain, stream: index })
     }
 }
 
@@ -113,10 +146,10 @@ fn join_inner(video: &[PathBuf], audio: Option<&Path>, container: &str, output: 
     }
     muxer.write_header_with(muxer_options(container)).map_err(MediaError::at("writing the container header"))?;
     // Always the feed whose next packet is due first: the muxer gets them in order.
-    while let Some(feed) = feeds.iter_mut().filter(|f| f.next.is_some()).min_by_key(|f| f.due()) {
-        let mut packet = feed.next.take().expect("filtered on a next packet");
-        write_packet(&mut muxer, feed.stream, &mut packet, feed.reader.time_base)?;
-        feed.advance()?;
+    while let Some(feed) = feeds.iter_mut().filter(|f| f.chain.due().is_some()).min_by_key(|f| f.chain.due()) {
+        let time_base = feed.chain.time_base();
+        let Some(mut packet) = feed.chain.take()? else { break };
+        write_packet(&mut muxer, feed.stream, &mut packet, time_base)?;
     }
     muxer.write_trailer().map_err(MediaError::at("writing the container trailer"))?;
     Ok(())

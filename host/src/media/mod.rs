@@ -33,10 +33,10 @@ mod split;
 pub use chunk::{encode_audio, encode_video_chunk};
 pub use cut::cut_chunks;
 pub use join::join;
-pub use split::{ChunkRange, chunk_ranges};
+pub use split::{ChunkRange, chunk_ranges, chunk_ranges_aligned};
 pub use engine::{EventSink, OutputTarget, Produced, TranscodeEvent, transcode};
 pub use image::SpriteTile;
-pub use package::Package;
+pub use package::{Ladder, Package, ladder, package_encoded};
 pub use plan_check::{check_input, check_plan};
 pub use probe::{probe, probe_output};
 

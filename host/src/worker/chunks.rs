@@ -28,6 +28,13 @@ pub(super) struct ChunkPlan {
 pub(super) struct ChunkOutput {
     pub position: i32,
     pub video: VideoPlan,
+    /// For a package, which of its video rungs this is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rung: Option<usize>,
+    /// The sample aspect ratio to encode at, when not 1:1 (package rungs display at
+    /// their top rung's aspect).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sar: Option<(i32, i32)>,
 }
 
 impl Worker {
@@ -140,9 +147,9 @@ async fn fetch_encode_store(
 ) -> Result<(), String> {
     let cut = stage.cuts_chunks();
     let input = stage.get_chunk(chunk.idx, job_work, scratch).await?;
-    let names: Vec<String> = plan.outputs.iter().map(|o| piece_name(chunk.id, o.position)).collect();
+    let names: Vec<String> = plan.outputs.iter().map(|o| piece_name(chunk.id, o.position, o.rung)).collect();
     let pieces: Vec<PathBuf> = names.iter().map(|name| stage.local_dir(scratch).join(name)).collect();
-    let plans: Vec<VideoPlan> = plan.outputs.into_iter().map(|o| o.video).collect();
+    let plans: Vec<(VideoPlan, (i32, i32))> = plan.outputs.into_iter().map(|o| (o.video, o.sar.unwrap_or((1, 1)))).collect();
     let range = ChunkRange { start: chunk.start, end: chunk.end };
     let encode = {
         let (stop, pieces) = (stop.clone(), pieces.clone());

@@ -24,6 +24,7 @@ mod record;
 mod stage;
 mod transcode;
 mod ultrafast;
+mod ultrafast_package;
 mod upload;
 mod vtt;
 mod watch;
@@ -258,7 +259,7 @@ impl Worker {
     }
 
     async fn process(&self, job_id: &str, work: &Path, cancel: &Arc<AtomicBool>) -> anyhow::Result<()> {
-        let Some((job, outputs)) = db::jobs::find(&self.db, job_id, None).await? else { return Ok(()) };
+        let Some((job, outputs)) = db::jobs::read(&self.db, job_id, None).await? else { return Ok(()) };
         if job.status.is_terminal() {
             return Ok(());
         }
@@ -357,7 +358,7 @@ impl Worker {
                 run.set_output(&p.row, OutputState::Working).await?;
             }
             // Ultrafast: the outputs that can be are encoded in chunks by any worker.
-            let planned = if run.wants_ultrafast(&info) { run.ultrafast(&input_path, work, planned, destination, cancel).await? } else { planned };
+            let planned = if run.wants_ultrafast(&info) { run.ultrafast(&input_path, &info, work, planned, destination, cancel).await? } else { planned };
             if !planned.is_empty() {
                 run.transcode_and_upload(&input_path, planned, destination, cancel).await?;
             }

@@ -23,11 +23,14 @@ fn chunk_name(idx: i32) -> String {
     format!("chunk-{idx}.nut")
 }
 
-/// A chunk's piece of one output (named by the chunk's row, so a piece left by an
-/// earlier coordinator's chunk is never mistaken for this one's); its side file of
-/// timestamps is the same name with `.times`.
-pub(super) fn piece_name(chunk_id: i64, position: i32) -> String {
-    format!("c{chunk_id}-o{position}.nut")
+/// A chunk's piece of one output, or of one rung of a package output (named by the
+/// chunk's row, so a piece left by an earlier coordinator's chunk is never mistaken for
+/// this one's); its side file of timestamps is the same name with `.times`.
+pub(super) fn piece_name(chunk_id: i64, position: i32, rung: Option<usize>) -> String {
+    match rung {
+        None => format!("c{chunk_id}-o{position}.nut"),
+        Some(rung) => format!("c{chunk_id}-o{position}-r{rung}.nut"),
+    }
 }
 
 /// The side file of a piece (see `media::piece`).
@@ -360,7 +363,7 @@ mod tests {
         std::fs::write(tmp.path().join("piece.times"), b"0 0 1").unwrap();
         stage.put(&times_name("c1-o0.nut"), &tmp.path().join("piece.times")).await.unwrap();
         std::fs::remove_file(&got).unwrap();
-        let pieces = stage.get_pieces(&[piece_name(1, 0)], &scratch).await.unwrap();
+        let pieces = stage.get_pieces(&[piece_name(1, 0, None)], &scratch).await.unwrap();
         assert_eq!(std::fs::read(scratch.join("c1-o0.nut.times")).unwrap(), b"0 0 1");
         stage.discard_fetched(&pieces).await;
         assert_eq!(std::fs::read_dir(&scratch).unwrap().count(), 0);

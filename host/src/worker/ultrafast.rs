@@ -1,17 +1,19 @@
 //! Ultrafast jobs, as the worker that claimed the job coordinates them: the input is
 //! cut at keyframes into chunk tasks that any worker encodes (this one too), the audio
 //! is encoded once here, and when the last chunk is done each output's pieces are
-//! joined without re-encoding and uploaded. Outputs that cannot be chunked take the
-//! normal path, with a `job.note` event saying so.
+//! joined without re-encoding and uploaded (a package's rungs are outputs of their own,
+//! packaged after the join: `ultrafast_package`). Outputs that cannot be chunked take
+//! the normal path, with a `job.note` event saying so.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::chunks::{ChunkOutput, ChunkPlan};
+use super::chunks::ChunkPlan;
 use super::stage::{Stage, chunk_files, piece_name};
 use super::record::JobRun;
+use super::ultrafast_package::{alignment, audio_renditions, chunk_outputs, package_chunkable};
 use super::{MAX_ATTEMPTS, Planned, upload};
 use crate::db::jobs::WriteError;
 use crate::media::{self, Produced};
@@ -22,17 +24,17 @@ use crate::types::{MediaInfo, OutputPlan};
 /// How often the coordinator looks at its chunks while none is left for it to encode.
 const LOOK_EVERY: Duration = Duration::from_millis(300);
 
-/// Whether an output's plan can be encoded in chunks and joined by stream copy; if not,
-/// why.
-pub(super) fn chunkable(plan: &OutputPlan) -> Result<(), String> {
+/// Whether an output's plan can be encoded in chunks and joined by stream copy, for an
+/// input of `input_fps` frames a second; if not, why.
+pub(super) fn chunkable(plan: &OutputPlan, input_fps: f64) -> Result<(), String> {
     if plan.image.is_some() {
         return Err("pictures".into());
     }
-    if plan.packaging.is_some() {
-        return Err("httpstream packages".into());
-    }
     if plan.range.is_some() {
         return Err("an output of part of the input".into());
+    }
+    if let Some(package) = &plan.packaging {
+        return package_chunkable(package, input_fps);
     }
     let Some(video) = &plan.video else { return Err("an output without video".into()) };
     if video.fps.is_some() {
@@ -58,14 +60,15 @@ impl JobRun<'_> {
     pub async fn ultrafast(
         &self,
         input: &Path,
+        info: &MediaInfo,
         work: &Path,
         planned: Vec<Planned>,
         destination: &Destination,
         cancel: &Arc<AtomicBool>,
     ) -> anyhow::Result<Vec<Planned>> {
-        let (chunked, rest): (Vec<Planned>, Vec<Planned>) = planned.into_iter().partition(|p| chunkable(&p.target.plan).is_ok());
+        let (chunked, rest): (Vec<Planned>, Vec<Planned>) = planned.into_iter().partition(|p| chunkable(&p.target.plan, info.fps).is_ok());
         for p in &rest {
-            if let Err(why) = chunkable(&p.target.plan) {
+            if let Err(why) = chunkable(&p.target.plan, info.fps) {
                 self.note(format!("ultrafast: output {} ({why}) is encoded in one piece", p.row.key)).await?;
             }
         }
@@ -75,8 +78,8 @@ impl JobRun<'_> {
         let config = &self.worker.config;
         let started = Instant::now();
         let ranges = {
-            let (input, secs) = (input.to_path_buf(), config.worker.ultrafast_chunk.as_secs_f64());
-            tokio::task::spawn_blocking(move || media::chunk_ranges(&input, secs)).await?
+            let (input, secs, grids) = (input.to_path_buf(), config.worker.ultrafast_chunk.as_secs_f64(), alignment(&chunked));
+            tokio::task::spawn_blocking(move || media::chunk_ranges_aligned(&input, secs, &grids)).await?
         };
         let ranges = match ranges {
             Ok(ranges) if ranges.len() > 1 => ranges,
@@ -143,10 +146,7 @@ impl JobRun<'_> {
         } else {
             stage.put("input", input).await.map_err(|e| anyhow::anyhow!(e))?;
         }
-        let outputs = chunked
-            .iter()
-            .map(|p| ChunkOutput { position: p.row.position, video: p.target.plan.video.clone().expect("chunkable outputs have video") })
-            .collect();
+        let outputs = chunked.iter().flat_map(|p| chunk_outputs(p.row.position, &p.target.plan)).collect();
         let payload = serde_json::to_string(&ChunkPlan { outputs })?;
         let bounds: Vec<(Option<i64>, Option<i64>)> = ranges.iter().map(|r| (r.start, r.end)).collect();
         chunks::create(db, job_id, &bounds, &payload).await?;
@@ -155,11 +155,11 @@ impl JobRun<'_> {
         self.note(format!("ultrafast: {} chunks of about {} s for {} output(s)", ranges.len(), self.worker.config.worker.ultrafast_chunk.as_secs(), chunked.len()))
             .await?;
 
-        // 2. The audio, once, beside the chunks.
-        let audio_paths: Vec<Option<PathBuf>> =
-            chunked.iter().map(|p| p.target.plan.audio.as_ref().map(|_| work.join(format!("audio-{}.nut", p.row.position)))).collect();
+        // 2. The audio, once, beside the chunks (a package's renditions each once).
+        let renditions: Vec<_> = chunked.iter().map(|p| audio_renditions(p.row.position, &p.target.plan, work)).collect();
+        let audio_paths: Vec<Vec<PathBuf>> = renditions.iter().map(|r| r.iter().map(|(_, path)| path.clone()).collect()).collect();
         let audio = {
-            let plans: Vec<_> = chunked.iter().filter_map(|p| p.target.plan.audio.clone()).collect();
+            let plans: Vec<_> = renditions.iter().flatten().map(|(plan, _)| plan.clone()).collect();
             let paths: Vec<PathBuf> = audio_paths.iter().flatten().cloned().collect();
             let (input, cancel) = (input.to_path_buf(), cancel.clone());
             tokio::task::spawn_blocking(move || if plans.is_empty() { Ok(()) } else { media::encode_audio(&input, &plans, &paths, &cancel) })
@@ -186,7 +186,7 @@ impl JobRun<'_> {
             }
         };
 
-        // 4. Join each output and upload it.
+        // 4. Join each output (or package its joined rungs) and upload it.
         let store = upload::Store {
             plugins: self.worker.plugins.clone(),
             destination: destination.clone(),
@@ -198,25 +198,27 @@ impl JobRun<'_> {
             if cancel.load(Ordering::Relaxed) {
                 return Err(WriteError::LeaseLost(job_id.to_string()).into());
             }
-            let names: Vec<String> = states.iter().map(|s| piece_name(s.id, p.row.position)).collect();
-            let pieces = match stage.get_pieces(&names, work).await {
-                Ok(pieces) => pieces,
-                Err(err) => {
-                    self.fail_output(&p.row, format!("Fetching the chunks' pieces failed: {err}")).await?;
+            let made = if p.target.plan.packaging.is_some() {
+                self.package_pieces(p, stage, work, &states, audio, cancel).await?
+            } else {
+                let names: Vec<String> = states.iter().map(|s| piece_name(s.id, p.row.position, None)).collect();
+                match stage.get_pieces(&names, work).await {
+                    Err(err) => Err(format!("Fetching the chunks' pieces failed: {err}")),
+                    Ok(pieces) => {
+                        let (container, out, fetched) = (p.target.plan.container.clone(), p.target.path.clone(), pieces.clone());
+                        let joined = tokio::task::spawn_blocking(move || media::join(&pieces, audio.first().map(PathBuf::as_path), &container, &out)).await?;
+                        stage.discard_fetched(&fetched).await;
+                        joined.map(|()| Produced::File).map_err(|err| format!("Joining the chunks failed: {err}"))
+                    }
+                }
+            };
+            let produced = match made {
+                Ok(produced) => produced,
+                Err(message) => {
+                    self.fail_output(&p.row, message).await?;
                     continue;
                 }
             };
-            let joined = {
-                let (container, out) = (p.target.plan.container.clone(), p.target.path.clone());
-                let fetched = pieces.clone();
-                let joined = tokio::task::spawn_blocking(move || media::join(&pieces, audio.as_deref(), &container, &out)).await?;
-                stage.discard_fetched(&fetched).await;
-                joined
-            };
-            if let Err(err) = joined {
-                self.fail_output(&p.row, format!("Joining the chunks failed: {err}")).await?;
-                continue;
-            }
             crate::metrics::encoded(p.spec.format.split(':').next().unwrap_or_default(), encode_started.elapsed());
             let upload = upload::Upload {
                 http: self.worker.http.clone(),
@@ -224,7 +226,7 @@ impl JobRun<'_> {
                 row: p.row.clone(),
                 spec: p.spec.clone(),
                 path: p.target.path.clone(),
-                produced: Produced::File,
+                produced,
                 mime_type: p.target.plan.mime_type.clone(),
                 segments: Default::default(),
             };

@@ -8,8 +8,11 @@
 //! in every rung, so segments line up and players can switch at any boundary.
 //!
 //! Segments are reported as soon as the muxer has closed (and renamed) them, so they
-//! can be uploaded while the rest is encoded. The HLS master playlist is written here
-//! at the end, from the bitrates the segments actually have.
+//! can be uploaded while the rest is encoded. The HLS master playlist is written at
+//! the end, from the bitrates the segments actually have (`packager`).
+//!
+//! An ultrafast job's package is not encoded here: its rungs are encoded in chunks and
+//! [`package_encoded`] copies the joined renditions into the same muxers (`copy`).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -18,15 +21,16 @@ use ffmpeg::{Rational, format, frame};
 use ffmpeg_next as ffmpeg;
 
 use super::MediaError;
-use manifest::{declared_kbps, master_playlist, overhead, package_files, safe_name, set_bandwidth, unique};
-use muxers::{StreamSpec, extradata, open_dash, open_hls, rung_sar};
+use ladder::Layout;
+use manifest::declared_kbps;
+use muxers::StreamSpec;
+use packager::Packager;
 use watch::FileWatch;
-use super::codecs::codec_string;
 use super::encode::{AudioEncoder, VideoEncoder, VideoSetup};
 use super::engine::{Flow, Lane, Produced, Sink};
 use super::file::write_packet;
 use super::input::{AudioFormat, VideoFormat};
-use crate::types::{AudioPlan, StreamPlan, TimeRange, VideoPlan};
+use crate::types::{StreamPlan, TimeRange};
 
 /// What a finished package is made of, relative to the output's directory.
 #[derive(Debug, Clone)]
@@ -170,14 +174,9 @@ struct AudioRendition {
 }
 
 pub(super) struct PackageSink {
-    dir: PathBuf,
-    plan: StreamPlan,
     rungs: Vec<Lane<()>>,
     audio: Vec<AudioRendition>,
-    muxers: Arc<Mutex<Muxers>>,
-    renditions: Vec<Rendition>,
-    /// For each variant of the plan: its video rendition and its audio rendition.
-    variants: Vec<(Option<usize>, Option<usize>)>,
+    out: Packager,
 }
 
 impl PackageSink {
@@ -189,123 +188,39 @@ impl PackageSink {
         audio_in: Option<&AudioFormat>,
         ready: Ready,
     ) -> Result<Self, MediaError> {
-        if plan.hls.is_none() && !plan.dash {
-            return Err(MediaError::Unsupported("the package asks for neither HLS nor DASH".into()));
-        }
-        if plan.variants.is_empty() {
-            return Err(MediaError::Unsupported("the package has no rendition".into()));
-        }
-        if !(plan.segment_duration > 0.0) {
-            return Err(MediaError::Unsupported(format!("invalid segment duration {}", plan.segment_duration)));
-        }
+        let layout = Layout::of(plan, video_in.is_some(), audio_in.is_some())?;
         std::fs::create_dir_all(dir).map_err(|e| MediaError::Unsupported(format!("cannot create {}: {e}", dir.display())))?;
-
-        // Renditions: each video rung, then each distinct audio plan (encoded once).
-        let mut video_plans: Vec<(String, &VideoPlan)> = Vec::new();
-        let mut audio_plans: Vec<(String, &AudioPlan)> = Vec::new();
-        let mut variants = Vec::new();
-        for variant in &plan.variants {
-            let video = match (&variant.video, video_in) {
-                (Some(v), Some(_)) => {
-                    video_plans.push((safe_name(&variant.name), v));
-                    Some(video_plans.len() - 1)
-                }
-                _ => None,
-            };
-            let audio = match (&variant.audio, audio_in) {
-                (Some(a), Some(_)) => Some(match audio_plans.iter().position(|(_, p)| *p == a) {
-                    Some(i) => i,
-                    None => {
-                        let name = if variant.video.is_none() { safe_name(&variant.name) } else { "audio".to_string() };
-                        audio_plans.push((unique(&audio_plans, name), a));
-                        audio_plans.len() - 1
-                    }
-                }),
-                _ => None,
-            };
-            if video.is_some() || audio.is_some() {
-                variants.push((video, audio));
-            }
-        }
-        if variants.is_empty() {
-            return Err(MediaError::Unsupported("the input has none of the streams the package needs".into()));
-        }
-        let nv = video_plans.len();
-        let variants: Vec<(Option<usize>, Option<usize>)> = variants.into_iter().map(|(v, a)| (v, a.map(|a| nv + a))).collect();
 
         // Encoders first: their parameters describe the muxers' streams. Global headers
         // always: fMP4 and DASH need them, and the TS muxer repeats them before keyframes.
         let mut video_encoders = Vec::new();
-        let top = video_plans.iter().map(|(_, v)| (v.width, v.height)).max_by_key(|(w, h)| u64::from(*w) * u64::from(*h));
-        for (_, v) in &video_plans {
+        for ((_, v), sar) in layout.video.iter().zip(layout.sars()) {
             let input = video_in.ok_or_else(|| MediaError::Unsupported("the package needs video".into()))?;
-            let sar = top.map_or(Rational::new(1, 1), |top| rung_sar(top, (v.width, v.height)));
             let setup = VideoSetup { range, sar, global_header: true, constant_rate: false };
             video_encoders.push(VideoEncoder::open(v, input, setup)?);
         }
         let mut audio_encoders = Vec::new();
-        for (_, a) in &audio_plans {
+        for (_, a) in &layout.audio {
             let input = audio_in.ok_or_else(|| MediaError::Unsupported("the package needs audio".into()))?;
             audio_encoders.push(AudioEncoder::open(a, input, range, true)?);
         }
-        let mut renditions = Vec::new();
-        for ((name, v), encoder) in video_plans.iter().zip(&video_encoders) {
-            renditions.push(Rendition {
-                name: name.clone(),
-                codec: codec_string(encoder.name, extradata(encoder.context())),
-                size: Some((v.width, v.height)),
-                frame_rate: Some(f64::from(encoder.frame_rate)),
-                channels: None,
-            });
-        }
-        for ((name, a), encoder) in audio_plans.iter().zip(&audio_encoders) {
-            renditions.push(Rendition {
-                name: name.clone(),
-                codec: codec_string(encoder.name, extradata(encoder.context())),
-                size: None,
-                frame_rate: None,
-                channels: Some(a.channels),
-            });
-        }
-
-        let watch = Arc::new(FileWatch::new(ready));
-        let hls_dir = dir.join("hls");
-        let dash_dir = dir.join("dash");
-        let streams: Vec<StreamSpec<'_>> = video_encoders
+        let streams: Vec<StreamSpec> = video_encoders
             .iter()
-            .zip(&video_plans)
-            .map(|(e, (_, v))| StreamSpec { encoder: e.context(), time_base: e.time_base, frame_rate: Some(e.frame_rate), bit_rate: declared_kbps(v) })
-            .chain(audio_encoders.iter().zip(&audio_plans).map(|(e, (_, a))| StreamSpec {
-                encoder: e.context(),
-                time_base: e.time_base,
-                frame_rate: None,
-                bit_rate: a.bitrate_kbps,
-            }))
+            .zip(&layout.video)
+            .map(|(e, (_, v))| StreamSpec::of_encoder(e.context(), e.time_base, Some(e.frame_rate), declared_kbps(v)))
+            .chain(audio_encoders.iter().zip(&layout.audio).map(|(e, (_, a))| StreamSpec::of_encoder(e.context(), e.time_base, None, a.bitrate_kbps)))
             .collect();
-        let mut hls = Vec::new();
-        if let Some(options) = plan.hls {
-            for (rendition, stream) in renditions.iter().zip(&streams) {
-                let rendition_dir = hls_dir.join(&rendition.name);
-                hls.push(open_hls(&rendition_dir, stream, options.fmp4, plan.segment_duration, &watch)?);
-            }
-        }
-        let dash = if plan.dash { Some(open_dash(&dash_dir, &streams, nv, plan.segment_duration, &watch)?) } else { None };
-        let muxers = Arc::new(Mutex::new(Muxers {
-            hls,
-            dash,
-            meters: vec![Meter::default(); renditions.len()],
-            segment: plan.segment_duration,
-            watch,
-        }));
+        let out = Packager::open(plan, dir, &layout, &streams, ready)?;
 
         let mut rungs = Vec::new();
         for (r, encoder) in video_encoders.into_iter().enumerate() {
-            let sink = Box::new(RungSink { rendition: r, encoder, muxers: muxers.clone() });
-            let name = format!("copra-rung-{}", renditions[r].name);
+            let sink = Box::new(RungSink { rendition: r, encoder, muxers: out.muxers.clone() });
+            let name = format!("copra-rung-{}", out.name(r));
             rungs.push(Lane::spawn(name, sink, Box::new(|_| {}))?);
         }
+        let nv = layout.video.len();
         let audio = audio_encoders.into_iter().enumerate().map(|(i, encoder)| AudioRendition { rendition: nv + i, encoder }).collect();
-        Ok(PackageSink { dir: dir.to_path_buf(), plan: plan.clone(), rungs, audio, muxers, renditions, variants })
+        Ok(PackageSink { rungs, audio, out })
     }
 
     /// A rung that stopped taking frames has failed: its error fails the package.
@@ -315,50 +230,6 @@ impl PackageSink {
             return Err(lane.join().err().unwrap_or_else(|| MediaError::Unsupported("a rendition stopped early".into())));
         }
         Ok(())
-    }
-
-    /// Trailers, the HLS master playlist and the DASH bandwidths.
-    fn close_packages(&mut self) -> Result<Package, MediaError> {
-        let mut muxers = lock(&self.muxers);
-        for muxer in muxers.hls.iter_mut() {
-            muxer.write_trailer().map_err(MediaError::at("writing an HLS playlist"))?;
-        }
-        if let Some(dash) = muxers.dash.as_mut() {
-            dash.write_trailer().map_err(MediaError::at("writing the DASH manifest"))?;
-        }
-        muxers.watch.settle();
-        let segment = self.plan.segment_duration;
-        let hls_dir = self.dir.join("hls");
-        let dash_dir = self.dir.join("dash");
-
-        let mut hls_master = None;
-        if self.plan.hls.is_some() {
-            let rates: Vec<(u64, u64)> = self
-                .renditions
-                .iter()
-                .zip(&muxers.meters)
-                .map(|(rendition, meter)| meter.rates(segment, overhead(&hls_dir.join(&rendition.name), meter, |_| true)))
-                .collect();
-            let text = master_playlist(&self.renditions, &self.variants, &rates, self.plan.hls.is_some_and(|h| h.fmp4));
-            let path = hls_dir.join(HLS_MASTER);
-            std::fs::write(&path, text).map_err(|e| MediaError::Unsupported(format!("cannot write {}: {e}", path.display())))?;
-            hls_master = Some(PathBuf::from("hls").join(HLS_MASTER));
-        }
-        let mut dash_manifest = None;
-        if self.plan.dash {
-            let path = dash_dir.join(DASH_MANIFEST);
-            let mut mpd = std::fs::read_to_string(&path).map_err(|e| MediaError::Unsupported(format!("cannot read the MPD: {e}")))?;
-            for (r, meter) in muxers.meters.iter().enumerate() {
-                let prefix = format!("-{r}");
-                let factor = overhead(&dash_dir, meter, |name| name.contains(&format!("{prefix}.")) || name.contains(&format!("{prefix}-")));
-                let (peak, _) = meter.rates(segment, factor);
-                mpd = set_bandwidth(&mpd, r, peak);
-            }
-            std::fs::write(&path, mpd).map_err(|e| MediaError::Unsupported(format!("cannot write the MPD: {e}")))?;
-            dash_manifest = Some(PathBuf::from("dash").join(DASH_MANIFEST));
-        }
-        drop(muxers);
-        Ok(Package { files: package_files(&self.dir)?, hls_master, dash_manifest })
     }
 }
 
@@ -382,7 +253,7 @@ impl Sink for PackageSink {
     }
 
     fn audio(&mut self, frame: &frame::Audio) -> Result<Flow, MediaError> {
-        let muxers = &self.muxers;
+        let muxers = &self.out.muxers;
         for rendition in self.audio.iter_mut() {
             let r = rendition.rendition;
             rendition.encoder.push(Some(frame), &mut |packet, tb| lock(muxers).write(r, packet, tb))?;
@@ -404,12 +275,12 @@ impl Sink for PackageSink {
         if let Some(err) = failed {
             return Err(err);
         }
-        let muxers = &self.muxers;
+        let muxers = &self.out.muxers;
         for rendition in self.audio.iter_mut() {
             let r = rendition.rendition;
             rendition.encoder.push(None, &mut |packet, tb| lock(muxers).write(r, packet, tb))?;
         }
-        self.close_packages().map(Produced::Package)
+        self.out.close().map(Produced::Package)
     }
 }
 
@@ -425,9 +296,17 @@ impl Drop for PackageSink {
     }
 }
 
+mod copy;
+mod ladder;
 mod manifest;
 mod muxers;
+mod packager;
 mod watch;
 
+pub use copy::package_encoded;
+pub use ladder::{Ladder, ladder};
+
+#[cfg(test)]
+mod copy_tests;
 #[cfg(test)]
 mod tests;

@@ -3,13 +3,13 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use ffmpeg::{Rational, format};
+use ffmpeg::{Rational, codec, format};
 use ffmpeg_next as ffmpeg;
 
 use super::watch::FileWatch;
 use super::{DASH_MANIFEST, MEDIA_PLAYLIST};
 use crate::media::MediaError;
-use crate::media::file::{add_stream, set_codec_tag};
+use crate::media::file::set_codec_tag;
 
 /// The sample aspect ratio that makes a `rung` display at the aspect of the `top` rung:
 /// even sizes cannot all keep 16:9 exactly (854x480 is 427:240), and DASH requires one
@@ -29,29 +29,65 @@ pub(super) fn rung_sar(top: (u32, u32), rung: (u32, u32)) -> Rational {
     if num > 0 && den > 0 { Rational::new(num, den) } else { Rational::new(1, 1) }
 }
 
-/// What a muxer stream is made from.
-pub(super) struct StreamSpec<'a> {
-    pub encoder: &'a ffmpeg::encoder::Encoder,
+/// What a muxer stream is made from: an encoder's parameters, or those of a stream
+/// encoded before (an ultrafast job's pieces).
+pub(super) struct StreamSpec {
+    pub parameters: codec::Parameters,
+    pub sar: Rational,
     pub time_base: Rational,
     pub frame_rate: Option<Rational>,
     /// Declared to the muxer (DASH requires a bandwidth up front); corrected at the end.
     pub bit_rate: u32,
 }
 
-pub(super) fn add_package_stream(muxer: &mut format::context::Output, spec: &StreamSpec<'_>, fmp4: bool) -> Result<usize, MediaError> {
-    let index = add_stream(muxer, spec.encoder, spec.time_base, spec.frame_rate)?;
-    if let Some(mut stream) = muxer.stream_mut(index) {
-        // SAFETY: plain field of the stream's codec parameters, before the header.
-        unsafe { (*(*stream.as_mut_ptr()).codecpar).bit_rate = i64::from(spec.bit_rate) * 1000 };
+impl StreamSpec {
+    pub fn of_encoder(encoder: &ffmpeg::encoder::Encoder, time_base: Rational, frame_rate: Option<Rational>, bit_rate: u32) -> Self {
+        // SAFETY: plain field of an opened encoder's context.
+        let sar = Rational::from(unsafe { (*encoder.as_ptr()).sample_aspect_ratio });
+        StreamSpec { parameters: codec::Parameters::from(encoder), sar, time_base, frame_rate, bit_rate }
     }
-    if fmp4 && spec.encoder.id() == ffmpeg::codec::Id::HEVC {
+
+    /// The codec's extradata (parameter sets), which codec strings are read from.
+    pub fn extradata(&self) -> &[u8] {
+        // SAFETY: the parameters own their extradata for as long as they live.
+        unsafe {
+            let par = self.parameters.as_ptr();
+            if (*par).extradata.is_null() || (*par).extradata_size <= 0 {
+                &[]
+            } else {
+                std::slice::from_raw_parts((*par).extradata, (*par).extradata_size as usize)
+            }
+        }
+    }
+}
+
+pub(super) fn add_package_stream(muxer: &mut format::context::Output, spec: &StreamSpec, fmp4: bool) -> Result<usize, MediaError> {
+    let index = {
+        let mut stream = muxer.add_stream(ffmpeg::encoder::find(codec::Id::None)).map_err(MediaError::at("adding a stream"))?;
+        stream.set_parameters(spec.parameters.clone());
+        stream.set_time_base(spec.time_base);
+        if let Some(rate) = spec.frame_rate {
+            stream.set_avg_frame_rate(rate);
+        }
+        // Muxers read the pixel aspect from the stream itself (DASH checks its adaptation
+        // sets with it), not only from the codec parameters; and the muxer picks its own
+        // tag (a copied stream carries its former container's).
+        // SAFETY: plain fields of the new stream and its codec parameters, before the header.
+        unsafe {
+            (*stream.as_mut_ptr()).sample_aspect_ratio = spec.sar.into();
+            (*(*stream.as_mut_ptr()).codecpar).codec_tag = 0;
+            (*(*stream.as_mut_ptr()).codecpar).bit_rate = i64::from(spec.bit_rate) * 1000;
+        }
+        stream.index()
+    };
+    if fmp4 && spec.parameters.id() == codec::Id::HEVC {
         // `hvc1` (parameter sets in the sample entry) is what Apple players require.
         set_codec_tag(muxer, index, *b"hvc1");
     }
     Ok(index)
 }
 
-pub(super) fn open_hls(dir: &Path, stream: &StreamSpec<'_>, fmp4: bool, segment: f64, watch: &Arc<FileWatch>) -> Result<format::context::Output, MediaError> {
+pub(super) fn open_hls(dir: &Path, stream: &StreamSpec, fmp4: bool, segment: f64, watch: &Arc<FileWatch>) -> Result<format::context::Output, MediaError> {
     std::fs::create_dir_all(dir).map_err(|e| MediaError::Unsupported(format!("cannot create {}: {e}", dir.display())))?;
     let playlist = dir.join(MEDIA_PLAYLIST);
     let mut muxer =
@@ -72,7 +108,7 @@ pub(super) fn open_hls(dir: &Path, stream: &StreamSpec<'_>, fmp4: bool, segment:
     Ok(muxer)
 }
 
-pub(super) fn open_dash(dir: &Path, streams: &[StreamSpec<'_>], videos: usize, segment: f64, watch: &Arc<FileWatch>) -> Result<format::context::Output, MediaError> {
+pub(super) fn open_dash(dir: &Path, streams: &[StreamSpec], videos: usize, segment: f64, watch: &Arc<FileWatch>) -> Result<format::context::Output, MediaError> {
     std::fs::create_dir_all(dir).map_err(|e| MediaError::Unsupported(format!("cannot create {}: {e}", dir.display())))?;
     let manifest = dir.join(DASH_MANIFEST);
     let mut muxer =
@@ -116,16 +152,4 @@ pub(super) fn write_header(muxer: &mut format::context::Output, options: ffmpeg:
         }
     }
     Ok(())
-}
-
-pub(super) fn extradata(encoder: &ffmpeg::encoder::Encoder) -> &[u8] {
-    // SAFETY: the opened encoder owns its extradata for as long as it lives.
-    unsafe {
-        let ctx = encoder.as_ptr();
-        if (*ctx).extradata.is_null() || (*ctx).extradata_size <= 0 {
-            &[]
-        } else {
-            std::slice::from_raw_parts((*ctx).extradata, (*ctx).extradata_size as usize)
-        }
-    }
 }

@@ -1,4 +1,6 @@
 use super::*;
+use super::manifest::{master_playlist, set_bandwidth};
+use super::muxers::rung_sar;
 
 fn rendition(name: &str, codec: &str, size: Option<(u32, u32)>) -> Rendition {
     Rendition {
