@@ -14,9 +14,12 @@ import os
 import subprocess
 import uuid
 
+import pytest
+
 from conftest import COPRA_BIN, S3_ACCESS, S3_SECRET, count_frames, ffprobe, s3_storage, wait_until
 from test_scale_out import Cluster, bucket_keys, database  # noqa: F401 (fixture)
-from test_ultrafast import CHUNK_ENV, DURATION, JOINS, RATE, chunk_log, events_of, packets, stream_duration, uf_input  # noqa: F401
+from test_ultrafast import (CHUNK_ENV, DURATION, JOINS, RATE, chunk_log, decodes_cleanly, events_of, fetch_prefix,  # noqa: F401
+                            hls_package, packets, stream_duration, stream_packets, uf_input)
 
 
 def store_env(s3, area):
@@ -39,13 +42,18 @@ def test_workers_without_a_shared_directory_use_the_store(tmp_path, database, s3
         workers = [cluster.worker(COPRA_WORKER_ULTRAFAST_DIR=str(tmp_path / f"own-uf-{i}")) for i in (1, 2)]
         name = "uf-store-" + uuid.uuid4().hex[:6]
         job = {"input": {"url": f"{media_server}/{uf_input}"}, "storage": s3_storage(s3, path=f"/{name}"),
-               "outputs": {"mp4:360p": {"path": "/out.mp4"}}, "settings": {"ultrafast": True}}
+               "outputs": {"mp4:360p": {"path": "/out.mp4"},
+                           # A package's rungs are pieces of their own, through the store too.
+                           "httpstream": {"hls": {"path": "/hls", "hlsfmp4": True}, "variants": ["mp4:360p", "mp4:240p"],
+                                          "segment_duration": 4}},
+               "settings": {"ultrafast": True}}
         created = api.post_job(job)
         assert created.status_code == 201, created.text
         job_id = created.json()["id"]
         view = api.wait_job(job_id, timeout=300)
         assert view["status"] == "job.completed", view
-        assert "ultrafast: 4 chunks of about 8 s" in events_of(api, job_id)
+        assert [o["status"] for o in view["outputs"]] == ["video.encoded", "httpstream.packaged"], view
+        assert "ultrafast: 4 chunks of about 8 s for 2 output(s)" in events_of(api, job_id)
 
         # Both workers encoded chunks, all four chunks once, from files in the store.
         logs = [w.logs() for w in workers]
@@ -82,6 +90,16 @@ def test_workers_without_a_shared_directory_use_the_store(tmp_path, database, s3
         audio = packets(local, "a:0")
         for a, b in zip(audio, audio[1:]):
             assert abs(float(a["pts_time"]) + float(a["duration_time"]) - float(b["pts_time"])) < 1e-4, (a, b)
+
+        # The package: every rung's segments of 4 s with every frame, and it decodes.
+        package = fetch_prefix(s3, name, tmp_path / "package")
+        _, media = hls_package(package)
+        video = [uri for uri in media if not uri.startswith("audio")]
+        assert len(video) == 2, list(media)
+        for uri in video:
+            assert [s.duration for s in media[uri].segments] == pytest.approx([4.0] * 8, abs=1e-3), uri
+            assert stream_packets(package / "hls" / uri, "v:0") == DURATION * RATE, uri
+        decodes_cleanly(package / "hls" / "master.m3u8")
     finally:
         cluster.stop()
 
