@@ -16,7 +16,7 @@ import uuid
 import pytest
 
 from conftest import count_frames, make_video, s3_storage, wait_until
-from test_scale_out import Cluster, database  # noqa: F401 (fixture)
+from test_scale_out import Cluster
 from test_ultrafast import chunk_log, events_of, packets
 
 RATE = 25
@@ -50,13 +50,7 @@ def chunks_of(cluster, job_id):
     return {int(idx): (int(id_), status, int(attempts), owner) for idx, id_, status, attempts, owner in rows}
 
 
-def restart(cluster, node):
-    """The same worker (data directory and id) started again after it died."""
-    node.start()
-    return node
-
-
-def test_a_new_coordinator_keeps_the_chunks_already_done(tmp_path, database, s3, media_server, source):  # noqa: F811
+def test_a_new_coordinator_keeps_the_chunks_already_done(tmp_path, database, s3, media_server, source):
     chunk_secs = 4
     count = DURATION // chunk_secs
     cluster = cluster_for(tmp_path, database, chunk_secs)
@@ -111,7 +105,7 @@ def test_a_new_coordinator_keeps_the_chunks_already_done(tmp_path, database, s3,
         cluster.stop()
 
 
-def test_a_chunk_whose_worker_dies_three_times_fails_the_output(tmp_path, database, s3, media_server, source):  # noqa: F811
+def test_a_chunk_whose_worker_dies_three_times_fails_the_output(tmp_path, database, s3, media_server, source):
     """The coordinator is paused (SIGSTOP) while the chunk's worker is killed, so that
     only the killed worker (restarted each time, and taking the lowest chunk free) claims
     that chunk; the lease is long enough for the pause."""
@@ -137,9 +131,9 @@ def test_a_chunk_whose_worker_dies_three_times_fails_the_output(tmp_path, databa
                 assert held == [target], (held, target)
                 holder.kill()
                 if attempt < 3:
-                    restart(cluster, holder)
+                    holder.start()
             # Started once more, it gives the chunk back at once (it cannot claim it again).
-            restart(cluster, holder)
+            holder.start()
             wait_until(lambda: chunks_of(cluster, job_id)[target][3] == "", 60, "the dead worker's lease released")
         finally:
             coordinator.proc.send_signal(signal.SIGCONT)
