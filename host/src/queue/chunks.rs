@@ -63,18 +63,19 @@ pub async fn create(
         let _writer = crate::db::writer(db).await;
         let txn = db.begin().await?;
         let backend = db.get_database_backend();
-        let sql = "SELECT id, idx, start_pts, end_pts, status, payload, created_at FROM chunks WHERE job_id = $1 ORDER BY idx";
+        let sql = "SELECT id, job_id, idx, start_pts, end_pts, payload, status, created_at FROM chunks WHERE job_id = $1 ORDER BY idx";
         let earlier = txn.query_all(Statement::from_sql_and_values(backend, sql, [job_id.into()])).await?;
         let earlier = earlier.iter().map(Earlier::from_row).collect::<Result<Vec<_>, DbErr>>()?;
         let same_cut = earlier.len() == ranges.len()
             && earlier.iter().zip(ranges).enumerate().all(|(i, (e, range))| {
-                usize::try_from(e.idx).is_ok_and(|idx| idx == i) && (e.start, e.end) == *range && e.payload == payload
+                let c = &e.chunk;
+                usize::try_from(c.idx).is_ok_and(|idx| idx == i) && (c.start, c.end) == *range && c.payload == payload
             });
-        let keep = |e: &Earlier| same_cut && (e.status != "done" || reusable.contains(&e.id));
+        let keep = |e: &Earlier| same_cut && (e.status != "done" || reusable.contains(&e.chunk.id));
         for e in earlier.iter().filter(|e| !keep(e)) {
-            txn.execute(Statement::from_sql_and_values(backend, "DELETE FROM chunks WHERE id = $1", [e.id.into()])).await?;
+            txn.execute(Statement::from_sql_and_values(backend, "DELETE FROM chunks WHERE id = $1", [e.chunk.id.into()])).await?;
         }
-        let kept: Vec<i32> = earlier.iter().filter(|e| keep(e)).map(|e| e.idx).collect();
+        let kept: Vec<i32> = earlier.iter().filter(|e| keep(e)).map(|e| e.chunk.idx).collect();
         // Chunks are claimed oldest job first: a job taken over keeps its place.
         let now = earlier.iter().map(|e| e.created_at).min().unwrap_or_else(now_ms);
         for (idx, (start, end)) in ranges.iter().enumerate() {
@@ -91,7 +92,7 @@ pub async fn create(
             .await?;
         }
         txn.commit().await?;
-        earlier.iter().filter(|e| keep(e) && e.status == "done").map(|e| e.idx).collect::<Vec<i32>>()
+        earlier.iter().filter(|e| keep(e) && e.status == "done").map(|e| e.chunk.idx).collect::<Vec<i32>>()
     };
     if db.get_database_backend() == DatabaseBackend::Postgres {
         // Other processes' workers claim at once instead of at their next poll.
@@ -105,25 +106,26 @@ pub async fn create(
 
 /// A chunk row as an earlier coordinator left it.
 struct Earlier {
-    id: i64,
-    idx: i32,
-    start: Option<i64>,
-    end: Option<i64>,
+    chunk: Chunk,
     status: String,
-    payload: String,
     created_at: i64,
 }
 
 impl Earlier {
     fn from_row(r: &QueryResult) -> Result<Self, DbErr> {
-        Ok(Earlier {
+        Ok(Earlier { chunk: Chunk::from_row(r)?, status: r.try_get("", "status")?, created_at: r.try_get("", "created_at")? })
+    }
+}
+
+impl Chunk {
+    fn from_row(r: &QueryResult) -> Result<Self, DbErr> {
+        Ok(Chunk {
             id: r.try_get("", "id")?,
+            job_id: r.try_get("", "job_id")?,
             idx: r.try_get("", "idx")?,
             start: r.try_get("", "start_pts")?,
             end: r.try_get("", "end_pts")?,
-            status: r.try_get("", "status")?,
             payload: r.try_get("", "payload")?,
-            created_at: r.try_get("", "created_at")?,
         })
     }
 }
@@ -146,17 +148,7 @@ pub async fn claim(db: &DatabaseConnection, worker: &str, settings: &QueueConfig
         let _writer = crate::db::writer(db).await;
         db.query_one(statement(db, &sql, values)).await?
     };
-    row.map(|r| {
-        Ok(Chunk {
-            id: r.try_get("", "id")?,
-            job_id: r.try_get("", "job_id")?,
-            idx: r.try_get("", "idx")?,
-            start: r.try_get("", "start_pts")?,
-            end: r.try_get("", "end_pts")?,
-            payload: r.try_get("", "payload")?,
-        })
-    })
-    .transpose()
+    row.as_ref().map(Chunk::from_row).transpose()
 }
 
 /// Renew the lease of a chunk `worker` holds and record its progress (per mille).
