@@ -2,6 +2,7 @@
 //! decoded once and encoded with every video output's plan into pieces in the job's
 //! staging directory, under a lease renewed by heartbeat like a job's.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -22,6 +23,10 @@ const CHECK_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(super) struct ChunkPlan {
     pub outputs: Vec<ChunkOutput>,
+    /// The staged input's size: a coordinator taking the job over keeps its
+    /// predecessor's done chunks only for the same plan of the same input.
+    #[serde(default)]
+    pub input_bytes: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -53,6 +58,32 @@ pub(super) fn piece_path(stage: &Path, chunk_id: i64, position: i32, rung: Optio
         None => stage.join(format!("c{chunk_id}-o{position}.nut")),
         Some(rung) => stage.join(format!("c{chunk_id}-o{position}-r{rung}.nut")),
     }
+}
+
+/// The done chunks of `job_id` (an earlier coordinator's) whose pieces of every one of
+/// `outputs` are still in `stage`.
+pub(super) async fn staged_pieces(
+    db: &sea_orm::DatabaseConnection,
+    stage: &Path,
+    job_id: &str,
+    outputs: &[ChunkOutput],
+) -> Result<HashSet<i64>, sea_orm::DbErr> {
+    let mut staged = HashSet::new();
+    for chunk in chunks::states(db, job_id).await?.into_iter().filter(|c| c.status == "done") {
+        let mut whole = true;
+        for output in outputs {
+            // A piece and its side file of timestamps (`<piece>.times`, media/piece.rs).
+            let piece = piece_path(stage, chunk.id, output.position, output.rung);
+            let mut times = piece.clone().into_os_string();
+            times.push(".times");
+            let size = tokio::fs::metadata(&piece).await.map(|m| m.len()).unwrap_or(0);
+            whole &= size > 0 && tokio::fs::try_exists(PathBuf::from(times)).await.unwrap_or(false);
+        }
+        if whole {
+            staged.insert(chunk.id);
+        }
+    }
+    Ok(staged)
 }
 
 impl Worker {
