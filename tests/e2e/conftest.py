@@ -12,6 +12,7 @@ import subprocess
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
 from functools import partial
 from pathlib import Path
@@ -28,12 +29,54 @@ KEY_B = "key-b-" + uuid.uuid4().hex[:8]
 ADMIN_KEY = "admin-" + uuid.uuid4().hex[:8]
 S3_ACCESS = "testing-access"
 S3_SECRET = "testing-secret"
+# The PostgreSQL of scripts/test-services.sh (trust auth); `test` is its database.
+PG_SERVER = "postgres://postgres@127.0.0.1:5432"
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def port_taken(port: int) -> bool:
+    """Whether something listens on 127.0.0.1:`port` now."""
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def answers(url: str, ok=lambda status: status == 200) -> bool:
+    """Whether a GET of `url` gets a response now whose status is `ok` (200 by default):
+    a readiness probe for `wait_until`."""
+    try:
+        return ok(requests.get(url, timeout=2).status_code)
+    except requests.RequestException:
+        return False
+
+
+def psql(sql: str, db: str = "test") -> str:
+    """Run `sql` on the PostgreSQL database `db`; its rows, one a line, fields split by `|`."""
+    return subprocess.run(["psql", "-v", "ON_ERROR_STOP=1", "-tA", "-F", "|", f"{PG_SERVER}/{db}", "-c", sql],
+                          check=True, capture_output=True, text=True).stdout
+
+
+@contextmanager
+def pg_database(prefix: str = "copra_"):
+    """A PostgreSQL database of its own (`<prefix><random>`), dropped at the end whatever
+    still uses it."""
+    name = prefix + uuid.uuid4().hex[:10]
+    psql(f"CREATE DATABASE {name}")
+    try:
+        yield name
+    finally:
+        psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture()
+def database():
+    """A PostgreSQL database for the test alone: its tables and NOTIFY channels are its own."""
+    with pg_database("copra_t_") as name:
+        yield name
 
 
 def wait_until(predicate, timeout: float, what: str, interval: float = 0.1):
@@ -163,13 +206,7 @@ def s3():
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     endpoint = f"http://127.0.0.1:{port}"
 
-    def up():
-        try:
-            return requests.get(endpoint, timeout=1).status_code < 500
-        except requests.RequestException:
-            return False
-
-    wait_until(up, 30, "moto S3 server")
+    wait_until(lambda: answers(endpoint, ok=lambda status: status < 500), 30, "moto S3 server")
     client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=S3_ACCESS,
                           aws_secret_access_key=S3_SECRET, region_name="us-east-1")
     client.create_bucket(Bucket="copra-out")
@@ -205,21 +242,28 @@ class Copra:
         self.args = []
         self.cwd = None
 
+    def command(self) -> list:
+        """What the process runs."""
+        return [str(COPRA_BIN), *self.args, "serve"]
+
+    def ready(self) -> bool:
+        """Whether the process serves: its /health answers."""
+        return answers(f"{self.url}/health")
+
     def start(self, timeout=60):
         assert COPRA_BIN.exists(), f"{COPRA_BIN} is not built"
+        # A restart appends to the log; `new_logs` is what this run wrote.
+        self.log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
         self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([str(COPRA_BIN), *self.args, "serve"], env=self.env, cwd=self.cwd,
-                                     stdout=self.log, stderr=subprocess.STDOUT)
+        command = self.command()
+        self.proc = subprocess.Popen(command, env=self.env, cwd=self.cwd, stdout=self.log, stderr=subprocess.STDOUT)
 
-        def healthy():
+        def up():
             if self.proc.poll() is not None:
-                raise AssertionError(f"copra exited with {self.proc.returncode}:\n{self.log_path.read_text()[-3000:]}")
-            try:
-                return requests.get(f"{self.url}/health", timeout=1).status_code == 200
-            except requests.RequestException:
-                return False
+                raise AssertionError(f"copra exited with {self.proc.returncode}:\n{self.logs()[-3000:]}")
+            return self.ready()
 
-        wait_until(healthy, timeout, "copra /health")
+        wait_until(up, timeout, f"copra {' '.join(command[-2:])} ready")
         return self
 
     def stop(self, sig=signal.SIGTERM):
@@ -244,6 +288,28 @@ class Copra:
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def new_logs(self) -> str:
+        """The log of the last start only."""
+        with open(self.log_path, "rb") as f:
+            f.seek(self.log_start)
+            return f.read().decode(errors="replace")
+
+    # --- admin API ---
+    def admin(self, method, path, **kwargs):
+        """A call to `/admin<path>` with the admin key."""
+        return requests.request(method, f"{self.url}/admin{path}", headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+                                timeout=60, **kwargs)
+
+    def plugin_listing(self) -> dict:
+        """`GET /admin/plugins`: `plugins` (each with its `name`) and `load_errors`."""
+        r = self.admin("GET", "/plugins")
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def plugins(self) -> dict:
+        """The loaded plugins by name."""
+        return {p["name"]: p for p in self.plugin_listing()["plugins"]}
 
 
 def copra_with_plugins(tmp_path, plugins, config="", timeout=60):

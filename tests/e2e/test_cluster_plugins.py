@@ -9,15 +9,12 @@ output is encoded), v2 is the test plugin hostile-condition (knows no such expre
 the output fails with "unknown misdeed")."""
 
 import shutil
-import subprocess
 import uuid
 
 import pytest
-import requests
 
-from conftest import ADMIN_KEY, COPRA_BIN, PLUGIN_DIR, ROOT, Copra, s3_storage, wait_until
+from conftest import PG_SERVER, PLUGIN_DIR, ROOT, Copra, psql, s3_storage, wait_until
 
-PG = "postgres://postgres@127.0.0.1:5432/test"
 V1 = PLUGIN_DIR / "condition-expr.wasm"
 V2 = ROOT / "tests" / "plugins" / "dist" / "hostile-condition.wasm"
 NAME = "cluster-cond"
@@ -30,65 +27,29 @@ PROPAGATION = 15
 pytestmark = pytest.mark.skipif(not V2.exists(), reason="tests/plugins/dist is not built (scripts/build-test-plugins.sh)")
 
 
-def psql(sql, *flags):
-    return subprocess.run(["psql", "-v", "ON_ERROR_STOP=1", "-q", *flags, PG, "-c", sql],
-                          check=True, capture_output=True, text=True).stdout
-
-
-@pytest.fixture()
-def database():
-    """A schema of our own in the shared `test` database."""
-    schema = "copra_plugins_" + uuid.uuid4().hex[:8]
-    psql(f"CREATE SCHEMA {schema}")
-    yield schema
-    psql(f"DROP SCHEMA {schema} CASCADE")
-
-
 class Node(Copra):
     """`copra serve` (with or without its worker) with its own data and plugin
-    directories, on the shared database."""
+    directories, on the test's database."""
 
-    def __init__(self, root, name, schema, worker=True, files=("storage-s3", "format-video", "notifier-http"), wait=5):
+    def __init__(self, root, name, database, worker=True, files=("storage-s3", "format-video", "notifier-http"), wait=5):
         plugin_dir = root / name / "plugins"
         plugin_dir.mkdir(parents=True)
         for first_party in files:
             shutil.copy(PLUGIN_DIR / f"{first_party}.wasm", plugin_dir)
         super().__init__(root / name / "data", {
-            "COPRA_DATABASE_URL": f"{PG}?options=-c%20search_path%3D{schema}",
+            "COPRA_DATABASE_URL": f"{PG_SERVER}/{database}",
             "COPRA_PLUGIN_DIR": str(plugin_dir),
             "COPRA_SECRET_KEY": SECRET_KEY,
             "COPRA_PLUGIN_SYNC_MS": "500",
             "COPRA_PLUGIN_VERSION_WAIT_SECS": str(wait),
         })
+        self.database = database
         self.plugin_dir = plugin_dir
         self.worker = worker
 
-    def start(self, timeout=60):
-        """Like `Copra.start`, with `--no-worker` for an API-only node."""
-        assert COPRA_BIN.exists(), f"{COPRA_BIN} is not built"
-        self.log = open(self.log_path, "ab")
-        args = [str(COPRA_BIN), "serve"] + ([] if self.worker else ["--no-worker"])
-        self.proc = subprocess.Popen(args, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
-
-        def healthy():
-            if self.proc.poll() is not None:
-                raise AssertionError(f"copra exited with {self.proc.returncode}:\n{self.log_path.read_text()[-3000:]}")
-            try:
-                return requests.get(f"{self.url}/health", timeout=1).status_code == 200
-            except requests.RequestException:
-                return False
-
-        wait_until(healthy, timeout, "copra /health")
-        return self
-
-    def admin(self, method, path, **kwargs):
-        return requests.request(method, f"{self.url}/admin{path}", headers={"Authorization": f"Bearer {ADMIN_KEY}"},
-                                timeout=60, **kwargs)
-
-    def plugins(self):
-        r = self.admin("GET", "/plugins")
-        assert r.status_code == 200, r.text
-        return {p["name"]: p for p in r.json()["plugins"]}
+    def command(self):
+        """`copra serve`, with `--no-worker` for an API-only node."""
+        return super().command() + ([] if self.worker else ["--no-worker"])
 
     def add(self, name, wasm):
         r = self.admin("POST", "/plugins", params={"name": name}, data=wasm.read_bytes())
@@ -147,7 +108,7 @@ def test_added_on_one_node_runs_on_another_and_removal_reaches_every_node(nodes,
     assert s3["client"].head_object(Bucket=s3["bucket"], Key="cluster/a/out.mp4")["ContentLength"] > 0
 
     # The row is in PostgreSQL, bytes and all.
-    row = psql(f"SELECT name, kind, length(wasm), removed_at IS NULL FROM {api_schema(api)}.plugins WHERE sha256 = '{sha}'", "-tA")
+    row = psql(f"SELECT name, kind, length(wasm), removed_at IS NULL FROM plugins WHERE sha256 = '{sha}'", api.database)
     assert row.strip() == f"{NAME}|condition|{V1.stat().st_size}|t"
 
     # Removed through the worker node: gone from the API node too.
@@ -157,10 +118,6 @@ def test_added_on_one_node_runs_on_another_and_removal_reaches_every_node(nodes,
     r = api.post_job(job(media_server, s3, "gone"))
     assert r.status_code == 400 and r.json()["error_code"] == "condition_not_valid", r.text
     assert api.admin("DELETE", f"/plugins/{NAME}").status_code == 404
-
-
-def api_schema(node):
-    return node.env["COPRA_DATABASE_URL"].rsplit("%3D", 1)[1]
 
 
 def test_a_queued_job_runs_with_the_version_it_was_planned_with(nodes, media_server, s3):
@@ -185,7 +142,7 @@ def test_a_queued_job_runs_with_the_version_it_was_planned_with(nodes, media_ser
     assert second["outputs"][0]["status"] == "video.failed", second
     assert "unknown misdeed" in second["outputs"][0]["error"], second
     # v1 stays stored, marked as replaced.
-    rows = psql(f"SELECT sha256, superseded_at IS NOT NULL, removed_at IS NULL FROM {api_schema(api)}.plugins ORDER BY added_at", "-tA")
+    rows = psql("SELECT sha256, superseded_at IS NOT NULL, removed_at IS NULL FROM plugins ORDER BY added_at", api.database)
     assert rows.split() == [f"{sha1}|t|t", f"{sha2}|f|t"]
 
 

@@ -13,11 +13,10 @@ import uuid
 import pytest
 import requests
 
-from conftest import COPRA_BIN, KEY_A, ROOT, S3_ACCESS, S3_SECRET, free_port, wait_until
+from conftest import COPRA_BIN, KEY_A, PG_SERVER, ROOT, S3_ACCESS, S3_SECRET, answers, free_port, pg_database, port_taken, wait_until
 
 EXAMPLES = ROOT / "examples"
 JOBS = sorted((EXAMPLES / "jobs").glob("*.json"))
-PG_SERVER = "postgres://postgres@127.0.0.1:5432"
 
 
 def render(path, env) -> dict:
@@ -83,13 +82,18 @@ def test_coconuts_node_client_unchanged(shared_copra, media_server):
 
 
 def test_the_cluster_script(tmp_path, media_server):
-    name = "copra_ex_" + uuid.uuid4().hex[:10]
-    psql = ["psql", "-v", "ON_ERROR_STOP=1", "-tA", f"{PG_SERVER}/test", "-c"]
-    subprocess.run([*psql, f"CREATE DATABASE {name}"], check=True, capture_output=True)
+    with pg_database("copra_ex_") as name:
+        stopped = run_the_cluster_script(tmp_path, media_server, name)
+    assert stopped, "every process stopped with the script"
+
+
+def run_the_cluster_script(tmp_path, media_server, database) -> bool:
+    """Run examples/cluster/run.sh on `database` through a job; whether every process
+    stopped with the script."""
     base = free_port()
     while any(port_taken(p) for p in (base, base + 1)):
         base = free_port()
-    env = dict(os.environ, COPRA_DATABASE_URL=f"{PG_SERVER}/{name}", API_NODES="2", WORKERS="2", BASE_PORT=str(base),
+    env = dict(os.environ, COPRA_DATABASE_URL=f"{PG_SERVER}/{database}", API_NODES="2", WORKERS="2", BASE_PORT=str(base),
                CLUSTER_DIR=str(tmp_path / "cluster"), COPRA_BIN=str(COPRA_BIN), COPRA_OUTBOUND_ALLOW="127.0.0.0/8")
     for var in ("COPRA_API_KEYS", "COPRA_ADMIN_KEY", "COPRA_DATA_DIR", "COPRA_LISTEN", "COPRA_CONFIG"):
         env.pop(var, None)
@@ -98,7 +102,7 @@ def test_the_cluster_script(tmp_path, media_server):
     try:
         nodes = [f"http://127.0.0.1:{base}", f"http://127.0.0.1:{base + 1}"]
         for node in nodes:
-            wait_until(lambda: ready(node), 60, f"{node}/readyz")
+            wait_until(lambda: answers(f"{node}/readyz"), 60, f"{node}/readyz")
         shared = dict(line.split("=", 1) for line in (tmp_path / "cluster" / "shared.env").read_text().split())
         key = shared["COPRA_API_KEYS"]
         r = requests.post(f"{nodes[0]}/v2/jobs", auth=(key, ""), timeout=30, json={
@@ -124,18 +128,4 @@ def test_the_cluster_script(tmp_path, media_server):
                 os.killpg(script.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-            subprocess.run([*psql, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"], capture_output=True)
-    assert stopped, "every process stopped with the script"
-
-
-def ready(url) -> bool:
-    try:
-        return requests.get(f"{url}/readyz", timeout=2).status_code == 200
-    except requests.RequestException:
-        return False
-
-
-def port_taken(port) -> bool:
-    import socket
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
+    return stopped

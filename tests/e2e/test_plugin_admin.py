@@ -24,16 +24,6 @@ def admin_copra(tmp_path):
     server.stop()
 
 
-def admin(server, method, path, **kwargs):
-    return requests.request(method, f"{server.url}/admin{path}", headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=60, **kwargs)
-
-
-def listing(server):
-    r = admin(server, "GET", "/plugins")
-    assert r.status_code == 200, r.text
-    return r.json()
-
-
 def local_job(media_server, outputs):
     return {"input": {"url": f"{media_server}/input.mp4"}, "storage": {"service": "local"}, "outputs": outputs}
 
@@ -48,7 +38,7 @@ def test_admin_needs_the_admin_key(admin_copra):
 
 
 def test_listing_describes_every_plugin(admin_copra):
-    plugins = {p["name"]: p for p in listing(admin_copra)["plugins"]}
+    plugins = admin_copra.plugins()
     assert set(plugins) == set(FIRST_PARTY)
     assert plugins["storage-s3"]["kind"] == "storage"
     assert plugins["storage-s3"]["provides"] == ["s3", "dospaces", "backblaze", "impossiblecloud", "contabo", "cdn77", "local", "coconut"]
@@ -60,31 +50,31 @@ def test_listing_describes_every_plugin(admin_copra):
 def test_upload_replace_reject_and_remove(admin_copra, media_server):
     # A component uploaded through the API is live at once.
     wasm = (TEST_PLUGINS / "hostile-notifier.wasm").read_bytes()
-    r = admin(admin_copra, "POST", "/plugins", params={"name": "sneaky"}, data=wasm)
+    r = admin_copra.admin("POST", "/plugins", params={"name": "sneaky"}, data=wasm)
     assert r.status_code == 201, r.text
     assert r.json()["kind"] == "notifier" and r.json()["provides"] == ["sneaky"]
 
     # Garbage is refused with a reason, and nothing else changes.
-    before = {p["name"]: p["sha256"] for p in listing(admin_copra)["plugins"]}
-    r = admin(admin_copra, "POST", "/plugins", params={"name": "junk"}, data=b"\0asm not really")
+    before = {p["name"]: p["sha256"] for p in admin_copra.plugin_listing()["plugins"]}
+    r = admin_copra.admin("POST", "/plugins", params={"name": "junk"}, data=b"\0asm not really")
     assert r.status_code == 400 and r.json()["error_code"] == "plugin_not_valid", r.text
-    after = listing(admin_copra)
+    after = admin_copra.plugin_listing()
     assert {p["name"]: p["sha256"] for p in after["plugins"]} == before
     assert not (admin_copra.plugin_dir / "junk.wasm").exists()
 
     # A second plugin claiming a service already provided is refused by name.
-    r = admin(admin_copra, "POST", "/plugins", params={"name": "storage-copy"},
+    r = admin_copra.admin("POST", "/plugins", params={"name": "storage-copy"},
               data=(PLUGIN_DIR / "storage-s3.wasm").read_bytes())
     assert r.status_code == 400, r.text
     assert "already provided by plugin 'storage-s3'" in r.json()["message"]
 
     # Removing the format plugin makes jobs that need it a clear 400 ...
-    assert admin(admin_copra, "DELETE", "/plugins/format-video").status_code == 204
+    assert admin_copra.admin("DELETE", "/plugins/format-video").status_code == 204
     r = admin_copra.post_job(local_job(media_server, {"mp4:240p": {"path": "a.mp4"}}))
     assert r.status_code == 400 and r.json()["error_code"] == "format_not_valid", r.text
-    assert admin(admin_copra, "DELETE", "/plugins/format-video").status_code == 404
+    assert admin_copra.admin("DELETE", "/plugins/format-video").status_code == 404
     # ... and adding it back (the CLI way) restores them.
-    r = admin(admin_copra, "POST", "/plugins", params={"name": "format-video"}, data=(PLUGIN_DIR / "format-video.wasm").read_bytes())
+    r = admin_copra.admin("POST", "/plugins", params={"name": "format-video"}, data=(PLUGIN_DIR / "format-video.wasm").read_bytes())
     assert r.status_code == 201
     r = admin_copra.post_job(local_job(media_server, {"mp4:240p": {"path": "a.mp4"}}))
     assert r.status_code == 201, r.text
@@ -154,7 +144,7 @@ def test_a_running_job_finishes_on_the_storage_plugin_it_started_with(admin_copr
 
 def test_notifier_cannot_reach_hosts_it_was_not_granted(admin_copra, media_server, webhooks):
     shutil.copy(TEST_PLUGINS / "hostile-notifier.wasm", admin_copra.plugin_dir / "hostile-notifier.wasm")
-    wait_until(lambda: any(p["name"] == "hostile-notifier" for p in listing(admin_copra)["plugins"]), 10, "plugin loaded")
+    wait_until(lambda: "hostile-notifier" in admin_copra.plugins(), 10, "plugin loaded")
     job = local_job(media_server, {"mp4:240p": {"path": "n.mp4"}})
     port = webhooks.url.rsplit(":", 1)[1]
     # A host the plugin asks for but the operator did not grant: refused at submit,
@@ -178,7 +168,7 @@ def test_notifier_cannot_reach_hosts_it_was_not_granted(admin_copra, media_serve
     def refused():
         # Events are delivered in order: the first one fails and is retried with
         # backoff, holding back the later ones.
-        events = admin(admin_copra, "GET", f"/jobs/{job_id}/events").json()["events"]
+        events = admin_copra.admin("GET", f"/jobs/{job_id}/events").json()["events"]
         return events and events[0]["last_error"] and events[0]
 
     event = wait_until(refused, 30, "the notification attempt to be recorded")

@@ -5,8 +5,6 @@ active (the Plugins section's claims, through the command line an operator uses)
 import os
 import subprocess
 
-import requests
-
 from conftest import ADMIN_KEY, COPRA_BIN, PLUGIN_DIR, copra_with_plugins, s3_storage
 
 
@@ -15,13 +13,6 @@ def cli(server, *args, cwd):
     env.pop("COPRA_CONFIG", None)
     return subprocess.run([str(COPRA_BIN), "plugins", "--server", server.url, *args],
                           env=env, cwd=cwd, capture_output=True, text=True, timeout=120)
-
-
-def listing(server):
-    r = requests.get(f"{server.url}/admin/plugins", auth=(ADMIN_KEY, ""), timeout=10)
-    assert r.status_code == 200, r.text
-    body = r.json()
-    return {p["name"]: p for p in body["plugins"]}, body["load_errors"]
 
 
 def run_s3_job(server, media_server, s3, path):
@@ -46,21 +37,22 @@ def test_plugins_cli_priority_and_a_bad_upload(tmp_path, media_server, s3):
 
         added = cli(server, "add", str(PLUGIN_DIR / "condition-expr.wasm"), cwd=work)
         assert added.returncode == 0, added.stderr
-        plugins, _ = listing(server)
+        plugins = server.plugins()
         assert plugins["condition-expr"]["kind"] == "condition"
 
         # Not a component: refused with the reason, and the previous storage-s3 serves on.
-        before = listing(server)[0]["storage-s3"]["sha256"]
+        before = server.plugins()["storage-s3"]["sha256"]
         garbage = work / "broken.wasm"
         garbage.write_bytes(b"\0asm not really")
         bad = cli(server, "add", str(garbage), "--name", "storage-s3", cwd=work)
         assert bad.returncode != 0 and bad.stderr.strip(), (bad.stdout, bad.stderr)
-        assert listing(server)[0]["storage-s3"]["sha256"] == before
+        assert server.plugins()["storage-s3"]["sha256"] == before
         run_s3_job(server, media_server, s3, "/cli-after-bad")
 
         # A second plugin claiming `s3` at the same priority is refused; storage-s3 keeps it.
         rival = cli(server, "add", str(PLUGIN_DIR / "storage-s3.wasm"), "--name", "rival-s3", cwd=work)
-        plugins, errors = listing(server)
+        listed = server.plugin_listing()
+        plugins, errors = {p["name"]: p for p in listed["plugins"]}, listed["load_errors"]
         assert "rival-s3" not in plugins, plugins.keys()
         assert rival.returncode != 0 or any("rival-s3" in e["file"] for e in errors), (rival.stderr, errors)
         cli(server, "remove", "rival-s3", cwd=work)
@@ -69,15 +61,15 @@ def test_plugins_cli_priority_and_a_bad_upload(tmp_path, media_server, s3):
         # original's do not.
         copy = cli(server, "add", str(PLUGIN_DIR / "storage-s3.wasm"), "--name", "copy-s3", cwd=work)
         assert copy.returncode == 0, copy.stderr
-        calls = {name: p["calls"] for name, p in listing(server)[0].items()}
+        calls = {name: p["calls"] for name, p in server.plugins().items()}
         run_s3_job(server, media_server, s3, "/cli-priority")
-        after = {name: p["calls"] for name, p in listing(server)[0].items()}
+        after = {name: p["calls"] for name, p in server.plugins().items()}
         assert after["copy-s3"] > calls.get("copy-s3", 0), (calls, after)
         assert after.get("storage-s3", 0) == calls.get("storage-s3", 0), (calls, after)
 
         removed = cli(server, "remove", "copy-s3", cwd=work)
         assert removed.returncode == 0, removed.stderr
-        plugins, _ = listing(server)
+        plugins = server.plugins()
         assert "copy-s3" not in plugins
         run_s3_job(server, media_server, s3, "/cli-after-remove")
     finally:

@@ -4,11 +4,10 @@ complete with one set of outputs each; workers killed with SIGKILL mid-encode lo
 job; a worker told to stop (SIGTERM) finishes its job or hands it over and exits 0; one
 tenant's backlog does not hold back another tenant's job.
 
-Each test gets its own database (CREATE DATABASE copra_q_<random>), so NOTIFY channels
-and tables are its own."""
+Each test gets its own database (conftest's `database` fixture), so NOTIFY channels and
+tables are its own."""
 
 import signal
-import subprocess
 import time
 import uuid
 from collections import Counter
@@ -16,23 +15,10 @@ from collections import Counter
 import pytest
 import requests
 
-from conftest import COPRA_BIN, KEY_A, KEY_B, Copra, make_video, s3_storage, wait_until
+# `database` is conftest's (imported too for the modules that import it from here).
+from conftest import COPRA_BIN, KEY_A, KEY_B, PG_SERVER, Copra, database, make_video, psql, s3_storage, wait_until  # noqa: F401
 
-PG_SERVER = "postgres://postgres@127.0.0.1:5432"
 LEASE = 4
-
-
-def psql(sql, db="test"):
-    return subprocess.run(["psql", "-v", "ON_ERROR_STOP=1", "-tA", "-F", "|", f"{PG_SERVER}/{db}", "-c", sql],
-                          check=True, capture_output=True, text=True).stdout
-
-
-@pytest.fixture()
-def database():
-    name = "copra_q_" + uuid.uuid4().hex[:10]
-    psql(f"CREATE DATABASE {name}")
-    yield name
-    psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 @pytest.fixture(scope="module")
@@ -53,24 +39,13 @@ class Node(Copra):
         super().__init__(data_dir, env)
         self.api = api
 
-    def start(self, timeout=60):
-        self.log = open(self.log_path, "ab")
-        command = ["serve", "--no-worker"] if self.api else ["worker"]
-        self.proc = subprocess.Popen([str(COPRA_BIN), *command], env=self.env,
-                                     stdout=self.log, stderr=subprocess.STDOUT)
+    def command(self):
+        return [str(COPRA_BIN), *(["serve", "--no-worker"] if self.api else ["worker"])]
 
-        def ready():
-            if self.proc.poll() is not None:
-                raise AssertionError(f"copra exited with {self.proc.returncode}:\n{self.logs()[-3000:]}")
-            if not self.api:
-                return "worker claiming jobs" in self.logs()
-            try:
-                return requests.get(f"{self.url}/health", timeout=1).status_code == 200
-            except requests.RequestException:
-                return False
-
-        wait_until(ready, timeout, f"{command[0]} ready")
-        return self
+    def ready(self):
+        if self.api:
+            return super().ready()
+        return "worker claiming jobs" in self.new_logs()
 
     def kill(self):
         self.proc.send_signal(signal.SIGKILL)

@@ -52,6 +52,8 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
     connection.busy_timeout(Duration::from_secs(5))?;
     connection.pragma_update(None, "synchronous", "NORMAL")?;
     connection.pragma_update(None, "foreign_keys", true)?;
+    connection.pragma_update(None, "wal_autocheckpoint", 0)?;
+    connection.pragma_update(None, "journal_size_limit", 64 << 20)?;
     connection.set_prepared_statement_cache_capacity(CACHED_STATEMENTS);
     Ok(connection)
 }
@@ -71,6 +73,39 @@ fn with_connection<T>(path: &Path, work: impl FnOnce(&mut Connection) -> rusqlit
             work(&mut connections[index].1)
         })
         .map_err(|err| DbErr::Custom(format!("SQLite ({}): {err}", path.display())))
+}
+
+/// How often the write-ahead log is copied back into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+
+/// Checkpoint the database's write-ahead log in the background, for as long as the
+/// runtime runs. By default SQLite checkpoints inside whichever commit finds the log past
+/// 1,000 pages: that commit wrote the log back and fsynced the file while holding the
+/// writer lock, and every submit queued behind it (the tail of the submit latency). So no
+/// connection checkpoints on commit (`wal_autocheckpoint = 0`) and this does it instead,
+/// on a blocking thread; a passive checkpoint never waits for readers or writers.
+pub fn spawn_checkpointer(path: PathBuf) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let file = path.clone();
+            let done = tokio::task::spawn_blocking(move || {
+                with_connection(&file, |connection| connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())))
+            })
+            .await;
+            match done {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) if !path.exists() => {
+                    tracing::debug!(%err, "the database file is gone; checkpoints stop");
+                    return;
+                }
+                Ok(Err(err)) => tracing::warn!(%err, "checkpoint of the write-ahead log failed; trying again"),
+                Err(_) => return,
+            }
+        }
+    });
 }
 
 const JOB: &str = "SELECT id, owner, status, input_status, progress, spec, input_metadata, error, created_at, \
@@ -265,6 +300,27 @@ mod tests {
         let (again, again_outputs) = new_job("j1", "owner-a");
         assert!(insert(&file, &again, again_outputs).is_err());
         assert_eq!(find(&file, "j1", None).unwrap().unwrap().1.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn the_log_is_checkpointed_in_the_background() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let db = crate::db::connect(&format!("sqlite://{}?mode=rwc", path.display())).await.unwrap();
+        let file = file_of(&db).unwrap();
+        let before = std::fs::metadata(&path).unwrap().len();
+        for i in 0..300 {
+            let (job, outputs) = new_job(&format!("j{i}"), "o");
+            insert(&file, &job, outputs).unwrap();
+        }
+        // No commit checkpoints (wal_autocheckpoint = 0): the pages reach the database
+        // file only through the background checkpointer.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::fs::metadata(&path).unwrap().len() <= before {
+            assert!(std::time::Instant::now() < deadline, "the write-ahead log was not checkpointed");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(find(&file, "j299", None).unwrap().unwrap().1.len(), 3);
     }
 
     #[tokio::test]

@@ -40,10 +40,17 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(5))
                 .foreign_keys(true)
+                // Checkpoints run in the background (direct::spawn_checkpointer), not in
+                // a commit; the log is cut back to 64 MiB after one.
+                .pragma("wal_autocheckpoint", "0")
+                .pragma("journal_size_limit", "67108864")
         });
     }
     let db = Database::connect(options).await?;
     migration::run(&db).await?;
+    if let Some(file) = direct::file_of(&db) {
+        direct::spawn_checkpointer(file);
+    }
     Ok(db)
 }
 

@@ -54,7 +54,7 @@ use registry::{Pre, Registry};
 use sandbox::Sandbox;
 use state::PluginState;
 pub use state::{LastStatus, WebhookSigning};
-pub use sandbox::is_never_granted;
+pub use sandbox::{grantable_schemes, is_never_granted};
 pub use storage::StorageTarget;
 pub use watch::PluginWatcher;
 

@@ -204,12 +204,26 @@ fn grantable_scheme(text: &str) -> Result<Scheme, String> {
              Files in the data directory are reachable through the 'local' target"
         ));
     }
-    if !Scheme::enabled().contains(&scheme) && !HOST_NATIVE.contains(&scheme) {
-        let mut enabled: Vec<&str> = Scheme::enabled().into_iter().filter(|s| !NEVER_GRANTED.contains(s)).map(Scheme::into_static).collect();
-        enabled.sort();
-        return Err(format!("this server is built without the opendal service '{scheme}' (it has: {})", enabled.join(", ")));
+    let grantable = grantable_schemes();
+    if !grantable.contains(&scheme.into_static()) {
+        return Err(format!("this server is built without the opendal service '{scheme}' (it has: {})", grantable.join(", ")));
     }
     Ok(scheme)
+}
+
+/// Every scheme an operator may grant a plugin, by name, sorted: the opendal services
+/// this server is built with and those the host serves itself (`sftp`), less the ones
+/// never granted.
+pub fn grantable_schemes() -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = Scheme::enabled()
+        .into_iter()
+        .chain(HOST_NATIVE.iter().copied())
+        .filter(|s| !NEVER_GRANTED.contains(s))
+        .map(Scheme::into_static)
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
 }
 
 #[cfg(test)]
@@ -254,6 +268,24 @@ mod tests {
         assert_eq!(granted.granted_scheme("s3"), Some(Scheme::S3));
         let none = Sandbox::new("storage-s3", Some(&grant("schemes = []"))).unwrap();
         assert_eq!(none.granted_scheme("s3"), None, "an explicit grant replaces the default");
+    }
+
+    #[test]
+    fn grantable_schemes_are_opendal_s_and_the_host_s_less_the_never_granted() {
+        let all = grantable_schemes();
+        for scheme in ["s3", "azblob", "gcs", "swift", "sftp"] {
+            assert!(all.contains(&scheme), "{scheme} in {all:?}");
+        }
+        for never in NEVER_GRANTED {
+            assert!(!all.contains(&never.into_static()), "{never} in {all:?}");
+        }
+        assert!(all.windows(2).all(|w| w[0] < w[1]), "sorted, once each: {all:?}");
+        // Each can be granted, and the refusal of another lists them all.
+        for scheme in &all {
+            assert!(grantable_scheme(scheme).is_ok(), "{scheme}");
+        }
+        let err = grantable_scheme("dropbox").unwrap_err();
+        assert!(err.ends_with(&format!("(it has: {})", all.join(", "))), "{err}");
     }
 
     #[test]

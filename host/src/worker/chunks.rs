@@ -2,6 +2,7 @@
 //! decoded once and encoded with every video output's plan into pieces in the job's
 //! staging area (see `stage`), under a lease renewed by heartbeat like a job's.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -22,6 +23,10 @@ const CHECK_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(super) struct ChunkPlan {
     pub outputs: Vec<ChunkOutput>,
+    /// The staged input's size: a coordinator taking the job over keeps its
+    /// predecessor's done chunks only for the same plan of the same input.
+    #[serde(default)]
+    pub input_bytes: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -35,6 +40,29 @@ pub(super) struct ChunkOutput {
     /// their top rung's aspect).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sar: Option<(i32, i32)>,
+}
+
+/// The done chunks of `job_id` (an earlier coordinator's) whose pieces of every one of
+/// `outputs` are still in `stage`.
+pub(super) async fn staged_pieces(
+    db: &sea_orm::DatabaseConnection,
+    stage: &Stage,
+    job_id: &str,
+    outputs: &[ChunkOutput],
+) -> Result<HashSet<i64>, sea_orm::DbErr> {
+    let mut staged = HashSet::new();
+    for chunk in chunks::states(db, job_id).await?.into_iter().filter(|c| c.status == "done") {
+        let mut whole = true;
+        for output in outputs {
+            // A piece and its side file of timestamps (`<piece>.times`, media/piece.rs).
+            let piece = piece_name(chunk.id, output.position, output.rung);
+            whole &= stage.size(&piece).await.is_some_and(|size| size > 0) && stage.size(&times_name(&piece)).await.is_some();
+        }
+        if whole {
+            staged.insert(chunk.id);
+        }
+    }
+    Ok(staged)
 }
 
 impl Worker {

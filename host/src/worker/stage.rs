@@ -187,6 +187,14 @@ impl Stage {
         }
     }
 
+    /// The size of the staged file `name`, if it is there.
+    pub async fn size(&self, name: &str) -> Option<u64> {
+        match self {
+            Stage::Dir(dir) => tokio::fs::metadata(dir.join(name)).await.ok().filter(|m| m.is_file()).map(|m| m.len()),
+            Stage::Store { operator, root } => operator.stat(&format!("{root}{name}")).await.ok().map(|m| m.content_length()),
+        }
+    }
+
     /// Stage the `count` chunk files of [`chunk_files`] (a few at once); returns their
     /// total size. The local copies stay (in the coordinator's work directory, removed
     /// with it) for the chunks this node encodes: see [`Self::get_chunk`].
@@ -329,6 +337,7 @@ mod tests {
         std::fs::write(&source, b"bytes").unwrap();
         stage.put("input", &source).await.unwrap();
         let got = stage.get("input", tmp.path()).await.unwrap();
+        assert_eq!((stage.size("input").await, stage.size("missing").await), (Some(5), None));
         assert_eq!(got, tmp.path().join("job-1").join("input"));
         assert_eq!(std::fs::read(&got).unwrap(), b"bytes");
         assert!(!stage.cuts_chunks());
@@ -365,6 +374,8 @@ mod tests {
         std::fs::remove_file(&got).unwrap();
         let pieces = stage.get_pieces(&[piece_name(1, 0, None)], &scratch).await.unwrap();
         assert_eq!(std::fs::read(scratch.join("c1-o0.nut.times")).unwrap(), b"0 0 1");
+        assert_eq!(stage.size("c1-o0.nut").await, Some(11));
+        assert_eq!(stage.size("c9-o0.nut").await, None);
         stage.discard_fetched(&pieces).await;
         assert_eq!(std::fs::read_dir(&scratch).unwrap().count(), 0);
         // A chunk: the coordinator's own copy when it is the staged one, else downloaded.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::chunks::ChunkPlan;
+use super::chunks::{ChunkOutput, ChunkPlan, staged_pieces};
 use super::stage::{Stage, chunk_files, piece_name};
 use super::record::JobRun;
 use super::ultrafast_package::{alignment, audio_renditions, chunk_outputs, package_chunkable};
@@ -146,14 +146,22 @@ impl JobRun<'_> {
         } else {
             stage.put("input", input).await.map_err(|e| anyhow::anyhow!(e))?;
         }
-        let outputs = chunked.iter().flat_map(|p| chunk_outputs(p.row.position, &p.target.plan)).collect();
-        let payload = serde_json::to_string(&ChunkPlan { outputs })?;
+        let outputs: Vec<ChunkOutput> = chunked.iter().flat_map(|p| chunk_outputs(p.row.position, &p.target.plan)).collect();
+        // A job taken over: the chunks its last coordinator finished are not encoded again.
+        let reusable = staged_pieces(db, stage, job_id, &outputs).await?;
+        let input_bytes = tokio::fs::metadata(input).await?.len();
+        let payload = serde_json::to_string(&ChunkPlan { outputs, input_bytes })?;
         let bounds: Vec<(Option<i64>, Option<i64>)> = ranges.iter().map(|r| (r.start, r.end)).collect();
-        chunks::create(db, job_id, &bounds, &payload).await?;
+        let kept = chunks::create(db, job_id, &bounds, &payload, &reusable).await?;
         self.worker.wake.notify_one();
         let split_secs = split_started.elapsed().as_secs_f64();
         self.note(format!("ultrafast: {} chunks of about {} s for {} output(s)", ranges.len(), self.worker.config.worker.ultrafast_chunk.as_secs(), chunked.len()))
             .await?;
+        if !kept.is_empty() {
+            let list = kept.iter().map(|i| (i + 1).to_string()).collect::<Vec<_>>().join(", ");
+            tracing::info!(kept = %list, "chunks done before the takeover kept");
+            self.note(format!("ultrafast: chunk(s) {list} of {} were done before the job was taken over; kept", ranges.len())).await?;
+        }
 
         // 2. The audio, once, beside the chunks (a package's renditions each once).
         let renditions: Vec<_> = chunked.iter().map(|p| audio_renditions(p.row.position, &p.target.plan, work)).collect();

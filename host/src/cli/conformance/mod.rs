@@ -154,6 +154,15 @@ pub fn fixtures() -> Vec<(&'static str, MediaInfo)> {
 /// Conditions tried as valid inputs: the Coconut `if` language and the example plugins'.
 const SAMPLE_CONDITIONS: &[&str] = &["{{ input.width }} >= 1280", "input.width >= 1280", "landscape and hd"];
 
+/// The grant of a plugin the config file says nothing about (see [`run`]).
+fn kit_grant() -> PluginGrant {
+    PluginGrant {
+        allowed_hosts: vec!["hooks.example.com:443".into()],
+        schemes: Some(crate::plugins::grantable_schemes().into_iter().map(String::from).collect()),
+        ..Default::default()
+    }
+}
+
 /// Run the kit on `file` with the grants of `config` (a TOML file's `[plugins.*]`).
 pub async fn run(file: &Path, config: Option<&Path>, samples: &[String]) -> anyhow::Result<()> {
     let bytes = tokio::fs::read(file).await.with_context(|| format!("reading {}", file.display()))?;
@@ -166,17 +175,7 @@ pub async fn run(file: &Path, config: Option<&Path>, samples: &[String]) -> anyh
     // matters: the kit's fixture webhook host (nothing is ever delivered) and every scheme
     // an operator could grant (no target is ever connected to). Time and memory stay
     // the defaults.
-    grants.entry(name.clone()).or_insert_with(|| PluginGrant {
-        allowed_hosts: vec!["hooks.example.com:443".into()],
-        schemes: Some(
-            opendal::Scheme::enabled()
-                .into_iter()
-                .map(|s| s.into_static().to_string())
-                .filter(|s| !crate::plugins::is_never_granted(s))
-                .collect(),
-        ),
-        ..Default::default()
-    });
+    grants.entry(name.clone()).or_insert_with(kit_grant);
     let scratch = std::env::temp_dir().join(format!("copra-plugin-test-{}", crate::random_id(10)));
     let result = async {
         let dir = scratch.join("plugins");
@@ -232,5 +231,18 @@ async fn exercise(report: &mut Report, plugins: &Arc<Plugins>, name: &str, load_
             candidates.extend(SAMPLE_CONDITIONS.iter().map(|s| s.to_string()));
             kinds::condition(report, plugins, &candidates).await
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plugin_without_a_grant_gets_every_grantable_scheme() {
+        let schemes = kit_grant().schemes.unwrap();
+        assert_eq!(schemes, crate::plugins::grantable_schemes());
+        assert!(schemes.iter().any(|s| s == "sftp"), "the host-served sftp too: {schemes:?}");
+        assert!(!schemes.iter().any(|s| crate::plugins::is_never_granted(s)), "{schemes:?}");
     }
 }
