@@ -4,13 +4,14 @@ and uploads them to an S3 work area (moto here); each chunk worker downloads its
 only, uploads its pieces there, and the coordinator downloads the pieces and joins them.
 Black-box: the real binary, PostgreSQL, an API node and two worker processes, each with
 its own data directory and its own `ultrafast_dir`. Also: a worker killed holding a
-chunk (its chunk is downloaded again by the other), and a malformed setting refused at
-start with its name.
+chunk (the other encodes it), a coordinator killed after some chunks (the next keeps the
+pieces it finds in the store), and a malformed setting refused at start with its name.
 
 The input is test_ultrafast's: 32 s, 25 fps, a keyframe every second, chunks of ~8 s
 (cut at 8, 16 and 24 s), a scene change at 16 s."""
 
 import os
+import re
 import subprocess
 import uuid
 
@@ -18,6 +19,7 @@ import pytest
 
 from conftest import COPRA_BIN, S3_ACCESS, S3_SECRET, count_frames, ffprobe, s3_storage, wait_until
 from test_scale_out import Cluster, bucket_keys, database  # noqa: F401 (fixture)
+from test_ultrafast_resilience import chunks_of, source, submit  # noqa: F401 (fixture)
 from test_ultrafast import (CHUNK_ENV, DURATION, JOINS, RATE, chunk_log, decodes_cleanly, events_of, fetch_prefix,  # noqa: F401
                             hls_package, packets, stream_duration, stream_packets, uf_input)
 
@@ -147,3 +149,46 @@ def test_a_malformed_work_area_stops_the_server_with_its_name(tmp_path):
     env.update(COPRA_WORKER_ULTRAFAST_STORE="s3://work-area/uf", COPRA_WORKER_ULTRAFAST_STORE_ACCESS_KEY_ID="AKID")
     done = subprocess.run([str(COPRA_BIN), "serve"], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode != 0 and "together" in done.stdout + done.stderr
+
+
+def test_a_new_coordinator_keeps_the_pieces_in_the_store(tmp_path, database, s3, media_server, source):  # noqa: F811
+    """The coordinator dies after some chunks are done: the next one finds their pieces
+    in the work area and keeps them, except one chunk whose pieces were deleted from
+    the bucket, which is encoded again; the output has every frame."""
+    area = "uf-area-" + uuid.uuid4().hex[:6]
+    cluster = Cluster(tmp_path, database, {**store_env(s3, area), "COPRA_WORKER_ULTRAFAST_CHUNK_SECS": "4"})
+    count = DURATION // 4
+    try:
+        api = cluster.api()
+        first = cluster.worker()
+        name = "ufs-takeover-" + uuid.uuid4().hex[:6]
+        job_id = submit(api, media_server, s3, source, name)
+        wait_until(lambda: len([c for c in chunks_of(cluster, job_id).values() if c[1] == "done"]) >= 2, 120,
+                   "two chunks done by the first coordinator")
+        first.kill()
+        done = {idx: c[0] for idx, c in chunks_of(cluster, job_id).items() if c[1] == "done"}
+        assert 2 <= len(done) < count, done
+        lost = min(done)
+        lost_id = done.pop(lost)
+        pieces = [k for k in bucket_keys(s3, f"{area}/{job_id}") if k.split("/")[-1].startswith(f"c{lost_id}-o")]
+        assert pieces, bucket_keys(s3, f"{area}/{job_id}")
+        for key in pieces:
+            s3["client"].delete_object(Bucket=s3["bucket"], Key=key)
+
+        second = cluster.worker()
+        view = api.wait_job(job_id, timeout=300)
+        assert view["status"] == "job.completed", view
+        kept = re.search(rf"ultrafast: chunk\(s\) ([\d, ]+) of {count} were done before the job was taken over; kept",
+                         events_of(api, job_id))
+        assert kept, events_of(api, job_id)
+        kept = {int(i) - 1 for i in kept.group(1).split(", ")}
+        assert set(done) <= kept and lost not in kept, (done, kept, lost)
+        for idx in done:
+            assert idx not in chunk_log(second.logs(), "started"), idx
+        assert chunk_log(second.logs(), "done").count(lost) == 1, second.logs()[-3000:]
+        local = tmp_path / "out.mp4"
+        s3["client"].download_file(s3["bucket"], f"{name}/out.mp4", str(local))
+        assert count_frames(local) == DURATION * RATE
+        wait_until(lambda: bucket_keys(s3, area) == [], 10, "the job's work area to be cleared")
+    finally:
+        cluster.stop()
