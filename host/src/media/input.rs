@@ -118,15 +118,53 @@ impl Demuxer {
     /// the file's start as decoded frames are), for an ultrafast chunk.
     pub fn seek_video(&mut self, pts: i64) -> Result<(), MediaError> {
         let video = self.video.as_ref().ok_or_else(|| MediaError::Unsupported("the input has no video".into()))?;
-        let target = pts + video.offset;
+        let (index, target, time_base) = (video.index, pts + video.offset, video.time_base);
+        // A container without an index (MPEG-TS: a search by timestamps) can land on the
+        // keyframe after the one asked for, and that chunk would lose its first GOP. So
+        // look at where the seek landed and ask again from further back until the first
+        // video packet is at or before the target; the frames before the chunk's start
+        // are decoded and dropped by the caller.
+        let second = i64::from(time_base.denominator()) / i64::from(time_base.numerator()).max(1);
+        let mut back = 0i64;
+        let mut landed = None;
+        for _ in 0..12 {
+            self.seek_to(index, target - back)?;
+            let first = self.first_video_timestamp(index)?;
+            let settled = match first {
+                None => true,
+                Some(first) => first <= target || landed == Some(first),
+            };
+            if settled {
+                break;
+            }
+            landed = first;
+            back = if back == 0 { second.max(1) } else { back.saturating_mul(2) };
+        }
+        // Back to where the last look started: the caller reads from there.
+        self.seek_to(index, target - back)
+    }
+
+    fn seek_to(&mut self, index: usize, timestamp: i64) -> Result<(), MediaError> {
         // SAFETY: an open format context and one of its stream indexes.
-        let status = unsafe {
-            ffmpeg::ffi::av_seek_frame(self.context.as_mut_ptr(), video.index as i32, target, ffmpeg::ffi::AVSEEK_FLAG_BACKWARD)
-        };
+        let status = unsafe { ffmpeg::ffi::av_seek_frame(self.context.as_mut_ptr(), index as i32, timestamp, ffmpeg::ffi::AVSEEK_FLAG_BACKWARD) };
         if status < 0 {
             return Err(MediaError::Ffmpeg { stage: "seeking to a chunk", source: ffmpeg::Error::from(status) });
         }
         Ok(())
+    }
+
+    /// The timestamp of the next video packet (pts, else dts), read and not decoded.
+    fn first_video_timestamp(&mut self, index: usize) -> Result<Option<i64>, MediaError> {
+        for _ in 0..10_000 {
+            let mut packet = ffmpeg::Packet::empty();
+            match packet.read(&mut self.context) {
+                Ok(()) if packet.stream() == index => return Ok(packet.pts().or(packet.dts())),
+                Ok(()) => {}
+                Err(ffmpeg::Error::Eof) => return Ok(None),
+                Err(err) => return Err(MediaError::Ffmpeg { stage: "seeking to a chunk", source: err }),
+            }
+        }
+        Ok(None)
     }
 
     /// Read one packet and hand every frame it decodes to `each`; at the end of the
