@@ -60,7 +60,7 @@ async fn stream(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    super::webhooks::own_job(&state, &key, &id).await?;
+    super::jobs::own_job(&state, &key, &id).await?;
     let last_event_id = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<i64>().ok()).unwrap_or(0);
     let watch = Watch {
         db: state.db.clone(),

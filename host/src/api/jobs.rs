@@ -97,10 +97,16 @@ pub(super) async fn submit(
     security(("basicAuth" = []), ("bearerAuth" = []))
 )]
 async fn show(State(state): State<AppState>, key: ApiKey, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    let (job, outputs) = db::jobs::read(&state.db, &id, Some(&key.owner))
-        .await?
-        .ok_or_else(|| ApiError::NotFound { code: "job_not_found", what: format!("Job '{id}'") })?;
+    let (job, outputs) = own_job(&state, &key, &id).await?;
     Ok(Json(view::job_view(&job, &outputs)))
+}
+
+/// The caller's job `id` with its outputs, or `job_not_found` (another key's job is not
+/// found either).
+pub(super) async fn own_job(state: &AppState, key: &ApiKey, id: &str) -> Result<(job::Model, Vec<output::Model>), ApiError> {
+    db::jobs::read(&state.db, id, Some(&key.owner))
+        .await?
+        .ok_or_else(|| ApiError::NotFound { code: "job_not_found", what: format!("Job '{id}'") })
 }
 
 #[utoipa::path(

@@ -8,7 +8,6 @@ use serde_json::{Map, Value};
 
 use super::auth::ApiKey;
 use super::{ApiError, AppState};
-use crate::db;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -19,9 +18,7 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn collect(state: &AppState, key: &ApiKey, id: &str) -> Result<Map<String, Value>, ApiError> {
-    let (job, outputs) = db::jobs::read(&state.db, id, Some(&key.owner))
-        .await?
-        .ok_or_else(|| ApiError::NotFound { code: "job_not_found", what: format!("Job '{id}'") })?;
+    let (job, outputs) = super::jobs::own_job(state, key, id).await?;
     let parse = |text: &Option<String>| text.as_deref().and_then(|t| serde_json::from_str::<Value>(t).ok());
     let mut all = Map::new();
     if let Some(source) = parse(&job.input_metadata) {

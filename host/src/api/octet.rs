@@ -17,7 +17,6 @@ use super::auth::ApiKey;
 use super::body::Body;
 use super::jobs::submit;
 use super::{ApiError, AppState};
-use crate::db;
 use crate::job::{JobError, octet};
 
 pub fn router() -> Router<AppState> {
@@ -65,9 +64,7 @@ async fn create(State(state): State<AppState>, OctetKey(key): OctetKey, OctetBod
 )]
 async fn show(State(state): State<AppState>, OctetKey(key): OctetKey, Path(id): Path<String>) -> Result<Json<Value>, OctetError> {
     // Another key's job is "not found", never "forbidden": its existence is not ours to tell.
-    let (job, outputs) = db::jobs::read(&state.db, &id, Some(&key.owner))
-        .await?
-        .ok_or_else(|| ApiError::NotFound { code: "job_not_found", what: format!("Job '{id}'") })?;
+    let (job, outputs) = super::jobs::own_job(&state, &key, &id).await?;
     Ok(Json(octet::job_view(&job, &outputs, &state.config.sealer)))
 }
 

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::auth::ApiKey;
 use super::{ApiError, AppState};
-use crate::db::{event, job, outbox, webhook_attempt};
+use crate::db::{event, outbox, webhook_attempt};
 use crate::job::{JobError, view::timestamp};
 
 pub fn router() -> Router<AppState> {
@@ -34,7 +34,7 @@ pub fn router() -> Router<AppState> {
     security(("basicAuth" = []), ("bearerAuth" = []))
 )]
 async fn list(State(state): State<AppState>, key: ApiKey, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    own_job(&state, &key, &id).await?;
+    super::jobs::own_job(&state, &key, &id).await?;
     let events: Vec<Value> = outbox::log(&state.db, &id).await?.iter().map(|(e, attempts)| event_view(e, attempts)).collect();
     Ok(Json(json!({"job_id": id, "events": events})))
 }
@@ -59,7 +59,7 @@ async fn list(State(state): State<AppState>, key: ApiKey, Path(id): Path<String>
     security(("basicAuth" = []), ("bearerAuth" = []))
 )]
 async fn redeliver(State(state): State<AppState>, key: ApiKey, Path((id, event_id)): Path<(String, String)>) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let job = own_job(&state, &key, &id).await?;
+    let (job, _) = super::jobs::own_job(&state, &key, &id).await?;
     let not_found = || ApiError::NotFound { code: "event_not_found", what: format!("Event '{event_id}' of job '{id}'") };
     let event_id: i64 = event_id.parse().map_err(|_| not_found())?;
     let spec = crate::job::stored::open_spec(&state.config.sealer, &job.spec).map_err(ApiError::internal)?;
@@ -75,14 +75,6 @@ async fn redeliver(State(state): State<AppState>, key: ApiKey, Path((id, event_i
     let log = outbox::log(&state.db, &id).await?;
     let attempts = log.iter().find(|(e, _)| e.id == event.id).map(|(_, a)| a.as_slice()).unwrap_or_default();
     Ok((StatusCode::ACCEPTED, Json(event_view(&event, attempts))))
-}
-
-/// The job, if the caller's key created it; another key's job is a 404.
-pub(super) async fn own_job(state: &AppState, key: &ApiKey, id: &str) -> Result<job::Model, ApiError> {
-    crate::db::jobs::read(&state.db, id, Some(&key.owner))
-        .await?
-        .map(|(job, _)| job)
-        .ok_or_else(|| ApiError::NotFound { code: "job_not_found", what: format!("Job '{id}'") })
 }
 
 /// An event with its delivery state and its attempts, oldest first.
