@@ -280,19 +280,20 @@ def chunk_log(logs, what):
     return [int(m) for m in re.findall(rf"chunk {what} job_id=\S+ chunk=(\d+)", logs)]
 
 
-def test_a_worker_killed_holding_a_chunk(tmp_path, database, s3, media_server, media_dir):  # noqa: F811
-    """Two worker processes on PostgreSQL sharing a staging directory: the one holding a
-    chunk is killed (SIGKILL); the chunk is encoded again by the other once its lease
-    expires, and the job completes with every frame."""
+def kill_a_chunk_worker(tmp_path, database, s3, media_server, media_dir, env, stem, cleared):
+    """Two worker processes on PostgreSQL (`env` says where chunks are staged): the
+    second one's chunk is in progress when it is killed (SIGKILL); the first encodes that
+    chunk again once its lease expires, the job completes with every frame, and
+    `cleared(cluster, job_id)` checks that nothing of the job's staging is left."""
     subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc2=size=1280x720:rate={RATE}:duration={DURATION}",
                     "-f", "lavfi", "-i", f"sine=sample_rate=48000:duration={DURATION}", "-c:v", "libx264", "-preset", "ultrafast",
-                    "-g", str(RATE), "-c:a", "aac", str(media_dir / "uf-kill.mp4")], check=True)
-    cluster = Cluster(tmp_path, database, {**CHUNK_ENV, "COPRA_WORKER_ULTRAFAST_DIR": str(tmp_path / "shared")})
+                    "-g", str(RATE), "-c:a", "aac", str(media_dir / f"{stem}.mp4")], check=True)
+    cluster = Cluster(tmp_path, database, env)
     try:
         api = cluster.api()
         first = cluster.worker()
-        name = "uf-kill-" + uuid.uuid4().hex[:6]
-        job = {"input": {"url": f"{media_server}/uf-kill.mp4"}, "storage": s3_storage(s3, path=f"/{name}"),
+        name = f"{stem}-" + uuid.uuid4().hex[:6]
+        job = {"input": {"url": f"{media_server}/{stem}.mp4"}, "storage": s3_storage(s3, path=f"/{name}"),
                "outputs": {"mp4:720p": {"path": "/out.mp4"}}, "settings": {"ultrafast": True}}
         created = api.post_job(job)
         assert created.status_code == 201, created.text
@@ -311,10 +312,19 @@ def test_a_worker_killed_holding_a_chunk(tmp_path, database, s3, media_server, m
         local = tmp_path / "out.mp4"
         s3["client"].download_file(s3["bucket"], f"{name}/out.mp4", str(local))
         assert count_frames(local) == DURATION * RATE
-        assert cluster.rows(f"SELECT count(*) FROM chunks WHERE job_id = '{job_id}'") == [["0"]]
-        assert not (tmp_path / "shared" / job_id).exists()
+        cleared(cluster, job_id)
     finally:
         cluster.stop()
+
+
+def test_a_worker_killed_holding_a_chunk(tmp_path, database, s3, media_server, media_dir):  # noqa: F811
+    """Workers sharing a staging directory: a killed worker's chunk is encoded again."""
+    def cleared(cluster, job_id):
+        assert cluster.rows(f"SELECT count(*) FROM chunks WHERE job_id = '{job_id}'") == [["0"]]
+        assert not (tmp_path / "shared" / job_id).exists()
+
+    kill_a_chunk_worker(tmp_path, database, s3, media_server, media_dir,
+                        {**CHUNK_ENV, "COPRA_WORKER_ULTRAFAST_DIR": str(tmp_path / "shared")}, "uf-kill", cleared)
 
 
 def test_hevc_and_vp9_in_every_chunked_container(server, s3, media_server, uf_input, tmp_path):

@@ -21,7 +21,7 @@ from conftest import COPRA_BIN, S3_ACCESS, S3_SECRET, count_frames, ffprobe, s3_
 from test_scale_out import Cluster, bucket_keys, database  # noqa: F401 (fixture)
 from test_ultrafast_resilience import chunks_of, source, submit  # noqa: F401 (fixture)
 from test_ultrafast import (CHUNK_ENV, DURATION, JOINS, RATE, chunk_log, decodes_cleanly, events_of, fetch_prefix,  # noqa: F401
-                            hls_package, packets, stream_duration, stream_packets, uf_input)
+                            hls_package, kill_a_chunk_worker, packets, stream_duration, stream_packets, uf_input)
 
 
 def store_env(s3, area):
@@ -109,35 +109,12 @@ def test_workers_without_a_shared_directory_use_the_store(tmp_path, database, s3
 def test_a_worker_killed_holding_a_chunk_from_the_store(tmp_path, database, s3, media_server, media_dir):  # noqa: F811
     """The worker holding a chunk is killed (SIGKILL); the other downloads that chunk
     from the store once the lease expires, and the job completes with every frame."""
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc2=size=1280x720:rate={RATE}:duration={DURATION}",
-                    "-f", "lavfi", "-i", f"sine=sample_rate=48000:duration={DURATION}", "-c:v", "libx264", "-preset", "ultrafast",
-                    "-g", str(RATE), "-c:a", "aac", str(media_dir / "uf-store-kill.mp4")], check=True)
     area = "uf-area-" + uuid.uuid4().hex[:6]
-    cluster = Cluster(tmp_path, database, store_env(s3, area))
-    try:
-        api = cluster.api()
-        first = cluster.worker()
-        name = "uf-store-kill-" + uuid.uuid4().hex[:6]
-        job = {"input": {"url": f"{media_server}/uf-store-kill.mp4"}, "storage": s3_storage(s3, path=f"/{name}"),
-               "outputs": {"mp4:720p": {"path": "/out.mp4"}}, "settings": {"ultrafast": True}}
-        created = api.post_job(job)
-        assert created.status_code == 201, created.text
-        job_id = created.json()["id"]
-        wait_until(lambda: chunk_log(first.logs(), "started"), 60, "the coordinator's first chunk")
-        second = cluster.worker()
-        wait_until(lambda: chunk_log(second.logs(), "started"), 60, "a chunk on the second worker")
-        second.kill()
-        held = [c for c in chunk_log(second.logs(), "started") if c not in chunk_log(second.logs(), "done")]
-        assert held, "the second worker finished its chunk before it was killed"
-        view = api.wait_job(job_id, timeout=300)
-        assert view["status"] == "job.completed", view
-        assert held[0] in chunk_log(first.logs(), "done"), (held, first.logs()[-3000:])
-        local = tmp_path / "out.mp4"
-        s3["client"].download_file(s3["bucket"], f"{name}/out.mp4", str(local))
-        assert count_frames(local) == DURATION * RATE
+
+    def cleared(cluster, job_id):
         wait_until(lambda: bucket_keys(s3, area) == [], 10, "the job's work area to be cleared")
-    finally:
-        cluster.stop()
+
+    kill_a_chunk_worker(tmp_path, database, s3, media_server, media_dir, store_env(s3, area), "uf-store-kill", cleared)
 
 
 def test_a_malformed_work_area_stops_the_server_with_its_name(tmp_path):
