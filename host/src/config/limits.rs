@@ -38,6 +38,16 @@ pub struct Limits {
     pub webhook_timeout: Duration,
     /// Widest number placeholder in a numbered path (`%.Nd`, `max_path_digits`, default 10).
     pub max_path_digits: usize,
+    /// Memory one job's media engine may use, in bytes (`max_job_memory_mib`, default
+    /// 2048 MiB): a plan whose estimate passes it is refused, and the engine's process is
+    /// stopped if it grows past it anyway.
+    pub max_job_memory: u64,
+    /// Bytes one job may write: its outputs, pictures and segments together
+    /// (`max_output_bytes`, default 64 GiB). Past it the job fails naming the key.
+    pub max_output_bytes: u64,
+    /// CPU time one media engine process may use (`max_job_cpu_secs`, default 24 hours,
+    /// summed over its threads): a runaway encode is stopped instead of holding a core.
+    pub max_job_cpu: Duration,
 }
 
 impl Default for Limits {
@@ -54,6 +64,9 @@ impl Default for Limits {
             transfer_total: Duration::from_secs(2 * 3600),
             webhook_timeout: Duration::from_secs(10),
             max_path_digits: 10,
+            max_job_memory: 2048 << 20,
+            max_output_bytes: 64 << 30,
+            max_job_cpu: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -73,6 +86,9 @@ pub(super) struct FileLimits {
     transfer_total_secs: Option<u64>,
     webhook_timeout_secs: Option<u64>,
     max_path_digits: Option<u64>,
+    max_job_memory_mib: Option<u64>,
+    max_output_bytes: Option<u64>,
+    max_job_cpu_secs: Option<u64>,
 }
 
 impl Limits {
@@ -109,6 +125,9 @@ impl Limits {
             transfer_total: secs(get("transfer_total_secs", file.transfer_total_secs, d.transfer_total.as_secs())?),
             webhook_timeout: secs(get("webhook_timeout_secs", file.webhook_timeout_secs, d.webhook_timeout.as_secs())?),
             max_path_digits: get("max_path_digits", file.max_path_digits, d.max_path_digits as u64)? as usize,
+            max_job_memory: get("max_job_memory_mib", file.max_job_memory_mib, d.max_job_memory >> 20)?.saturating_mul(1 << 20),
+            max_output_bytes: get("max_output_bytes", file.max_output_bytes, d.max_output_bytes)?,
+            max_job_cpu: secs(get("max_job_cpu_secs", file.max_job_cpu_secs, d.max_job_cpu.as_secs())?),
         })
     }
 }
@@ -126,6 +145,9 @@ pub const LIMIT_ENV_NAMES: &[(&str, &str)] = &[
     ("transfer_total_secs", "COPRA_LIMITS_TRANSFER_TOTAL_SECS"),
     ("webhook_timeout_secs", "COPRA_LIMITS_WEBHOOK_TIMEOUT_SECS"),
     ("max_path_digits", "COPRA_LIMITS_MAX_PATH_DIGITS"),
+    ("max_job_memory_mib", "COPRA_LIMITS_MAX_JOB_MEMORY_MIB"),
+    ("max_output_bytes", "COPRA_LIMITS_MAX_OUTPUT_BYTES"),
+    ("max_job_cpu_secs", "COPRA_LIMITS_MAX_JOB_CPU_SECS"),
 ];
 
 #[cfg(test)]
