@@ -49,6 +49,13 @@ enum Command {
         #[command(subcommand)]
         command: cli::JobCommand,
     },
+    /// Your webhook signing secret: `secret` prints it, `secret --rotate` replaces it first.
+    Webhooks {
+        #[command(flatten)]
+        client: cli::Client,
+        #[command(subcommand)]
+        command: cli::WebhookCommand,
+    },
     /// Print the metadata Copra would store for a media file or URL.
     Probe { source: String },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -113,6 +120,9 @@ async fn run() -> anyhow::Result<()> {
         Command::Jobs { client: cli::Client { server: Some(server), key: Some(key) }, command } => {
             return cli::jobs(&cli::Api::at(server, key), command).await;
         }
+        Command::Webhooks { client: cli::Client { server: Some(server), key: Some(key) }, command } => {
+            return cli::webhooks(&cli::Api::at(server, key), command).await;
+        }
         command => command,
     };
     let config = Arc::new(config::Config::load(cli.config.as_deref())?);
@@ -122,10 +132,15 @@ async fn run() -> anyhow::Result<()> {
         Command::Plugins { server, command } => return cli::plugins(&config, server, command).await,
         Command::Submit { file, dry_run, detach, client } => return cli::submit(&cli::Api::new(client, &config)?, file, dry_run, detach).await,
         Command::Jobs { client, command } => return cli::jobs(&cli::Api::new(client, &config)?, command).await,
+        Command::Webhooks { client, command } => return cli::webhooks(&cli::Api::new(client, &config)?, command).await,
         command => command,
     };
-    if let Some(secret) = &config.webhooks.generated_secret {
-        println!("Webhook signing secret (kept in {}): {}", config.data_dir.join("webhook-secret").display(), secret.expose());
+    if config.webhooks.generated {
+        // The root itself is not shown: it signs nothing, and no tenant needs it.
+        println!(
+            "Webhook root secret generated into {} (each API key's signing secret is derived from it: `copra webhooks secret`, GET /v2/webhooks/secret)",
+            config.data_dir.join("webhook-secret").display()
+        );
     }
     let plugins = plugins::Plugins::start(&config.plugin_dir, &config.plugin_cache_dir(), config.plugin_grants.clone(), config.outbound.clone())
         .await
@@ -153,6 +168,11 @@ async fn run() -> anyhow::Result<()> {
             std::process::exit(130);
         }
     });
+
+    // Local files past their retention, deleted by every process (a sweep is idempotent).
+    if let Some(retention) = config.limits.local_retention {
+        tokio::spawn(copra::storage::local_sweep::run(config.files_dir(), retention, config.limits.local_sweep_interval));
+    }
 
     let mut worker_task = None;
     if run_worker {

@@ -10,7 +10,7 @@ use base64::Engine as _;
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::rand::{SecureRandom, SystemRandom};
 
-pub use webhook::WebhookSecret;
+pub use webhook::{DerivedSecret, WebhookRoot, WebhookSecret};
 
 /// A value that must not reach a log line or an error message by accident.
 #[derive(Clone, Default, PartialEq, Eq)]

@@ -1,4 +1,4 @@
-// The dashboard's shell: hash routes (#/jobs, #/jobs/ID, #/submit, #/admin), the login
+// The dashboard's shell: hash routes (#/jobs, #/jobs/ID, #/submit, #/webhooks, #/admin), the login
 // form, and the navigation. Each view renders into <main> and returns a function that
 // stops its work (open event streams) when the user leaves it.
 
@@ -7,6 +7,7 @@ import { clear, describe, el, notice, say } from "./dom.js";
 import { jobsView } from "./jobs.js";
 import { jobView } from "./job.js";
 import { submitView } from "./submit.js";
+import { webhooksView } from "./webhooks.js";
 import { adminView } from "./admin.js";
 
 const main = document.getElementById("main");
@@ -63,6 +64,7 @@ function route() {
   leave = () => controller.abort();
   if (page === "jobs" && rest.length) jobView(main, decodeURIComponent(rest.join("/")), controller.signal);
   else if (page === "submit") submitView(main);
+  else if (page === "webhooks") webhooksView(main);
   else jobsView(main, controller.signal);
 }
 

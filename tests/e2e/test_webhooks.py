@@ -1,5 +1,5 @@
-"""Webhooks that are never lost: signed as Standard Webhooks (verified with the
-`standardwebhooks` package), retried on the configured schedule while a receiver is
+"""Webhooks that are never lost: signed as Standard Webhooks with each key's own secret
+(verified with the `standardwebhooks` package), retried on the configured schedule while a receiver is
 down, logged attempt by attempt through `GET /v2/jobs/{id}/webhooks`, failed after the
 last attempt and redelivered on request, and delivered exactly once by two processes
 sharing one PostgreSQL database.
@@ -116,7 +116,7 @@ def submit(server, body, key=KEY_A):
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """One server: its own generated secret, a per-key secret for KEY_B, and a short
+    """One server: its own generated root secret, a per-key secret for KEY_B, and a short
     retry schedule (eight retries about a second apart) from the config file."""
     root = tmp_path_factory.mktemp("webhooks")
     config = root / "copra.toml"
@@ -127,16 +127,26 @@ def server(tmp_path_factory):
     copra.stop()
 
 
-def generated_secret(server):
+def generated_root(server):
     secret = (server.data_dir / "webhook-secret").read_text().strip()
     assert secret.startswith("whsec_")
     return secret
 
 
+def key_secret(server, key=KEY_A):
+    """The secret that signs `key`'s webhooks, as the key reads it."""
+    r = requests.get(f"{server.url}/v2/webhooks/secret", auth=(key, ""), timeout=10)
+    assert r.status_code == 200, r.text
+    return r.json()["secret"]
+
+
 def test_every_webhook_is_signed_with_its_tenants_secret(server, media_server):
-    secret = generated_secret(server)
-    assert f"Webhook signing secret (kept in {server.data_dir / 'webhook-secret'}): {secret}" in server.logs(), \
-        "the generated secret is shown on first start"
+    root = generated_root(server)
+    assert f"Webhook root secret generated into {server.data_dir / 'webhook-secret'}" in server.logs(), \
+        "the operator is told where the generated root is kept"
+    assert root not in server.logs(), "the root itself is not shown: it signs nothing"
+    secret = key_secret(server)
+    assert secret != root and key_secret(server, KEY_B) == SECRET_B
     receiver = Receiver()
     try:
         job_a = submit(server, job(media_server, receiver.url))
@@ -151,9 +161,10 @@ def test_every_webhook_is_signed_with_its_tenants_secret(server, media_server):
             assert abs(int(headers["webhook-timestamp"]) - time.time()) < 60
             assert headers["webhook-signature"].startswith("v1,")
             if job_of(hook) == job_a:
-                assert verifies(secret, hook) and not verifies(SECRET_B, hook), hook["headers"]
+                assert verifies(secret, hook) and not verifies(SECRET_B, hook) and not verifies(root, hook), hook["headers"]
             else:
-                assert verifies(SECRET_B, hook) and not verifies(secret, hook), "KEY_B's own secret signs its hooks"
+                assert verifies(SECRET_B, hook) and not verifies(secret, hook) and not verifies(root, hook), \
+                    "KEY_B's own secret signs its hooks"
         assert len({h["headers"]["webhook-id"] for h in hooks}) == len(hooks), "one id per event"
         # The ids are the events' ids in the delivery log.
         log = webhook_log(server, job_a)
@@ -164,13 +175,13 @@ def test_every_webhook_is_signed_with_its_tenants_secret(server, media_server):
                 assert entry["state"] == "delivered" and entry["attempts"][-1]["status_code"] == 200
         # A tampered body does not verify.
         forged = dict(hooks[0], raw=hooks[0]["raw"].replace(b"job", b"jab"))
-        assert not verifies(secret, forged) and not verifies(SECRET_B, forged)
+        assert not verifies(secret, forged) and not verifies(SECRET_B, forged) and not verifies(root, forged)
     finally:
         receiver.close()
 
 
 def test_a_receiver_down_then_back_gets_every_event_and_the_log_shows_each_attempt(server, media_server):
-    secret = generated_secret(server)
+    secret = key_secret(server)
     receiver = Receiver(status=500, listening=False)
     try:
         job_id = submit(server, job(media_server, receiver.url))
@@ -237,7 +248,7 @@ def test_a_failed_output_is_an_output_failed_webhook_with_its_error(server, medi
 
 
 def test_after_the_whole_schedule_an_event_fails_and_can_be_redelivered(server, media_server):
-    secret = generated_secret(server)
+    secret = key_secret(server)
     receiver = Receiver(status=503)
     try:
         job_id = submit(server, job(media_server, receiver.url, events=False))
@@ -308,7 +319,7 @@ def test_octet_callbacks_are_signed_too(server, media_server, s3):
         job_id = created.json()["job_id"]
         hook = wait_until(receiver.delivered, 60, "the octet callback")[0]
         assert json.loads(hook["raw"]) == {"api_version": "v0", "job_id": job_id, "status": "error"}
-        assert verifies(generated_secret(server), hook)
+        assert verifies(key_secret(server), hook) and not verifies(generated_root(server), hook)
         assert hook["headers"]["webhook-id"] == webhook_log(server, job_id)["job.failed"]["webhook_id"]
     finally:
         receiver.close()
@@ -344,7 +355,10 @@ def test_two_processes_on_one_postgres_deliver_each_event_once(tmp_path, media_s
         hooks = receiver.all()
         ids = [h["headers"]["webhook-id"] for h in hooks]
         assert sorted(ids) == sorted(expected), "each event exactly once"
-        assert all(verifies(secret, h) for h in hooks)
+        # Both nodes derive KEY_A's secret from the shared root; it signs, the root does not.
+        secret_a = key_secret(servers[0])
+        assert key_secret(servers[1]) == secret_a != secret
+        assert all(verifies(secret_a, h) and not verifies(secret, h) for h in hooks)
         for job_id in jobs:
             assert [event_of(h) for h in hooks if job_of(h) == job_id] == \
                 ["input.transferred", "output.completed", "job.completed"], "each job's events in order"
@@ -445,7 +459,7 @@ def test_progress_webhooks_at_the_asked_interval_and_only_when_asked(server, med
         assert 0 <= percents[0] < percents[-1] < 100, percents
         assert all(p["job_id"] == asked_id and p["data"]["status"] == "job.starting" for p in progress)
         assert events.index("job.completed") > events.index("job.progress"), events
-        assert all(verifies(generated_secret(server), h) for h in hooks)
+        assert all(verifies(key_secret(server), h) for h in hooks)
         # Each was recorded as an event of the job's log, and delivered.
         log = requests.get(f"{server.url}/v2/jobs/{asked_id}/webhooks", auth=(KEY_A, ""), timeout=10).json()["events"]
         recorded = [e for e in log if e["event"] == "job.progress"]

@@ -20,6 +20,9 @@ pub enum ApiError {
     /// The request can never succeed as sent (Coconut answers these with 400).
     #[error(transparent)]
     Invalid(#[from] JobError),
+    /// Too many requests of one kind from one key: 429 with `Retry-After`.
+    #[error("{message} Try again in {} s.", retry_after.as_secs().max(1))]
+    TooManyRequests { code: &'static str, message: String, retry_after: std::time::Duration },
     /// Our fault; details go to the log, not to the client.
     #[error("Internal server error.")]
     Internal(#[source] anyhow::Error),
@@ -41,6 +44,7 @@ impl ApiError {
             ApiError::NotFound { code, .. } => (StatusCode::NOT_FOUND, code),
             ApiError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "request_too_large"),
             ApiError::Invalid(err) => (StatusCode::BAD_REQUEST, err.code()),
+            ApiError::TooManyRequests { code, .. } => (StatusCode::TOO_MANY_REQUESTS, code),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         }
     }
@@ -69,6 +73,11 @@ impl IntoResponse for ApiError {
         let (status, code) = self.status_and_code();
         let body = Json(json!({"message": self.to_string(), "error_code": code, "status": "error"}));
         let mut response = (status, body).into_response();
+        if let ApiError::TooManyRequests { retry_after, .. } = &self {
+            // Whole seconds, rounded up: a client that waits this long gets a token.
+            let secs = retry_after.as_millis().div_ceil(1000).max(1);
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(secs as u64));
+        }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,

@@ -14,7 +14,9 @@ mod octet;
 mod openapi;
 mod ops;
 mod query;
+mod rate;
 mod ui;
+mod webhook_secret;
 mod webhooks;
 
 use std::sync::Arc;
@@ -37,12 +39,15 @@ pub struct AppState {
     pub job_arrived: Arc<tokio::sync::Notify>,
     /// Cancelled when the server shuts down: long-lived answers (event streams) end.
     pub stopping: tokio_util::sync::CancellationToken,
+    /// Webhook redeliveries per API key (`[webhooks] redeliveries_per_minute`).
+    redeliveries: Arc<rate::RateLimiter>,
 }
 
 impl AppState {
     pub fn new(db: DatabaseConnection, plugins: Arc<Plugins>, config: Arc<Config>, job_arrived: Arc<tokio::sync::Notify>) -> Self {
         let keys = Arc::new(auth::Keys::new(&config.api_keys));
-        AppState { db, plugins, config, keys, job_arrived, stopping: Default::default() }
+        let redeliveries = Arc::new(rate::RateLimiter::per_minute(config.webhooks.redeliveries_per_minute));
+        AppState { db, plugins, config, keys, job_arrived, stopping: Default::default(), redeliveries }
     }
 }
 
@@ -56,7 +61,7 @@ impl AppState {
 
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .nest("/v2", jobs::router().merge(metadata::router()).merge(webhooks::router()).merge(events::router()))
+        .nest("/v2", jobs::router().merge(metadata::router()).merge(webhooks::router()).merge(webhook_secret::router()).merge(events::router()))
         .nest("/v0", octet::router())
         .nest("/admin", admin::router())
         .merge(files::router())

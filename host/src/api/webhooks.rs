@@ -1,6 +1,7 @@
 //! A job's webhook log for its tenant, and redelivery on request:
 //! `GET /v2/jobs/{id}/webhooks` (every event with its delivery state and attempts) and
-//! `POST /v2/jobs/{id}/webhooks/{event_id}/redeliver` (owed again, same `webhook-id`).
+//! `POST /v2/jobs/{id}/webhooks/{event_id}/redeliver` (owed again, same `webhook-id`;
+//! at most `[webhooks] redeliveries_per_minute` per key, then a 429 with `Retry-After`).
 //! Another key's job is a 404, like every job route.
 
 use axum::extract::{Path, State};
@@ -55,6 +56,8 @@ async fn list(State(state): State<AppState>, key: ApiKey, Path(id): Path<String>
         (status = 400, description = "The job has no notification.", body = super::openapi::Error),
         (status = 401, description = "Authentication failed.", body = super::openapi::Error),
         (status = 404, description = "Job or event not found.", body = super::openapi::Error),
+        (status = 429, description = "Too many redeliveries for this key (`[webhooks] redeliveries_per_minute`); see `Retry-After`.", body = super::openapi::Error,
+            headers(("Retry-After" = u64, description = "Seconds until a redelivery is accepted again."))),
     ),
     security(("basicAuth" = []), ("bearerAuth" = []))
 )]
@@ -70,6 +73,14 @@ async fn redeliver(State(state): State<AppState>, key: ApiKey, Path((id, event_i
         )
         .into());
     }
+    state.redeliveries.take(&key.owner).map_err(|retry_after| ApiError::TooManyRequests {
+        code: "too_many_redeliveries",
+        message: format!(
+            "This API key asked for more than {} webhook redeliveries a minute ([webhooks] redeliveries_per_minute).",
+            state.redeliveries.rate()
+        ),
+        retry_after,
+    })?;
     let event = outbox::redeliver(&state.db, &id, event_id).await?.ok_or_else(not_found)?;
     tracing::info!(job_id = %id, event_id, webhook_id = %event.webhook_id(), "webhook redelivery requested");
     let log = outbox::log(&state.db, &id).await?;

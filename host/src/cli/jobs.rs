@@ -48,7 +48,7 @@ pub enum JobCommand {
 pub struct Api {
     base: String,
     key: String,
-    http: reqwest::Client,
+    pub(super) http: reqwest::Client,
 }
 
 impl Api {
@@ -66,7 +66,12 @@ impl Api {
         Ok(Api { base, key, http: reqwest::Client::new() })
     }
 
-    async fn send(&self, request: reqwest::RequestBuilder) -> anyhow::Result<Value> {
+    /// The URL of `path` (starting with `/`) on this server.
+    pub(super) fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub(super) async fn send(&self, request: reqwest::RequestBuilder) -> anyhow::Result<Value> {
         let response = request.basic_auth(&self.key, Some("")).send().await.with_context(|| format!("reaching the server at {}", self.base))?;
         let status = response.status();
         let body: Value = response.json().await.unwrap_or(Value::Null);

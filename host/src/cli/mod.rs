@@ -1,12 +1,15 @@
 //! The command line beside the server: `copra plugins ...` (the operator's commands,
-//! spoken to a running server's admin API), and a user's `submit`, `jobs` and `probe`.
+//! spoken to a running server's admin API), and a user's `submit`, `jobs`, `webhooks`
+//! and `probe`.
 
 pub mod conformance;
 mod jobs;
 mod probe;
 mod table;
+mod webhooks;
 
 pub use jobs::{Api, Client, JobCommand, jobs, submit};
+pub use webhooks::{WebhookCommand, webhooks};
 pub use probe::probe;
 
 use std::path::PathBuf;

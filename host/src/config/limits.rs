@@ -48,6 +48,14 @@ pub struct Limits {
     /// CPU time one media engine process may use (`max_job_cpu_secs`, default 24 hours,
     /// summed over its threads): a runaway encode is stopped instead of holding a core.
     pub max_job_cpu: Duration,
+    /// Bytes one tenant's `local` files may take in all (`local_quota_bytes`; default:
+    /// unset, no quota). A write that would pass it fails its output naming the key.
+    pub local_quota_bytes: Option<u64>,
+    /// How long `local` files are kept (`local_retention_days`; default: unset, for
+    /// ever). A sweeper deletes every tenant's files older than this.
+    pub local_retention: Option<Duration>,
+    /// How often the retention sweeper looks (`local_sweep_interval_secs`, default 1 hour).
+    pub local_sweep_interval: Duration,
 }
 
 impl Default for Limits {
@@ -67,6 +75,9 @@ impl Default for Limits {
             max_job_memory: 2048 << 20,
             max_output_bytes: 64 << 30,
             max_job_cpu: Duration::from_secs(24 * 3600),
+            local_quota_bytes: None,
+            local_retention: None,
+            local_sweep_interval: Duration::from_secs(3600),
         }
     }
 }
@@ -89,6 +100,9 @@ pub(super) struct FileLimits {
     max_job_memory_mib: Option<u64>,
     max_output_bytes: Option<u64>,
     max_job_cpu_secs: Option<u64>,
+    local_quota_bytes: Option<u64>,
+    local_retention_days: Option<u64>,
+    local_sweep_interval_secs: Option<u64>,
 }
 
 impl Limits {
@@ -112,6 +126,14 @@ impl Limits {
             }
             Ok(value)
         };
+        // An optional limit: unset means none; zero is refused like any limit's.
+        let optional = |key: &'static str, file: Option<u64>| -> Result<Option<u64>, ConfigError> {
+            let name = LIMIT_ENV_NAMES.iter().find(|(k, _)| *k == key).map(|(_, n)| *n).unwrap_or("COPRA_LIMITS");
+            if env(name).is_none() && file.is_none() {
+                return Ok(None);
+            }
+            get(key, file, 0).map(Some)
+        };
         let secs = Duration::from_secs;
         Ok(Limits {
             max_body_bytes: get("max_body_bytes", file.max_body_bytes, d.max_body_bytes as u64)? as usize,
@@ -128,6 +150,9 @@ impl Limits {
             max_job_memory: get("max_job_memory_mib", file.max_job_memory_mib, d.max_job_memory >> 20)?.saturating_mul(1 << 20),
             max_output_bytes: get("max_output_bytes", file.max_output_bytes, d.max_output_bytes)?,
             max_job_cpu: secs(get("max_job_cpu_secs", file.max_job_cpu_secs, d.max_job_cpu.as_secs())?),
+            local_quota_bytes: optional("local_quota_bytes", file.local_quota_bytes)?,
+            local_retention: optional("local_retention_days", file.local_retention_days)?.map(|days| secs(days.saturating_mul(24 * 3600))),
+            local_sweep_interval: secs(get("local_sweep_interval_secs", file.local_sweep_interval_secs, d.local_sweep_interval.as_secs())?),
         })
     }
 }
@@ -148,6 +173,9 @@ pub const LIMIT_ENV_NAMES: &[(&str, &str)] = &[
     ("max_job_memory_mib", "COPRA_LIMITS_MAX_JOB_MEMORY_MIB"),
     ("max_output_bytes", "COPRA_LIMITS_MAX_OUTPUT_BYTES"),
     ("max_job_cpu_secs", "COPRA_LIMITS_MAX_JOB_CPU_SECS"),
+    ("local_quota_bytes", "COPRA_LIMITS_LOCAL_QUOTA_BYTES"),
+    ("local_retention_days", "COPRA_LIMITS_LOCAL_RETENTION_DAYS"),
+    ("local_sweep_interval_secs", "COPRA_LIMITS_LOCAL_SWEEP_INTERVAL_SECS"),
 ];
 
 #[cfg(test)]
@@ -170,5 +198,20 @@ mod tests {
         assert!(Limits::load(FileLimits::default(), &env).is_err());
         let env = |name: &str| (name == "COPRA_LIMITS_WEBHOOK_TIMEOUT_SECS").then(|| "ten".to_string());
         assert!(Limits::load(FileLimits::default(), &env).is_err());
+    }
+
+    #[test]
+    fn local_quota_and_retention_are_unset_unless_given() {
+        let limits = Limits::load(FileLimits::default(), &|_: &str| None).unwrap();
+        assert_eq!((limits.local_quota_bytes, limits.local_retention), (None, None));
+        assert_eq!(limits.local_sweep_interval, Duration::from_secs(3600));
+        let file = FileLimits { local_retention_days: Some(2), ..Default::default() };
+        let env = |name: &str| (name == "COPRA_LIMITS_LOCAL_QUOTA_BYTES").then(|| "1_000_000".to_string());
+        let limits = Limits::load(file, &env).unwrap();
+        assert_eq!(limits.local_quota_bytes, Some(1_000_000));
+        assert_eq!(limits.local_retention, Some(Duration::from_secs(2 * 24 * 3600)));
+        let env = |name: &str| (name == "COPRA_LIMITS_LOCAL_QUOTA_BYTES").then(|| "0".to_string());
+        let err = Limits::load(FileLimits::default(), &env).unwrap_err().to_string();
+        assert!(err.contains("COPRA_LIMITS_LOCAL_QUOTA_BYTES"), "{err}");
     }
 }

@@ -18,7 +18,7 @@ mod webhooks;
 pub use limits::{LIMIT_ENV_NAMES, Limits};
 pub use queue::{QueueConfig, WorkerConfig};
 pub use ultrafast_store::UltrafastStore;
-pub use webhooks::{DEFAULT_RETRY_SCHEDULE_SECS, WebhookConfig};
+pub use webhooks::{DEFAULT_REDELIVERIES_PER_MINUTE, DEFAULT_RETRY_SCHEDULE_SECS, DEFAULT_SECRET_OVERLAP_SECS, WebhookConfig};
 
 /// Everything the server runs with. Its `Debug` shows no secret: keys, the database
 /// URL and the sealing key are [`Secret`]s.
@@ -50,8 +50,9 @@ pub struct Config {
     /// digits or base64 of 32 bytes; the same on every node sharing a database) or a key
     /// generated into `<data_dir>/secret-key` on first start.
     pub sealer: Sealer,
-    /// How webhooks are signed (`webhook_secret`, `[webhooks.secrets]`) and retried
-    /// (`[webhooks] retry_schedule_secs`).
+    /// How webhooks are signed (the root `webhook_secret`, `webhook_secret_overlap_secs`,
+    /// `[webhooks.secrets]`), retried (`[webhooks] retry_schedule_secs`) and redelivered
+    /// (`[webhooks] redeliveries_per_minute`).
     pub webhooks: WebhookConfig,
     /// Leases and fairness between API keys (`[queue]`).
     pub queue: QueueConfig,
@@ -140,8 +141,10 @@ struct FileConfig {
     worker_id: Option<String>,
     admin_key: Option<String>,
     secret_key: Option<String>,
-    /// The server-wide webhook signing secret, `whsec_<base64>`.
+    /// The root every key's webhook signing secret is derived from, `whsec_<base64>`.
     webhook_secret: Option<String>,
+    /// How long a rotated-out webhook secret still signs beside the new one, in seconds.
+    webhook_secret_overlap_secs: Option<u64>,
     #[serde(default)]
     webhooks: webhooks::FileWebhooks,
     #[serde(default)]
@@ -212,7 +215,7 @@ impl Config {
             None => file_config.api_keys.unwrap_or_default(),
         };
         let api_keys = if api_keys.is_empty() { vec![generated_key(&data_dir)?] } else { api_keys };
-        let webhooks = webhooks::load(file_config.webhooks, file_config.webhook_secret, &api_keys, &data_dir, &env)?;
+        let webhooks = webhooks::load(file_config.webhooks, file_config.webhook_secret, file_config.webhook_secret_overlap_secs, &api_keys, &data_dir, &env)?;
 
         let worker_id = match env("COPRA_WORKER_ID").or(file_config.worker_id) {
             Some(id) => id,

@@ -14,6 +14,8 @@ pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i64,
     pub job_id: String,
+    /// The job's owner (its tenant): delivery slots are shared fairly between tenants.
+    pub owner: String,
     pub event: EventName,
     /// What makes this event one of a kind for its job (`output.completed:<key>`): a job
     /// run again after a crash records each event once.

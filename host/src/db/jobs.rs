@@ -220,6 +220,7 @@ async fn record(txn: &DatabaseTransaction, job_id: &str, event: NewEvent) -> Res
     let now = now_ms();
     let row = event::ActiveModel {
         job_id: Set(job_id.to_string()),
+        owner: Set(job.owner.clone()),
         event: Set(event.name),
         dedupe_key: Set(Some(event.dedupe_key)),
         payload: Set(payload.to_string()),

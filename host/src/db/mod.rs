@@ -17,6 +17,7 @@ pub mod plugin;
 pub mod stats;
 pub mod status;
 pub mod webhook_attempt;
+pub mod webhook_secret;
 
 use std::time::Duration;
 

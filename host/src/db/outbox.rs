@@ -7,7 +7,8 @@
 //! event of each job can be claimed, so a job's events go out in order whichever
 //! process sends them. A process that dies leaves claims that expire; another process
 //! then delivers those events (at least once: the stable `webhook-id` lets receivers
-//! drop a duplicate).
+//! drop a duplicate). Claims are made per tenant (`events.owner`), so the notifier can
+//! share its slots between tenants (`crate::notify`'s fairness).
 
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -17,16 +18,39 @@ use sea_orm::{
 
 use super::{event, now_ms, webhook_attempt};
 
-/// Claim up to `limit` due events for `owner` until `until` (Unix ms): each the oldest
-/// owed event of its job, not claimed by a live claim, not going to one of
-/// `skip_receivers` (receivers that have no room in this process). Oldest first.
-pub async fn claim(db: &DatabaseConnection, owner: &str, until: i64, limit: u64, skip_receivers: &[String]) -> Result<Vec<event::Model>, DbErr> {
+/// Most tenants one look at the outbox considers.
+const MAX_TENANTS: u64 = 1000;
+
+/// The tenants (`events.owner`) that have due events no live claim holds, at `now`
+/// (Unix ms). One index range read (`events_due_owner`).
+pub async fn due_tenants(db: &DatabaseConnection, now: i64) -> Result<Vec<String>, DbErr> {
+    let backend = db.get_database_backend();
+    let sql = format!(
+        "SELECT DISTINCT owner FROM events \
+         WHERE pending AND next_attempt_at <= $1 AND (claimed_until IS NULL OR claimed_until < $1) \
+         LIMIT {MAX_TENANTS}"
+    );
+    let rows = db.query_all(Statement::from_sql_and_values(backend, sql, [now.into()])).await?;
+    rows.iter().map(|row| row.try_get::<String>("", "owner")).collect()
+}
+
+/// Claim for `claimer` until `until` (Unix ms) up to `limit` due events of the tenant
+/// `owner`: each the oldest owed event of its job, not claimed by a live claim, not going
+/// to one of `skip_receivers` (receivers that have no room in this process). Oldest first.
+pub async fn claim(
+    db: &DatabaseConnection,
+    claimer: &str,
+    owner: &str,
+    until: i64,
+    limit: u64,
+    skip_receivers: &[String],
+) -> Result<Vec<event::Model>, DbErr> {
     if limit == 0 {
         return Ok(Vec::new());
     }
     let backend = db.get_database_backend();
     let now = now_ms();
-    let mut values: Vec<Value> = vec![owner.into(), until.into(), now.into()];
+    let mut values: Vec<Value> = vec![claimer.into(), until.into(), now.into(), owner.into()];
     // Placeholders are numbered in the order they appear (SQLite binds them so).
     let skip = if skip_receivers.is_empty() {
         String::new()
@@ -44,6 +68,7 @@ pub async fn claim(db: &DatabaseConnection, owner: &str, until: i64, limit: u64,
          WHERE id IN (SELECT e.id FROM events e \
                       WHERE e.pending AND e.next_attempt_at <= $3 \
                       AND (e.claimed_until IS NULL OR e.claimed_until < $3) \
+                      AND e.owner = $4 \
                       AND NOT EXISTS (SELECT 1 FROM events o WHERE o.job_id = e.job_id AND o.pending AND o.id < e.id) \
                       {skip} \
                       ORDER BY e.id LIMIT ${limit_at} {lock}) \
@@ -213,19 +238,19 @@ mod tests {
         // Job a: 1 (sent), 2, 3 owed; job b: 4 owed.
         let db = db_with_events(dir.path(), &[("a", false), ("a", true), ("a", true), ("b", true)]).await;
         let until = now_ms() + 30_000;
-        assert_eq!(ids(&claim(&db, "p1", until, 10, &[]).await.unwrap()), [2, 4]);
-        assert!(claim(&db, "p2", until, 10, &[]).await.unwrap().is_empty(), "claimed events and their jobs' later ones are held");
+        assert_eq!(ids(&claim(&db, "p1", "", until, 10, &[]).await.unwrap()), [2, 4]);
+        assert!(claim(&db, "p2", "", until, 10, &[]).await.unwrap().is_empty(), "claimed events and their jobs' later ones are held");
 
         let attempt = |error: Option<&str>| Attempt { started_at: now_ms(), duration_ms: 5, status_code: Some(500), error: error.map(str::to_string) };
         let two = event::Entity::find_by_id(2).one(&db).await.unwrap().unwrap();
         assert!(finish(&db, &two, "p1", 1, &Outcome::Delivered, attempt(None)).await.unwrap());
-        assert_eq!(ids(&claim(&db, "p2", until, 10, &[]).await.unwrap()), [3], "the next event of job a, once 2 is sent");
+        assert_eq!(ids(&claim(&db, "p2", "", until, 10, &[]).await.unwrap()), [3], "the next event of job a, once 2 is sent");
 
         // A rescheduled event holds back its job until it is due.
         let three = event::Entity::find_by_id(3).one(&db).await.unwrap().unwrap();
         assert!(finish(&db, &three, "p2", 1, &Outcome::Retry { at: now_ms() + 60_000 }, attempt(Some("HTTP 500"))).await.unwrap());
         assert!(!finish(&db, &three, "p1", 1, &Outcome::Delivered, attempt(None)).await.unwrap(), "p1 holds no claim on 3");
-        assert!(claim(&db, "p2", until, 10, &[]).await.unwrap().is_empty());
+        assert!(claim(&db, "p2", "", until, 10, &[]).await.unwrap().is_empty());
         let log = log(&db, "a").await.unwrap();
         assert_eq!(log.iter().map(|(_, a)| a.len()).collect::<Vec<_>>(), [0, 1, 2]);
         assert_eq!(log[2].1[0].status_code, Some(500));
@@ -239,29 +264,52 @@ mod tests {
         let db = db_with_events(dir.path(), &[("a", true), ("b", true)]).await;
         set_receiver(&db, 1, "http:slow:80").await.unwrap();
         let skip = ["http:slow:80".to_string()];
-        assert_eq!(ids(&claim(&db, "p1", now_ms() + 30_000, 10, &skip).await.unwrap()), [2]);
+        assert_eq!(ids(&claim(&db, "p1", "", now_ms() + 30_000, 10, &skip).await.unwrap()), [2]);
         // p1 died holding 2: its claim expires and p2 takes it.
         event::Entity::update_many().col_expr(event::Column::ClaimedUntil, Expr::value(now_ms() - 1)).exec(&db).await.unwrap();
-        assert_eq!(ids(&claim(&db, "p2", now_ms() + 30_000, 10, &[]).await.unwrap()), [1, 2]);
+        assert_eq!(ids(&claim(&db, "p2", "", now_ms() + 30_000, 10, &[]).await.unwrap()), [1, 2]);
         release(&db, 1, "p1").await.unwrap();
-        assert!(claim(&db, "p3", now_ms() + 30_000, 10, &[]).await.unwrap().is_empty(), "only the holder releases");
+        assert!(claim(&db, "p3", "", now_ms() + 30_000, 10, &[]).await.unwrap().is_empty(), "only the holder releases");
         release(&db, 1, "p2").await.unwrap();
-        assert_eq!(ids(&claim(&db, "p3", now_ms() + 30_000, 10, &[]).await.unwrap()), [1]);
+        assert_eq!(ids(&claim(&db, "p3", "", now_ms() + 30_000, 10, &[]).await.unwrap()), [1]);
     }
 
     #[tokio::test]
     async fn a_failed_event_can_be_redelivered_with_its_id() {
         let dir = tempfile::tempdir().unwrap();
         let db = db_with_events(dir.path(), &[("a", true)]).await;
-        let claimed = claim(&db, "p1", now_ms() + 30_000, 1, &[]).await.unwrap();
+        let claimed = claim(&db, "p1", "", now_ms() + 30_000, 1, &[]).await.unwrap();
         let attempt = Attempt { started_at: now_ms(), duration_ms: 1, status_code: None, error: Some("connection refused".into()) };
         finish(&db, &claimed[0], "p1", 8, &Outcome::Failed, attempt).await.unwrap();
         let failed = event::Entity::find_by_id(1).one(&db).await.unwrap().unwrap();
         assert_eq!((failed.delivery_state(), failed.pending), (event::DeliveryState::Failed, false));
-        assert!(claim(&db, "p1", now_ms() + 30_000, 1, &[]).await.unwrap().is_empty());
+        assert!(claim(&db, "p1", "", now_ms() + 30_000, 1, &[]).await.unwrap().is_empty());
         assert!(redeliver(&db, "other-job", 1).await.unwrap().is_none());
         let again = redeliver(&db, "a", 1).await.unwrap().unwrap();
         assert_eq!((again.delivery_state(), again.attempts, again.webhook_id()), (event::DeliveryState::Pending, 0, "msg_0".to_string()));
-        assert_eq!(ids(&claim(&db, "p1", now_ms() + 30_000, 1, &[]).await.unwrap()), [1]);
+        assert_eq!(ids(&claim(&db, "p1", "", now_ms() + 30_000, 1, &[]).await.unwrap()), [1]);
+    }
+
+    #[tokio::test]
+    async fn claims_are_made_per_tenant() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = db_with_events(dir.path(), &[("a", true), ("b", true), ("c", true), ("d", false)]).await;
+        let own = |tenant: &'static str, jobs: &'static [&'static str]| {
+            event::Entity::update_many()
+                .col_expr(event::Column::Owner, Expr::value(tenant))
+                .filter(event::Column::JobId.is_in(jobs.iter().copied()))
+                .exec(&db)
+        };
+        own("t1", &["a", "b"]).await.unwrap();
+        own("t2", &["c", "d"]).await.unwrap();
+        let mut tenants = due_tenants(&db, now_ms()).await.unwrap();
+        tenants.sort();
+        assert_eq!(tenants, ["t1", "t2"]);
+        let until = now_ms() + 30_000;
+        assert_eq!(ids(&claim(&db, "p1", "t2", until, 10, &[]).await.unwrap()), [3], "t2's only");
+        assert_eq!(due_tenants(&db, now_ms()).await.unwrap(), ["t1"], "claimed events are not due");
+        assert_eq!(ids(&claim(&db, "p1", "t1", until, 1, &[]).await.unwrap()), [1]);
+        assert_eq!(ids(&claim(&db, "p1", "t1", until, 5, &[]).await.unwrap()), [2]);
+        assert!(due_tenants(&db, now_ms()).await.unwrap().is_empty());
     }
 }

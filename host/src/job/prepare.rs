@@ -26,7 +26,11 @@ pub fn transfer_client(config: &Config) -> reqwest::Result<HttpClient> {
 /// only one), and the URL prefix its files are served under.
 pub fn local_files(config: &Config, owner: &str) -> LocalFiles {
     let tenant = crate::tenant::Tenant::of_owner(owner);
-    LocalFiles { root: tenant.files_root(&config.files_dir()), url_base: tenant.files_url(&config.public_url) }
+    LocalFiles {
+        root: tenant.files_root(&config.files_dir()),
+        url_base: tenant.files_url(&config.public_url),
+        quota: config.limits.local_quota_bytes,
+    }
 }
 
 /// Fetch a job's input to `dest`; returns its size, or a message for the user.

@@ -14,11 +14,16 @@
 //! its body (`sign-webhook`) with the event's stable `webhook-id`, the attempt's time
 //! and the tenant's secret, which never enters the plugin.
 //!
-//! Deliveries run side by side: each has a deadline (`limits.webhook_timeout`), and one
-//! receiver (a webhook host) never holds more than [`PER_RECEIVER`] of this process's
-//! deliveries, so a mute receiver delays only its own webhooks, never another tenant's.
+//! Each tenant (API key) has its own signing secret ([`secrets`]): derived from the
+//! server's root secret, which signs nothing itself.
+//!
+//! Deliveries run side by side: each has a deadline (`limits.webhook_timeout`), and the
+//! slots are shared fairly ([`fair`]): tenants with due events are claimed for in turn,
+//! one tenant never holds more than [`fair::PER_TENANT`] of this process's deliveries
+//! and one receiver (a webhook host) never more than [`PER_RECEIVER`], and a tenant with
+//! nothing in flight always gets a slot. A tenant's mute receivers delay only its own
+//! webhooks, never another tenant's.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,6 +31,9 @@ use rand::Rng;
 use sea_orm::EntityTrait;
 use tokio::task::JoinSet;
 use tracing::Instrument;
+
+mod fair;
+pub mod secrets;
 
 use crate::config::{Config, WebhookConfig};
 use crate::db::outbox::{self, Attempt, Outcome};
@@ -37,10 +45,7 @@ use crate::secret::Sealer;
 /// How often the outbox is looked at without being told: retries falling due, and
 /// events recorded by other processes sharing the database.
 const IDLE: Duration = Duration::from_millis(500);
-/// Deliveries in flight at once, in all.
-const IN_FLIGHT: usize = 64;
-/// Deliveries in flight at once to one receiver.
-pub const PER_RECEIVER: usize = 4;
+pub use fair::{IN_FLIGHT, PER_RECEIVER, PER_TENANT};
 /// How much longer than a delivery's deadline a claim lasts: room to record the result.
 /// A process that dies holds its events no longer than the deadline plus this.
 const CLAIM_MARGIN: Duration = Duration::from_secs(15);
@@ -78,22 +83,17 @@ impl Notifier {
 /// Deliver events until the process ends. `recorded` wakes the loop as soon as this
 /// process records an event, so a webhook does not wait for the next look.
 pub async fn run(notifier: Notifier, recorded: Arc<tokio::sync::Notify>) {
-    // Each finished delivery gives back its receiver's lane.
-    let mut running: JoinSet<String> = JoinSet::new();
-    let mut lanes: HashMap<String, usize> = HashMap::new();
+    // Each finished delivery gives back its tenant's and its receiver's slots.
+    let mut running: JoinSet<(String, String)> = JoinSet::new();
+    let mut flight = fair::InFlight::default();
     loop {
-        if let Err(err) = notifier.dispatch(&mut running, &mut lanes).await {
+        if let Err(err) = notifier.dispatch(&mut running, &mut flight).await {
             tracing::error!(%err, "notification loop failed");
         }
         tokio::select! {
             Some(done) = running.join_next(), if !running.is_empty() => {
-                if let Ok(receiver) = done
-                    && let Some(count) = lanes.get_mut(&receiver)
-                {
-                    *count -= 1;
-                    if *count == 0 {
-                        lanes.remove(&receiver);
-                    }
+                if let Ok((tenant, receiver)) = done {
+                    flight.finish(&tenant, &receiver);
                 }
             }
             _ = recorded.notified() => {}
@@ -103,37 +103,42 @@ pub async fn run(notifier: Notifier, recorded: Arc<tokio::sync::Notify>) {
 }
 
 impl Notifier {
-    /// Claim due events and start a delivery for each whose receiver has room; give
-    /// back the others at once.
-    async fn dispatch(&self, running: &mut JoinSet<String>, lanes: &mut HashMap<String, usize>) -> Result<(), sea_orm::DbErr> {
-        let room = IN_FLIGHT.saturating_sub(running.len());
-        let full: Vec<String> = lanes.iter().filter(|(_, n)| **n >= PER_RECEIVER).map(|(r, _)| r.clone()).collect();
-        let until = now_ms() + (self.timeout + CLAIM_MARGIN).as_millis() as i64;
-        let claimed = outbox::claim(&self.db, &self.claimer, until, room as u64, &full).await?;
-        for owed in claimed {
-            let receiver = match &owed.receiver {
-                Some(receiver) => receiver.clone(),
-                None => {
-                    let receiver = self.receiver_of(&owed.job_id).await;
-                    outbox::set_receiver(&self.db, owed.id, &receiver).await?;
-                    receiver
-                }
-            };
-            let lane = lanes.entry(receiver.clone()).or_default();
-            if *lane >= PER_RECEIVER {
-                outbox::release(&self.db, owed.id, &self.claimer).await?;
+    /// Claim due events, tenant by tenant in turn, each its share of the free slots, and
+    /// start a delivery for each whose receiver has room; give back the others at once.
+    async fn dispatch(&self, running: &mut JoinSet<(String, String)>, flight: &mut fair::InFlight) -> Result<(), sea_orm::DbErr> {
+        let tenants = flight.order(outbox::due_tenants(&self.db, now_ms()).await?);
+        let waiting = tenants.len();
+        for tenant in tenants {
+            let room = flight.room_for(&tenant, waiting);
+            if room == 0 {
                 continue;
             }
-            *lane += 1;
-            let notifier = self.clone();
-            let span = tracing::info_span!("notify", job_id = %owed.job_id, event = %owed.event, webhook_id = %owed.webhook_id());
-            running.spawn(
-                async move {
-                    notifier.attempt(&owed).await;
-                    receiver
+            let until = now_ms() + (self.timeout + CLAIM_MARGIN).as_millis() as i64;
+            let claimed = outbox::claim(&self.db, &self.claimer, &tenant, until, room as u64, &flight.full_receivers()).await?;
+            for owed in claimed {
+                let receiver = match &owed.receiver {
+                    Some(receiver) => receiver.clone(),
+                    None => {
+                        let receiver = self.receiver_of(&owed.job_id).await;
+                        outbox::set_receiver(&self.db, owed.id, &receiver).await?;
+                        receiver
+                    }
+                };
+                if !flight.start(&tenant, &receiver) {
+                    outbox::release(&self.db, owed.id, &self.claimer).await?;
+                    continue;
                 }
-                .instrument(span),
-            );
+                let notifier = self.clone();
+                let span = tracing::info_span!("notify", job_id = %owed.job_id, event = %owed.event, webhook_id = %owed.webhook_id());
+                let tenant = tenant.clone();
+                running.spawn(
+                    async move {
+                        notifier.attempt(&owed).await;
+                        (tenant, receiver)
+                    }
+                    .instrument(span),
+                );
+            }
         }
         Ok(())
     }
@@ -213,7 +218,8 @@ impl Notifier {
         let pins = pins.of_kind(PluginKind::Notifier);
         self.plugins.ready(&self.db, &pins, Duration::ZERO).await?;
         let config = config.to_string();
-        let signing = WebhookSigning { id: owed.webhook_id(), secret: self.webhooks.secret_for(&owner).clone() };
+        let secrets = secrets::of(&self.db, &self.webhooks, &owner, now_ms()).await.map_err(|e| format!("the webhook secret could not be read: {e}"))?;
+        let signing = WebhookSigning { id: owed.webhook_id(), secrets: secrets.signing() };
         // The plugin call's wall-clock deadline covers the whole delivery, network included.
         let call = self.plugins.notifier_notify(kind, &config, &owed.payload, self.timeout, signing, status);
         pins.scope(call).await.map_err(|e| match e {

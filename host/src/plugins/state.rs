@@ -33,13 +33,14 @@ pub struct PluginState {
 }
 
 /// What `sign-webhook` signs with during one delivery: the event's stable id and the
-/// tenant's secret. The secret stays in the host; the plugin sees only signatures.
+/// tenant's secrets. The secrets stay in the host; the plugin sees only signatures.
 #[derive(Debug, Clone)]
 pub struct WebhookSigning {
     /// The `webhook-id`, the same on every attempt of one event.
     pub id: String,
-    /// The tenant's webhook secret.
-    pub secret: crate::secret::WebhookSecret,
+    /// The tenant's webhook secrets, the current one first; after a rotation, the
+    /// previous one too for the overlap. Each makes one signature of the header.
+    pub secrets: Vec<crate::secret::WebhookSecret>,
 }
 
 /// The status of the last HTTP answer a call received, shared with the caller: 0 until
@@ -153,7 +154,8 @@ impl host::Host for PluginState {
             return Err("sign-webhook is only available to a notifier's notify call made by the host's webhook delivery".into());
         };
         let timestamp = chrono::Utc::now().timestamp().to_string();
-        let signature = signing.secret.sign(&signing.id, &timestamp, &body);
+        // Standard Webhooks: several signatures are separated by spaces.
+        let signature = signing.secrets.iter().map(|secret| secret.sign(&signing.id, &timestamp, &body)).collect::<Vec<_>>().join(" ");
         Ok(host::WebhookHeaders { id: signing.id.clone(), timestamp, signature })
     }
 }
@@ -227,13 +229,21 @@ mod tests {
         let secret = WebhookSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
         let status = LastStatus::default();
         let mut delivering = state();
-        delivering.deliver(WebhookSigning { id: "msg_1".into(), secret: secret.clone() }, status.clone());
+        delivering.deliver(WebhookSigning { id: "msg_1".into(), secrets: vec![secret.clone()] }, status.clone());
         let headers = delivering.sign_webhook(b"{\"a\":1}".to_vec()).unwrap();
         assert_eq!(headers.id, "msg_1");
         let now = chrono::Utc::now().timestamp();
         assert!((headers.timestamp.parse::<i64>().unwrap() - now).abs() <= 1);
         assert_eq!(headers.signature, secret.sign("msg_1", &headers.timestamp, b"{\"a\":1}"));
         assert!(!headers.signature.contains("MfKQ9r8"));
+
+        // After a rotation: both signatures, the new one first, separated by a space.
+        let old = WebhookSecret::parse(&WebhookSecret::generate()).unwrap();
+        let mut rotated = state();
+        rotated.deliver(WebhookSigning { id: "msg_2".into(), secrets: vec![secret.clone(), old.clone()] }, LastStatus::default());
+        let headers = rotated.sign_webhook(b"{}".to_vec()).unwrap();
+        let expected = format!("{} {}", secret.sign("msg_2", &headers.timestamp, b"{}"), old.sign("msg_2", &headers.timestamp, b"{}"));
+        assert_eq!(headers.signature, expected);
 
         assert_eq!(status.get(), None);
         delivering.grant.last_status.set(503);

@@ -2,13 +2,16 @@
 //! in its final directory, flushed to disk, then renamed over the final name. A reader of
 //! `/files/...` sees the old file, no file, or the whole new one, never part of one; a
 //! crash leaves at most a temporary (`.<name>.<random>.copra-part`), which a retry of
-//! the job removes before it writes the same key again.
+//! the job removes before it writes the same key again. With a quota
+//! (`limits.local_quota_bytes`), a write reserves its bytes under the tenant's quota
+//! before it starts and while it copies ([`super::local_quota`]).
 
 use std::path::{Path, PathBuf};
 
 use rand::Rng;
 
 use super::StorageError;
+use super::local_quota::Reservation;
 
 /// What temporaries end with; `/files/...` never serves a name that does.
 pub const PART_SUFFIX: &str = ".copra-part";
@@ -46,8 +49,8 @@ impl Drop for Part {
 }
 
 /// Copy `file` to `key` below `root` through a temporary in the same directory and an
-/// atomic rename.
-pub async fn write(root: &Path, file: &Path, key: &str) -> Result<(), StorageError> {
+/// atomic rename, within the tenant's `quota` of bytes if it has one.
+pub async fn write(root: &Path, file: &Path, key: &str, quota: Option<u64>) -> Result<(), StorageError> {
     let target = final_path(root, key);
     let (dir, name) = split(&target)?;
     tokio::fs::create_dir_all(&dir).await?;
@@ -56,10 +59,21 @@ pub async fn write(root: &Path, file: &Path, key: &str) -> Result<(), StorageErr
     let temporary = part.path.clone().unwrap_or_default();
     let source = file.to_path_buf();
     let moved = temporary.clone();
-    tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-        std::fs::copy(&source, &moved)?;
+    let root = root.to_path_buf();
+    tokio::task::spawn_blocking(move || -> Result<(), StorageError> {
+        let reservation = match quota {
+            None => {
+                std::fs::copy(&source, &moved)?;
+                None
+            }
+            Some(quota) => Some(copy_within_quota(&root, quota, &source, &moved, size_of_file(&target))?),
+        };
         std::fs::File::open(&moved)?.sync_all()?;
+        let replaced = size_of_file(&target);
         std::fs::rename(&moved, &target)?;
+        if let Some((reservation, written)) = reservation {
+            reservation.keep(written, replaced);
+        }
         // The rename itself survives a power cut once the directory is synced.
         if let Some(dir) = target.parent() {
             std::fs::File::open(dir)?.sync_all()?;
@@ -71,6 +85,41 @@ pub async fn write(root: &Path, file: &Path, key: &str) -> Result<(), StorageErr
     part.path = None;
     Ok(())
 }
+
+/// Copy `source` to `dest` with its bytes reserved under the tenant's quota: its size
+/// before the first byte is written, and more, chunk by chunk, if it turns out longer.
+/// Blocking. The reservation and the bytes written, for the caller to keep once the file
+/// is in place.
+fn copy_within_quota(root: &Path, quota: u64, source: &Path, dest: &Path, replacing: u64) -> Result<(Reservation, u64), StorageError> {
+    use std::io::{Read, Write};
+    let mut input = std::fs::File::open(source)?;
+    let size = input.metadata()?.len();
+    let mut reservation = super::local_quota::reserve(root, quota, size, replacing)?;
+    let mut output = std::fs::File::create(dest)?;
+    let mut buffer = vec![0u8; COPY_CHUNK];
+    let mut written = 0u64;
+    loop {
+        let n = input.read(&mut buffer)?;
+        if n == 0 {
+            break;
+        }
+        written += n as u64;
+        if written > size {
+            reservation.grow(n.min((written - size) as usize) as u64)?;
+        }
+        output.write_all(&buffer[..n])?;
+    }
+    output.flush()?;
+    Ok((reservation, written))
+}
+
+/// The size of the regular file at `path`; 0 if there is none.
+fn size_of_file(path: &Path) -> u64 {
+    std::fs::symlink_metadata(path).ok().filter(|m| m.is_file()).map_or(0, |m| m.len())
+}
+
+/// Bytes copied at a time when a quota is counted.
+const COPY_CHUNK: usize = 1 << 20;
 
 /// Remove the temporaries an earlier, interrupted attempt left for `key`.
 pub async fn clean_stale(root: &Path, key: &str) -> Result<usize, StorageError> {
@@ -131,7 +180,7 @@ mod tests {
         let source = root.path().join("source.bin");
         std::fs::write(&source, b"whole file").unwrap();
         let files = root.path().join("files");
-        write(&files, &source, "/out/a.mp4").await.unwrap();
+        write(&files, &source, "/out/a.mp4", None).await.unwrap();
         assert_eq!(std::fs::read(files.join("out/a.mp4")).unwrap(), b"whole file");
         let names: Vec<_> = std::fs::read_dir(files.join("out")).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, vec![std::ffi::OsString::from("a.mp4")]);
@@ -150,5 +199,22 @@ mod tests {
         assert!(!is_temporary("ns/out/a.mp4"));
         assert!(is_part_of(".a.mp4.00112233445566ff.copra-part", ".a.mp4."));
         assert!(!is_part_of(".a.mp4.x.copra-part", ".a.mp4."));
+    }
+
+    #[tokio::test]
+    async fn a_write_past_the_quota_fails_and_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("source.bin");
+        std::fs::write(&source, vec![7u8; 600]).unwrap();
+        let root = dir.path().join("files");
+        write(&root, &source, "/a.bin", Some(1000)).await.unwrap();
+        // Replacing a file counts its new size only.
+        write(&root, &source, "/a.bin", Some(1000)).await.unwrap();
+        let err = write(&root, &source, "/b.bin", Some(1000)).await.unwrap_err().to_string();
+        assert!(err.contains("local_quota_bytes"), "{err}");
+        let names: Vec<_> = std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("a.bin")], "no temporary, no partial file");
+        std::fs::write(&source, vec![7u8; 400]).unwrap();
+        write(&root, &source, "/b.bin", Some(1000)).await.unwrap();
     }
 }

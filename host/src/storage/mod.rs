@@ -16,6 +16,8 @@ pub mod endpoint;
 mod harden;
 mod http;
 pub mod local;
+pub mod local_quota;
+pub mod local_sweep;
 mod multipart;
 pub mod object_options;
 mod sftp;
@@ -40,6 +42,9 @@ pub enum StorageError {
     UploadFailed { key: String, message: String },
     #[error("local file error: {0}")]
     Io(#[from] std::io::Error),
+    /// A `local` write would pass the tenant's `limits.local_quota_bytes`.
+    #[error(transparent)]
+    Quota(#[from] local_quota::QuotaExceeded),
 }
 
 /// A place output files go.
@@ -57,9 +62,9 @@ enum Place {
     /// target also knows its bucket, to abort the uploads a killed attempt left open.
     /// `object` is what the host does to each object it writes (ACL, headers).
     Opendal { operator: Operator, url_base: String, s3: Option<(Arc<multipart::S3Bucket>, HttpClient)>, object: Arc<object_options::ObjectOptions> },
-    /// The tenant's own directory: written through a temporary and a rename; read
-    /// (inputs) through `operator`.
-    Local { root: PathBuf, operator: Operator, url_base: String },
+    /// The tenant's own directory: written through a temporary and a rename, within its
+    /// quota of bytes if it has one; read (inputs) through `operator`.
+    Local { root: PathBuf, operator: Operator, url_base: String, quota: Option<u64> },
     /// An SFTP server, through the host's own SSH client.
     Sftp { target: Arc<sftp::SftpTarget>, url_base: String, http: HttpClient },
     /// The storage plugin uploads each file itself (`custom` target).
@@ -72,6 +77,8 @@ enum Place {
 pub struct LocalFiles {
     pub root: PathBuf,
     pub url_base: String,
+    /// The bytes the tenant's files may take in all (`limits.local_quota_bytes`).
+    pub quota: Option<u64>,
 }
 
 /// Ask the storage plugin for `service` where a storage block's files go, and build the
@@ -116,7 +123,7 @@ pub async fn destination(
         StorageTarget::Local => {
             let root = local.root.to_string_lossy().to_string();
             let operator = Operator::via_iter(Scheme::Fs, [("root".to_string(), root)]).map_err(config)?;
-            Place::Local { root: local.root.clone(), operator, url_base: local.url_base.clone() }
+            Place::Local { root: local.root.clone(), operator, url_base: local.url_base.clone(), quota: local.quota }
         }
         StorageTarget::Custom => {
             Place::Plugin { plugins: plugins.clone(), service: service.to_string(), spec_json: spec_json.to_string() }
@@ -153,7 +160,7 @@ impl Destination {
                 }
                 Ok(url(url_base))
             }
-            Place::Local { root, url_base, .. } => {
+            Place::Local { root, url_base, quota, .. } => {
                 if self.retry {
                     match local::clean_stale(root, key).await {
                         Ok(0) => {}
@@ -161,7 +168,7 @@ impl Destination {
                         Err(err) => tracing::warn!(key, %err, "the temporaries an earlier attempt left could not be removed"),
                     }
                 }
-                local::write(root, file, key).await?;
+                local::write(root, file, key, *quota).await?;
                 Ok(url(url_base))
             }
             Place::Sftp { target, url_base, http } => {

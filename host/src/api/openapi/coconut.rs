@@ -318,6 +318,23 @@ pub struct WebhookAttempt {
     pub error: Option<String>,
 }
 
+/// `GET /v2/webhooks/secret`, `POST /v2/webhooks/secret/rotate`: the caller's webhook
+/// signing secret.
+#[derive(Serialize, ToSchema)]
+pub struct WebhookSigningSecret {
+    /// The Standard Webhooks secret that signs this key's webhooks.
+    #[schema(example = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")]
+    pub secret: String,
+    /// When it was last rotated; `null` if never.
+    pub rotated_at: Option<String>,
+    /// Until when deliveries also carry a signature made with the previous secret;
+    /// `null` when they do not.
+    pub previous_secret_expires_at: Option<String>,
+    /// Set by the operator in the config file (`[webhooks.secrets]`): rotated there,
+    /// not through the API.
+    pub configured: bool,
+}
+
 /// Every failure: `{"message", "error_code", "status": "error"}`.
 #[derive(Serialize, ToSchema)]
 pub struct Error {

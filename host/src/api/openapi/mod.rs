@@ -39,6 +39,8 @@ use super::AppState;
         super::metadata::one,
         super::webhooks::list,
         super::webhooks::redeliver,
+        super::webhook_secret::show,
+        super::webhook_secret::rotate,
         super::events::stream,
         super::octet::create,
         super::octet::show,
@@ -56,7 +58,7 @@ use super::AppState;
     components(schemas(
         CreateJobRequest, Input, Storage, Credentials, Outputs, OneOrMany, Output, Notification, NotificationType,
         Settings, Job, JobStatus, InputStatus, InputStatusName, OutputStatus, OutputType, JobList, DryRunPlan,
-        MetadataResponse, Metadata, Stream, Format, WebhookLog, WebhookEvent, DeliveryState, WebhookAttempt, Error,
+        MetadataResponse, Metadata, Stream, Format, WebhookLog, WebhookEvent, DeliveryState, WebhookAttempt, WebhookSigningSecret, Error,
         ErrorStatus, PluginList, Plugin, LoadError, AdminJobEvents, AdminEvent, Health, Ready, ReadyPlugins, OctetJob,
         OctetStatus, OctetOutput, OctetError, crate::job::octet::Request,
     )),
@@ -64,7 +66,7 @@ use super::AppState;
     tags(
         (name = "Jobs", description = "Create, list and retrieve encoding jobs."),
         (name = "Metadata", description = "Retrieve technical metadata for input and output files."),
-        (name = "Webhooks", description = "A job's webhook deliveries, and redelivery."),
+        (name = "Webhooks", description = "A job's webhook deliveries, redelivery, and your signing secret."),
         (name = "Events", description = "A job's progress as Server-Sent Events."),
         (name = "Octet", description = "Octet's v0 job API."),
         (name = "Admin", description = "The operator's API (admin key)."),

@@ -11,6 +11,7 @@ const ROUTERS: &[(&str, &str, &str)] = &[
     ("jobs", "/v2", include_str!("../jobs.rs")),
     ("metadata", "/v2", include_str!("../metadata.rs")),
     ("webhooks", "/v2", include_str!("../webhooks.rs")),
+    ("webhook_secret", "/v2", include_str!("../webhook_secret.rs")),
     ("events", "/v2", include_str!("../events.rs")),
     ("octet", "/v0", include_str!("../octet.rs")),
     ("admin", "/admin", include_str!("../admin.rs")),

@@ -10,6 +10,7 @@ mod m20261126_000021_queue_fairness;
 mod m20261126_000041_plugins;
 mod m20261126_000051_jobs_by_owner;
 mod m20261126_000061_chunks;
+mod m20261127_000191_webhook_tenants;
 
 use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, Statement, TransactionTrait};
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000041_plugins::Migration),
             Box::new(m20261126_000051_jobs_by_owner::Migration),
             Box::new(m20261126_000061_chunks::Migration),
+            Box::new(m20261127_000191_webhook_tenants::Migration),
         ]
     }
 }
