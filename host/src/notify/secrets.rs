@@ -118,11 +118,11 @@ mod tests {
         let after = rotate(&db, &config, &a, 10_000).await.unwrap();
         assert_ne!(after.text.expose(), before.text.expose());
         assert_eq!(after.previous.as_ref().unwrap().1, 70_000);
-        assert_eq!(sign(&after.signing()), [sign(&[after.current.clone()])[0].clone(), sign(&[before.current.clone()])[0].clone()]);
+        assert_eq!(sign(&after.signing()), [sign(std::slice::from_ref(&after.current)), sign(std::slice::from_ref(&before.current))].concat());
         // Another node, reading the database, signs the same way; after the overlap only the new one signs.
         assert_eq!(sign(&of(&db, &config, &a, 69_999).await.unwrap().signing()), sign(&after.signing()));
         let later = of(&db, &config, &a, 70_000).await.unwrap();
-        assert_eq!(sign(&later.signing()), sign(&[after.current.clone()]));
+        assert_eq!(sign(&later.signing()), sign(std::slice::from_ref(&after.current)));
         assert_eq!(later.text.expose(), after.text.expose());
         // With no overlap, the old secret stops at once.
         let none = of(&db, &settings(0), &a, 10_000).await.unwrap();
