@@ -20,7 +20,7 @@ import pytest
 import requests
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from conftest import COPRA_BIN, KEY_A, KEY_B, Copra, wait_until
+from conftest import COPRA_BIN, KEY_A, KEY_B, PG_SERVER, Copra, wait_until
 
 ROOT = "whsec_" + base64.b64encode(os.urandom(32)).decode()
 OVERLAP_SECS = 20
@@ -142,6 +142,31 @@ def test_after_a_rotation_deliveries_carry_both_signatures_for_the_overlap(serve
     hook = completed_hook(server, webhooks, media_server, KEY_A)
     assert len(hook["headers"]["webhook-signature"].split(" ")) == 1
     assert verifies(new, hook) and not verifies(old, hook)
+
+
+def test_nodes_sharing_a_postgres_database_agree_on_each_keys_secret(tmp_path, database, webhooks, media_server):
+    """Two nodes, one PostgreSQL database, one root: a rotation on one node is the other
+    node's secret at once, and the other node's deliveries carry both signatures."""
+    shared = {"COPRA_DATABASE_URL": f"{PG_SERVER}/{database}", "COPRA_WEBHOOK_SECRET": ROOT,
+              "COPRA_SECRET_KEY": os.urandom(32).hex()}
+    one = Copra(tmp_path / "one", shared).start()
+    two = Copra(tmp_path / "two", shared).start()
+    try:
+        before = secret_of(one, KEY_A)["secret"]
+        assert secret_of(two, KEY_A)["secret"] == before
+        rotated = rotate(two, KEY_A)["secret"]
+        assert rotated != before and secret_of(one, KEY_A)["secret"] == rotated
+        assert rotate(one, KEY_A)["secret"] not in (before, rotated), "each rotation a new generation"
+        latest = secret_of(two, KEY_A)["secret"]
+        assert secret_of(one, KEY_B)["secret"] == secret_of(two, KEY_B)["secret"]
+        one.stop()
+        # Only `two` runs now: it works the job and signs with the latest and the one before.
+        hook = completed_hook(two, webhooks, media_server, KEY_A)
+        assert len(hook["headers"]["webhook-signature"].split(" ")) == 2
+        assert verifies(latest, hook) and verifies(rotated, hook) and not verifies(before, hook)
+    finally:
+        one.stop()
+        two.stop()
 
 
 def test_the_cli_prints_and_rotates_the_callers_secret(server):
