@@ -24,6 +24,7 @@
 //! nothing in flight always gets a slot. A tenant's mute receivers delay only its own
 //! webhooks, never another tenant's.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -83,16 +84,25 @@ impl Notifier {
 /// Deliver events until the process ends. `recorded` wakes the loop as soon as this
 /// process records an event, so a webhook does not wait for the next look.
 pub async fn run(notifier: Notifier, recorded: Arc<tokio::sync::Notify>) {
-    // Each finished delivery gives back its tenant's and its receiver's slots.
-    let mut running: JoinSet<(String, String)> = JoinSet::new();
+    // Each finished delivery gives back its tenant's and its receiver's slots, even one
+    // whose task panicked (it is known by its task's id).
+    let mut running: JoinSet<()> = JoinSet::new();
     let mut flight = fair::InFlight::default();
+    let mut slots: HashMap<tokio::task::Id, (String, String)> = HashMap::new();
     loop {
-        if let Err(err) = notifier.dispatch(&mut running, &mut flight).await {
+        if let Err(err) = notifier.dispatch(&mut running, &mut flight, &mut slots).await {
             tracing::error!(%err, "notification loop failed");
         }
         tokio::select! {
-            Some(done) = running.join_next(), if !running.is_empty() => {
-                if let Ok((tenant, receiver)) = done {
+            Some(done) = running.join_next_with_id(), if !running.is_empty() => {
+                let id = match done {
+                    Ok((id, ())) => id,
+                    Err(err) => {
+                        tracing::error!(%err, "a notification delivery task failed");
+                        err.id()
+                    }
+                };
+                if let Some((tenant, receiver)) = slots.remove(&id) {
                     flight.finish(&tenant, &receiver);
                 }
             }
@@ -105,7 +115,12 @@ pub async fn run(notifier: Notifier, recorded: Arc<tokio::sync::Notify>) {
 impl Notifier {
     /// Claim due events, tenant by tenant in turn, each its share of the free slots, and
     /// start a delivery for each whose receiver has room; give back the others at once.
-    async fn dispatch(&self, running: &mut JoinSet<(String, String)>, flight: &mut fair::InFlight) -> Result<(), sea_orm::DbErr> {
+    async fn dispatch(
+        &self,
+        running: &mut JoinSet<()>,
+        flight: &mut fair::InFlight,
+        slots: &mut HashMap<tokio::task::Id, (String, String)>,
+    ) -> Result<(), sea_orm::DbErr> {
         let tenants = flight.order(outbox::due_tenants(&self.db, now_ms()).await?);
         let waiting = tenants.len();
         for tenant in tenants {
@@ -130,14 +145,8 @@ impl Notifier {
                 }
                 let notifier = self.clone();
                 let span = tracing::info_span!("notify", job_id = %owed.job_id, event = %owed.event, webhook_id = %owed.webhook_id());
-                let tenant = tenant.clone();
-                running.spawn(
-                    async move {
-                        notifier.attempt(&owed).await;
-                        (tenant, receiver)
-                    }
-                    .instrument(span),
-                );
+                let task = running.spawn(async move { notifier.attempt(&owed).await }.instrument(span));
+                slots.insert(task.id(), (tenant.clone(), receiver));
             }
         }
         Ok(())
