@@ -10,7 +10,10 @@
 use reqsign::{AwsCredential, AwsV4Signer};
 use serde::Deserialize;
 
-use crate::net::HttpClient;
+use crate::net::{BodyLimits, ERROR_BODY_CAP, HttpClient, XML_ANSWER_CAP};
+
+/// The longest an answer to one of these small requests may take to arrive in all.
+const ANSWER_TIME: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// An S3 bucket as an opendal target names it.
 pub struct S3Bucket {
@@ -101,18 +104,21 @@ impl S3Bucket {
         }
         let mut request = builder.build().map_err(|e| e.to_string())?;
         self.signer.sign(&mut request, &self.credential).map_err(|e| format!("signing the request failed: {e}"))?;
-        let response = http.inner().execute(request).await.map_err(|e| crate::net::causes(&e))?;
+        let response = http.inner().execute(request).await.map_err(|e| crate::net::Failure::of(&e).to_string())?;
         let status = response.status();
-        let body = response.text().await.map_err(|e| crate::net::causes(&e))?;
+        let timeouts = http.timeouts();
+        let limits = |cap| BodyLimits::new(cap, timeouts.idle, timeouts.total.unwrap_or(ANSWER_TIME).min(ANSWER_TIME));
         if !status.is_success() {
-            return Err(format!("{method} answered {status}: {}", body.chars().take(300).collect::<String>()));
+            let prefix = crate::net::response_prefix(response, limits(ERROR_BODY_CAP)).await;
+            return Err(format!("{method} answered {status}: {}", crate::net::shown(&prefix, 300)));
         }
-        Ok(body)
+        let body = crate::net::read_response(response, "the S3 answer", limits(XML_ANSWER_CAP)).await.map_err(|e| e.to_string())?;
+        String::from_utf8(body.to_vec()).map_err(|_| "the S3 answer is not UTF-8 text".to_string())
     }
 }
 
 /// Percent-encode everything but the unreserved characters (and `/` in a path).
-fn encode(value: &str, path: bool) -> String {
+pub(super) fn encode(value: &str, path: bool) -> String {
     let mut out = String::with_capacity(value.len());
     for byte in value.bytes() {
         match byte {
