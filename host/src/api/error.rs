@@ -20,6 +20,17 @@ pub enum ApiError {
     /// The request can never succeed as sent (Coconut answers these with 400).
     #[error(transparent)]
     Invalid(#[from] JobError),
+    /// Too many requests of one kind run at once (dry runs); the client may try again
+    /// after `retry_after` seconds (429 with `Retry-After`).
+    #[error("{message}")]
+    Busy { code: &'static str, message: String, retry_after: u64 },
+    /// A request that changes something sent a body of a type a browser form can send
+    /// (415): the API reads JSON.
+    #[error("The request body must be JSON (Content-Type: application/json), not '{content_type}'.")]
+    UnsupportedMediaType { content_type: String },
+    /// A browser page of another origin sent a request that changes something (403).
+    #[error("Requests that change something are accepted from this server's own pages only, not from '{origin}' (allowed_origins, COPRA_ALLOWED_ORIGINS).")]
+    ForeignOrigin { origin: String },
     /// Our fault; details go to the log, not to the client.
     #[error("Internal server error.")]
     Internal(#[source] anyhow::Error),
@@ -41,6 +52,9 @@ impl ApiError {
             ApiError::NotFound { code, .. } => (StatusCode::NOT_FOUND, code),
             ApiError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "request_too_large"),
             ApiError::Invalid(err) => (StatusCode::BAD_REQUEST, err.code()),
+            ApiError::Busy { code, .. } => (StatusCode::TOO_MANY_REQUESTS, code),
+            ApiError::UnsupportedMediaType { .. } => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            ApiError::ForeignOrigin { .. } => (StatusCode::FORBIDDEN, "origin_not_allowed"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         }
     }
@@ -69,6 +83,9 @@ impl IntoResponse for ApiError {
         let (status, code) = self.status_and_code();
         let body = Json(json!({"message": self.to_string(), "error_code": code, "status": "error"}));
         let mut response = (status, body).into_response();
+        if let ApiError::Busy { retry_after, .. } = &self {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(*retry_after));
+        }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,

@@ -8,6 +8,7 @@ mod body;
 mod error;
 mod events;
 mod files;
+mod guard;
 mod jobs;
 mod metadata;
 mod octet;
@@ -37,12 +38,15 @@ pub struct AppState {
     pub job_arrived: Arc<tokio::sync::Notify>,
     /// Cancelled when the server shuts down: long-lived answers (event streams) end.
     pub stopping: tokio_util::sync::CancellationToken,
+    /// The dry runs running in this process, per tenant and in all.
+    pub dry_runs: Arc<crate::job::dry_run_gate::DryRunGate>,
 }
 
 impl AppState {
     pub fn new(db: DatabaseConnection, plugins: Arc<Plugins>, config: Arc<Config>, job_arrived: Arc<tokio::sync::Notify>) -> Self {
         let keys = Arc::new(auth::Keys::new(&config.api_keys));
-        AppState { db, plugins, config, keys, job_arrived, stopping: Default::default() }
+        let dry_runs = crate::job::dry_run_gate::DryRunGate::new(&config.limits);
+        AppState { db, plugins, config, keys, job_arrived, stopping: Default::default(), dry_runs }
     }
 }
 
@@ -65,6 +69,7 @@ pub fn router(state: AppState) -> Router {
         .merge(ui::router())
         .route("/health", axum::routing::get(health))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard::guard))
         .layer(axum::middleware::from_fn(ui::no_login_box_for_scripts))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)

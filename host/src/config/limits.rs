@@ -48,6 +48,16 @@ pub struct Limits {
     /// CPU time one media engine process may use (`max_job_cpu_secs`, default 24 hours,
     /// summed over its threads): a runaway encode is stopped instead of holding a core.
     pub max_job_cpu: Duration,
+    /// Dry runs the API node runs at once, over all tenants (`dry_run_concurrency`,
+    /// default 4); one more is a 429 with `Retry-After`.
+    pub dry_run_concurrency: usize,
+    /// Dry runs one tenant runs at once (`dry_run_per_tenant`, default 2).
+    pub dry_run_per_tenant: usize,
+    /// Bytes of an input a dry run reads to probe it (`dry_run_probe_bytes`, default
+    /// 32 MiB): its first and its last half, with HTTP ranges or ranged object reads
+    /// (so an MP4 whose index is at the end still probes); the first bytes only when
+    /// the server ignores ranges.
+    pub dry_run_probe_bytes: u64,
 }
 
 impl Default for Limits {
@@ -67,6 +77,9 @@ impl Default for Limits {
             max_job_memory: 2048 << 20,
             max_output_bytes: 64 << 30,
             max_job_cpu: Duration::from_secs(24 * 3600),
+            dry_run_concurrency: 4,
+            dry_run_per_tenant: 2,
+            dry_run_probe_bytes: 32 << 20,
         }
     }
 }
@@ -89,6 +102,9 @@ pub(super) struct FileLimits {
     max_job_memory_mib: Option<u64>,
     max_output_bytes: Option<u64>,
     max_job_cpu_secs: Option<u64>,
+    dry_run_concurrency: Option<u64>,
+    dry_run_per_tenant: Option<u64>,
+    dry_run_probe_bytes: Option<u64>,
 }
 
 impl Limits {
@@ -128,6 +144,9 @@ impl Limits {
             max_job_memory: get("max_job_memory_mib", file.max_job_memory_mib, d.max_job_memory >> 20)?.saturating_mul(1 << 20),
             max_output_bytes: get("max_output_bytes", file.max_output_bytes, d.max_output_bytes)?,
             max_job_cpu: secs(get("max_job_cpu_secs", file.max_job_cpu_secs, d.max_job_cpu.as_secs())?),
+            dry_run_concurrency: get("dry_run_concurrency", file.dry_run_concurrency, d.dry_run_concurrency as u64)? as usize,
+            dry_run_per_tenant: get("dry_run_per_tenant", file.dry_run_per_tenant, d.dry_run_per_tenant as u64)? as usize,
+            dry_run_probe_bytes: get("dry_run_probe_bytes", file.dry_run_probe_bytes, d.dry_run_probe_bytes)?,
         })
     }
 }
@@ -148,6 +167,9 @@ pub const LIMIT_ENV_NAMES: &[(&str, &str)] = &[
     ("max_job_memory_mib", "COPRA_LIMITS_MAX_JOB_MEMORY_MIB"),
     ("max_output_bytes", "COPRA_LIMITS_MAX_OUTPUT_BYTES"),
     ("max_job_cpu_secs", "COPRA_LIMITS_MAX_JOB_CPU_SECS"),
+    ("dry_run_concurrency", "COPRA_LIMITS_DRY_RUN_CONCURRENCY"),
+    ("dry_run_per_tenant", "COPRA_LIMITS_DRY_RUN_PER_TENANT"),
+    ("dry_run_probe_bytes", "COPRA_LIMITS_DRY_RUN_PROBE_BYTES"),
 ];
 
 #[cfg(test)]
