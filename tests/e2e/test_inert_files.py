@@ -12,7 +12,7 @@ import json
 import pytest
 import requests
 
-from conftest import ADMIN_KEY, KEY_A, KEY_B
+from conftest import ADMIN_KEY, KEY_A, KEY_B, Copra
 
 
 def assert_error(response, status, code):
@@ -122,3 +122,16 @@ def test_same_origin_json_and_existing_clients_go_through(shared_copra, media_se
     shared_copra.wait_job(job_id)
     redeliver = requests.post(f"{url}/{job_id}/webhooks/0/redeliver", auth=(KEY_A, ""), headers={"Content-Type": "text/plain"}, timeout=10)
     assert redeliver.status_code != 415, redeliver.text
+
+
+def test_an_operator_allows_a_dashboard_served_elsewhere(tmp_path):
+    server = Copra(tmp_path / "data", {"COPRA_ALLOWED_ORIGINS": "https://dash.example.com/"}).start()
+    try:
+        def post(origin):
+            return requests.post(f"{server.url}/v2/jobs", json={}, auth=(KEY_A, ""), headers={"Origin": origin}, timeout=10)
+        # Past the guard, the empty job is refused for what it is.
+        assert post("https://dash.example.com").status_code == 400
+        assert post("https://DASH.example.com:443").status_code == 400, "origins compare as origins"
+        assert_error(post("https://other.example.com"), 403, "origin_not_allowed")
+    finally:
+        server.stop()

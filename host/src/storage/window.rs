@@ -150,3 +150,37 @@ impl Destination {
         Ok(Window { read, size: Some(size), coverage: Coverage::HeadAndTail })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn local(root: &Path) -> Destination {
+        let operator = opendal::Operator::via_iter(opendal::Scheme::Fs, [("root".to_string(), root.to_string_lossy().to_string())]).unwrap();
+        Destination { place: Place::Local { root: root.to_path_buf(), operator, url_base: String::new() }, retry: false }
+    }
+
+    #[tokio::test]
+    async fn an_object_is_read_at_its_head_and_tail_into_a_sparse_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..3 << 20).map(|i: u32| (i % 251) as u8 + 1).collect();
+        std::fs::write(dir.path().join("in.bin"), &data).unwrap();
+        let source = local(dir.path());
+        let dest = dir.path().join("probe");
+
+        let window = source.download_window("in.bin", &dest, 10 << 20, 1 << 20).await.unwrap();
+        assert_eq!(window, Window { read: 1 << 20, size: Some(3 << 20), coverage: Coverage::HeadAndTail });
+        let copy = std::fs::read(&dest).unwrap();
+        let half = 512 << 10;
+        assert_eq!(copy.len(), data.len(), "the full size, sparse");
+        assert_eq!(copy[..half], data[..half]);
+        assert_eq!(copy[data.len() - half..], data[data.len() - half..]);
+        assert!(copy[half..data.len() - half].iter().all(|b| *b == 0), "the middle was not read");
+
+        let whole = source.download_window("in.bin", &dest, 10 << 20, 4 << 20).await.unwrap();
+        assert_eq!(whole.coverage, Coverage::Whole);
+        assert_eq!(std::fs::read(&dest).unwrap(), data);
+        let err = source.download_window("in.bin", &dest, 1 << 20, 1 << 20).await.unwrap_err().to_string();
+        assert!(err.contains("max_input_bytes"), "{err}");
+    }
+}
