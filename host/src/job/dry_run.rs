@@ -23,6 +23,10 @@ use crate::net::HttpClient;
 use crate::plugins::Plugins;
 use crate::storage::{self, LocalFiles, Window};
 
+/// The longest a dry run reads its input: it holds an API request and a place of the
+/// gate, so a trickling server is cut long before `transfer_total_secs`.
+const FETCH_TIME: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// Why a dry run could not answer with a plan.
 #[derive(Debug, thiserror::Error)]
 pub enum DryRunError {
@@ -55,7 +59,10 @@ pub async fn dry_run(plugins: &Arc<Plugins>, config: &Config, owner: &str, spec:
         .and_then(|()| tempfile::Builder::new().prefix("dry-run-").tempdir_in(&work))
         .map_err(|e| DryRunError::Internal(format!("no scratch directory: {e}")))?;
     let input_path = scratch.path().join("input");
-    let fetched = fetch_window(plugins, &http, limits, spec, &local, &input_path).await;
+    let fetched = match tokio::time::timeout(FETCH_TIME, fetch_window(plugins, &http, limits, spec, &local, &input_path)).await {
+        Ok(fetched) => fetched,
+        Err(_) => Err(format!("The input could not be fetched: a dry run reads its input for at most {} s.", FETCH_TIME.as_secs())),
+    };
     let probed = match fetched {
         Err(message) => Err(message),
         Ok(window) => {

@@ -103,19 +103,21 @@ const PREFIX_WAIT: Duration = Duration::from_secs(2);
 /// The most of a webhook receiver's answer a notifier may read; past it the body fails.
 pub const ANSWER_CAP: u64 = 64 << 10;
 
-/// A webhook receiver's answer, its first [`ANSWER_PREFIX`] bytes read now (within
+/// A webhook receiver's answer, capped at [`ANSWER_CAP`] bytes for the notifier. A
+/// failure's (not 2xx) first [`ANSWER_PREFIX`] bytes are read now (within
 /// [`PREFIX_WAIT`]) and kept in `keep` for the delivery log, escaped; the notifier gets
-/// the same body, of at most [`ANSWER_CAP`] bytes. A notifier that never reads the
-/// answer (the `http` one) lets the rest go unread: an endless answer costs nothing.
+/// the same bytes. A notifier that never reads the answer (the `http` one) lets the rest
+/// go unread: an endless answer costs nothing, and a success is not delayed.
 pub async fn keep_prefix(response: http::Response<WasiBody>, keep: &super::state::LastStatus) -> http::Response<WasiBody> {
     use futures::StreamExt;
+    let read_now = !response.status().is_success();
     let (parts, body) = response.into_parts();
     let mut frames = http_body_util::BodyStream::new(body);
     let mut prefix = bytes::BytesMut::new();
     let deadline = tokio::time::Instant::now() + PREFIX_WAIT;
     let mut rest_error = None;
     let mut ended = false;
-    while prefix.len() < ANSWER_PREFIX {
+    while read_now && prefix.len() < ANSWER_PREFIX {
         match tokio::time::timeout_at(deadline, frames.next()).await {
             Err(_) => break,
             Ok(None) => {
@@ -133,10 +135,12 @@ pub async fn keep_prefix(response: http::Response<WasiBody>, keep: &super::state
             }
         }
     }
-    keep.set_answer(crate::net::shown(&prefix, ANSWER_PREFIX));
+    if read_now {
+        keep.set_answer(crate::net::shown(&prefix, ANSWER_PREFIX));
+    }
     let mut seen = prefix.len() as u64;
     let more = !ended && rest_error.is_none();
-    let head = futures::stream::once(std::future::ready(Ok(Frame::data(prefix.freeze()))));
+    let head = futures::stream::iter((!prefix.is_empty()).then(|| Ok(Frame::data(prefix.freeze()))));
     let rest = frames
         .take_while(move |_| std::future::ready(more))
         .map(move |frame| {
@@ -339,6 +343,15 @@ mod tests {
         // A notifier that reads the answer gets its first bytes, then an error at the cap.
         let err = response.into_body().collect().await.unwrap_err();
         assert!(matches!(err, HttpError::HttpResponseBodySize(Some(ANSWER_CAP))), "{err:?}");
+
+        // A success is handed on at once, even when its body never comes.
+        let (mute, _) = server("HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n", "abc", Duration::from_secs(30)).await;
+        let response = net.send(request(&format!("http://{mute}/hook"), "hello"), None).await.unwrap();
+        let keep = super::super::state::LastStatus::default();
+        let started = std::time::Instant::now();
+        let response = keep_prefix(response, &keep).await;
+        assert!(started.elapsed() < Duration::from_millis(500) && keep.answer().is_empty());
+        assert_eq!(response.status(), 200);
     }
 
     #[tokio::test]
