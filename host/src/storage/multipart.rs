@@ -138,6 +138,40 @@ mod tests {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
+    /// An S3 endpoint on loopback that answers every request with `head`, then a body
+    /// that never ends.
+    async fn endless(head: &'static str) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 1 << 16];
+                    let _ = socket.read(&mut buf).await;
+                    let _ = socket.write_all(head.as_bytes()).await;
+                    while socket.write_all(&[b'x'; 65536]).await.is_ok() {}
+                });
+            }
+        });
+        endpoint
+    }
+
+    #[tokio::test]
+    async fn endless_listings_and_acl_answers_are_cut_at_their_caps() {
+        let timeouts = crate::net::Timeouts { connect: std::time::Duration::from_secs(2), idle: std::time::Duration::from_secs(2), total: None };
+        let http = crate::net::Outbound::new(crate::net::Policy::parse("127.0.0.1/32").unwrap()).client(timeouts).unwrap();
+        let bucket = |endpoint: &str| {
+            S3Bucket::of_options(&options(&[("bucket", "b"), ("endpoint", endpoint), ("access_key_id", "k"), ("secret_access_key", "s")])).unwrap()
+        };
+        let listing = endless("HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n<ListMultipartUploadsResult>").await;
+        let err = bucket(&listing).abort_open_uploads(&http, "out/a.mp4").await.unwrap_err();
+        assert!(err.contains("1048576 bytes"), "{err}");
+        let refused = endless("HTTP/1.1 403 Forbidden\r\nconnection: close\r\n\r\n<Error><Code>AccessDenied</Code>").await;
+        let err = bucket(&refused).put_acl(&http, "out/a.mp4", "public-read").await.unwrap_err();
+        assert!(err.contains("403") && err.contains("AccessDenied") && err.len() < 1000, "{err}");
+    }
+
     #[test]
     fn the_bucket_url_follows_the_target() {
         let creds = [("access_key_id", "k"), ("secret_access_key", "s"), ("bucket", "b"), ("root", "/")];
