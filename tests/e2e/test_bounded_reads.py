@@ -70,6 +70,7 @@ def bounded(server, case):
     took = time.monotonic() - started
     assert took < 120, f"took {took:.0f} s"
     assert rss.samples > 0 and rss.peak < RSS_BOUND, f"the server's RSS reached {rss.peak / MIB:.0f} MiB"
+    print(f"{took:.1f} s, peak RSS {rss.peak / MIB:.0f} MiB")
     return result
 
 
