@@ -31,7 +31,7 @@ print(re.sub(r"\$\{([A-Z0-9_]+)\}", lambda m: os.environ.get(m.group(1), m.group
 PY
 
 # 2. Its plan: the input probed, each output's encoder settings, nothing encoded.
-say curl -u "KEY:" -X POST "$url/v2/jobs?dry_run=true" -d @job.json
+say curl -u "KEY:" -H "'Content-Type: application/json'" -X POST "$url/v2/jobs?dry_run=true" -d @job.json
 curl -fsS -u "$key:" -H 'Content-Type: application/json' -X POST "$url/v2/jobs?dry_run=true" --data-binary @"$out/job.json" > "$out/plan.json"
 python3 -c 'import json,sys
 for o in json.load(sys.stdin)["outputs"]:
@@ -41,7 +41,7 @@ for o in json.load(sys.stdin)["outputs"]:
     print("  ", o["key"], o["status"], plan.get("container", ""), video.get("codec", ""), size, o.get("error", ""))' < "$out/plan.json" >&2
 
 # 3. Submit it.
-say curl -u "KEY:" -X POST "$url/v2/jobs" -d @job.json
+say curl -u "KEY:" -H "'Content-Type: application/json'" -X POST "$url/v2/jobs" -d @job.json
 curl -sS -u "$key:" -H 'Content-Type: application/json' -X POST "$url/v2/jobs" --data-binary @"$out/job.json" > "$out/created.json"
 id=$(field id < "$out/created.json")
 [ -n "$id" ] || { cat "$out/created.json" >&2; exit 1; }

@@ -86,6 +86,8 @@ fn valid_name(name: &str) -> bool {
     responses(
         (status = 201, description = "Loaded.", body = super::openapi::Plugin),
         (status = 400, description = "The name or the component was refused.", body = super::openapi::Error),
+        (status = 403, description = "Sent by a browser page of another origin (`allowed_origins`).", body = super::openapi::Error),
+        (status = 415, description = "The body is of a type an HTML form sends (send `application/wasm`, `application/octet-stream`, or no type).", body = super::openapi::Error),
         (status = 401, description = "Not the admin key.", body = super::openapi::Error),
     ),
     security(("adminBearer" = []))
@@ -114,6 +116,7 @@ async fn add(State(state): State<AppState>, _: AdminKey, RawQuery(raw): RawQuery
     params(("name" = String, Path, description = "The plugin's name.")),
     responses(
         (status = 204, description = "Removed."),
+        (status = 403, description = "Sent by a browser page of another origin (`allowed_origins`).", body = super::openapi::Error),
         (status = 401, description = "Not the admin key.", body = super::openapi::Error),
         (status = 404, description = "No such plugin.", body = super::openapi::Error),
     ),

@@ -20,9 +20,17 @@ pub enum ApiError {
     /// The request can never succeed as sent (Coconut answers these with 400).
     #[error(transparent)]
     Invalid(#[from] JobError),
-    /// Too many requests of one kind from one key: 429 with `Retry-After`.
-    #[error("{message} Try again in {} s.", retry_after.as_secs().max(1))]
+    /// Too many requests of one kind (redeliveries, dry runs at once): 429 with
+    /// `Retry-After`, the whole seconds after which one may succeed.
+    #[error("{message} Try again in {} s.", retry_after.as_millis().div_ceil(1000).max(1))]
     TooManyRequests { code: &'static str, message: String, retry_after: std::time::Duration },
+    /// A request that changes something sent a body of a type a browser form can send
+    /// (415): the API reads JSON.
+    #[error("The request body must be JSON (Content-Type: application/json), not '{content_type}'.")]
+    UnsupportedMediaType { content_type: String },
+    /// A browser page of another origin sent a request that changes something (403).
+    #[error("Requests that change something are accepted from this server's own pages only, not from '{origin}' (allowed_origins, COPRA_ALLOWED_ORIGINS).")]
+    ForeignOrigin { origin: String },
     /// Our fault; details go to the log, not to the client.
     #[error("Internal server error.")]
     Internal(#[source] anyhow::Error),
@@ -45,6 +53,8 @@ impl ApiError {
             ApiError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "request_too_large"),
             ApiError::Invalid(err) => (StatusCode::BAD_REQUEST, err.code()),
             ApiError::TooManyRequests { code, .. } => (StatusCode::TOO_MANY_REQUESTS, code),
+            ApiError::UnsupportedMediaType { .. } => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            ApiError::ForeignOrigin { .. } => (StatusCode::FORBIDDEN, "origin_not_allowed"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         }
     }

@@ -41,6 +41,9 @@ pub fn router() -> Router<AppState> {
         (status = 400, description = "Invalid job configuration.", body = super::openapi::Error),
         (status = 401, description = "Authentication failed (invalid API key).", body = super::openapi::Error),
         (status = 413, description = "The body is larger than the server accepts.", body = super::openapi::Error),
+        (status = 403, description = "Sent by a browser page of another origin (`allowed_origins`).", body = super::openapi::Error),
+        (status = 415, description = "The body is not JSON (`Content-Type: application/json`).", body = super::openapi::Error),
+        (status = 429, description = "Too many dry runs at once (`dry_run_concurrency`, `dry_run_per_tenant`); see `Retry-After`.", body = super::openapi::Error),
     ),
     security(("basicAuth" = []), ("bearerAuth" = []))
 )]
@@ -58,6 +61,11 @@ async fn create(
         .map_err(|e| JobError::invalid("request_not_valid", format!("The request body is not valid JSON: {e}.")))?;
     let spec = JobSpec::parse(&body)?;
     if dry {
+        let _running = state.dry_runs.enter(&key.owner).map_err(|busy| ApiError::TooManyRequests {
+            code: "too_many_dry_runs",
+            message: busy.to_string(),
+            retry_after: std::time::Duration::from_secs(crate::job::dry_run_gate::RETRY_AFTER_SECS),
+        })?;
         let plan = dry_run(&state.plugins, &state.config, &key.owner, &spec).await.map_err(|err| match err {
             DryRunError::Invalid(err) => ApiError::from(err),
             DryRunError::Internal(message) => ApiError::internal(anyhow::anyhow!(message)),

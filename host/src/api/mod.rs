@@ -8,6 +8,7 @@ mod body;
 mod error;
 mod events;
 mod files;
+mod guard;
 mod jobs;
 mod metadata;
 mod octet;
@@ -41,13 +42,16 @@ pub struct AppState {
     pub stopping: tokio_util::sync::CancellationToken,
     /// Webhook redeliveries per API key (`[webhooks] redeliveries_per_minute`).
     redeliveries: Arc<rate::RateLimiter>,
+    /// The dry runs running in this process, per tenant and in all.
+    pub dry_runs: Arc<crate::job::dry_run_gate::DryRunGate>,
 }
 
 impl AppState {
     pub fn new(db: DatabaseConnection, plugins: Arc<Plugins>, config: Arc<Config>, job_arrived: Arc<tokio::sync::Notify>) -> Self {
         let keys = Arc::new(auth::Keys::new(&config.api_keys));
         let redeliveries = Arc::new(rate::RateLimiter::per_minute(config.webhooks.redeliveries_per_minute));
-        AppState { db, plugins, config, keys, job_arrived, stopping: Default::default(), redeliveries }
+        let dry_runs = crate::job::dry_run_gate::DryRunGate::new(&config.limits);
+        AppState { db, plugins, config, keys, job_arrived, stopping: Default::default(), redeliveries, dry_runs }
     }
 }
 
@@ -70,6 +74,7 @@ pub fn router(state: AppState) -> Router {
         .merge(ui::router())
         .route("/health", axum::routing::get(health))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard::guard))
         .layer(axum::middleware::from_fn(ui::no_login_box_for_scripts))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)

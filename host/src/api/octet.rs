@@ -38,6 +38,8 @@ pub fn router() -> Router<AppState> {
         (status = 400, description = "The request is not valid.", body = super::openapi::OctetError),
         (status = 401, description = "Authentication failed.", body = super::openapi::OctetError),
         (status = 413, description = "The body is larger than the server accepts.", body = super::openapi::OctetError),
+        (status = 403, description = "Sent by a browser page of another origin (`allowed_origins`).", body = super::openapi::OctetError),
+        (status = 415, description = "The body is not JSON (`Content-Type: application/json`).", body = super::openapi::OctetError),
     ),
     security(("basicAuth" = []), ("bearerAuth" = []))
 )]
@@ -111,6 +113,11 @@ impl From<sea_orm::DbErr> for OctetError {
     fn from(err: sea_orm::DbErr) -> Self {
         OctetError(err.into())
     }
+}
+
+/// An API error in Octet's shape (`{"error": ...}`), for refusals made before a handler runs.
+pub(super) fn error_response(err: ApiError) -> Response {
+    OctetError(err).into_response()
 }
 
 impl IntoResponse for OctetError {

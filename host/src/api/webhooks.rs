@@ -54,6 +54,7 @@ async fn list(State(state): State<AppState>, key: ApiKey, Path(id): Path<String>
     responses(
         (status = 202, description = "Owed again.", body = super::openapi::WebhookEvent),
         (status = 400, description = "The job has no notification.", body = super::openapi::Error),
+        (status = 403, description = "Sent by a browser page of another origin (`allowed_origins`).", body = super::openapi::Error),
         (status = 401, description = "Authentication failed.", body = super::openapi::Error),
         (status = 404, description = "Job or event not found.", body = super::openapi::Error),
         (status = 429, description = "Too many redeliveries for this key (`[webhooks] redeliveries_per_minute`); see `Retry-After`.", body = super::openapi::Error,

@@ -56,6 +56,16 @@ pub struct Limits {
     pub local_retention: Option<Duration>,
     /// How often the retention sweeper looks (`local_sweep_interval_secs`, default 1 hour).
     pub local_sweep_interval: Duration,
+    /// Dry runs the API node runs at once, over all tenants (`dry_run_concurrency`,
+    /// default 4); one more is a 429 with `Retry-After`.
+    pub dry_run_concurrency: usize,
+    /// Dry runs one tenant runs at once (`dry_run_per_tenant`, default 2).
+    pub dry_run_per_tenant: usize,
+    /// Bytes of an input a dry run reads to probe it (`dry_run_probe_bytes`, default
+    /// 32 MiB): its first and its last half, with HTTP ranges or ranged object reads
+    /// (so an MP4 whose index is at the end still probes); the first bytes only when
+    /// the server ignores ranges.
+    pub dry_run_probe_bytes: u64,
 }
 
 impl Default for Limits {
@@ -78,6 +88,9 @@ impl Default for Limits {
             local_quota_bytes: None,
             local_retention: None,
             local_sweep_interval: Duration::from_secs(3600),
+            dry_run_concurrency: 4,
+            dry_run_per_tenant: 2,
+            dry_run_probe_bytes: 32 << 20,
         }
     }
 }
@@ -103,6 +116,9 @@ pub(super) struct FileLimits {
     local_quota_bytes: Option<u64>,
     local_retention_days: Option<u64>,
     local_sweep_interval_secs: Option<u64>,
+    dry_run_concurrency: Option<u64>,
+    dry_run_per_tenant: Option<u64>,
+    dry_run_probe_bytes: Option<u64>,
 }
 
 impl Limits {
@@ -153,6 +169,9 @@ impl Limits {
             local_quota_bytes: optional("local_quota_bytes", file.local_quota_bytes)?,
             local_retention: optional("local_retention_days", file.local_retention_days)?.map(|days| secs(days.saturating_mul(24 * 3600))),
             local_sweep_interval: secs(get("local_sweep_interval_secs", file.local_sweep_interval_secs, d.local_sweep_interval.as_secs())?),
+            dry_run_concurrency: get("dry_run_concurrency", file.dry_run_concurrency, d.dry_run_concurrency as u64)? as usize,
+            dry_run_per_tenant: get("dry_run_per_tenant", file.dry_run_per_tenant, d.dry_run_per_tenant as u64)? as usize,
+            dry_run_probe_bytes: get("dry_run_probe_bytes", file.dry_run_probe_bytes, d.dry_run_probe_bytes)?,
         })
     }
 }
@@ -176,6 +195,9 @@ pub const LIMIT_ENV_NAMES: &[(&str, &str)] = &[
     ("local_quota_bytes", "COPRA_LIMITS_LOCAL_QUOTA_BYTES"),
     ("local_retention_days", "COPRA_LIMITS_LOCAL_RETENTION_DAYS"),
     ("local_sweep_interval_secs", "COPRA_LIMITS_LOCAL_SWEEP_INTERVAL_SECS"),
+    ("dry_run_concurrency", "COPRA_LIMITS_DRY_RUN_CONCURRENCY"),
+    ("dry_run_per_tenant", "COPRA_LIMITS_DRY_RUN_PER_TENANT"),
+    ("dry_run_probe_bytes", "COPRA_LIMITS_DRY_RUN_PROBE_BYTES"),
 ];
 
 #[cfg(test)]

@@ -61,6 +61,10 @@ pub struct Config {
     /// How plugins added through the admin API reach every node (`plugin_sync_ms`,
     /// `plugin_version_wait_secs`).
     pub plugin_sync: PluginSync,
+    /// Origins besides the server's own whose pages may send requests that change
+    /// something (`allowed_origins`, `COPRA_ALLOWED_ORIGINS`: comma-separated, such as
+    /// `https://dashboard.example.com`; default none): for a dashboard served elsewhere.
+    pub allowed_origins: Vec<String>,
 }
 
 /// Plugins in a cluster: how often a node looks at the database's plugin set, and how
@@ -162,6 +166,9 @@ struct FileConfig {
     /// CIDRs and host names the server may connect to besides public addresses.
     #[serde(default)]
     outbound_allow: Vec<String>,
+    /// Other origins whose pages may send changing requests.
+    #[serde(default)]
+    allowed_origins: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -251,6 +258,12 @@ impl Config {
             version_wait: std::time::Duration::from_secs(number("COPRA_PLUGIN_VERSION_WAIT_SECS", file_config.plugin_version_wait_secs, 60)?),
         };
 
+        let allowed_origins = match env("COPRA_ALLOWED_ORIGINS") {
+            Some(list) => split_keys(&list),
+            None => file_config.allowed_origins,
+        };
+        let allowed_origins = allowed_origins.iter().map(|o| o.trim().trim_end_matches('/').to_ascii_lowercase()).filter(|o| !o.is_empty()).collect();
+
         Ok(Config {
             listen,
             data_dir,
@@ -269,6 +282,7 @@ impl Config {
             queue,
             worker,
             plugin_sync,
+            allowed_origins,
         })
     }
 

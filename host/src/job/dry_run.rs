@@ -3,6 +3,12 @@
 //! submit checks it (same 400s), its input fetched to a scratch directory and probed,
 //! each output's condition evaluated and its format plugin's plan made and checked, and
 //! its storage target resolved. Nothing is stored, queued, encoded, uploaded or notified.
+//!
+//! A dry run runs on the API node inside the request, so its cost is bounded: the
+//! caller holds a place of the [`super::dry_run_gate`] while it runs, and the input is
+//! not downloaded but read in part (`limits.dry_run_probe_bytes`: its first and last
+//! bytes with ranged reads, into a sparse file of its full size; see
+//! [`storage::fetch_http_window`]) and probed from that.
 
 use std::sync::Arc;
 
@@ -12,8 +18,14 @@ use super::prepare::{self, Decision};
 use super::{JobError, JobSpec};
 use crate::config::Config;
 use crate::media;
+use crate::config::Limits;
+use crate::net::HttpClient;
 use crate::plugins::Plugins;
-use crate::storage;
+use crate::storage::{self, LocalFiles, Window};
+
+/// The longest a dry run reads its input: it holds an API request and a place of the
+/// gate, so a trickling server is cut long before `transfer_total_secs`.
+const FETCH_TIME: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// Why a dry run could not answer with a plan.
 #[derive(Debug, thiserror::Error)]
@@ -47,14 +59,24 @@ pub async fn dry_run(plugins: &Arc<Plugins>, config: &Config, owner: &str, spec:
         .and_then(|()| tempfile::Builder::new().prefix("dry-run-").tempdir_in(&work))
         .map_err(|e| DryRunError::Internal(format!("no scratch directory: {e}")))?;
     let input_path = scratch.path().join("input");
-    let fetched = prepare::fetch_input(plugins, &http, limits, spec, &local, &input_path).await;
+    let fetched = match tokio::time::timeout(FETCH_TIME, fetch_window(plugins, &http, limits, spec, &local, &input_path)).await {
+        Ok(fetched) => fetched,
+        Err(_) => Err(format!("The input could not be fetched: a dry run reads its input for at most {} s.", FETCH_TIME.as_secs())),
+    };
     let probed = match fetched {
         Err(message) => Err(message),
-        Ok(_) => {
+        Ok(window) => {
             let path = input_path.clone();
+            let partial = match window.coverage {
+                storage::Coverage::Head => format!(
+                    " (read from its first {} bytes only: the server does not answer ranged requests; dry_run_probe_bytes)",
+                    window.read
+                ),
+                _ => String::new(),
+            };
             match tokio::task::spawn_blocking(move || media::probe(&path)).await {
                 Ok(Ok(probed)) => Ok(probed),
-                Ok(Err(err)) => Err(format!("The input is not a media file that can be read: {err}")),
+                Ok(Err(err)) => Err(format!("The input is not a media file that can be read{partial}: {err}")),
                 Err(err) => Err(format!("Probing the input failed: {err}")),
             }
         }
@@ -102,4 +124,27 @@ pub async fn dry_run(plugins: &Arc<Plugins>, config: &Config, owner: &str, spec:
         "storage": storage_view,
         "outputs": outputs,
     }))
+}
+
+/// Fetch the part of a job's input a probe needs (`limits.dry_run_probe_bytes`) to
+/// `dest`; a message for the user if it cannot be had.
+async fn fetch_window(
+    plugins: &Arc<Plugins>,
+    http: &HttpClient,
+    limits: &Limits,
+    spec: &JobSpec,
+    local: &LocalFiles,
+    dest: &std::path::Path,
+) -> Result<Window, String> {
+    let (max, window) = (limits.max_input_bytes, limits.dry_run_probe_bytes);
+    let failed = |e: storage::StorageError| format!("The input could not be fetched: {e}");
+    if let Some(url) = &spec.input.url {
+        return storage::fetch_http_window(http, url, dest, max, window).await.map_err(failed);
+    }
+    let service = spec.input.service.as_deref().unwrap_or_default();
+    let raw = spec.input.raw.to_string();
+    let (object, block) = spec.input.object().ok_or_else(|| "The input needs a 'key' (or 'path') of the object to fetch.".to_string())?;
+    let key = plugins.storage_object_key(service, &block, object).await.map_err(|e| e.to_string())?;
+    let source = storage::destination(plugins, service, &raw, local, http).await.map_err(|e| e.to_string())?;
+    source.download_window(&key, dest, max, window).await.map_err(failed)
 }

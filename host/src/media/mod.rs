@@ -118,10 +118,13 @@ unsafe extern "C" fn log_to_tracing(
     if text.is_empty() {
         return;
     }
+    // FFmpeg's messages quote the input's bytes (tags, names): escaped, so a file
+    // cannot write a log line of its own.
+    let text = text.escape_debug();
     if error {
-        tracing::warn!(target: "ffmpeg", message = text);
+        tracing::warn!(target: "ffmpeg", "{text}");
     } else {
-        tracing::debug!(target: "ffmpeg", message = text);
+        tracing::debug!(target: "ffmpeg", "{text}");
     }
 }
 

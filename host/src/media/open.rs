@@ -252,7 +252,9 @@ unsafe extern "C" fn refuse_io_open(
         // SAFETY: a NUL-terminated string from libavformat, only read here.
         unsafe { CStr::from_ptr(url) }.to_string_lossy().into_owned()
     };
-    tracing::warn!(url = %wanted, "the input asked FFmpeg to open another resource; refused");
+    // Written by the file's author: no query (a presigned signature), escaped.
+    let shown = if wanted.contains("://") { crate::secret::redact_url(&wanted) } else { wanted.clone() };
+    tracing::warn!(url = ?shown, "the input asked FFmpeg to open another resource; refused");
     -libc::EPERM
 }
 

@@ -5,6 +5,7 @@
 //! addresses only; address literals and every redirect are checked before a request.
 //! FFmpeg is kept to the local file the host opened (`media::open`).
 
+mod bounded;
 mod idle;
 mod policy;
 mod resolve;
@@ -12,6 +13,7 @@ mod resolve;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use bounded::{AtLimit, BodyError, BodyLimits, ERROR_BODY_CAP, Limited, SIGN_IN_CAP, XML_ANSWER_CAP, capped, read_prefix, read_response, read_stream, response_prefix, shown};
 pub use idle::{Activity, Stalled, until_idle};
 pub use policy::{AddressClass, Policy, Refused, Rule, classify, embedded_v4};
 pub use resolve::ResolveError;
@@ -71,7 +73,7 @@ impl Outbound {
             Redirects::Return => reqwest::redirect::Policy::none(),
             Redirects::Follow => reqwest::redirect::Policy::custom(move |attempt| {
                 if attempt.previous().len() >= MAX_REDIRECTS {
-                    let error = RedirectRefused { to: attempt.url().to_string(), reason: format!("that is more than {MAX_REDIRECTS} redirects") };
+                    let error = RedirectRefused { to: crate::secret::redact_url(attempt.url().as_str()), reason: format!("that is more than {MAX_REDIRECTS} redirects") };
                     return attempt.error(error);
                 }
                 let checked = match attempt.url().host() {
@@ -81,7 +83,7 @@ impl Outbound {
                 match checked {
                     Ok(()) => attempt.follow(),
                     Err(reason) => {
-                        let error = RedirectRefused { to: attempt.url().to_string(), reason };
+                        let error = RedirectRefused { to: crate::secret::redact_url(attempt.url().as_str()), reason };
                         attempt.error(error)
                     }
                 }
@@ -144,7 +146,7 @@ pub enum UrlRefused {
 #[derive(Debug, thiserror::Error)]
 #[error("the server redirected to '{to}', and {reason}")]
 pub struct RedirectRefused {
-    /// Where the redirect pointed.
+    /// Where the redirect pointed, without its query or user info.
     pub to: String,
     /// Why it was not followed: a [`Refused`] sentence, or a count or scheme problem.
     pub reason: String,
@@ -204,7 +206,8 @@ impl HttpClient {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Failure {
     /// The policy refused the address, a name's every address, or a redirect; the
-    /// sentence names the address and the setting that allows it.
+    /// sentence names the address's class and the setting that allows it (and the
+    /// address only when the URL itself wrote it).
     Refused(String),
     /// The name could not be resolved.
     Lookup(String),
@@ -239,10 +242,25 @@ impl Failure {
         if err.is_timeout() {
             return if err.is_connect() { Failure::ConnectTimeout } else { Failure::Timeout };
         }
-        if err.is_connect() {
-            return Failure::Connect(causes(err));
+        // reqwest names the URL in its message: without its query or user info here.
+        let mut message = causes(err);
+        if let Some(url) = err.url() {
+            message = message.replace(url.as_str(), &crate::secret::redact_url(url.as_str()));
         }
-        Failure::Other(causes(err))
+        if err.is_connect() {
+            return Failure::Connect(message);
+        }
+        Failure::Other(message)
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Refused(message) | Failure::Lookup(message) | Failure::Connect(message) | Failure::Other(message) => f.write_str(message),
+            Failure::ConnectTimeout => f.write_str("no connection could be made within the connect timeout"),
+            Failure::Timeout => f.write_str("the request took longer than the time it may take in all"),
+        }
     }
 }
 

@@ -213,7 +213,8 @@ impl Rule {
     }
 }
 
-/// Why a connection was not made: the address, its class and how to allow it.
+/// Why a connection was not made: the address (when the user wrote it; a name's
+/// resolved address is kept out of the sentence), its class and how to allow it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct Refused {
     /// The host as it was named (a name or an address).
@@ -237,7 +238,9 @@ impl fmt::Display for Refused {
                 if addr.to_string() == self.host.trim_matches(['[', ']']) {
                     (format!("the address {addr} is {class}, which"), cidr)
                 } else {
-                    (format!("'{}' resolves to {addr}, {class}, which", self.host), cidr)
+                    // The address a name resolved to is not told: a tenant could map
+                    // internal DNS with it. The operator's log has it (`resolve`).
+                    (format!("'{}' resolves to {class}, which", self.host), self.host.trim_end_matches('.').to_ascii_lowercase())
                 }
             }
         };
@@ -437,12 +440,12 @@ mod tests {
     }
 
     #[test]
-    fn refusals_name_the_address_and_the_setting() {
+    fn refusals_name_the_class_and_the_setting_and_only_a_written_address() {
         let err = Policy::default().check_addr("metadata.internal", "169.254.169.254".parse().unwrap()).unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("169.254.169.254") && text.contains("link-local"), "{text}");
-        assert!(text.contains("COPRA_OUTBOUND_ALLOW=169.254.169.254/32"), "{text}");
-        assert!(text.contains("'metadata.internal' resolves to"), "{text}");
+        assert!(!text.contains("169.254") && text.contains("link-local"), "a name's address is not told: {text}");
+        assert!(text.contains("COPRA_OUTBOUND_ALLOW=metadata.internal"), "{text}");
+        assert!(text.contains("'metadata.internal' resolves to a link-local address"), "{text}");
         let text = Policy::default().check_addr("127.0.0.1", "127.0.0.1".parse().unwrap()).unwrap_err().to_string();
         assert!(text.starts_with("the address 127.0.0.1 is a loopback address"), "{text}");
         assert!(text.ends_with("COPRA_OUTBOUND_ALLOW=127.0.0.1/32"), "{text}");

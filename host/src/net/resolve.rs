@@ -69,7 +69,11 @@ fn checked(policy: &Policy, host: &str, found: Vec<SocketAddr>) -> (Vec<SocketAd
     for addr in found {
         match policy.check_addr(host, addr.ip()) {
             Ok(()) => allowed.push(addr),
-            Err(refused) => refusals.push(refused),
+            Err(refused) => {
+                // The user is told the class only; the operator sees the address.
+                tracing::warn!(host = ?host, addr = %addr.ip(), class = refused.class.as_str(), "a resolved address was refused by the outbound policy");
+                refusals.push(refused)
+            }
         }
     }
     (allowed, refusals)

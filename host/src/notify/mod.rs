@@ -210,7 +210,8 @@ impl Notifier {
             started_at,
             duration_ms: clock.elapsed().as_millis() as i64,
             status_code: status.get(),
-            error: result.err(),
+            // The receiver's first words (bounded, escaped) with a failure's message.
+            error: result.err().map(|message| status.with_answer(message)),
         };
         match outbox::finish(&self.db, owed, &self.claimer, attempts, &outcome, attempt).await {
             Ok(true) => {}

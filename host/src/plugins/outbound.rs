@@ -71,7 +71,7 @@ impl PluginNet {
         let url = parts.uri.to_string();
         let builder = client.request(parts.method, &url).map_err(|refused| match refused {
             UrlRefused::Refused(refused) => {
-                tracing::warn!(%url, %refused, "plugin HTTP request refused by the outbound policy");
+                tracing::warn!(url = %crate::secret::redact_url(&url), %refused, "plugin HTTP request refused by the outbound policy");
                 HttpError::HttpRequestDenied
             }
             UrlRefused::NotHttp => HttpError::HttpRequestUriInvalid,
@@ -96,11 +96,68 @@ impl PluginNet {
     }
 }
 
+/// How much of a webhook receiver's answer the delivery log keeps.
+pub const ANSWER_PREFIX: usize = 512;
+/// How long the host waits for those first bytes (the delivery's deadline still holds).
+const PREFIX_WAIT: Duration = Duration::from_secs(2);
+/// The most of a webhook receiver's answer a notifier may read; past it the body fails.
+pub const ANSWER_CAP: u64 = 64 << 10;
+
+/// A webhook receiver's answer, capped at [`ANSWER_CAP`] bytes for the notifier. A
+/// failure's (not 2xx) first [`ANSWER_PREFIX`] bytes are read now (within
+/// [`PREFIX_WAIT`]) and kept in `keep` for the delivery log, escaped; the notifier gets
+/// the same bytes. A notifier that never reads the answer (the `http` one) lets the rest
+/// go unread: an endless answer costs nothing, and a success is not delayed.
+pub async fn keep_prefix(response: http::Response<WasiBody>, keep: &super::state::LastStatus) -> http::Response<WasiBody> {
+    use futures::StreamExt;
+    let read_now = !response.status().is_success();
+    let (parts, body) = response.into_parts();
+    let mut frames = http_body_util::BodyStream::new(body);
+    let mut prefix = bytes::BytesMut::new();
+    let deadline = tokio::time::Instant::now() + PREFIX_WAIT;
+    let mut rest_error = None;
+    let mut ended = false;
+    while read_now && prefix.len() < ANSWER_PREFIX {
+        match tokio::time::timeout_at(deadline, frames.next()).await {
+            Err(_) => break,
+            Ok(None) => {
+                ended = true;
+                break;
+            }
+            Ok(Some(Err(err))) => {
+                rest_error = Some(err);
+                break;
+            }
+            Ok(Some(Ok(frame))) => {
+                if let Ok(data) = frame.into_data() {
+                    prefix.extend_from_slice(&data);
+                }
+            }
+        }
+    }
+    if read_now {
+        keep.set_answer(crate::net::shown(&prefix, ANSWER_PREFIX));
+    }
+    let mut seen = prefix.len() as u64;
+    let more = !ended && rest_error.is_none();
+    let head = futures::stream::iter((!prefix.is_empty()).then(|| Ok(Frame::data(prefix.freeze()))));
+    let rest = frames
+        .take_while(move |_| std::future::ready(more))
+        .map(move |frame| {
+            let frame = frame?;
+            seen += frame.data_ref().map_or(0, |d| d.len() as u64);
+            if seen > ANSWER_CAP { Err(HttpError::HttpResponseBodySize(Some(ANSWER_CAP))) } else { Ok(frame) }
+        });
+    let failed = futures::stream::iter(rest_error.map(Err));
+    let body = http_body_util::StreamBody::new(head.chain(failed).chain(rest)).boxed_unsync();
+    http::Response::from_parts(parts, body)
+}
+
 /// The `wasi:http` error code for a failed request.
 fn error_code(url: &str, err: &reqwest::Error) -> HttpError {
     match Failure::of(err) {
         Failure::Refused(reason) => {
-            tracing::warn!(url, reason, "plugin HTTP request refused by the outbound policy");
+            tracing::warn!(url = %crate::secret::redact_url(url), reason, "plugin HTTP request refused by the outbound policy");
             HttpError::HttpRequestDenied
         }
         Failure::Lookup(_) => HttpError::DnsError { rcode: None, info_code: None },
@@ -257,6 +314,43 @@ mod tests {
         let request = http::Request::builder().method("PUT").uri(format!("http://{addr}/upload")).header("content-length", "5").body(body).unwrap();
         let options = RequestOptions { first_byte_timeout: Some(Duration::from_millis(400)), ..Default::default() };
         let response = net.send(request, Some(options)).await.expect("750 ms of upload, never 400 ms silent");
+        assert_eq!(response.status(), 200);
+    }
+
+    #[tokio::test]
+    async fn a_delivery_keeps_the_first_words_of_an_endless_answer() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let _ = socket.read(&mut buf).await;
+                    let _ = socket.write_all(b"HTTP/1.1 500 Oops\r\nconnection: close\r\n\r\n{\"error\":\"down\"}\nFORGED line\n").await;
+                    while socket.write_all(&[b'z'; 65536]).await.is_ok() {}
+                });
+            }
+        });
+        let net = PluginNet::new(Outbound::new(Policy::parse("127.0.0.1/32").unwrap()));
+        let response = net.send(request(&format!("http://{addr}/hook"), "hello"), None).await.unwrap();
+        let keep = super::super::state::LastStatus::default();
+        let started = std::time::Instant::now();
+        let response = keep_prefix(response, &keep).await;
+        assert!(started.elapsed() < Duration::from_secs(3));
+        let answer = keep.answer();
+        assert!(answer.starts_with("{\"error\":\"down\"}\\nFORGED line\\nzzz"), "{answer}");
+        assert!(answer.chars().count() <= ANSWER_PREFIX + 40, "{}", answer.len());
+        // A notifier that reads the answer gets its first bytes, then an error at the cap.
+        let err = response.into_body().collect().await.unwrap_err();
+        assert!(matches!(err, HttpError::HttpResponseBodySize(Some(ANSWER_CAP))), "{err:?}");
+
+        // A success is handed on at once, even when its body never comes.
+        let (mute, _) = server("HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n", "abc", Duration::from_secs(30)).await;
+        let response = net.send(request(&format!("http://{mute}/hook"), "hello"), None).await.unwrap();
+        let keep = super::super::state::LastStatus::default();
+        let started = std::time::Instant::now();
+        let response = keep_prefix(response, &keep).await;
+        assert!(started.elapsed() < Duration::from_millis(500) && keep.answer().is_empty());
         assert_eq!(response.status(), 200);
     }
 

@@ -44,9 +44,10 @@ pub struct WebhookSigning {
 }
 
 /// The status of the last HTTP answer a call received, shared with the caller: 0 until
-/// an answer arrives.
+/// an answer arrives. During a webhook delivery it also keeps the first bytes of the
+/// receiver's answer, escaped, for the delivery log (see [`super::outbound::keep_prefix`]).
 #[derive(Debug, Clone, Default)]
-pub struct LastStatus(Arc<AtomicU32>);
+pub struct LastStatus(Arc<AtomicU32>, Arc<std::sync::Mutex<String>>);
 
 impl LastStatus {
     /// The last status seen, if any answer arrived.
@@ -59,6 +60,25 @@ impl LastStatus {
 
     fn set(&self, status: u16) {
         self.0.store(u32::from(status), Ordering::Relaxed);
+    }
+
+    /// The first bytes of the last answer's body, escaped ("" if none was kept).
+    pub fn answer(&self) -> String {
+        self.1.lock().map(|a| a.clone()).unwrap_or_default()
+    }
+
+    pub(super) fn set_answer(&self, text: String) {
+        if let Ok(mut answer) = self.1.lock() {
+            *answer = text;
+        }
+    }
+
+    /// A failed delivery's message with the receiver's first words, for the delivery log.
+    pub fn with_answer(&self, message: String) -> String {
+        match self.answer() {
+            answer if answer.is_empty() => message,
+            answer => format!("{message} (the receiver answered: {answer})"),
+        }
     }
 }
 
@@ -108,7 +128,7 @@ impl PluginState {
             stderr,
             table: ResourceTable::new(),
             http: WasiHttpCtx::new(),
-            grant: HttpGrant { allowed_hosts, net, last_status: LastStatus::default() },
+            grant: HttpGrant { allowed_hosts, net, last_status: LastStatus::default(), delivering: false },
             limits: MemoryCap {
                 limits: StoreLimitsBuilder::new().memory_size(memory_bytes).instances(64).trap_on_grow_failure(true).build(),
                 exceeded: false,
@@ -122,6 +142,7 @@ impl PluginState {
     pub fn deliver(&mut self, signing: WebhookSigning, status: LastStatus) {
         self.signing = Some(signing);
         self.grant.last_status = status;
+        self.grant.delivering = true;
     }
 }
 
@@ -141,11 +162,11 @@ impl host::Host for PluginState {
     fn log(&mut self, level: host::LogLevel, message: String) {
         let plugin = &*self.plugin;
         match level {
-            host::LogLevel::Trace => tracing::trace!(plugin, "{message}"),
-            host::LogLevel::Debug => tracing::debug!(plugin, "{message}"),
-            host::LogLevel::Info => tracing::info!(plugin, "{message}"),
-            host::LogLevel::Warn => tracing::warn!(plugin, "{message}"),
-            host::LogLevel::Error => tracing::error!(plugin, "{message}"),
+            host::LogLevel::Trace => tracing::trace!(plugin, "{}", message.escape_debug()),
+            host::LogLevel::Debug => tracing::debug!(plugin, "{}", message.escape_debug()),
+            host::LogLevel::Info => tracing::info!(plugin, "{}", message.escape_debug()),
+            host::LogLevel::Warn => tracing::warn!(plugin, "{}", message.escape_debug()),
+            host::LogLevel::Error => tracing::error!(plugin, "{}", message.escape_debug()),
         }
     }
 
@@ -167,6 +188,9 @@ pub struct HttpGrant {
     net: PluginNet,
     /// Where the status of each answer goes.
     last_status: LastStatus,
+    /// A webhook delivery: the answer's first bytes are read for the delivery log, and
+    /// the rest is capped.
+    delivering: bool,
 }
 
 impl HttpGrant {
@@ -198,14 +222,18 @@ impl WasiHttpHooks for HttpGrant {
     ) -> SendFuture {
         _ = fut;
         if !self.allows(request.uri()) {
-            tracing::warn!(uri = %request.uri(), "plugin HTTP request to a host it was not granted");
+            tracing::warn!(uri = %crate::secret::redact_url(&request.uri().to_string()), "plugin HTTP request to a host it was not granted");
             return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
         }
         let net = self.net.clone();
         let last_status = self.last_status.clone();
+        let delivering = self.delivering;
         Box::new(async move {
-            let response = net.send(request, options).await?;
+            let mut response = net.send(request, options).await?;
             last_status.set(response.status().as_u16());
+            if delivering {
+                response = super::outbound::keep_prefix(response, &last_status).await;
+            }
             Ok((response, Box::new(async { Ok(()) }) as Box<dyn Future<Output = _> + Send>))
         })
     }

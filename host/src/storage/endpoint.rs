@@ -10,7 +10,9 @@ use opendal::Operator;
 use opendal::layers::{HttpClientLayer, TimeoutLayer};
 use opendal::raw::{HttpBody, HttpFetch};
 
-use crate::net::{Failure, HttpClient, Policy, UrlRefused};
+use futures::TryStreamExt;
+
+use crate::net::{AtLimit, BodyError, BodyLimits, ERROR_BODY_CAP, Failure, HttpClient, Policy, UrlRefused, XML_ANSWER_CAP, capped};
 
 /// Option keys that hold a URL the operator's requests go to.
 const ENDPOINT_KEYS: &[&str] = &["endpoint", "auth_url"];
@@ -56,11 +58,25 @@ pub fn under_policy_with(operator: Operator, client: &HttpClient, create_headers
 /// opendal's HTTP under the policy: each request's URL is checked for address
 /// literals (names are checked by the client's resolver), and a refusal anywhere in
 /// a failed request's causes becomes a `PermissionDenied` naming the address.
+///
+/// The request is sent here rather than by opendal's own reqwest glue so that the
+/// answer's body is bounded before opendal reads it: an error body is cut after its
+/// first [`ERROR_BODY_CAP`] bytes (opendal reads error bodies whole), the answer to a
+/// request that is not a GET (upload ids, completions) fails past [`XML_ANSWER_CAP`],
+/// and every body fails after the client's idle time without a byte. Object reads
+/// (GET) are bounded by their callers (`max_input_bytes`, a ranged read). No URL with
+/// its query reaches an error message: the answer carries no `Uri` for opendal's error
+/// context, and failures name the URL through [`crate::secret::redact_url`] (a SAS
+/// token is in the query).
 struct PolicyFetch(HttpClient, http::HeaderMap);
+
+/// The longest an answer's body other than an object's may take in all.
+const ANSWER_TIME: std::time::Duration = std::time::Duration::from_secs(120);
 
 impl HttpFetch for PolicyFetch {
     async fn fetch(&self, mut req: http::Request<opendal::Buffer>) -> opendal::Result<http::Response<HttpBody>> {
         let url = req.uri().to_string();
+        let shown = crate::secret::redact_url(&url);
         if let Err(refused) = self.0.check_url(&url) {
             return Err(opendal::Error::new(opendal::ErrorKind::PermissionDenied, refused.to_string()));
         }
@@ -69,26 +85,58 @@ impl HttpFetch for PolicyFetch {
                 req.headers_mut().insert(name, value.clone());
             }
         }
-        match self.0.inner().fetch(req).await {
-            Ok(response) => Ok(response),
-            Err(err) => Err(refusal_in(&err).map(|m| opendal::Error::new(opendal::ErrorKind::PermissionDenied, m)).unwrap_or(err)),
+        let (parts, body) = req.into_parts();
+        let method = parts.method.clone();
+        let mut builder = self.0.inner().request(parts.method, &url).headers(parts.headers).version(parts.version);
+        if !body.is_empty() {
+            builder = builder.body(body.to_bytes());
         }
+        let response = builder.send().await.map_err(|err| match refusal_of(&err) {
+            Some(message) => opendal::Error::new(opendal::ErrorKind::PermissionDenied, message),
+            None => opendal::Error::new(opendal::ErrorKind::Unexpected, "send http request")
+                .with_context("url", &shown)
+                .with_context("error", Failure::of(&err).to_string())
+                .set_temporary(),
+        })?;
+        let status = response.status();
+        let encoded = response.headers().contains_key(http::header::CONTENT_ENCODING);
+        let length = if method == http::Method::HEAD || encoded { None } else { response.content_length() };
+        let mut answer = http::Response::builder().status(status).version(response.version());
+        if let Some(headers) = answer.headers_mut() {
+            *headers = response.headers().clone();
+        }
+        let timeouts = self.0.timeouts();
+        let limits = |cap| BodyLimits::new(cap, timeouts.idle, ANSWER_TIME);
+        let (cap, at_limit, length) = if !status.is_success() {
+            (ERROR_BODY_CAP, AtLimit::Truncate, None)
+        } else if method != http::Method::GET {
+            (XML_ANSWER_CAP, AtLimit::Fail, length)
+        } else {
+            (u64::MAX, AtLimit::Fail, length)
+        };
+        let mut limits = limits(cap);
+        if method == http::Method::GET && status.is_success() {
+            // An object's bytes: the transfer's own total time holds (the client's).
+            limits.total = timeouts.total.unwrap_or(std::time::Duration::from_secs(u32::MAX as u64));
+        }
+        let body = capped(response.bytes_stream(), "the storage service's answer", limits, at_limit)
+            .try_filter(|chunk| std::future::ready(!chunk.is_empty()))
+            .map_ok(opendal::Buffer::from)
+            .map_err(move |err| {
+                let temporary = matches!(err, BodyError::Broken { .. } | BodyError::Stalled { .. });
+                let err = opendal::Error::new(opendal::ErrorKind::Unexpected, err.to_string()).with_context("url", &shown);
+                if temporary { err.set_temporary() } else { err }
+            });
+        answer.body(HttpBody::new(body, length)).map_err(|e| opendal::Error::new(opendal::ErrorKind::Unexpected, e.to_string()))
     }
 }
 
-/// The policy's refusal sentence, if the error happened because of one.
-fn refusal_in(err: &opendal::Error) -> Option<String> {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(cause) = source {
-        if let Some(reqwest) = cause.downcast_ref::<reqwest::Error>() {
-            return match Failure::of(reqwest) {
-                Failure::Refused(message) => Some(message),
-                _ => None,
-            };
-        }
-        source = cause.source();
+/// The policy's refusal sentence in a reqwest error's causes.
+fn refusal_of(err: &reqwest::Error) -> Option<String> {
+    match Failure::of(err) {
+        Failure::Refused(message) => Some(message),
+        _ => None,
     }
-    None
 }
 
 #[cfg(test)]
@@ -119,6 +167,56 @@ mod tests {
         let err = check_target(&policy(""), "s3", &options(&[("endpoint", "http://[::ffff:169.254.169.254]/")])).unwrap_err();
         assert!(err.contains("link-local"), "{err}");
         assert!(check_target(&policy(""), "s3", &options(&[("endpoint", "file:///etc")])).is_err());
+    }
+
+    /// A server on loopback that answers every request with `head` and then a body
+    /// that never ends.
+    async fn endless(head: &'static str) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 1 << 16];
+                    let _ = socket.read(&mut buf).await;
+                    let _ = socket.write_all(head.as_bytes()).await;
+                    while socket.write_all(&[b'y'; 65536]).await.is_ok() {}
+                });
+            }
+        });
+        endpoint
+    }
+
+    #[tokio::test]
+    async fn an_endless_answer_is_cut_and_no_query_reaches_the_error() {
+        let failing = endless("HTTP/1.1 500 Internal Server Error\r\nconnection: close\r\n\r\n<Error><Code>InternalError</Code><Message>").await;
+        let target = options(&[("bucket", "b"), ("region", "us-east-1"), ("endpoint", &failing), ("access_key_id", "k"), ("secret_access_key", "s")]);
+        let operator = under_policy(Operator::via_iter(opendal::Scheme::S3, target).unwrap(), &client("127.0.0.1/32"));
+        let started = std::time::Instant::now();
+        let err = operator.write("x.mp4", "data").await.unwrap_err().to_string();
+        assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+        assert!(err.contains("InternalError") && err.len() < 8 << 10, "{} bytes: {}", err.len(), &err[..200.min(err.len())]);
+
+        // A 200 with an endless body to a request that is not a GET fails at the cap.
+        let endpoint = endless("HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n<InitiateMultipartUploadResult>").await;
+        let target = options(&[("bucket", "b"), ("region", "us-east-1"), ("endpoint", &endpoint), ("access_key_id", "k"), ("secret_access_key", "s")]);
+        let operator = under_policy(Operator::via_iter(opendal::Scheme::S3, target).unwrap(), &client("127.0.0.1/32"));
+        let mut writer = operator.writer_with("big.mp4").chunk(5 << 20).await.unwrap();
+        let err = async {
+            writer.write(vec![0u8; 6 << 20]).await?;
+            writer.close().await
+        }
+        .await
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("1048576 bytes"), "{err}");
+
+        // Azure's SAS token is in every URL's query; it reaches no error.
+        let target = options(&[("container", "c"), ("endpoint", &failing), ("sas_token", "sv=1&sig=SECRETSIG")]);
+        let operator = under_policy(Operator::via_iter(opendal::Scheme::Azblob, target).unwrap(), &client("127.0.0.1/32"));
+        let err = operator.read("x").await.unwrap_err().to_string();
+        assert!(err.contains("500") && !err.contains("SECRETSIG"), "{err}");
     }
 
     #[tokio::test]

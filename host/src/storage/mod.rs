@@ -22,8 +22,11 @@ mod multipart;
 pub mod object_options;
 mod sftp;
 mod swift_auth;
+mod swift_upload;
+mod window;
 
 pub use http::{fetch_http, put_http};
+pub use window::{Coverage, Window, fetch_http_window};
 use http::too_large;
 
 /// Bytes read from disk per write; also the multipart part size for object stores.
@@ -61,7 +64,14 @@ enum Place {
     /// Streamed natively through opendal; objects are reachable under `url_base`. An S3
     /// target also knows its bucket, to abort the uploads a killed attempt left open.
     /// `object` is what the host does to each object it writes (ACL, headers).
-    Opendal { operator: Operator, url_base: String, s3: Option<(Arc<multipart::S3Bucket>, HttpClient)>, object: Arc<object_options::ObjectOptions> },
+    /// A `swift` target's outputs are streamed by the host (`swift`), not opendal.
+    Opendal {
+        operator: Operator,
+        url_base: String,
+        s3: Option<(Arc<multipart::S3Bucket>, HttpClient)>,
+        swift: Option<(Arc<swift_upload::SwiftTarget>, HttpClient)>,
+        object: Arc<object_options::ObjectOptions>,
+    },
     /// The tenant's own directory: written through a temporary and a rename, within its
     /// quota of bytes if it has one; read (inputs) through `operator`.
     Local { root: PathBuf, operator: Operator, url_base: String, quota: Option<u64> },
@@ -112,13 +122,14 @@ pub async fn destination(
                 }
             }
             let s3 = (scheme == "s3").then(|| multipart::S3Bucket::of_options(&options)).flatten().map(|b| (Arc::new(b), http.clone()));
+            let swift = (scheme == "swift").then(|| swift_upload::SwiftTarget::of_options(&options)).flatten().map(|t| (Arc::new(t), http.clone()));
             if object.acl.is_some() && s3.is_none() {
                 return Err(StorageError::Config("an acl needs the target's own access key and secret".into()));
             }
             let scheme: Scheme = scheme.parse().map_err(config)?;
             let operator = Operator::via_iter(scheme, options).map_err(config)?;
             let operator = endpoint::under_policy_with(operator, http, object.create_headers.clone());
-            Place::Opendal { operator, url_base, s3, object: Arc::new(object) }
+            Place::Opendal { operator, url_base, s3, swift, object: Arc::new(object) }
         }
         StorageTarget::Local => {
             let root = local.root.to_string_lossy().to_string();
@@ -145,7 +156,12 @@ impl Destination {
         let key = &checked(key)?;
         let url = |base: &str| format!("{}/{}", base.trim_end_matches('/'), key.trim_start_matches('/'));
         match &self.place {
-            Place::Opendal { operator, url_base, s3, object } => {
+            Place::Opendal { operator, url_base, s3, swift, object } => {
+                if let Some((swift, http)) = swift {
+                    let message = |message| StorageError::UploadFailed { key: key.to_string(), message };
+                    swift.upload(http, file, key, content_type).await.map_err(message)?;
+                    return Ok(url(url_base));
+                }
                 if let (true, Some((bucket, http))) = (self.retry, s3) {
                     // Best effort: an upload left open costs storage, not correctness.
                     match bucket.abort_open_uploads(http, key).await {

@@ -10,7 +10,10 @@
 use reqsign::{AwsCredential, AwsV4Signer};
 use serde::Deserialize;
 
-use crate::net::HttpClient;
+use crate::net::{BodyLimits, ERROR_BODY_CAP, HttpClient, XML_ANSWER_CAP};
+
+/// The longest an answer to one of these small requests may take to arrive in all.
+const ANSWER_TIME: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// An S3 bucket as an opendal target names it.
 pub struct S3Bucket {
@@ -101,18 +104,21 @@ impl S3Bucket {
         }
         let mut request = builder.build().map_err(|e| e.to_string())?;
         self.signer.sign(&mut request, &self.credential).map_err(|e| format!("signing the request failed: {e}"))?;
-        let response = http.inner().execute(request).await.map_err(|e| crate::net::causes(&e))?;
+        let response = http.inner().execute(request).await.map_err(|e| crate::net::Failure::of(&e).to_string())?;
         let status = response.status();
-        let body = response.text().await.map_err(|e| crate::net::causes(&e))?;
+        let timeouts = http.timeouts();
+        let limits = |cap| BodyLimits::new(cap, timeouts.idle, timeouts.total.unwrap_or(ANSWER_TIME).min(ANSWER_TIME));
         if !status.is_success() {
-            return Err(format!("{method} answered {status}: {}", body.chars().take(300).collect::<String>()));
+            let prefix = crate::net::response_prefix(response, limits(ERROR_BODY_CAP)).await;
+            return Err(format!("{method} answered {status}: {}", crate::net::shown(&prefix, 300)));
         }
-        Ok(body)
+        let body = crate::net::read_response(response, "the S3 answer", limits(XML_ANSWER_CAP)).await.map_err(|e| e.to_string())?;
+        String::from_utf8(body.to_vec()).map_err(|_| "the S3 answer is not UTF-8 text".to_string())
     }
 }
 
 /// Percent-encode everything but the unreserved characters (and `/` in a path).
-fn encode(value: &str, path: bool) -> String {
+pub(super) fn encode(value: &str, path: bool) -> String {
     let mut out = String::with_capacity(value.len());
     for byte in value.bytes() {
         match byte {
@@ -130,6 +136,40 @@ mod tests {
 
     fn options(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    /// An S3 endpoint on loopback that answers every request with `head`, then a body
+    /// that never ends.
+    async fn endless(head: &'static str) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 1 << 16];
+                    let _ = socket.read(&mut buf).await;
+                    let _ = socket.write_all(head.as_bytes()).await;
+                    while socket.write_all(&[b'x'; 65536]).await.is_ok() {}
+                });
+            }
+        });
+        endpoint
+    }
+
+    #[tokio::test]
+    async fn endless_listings_and_acl_answers_are_cut_at_their_caps() {
+        let timeouts = crate::net::Timeouts { connect: std::time::Duration::from_secs(2), idle: std::time::Duration::from_secs(2), total: None };
+        let http = crate::net::Outbound::new(crate::net::Policy::parse("127.0.0.1/32").unwrap()).client(timeouts).unwrap();
+        let bucket = |endpoint: &str| {
+            S3Bucket::of_options(&options(&[("bucket", "b"), ("endpoint", endpoint), ("access_key_id", "k"), ("secret_access_key", "s")])).unwrap()
+        };
+        let listing = endless("HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n<ListMultipartUploadsResult>").await;
+        let err = bucket(&listing).abort_open_uploads(&http, "out/a.mp4").await.unwrap_err();
+        assert!(err.contains("1048576 bytes"), "{err}");
+        let refused = endless("HTTP/1.1 403 Forbidden\r\nconnection: close\r\n\r\n<Error><Code>AccessDenied</Code>").await;
+        let err = bucket(&refused).put_acl(&http, "out/a.mp4", "public-read").await.unwrap_err();
+        assert!(err.contains("403") && err.contains("AccessDenied") && err.len() < 1000, "{err}");
     }
 
     #[test]

@@ -7,7 +7,11 @@
 
 use serde_json::{Value, json};
 
-use crate::net::{Failure, HttpClient};
+use crate::net::{BodyLimits, Failure, HttpClient, SIGN_IN_CAP};
+
+/// The longest a sign-in may take, answer included: it runs inside a dry run's API
+/// request and before each upload, so it is held far below `transfer_total_secs`.
+const SIGN_IN_TIME: std::time::Duration = std::time::Duration::from_secs(60);
 use crate::secret::Secret;
 
 /// Options that name a sign-in rather than a ready target; none of them reach opendal.
@@ -50,11 +54,17 @@ pub async fn sign_in(http: &HttpClient, options: &[(String, String)]) -> Result<
     } else {
         (format!("{auth_url}/tokens"), v2_body(user, get(options, "api_key"), get(options, "password"), get(options, "tenant")))
     };
+    let shown_url = crate::secret::redact_url(auth_url);
+    let auth_url = shown_url.trim_end_matches("?***");
     let request = http.request(reqwest::Method::POST, &url).map_err(|e| format!("The swift auth_url '{auth_url}' cannot be used: {e}."))?;
-    let response = request.json(&body).send().await.map_err(|e| match Failure::of(&e) {
-        Failure::Refused(why) => format!("The swift auth_url '{auth_url}' cannot be used: {why}."),
-        other => format!("The swift identity service at '{auth_url}' could not be reached: {other:?}."),
-    })?;
+    let started = tokio::time::Instant::now();
+    let sent = tokio::time::timeout(SIGN_IN_TIME, request.timeout(SIGN_IN_TIME).json(&body).send()).await;
+    let response = sent
+        .map_err(|_| format!("The swift identity service at '{auth_url}' did not answer within {} s.", SIGN_IN_TIME.as_secs()))?
+        .map_err(|e| match Failure::of(&e) {
+            Failure::Refused(why) => format!("The swift auth_url '{auth_url}' cannot be used: {why}."),
+            other => format!("The swift identity service at '{auth_url}' could not be reached: {other}."),
+        })?;
     let status = response.status();
     if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
         return Err(format!("The swift identity service at '{auth_url}' refused the credentials (HTTP {status})."));
@@ -63,7 +73,12 @@ pub async fn sign_in(http: &HttpClient, options: &[(String, String)]) -> Result<
         return Err(format!("The swift identity service at '{auth_url}' answered HTTP {status}."));
     }
     let header_token = response.headers().get("x-subject-token").and_then(|v| v.to_str().ok()).map(str::to_string);
-    let answer: Value = response.json().await.map_err(|e| format!("The swift identity service's answer is not JSON: {e}."))?;
+    let timeouts = http.timeouts();
+    let limits = BodyLimits::new(SIGN_IN_CAP, timeouts.idle, SIGN_IN_TIME.saturating_sub(started.elapsed()));
+    let bytes = crate::net::read_response(response, "the swift identity service's answer", limits)
+        .await
+        .map_err(|e| format!("The swift sign-in at '{auth_url}' failed: {e}."))?;
+    let answer: Value = serde_json::from_slice(&bytes).map_err(|e| format!("The swift identity service's answer is not JSON: {e}."))?;
     let session = if v3 { v3_session(&answer, header_token, region) } else { v2_session(&answer, region) }
         .ok_or_else(|| format!("The swift identity service at '{auth_url}' gave no object-store endpoint{}.", in_region(region)))?;
     http.check_url(&session.endpoint).map_err(|e| format!("The swift storage URL '{}' cannot be used: {e}.", session.endpoint))?;
