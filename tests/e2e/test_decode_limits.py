@@ -133,30 +133,33 @@ def assert_refused(response, needles):
 
 def test_a_job_over_the_memory_budget_is_refused_at_submit(budget_server, inputs):
     server = budget_server
-    # Exact sizes do not depend on the input: ten 4K H.264 encodes cannot fit 2 GiB.
-    outputs = {"mp4:3840x2160": [{"key": f"uhd{i}", "path": f"/uhd{i}.mp4"} for i in range(10)]}
+    # Exact sizes do not depend on the input: three 4K H.264 encodes (x264's lookahead
+    # holds ~55 pictures of 4K each) cannot fit 2 GiB, whatever the input.
+    outputs = {"mp4:3840x2160": [{"key": f"uhd{i}", "path": f"/uhd{i}.mp4"} for i in range(3)]}
     message = assert_refused(server.post_job(job(inputs["ok.mp4"], outputs)),
                              ["max_job_memory_mib", "2048 MiB", "output 'uhd", "whatever the input"])
     assert "estimated" in message
-    # Two of them fit.
-    few = {"mp4:3840x2160": [{"key": f"uhd{i}", "path": f"/uhd{i}.mp4"} for i in range(2)]}
-    created = server.post_job(job(inputs["ok.mp4"], few))
+    # One of them fits.
+    one = {"mp4:3840x2160": {"key": "uhd", "path": "/uhd.mp4"}}
+    created = server.post_job(job(inputs["ok.mp4"], one))
     assert created.status_code == 201, created.text
 
 
-def test_a_job_over_the_memory_budget_for_its_input_fails_with_the_estimate(tmp_path, inputs):
-    """Relative sizes are known only once the input is: a job that fits the smallest
-    input but not this one fails its outputs, naming the estimate and the key."""
-    copra = Copra(tmp_path / "data", {"COPRA_LIMITS_MAX_JOB_MEMORY_MIB": "160"}).start()
+def test_a_job_over_the_memory_budget_for_its_input_fails_with_the_estimate(tmp_path, media_server):
+    """Relative sizes are known only once the input is: two outputs at the input's size
+    fit 400 MiB for the smallest input (~200 MiB) but not for this 720p one (~600 MiB),
+    so the job is accepted and its outputs fail, naming the estimate and the key."""
+    copra = Copra(tmp_path / "data", {"COPRA_LIMITS_MAX_JOB_MEMORY_MIB": "400"}).start()
     try:
-        outputs = {"mp4": [{"key": f"same{i}", "path": f"/same{i}.mp4"} for i in range(4)]}
-        created = copra.post_job(job(inputs["ok.mp4"], outputs))
+        outputs = {"mp4": [{"key": f"same{i}", "path": f"/same{i}.mp4"} for i in range(2)]}
+        created = copra.post_job(job(f"{media_server}/long.mp4", outputs))
         assert created.status_code == 201, created.text
         final = copra.wait_job(created.json()["id"], timeout=60)
         assert final["status"] == "job.failed", final
         for output in final["outputs"]:
             assert output["status"] == "video.failed", output
-            assert "max_job_memory_mib" in output["error"] and "160 MiB" in output["error"], output["error"]
+            assert "max_job_memory_mib" in output["error"] and "400 MiB" in output["error"], output["error"]
+            assert "estimated" in output["error"] and "output 'same" in output["error"], output["error"]
     finally:
         copra.stop()
 

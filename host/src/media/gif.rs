@@ -51,6 +51,7 @@ pub(super) fn palette(
     let mut input_end: Option<i64> = None;
     let mut past_end = false;
     let mut fed: Result<(), MediaError> = Ok(());
+    let mut scratch = frame::Video::empty();
     loop {
         if cancel.load(Ordering::Relaxed) {
             return Err(MediaError::Cancelled);
@@ -64,7 +65,10 @@ pub(super) fn palette(
             if let Some(pts) = frame.pts() {
                 input_end = Some(pts + one_frame);
             }
-            fed = filters::feed(&mut graph, Some(frame));
+            // Fed, then pulled: pulling is what runs the graph, so each frame is counted
+            // and let go now instead of queueing at the source (palettegen, counting
+            // the clip's colours, hands out nothing before its end).
+            fed = filters::feed(&mut graph, Some(frame)).and_then(|()| filters::pull(&mut graph, &mut scratch).map(drop));
             alive();
         })?;
         fed.clone()?;

@@ -20,7 +20,7 @@ const MIB: u64 = 1 << 20;
 
 /// The engine's fixed cost: FFmpeg's libraries and tables, the allocator's arenas,
 /// thread stacks.
-const BASE: u64 = 48 * MIB;
+const BASE: u64 = 80 * MIB;
 /// An audio encoder with its resampler and frames.
 const AUDIO_ENCODER: u64 = 6 * MIB;
 /// An audio decoder.
@@ -33,8 +33,8 @@ const INDEX_PER_FRAME: u64 = 48;
 /// queue (`engine::LANE_DEPTH`) and the one being worked on.
 const QUEUED: u64 = super::engine::LANE_DEPTH as u64 + 1;
 /// Bytes one distinct colour costs `palettegen` (its count and hash entry, with the
-/// growth of its arrays), and the most colours there are.
-const PALETTE_COLOUR: u64 = 32;
+/// growth of its arrays by doubling), and the most colours there are.
+const PALETTE_COLOUR: u64 = 24;
 const COLOURS: u64 = 1 << 24;
 
 /// What an estimate is made of, in bytes.
@@ -83,8 +83,10 @@ fn decode(info: &MediaInfo, plans: &[OutputPlan], cpus: u64) -> u64 {
         // FFmpeg's "auto" frame threads: one more than the cores, at most 16.
         let threads = (cpus + 1).min(16);
         let references = match info.video_codec.as_str() {
-            "h264" | "hevc" => 16,
-            "vp9" | "av1" => 10,
+            // H.264 and HEVC allow 16; 8 is what real encodes use at most (x264's
+            // `slower`), more is the engine process limit's to catch.
+            "h264" | "hevc" => 8,
+            "vp9" | "av1" => 8,
             "vp8" | "mpeg2video" | "mpeg4" | "mpeg1video" | "theora" | "h263" => 4,
             "mjpeg" | "png" | "prores" | "rawvideo" | "dnxhd" | "ffv1" | "gif" | "webp" => 1,
             _ => 16,
@@ -173,7 +175,7 @@ fn video_encoder(info: &MediaInfo, video: &VideoPlan, cpus: u64) -> u64 {
             let threads = (cpus * 3).div_ceil(2).max(1);
             // The lookahead, the frames waiting for a thread (sync lookahead), the frames
             // being encoded, the references and the reordering.
-            (X264_PER_PIXEL, lookahead + (bframes + 1) + threads + refs + bframes + 2, 8 * MIB)
+            (X264_PER_PIXEL, lookahead + (bframes + 1) + threads + refs + bframes + 2, 48 * MIB)
         }
         "hevc" | "h265" => {
             let threads = match cpus {
@@ -183,14 +185,14 @@ fn video_encoder(info: &MediaInfo, video: &VideoPlan, cpus: u64) -> u64 {
                 4.. => 2,
                 _ => 1,
             };
-            (X265_PER_PIXEL, 20 + 4 + threads * 2 + 4 + 4, 48 * MIB)
+            (X265_PER_PIXEL, 20 + 4 + threads * 2 + 4 + 4, 32 * MIB)
         }
         "vp8" | "vp9" => {
             let realtime = option("deadline") == Some("realtime");
             let lag = number("lag-in-frames").unwrap_or(if realtime { 0 } else { 25 });
-            (VPX_PER_PIXEL, lag + 8 + 4 + cpus.min(8), 16 * MIB)
+            (VPX_PER_PIXEL, lag + 8 + 4 + cpus.min(8), 48 * MIB)
         }
-        "av1" => (SVT_PER_PIXEL, 1, 96 * MIB),
+        "av1" => (SVT_PER_PIXEL, 1, 16 * MIB),
         _ => (2.0, 4, 4 * MIB),
     };
     bytes + frames.saturating_mul(picture(w, h, per_pixel * depth / 1.5)) + fixed
@@ -211,23 +213,25 @@ fn x264_preset(preset: &str) -> (u64, u64, u64) {
     }
 }
 
-/// Bytes per pixel of one frame held by each encoder (for 8-bit 4:2:0; measured).
-const X264_PER_PIXEL: f64 = 5.5;
-const X265_PER_PIXEL: f64 = 8.0;
-const VPX_PER_PIXEL: f64 = 3.0;
+/// Bytes per pixel of one frame held by each encoder (for 8-bit 4:2:0), fitted on the
+/// measured peaks in `memory_tests.rs` with the frame counts above.
+const X264_PER_PIXEL: f64 = 3.2;
+const X265_PER_PIXEL: f64 = 4.6;
+const VPX_PER_PIXEL: f64 = 2.8;
 /// SVT-AV1 allocates by resolution, not by a frame count: all of it per pixel.
-const SVT_PER_PIXEL: f64 = 150.0;
+const SVT_PER_PIXEL: f64 = 230.0;
 
-/// A GIF, in two passes (see `gif`): the first holds `palettegen`'s colour counts (at
-/// most one per pixel seen, at most every colour there is); the second the frames of
-/// its chain in 32-bit colour, `paletteuse`'s and the encoder's. Whichever is larger.
+/// A GIF, in two passes (see `gif`): the first holds `palettegen`'s colour counts,
+/// counted at their worst (every pixel seen a new colour, up to every colour there is:
+/// natural footage stays far under it), which the allocator may keep through the
+/// second; the second the frames of its chain in 32-bit colour, `paletteuse`'s and the
+/// encoder's.
 fn gif(_info: &MediaInfo, video: &VideoPlan, seconds: f64) -> u64 {
     let pixels = u64::from(video.width) * u64::from(video.height);
     let frames = (seconds.max(0.0) * video.fps.unwrap_or(10.0).clamp(1.0, 240.0)).ceil().max(1.0) as u64;
     let colours = pixels.saturating_mul(frames).min(COLOURS);
-    let first = colours * PALETTE_COLOUR + 2 * picture(video.width, video.height, 4.0);
-    let second = 4 * picture(video.width, video.height, 4.0) + 2 * picture(video.width, video.height, 1.0);
-    first.max(second)
+    let second = 5 * picture(video.width, video.height, 4.0) + 2 * picture(video.width, video.height, 1.0);
+    colours * PALETTE_COLOUR + second
 }
 
 /// Thumbnails or sprite sheets: the scaled picture, its conversion, and the encoder's

@@ -673,6 +673,25 @@ fn animated_gif_with_a_palette() {
     assert_eq!(stream["codec_name"], "gif");
     assert_eq!((stream["width"].as_u64(), stream["height"].as_u64()), (Some(160), Some(90)));
     assert_eq!(stream["nb_read_frames"], "10", "1 s at 10 fps");
+
+    // The palette (made by a first pass over the clip) fits the clip: the GIF is close
+    // to the source's same frames (a palette of the wrong colours is below 20 dB).
+    let psnr = Command::new("ffmpeg")
+        .args(["-hide_banner", "-i"])
+        .arg(&target.path)
+        .args(["-ss", "0.5", "-t", "1", "-i"])
+        .arg(&input)
+        .args(["-lavfi", "[1:v]fps=10,scale=160:90,format=rgb24[ref];[0:v]format=rgb24[gif];[gif][ref]psnr", "-f", "null", "-"])
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&psnr.stderr);
+    let average: f64 = log
+        .split("average:")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no PSNR in {log}"));
+    assert!(average > 28.0, "the GIF is {average} dB from its source");
 }
 
 #[test]
