@@ -81,8 +81,8 @@ def job(url, outputs):
     return {"input": {"url": url}, "storage": {"service": "local"}, "outputs": outputs}
 
 
-def run_to_failure(server, url, needles, timeout=120):
-    created = server.post_job(job(url, {"mp4:240p": {"path": f"/{uuid.uuid4().hex[:8]}.mp4"}}))
+def run_to_failure(server, url, needles, timeout=120, **extra):
+    created = server.post_job({**job(url, {"mp4:240p": {"path": f"/{uuid.uuid4().hex[:8]}.mp4"}}), **extra})
     assert created.status_code == 201, created.text
     final = server.wait_job(created.json()["id"], timeout=timeout)
     assert final["status"] == "job.failed", final
@@ -109,6 +109,13 @@ def test_a_stream_longer_than_the_limit_fails_on_its_decoded_time(server, inputs
     assert final["input"]["status"] == "input.transferred", final["input"]
     assert final["outputs"][0]["status"] == "video.failed"
     assert "whatever the file declares" in final["outputs"][0]["error"]
+
+
+def test_an_ultrafast_job_is_held_to_the_decoded_time_too(server, inputs):
+    """Its cut points read the packets' times: past the limit, the job is not cut, and
+    its one-piece encode stops at the limit."""
+    final = run_to_failure(server, inputs["declares2.mkv"], ["max_duration_secs"], settings={"ultrafast": True})
+    assert final["outputs"][0]["status"] == "video.failed"
 
 
 def test_a_stream_that_grows_past_max_pixels_fails_naming_it(server, inputs):

@@ -163,7 +163,7 @@ pub fn cut_chunks(input: &Path, ranges: &[ChunkRange], paths: &[PathBuf], limits
         let Some(pts) = ts else {
             return Err(MediaError::Unsupported(format!("a video packet of chunk {} has no timestamp", current + 1)));
         };
-        packets.packet(pts as f64 * f64::from(info.time_base))?;
+        packets.packet(Some(pts as f64 * f64::from(info.time_base)))?;
         let next_start = ranges.get(current + 1).and_then(|r| r.start);
         if packet.is_key() && next_start == Some(pts) {
             if let Some(done) = tail.take() {

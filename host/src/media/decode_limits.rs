@@ -219,4 +219,98 @@ mod tests {
         assert!(unsafe { is_pixel_refusal(format.as_ptr()) });
         assert!(!unsafe { is_pixel_refusal(c"Picture size %ux%u is invalid\n".as_ptr()) });
     }
+
+    /// Raw H.264 (or with `name` another extension, that container) made by the ffmpeg
+    /// command (only ever in tests).
+    fn raw_h264(dir: &std::path::Path, name: &str, size: &str, seconds: u32) -> std::path::PathBuf {
+        let path = dir.join(name);
+        let status = std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-y", "-f", "lavfi", "-i", &format!("testsrc2=size={size}:rate=10:duration={seconds}")])
+            .args(["-c:v", "libx264", "-preset", "ultrafast", "-g", "10"])
+            .arg(&path)
+            .status()
+            .expect("ffmpeg runs");
+        assert!(status.success());
+        path
+    }
+
+    fn plan() -> crate::types::VideoPlan {
+        crate::types::VideoPlan {
+            codec: "h264".into(),
+            width: 160,
+            height: 120,
+            fps: None,
+            bitrate_kbps: None,
+            crf: Some(30.0),
+            pix_fmt: "yuv420p".into(),
+            gop: None,
+            keyframe_interval: None,
+            encoder_options: vec![("preset".into(), "ultrafast".into())],
+            scaler: "bicubic".into(),
+            fit: crate::types::Fit::Stretch,
+            rotate: 0,
+            tone_map: false,
+        }
+    }
+
+    fn transcode(input: &std::path::Path, limits: &DecodeLimits) -> Result<super::super::Produced, MediaError> {
+        let plan = crate::types::OutputPlan {
+            output_type: crate::types::OutputType::Video,
+            container: "mp4".into(),
+            extension: "mp4".into(),
+            mime_type: "video/mp4".into(),
+            video: Some(plan()),
+            audio: None,
+            range: None,
+            image: None,
+            packaging: None,
+        };
+        let target = super::super::OutputTarget { plan, path: input.with_extension("out.mp4") };
+        let cancel = std::sync::atomic::AtomicBool::new(false);
+        super::super::transcode(input, &[target], std::sync::Arc::new(|_| {}), &cancel, limits).remove(0)
+    }
+
+    /// A raw stream declares no duration; its decode stops at the limit. A stream whose
+    /// pictures grow mid-way stops at the first picture past `max_pixels`. The same
+    /// inputs within the limits encode. The ultrafast paths hold too.
+    #[test]
+    fn the_decode_is_held_to_the_limits() {
+        let dir = tempfile::tempdir().unwrap();
+        let long = raw_h264(dir.path(), "long.h264", "160x120", 8);
+        let (info, _) = super::super::probe(&long, &DecodeLimits::unlimited()).unwrap();
+        assert!(info.duration < 4.0, "the raw stream declares {} s", info.duration);
+        let limits = DecodeLimits { max_duration_secs: 3.0, max_pixels: 400 * 300 };
+        let err = transcode(&long, &limits).unwrap_err();
+        assert!(matches!(err, MediaError::DurationLimit { .. }), "{err}");
+        assert!(err.to_string().contains("max_duration_secs"), "{err}");
+        transcode(&long, &DecodeLimits { max_duration_secs: 10.0, ..limits.clone() }).unwrap();
+
+        let small = raw_h264(dir.path(), "small.h264", "320x240", 1);
+        let large = raw_h264(dir.path(), "large.h264", "640x480", 1);
+        let grows = dir.path().join("grows.h264");
+        std::fs::write(&grows, [std::fs::read(&small).unwrap(), std::fs::read(&large).unwrap()].concat()).unwrap();
+        let err = transcode(&grows, &limits).unwrap_err();
+        assert!(matches!(err, MediaError::PixelLimit { width: 640, height: 480, .. }), "{err}");
+        assert!(err.to_string().contains("max_pixels") && err.to_string().contains("640x480"), "{err}");
+        transcode(&grows, &DecodeLimits { max_pixels: 640 * 480, ..limits.clone() }).unwrap();
+
+        // Ultrafast: the cut points and the chunk files read the packets (a container's
+        // timestamps: a raw stream has none and is not cut), the chunks decode.
+        let long = raw_h264(dir.path(), "long.mkv", "160x120", 8);
+        let err = super::super::chunk_ranges_aligned(&long, 2.0, &[], &limits).unwrap_err();
+        assert!(matches!(err, MediaError::DurationLimit { .. }), "{err}");
+        let ranges = super::super::chunk_ranges(&long, 2.0).unwrap();
+        let files: Vec<std::path::PathBuf> = (0..ranges.len()).map(|i| dir.path().join(format!("c{i}.nut"))).collect();
+        let err = super::super::cut_chunks(&long, &ranges, &files, &limits).unwrap_err();
+        assert!(matches!(err, MediaError::DurationLimit { .. }), "{err}");
+        let last = *ranges.last().unwrap();
+        let cancel = std::sync::atomic::AtomicBool::new(false);
+        let piece = dir.path().join("piece.nut");
+        let err = super::super::encode_video_chunk(&long, false, last, &[(plan(), (1, 1))], &[piece], &|_| {}, &cancel, &limits).unwrap_err();
+        assert!(matches!(err, MediaError::DurationLimit { .. }), "the last chunk is past the limit from the input's start: {err}");
+        let piece = dir.path().join("grows.nut");
+        let whole = crate::media::ChunkRange { start: None, end: None };
+        let err = super::super::encode_video_chunk(&grows, false, whole, &[(plan(), (1, 1))], &[piece], &|_| {}, &cancel, &limits).unwrap_err();
+        assert!(matches!(err, MediaError::PixelLimit { .. }), "{err}");
+    }
 }

@@ -48,8 +48,9 @@ pub fn chunk_ranges_aligned(input: &Path, chunk_secs: f64, grids: &[f64], limits
         if stream.index() != index {
             continue;
         }
-        let Some(ts) = packet.pts().or(packet.dts()) else { continue };
-        packets.packet((ts - offset) as f64 * unit)?;
+        let ts = packet.pts().or(packet.dts());
+        packets.packet(ts.map(|ts| (ts - offset) as f64 * unit))?;
+        let Some(ts) = ts else { continue };
         last = last.max(ts - offset);
         if packet.is_key() {
             keyframes.push(ts - offset);
@@ -72,9 +73,11 @@ impl PacketWatch {
         PacketWatch { clock: Clock::new(limits, "video"), count: 0, max: limits.max_frames() }
     }
 
-    /// A packet at `seconds` from the input's start.
-    pub fn packet(&mut self, seconds: f64) -> Result<(), MediaError> {
-        self.clock.check(seconds)?;
+    /// A packet at `seconds` from the input's start, if it says.
+    pub fn packet(&mut self, seconds: Option<f64>) -> Result<(), MediaError> {
+        if let Some(seconds) = seconds {
+            self.clock.check(seconds)?;
+        }
         self.count += 1;
         if self.count > self.max {
             return Err(MediaError::FrameLimit { frames: self.max, limit: self.clock.limit() });
