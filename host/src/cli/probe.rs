@@ -22,7 +22,7 @@ pub async fn probe(source: &str) -> anyhow::Result<()> {
     } else {
         std::path::PathBuf::from(source)
     };
-    let (_, metadata) = tokio::task::spawn_blocking(move || crate::media::probe(&path)).await?.map_err(|e| anyhow::anyhow!("{source}: {e}"))?;
+    let (_, metadata) = tokio::task::spawn_blocking(move || crate::media::probe(&path, &crate::media::DecodeLimits::unlimited())).await?.map_err(|e| anyhow::anyhow!("{source}: {e}"))?;
     println!("{}", serde_json::to_string_pretty(&metadata)?);
     Ok(())
 }

@@ -19,12 +19,17 @@ pub struct Limits {
     pub max_variants: usize,
     /// Pictures one output may take: thumbnails, sprite tiles (`max_pictures`, default 10,000).
     pub max_pictures: usize,
+    /// Pictures one job may take, all its outputs together (`max_job_pictures`, default
+    /// 20,000): fifty outputs of `max_pictures` each would otherwise write half a million.
+    pub max_job_pictures: usize,
     /// Bytes of one input (`max_input_bytes`, default 20 GiB); a download is cut off past it.
     pub max_input_bytes: u64,
     /// Width × height of an input's or an output's picture (`max_pixels`, default
-    /// 8192×4320, DCI 8K), checked when the input is probed, before any decoding.
+    /// 8192×4320, DCI 8K), checked when the input is probed, and on every decoded
+    /// picture (decoders are opened with it).
     pub max_pixels: u64,
-    /// Seconds of one input (`max_duration_secs`, default 6 hours), checked at probe.
+    /// Seconds of one input (`max_duration_secs`, default 6 hours), checked at probe on
+    /// what the file declares, and on the decoded frames' timestamps.
     pub max_duration: Duration,
     /// Longest silence of a peer during a download or an upload (`transfer_idle_secs`,
     /// default 30 s): a stalled server fails the transfer instead of holding a worker.
@@ -75,6 +80,7 @@ impl Default for Limits {
             max_outputs: 50,
             max_variants: 12,
             max_pictures: 10_000,
+            max_job_pictures: 20_000,
             max_input_bytes: 20 << 30,
             max_pixels: 8192 * 4320,
             max_duration: Duration::from_secs(6 * 3600),
@@ -103,6 +109,7 @@ pub(super) struct FileLimits {
     max_outputs: Option<u64>,
     max_variants: Option<u64>,
     max_pictures: Option<u64>,
+    max_job_pictures: Option<u64>,
     max_input_bytes: Option<u64>,
     max_pixels: Option<u64>,
     max_duration_secs: Option<u64>,
@@ -156,6 +163,7 @@ impl Limits {
             max_outputs: get("max_outputs", file.max_outputs, d.max_outputs as u64)? as usize,
             max_variants: get("max_variants", file.max_variants, d.max_variants as u64)? as usize,
             max_pictures: get("max_pictures", file.max_pictures, d.max_pictures as u64)? as usize,
+            max_job_pictures: get("max_job_pictures", file.max_job_pictures, d.max_job_pictures as u64)? as usize,
             max_input_bytes: get("max_input_bytes", file.max_input_bytes, d.max_input_bytes)?,
             max_pixels: get("max_pixels", file.max_pixels, d.max_pixels)?,
             max_duration: secs(get("max_duration_secs", file.max_duration_secs, d.max_duration.as_secs())?),
@@ -176,12 +184,20 @@ impl Limits {
     }
 }
 
+/// What the media engine holds every decode to (see `media::DecodeLimits`).
+impl From<&Limits> for crate::media::DecodeLimits {
+    fn from(limits: &Limits) -> Self {
+        crate::media::DecodeLimits { max_duration_secs: limits.max_duration.as_secs_f64(), max_pixels: limits.max_pixels }
+    }
+}
+
 /// Each `[limits]` key and its environment variable.
 pub const LIMIT_ENV_NAMES: &[(&str, &str)] = &[
     ("max_body_bytes", "COPRA_LIMITS_MAX_BODY_BYTES"),
     ("max_outputs", "COPRA_LIMITS_MAX_OUTPUTS"),
     ("max_variants", "COPRA_LIMITS_MAX_VARIANTS"),
     ("max_pictures", "COPRA_LIMITS_MAX_PICTURES"),
+    ("max_job_pictures", "COPRA_LIMITS_MAX_JOB_PICTURES"),
     ("max_input_bytes", "COPRA_LIMITS_MAX_INPUT_BYTES"),
     ("max_pixels", "COPRA_LIMITS_MAX_PIXELS"),
     ("max_duration_secs", "COPRA_LIMITS_MAX_DURATION_SECS"),

@@ -66,7 +66,7 @@ pub async fn dry_run(plugins: &Arc<Plugins>, config: &Config, owner: &str, spec:
     let probed = match fetched {
         Err(message) => Err(message),
         Ok(window) => {
-            let path = input_path.clone();
+            let (path, decode_limits) = (input_path.clone(), media::DecodeLimits::from(limits));
             let partial = match window.coverage {
                 storage::Coverage::Head => format!(
                     " (read from its first {} bytes only: the server does not answer ranged requests; dry_run_probe_bytes)",
@@ -74,7 +74,7 @@ pub async fn dry_run(plugins: &Arc<Plugins>, config: &Config, owner: &str, spec:
                 ),
                 _ => String::new(),
             };
-            match tokio::task::spawn_blocking(move || media::probe(&path)).await {
+            match tokio::task::spawn_blocking(move || media::probe(&path, &decode_limits)).await {
                 Ok(Ok(probed)) => Ok(probed),
                 Ok(Err(err)) => Err(format!("The input is not a media file that can be read{partial}: {err}")),
                 Err(err) => Err(format!("Probing the input failed: {err}")),
@@ -94,6 +94,7 @@ pub async fn dry_run(plugins: &Arc<Plugins>, config: &Config, owner: &str, spec:
     };
 
     let mut outputs = Vec::with_capacity(spec.outputs.len());
+    let mut plans: Vec<(usize, crate::types::OutputPlan)> = Vec::new();
     for (output, output_type) in spec.outputs.iter().zip(output_types) {
         let mut view = json!({"key": output.key, "format": output.format, "type": output_type.as_str(), "path": output.path, "url": output.url.as_deref().map(crate::secret::redact_url)});
         if let Some(condition) = &output.condition {
@@ -114,15 +115,27 @@ pub async fn dry_run(plugins: &Arc<Plugins>, config: &Config, owner: &str, spec:
                 }
                 view["status"] = json!(if destination.is_ok() { "planned" } else { "failed" });
                 view["plan"] = serde_json::to_value(&plan).unwrap_or(Value::Null);
+                plans.push((outputs.len(), plan));
             }
         }
         outputs.push(view);
+    }
+    // The plans together, as the worker holds them: pictures and memory.
+    let keyed: Vec<(&str, &crate::types::OutputPlan)> = plans.iter().map(|(i, plan)| (spec.outputs[*i].key.as_str(), plan)).collect();
+    let all: Vec<crate::types::OutputPlan> = plans.iter().map(|(_, plan)| plan.clone()).collect();
+    let memory = json!({"estimate_bytes": media::memory_estimate(&info, &all), "limit_bytes": limits.max_job_memory});
+    if let Err(refusal) = media::check_job(&info, &keyed, limits, false) {
+        for (i, _) in &plans {
+            outputs[*i]["status"] = json!("failed");
+            outputs[*i]["error"] = json!(refusal.to_string());
+        }
     }
     Ok(json!({
         "dry_run": true,
         "input": {"status": "input.transferred", "metadata": metadata},
         "storage": storage_view,
         "outputs": outputs,
+        "memory": memory,
     }))
 }
 

@@ -96,5 +96,7 @@ pub async fn check(plugins: &Plugins, config: &Config, spec: &JobSpec) -> Result
             ),
         ));
     }
-    validate(spec, plugins, limits, &config.outbound).await
+    let types = validate(spec, plugins, limits, &config.outbound).await?;
+    super::budget::check_budget(plugins, limits, spec).await?;
+    Ok(types)
 }

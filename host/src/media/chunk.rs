@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use ffmpeg::frame;
 use ffmpeg_next as ffmpeg;
 
-use super::MediaError;
+use super::{DecodeLimits, MediaError};
 use super::encode::{AudioEncoder, VideoEncoder, VideoSetup};
 use super::engine::{Flow, Lane, Sink};
 use super::input::{Decoded, Demuxer};
@@ -97,8 +97,8 @@ fn quiet() -> Report {
 /// with its sample aspect ratio (numerator, denominator: 1:1 but for package rungs).
 /// The first frame of each piece is a keyframe (an encoder's first frame always is).
 /// `input` is the whole input, or with `cut` the chunk's own file (see
-/// [`super::cut_chunks`]). `progress` sees the share of the chunk done. Returns the
-/// frames encoded.
+/// [`super::cut_chunks`]). `progress` sees the share of the chunk done. The decode is
+/// held to `limits` (the chunk's times are the whole input's). Returns the frames encoded.
 #[allow(clippy::too_many_arguments)]
 pub fn encode_video_chunk(
     input: &Path,
@@ -108,9 +108,10 @@ pub fn encode_video_chunk(
     pieces: &[PathBuf],
     progress: &(dyn Fn(f64) + Sync),
     cancel: &AtomicBool,
+    limits: &DecodeLimits,
 ) -> Result<u64, MediaError> {
     super::init();
-    let mut demuxer = if cut { Demuxer::open_cut(input)? } else { Demuxer::open(input)? };
+    let mut demuxer = if cut { Demuxer::open_cut(input, limits)? } else { Demuxer::open(input, limits)? };
     let format = demuxer.video_format().ok_or_else(|| MediaError::Unsupported("the input has no video".into()))?;
     if let Some(start) = range.start.filter(|_| !cut) {
         demuxer.seek_video(start)?;
@@ -164,10 +165,11 @@ pub fn encode_video_chunk(
     Ok(frames)
 }
 
-/// Encode the whole input's audio with every plan, into `pieces` (one per plan).
-pub fn encode_audio(input: &Path, plans: &[AudioPlan], pieces: &[PathBuf], cancel: &AtomicBool) -> Result<(), MediaError> {
+/// Encode the whole input's audio with every plan, into `pieces` (one per plan), the
+/// decode held to `limits`.
+pub fn encode_audio(input: &Path, plans: &[AudioPlan], pieces: &[PathBuf], cancel: &AtomicBool, limits: &DecodeLimits) -> Result<(), MediaError> {
     super::init();
-    let mut demuxer = Demuxer::open(input)?;
+    let mut demuxer = Demuxer::open(input, limits)?;
     let format = demuxer.audio_format().ok_or_else(|| MediaError::Unsupported("the input has no audio".into()))?;
     let mut lanes: Vec<Lane<()>> = Vec::with_capacity(plans.len());
     for (index, (plan, path)) in plans.iter().zip(pieces).enumerate() {

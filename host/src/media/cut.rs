@@ -19,7 +19,7 @@ use ffmpeg::media::Type;
 use ffmpeg::{Rational, Rescale, format};
 use ffmpeg_next as ffmpeg;
 
-use super::MediaError;
+use super::{DecodeLimits, MediaError};
 use super::file::write_packet;
 use super::probe::{main_stream, rotation_of};
 use super::split::ChunkRange;
@@ -116,13 +116,15 @@ impl ChunkFile {
 }
 
 /// Write the packets of each of `ranges` (from [`super::chunk_ranges`] on the same
-/// input) to the file of the same index in `paths`.
-pub fn cut_chunks(input: &Path, ranges: &[ChunkRange], paths: &[PathBuf]) -> Result<(), MediaError> {
+/// input) to the file of the same index in `paths`. The packets are held to `limits`:
+/// their times and count to `max_duration_secs`, the stream's declared size to
+/// `max_pixels` (each chunk's decode holds its pictures to it too).
+pub fn cut_chunks(input: &Path, ranges: &[ChunkRange], paths: &[PathBuf], limits: &DecodeLimits) -> Result<(), MediaError> {
     super::init();
     if ranges.is_empty() || ranges.len() != paths.len() {
         return Err(MediaError::Unsupported("one file per chunk is needed".into()));
     }
-    let mut context = super::open::open_local(input)?;
+    let mut context = super::open::open_local(input, limits)?;
     let index = main_stream(&context, Type::Video).ok_or_else(|| MediaError::Unsupported("the input has no video".into()))?;
     // SAFETY: plain field of an open format context.
     let start_time = unsafe { (*context.as_ptr()).start_time };
@@ -140,8 +142,15 @@ pub fn cut_chunks(input: &Path, ranges: &[ChunkRange], paths: &[PathBuf]) -> Res
         // SAFETY: plain field of an open stream.
         let aspect = unsafe { (*stream.as_ptr()).sample_aspect_ratio };
         let info = CutInfo { time_base, frame_rate, rotation: rotation_of(&stream), shift, duration };
+        // SAFETY: plain fields of an open stream's codec parameters.
+        let (width, height) = unsafe { ((*(*stream.as_ptr()).codecpar).width, (*(*stream.as_ptr()).codecpar).height) };
+        let (width, height) = (width.max(0) as u32, height.max(0) as u32);
+        if u64::from(width) * u64::from(height) > limits.max_pixels {
+            return Err(MediaError::PixelLimit { width, height, limit: limits.max_pixels });
+        }
         (info, start_time.rescale(ffmpeg::rescale::TIME_BASE, time_base), stream.parameters(), aspect)
     };
+    let mut packets = super::split::PacketWatch::new(limits);
     // The chunk being filled, and the one before it while its trailing packets come.
     let mut current = 0usize;
     let mut open = ChunkFile::create(&paths[0], &parameters, aspect, &info)?;
@@ -154,6 +163,7 @@ pub fn cut_chunks(input: &Path, ranges: &[ChunkRange], paths: &[PathBuf]) -> Res
         let Some(pts) = ts else {
             return Err(MediaError::Unsupported(format!("a video packet of chunk {} has no timestamp", current + 1)));
         };
+        packets.packet(Some(pts as f64 * f64::from(info.time_base)))?;
         let next_start = ranges.get(current + 1).and_then(|r| r.start);
         if packet.is_key() && next_start == Some(pts) {
             if let Some(done) = tail.take() {
@@ -225,19 +235,19 @@ mod tests {
         assert_eq!(ranges.len(), chunks, "{ranges:?}");
         let stem = input.file_stem().unwrap().to_string_lossy().to_string();
         let files: Vec<PathBuf> = (0..ranges.len()).map(|i| dir.join(format!("{stem}-chunk-{i}.nut"))).collect();
-        cut_chunks(input, &ranges, &files).unwrap();
+        cut_chunks(input, &ranges, &files, &DecodeLimits::unlimited()).unwrap();
         let cancel = std::sync::atomic::AtomicBool::new(false);
         let mut frames = 0;
         for (i, (range, file)) in ranges.iter().zip(&files).enumerate() {
             let own = dir.join(format!("{stem}-own-{i}.nut"));
-            let n_own = super::super::encode_video_chunk(file, true, *range, &[(plan(), (1, 1))], &[own.clone()], &|_| {}, &cancel).unwrap();
+            let n_own = super::super::encode_video_chunk(file, true, *range, &[(plan(), (1, 1))], &[own.clone()], &|_| {}, &cancel, &DecodeLimits::unlimited()).unwrap();
             frames += n_own;
             assert!(std::fs::metadata(file).unwrap().len() < std::fs::metadata(input).unwrap().len());
             if !whole {
                 continue;
             }
             let whole = dir.join(format!("{stem}-whole-{i}.nut"));
-            let n_whole = super::super::encode_video_chunk(input, false, *range, &[(plan(), (1, 1))], &[whole.clone()], &|_| {}, &cancel).unwrap();
+            let n_whole = super::super::encode_video_chunk(input, false, *range, &[(plan(), (1, 1))], &[whole.clone()], &|_| {}, &cancel, &DecodeLimits::unlimited()).unwrap();
             assert_eq!(n_own, n_whole, "{stem} chunk {i}");
             let times = |p: &Path| std::fs::read_to_string(format!("{}.times", p.display())).unwrap();
             assert_eq!(times(&own), times(&whole), "{stem} chunk {i}: timestamps differ");

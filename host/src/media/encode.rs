@@ -111,7 +111,7 @@ impl KeyframeClock {
 }
 
 /// How an output uses a video encoder, beyond what the plan says.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub(super) struct VideoSetup<'a> {
     /// Encode only this part of the input.
     pub range: Option<&'a TimeRange>,
@@ -122,11 +122,13 @@ pub(super) struct VideoSetup<'a> {
     /// The format stores a frame rate, not timestamps (AVI, Ogg, Theora): frames are
     /// retimed onto a constant rate, duplicated or dropped as the ffmpeg command does.
     pub constant_rate: bool,
+    /// A GIF's palette, made by a first pass over the input (see [`super::gif`]).
+    pub palette: Option<&'a frame::Video>,
 }
 
 impl VideoSetup<'_> {
     pub fn plain() -> Self {
-        VideoSetup { range: None, sar: Rational::new(1, 1), global_header: false, constant_rate: false }
+        VideoSetup { range: None, sar: Rational::new(1, 1), global_header: false, constant_rate: false, palette: None }
     }
 }
 
@@ -156,7 +158,11 @@ impl VideoEncoder {
             return Err(MediaError::Unsupported(format!("invalid output size {}x{}", plan.width, plan.height)));
         }
         let tone_map = plan.tone_map && filters::is_hdr(input);
-        let mut graph = filters::video_graph(input, &video_chain(plan, input, &setup, tone_map))?;
+        let mut graph = match (plan.codec == "gif", setup.palette) {
+            (true, Some(palette)) => super::gif::graph(input, &picture_chain(plan, input, &setup, tone_map).join(","), palette)?,
+            (true, None) => return Err(MediaError::Unsupported("a GIF is encoded with a palette made by a first pass".into())),
+            (false, _) => filters::video_graph(input, &video_chain(plan, input, &setup, tone_map))?,
+        };
         let time_base = filters::sink_time_base(&mut graph, input.time_base);
         let frame_rate = match plan.fps {
             // SAFETY: pure arithmetic.
@@ -291,10 +297,18 @@ fn output_pixel(plan: &VideoPlan) -> Result<ffmpeg::format::Pixel, MediaError> {
     name.parse().map_err(|_| MediaError::Unsupported(format!("unknown pixel format '{name}'")))
 }
 
-/// The chain from decoded frames to what the encoder takes: the kept range, the planned
-/// rate (before scaling, so dropped frames are never scaled), tone mapping, size and
-/// turn, then the pixel format (or, for GIF, a palette made for these very frames).
+/// The chain from decoded frames to what the encoder takes: the pictures (see
+/// [`picture_chain`]), then the pixel format. (A GIF's chain ends in its palette
+/// instead, see [`super::gif`].)
 fn video_chain(plan: &VideoPlan, input: &VideoFormat, setup: &VideoSetup<'_>, tone_map: bool) -> String {
+    let mut chain = picture_chain(plan, input, setup, tone_map);
+    chain.push(format!("format={}", plan.pix_fmt));
+    chain.join(",")
+}
+
+/// The kept range, the planned rate (before scaling, so dropped frames are never
+/// scaled), tone mapping, size and turn.
+pub(super) fn picture_chain(plan: &VideoPlan, input: &VideoFormat, setup: &VideoSetup<'_>, tone_map: bool) -> Vec<String> {
     let mut chain: Vec<String> = Vec::new();
     chain.extend(filters::video_trim(setup.range));
     match plan.fps {
@@ -309,14 +323,7 @@ fn video_chain(plan: &VideoPlan, input: &VideoFormat, setup: &VideoSetup<'_>, to
     let picture =
         Picture { width: plan.width, height: plan.height, fit: plan.fit, scaler: &plan.scaler, turn: input.rotation + plan.rotate, sar: setup.sar };
     chain.extend(picture.chain());
-    if plan.codec == "gif" {
-        // palettegen sees every frame before paletteuse maps them: one palette fitted
-        // to this clip, ordered dithering that compresses well, only changed rectangles.
-        chain.push("split[frames][stats];[stats]palettegen=stats_mode=diff[palette];[frames][palette]paletteuse=dither=bayer:bayer_scale=5:diff_mode=rectangle".into());
-    } else {
-        chain.push(format!("format={}", plan.pix_fmt));
-    }
-    chain.join(",")
+    chain
 }
 
 /// Tag the output's colours: BT.709 after tone mapping, else as the input said (so an

@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 use ffmpeg::frame;
 use ffmpeg_next as ffmpeg;
 
-use super::MediaError;
+use super::{DecodeLimits, MediaError};
+use super::encode::VideoSetup;
 use super::file::FileSink;
 use super::filters::share;
 use super::image::{ImageSink, SpriteTile};
@@ -29,7 +30,7 @@ use crate::types::OutputPlan;
 
 /// Frames waiting per lane. Enough to ride out an encoder's bursts (x264 takes several
 /// frames before it gives one back) while bounding memory.
-const LANE_DEPTH: usize = 8;
+pub(super) const LANE_DEPTH: usize = 8;
 
 /// Progress is for people watching a bar: four updates a second is plenty.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
@@ -87,10 +88,20 @@ pub(super) trait Sink: Send {
     fn finish(&mut self) -> Result<Self::Done, MediaError>;
 }
 
-/// Produce every output from one decode of `input`. Blocking: run it on a blocking
-/// thread. An output that fails does not stop the others; each result is reported as
-/// `OutputFinished` as soon as it is known and returned, in order, at the end.
-pub fn transcode(input: &std::path::Path, targets: &[OutputTarget], events: EventSink, cancel: &AtomicBool) -> Vec<Result<Produced, MediaError>> {
+/// Produce every output from one decode of `input`, held to `limits` (a stream that
+/// decodes past them fails every output still running, naming the limit). Blocking:
+/// run it on a blocking thread. An output that fails does not stop the others; each
+/// result is reported as `OutputFinished` as soon as it is known and returned, in
+/// order, at the end. `Progress` comes while the input is decoded, even when its
+/// duration is unknown (then as 0), so that a watcher can tell a live decode from a
+/// hung one.
+pub fn transcode(
+    input: &std::path::Path,
+    targets: &[OutputTarget],
+    events: EventSink,
+    cancel: &AtomicBool,
+    limits: &DecodeLimits,
+) -> Vec<Result<Produced, MediaError>> {
     super::init();
     let started = Instant::now();
     tracing::info!(input = %input.display(), outputs = targets.len(), "transcode starting");
@@ -104,7 +115,7 @@ pub fn transcode(input: &std::path::Path, targets: &[OutputTarget], events: Even
         results[index] = Some(result);
     };
 
-    let mut demuxer = match Demuxer::open(input) {
+    let mut demuxer = match Demuxer::open(input, limits) {
         Ok(demuxer) => demuxer,
         Err(err) => {
             for index in 0..targets.len() {
@@ -116,7 +127,8 @@ pub fn transcode(input: &std::path::Path, targets: &[OutputTarget], events: Even
     let (video_format, audio_format) = (demuxer.video_format(), demuxer.audio_format());
     let mut lanes: Vec<(usize, Lane<Produced>)> = Vec::new();
     for (index, target) in targets.iter().enumerate() {
-        let lane = open_sink(index, target, video_format.as_ref(), audio_format.as_ref(), demuxer.duration, &events)
+        let opening = Opening { input, limits, cancel, events: &events };
+        let lane = open_sink(index, target, video_format.as_ref(), audio_format.as_ref(), demuxer.duration, &opening)
             .and_then(|sink| Lane::spawn(format!("copra-output-{index}"), sink, report(index, target.path.clone(), events.clone())));
         match lane {
             Ok(lane) => lanes.push((index, lane)),
@@ -179,14 +191,24 @@ pub fn transcode(input: &std::path::Path, targets: &[OutputTarget], events: Even
     results
 }
 
+/// What opening an output may need beyond its plan: a GIF reads the input once more
+/// for its palette.
+struct Opening<'a> {
+    input: &'a std::path::Path,
+    limits: &'a DecodeLimits,
+    cancel: &'a AtomicBool,
+    events: &'a EventSink,
+}
+
 fn open_sink(
     index: usize,
     target: &OutputTarget,
     video: Option<&VideoFormat>,
     audio: Option<&AudioFormat>,
     duration: f64,
-    events: &EventSink,
+    opening: &Opening<'_>,
 ) -> Result<Box<dyn Sink<Done = Produced>>, MediaError> {
+    let events = opening.events;
     let plan = &target.plan;
     if let Some(image) = &plan.image {
         let video = video.ok_or_else(|| MediaError::Unsupported("pictures need a video stream but the input has none".into()))?;
@@ -197,7 +219,26 @@ fn open_sink(
         let ready = Box::new(move |path| events(TranscodeEvent::FileReady { index, path }));
         return Ok(Box::new(PackageSink::open(packaging, plan.range.as_ref(), &target.path, video, audio, ready)?));
     }
-    Ok(Box::new(FileSink::open(plan, &target.path, video, audio)?))
+    let palette = match &plan.video {
+        Some(video_plan) if video_plan.codec == "gif" && video.is_some() => {
+            let setup = VideoSetup {
+                range: plan.range.as_ref(),
+                constant_rate: super::file::constant_rate(&plan.container, &video_plan.codec),
+                ..VideoSetup::plain()
+            };
+            // The first pass makes no output: it tells the watcher it is alive.
+            let last = std::cell::Cell::new(None::<Instant>);
+            let alive = || {
+                if last.get().is_none_or(|t| t.elapsed() >= PROGRESS_EVERY) {
+                    last.set(Some(Instant::now()));
+                    events(TranscodeEvent::Progress(0.0));
+                }
+            };
+            Some(super::gif::palette(opening.input, video_plan, &setup, opening.limits, opening.cancel, &alive)?)
+        }
+        _ => None,
+    };
+    Ok(Box::new(FileSink::open(plan, &target.path, video, audio, palette.as_ref())?))
 }
 
 /// What a lane does with its output's result: log it, clean up after a failure, and
@@ -234,11 +275,12 @@ struct Progress {
 impl Progress {
     fn at(&mut self, seconds: f64) -> Option<f64> {
         self.seconds = self.seconds.max(seconds);
-        if self.duration <= 0.0 || self.last.is_some_and(|t| t.elapsed() < PROGRESS_EVERY) {
+        if self.last.is_some_and(|t| t.elapsed() < PROGRESS_EVERY) {
             return None;
         }
         self.last = Some(Instant::now());
-        Some((self.seconds / self.duration).clamp(0.0, 1.0))
+        // Without a duration the share is unknown: 0, which still says the decode moves.
+        Some(if self.duration > 0.0 { (self.seconds / self.duration).clamp(0.0, 1.0) } else { 0.0 })
     }
 }
 

@@ -31,7 +31,7 @@ pub(super) struct FileSink {
 
 /// Formats that store a frame rate rather than a timestamp per frame: AVI's index and
 /// Ogg's granules count frames, and Theora takes its time base as its frame rate.
-fn constant_rate(container: &str, codec: &str) -> bool {
+pub(super) fn constant_rate(container: &str, codec: &str) -> bool {
     matches!(container, "avi" | "ogg") || codec == "theora"
 }
 
@@ -46,8 +46,16 @@ pub(super) fn muxer_options(container: &str) -> ffmpeg::Dictionary<'static> {
 }
 
 impl FileSink {
-    pub fn open(plan: &OutputPlan, path: &Path, video_in: Option<&VideoFormat>, audio_in: Option<&AudioFormat>) -> Result<Self, MediaError> {
-        let result = Self::open_inner(plan, path, video_in, audio_in);
+    /// Open the output's encoders and muxer; a GIF comes with its palette (see
+    /// [`super::gif`]).
+    pub fn open(
+        plan: &OutputPlan,
+        path: &Path,
+        video_in: Option<&VideoFormat>,
+        audio_in: Option<&AudioFormat>,
+        palette: Option<&frame::Video>,
+    ) -> Result<Self, MediaError> {
+        let result = Self::open_inner(plan, path, video_in, audio_in, palette);
         if result.is_err() {
             // The muxer may have created the file before failing.
             let _ = std::fs::remove_file(path);
@@ -55,7 +63,13 @@ impl FileSink {
         result
     }
 
-    fn open_inner(plan: &OutputPlan, path: &Path, video_in: Option<&VideoFormat>, audio_in: Option<&AudioFormat>) -> Result<Self, MediaError> {
+    fn open_inner(
+        plan: &OutputPlan,
+        path: &Path,
+        video_in: Option<&VideoFormat>,
+        audio_in: Option<&AudioFormat>,
+        palette: Option<&frame::Video>,
+    ) -> Result<Self, MediaError> {
         if plan.video.is_some() && video_in.is_none() && plan.audio.is_none() {
             return Err(MediaError::Unsupported("the output needs video but the input has none".into()));
         }
@@ -69,7 +83,8 @@ impl FileSink {
 
         let video = match (&plan.video, video_in) {
             (Some(video_plan), Some(input)) => {
-                let setup = VideoSetup { range, global_header, constant_rate: constant_rate(&plan.container, &video_plan.codec), ..VideoSetup::plain() };
+                let constant_rate = constant_rate(&plan.container, &video_plan.codec);
+                let setup = VideoSetup { range, global_header, constant_rate, palette, ..VideoSetup::plain() };
                 let encoder = VideoEncoder::open(video_plan, input, setup)?;
                 let stream = add_stream(&mut muxer, encoder.context(), encoder.time_base, Some(encoder.frame_rate))?;
                 if encoder.name == "libx265" && matches!(plan.container.as_str(), "mp4" | "mov") {

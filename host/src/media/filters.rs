@@ -80,6 +80,14 @@ pub(super) fn is_hdr(format: &VideoFormat) -> bool {
 
 /// A graph from a `buffer` source fed with `input`'s frames to a `buffersink`.
 pub(super) fn video_graph(input: &VideoFormat, spec: &str) -> Result<filter::Graph, MediaError> {
+    let mut graph = video_graph_sources(input)?;
+    link(&mut graph, spec, "video filter graph")?;
+    Ok(graph)
+}
+
+/// A graph with its `buffer` source "in" (for `input`'s frames) and its sink "out",
+/// not yet linked.
+pub(super) fn video_graph_sources(input: &VideoFormat) -> Result<filter::Graph, MediaError> {
     let mut graph = filter::Graph::new();
     let args = format!(
         "video_size={}x{}:pix_fmt={}:time_base={}/{}:pixel_aspect={}/{}:frame_rate={}/{}",
@@ -95,7 +103,6 @@ pub(super) fn video_graph(input: &VideoFormat, spec: &str) -> Result<filter::Gra
     );
     graph.add(&find_filter("buffer")?, "in", &args).map_err(MediaError::at("video filter source"))?;
     graph.add(&find_filter("buffersink")?, "out", "").map_err(MediaError::at("video filter sink"))?;
-    link(&mut graph, spec, "video filter graph")?;
     Ok(graph)
 }
 

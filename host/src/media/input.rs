@@ -12,6 +12,7 @@ use ffmpeg::{ChannelLayout, Rational, Rescale, codec, format, frame};
 use ffmpeg_next as ffmpeg;
 
 use super::MediaError;
+use super::decode_limits::{Clock, DecodeLimits, PixelGuard};
 use super::probe::{main_stream, rotation_of};
 
 /// Read errors in a row after which the input is declared broken. Demuxers report a
@@ -57,7 +58,8 @@ pub(super) enum Decoded<'a> {
     Audio(&'a frame::Audio, f64),
 }
 
-/// The open input: its demuxer and a decoder for the main video and audio streams.
+/// The open input: its demuxer and a decoder for the main video and audio streams,
+/// each held to the decode limits.
 pub(super) struct Demuxer {
     context: super::open::LocalInput,
     video: Option<VideoInput>,
@@ -70,18 +72,18 @@ pub(super) struct Demuxer {
 }
 
 impl Demuxer {
-    pub fn open(path: &Path) -> Result<Self, MediaError> {
-        let context = super::open::open_local(path)?;
+    pub fn open(path: &Path, limits: &DecodeLimits) -> Result<Self, MediaError> {
+        let context = super::open::open_local(path, limits)?;
         // SAFETY: plain field of an open format context.
         let start_time = unsafe { (*context.as_ptr()).start_time };
         let start_time = if start_time == ffmpeg::ffi::AV_NOPTS_VALUE { 0 } else { start_time };
         let duration = if context.duration() > 0 { context.duration() as f64 / f64::from(ffmpeg::ffi::AV_TIME_BASE) } else { 0.0 };
         let video = match main_stream(&context, Type::Video).and_then(|i| context.stream(i)) {
-            Some(stream) => Some(VideoInput::open(&stream, start_time)?),
+            Some(stream) => Some(VideoInput::open(&stream, start_time, limits)?),
             None => None,
         };
         let audio = match main_stream(&context, Type::Audio).and_then(|i| context.stream(i)) {
-            Some(stream) => Some(AudioInput::open(&stream, start_time)?),
+            Some(stream) => Some(AudioInput::open(&stream, start_time, limits)?),
             None => None,
         };
         if video.is_none() && audio.is_none() {
@@ -92,8 +94,8 @@ impl Demuxer {
 
     /// Open a chunk file made by [`super::cut::cut_chunks`]: its frames come out timed
     /// as the same frames of the whole input, described as the whole input's are.
-    pub fn open_cut(path: &Path) -> Result<Self, MediaError> {
-        let mut demuxer = Self::open(path)?;
+    pub fn open_cut(path: &Path, limits: &DecodeLimits) -> Result<Self, MediaError> {
+        let mut demuxer = Self::open(path, limits)?;
         let info = super::cut::CutInfo::of(&demuxer.context, path)?;
         let video = demuxer.video.as_mut().ok_or_else(|| MediaError::Corrupt(format!("{} has no video", path.display())))?;
         video.restamp = Some(video.time_base);
@@ -102,6 +104,8 @@ impl Demuxer {
         video.rotation = info.rotation;
         video.offset = info.shift;
         video.frame_duration = 1i64.rescale(info.frame_rate.invert(), info.time_base).max(1);
+        // Its frames carry the whole input's times: the limit counts from its start.
+        video.clock.count_from_start();
         demuxer.duration = info.duration;
         Ok(demuxer)
     }
@@ -139,6 +143,10 @@ impl Demuxer {
             }
             landed = first;
             back = if back == 0 { second.max(1) } else { back.saturating_mul(2) };
+        }
+        // The chunk's frames carry the whole input's times: the limit counts from its start.
+        if let Some(video) = self.video.as_mut() {
+            video.clock.count_from_start();
         }
         // Back to where the last look started: the caller reads from there.
         self.seek_to(index, target - back)
@@ -178,10 +186,10 @@ impl Demuxer {
             Ok(()) => self.read_errors = 0,
             Err(ffmpeg::Error::Eof) => {
                 if let Some(video) = self.video.as_mut().filter(|_| want_video) {
-                    video.decode(None, &mut |f, t| each(Decoded::Video(f, t)));
+                    video.decode(None, &mut |f, t| each(Decoded::Video(f, t)))?;
                 }
                 if let Some(audio) = self.audio.as_mut().filter(|_| want_audio) {
-                    audio.decode(None, &mut |f, t| each(Decoded::Audio(f, t)));
+                    audio.decode(None, &mut |f, t| each(Decoded::Audio(f, t)))?;
                 }
                 return Ok(false);
             }
@@ -208,7 +216,7 @@ impl Demuxer {
                 video.decode(Some(&packet), &mut |f, t| {
                     *position = position.max(t);
                     each(Decoded::Video(f, t))
-                });
+                })?;
             }
         } else if let Some(audio) = self.audio.as_mut().filter(|a| a.index == index)
             && want_audio
@@ -216,7 +224,7 @@ impl Demuxer {
             audio.decode(Some(&packet), &mut |f, t| {
                 *position = position.max(t);
                 each(Decoded::Audio(f, t))
-            });
+            })?;
         }
         Ok(true)
     }
@@ -235,7 +243,16 @@ pub(super) fn auto_threads(context: &mut codec::context::Context) {
 
 struct VideoInput {
     index: usize,
+    // Declared before the guard: the decoder (whose context points to it) goes first.
     decoder: ffmpeg::decoder::Video,
+    /// Where FFmpeg's refusal of a picture above `max_pixels` is noted.
+    guard: Box<PixelGuard>,
+    max_pixels: u64,
+    /// The stream's decoded time, held to `max_duration_secs`.
+    clock: Clock,
+    /// Frames handed out, and the most the limits allow.
+    frames: u64,
+    max_frames: u64,
     frame: frame::Video,
     time_base: Rational,
     frame_rate: Rational,
@@ -249,9 +266,13 @@ struct VideoInput {
 }
 
 impl VideoInput {
-    fn open(stream: &format::stream::Stream, start_time: i64) -> Result<Self, MediaError> {
+    fn open(stream: &format::stream::Stream, start_time: i64, limits: &DecodeLimits) -> Result<Self, MediaError> {
         let mut context = codec::context::Context::from_parameters(stream.parameters()).map_err(MediaError::at("video decoder"))?;
         auto_threads(&mut context);
+        let guard = PixelGuard::new();
+        // SAFETY: a context not yet opened; the guard is kept beside the decoder and
+        // outlives it (see the field order).
+        unsafe { guard.attach(context.as_mut_ptr(), limits.ffmpeg_max_pixels()) };
         let decoder = context
             .decoder()
             .video()
@@ -265,6 +286,11 @@ impl VideoInput {
         Ok(VideoInput {
             index: stream.index(),
             decoder,
+            guard,
+            max_pixels: limits.max_pixels,
+            clock: Clock::new(limits, "video"),
+            frames: 0,
+            max_frames: limits.max_frames(),
             frame: frame::Video::empty(),
             time_base,
             frame_rate,
@@ -297,10 +323,14 @@ impl VideoInput {
     }
 
     /// Decode one packet (or, with `None`, drain at end of input) and hand each frame and
-    /// its time in seconds to `each`. A damaged packet is skipped, as the ffmpeg command does.
-    fn decode(&mut self, packet: Option<&ffmpeg::Packet>, each: &mut dyn FnMut(&frame::Video, f64)) {
+    /// its time in seconds to `each`. A damaged packet is skipped, as the ffmpeg command
+    /// does; a picture above `max_pixels`, a time past `max_duration_secs` or more frames
+    /// than it allows end the decode.
+    fn decode(&mut self, packet: Option<&ffmpeg::Packet>, each: &mut dyn FnMut(&frame::Video, f64)) -> Result<(), MediaError> {
         send(&mut self.decoder, packet, "video");
+        self.check_pixels(None)?;
         while receive(&mut self.decoder, &mut self.frame, "video") {
+            self.check_pixels(Some((self.frame.width(), self.frame.height())))?;
             let pts = match self.frame.timestamp() {
                 Some(pts) => pts - self.offset,
                 None => self.last_pts.map_or(0, |p| p + self.frame_duration),
@@ -315,7 +345,24 @@ impl VideoInput {
             // The decoder's picture types would otherwise force each encoder's GOP
             // structure to copy the input's (the ffmpeg command clears them too).
             self.frame.set_kind(ffmpeg::picture::Type::None);
-            each(&self.frame, pts as f64 * f64::from(self.time_base));
+            let seconds = pts as f64 * f64::from(self.time_base);
+            self.clock.check(seconds)?;
+            self.frames += 1;
+            if self.frames > self.max_frames {
+                return Err(MediaError::FrameLimit { frames: self.max_frames, limit: self.clock.limit() });
+            }
+            each(&self.frame, seconds);
+        }
+        self.check_pixels(None)
+    }
+
+    /// Fail if FFmpeg refused a picture for `max_pixels` (noted on the guard by the log
+    /// callback), or if `size`, a decoded picture's, is above it.
+    fn check_pixels(&self, size: Option<(u32, u32)>) -> Result<(), MediaError> {
+        let over = size.filter(|(w, h)| u64::from(*w) * u64::from(*h) > self.max_pixels);
+        match over.or_else(|| self.guard.refused()) {
+            Some((width, height)) => Err(MediaError::PixelLimit { width, height, limit: self.max_pixels }),
+            None => Ok(()),
         }
     }
 }
@@ -323,6 +370,8 @@ impl VideoInput {
 struct AudioInput {
     index: usize,
     decoder: ffmpeg::decoder::Audio,
+    /// The stream's decoded time, held to `max_duration_secs`.
+    clock: Clock,
     frame: frame::Audio,
     time_base: Rational,
     offset: i64,
@@ -330,7 +379,7 @@ struct AudioInput {
 }
 
 impl AudioInput {
-    fn open(stream: &format::stream::Stream, start_time: i64) -> Result<Self, MediaError> {
+    fn open(stream: &format::stream::Stream, start_time: i64, limits: &DecodeLimits) -> Result<Self, MediaError> {
         let context = codec::context::Context::from_parameters(stream.parameters()).map_err(MediaError::at("audio decoder"))?;
         let mut decoder = context
             .decoder()
@@ -342,6 +391,7 @@ impl AudioInput {
         Ok(AudioInput {
             index: stream.index(),
             decoder,
+            clock: Clock::new(limits, "audio"),
             frame: frame::Audio::empty(),
             time_base,
             offset: start_time.rescale(ffmpeg::rescale::TIME_BASE, time_base),
@@ -358,15 +408,18 @@ impl AudioInput {
         AudioFormat { rate: self.decoder.rate(), sample_format: self.decoder.format(), layout, time_base: self.time_base }
     }
 
-    fn decode(&mut self, packet: Option<&ffmpeg::Packet>, each: &mut dyn FnMut(&frame::Audio, f64)) {
+    fn decode(&mut self, packet: Option<&ffmpeg::Packet>, each: &mut dyn FnMut(&frame::Audio, f64)) -> Result<(), MediaError> {
         send(&mut self.decoder, packet, "audio");
         while receive(&mut self.decoder, &mut self.frame, "audio") {
             let pts = self.frame.timestamp().map_or(self.next_pts, |pts| pts - self.offset);
             let rate = self.frame.rate().max(1) as i32;
             self.next_pts = pts + (self.frame.samples() as i64).rescale(Rational::new(1, rate), self.time_base);
             self.frame.set_pts(Some(pts));
-            each(&self.frame, pts as f64 * f64::from(self.time_base));
+            let seconds = pts as f64 * f64::from(self.time_base);
+            self.clock.check(seconds)?;
+            each(&self.frame, seconds);
         }
+        Ok(())
     }
 }
 

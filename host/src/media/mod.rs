@@ -6,7 +6,10 @@
 //! output; `filters` builds the graphs; `encode` wraps encoders; `file`, `image` and
 //! `package` (HLS/DASH, with `codecs` for their codec strings) are the kinds of output;
 //! `probe` describes files; `plan_check` (with `allowlist`) holds a format plugin's plan
-//! and a probed input to the host's bounds before any of that runs. For ultrafast jobs,
+//! and a probed input to the host's bounds before any of that runs, and `job_check` a
+//! job's plans together (pictures, and the memory `memory` estimates); `gif` makes a
+//! GIF's palette in a first pass; `decode_limits` holds what is decoded, not what a
+//! file declares, to the operator's duration and pixel limits. For ultrafast jobs,
 //! `split` chooses cuts on the input's keyframes (and `cut` copies each chunk to a file
 //! of its own, for workers without a shared file system), `chunk` encodes one chunk (or
 //! the whole audio) into `piece` files, and `join` puts an output's pieces together by
@@ -16,13 +19,17 @@ mod allowlist;
 mod chunk;
 mod codecs;
 mod cut;
+mod decode_limits;
 mod encode;
 mod engine;
 mod file;
 mod filters;
+mod gif;
 mod image;
 mod input;
+mod job_check;
 mod join;
+mod memory;
 mod open;
 mod package;
 mod piece;
@@ -32,7 +39,10 @@ mod split;
 
 pub use chunk::{encode_audio, encode_video_chunk};
 pub use cut::cut_chunks;
+pub use decode_limits::DecodeLimits;
+pub use job_check::{JobRefusal, check_job, smallest_input};
 pub use join::join;
+pub use memory::{MemoryEstimate, memory_breakdown, memory_estimate};
 pub use split::{ChunkRange, chunk_ranges, chunk_ranges_aligned};
 pub use engine::{EventSink, OutputTarget, Produced, TranscodeEvent, transcode};
 pub use image::SpriteTile;
@@ -62,6 +72,27 @@ pub enum MediaError {
     Ffmpeg { stage: &'static str, source: ffmpeg::Error },
     #[error("cancelled")]
     Cancelled,
+    /// A decoded stream ran past `max_duration_secs`: its timestamps, whatever the file
+    /// declares.
+    #[error(
+        "the input's {medium} runs past this server's limit of {limit} seconds (a frame at {seconds:.2} s from its first, \
+         counted on what is decoded, whatever the file declares); the operator sets it with [limits] max_duration_secs or \
+         COPRA_LIMITS_MAX_DURATION_SECS"
+    )]
+    DurationLimit { medium: &'static str, seconds: f64, limit: f64 },
+    /// More video frames than `max_duration_secs` allows at 240 a second.
+    #[error(
+        "the input's video holds more than {frames} frames, more than this server's limit of {limit} seconds allows at \
+         240 frames a second; the operator sets it with [limits] max_duration_secs or COPRA_LIMITS_MAX_DURATION_SECS"
+    )]
+    FrameLimit { frames: u64, limit: f64 },
+    /// A decoded picture larger than `max_pixels` (a stream whose size changed mid-way).
+    #[error(
+        "the input's video has a picture of {}, above this server's limit of {limit} pixels (counted on what is decoded, \
+         whatever the file declares); the operator sets it with [limits] max_pixels or COPRA_LIMITS_MAX_PIXELS",
+        decode_limits::shown_size(*width, *height)
+    )]
+    PixelLimit { width: u32, height: u32, limit: u64 },
 }
 
 impl MediaError {
@@ -91,7 +122,8 @@ pub fn init() {
 /// FFmpeg's own messages, as events of target `ffmpeg`: its errors are warnings here
 /// (the engine reports what failed, with context; FFmpeg's line is the detail), its
 /// warnings debug. A damaged input makes hundreds of them, so they are only formatted
-/// when someone listens.
+/// when someone listens, or when the message is a decoder refusing a picture for
+/// `max_pixels`, which is how the decode learns of it (see [`decode_limits`]).
 unsafe extern "C" fn log_to_tracing(
     context: *mut std::ffi::c_void,
     level: std::ffi::c_int,
@@ -99,23 +131,30 @@ unsafe extern "C" fn log_to_tracing(
     args: *mut ffmpeg::ffi::__va_list_tag,
 ) {
     let error = level <= ffmpeg::ffi::AV_LOG_ERROR;
+    // SAFETY: FFmpeg passes a NUL-terminated format string (or null).
+    let refusal = error && unsafe { decode_limits::is_pixel_refusal(format) };
     let listened = if error {
         tracing::enabled!(target: "ffmpeg", tracing::Level::WARN)
     } else {
         tracing::enabled!(target: "ffmpeg", tracing::Level::DEBUG)
     };
-    if !listened || level > ffmpeg::ffi::AV_LOG_WARNING {
+    if !refusal && (!listened || level > ffmpeg::ffi::AV_LOG_WARNING) {
         return;
     }
     let mut line = [0 as std::ffi::c_char; 1024];
     let mut print_prefix: std::ffi::c_int = 1;
-    // SAFETY: FFmpeg's own formatter, writing a NUL-terminated line of at most `line.len()`.
+    // SAFETY: FFmpeg's own formatter, writing a NUL-terminated line of at most
+    // `line.len()`; `args` is read once, here.
     let text = unsafe {
         ffmpeg::ffi::av_log_format_line2(context, level, format, args, line.as_mut_ptr(), line.len() as i32, &mut print_prefix);
         std::ffi::CStr::from_ptr(line.as_ptr()).to_string_lossy()
     };
+    if refusal {
+        // SAFETY: `context` is the context FFmpeg logged with.
+        unsafe { decode_limits::note_pixel_refusal(context, &text) };
+    }
     let text = text.trim_end();
-    if text.is_empty() {
+    if !listened || text.is_empty() {
         return;
     }
     // FFmpeg's messages quote the input's bytes (tags, names): escaped, so a file

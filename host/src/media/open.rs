@@ -96,13 +96,22 @@ impl std::ops::DerefMut for LocalInput {
     }
 }
 
+/// Bytes of an input read to find its streams (FFmpeg's `probesize`): a bounded prefix,
+/// whatever the file is.
+const PROBE_BYTES: &str = "5000000";
+/// Microseconds of an input analysed to find its streams (`analyzeduration`).
+const PROBE_MICROS: &str = "10000000";
+/// Streams a file may have; FFmpeg probes (and decodes a frame of) each.
+const MAX_STREAMS: &str = "64";
+
 /// Open a local file for demuxing, confined to it (see the module's notes), and read
-/// its stream information.
-pub(super) fn open_local(path: &Path) -> Result<LocalInput, MediaError> {
+/// its stream information from a bounded prefix, decoding no picture above the
+/// limits' `max_pixels`.
+pub(super) fn open_local(path: &Path, limits: &super::DecodeLimits) -> Result<LocalInput, MediaError> {
     if let Some(refused) = reference_file(path) {
         return Err(refused);
     }
-    open_with(path, Locks { deny: Some(Demuxers::Media), io_open: true, below: None })
+    open_with(path, Locks { deny: Some(Demuxers::Media), io_open: true, below: None }, Some(limits.ffmpeg_max_pixels()))
 }
 
 /// Open a file the host made itself (an output, or a package's master playlist or
@@ -116,7 +125,7 @@ pub(super) fn open_own_output(path: &Path) -> Result<LocalInput, MediaError> {
     if !dir.ends_with(b"/") {
         dir.push(b'/');
     }
-    open_with(&path, Locks { deny: Some(Demuxers::Package), io_open: true, below: Some(dir) })
+    open_with(&path, Locks { deny: Some(Demuxers::Package), io_open: true, below: Some(dir) }, None)
 }
 
 /// Which locks to set: outside tests, always a deny list and the `io_open` guard.
@@ -130,7 +139,7 @@ struct Locks {
     below: Option<Vec<u8>>,
 }
 
-fn open_with(path: &Path, locks: Locks) -> Result<LocalInput, MediaError> {
+fn open_with(path: &Path, locks: Locks, max_pixels: Option<i64>) -> Result<LocalInput, MediaError> {
     use std::os::unix::ffi::OsStrExt;
     super::init();
     let shown = path.display().to_string();
@@ -142,6 +151,9 @@ fn open_with(path: &Path, locks: Locks) -> Result<LocalInput, MediaError> {
 
     let mut options = ffmpeg::Dictionary::new();
     options.set("protocol_whitelist", "file");
+    options.set("probesize", PROBE_BYTES);
+    options.set("analyzeduration", PROBE_MICROS);
+    options.set("max_streams", MAX_STREAMS);
     if let Some(deny) = locks.deny {
         options.set("format_whitelist", allowed_demuxers(deny));
     }
@@ -182,8 +194,27 @@ fn open_with(path: &Path, locks: Locks) -> Result<LocalInput, MediaError> {
     if opened < 0 {
         return Err(open_error(ffmpeg::Error::from(opened)));
     }
-    // SAFETY: the context is open; on failure it is closed here, exactly once.
-    let found = unsafe { ffmpeg::ffi::avformat_find_stream_info(context, ptr::null_mut()) };
+    // The decoders that find stream information take the pixel limit too: one
+    // dictionary per stream, freed after.
+    // SAFETY: the context is open; `nb_streams` is its stream count.
+    let streams = unsafe { (*context).nb_streams } as usize;
+    let mut stream_options: Vec<*mut AVDictionary> = vec![ptr::null_mut(); streams];
+    if let Some(max) = max_pixels {
+        let value = CString::new(max.to_string()).expect("digits");
+        for dict in stream_options.iter_mut() {
+            // SAFETY: sets a key on a dictionary this function owns (created if null).
+            unsafe { ffmpeg::ffi::av_dict_set(dict, c"max_pixels".as_ptr(), value.as_ptr(), 0) };
+        }
+    }
+    let options_ptr = if stream_options.is_empty() { ptr::null_mut() } else { stream_options.as_mut_ptr() };
+    // SAFETY: the context is open; `options_ptr` is null or holds one dictionary per
+    // stream (as avformat_find_stream_info reads it); on failure the context is closed
+    // here, exactly once.
+    let found = unsafe { ffmpeg::ffi::avformat_find_stream_info(context, options_ptr) };
+    for dict in stream_options.iter_mut() {
+        // SAFETY: each dictionary is this function's, freed once.
+        unsafe { ffmpeg::ffi::av_dict_free(dict) };
+    }
     if found < 0 {
         // SAFETY: closes and frees the open context; the guard outlives it.
         unsafe { ffmpeg::ffi::avformat_close_input(&mut context) };
@@ -324,7 +355,7 @@ mod tests {
     #[test]
     fn a_plain_file_opens() {
         let dir = tempfile::tempdir().unwrap();
-        let input = open_local(&segment(dir.path())).expect("a plain file opens");
+        let input = open_local(&segment(dir.path()), &crate::media::DecodeLimits::unlimited()).expect("a plain file opens");
         assert!(input.streams().count() >= 1);
     }
 
@@ -336,7 +367,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let input = playlist(dir.path(), &url);
         for locks in [ALL, IO_ONLY, FORMATS_ONLY] {
-            assert!(open_with(&input, locks.clone()).is_err(), "{locks:?}: the playlist opened");
+            assert!(open_with(&input, locks.clone(), None).is_err(), "{locks:?}: the playlist opened");
         }
         assert!(listener.accept().is_err(), "a request reached the server");
     }
@@ -347,10 +378,10 @@ mod tests {
         let segment = segment(dir.path());
         let input = playlist(dir.path(), &segment.display().to_string());
         // Without the locks, FFmpeg reads the other file: the playlist opens.
-        assert!(open_with(&input, NONE).is_ok(), "the control case must open");
-        assert!(open_with(&input, ALL).is_err());
-        assert!(open_with(&input, IO_ONLY).is_err(), "io_open alone refuses the segment");
-        assert!(open_with(&input, FORMATS_ONLY).is_err(), "the format lock alone refuses HLS");
+        assert!(open_with(&input, NONE, None).is_ok(), "the control case must open");
+        assert!(open_with(&input, ALL, None).is_err());
+        assert!(open_with(&input, IO_ONLY, None).is_err(), "io_open alone refuses the segment");
+        assert!(open_with(&input, FORMATS_ONLY, None).is_err(), "the format lock alone refuses HLS");
     }
 
     #[test]
@@ -358,7 +389,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let input = dir.path().join("input");
         std::fs::write(&input, "#EXTM3U\n#EXTINF:1.0,\nhttp://127.0.0.1:9/a.ts\n").unwrap();
-        let Err(err) = open_local(&input) else { panic!("a playlist opened") };
+        let Err(err) = open_local(&input, &crate::media::DecodeLimits::unlimited()) else { panic!("a playlist opened") };
         assert!(err.to_string().contains("HLS playlist"), "{err}");
     }
 
@@ -368,8 +399,8 @@ mod tests {
         segment(dir.path());
         let input = dir.path().join("input");
         std::fs::write(&input, "ffconcat version 1.0\nfile segment.ts\n").unwrap();
-        assert!(open_with(&input, NONE).is_ok(), "the control case must open");
-        assert!(open_with(&input, ALL).is_err());
+        assert!(open_with(&input, NONE, None).is_ok(), "the control case must open");
+        assert!(open_with(&input, ALL, None).is_err());
     }
 
     #[test]
@@ -388,7 +419,7 @@ mod tests {
         std::fs::write(&master, "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=100000,RESOLUTION=160x120\n360p/index.m3u8\n").unwrap();
         let opened = open_own_output(&master).expect("the host's own package opens");
         assert!(opened.streams().count() >= 1);
-        assert!(open_local(&master).is_err(), "as an input, a playlist is refused");
+        assert!(open_local(&master, &crate::media::DecodeLimits::unlimited()).is_err(), "as an input, a playlist is refused");
 
         // A playlist in the package naming a file outside it, or a URL.
         let outside = segment(dir.path());

@@ -88,7 +88,7 @@ pub(super) struct PieceReader {
 
 impl PieceReader {
     pub fn open(path: &Path) -> Result<Self, MediaError> {
-        let input = super::open::open_local(path)?;
+        let input = super::open::open_local(path, &super::DecodeLimits::unlimited())?;
         input.stream(0).ok_or(MediaError::NoStreams)?;
         let time_base = input
             .metadata()

@@ -10,10 +10,11 @@ use serde_json::{Map, Value, json};
 use super::MediaError;
 use crate::types::MediaInfo;
 
-/// Open and describe an input, confined to its one file. A file FFmpeg cannot read, or
-/// one with neither audio nor video, is an error.
-pub fn probe(path: &Path) -> Result<(MediaInfo, Value), MediaError> {
-    describe(super::open::open_local(path)?, path)
+/// Open and describe an input, confined to its one file, from a bounded prefix and
+/// decoding no picture above `limits.max_pixels`. A file FFmpeg cannot read, or one with
+/// neither audio nor video, is an error.
+pub fn probe(path: &Path, limits: &super::DecodeLimits) -> Result<(MediaInfo, Value), MediaError> {
+    describe(super::open::open_local(path, limits)?, path)
 }
 
 /// Describe a file the host made (an output, or a package through its master playlist

@@ -7,6 +7,7 @@ use ffmpeg::Rescale;
 use ffmpeg::media::Type;
 use ffmpeg_next as ffmpeg;
 
+use super::decode_limits::{Clock, DecodeLimits};
 use super::MediaError;
 use super::probe::main_stream;
 
@@ -21,15 +22,17 @@ pub struct ChunkRange {
 /// Cut `input` into chunks of about `chunk_secs` seconds, at keyframes. Reads the
 /// packets' flags only; nothing is decoded. One chunk when no cut fits.
 pub fn chunk_ranges(input: &Path, chunk_secs: f64) -> Result<Vec<ChunkRange>, MediaError> {
-    chunk_ranges_aligned(input, chunk_secs, &[])
+    chunk_ranges_aligned(input, chunk_secs, &[], &DecodeLimits::unlimited())
 }
 
 /// As [`chunk_ranges`], with cuts preferably on multiples of `grids` (seconds, the most
 /// wanted first: a package's segment duration, then its rungs' keyframe interval), where
-/// the input has keyframes there (see [`choose_aligned`]).
-pub fn chunk_ranges_aligned(input: &Path, chunk_secs: f64, grids: &[f64]) -> Result<Vec<ChunkRange>, MediaError> {
+/// the input has keyframes there (see [`choose_aligned`]). The video's packets are held
+/// to `limits` (their times to `max_duration_secs`, their count to what it allows), so
+/// an input longer than it declares fails here, before any chunk is made.
+pub fn chunk_ranges_aligned(input: &Path, chunk_secs: f64, grids: &[f64], limits: &DecodeLimits) -> Result<Vec<ChunkRange>, MediaError> {
     super::init();
-    let mut context = super::open::open_local(input)?;
+    let mut context = super::open::open_local(input, limits)?;
     let index = main_stream(&context, Type::Video).ok_or_else(|| MediaError::Unsupported("the input has no video".into()))?;
     let stream = context.stream(index).ok_or(MediaError::NoStreams)?;
     let time_base = stream.time_base();
@@ -37,21 +40,50 @@ pub fn chunk_ranges_aligned(input: &Path, chunk_secs: f64, grids: &[f64]) -> Res
     let start_time = unsafe { (*context.as_ptr()).start_time };
     let start_time = if start_time == ffmpeg::ffi::AV_NOPTS_VALUE { 0 } else { start_time };
     let offset = start_time.rescale(ffmpeg::rescale::TIME_BASE, time_base);
+    let unit = f64::from(time_base);
+    let mut packets = PacketWatch::new(limits);
     let mut keyframes = Vec::new();
     let mut last = 0i64;
     for (stream, packet) in context.packets() {
         if stream.index() != index {
             continue;
         }
-        let Some(ts) = packet.pts().or(packet.dts()) else { continue };
+        let ts = packet.pts().or(packet.dts());
+        packets.packet(ts.map(|ts| (ts - offset) as f64 * unit))?;
+        let Some(ts) = ts else { continue };
         last = last.max(ts - offset);
         if packet.is_key() {
             keyframes.push(ts - offset);
         }
     }
-    let unit = f64::from(time_base);
     let tiers: Vec<usize> = keyframes.iter().map(|&t| tier(t as f64 * unit, grids)).collect();
     Ok(choose_aligned(&keyframes, &tiers, last, (chunk_secs / unit).max(1.0) as i64))
+}
+
+/// The packets of a stream read without decoding, held to the decode limits: their
+/// times from the first to `max_duration_secs`, their count to what it allows.
+pub(super) struct PacketWatch {
+    clock: Clock,
+    count: u64,
+    max: u64,
+}
+
+impl PacketWatch {
+    pub fn new(limits: &DecodeLimits) -> Self {
+        PacketWatch { clock: Clock::new(limits, "video"), count: 0, max: limits.max_frames() }
+    }
+
+    /// A packet at `seconds` from the input's start, if it says.
+    pub fn packet(&mut self, seconds: Option<f64>) -> Result<(), MediaError> {
+        if let Some(seconds) = seconds {
+            self.clock.check(seconds)?;
+        }
+        self.count += 1;
+        if self.count > self.max {
+            return Err(MediaError::FrameLimit { frames: self.max, limit: self.clock.limit() });
+        }
+        Ok(())
+    }
 }
 
 /// The first of `grids` (seconds) that `seconds` is a multiple of, give or take the

@@ -96,21 +96,21 @@ fn run(input: &Path, targets: &[OutputTarget]) -> (Results, Vec<f64>, Vec<usize>
             TranscodeEvent::FileReady { .. } => {}
         })
     };
-    let results = transcode(input, targets, events, &AtomicBool::new(false));
+    let results = transcode(input, targets, events, &AtomicBool::new(false), &DecodeLimits::unlimited());
     let progress = progress.lock().unwrap().clone();
     let finished = finished.lock().unwrap().clone();
     (results, progress, finished)
 }
 
 fn probed(path: &Path) -> MediaInfo {
-    probe(path).expect("output probes").0
+    probe(path, &DecodeLimits::unlimited()).expect("output probes").0
 }
 
 #[test]
 fn probe_describes_video_and_audio() {
     let dir = tempfile::tempdir().unwrap();
     let input = fixture(dir.path(), "in.mp4", &[]);
-    let (info, metadata) = probe(&input).unwrap();
+    let (info, metadata) = probe(&input, &DecodeLimits::unlimited()).unwrap();
     assert_eq!((info.width, info.height, info.rotation), (640, 360, 0));
     assert!(info.has_video && info.has_audio);
     assert_eq!((info.video_codec.as_str(), info.audio_codec.as_str()), ("h264", "aac"));
@@ -128,18 +128,18 @@ fn probe_rejects_what_is_not_media() {
     let dir = tempfile::tempdir().unwrap();
     let junk = dir.path().join("junk.mp4");
     std::fs::write(&junk, (0..65536u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect::<Vec<_>>()).unwrap();
-    assert!(probe(&junk).is_err());
+    assert!(probe(&junk, &DecodeLimits::unlimited()).is_err());
     // Named so that a demuxer accepts it: it must still be refused.
     for name in ["junk.mp3", "junk.bin", "junk.txt"] {
         let path = dir.path().join(name);
         std::fs::write(&path, (0..200_000u32).map(|i| (i.wrapping_mul(2654435761).rotate_left(i % 31) >> 7) as u8).collect::<Vec<_>>()).unwrap();
-        assert!(probe(&path).is_err(), "{name} probed as media");
+        assert!(probe(&path, &DecodeLimits::unlimited()).is_err(), "{name} probed as media");
     }
     let input = fixture(dir.path(), "in.mp4", &[]);
     let bytes = std::fs::read(&input).unwrap();
     let truncated = dir.path().join("truncated.mp4");
     std::fs::write(&truncated, &bytes[..bytes.len() / 3]).unwrap();
-    assert!(probe(&truncated).is_err(), "moov is at the end: a third of the file is unreadable");
+    assert!(probe(&truncated, &DecodeLimits::unlimited()).is_err(), "moov is at the end: a third of the file is unreadable");
 }
 
 #[test]
@@ -295,7 +295,7 @@ fn rotation_matches_ffmpeg_autorotate() {
 fn metadata_is_ffprobe_shaped() {
     let dir = tempfile::tempdir().unwrap();
     let input = fixture(dir.path(), "in.mp4", &["-metadata", "title=Copra"]);
-    let (_, metadata) = probe(&input).unwrap();
+    let (_, metadata) = probe(&input, &DecodeLimits::unlimited()).unwrap();
     let video = &metadata["streams"][0];
     assert_eq!(video["codec_name"], "h264");
     assert_eq!(video["pix_fmt"], "yuv420p");
@@ -321,7 +321,7 @@ fn truncated_faststart_file_is_rejected() {
     let bytes = std::fs::read(&input).unwrap();
     let truncated = dir.path().join("truncated.mp4");
     std::fs::write(&truncated, &bytes[..bytes.len() * 2 / 3]).unwrap();
-    let err = probe(&truncated).expect_err("the index points past the end");
+    let err = probe(&truncated, &DecodeLimits::unlimited()).expect_err("the index points past the end");
     assert!(matches!(err, MediaError::Corrupt(_)), "{err}");
     assert!(err.to_string().contains("truncated"), "{err}");
 }
@@ -347,7 +347,7 @@ fn cancelling_stops_and_removes_partial_files() {
     let input = fixture(dir.path(), "in.mp4", &[]);
     let target = OutputTarget { plan: plan(320, 180, true), path: dir.path().join("a.mp4") };
     let cancel = AtomicBool::new(true);
-    let results = transcode(&input, std::slice::from_ref(&target), Arc::new(|_| {}), &cancel);
+    let results = transcode(&input, std::slice::from_ref(&target), Arc::new(|_| {}), &cancel, &DecodeLimits::unlimited());
     assert!(matches!(results[0], Err(MediaError::Cancelled)), "{results:?}");
     assert!(!target.path.exists());
 }
@@ -673,6 +673,25 @@ fn animated_gif_with_a_palette() {
     assert_eq!(stream["codec_name"], "gif");
     assert_eq!((stream["width"].as_u64(), stream["height"].as_u64()), (Some(160), Some(90)));
     assert_eq!(stream["nb_read_frames"], "10", "1 s at 10 fps");
+
+    // The palette (made by a first pass over the clip) fits the clip: the GIF is close
+    // to the source's same frames (a palette of the wrong colours is below 20 dB).
+    let psnr = Command::new("ffmpeg")
+        .args(["-hide_banner", "-i"])
+        .arg(&target.path)
+        .args(["-ss", "0.5", "-t", "1", "-i"])
+        .arg(&input)
+        .args(["-lavfi", "[1:v]fps=10,scale=160:90,format=rgb24[ref];[0:v]format=rgb24[gif];[gif][ref]psnr", "-f", "null", "-"])
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&psnr.stderr);
+    let average: f64 = log
+        .split("average:")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no PSNR in {log}"));
+    assert!(average > 28.0, "the GIF is {average} dB from its source");
 }
 
 #[test]
@@ -835,7 +854,7 @@ fn ladder_packaged_as_hls_and_dash_from_one_encode() {
                 }
             })
         };
-        let results = transcode(&input, std::slice::from_ref(&target), events, &AtomicBool::new(false));
+        let results = transcode(&input, std::slice::from_ref(&target), events, &AtomicBool::new(false), &DecodeLimits::unlimited());
         let Ok(Produced::Package(package)) = &results[0] else { panic!("{results:?}") };
         assert_eq!(package.hls_master.as_deref(), Some(Path::new("hls/master.m3u8")));
         assert_eq!(package.dash_manifest.is_some(), dash);

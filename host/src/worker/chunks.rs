@@ -126,7 +126,8 @@ impl Worker {
         let mut lost = false;
         // The job's work directory, where this node's coordinator (if it is this node) cut the chunks.
         let job_work = crate::storage::work_dir(&self.config.data_dir, &chunk.job_id);
-        let work = fetch_encode_store(chunk, plan, stage, &job_work, scratch, done.clone(), stop.clone());
+        let limits = crate::media::DecodeLimits::from(&self.config.limits);
+        let work = fetch_encode_store(chunk, plan, stage, &job_work, scratch, done.clone(), stop.clone(), limits);
         tokio::pin!(work);
         let mut tick = tokio::time::interval(CHECK_EVERY);
         let mut last_beat = tokio::time::Instant::now();
@@ -164,6 +165,7 @@ impl Worker {
 
 /// The chunk's input from the stage (its own file, or the whole input), its pieces
 /// encoded, and staged; nothing is staged once `stop` is set.
+#[allow(clippy::too_many_arguments)]
 async fn fetch_encode_store(
     chunk: &Chunk,
     plan: ChunkPlan,
@@ -172,6 +174,7 @@ async fn fetch_encode_store(
     scratch: &Path,
     done: Arc<AtomicU32>,
     stop: Arc<AtomicBool>,
+    limits: media::DecodeLimits,
 ) -> Result<(), String> {
     let cut = stage.cuts_chunks();
     let input = stage.get_chunk(chunk.idx, job_work, scratch).await?;
@@ -183,7 +186,7 @@ async fn fetch_encode_store(
         let (stop, pieces) = (stop.clone(), pieces.clone());
         tokio::task::spawn_blocking(move || {
             let progress = move |fraction: f64| done.store((fraction * 1000.0) as u32, Ordering::Relaxed);
-            media::encode_video_chunk(&input, cut, range, &plans, &pieces, &progress, &stop)
+            media::encode_video_chunk(&input, cut, range, &plans, &pieces, &progress, &stop, &limits)
         })
     };
     encode.await.map_err(|e| format!("the chunk's encode panicked: {e}"))?.map_err(|err| format!("encoding failed: {err}"))?;

@@ -226,6 +226,7 @@ impl Worker {
     /// Run one claimed job to its end, keeping its lease alive and watching it meanwhile.
     async fn run_job(&self, job_id: &str, cancel: Arc<AtomicBool>) {
         let stalled = Arc::new(Notify::new());
+        let activity = Arc::new(watch::Activity::default());
         let watch = watch::Watch {
             db: self.db.clone(),
             lease: Lease { job_id: job_id.to_string(), owner: self.identity.clone() },
@@ -233,10 +234,11 @@ impl Worker {
             worker: self.config.worker.clone(),
             cancel: cancel.clone(),
             stalled: stalled.clone(),
+            activity: activity.clone(),
         };
         let watch = tokio::spawn(watch.run().instrument(tracing::Span::current()));
         let work = storage::work_dir(&self.config.data_dir, job_id);
-        let process = self.process(job_id, &work, &cancel);
+        let process = self.process(job_id, &work, &cancel, activity);
         tokio::pin!(process);
         let result = tokio::select! {
             result = &mut process => result,
@@ -258,14 +260,14 @@ impl Worker {
         }
     }
 
-    async fn process(&self, job_id: &str, work: &Path, cancel: &Arc<AtomicBool>) -> anyhow::Result<()> {
+    async fn process(&self, job_id: &str, work: &Path, cancel: &Arc<AtomicBool>, activity: Arc<watch::Activity>) -> anyhow::Result<()> {
         let Some((job, outputs)) = db::jobs::read(&self.db, job_id, None).await? else { return Ok(()) };
         if job.status.is_terminal() {
             return Ok(());
         }
         let lease = Lease { job_id: job_id.to_string(), owner: self.identity.clone() };
         let (spec, pins): (JobSpec, _) = crate::job::stored::open_planned(&self.config.sealer, &job.spec)?;
-        let run = JobRun { worker: self, lease, spec: &spec };
+        let run = JobRun { worker: self, lease, spec: &spec, activity };
         // The plugin versions the job was planned with, or none: never another version.
         let pins = crate::plugins::Pins::new(pins);
         if let Err(message) = self.plugins.ready(&self.db, &pins, self.config.plugin_sync.version_wait).await {
@@ -310,8 +312,8 @@ impl Worker {
             Err(message) => return Ok(run.fail_input(outputs, message).await?),
         }
         let probed = {
-            let path = input_path.clone();
-            tokio::task::spawn_blocking(move || media::probe(&path)).await?
+            let (path, limits) = (input_path.clone(), media::DecodeLimits::from(&self.config.limits));
+            tokio::task::spawn_blocking(move || media::probe(&path, &limits)).await?
         };
         let (info, input_metadata) = match probed {
             Ok(probed) => probed,
@@ -348,6 +350,19 @@ impl Worker {
                         work.join(format!("output-{}.{}", row.position, plan.extension))
                     };
                     planned.push(Planned { row: row.clone(), spec: output_spec.clone(), target: OutputTarget { plan, path } });
+                }
+            }
+        }
+
+        // The plans together: the pictures they take and the memory they need at once,
+        // now that the input's size is known (at submit it was not).
+        if !planned.is_empty() {
+            let outputs: Vec<(&str, &crate::types::OutputPlan)> = planned.iter().map(|p| (p.row.key.as_str(), &p.target.plan)).collect();
+            if let Err(refusal) = media::check_job(&info, &outputs, &self.config.limits, false) {
+                tracing::info!(%refusal, "the job's plans do not fit its limits");
+                let message = refusal.to_string();
+                for p in std::mem::take(&mut planned) {
+                    run.fail_output(&p.row, message.clone()).await?;
                 }
             }
         }

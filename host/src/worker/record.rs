@@ -14,6 +14,8 @@ pub(super) struct JobRun<'a> {
     pub worker: &'a Worker,
     pub lease: Lease,
     pub spec: &'a JobSpec,
+    /// What the encode shows of its life, for the stall watch.
+    pub activity: std::sync::Arc<super::watch::Activity>,
 }
 
 impl JobRun<'_> {

@@ -28,13 +28,16 @@ impl JobRun<'_> {
     ) -> anyhow::Result<()> {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let started = Instant::now();
+        // Watched as an encode until the engine returns, whatever its percent.
+        let encoding = self.activity.encoding();
         let targets: Vec<OutputTarget> = planned.iter().map(|p| p.target.clone()).collect();
         let engine = {
             let (input, cancel) = (input.to_path_buf(), cancel.clone());
+            let limits = media::DecodeLimits::from(&self.worker.config.limits);
             let events: media::EventSink = Arc::new(move |event| {
                 let _ = tx.send(event);
             });
-            tokio::task::spawn_blocking(move || media::transcode(&input, &targets, events, &cancel))
+            tokio::task::spawn_blocking(move || media::transcode(&input, &targets, events, &cancel, &limits))
         };
 
         let store = upload::Store {
@@ -58,6 +61,9 @@ impl JobRun<'_> {
             anyhow::Error::from(err)
         };
         while let Some(event) = rx.recv().await {
+            // Every report is a sign of life, even at the same percent (an input longer
+            // than it declared sits at 99 %; one without a duration at 0).
+            self.activity.tick();
             if cancel.load(Ordering::Relaxed) {
                 continue;
             }
@@ -116,6 +122,7 @@ impl JobRun<'_> {
             }
         }
         engine.await?;
+        drop(encoding);
         while let Some(finished) = uploads.join_next().await {
             if cancel.load(Ordering::Relaxed) {
                 // The job is another worker's now: the uploads still running are dropped,

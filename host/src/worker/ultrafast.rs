@@ -79,7 +79,8 @@ impl JobRun<'_> {
         let started = Instant::now();
         let ranges = {
             let (input, secs, grids) = (input.to_path_buf(), config.worker.ultrafast_chunk.as_secs_f64(), alignment(&chunked));
-            tokio::task::spawn_blocking(move || media::chunk_ranges_aligned(&input, secs, &grids)).await?
+            let limits = media::DecodeLimits::from(&config.limits);
+            tokio::task::spawn_blocking(move || media::chunk_ranges_aligned(&input, secs, &grids, &limits)).await?
         };
         let ranges = match ranges {
             Ok(ranges) if ranges.len() > 1 => ranges,
@@ -97,7 +98,8 @@ impl JobRun<'_> {
         if stage.cuts_chunks() {
             // Each chunk a file of its own in the work dir, uploaded when the tasks are made.
             let (input, ranges, paths) = (input.to_path_buf(), ranges.clone(), chunk_files(work, ranges.len()));
-            if let Err(err) = tokio::task::spawn_blocking(move || media::cut_chunks(&input, &ranges, &paths)).await? {
+            let limits = media::DecodeLimits::from(&config.limits);
+            if let Err(err) = tokio::task::spawn_blocking(move || media::cut_chunks(&input, &ranges, &paths, &limits)).await? {
                 self.note(format!("ultrafast: the input could not be cut into chunk files ({err}); encoded in one piece")).await?;
                 return Ok(chunked.into_iter().chain(rest).collect());
             }
@@ -170,7 +172,8 @@ impl JobRun<'_> {
             let plans: Vec<_> = renditions.iter().flatten().map(|(plan, _)| plan.clone()).collect();
             let paths: Vec<PathBuf> = audio_paths.iter().flatten().cloned().collect();
             let (input, cancel) = (input.to_path_buf(), cancel.clone());
-            tokio::task::spawn_blocking(move || if plans.is_empty() { Ok(()) } else { media::encode_audio(&input, &plans, &paths, &cancel) })
+            let limits = media::DecodeLimits::from(&self.worker.config.limits);
+            tokio::task::spawn_blocking(move || if plans.is_empty() { Ok(()) } else { media::encode_audio(&input, &plans, &paths, &cancel, &limits) })
         };
 
         // 3. Chunks: this worker encodes them too, and watches all of them.

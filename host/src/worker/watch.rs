@@ -1,11 +1,19 @@
 //! What runs beside a job: the heartbeat that keeps its lease, and the stall watch. A
-//! job whose encode has not moved (its progress is the same, its input transferred and
-//! its encode not at its end) for `[worker] stall_after_secs` is reported with a
-//! `job.stalled` event and a log line, stopped, and its lease released, so another
-//! worker (or this one) tries it again; the claim counts as an attempt.
+//! job whose encode has not moved (its progress is the same and the engine reported
+//! nothing, its input transferred and its encode not at its end) for `[worker]
+//! stall_after_secs` is reported with a `job.stalled` event and a log line, stopped,
+//! and its lease released, so another worker (or this one) tries it again; the claim
+//! counts as an attempt.
+//!
+//! The percent alone does not tell: an input longer than its container declares sits at
+//! 99 % for the rest of its decode, one without a duration at 0 %. So the engine's
+//! reports (progress while it decodes, even at the same percent; files as they are
+//! made) are counted in an [`Activity`], and while the engine runs the job is watched
+//! at any percent. Once the engine has returned, a job at 99 % is uploading, which has
+//! its own idle timeouts.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use sea_orm::{DatabaseConnection, EntityTrait};
@@ -26,6 +34,47 @@ pub(super) struct Watch {
     pub cancel: Arc<AtomicBool>,
     /// Told when the job stalled (after its lease was released).
     pub stalled: Arc<Notify>,
+    /// The engine's signs of life.
+    pub activity: Arc<Activity>,
+}
+
+/// What a job's encode shows of its life beside its percent.
+#[derive(Debug, Default)]
+pub(super) struct Activity {
+    /// Engines running for the job now.
+    encoding: AtomicU64,
+    /// Reports seen from them.
+    ticks: AtomicU64,
+}
+
+impl Activity {
+    /// An engine runs until the guard is dropped.
+    pub fn encoding(&self) -> Encoding<'_> {
+        self.encoding.fetch_add(1, Ordering::Relaxed);
+        Encoding(self)
+    }
+
+    /// The engine reported something.
+    pub fn tick(&self) {
+        self.ticks.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn running(&self) -> bool {
+        self.encoding.load(Ordering::Relaxed) > 0
+    }
+
+    fn ticks(&self) -> u64 {
+        self.ticks.load(Ordering::Relaxed)
+    }
+}
+
+/// An engine running for a job (see [`Activity::encoding`]).
+pub(super) struct Encoding<'a>(&'a Activity);
+
+impl Drop for Encoding<'_> {
+    fn drop(&mut self) {
+        self.0.encoding.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Watch {
@@ -33,8 +82,8 @@ impl Watch {
     /// or the job stalls (the caller aborts it when the job ends).
     pub async fn run(self) {
         let job_id = self.lease.job_id.as_str();
-        // The last progress seen, and since when.
-        let mut seen: Option<(i32, Instant)> = None;
+        // The last progress and count of reports seen, and since when.
+        let mut seen: Option<((i32, u64), Instant)> = None;
         loop {
             tokio::time::sleep(self.queue.heartbeat()).await;
             if !matches!(queue::heartbeat(&self.db, job_id, &self.lease.owner, &self.queue).await, Ok(true)) {
@@ -45,19 +94,20 @@ impl Watch {
             let Some(after) = self.worker.stall_after else { continue };
             let Ok(Some(row)) = job::Entity::find_by_id(job_id.to_string()).one(&self.db).await else { continue };
             // Only an encode is watched: transfers have their own idle timeouts, and a
-            // finished encode's uploads too.
-            if row.input_status != InputStatus::Transferred || row.progress >= 99 {
+            // finished encode's uploads too (at 99 % once the engine has returned).
+            if row.input_status != InputStatus::Transferred || (row.progress >= 99 && !self.activity.running()) {
                 seen = None;
                 continue;
             }
+            let mark = (row.progress, self.activity.ticks());
             match seen {
-                Some((progress, since)) if progress == row.progress => {
+                Some((last, since)) if last == mark => {
                     if since.elapsed() >= after {
                         self.stall(&row, since.elapsed()).await;
                         return;
                     }
                 }
-                _ => seen = Some((row.progress, Instant::now())),
+                _ => seen = Some((mark, Instant::now())),
             }
         }
     }
@@ -97,13 +147,17 @@ mod tests {
     use crate::db::status::JobStatus;
 
     async fn db_with_job(dir: &std::path::Path, input_status: InputStatus) -> DatabaseConnection {
+        db_with_job_at(dir, input_status, 40).await
+    }
+
+    async fn db_with_job_at(dir: &std::path::Path, input_status: InputStatus, progress: i32) -> DatabaseConnection {
         let db = crate::db::connect(&format!("sqlite://{}?mode=rwc", dir.join("w.db").display())).await.unwrap();
         job::ActiveModel {
             id: Set("j".into()),
             owner: Set("o".into()),
             status: Set(JobStatus::Starting),
             input_status: Set(input_status),
-            progress: Set(40),
+            progress: Set(progress),
             spec: Set("{}".into()),
             input_metadata: Set(None),
             error: Set(None),
@@ -120,6 +174,10 @@ mod tests {
     }
 
     fn watch(db: &DatabaseConnection) -> (Watch, Arc<AtomicBool>, Arc<Notify>) {
+        watch_with(db, Arc::new(Activity::default()))
+    }
+
+    fn watch_with(db: &DatabaseConnection, activity: Arc<Activity>) -> (Watch, Arc<AtomicBool>, Arc<Notify>) {
         let (cancel, stalled) = (Arc::new(AtomicBool::new(false)), Arc::new(Notify::new()));
         let watch = Watch {
             db: db.clone(),
@@ -128,6 +186,7 @@ mod tests {
             worker: WorkerConfig { shutdown_grace: Duration::from_secs(1), stall_after: Some(Duration::from_millis(400)), ..WorkerConfig::default() },
             cancel: cancel.clone(),
             stalled: stalled.clone(),
+            activity,
         };
         (watch, cancel, stalled)
     }
@@ -162,5 +221,50 @@ mod tests {
         assert!(!cancel.load(Ordering::Relaxed));
         let row = job::Entity::find_by_id("j".to_string()).one(&db).await.unwrap().unwrap();
         assert_eq!(row.lease_owner.as_deref(), Some("w1"), "the heartbeat kept the lease");
+    }
+
+    /// An encode at 99 % (an input longer than it declared) is still watched while its
+    /// engine runs: silent, it stalls; reporting, it lives on. Once the engine has
+    /// returned (uploads), 99 % is not watched.
+    #[tokio::test]
+    async fn an_encode_at_99_percent_is_watched_while_its_engine_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = db_with_job_at(dir.path(), InputStatus::Transferred, 99).await;
+        queue::claim(&db, "w1", &QueueConfig::default()).await.unwrap();
+
+        // Reporting at the same percent: alive.
+        let activity = Arc::new(Activity::default());
+        let running = activity.encoding();
+        let (watch, cancel, stalled) = watch_with(&db, activity.clone());
+        let task = tokio::spawn(watch.run());
+        let ticking = {
+            let activity = activity.clone();
+            tokio::spawn(async move {
+                loop {
+                    activity.tick();
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            })
+        };
+        assert!(tokio::time::timeout(Duration::from_millis(1500), stalled.notified()).await.is_err(), "a reporting encode stalled");
+        assert!(!cancel.load(Ordering::Relaxed));
+        ticking.abort();
+
+        // Silent: stalled, although at 99 %.
+        tokio::time::timeout(Duration::from_secs(10), stalled.notified()).await.expect("the silent encode at 99 % was seen");
+        task.await.unwrap();
+        assert!(cancel.load(Ordering::Relaxed));
+        drop(running);
+
+        // The engine has returned (uploads at 99 %): not watched.
+        let again = dir.path().join("again");
+        std::fs::create_dir_all(&again).unwrap();
+        let db = db_with_job_at(&again, InputStatus::Transferred, 99).await;
+        queue::claim(&db, "w1", &QueueConfig::default()).await.unwrap();
+        let (watch, cancel, stalled) = watch_with(&db, Arc::new(Activity::default()));
+        let task = tokio::spawn(watch.run());
+        assert!(tokio::time::timeout(Duration::from_millis(1500), stalled.notified()).await.is_err(), "uploads at 99 % were stalled");
+        task.abort();
+        assert!(!cancel.load(Ordering::Relaxed));
     }
 }

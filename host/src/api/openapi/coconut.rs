@@ -229,6 +229,11 @@ pub struct DryRunPlan {
     /// Per output: `key`, `format`, `type`, `status` (`planned`, `skipped`, `failed`) and
     /// the format plugin's `plan`.
     pub outputs: Vec<serde_json::Value>,
+    /// `{estimate_bytes, limit_bytes}`: the memory the planned outputs would need at
+    /// once, and `max_job_memory_mib`; above it every planned output is `failed`.
+    /// Absent when the input failed.
+    #[schema(nullable = false)]
+    pub memory: Option<serde_json::Value>,
 }
 
 /// Metadata for the input source (`source`) and every finished output of a job.

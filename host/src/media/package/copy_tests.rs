@@ -73,24 +73,24 @@ fn a_ladder_encoded_in_chunks_packages_as_one_encode_does() {
         packaging: Some(plan.clone()),
     };
     let target = OutputTarget { plan: output, path: normal.clone() };
-    let results = media::transcode(&input, std::slice::from_ref(&target), Arc::new(|_| {}), &AtomicBool::new(false));
+    let results = media::transcode(&input, std::slice::from_ref(&target), Arc::new(|_| {}), &AtomicBool::new(false), &media::DecodeLimits::unlimited());
     let Ok(Produced::Package(one)) = &results[0] else { panic!("{results:?}") };
 
     // In chunks of about 2 s, cut on the segment boundaries; the audio once.
-    let ranges = media::chunk_ranges_aligned(&input, 2.0, &[2.0, 1.0]).unwrap();
+    let ranges = media::chunk_ranges_aligned(&input, 2.0, &[2.0, 1.0], &media::DecodeLimits::unlimited()).unwrap();
     assert_eq!(ranges.len(), 3, "{ranges:?}");
     let ladder = media::ladder(&plan).unwrap();
     assert_eq!((ladder.video.len(), ladder.audio.len()), (2, 1), "one audio rendition for both rungs");
     let mut video: Vec<Vec<PathBuf>> = vec![Vec::new(); ladder.video.len()];
     for (c, range) in ranges.iter().enumerate() {
         let pieces: Vec<PathBuf> = (0..ladder.video.len()).map(|r| dir.path().join(format!("c{c}-r{r}.nut"))).collect();
-        media::encode_video_chunk(&input, false, *range, &ladder.video, &pieces, &|_| {}, &AtomicBool::new(false)).unwrap();
+        media::encode_video_chunk(&input, false, *range, &ladder.video, &pieces, &|_| {}, &AtomicBool::new(false), &media::DecodeLimits::unlimited()).unwrap();
         for (rung, piece) in video.iter_mut().zip(pieces) {
             rung.push(piece);
         }
     }
     let audio = vec![dir.path().join("audio.nut")];
-    media::encode_audio(&input, &ladder.audio, &audio, &AtomicBool::new(false)).unwrap();
+    media::encode_audio(&input, &ladder.audio, &audio, &AtomicBool::new(false), &media::DecodeLimits::unlimited()).unwrap();
 
     // Renditions that do not match the plan are refused, and leave nothing behind.
     let refused = dir.path().join("refused");

@@ -196,7 +196,7 @@ impl PackageSink {
         let mut video_encoders = Vec::new();
         for ((_, v), sar) in layout.video.iter().zip(layout.sars()) {
             let input = video_in.ok_or_else(|| MediaError::Unsupported("the package needs video".into()))?;
-            let setup = VideoSetup { range, sar, global_header: true, constant_rate: false };
+            let setup = VideoSetup { range, sar, global_header: true, constant_rate: false, palette: None };
             video_encoders.push(VideoEncoder::open(v, input, setup)?);
         }
         let mut audio_encoders = Vec::new();
