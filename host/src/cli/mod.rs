@@ -2,11 +2,13 @@
 //! spoken to a running server's admin API), and a user's `submit`, `jobs` and `probe`.
 
 pub mod conformance;
+mod engine_check;
 mod jobs;
 mod probe;
 mod table;
 
 pub use jobs::{Api, Client, JobCommand, jobs, submit};
+pub use engine_check::engine_check;
 pub use probe::probe;
 
 use std::path::PathBuf;

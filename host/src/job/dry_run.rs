@@ -51,11 +51,10 @@ pub async fn dry_run(plugins: &Arc<Plugins>, config: &Config, owner: &str, spec:
     let probed = match fetched {
         Err(message) => Err(message),
         Ok(_) => {
-            let path = input_path.clone();
-            match tokio::task::spawn_blocking(move || media::probe(&path)).await {
-                Ok(Ok(probed)) => Ok(probed),
-                Ok(Err(err)) => Err(format!("The input is not a media file that can be read: {err}")),
-                Err(err) => Err(format!("Probing the input failed: {err}")),
+            match crate::confined::Engine::new(limits).probe("dry-run", &input_path).await {
+                Ok(probed) => Ok(probed),
+                Err(err) if err.is_crash() => Err(format!("Probing the input failed: {err}")),
+                Err(err) => Err(format!("The input is not a media file that can be read: {err}")),
             }
         }
     };

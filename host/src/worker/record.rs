@@ -14,6 +14,8 @@ pub(super) struct JobRun<'a> {
     pub worker: &'a Worker,
     pub lease: Lease,
     pub spec: &'a JobSpec,
+    /// This claim's attempt, from 1.
+    pub attempts: i32,
 }
 
 impl JobRun<'_> {
