@@ -162,7 +162,7 @@ def limited_copra(tmp_path, **limits) -> Copra:
 
 def test_an_engine_that_outgrows_max_job_memory_is_stopped(tmp_path, media_server, media_dir, size_switch):
     (media_dir / "switch.h264").write_bytes((size_switch / "switch.h264").read_bytes())
-    server = limited_copra(tmp_path, max_job_memory_mib=160)
+    server = limited_copra(tmp_path, max_job_memory_mib=110)
     try:
         # A small input encodes within the limit.
         small = server.post_job(local_job(media_server, "input.mp4", "mp4:240p")).json()["id"]
@@ -172,7 +172,7 @@ def test_an_engine_that_outgrows_max_job_memory_is_stopped(tmp_path, media_serve
         assert job.status_code == 201, job.text
         done = server.wait_job(job.json()["id"], timeout=180)
         assert done["status"] == "job.failed", done
-        assert "exceeded max_job_memory_mib (160)" in done["outputs"][0]["error"], done
+        assert "exceeded max_job_memory_mib (110)" in done["outputs"][0]["error"], done
         assert requests.get(f"{server.url}/health", timeout=5).status_code == 200
     finally:
         server.stop()
