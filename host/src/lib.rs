@@ -4,11 +4,13 @@
 //!
 //! One module per room: `api` does HTTP, `media` does FFmpeg, `plugins` does wasmtime,
 //! `db`/`queue` persistence, `worker` runs jobs, `storage` moves bytes, `notify` delivers
-//! events. Types that cross rooms live in `types`.
+//! events, `confined` runs the media room in a confined process of its own. Types that
+//! cross rooms live in `types`.
 
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod confined;
 pub mod db;
 pub mod job;
 pub mod media;

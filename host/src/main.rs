@@ -58,6 +58,13 @@ enum Command {
     },
     /// Print the metadata Copra would store for a media file or URL.
     Probe { source: String },
+    /// Start a media engine as a job would and check that its confinement holds on this
+    /// machine (no reading outside its directory, no network, no processes).
+    EngineCheck {
+        /// Print the results as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions { shell: clap_complete::Shell },
     /// Manage the plugins of a running server (through its admin API).
@@ -71,6 +78,11 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
+    // The media engine's process (started by the worker): before anything else runs, so
+    // that nothing of the server is set up in it.
+    if std::env::args_os().nth(1).is_some_and(|arg| arg == copra::confined::SUBCOMMAND) {
+        copra::confined::child_main();
+    }
     // SVT-AV1 prints a banner and its configuration on every encode unless told to keep
     // to errors. Set before any thread exists: the environment is not thread-safe.
     if std::env::var_os("SVT_LOG").is_none() {
@@ -114,6 +126,7 @@ async fn run() -> anyhow::Result<()> {
             return Ok(());
         }
         Command::Probe { source } => return cli::probe(&source).await,
+        Command::EngineCheck { json } => return cli::engine_check(&config::Limits::default(), json).await,
         Command::Submit { file, dry_run, detach, client: cli::Client { server: Some(server), key: Some(key) } } => {
             return cli::submit(&cli::Api::at(server, key), file, dry_run, detach).await;
         }

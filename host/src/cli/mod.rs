@@ -3,12 +3,14 @@
 //! and `probe`.
 
 pub mod conformance;
+mod engine_check;
 mod jobs;
 mod probe;
 mod table;
 mod webhooks;
 
 pub use jobs::{Api, Client, JobCommand, jobs, submit};
+pub use engine_check::engine_check;
 pub use webhooks::{WebhookCommand, webhooks};
 pub use probe::probe;
 

@@ -5,7 +5,6 @@ use futures::TryStreamExt;
 use tokio::io::AsyncWriteExt;
 
 pub async fn probe(source: &str) -> anyhow::Result<()> {
-    crate::media::init();
     // A URL is fetched to a temporary file first: FFmpeg here only opens files.
     let scratch = tempfile::tempdir().context("no temporary directory")?;
     let path = if source.starts_with("http://") || source.starts_with("https://") {
@@ -22,7 +21,9 @@ pub async fn probe(source: &str) -> anyhow::Result<()> {
     } else {
         std::path::PathBuf::from(source)
     };
-    let (_, metadata) = tokio::task::spawn_blocking(move || crate::media::probe(&path, &crate::media::DecodeLimits::unlimited())).await?.map_err(|e| anyhow::anyhow!("{source}: {e}"))?;
+    // Probed as a job's input is: in the confined engine (the file may be a stranger's).
+    let engine = crate::confined::Engine::new(&crate::config::Limits::default());
+    let (_, metadata) = engine.probe("probe", &path).await.map_err(|e| anyhow::anyhow!("{source}: {e}"))?;
     println!("{}", serde_json::to_string_pretty(&metadata)?);
     Ok(())
 }

@@ -66,7 +66,6 @@ pub async fn dry_run(plugins: &Arc<Plugins>, config: &Config, owner: &str, spec:
     let probed = match fetched {
         Err(message) => Err(message),
         Ok(window) => {
-            let (path, decode_limits) = (input_path.clone(), media::DecodeLimits::from(limits));
             let partial = match window.coverage {
                 storage::Coverage::Head => format!(
                     " (read from its first {} bytes only: the server does not answer ranged requests; dry_run_probe_bytes)",
@@ -74,10 +73,10 @@ pub async fn dry_run(plugins: &Arc<Plugins>, config: &Config, owner: &str, spec:
                 ),
                 _ => String::new(),
             };
-            match tokio::task::spawn_blocking(move || media::probe(&path, &decode_limits)).await {
-                Ok(Ok(probed)) => Ok(probed),
-                Ok(Err(err)) => Err(format!("The input is not a media file that can be read{partial}: {err}")),
-                Err(err) => Err(format!("Probing the input failed: {err}")),
+            match crate::confined::Engine::new(limits).probe("dry-run", &input_path).await {
+                Ok(probed) => Ok(probed),
+                Err(err) if err.is_crash() => Err(format!("Probing the input failed: {err}")),
+                Err(err) => Err(format!("The input is not a media file that can be read{partial}: {err}")),
             }
         }
     };

@@ -36,7 +36,7 @@ pub(super) const LANE_DEPTH: usize = 8;
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
 /// One output to produce.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct OutputTarget {
     pub plan: OutputPlan,
     /// The file to write, or for pictures the directory to write them in.
@@ -44,7 +44,7 @@ pub struct OutputTarget {
 }
 
 /// What an output produced.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum Produced {
     /// One file, at the target's path.
     File,

@@ -18,7 +18,7 @@ use super::input::VideoFormat;
 use crate::types::ImagePlan;
 
 /// Where one picture landed in a sprite sheet, and the input times it stands for.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SpriteTile {
     pub start: f64,
     pub end: f64,

@@ -13,7 +13,7 @@ use super::probe::main_stream;
 
 /// One chunk: the video frames whose timestamps (in the video stream's time base, from
 /// the file's start, as the engine decodes them) are in `[start, end)`; `None` is open.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ChunkRange {
     pub start: Option<i64>,
     pub end: Option<i64>,

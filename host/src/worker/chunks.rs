@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use super::stage::{Stage, piece_name, times_name};
 use super::{MAX_ATTEMPTS, Worker};
-use crate::media::{self, ChunkRange};
+use crate::confined::Engine;
+use crate::media::ChunkRange;
 use crate::queue::chunks::{self, Chunk};
 use crate::types::VideoPlan;
 
@@ -126,8 +127,7 @@ impl Worker {
         let mut lost = false;
         // The job's work directory, where this node's coordinator (if it is this node) cut the chunks.
         let job_work = crate::storage::work_dir(&self.config.data_dir, &chunk.job_id);
-        let limits = crate::media::DecodeLimits::from(&self.config.limits);
-        let work = fetch_encode_store(chunk, plan, stage, &job_work, scratch, done.clone(), stop.clone(), limits);
+        let work = fetch_encode_store(&self.engine, chunk, plan, stage, &job_work, scratch, done.clone(), stop.clone());
         tokio::pin!(work);
         let mut tick = tokio::time::interval(CHECK_EVERY);
         let mut last_beat = tokio::time::Instant::now();
@@ -167,6 +167,7 @@ impl Worker {
 /// encoded, and staged; nothing is staged once `stop` is set.
 #[allow(clippy::too_many_arguments)]
 async fn fetch_encode_store(
+    engine: &Engine,
     chunk: &Chunk,
     plan: ChunkPlan,
     stage: &Stage,
@@ -174,7 +175,6 @@ async fn fetch_encode_store(
     scratch: &Path,
     done: Arc<AtomicU32>,
     stop: Arc<AtomicBool>,
-    limits: media::DecodeLimits,
 ) -> Result<(), String> {
     let cut = stage.cuts_chunks();
     let input = stage.get_chunk(chunk.idx, job_work, scratch).await?;
@@ -182,14 +182,9 @@ async fn fetch_encode_store(
     let pieces: Vec<PathBuf> = names.iter().map(|name| stage.local_dir(scratch).join(name)).collect();
     let plans: Vec<(VideoPlan, (i32, i32))> = plan.outputs.into_iter().map(|o| (o.video, o.sar.unwrap_or((1, 1)))).collect();
     let range = ChunkRange { start: chunk.start, end: chunk.end };
-    let encode = {
-        let (stop, pieces) = (stop.clone(), pieces.clone());
-        tokio::task::spawn_blocking(move || {
-            let progress = move |fraction: f64| done.store((fraction * 1000.0) as u32, Ordering::Relaxed);
-            media::encode_video_chunk(&input, cut, range, &plans, &pieces, &progress, &stop, &limits)
-        })
-    };
-    encode.await.map_err(|e| format!("the chunk's encode panicked: {e}"))?.map_err(|err| format!("encoding failed: {err}"))?;
+    let progress = move |fraction: f64| done.store((fraction * 1000.0) as u32, Ordering::Relaxed);
+    let label = format!("{}-chunk-{}", chunk.job_id, chunk.idx);
+    engine.encode_video_chunk(&label, &input, cut, range, &plans, &pieces, &progress, &stop).await.map_err(|err| format!("encoding failed: {err}"))?;
     for (name, path) in names.iter().zip(&pieces) {
         if stop.load(Ordering::Relaxed) {
             return Err("stopped before its pieces were stored".into());

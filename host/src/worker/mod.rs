@@ -34,6 +34,7 @@ use crate::db::jobs::{Lease, WriteError};
 use crate::db::{self, output};
 use crate::job::status::OutputState;
 use crate::job::{JobSpec, OutputSpec};
+use crate::confined::{Engine, EngineError};
 use crate::media::{self, OutputTarget};
 use crate::plugins::Plugins;
 use crate::queue;
@@ -70,6 +71,8 @@ pub struct Worker {
     _identity: queue::Identity,
     /// The ultrafast work area in an object store, when one is configured.
     stage_store: Option<stage::StoreArea>,
+    /// FFmpeg, in a confined process per call.
+    engine: Engine,
 }
 
 impl Worker {
@@ -82,6 +85,7 @@ impl Worker {
     ) -> anyhow::Result<Arc<Self>> {
         let http = crate::job::prepare::transfer_client(&config)?;
         let identity = queue::Identity::acquire(&config.data_dir, &config.worker_id)?;
+        let engine = Engine::new(&config.limits);
         let stage_store = config.worker.ultrafast_store.as_ref().map(|store| stage::StoreArea::new(store, &config)).transpose()?;
         Ok(Arc::new(Worker {
             db,
@@ -94,6 +98,7 @@ impl Worker {
             owns_stable_id: identity.owns_stable_id,
             _identity: identity,
             stage_store,
+            engine,
         }))
     }
 
@@ -267,7 +272,7 @@ impl Worker {
         }
         let lease = Lease { job_id: job_id.to_string(), owner: self.identity.clone() };
         let (spec, pins): (JobSpec, _) = crate::job::stored::open_planned(&self.config.sealer, &job.spec)?;
-        let run = JobRun { worker: self, lease, spec: &spec, activity };
+        let run = JobRun { worker: self, lease, spec: &spec, activity, attempts: job.attempts };
         // The plugin versions the job was planned with, or none: never another version.
         let pins = crate::plugins::Pins::new(pins);
         if let Err(message) = self.plugins.ready(&self.db, &pins, self.config.plugin_sync.version_wait).await {
@@ -311,13 +316,13 @@ impl Worker {
             Ok(bytes) => crate::metrics::input_bytes(bytes),
             Err(message) => return Ok(run.fail_input(outputs, message).await?),
         }
-        let probed = {
-            let (path, limits) = (input_path.clone(), media::DecodeLimits::from(&self.config.limits));
-            tokio::task::spawn_blocking(move || media::probe(&path, &limits)).await?
-        };
-        let (info, input_metadata) = match probed {
+        let (info, input_metadata) = match self.engine.probe(&job.id, &input_path).await {
             Ok(probed) => probed,
-            Err(err) => return Ok(run.fail_input(outputs, format!("The input is not a media file that can be read: {err}")).await?),
+            Err(err) => {
+                self.give_back(&job.id, job.attempts, &err).await?;
+                let message = if err.is_crash() { err.to_string() } else { format!("The input is not a media file that can be read: {err}") };
+                return Ok(run.fail_input(outputs, message).await?);
+            }
         };
         run.input_probed(&input_metadata).await?;
         // Held to the limits on pixels and duration before anything is decoded.
@@ -384,6 +389,18 @@ impl Worker {
 
         // 4. Final state.
         Ok(run.finish().await?)
+    }
+
+    /// When the engine's process died (not a media error, not a limit) and the job has
+    /// attempts left, this attempt ends here (an error) and the job is given back for
+    /// another; otherwise the caller records the failure.
+    async fn give_back(&self, job_id: &str, attempts: i32, err: &EngineError) -> anyhow::Result<()> {
+        if err.is_crash() && attempts < MAX_ATTEMPTS {
+            queue::release(&self.db, job_id, &self.identity, false).await?;
+            self.wake.notify_one();
+            anyhow::bail!("{err}; the job is given back for attempt {} of {MAX_ATTEMPTS}", attempts + 1);
+        }
+        Ok(())
     }
 
     async fn fetch_input(&self, spec: &JobSpec, local: &LocalFiles, dest: &Path) -> Result<u64, String> {

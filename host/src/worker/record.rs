@@ -16,6 +16,8 @@ pub(super) struct JobRun<'a> {
     pub spec: &'a JobSpec,
     /// What the encode shows of its life, for the stall watch.
     pub activity: std::sync::Arc<super::watch::Activity>,
+    /// This claim's attempt, from 1.
+    pub attempts: i32,
 }
 
 impl JobRun<'_> {

@@ -1,8 +1,8 @@
-//! One transcode for all of a job's outputs: the media engine runs on a blocking thread,
-//! and its events are handled here: progress is written to the job, and each finished
-//! file is uploaded while the others still encode.
+//! One transcode for all of a job's outputs: the media engine runs in its confined
+//! process, and its events are handled here: progress is written to the job, and each
+//! finished file is uploaded while the others still encode.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,7 +15,8 @@ use super::record::JobRun;
 use super::{PROGRESS_EVERY, Planned, upload};
 use crate::db::jobs::WriteError;
 use crate::job::status::OutputState;
-use crate::media::{self, OutputTarget, Produced, TranscodeEvent};
+use crate::confined::{EngineError, Event};
+use crate::media::{OutputTarget, Produced};
 use crate::storage::Destination;
 
 impl JobRun<'_> {
@@ -32,13 +33,11 @@ impl JobRun<'_> {
         let encoding = self.activity.encoding();
         let targets: Vec<OutputTarget> = planned.iter().map(|p| p.target.clone()).collect();
         let engine = {
-            let (input, cancel) = (input.to_path_buf(), cancel.clone());
-            let limits = media::DecodeLimits::from(&self.worker.config.limits);
-            let events: media::EventSink = Arc::new(move |event| {
-                let _ = tx.send(event);
-            });
-            tokio::task::spawn_blocking(move || media::transcode(&input, &targets, events, &cancel, &limits))
+            let (engine, label, input, cancel) = (self.worker.engine.clone(), self.lease.job_id.clone(), input.to_path_buf(), cancel.clone());
+            tokio::spawn(async move { engine.transcode(&label, &input, &targets, &cancel, &tx).await }.instrument(tracing::Span::current()))
         };
+        // Outputs whose end the engine reported; the others end with the engine.
+        let mut finished: HashSet<usize> = HashSet::new();
 
         let store = upload::Store {
             plugins: self.worker.plugins.clone(),
@@ -68,7 +67,7 @@ impl JobRun<'_> {
                 continue;
             }
             match event {
-                TranscodeEvent::Progress(fraction) => {
+                Event::Progress(fraction) => {
                     if last_progress.elapsed() >= PROGRESS_EVERY {
                         last_progress = Instant::now();
                         // 100% is reserved for a finished job.
@@ -87,12 +86,13 @@ impl JobRun<'_> {
                         }
                     }
                 }
-                TranscodeEvent::FileReady { index, path } => {
+                Event::FileReady { index, path } => {
                     let Some(done) = planned.get(index) else { continue };
                     segments.entry(index).or_default().send(&store, &done.spec, &done.target.path, path);
                 }
-                TranscodeEvent::OutputFinished { index, result } => {
+                Event::OutputFinished { index, result } => {
                     let Some(done) = planned.get(index) else { continue };
+                    finished.insert(index);
                     // A failed package's segments in flight are dropped (their tasks abort).
                     let sent = segments.remove(&index).unwrap_or_default();
                     match result {
@@ -104,6 +104,8 @@ impl JobRun<'_> {
                             }
                             let upload = upload::Upload {
                                 http: self.worker.http.clone(),
+                                engine: self.worker.engine.clone(),
+                                label: self.lease.job_id.clone(),
                                 store: store.clone(),
                                 row: done.row.clone(),
                                 spec: done.spec.clone(),
@@ -121,8 +123,21 @@ impl JobRun<'_> {
                 }
             }
         }
-        engine.await?;
+        let ended = engine.await?;
         drop(encoding);
+        if let Err(err) = ended {
+            let unfinished: Vec<&Planned> = planned.iter().enumerate().filter(|(i, _)| !finished.contains(i)).map(|(_, p)| p).collect();
+            if !matches!(err, EngineError::Cancelled) && !cancel.load(Ordering::Relaxed) && !unfinished.is_empty() {
+                tracing::warn!(%err, outputs = unfinished.len(), "the media engine ended before every output");
+                if let Err(retry) = self.worker.give_back(&self.lease.job_id, self.attempts, &err).await {
+                    uploads.abort_all();
+                    return Err(retry);
+                }
+                for p in unfinished {
+                    self.fail_output(&p.row, format!("Encoding failed: {err}")).await.map_err(lost)?;
+                }
+            }
+        }
         while let Some(finished) = uploads.join_next().await {
             if cancel.load(Ordering::Relaxed) {
                 // The job is another worker's now: the uploads still running are dropped,

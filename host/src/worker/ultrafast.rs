@@ -77,11 +77,9 @@ impl JobRun<'_> {
         }
         let config = &self.worker.config;
         let started = Instant::now();
-        let ranges = {
-            let (input, secs, grids) = (input.to_path_buf(), config.worker.ultrafast_chunk.as_secs_f64(), alignment(&chunked));
-            let limits = media::DecodeLimits::from(&config.limits);
-            tokio::task::spawn_blocking(move || media::chunk_ranges_aligned(&input, secs, &grids, &limits)).await?
-        };
+        let engine = &self.worker.engine;
+        let label = self.lease.job_id.as_str();
+        let ranges = engine.chunk_ranges(label, input, config.worker.ultrafast_chunk.as_secs_f64(), &alignment(&chunked)).await;
         let ranges = match ranges {
             Ok(ranges) if ranges.len() > 1 => ranges,
             Ok(_) => {
@@ -97,9 +95,7 @@ impl JobRun<'_> {
         let stage = self.worker.stage_of(&job_id).map_err(|e| anyhow::anyhow!(e))?;
         if stage.cuts_chunks() {
             // Each chunk a file of its own in the work dir, uploaded when the tasks are made.
-            let (input, ranges, paths) = (input.to_path_buf(), ranges.clone(), chunk_files(work, ranges.len()));
-            let limits = media::DecodeLimits::from(&config.limits);
-            if let Err(err) = tokio::task::spawn_blocking(move || media::cut_chunks(&input, &ranges, &paths, &limits)).await? {
+            if let Err(err) = engine.cut_chunks(label, input, &ranges, &chunk_files(work, ranges.len())).await {
                 self.note(format!("ultrafast: the input could not be cut into chunk files ({err}); encoded in one piece")).await?;
                 return Ok(chunked.into_iter().chain(rest).collect());
             }
@@ -171,9 +167,8 @@ impl JobRun<'_> {
         let audio = {
             let plans: Vec<_> = renditions.iter().flatten().map(|(plan, _)| plan.clone()).collect();
             let paths: Vec<PathBuf> = audio_paths.iter().flatten().cloned().collect();
-            let (input, cancel) = (input.to_path_buf(), cancel.clone());
-            let limits = media::DecodeLimits::from(&self.worker.config.limits);
-            tokio::task::spawn_blocking(move || if plans.is_empty() { Ok(()) } else { media::encode_audio(&input, &plans, &paths, &cancel, &limits) })
+            let (engine, label, input, cancel) = (self.worker.engine.clone(), job_id.to_string(), input.to_path_buf(), cancel.clone());
+            tokio::spawn(async move { if plans.is_empty() { Ok(()) } else { engine.encode_audio(&label, &input, &plans, &paths, &cancel).await } })
         };
 
         // 3. Chunks: this worker encodes them too, and watches all of them.
@@ -216,9 +211,8 @@ impl JobRun<'_> {
                 match stage.get_pieces(&names, work).await {
                     Err(err) => Err(format!("Fetching the chunks' pieces failed: {err}")),
                     Ok(pieces) => {
-                        let (container, out, fetched) = (p.target.plan.container.clone(), p.target.path.clone(), pieces.clone());
-                        let joined = tokio::task::spawn_blocking(move || media::join(&pieces, audio.first().map(PathBuf::as_path), &container, &out)).await?;
-                        stage.discard_fetched(&fetched).await;
+                        let joined = self.worker.engine.join(job_id, &pieces, audio.first().map(PathBuf::as_path), &p.target.plan.container, &p.target.path).await;
+                        stage.discard_fetched(&pieces).await;
                         joined.map(|()| Produced::File).map_err(|err| format!("Joining the chunks failed: {err}"))
                     }
                 }
@@ -233,6 +227,8 @@ impl JobRun<'_> {
             crate::metrics::encoded(p.spec.format.split(':').next().unwrap_or_default(), encode_started.elapsed());
             let upload = upload::Upload {
                 http: self.worker.http.clone(),
+                engine: self.worker.engine.clone(),
+                label: self.lease.job_id.clone(),
                 store: store.clone(),
                 row: p.row.clone(),
                 spec: p.spec.clone(),

@@ -112,10 +112,7 @@ impl JobRun<'_> {
         }
         self.set_output(&p.row, OutputState::Packaging).await?;
         let fetched = video.clone();
-        let made = {
-            let (dir, cancel) = (p.target.path.clone(), cancel.clone());
-            tokio::task::spawn_blocking(move || media::package_encoded(&video, &audio, &package, &dir, &cancel)).await?
-        };
+        let made = self.worker.engine.package_encoded(&self.lease.job_id, &video, &audio, &package, &p.target.path, cancel).await;
         for pieces in &fetched {
             stage.discard_fetched(pieces).await;
         }

@@ -16,7 +16,8 @@ use super::vtt;
 use crate::db::output;
 use crate::job::OutputSpec;
 use crate::job::spec::numbered_path;
-use crate::media::{self, Package, Produced, SpriteTile};
+use crate::confined::Engine;
+use crate::media::{Package, Produced, SpriteTile};
 use crate::plugins::Plugins;
 use crate::storage::{self, Destination};
 
@@ -79,6 +80,10 @@ impl Segments {
 /// Everything one output's upload needs, owned, so it can run as its own task.
 pub(super) struct Upload {
     pub http: crate::net::HttpClient,
+    /// Reads back what was made, for the output's metadata.
+    pub engine: Engine,
+    /// The job's id, naming the engine's processes.
+    pub label: String,
     pub store: Store,
     pub row: output::Model,
     pub spec: OutputSpec,
@@ -121,7 +126,7 @@ impl Upload {
             (None, Some(path)) => self.store.put(&self.path, path, &self.mime_type).await?,
             (None, None) => return Err("The output has neither a 'path' nor a 'url'.".into()),
         };
-        let metadata = probe_metadata(&self.path).await?;
+        let metadata = self.probe_metadata(&self.path).await?;
         Ok(Uploaded { url: Some(url), urls: None, metadata })
     }
 
@@ -142,7 +147,7 @@ impl Upload {
             Some(self.store.put(&map, &vtt_path, "text/vtt").await?)
         };
         let first = files.first().ok_or("No picture was produced.")?;
-        let metadata = probe_metadata(first).await?;
+        let metadata = self.probe_metadata(first).await?;
         Ok(Uploaded { url, urls: Some(json!(urls)), metadata })
     }
 
@@ -187,10 +192,16 @@ impl Upload {
         urls.sort_by_key(|u| u["format"] != "dash");
         let master = package.hls_master.as_ref().or(package.dash_manifest.as_ref()).map(|m| self.path.join(m));
         let metadata = match master {
-            Some(master) => probe_metadata(&master).await.unwrap_or(Value::Null),
+            Some(master) => self.probe_metadata(&master).await.unwrap_or(Value::Null),
             None => Value::Null,
         };
         Ok(Uploaded { url: None, urls: Some(json!(urls)), metadata })
+    }
+
+    /// The ffprobe-shaped description of a produced file.
+    async fn probe_metadata(&self, file: &Path) -> Result<Value, String> {
+        let probed = self.engine.probe_output(&self.label, file).await;
+        probed.map(|(_, metadata)| metadata).map_err(|e| format!("The encoded file could not be read back: {e}"))
     }
 
     /// Upload `(file, path)` pairs, several at once, in order; URLs come back in order.
@@ -206,12 +217,6 @@ impl Upload {
     }
 }
 
-/// The ffprobe-shaped description of a produced file.
-async fn probe_metadata(file: &Path) -> Result<Value, String> {
-    let file = file.to_path_buf();
-    let probed = tokio::task::spawn_blocking(move || media::probe_output(&file)).await.map_err(|e| e.to_string())?;
-    probed.map(|(_, metadata)| metadata).map_err(|e| format!("The encoded file could not be read back: {e}"))
-}
 
 /// The storage path of a file of a package: `<dir>/hls/720p/segment_00001.ts` goes
 /// below the output's `hls.path`, `<dir>/dash/...` below its `dash.path`.

@@ -33,7 +33,7 @@ use super::input::{AudioFormat, VideoFormat};
 use crate::types::{StreamPlan, TimeRange};
 
 /// What a finished package is made of, relative to the output's directory.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Package {
     /// Every file, segments first and playlists/manifests last, so that a player never
     /// finds a playlist whose segments are not there yet.
