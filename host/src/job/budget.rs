@@ -20,13 +20,13 @@ pub async fn check_budget(plugins: &Plugins, limits: &Limits, spec: &JobSpec) ->
         let plan = match plugins.format_plan(&output.format, &output.plugin_params(), &smallest).await {
             Ok(plan) => plan,
             Err(err) => {
-                tracing::debug!(output = %output.key, err = %err.describe(), "not planned for the smallest input: left out of the job's budget");
+                tracing::debug!(output = ?output.key, err = %err.describe(), "not planned for the smallest input: left out of the job's budget");
                 continue;
             }
         };
         match media::check_plan(&plan, limits) {
             Ok(()) => plans.push((output.key.as_str(), plan)),
-            Err(problem) => tracing::debug!(output = %output.key, %problem, "planned for the smallest input beyond the host's bounds: left out of the job's budget"),
+            Err(problem) => tracing::debug!(output = ?output.key, %problem, "planned for the smallest input beyond the host's bounds: left out of the job's budget"),
         }
     }
     let keyed: Vec<(&str, &OutputPlan)> = plans.iter().map(|(key, plan)| (*key, plan)).collect();

@@ -69,7 +69,7 @@ pub async fn decide(plugins: &Plugins, limits: &Limits, info: &MediaInfo, spec: 
         match plugins.condition_evaluate(condition, info).await {
             Ok(true) => {}
             Ok(false) => {
-                tracing::info!(output = %spec.key, condition, "condition false; output skipped");
+                tracing::info!(output = ?spec.key, condition = ?condition, "condition false; output skipped");
                 return Decision::Skip;
             }
             Err(err) => return Decision::Fail(format!("The condition could not be evaluated: {}", err.describe())),

@@ -91,7 +91,7 @@ impl JobRun<'_> {
     }
 
     pub async fn fail_output(&self, row: &output::Model, message: String) -> Result<(), WriteError> {
-        tracing::warn!(output = %row.key, message, "output failed");
+        tracing::warn!(output = ?row.key, message = ?message, "output failed");
         let key = row.key.clone();
         let data = json!({"key": key, "error": message});
         let event = self.event(EventName::OutputFailed, format!("output.failed:{key}"), move |_, _| (data, None));

@@ -150,7 +150,7 @@ impl JobRun<'_> {
                 Ok(upload::Uploaded { url, urls, metadata }) => {
                     let shown = url.as_deref().map(crate::secret::redact_url).unwrap_or_default();
                     self.output_done(&row, url, urls, metadata).await.map_err(lost)?;
-                    tracing::info!(output = %row.key, url = shown, "output uploaded");
+                    tracing::info!(output = ?row.key, url = shown, "output uploaded");
                 }
                 Err(message) => self.fail_output(&row, message).await.map_err(lost)?,
             }
