@@ -157,7 +157,7 @@ mod tests {
 
     fn local(root: &Path) -> Destination {
         let operator = opendal::Operator::via_iter(opendal::Scheme::Fs, [("root".to_string(), root.to_string_lossy().to_string())]).unwrap();
-        Destination { place: Place::Local { root: root.to_path_buf(), operator, url_base: String::new() }, retry: false }
+        Destination { place: Place::Local { root: root.to_path_buf(), operator, url_base: String::new(), quota: None }, retry: false }
     }
 
     #[tokio::test]
