@@ -59,13 +59,26 @@ def local_job(media_server, name="long.mp4", output="mp4:720p", **extra):
             "outputs": {output: {"path": f"/{output.replace(':', '_')}.out"}}, **extra}
 
 
+def inspect(pid: int) -> dict:
+    """What /proc shows of a process: its status, environment and descriptors."""
+    fds = {}
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            fds[fd.name] = os.readlink(fd)
+        except OSError:
+            pass
+    return {"status": proc_status(pid), "environ": Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"), "fds": fds}
+
+
 def confined_engine(server, job_id, timeout=60):
-    """A running engine process of `job_id` that has confined itself."""
+    """What /proc shows of a running engine process of `job_id` that has confined itself
+    (a process that ends while it is looked at is passed over for the next)."""
     def confined():
         for pid in engines(server, job_id):
             try:
-                if proc_status(pid).get("Seccomp") == "2":
-                    return pid
+                seen = inspect(pid)
+                if seen["status"].get("Seccomp") == "2" and proc_status(pid):
+                    return seen
             except OSError:
                 continue
         return None
@@ -76,22 +89,18 @@ def test_the_engine_is_a_confined_process_with_nothing_of_the_server(copra, medi
     created = copra.post_job(local_job(media_server))
     assert created.status_code == 201, created.text
     job_id = created.json()["id"]
-    pid = confined_engine(copra, job_id)
-    status = proc_status(pid)
+    seen = confined_engine(copra, job_id)
+    status = seen["status"]
     assert status["NoNewPrivs"] == "1" and status["Seccomp"] == "2", status
     assert int(status["CapEff"], 16) == 0 and int(status["CapBnd"], 16) == 0, status
     # An empty environment: no secret, no database URL (the server has both).
-    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    environ = seen["environ"]
     assert not any(var.startswith(b"COPRA_") or b"DATABASE" in var for var in environ), environ
     assert copra.env["COPRA_API_KEYS"].encode() not in b"\0".join(environ)
     # Its descriptors: its pipes and the job's own files, nothing of the server's.
     work = (copra.data_dir / "work" / job_id).resolve()
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        try:
-            target = os.readlink(fd)
-        except OSError:
-            continue
-        assert target.startswith("pipe:") or target.startswith(str(work)) or target == "/dev/null", (fd.name, target)
+    for fd, target in seen["fds"].items():
+        assert target.startswith("pipe:") or target.startswith(str(work)) or target == "/dev/null", (fd, target)
     done = copra.wait_job(job_id, timeout=180)
     assert done["status"] == "job.completed", done
     # What the confined engine wrote is a real video.
