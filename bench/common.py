@@ -93,6 +93,8 @@ class Copra:
                    # outbound policy refuses unless allowed.
                    COPRA_OUTBOUND_ALLOW="127.0.0.0/8,::1/128")
         self.process = subprocess.Popen([str(COPRA), "serve"], env=env)
+        self.sampled_peak = 0
+        threading.Thread(target=self._sample, daemon=True).start()
         self.base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
         while True:
@@ -130,11 +132,27 @@ class Copra:
         return at - start
 
     def peak_rss_mib(self):
-        """The server's peak resident memory since it started (VmHWM)."""
+        """The peak resident memory of the server and its media engine processes
+        together (sampled every 20 ms), or the server's own VmHWM if that is higher."""
+        hwm = float("nan")
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
+                hwm = int(line.split()[1]) / 1024
+        return max(hwm, self.sampled_peak / 1024)
+
+    def _sample(self):
+        """Keep the largest sum of the resident memory of the server and its children."""
+        while self.process.poll() is None:
+            total = 0
+            for pid in [self.process.pid, *_descendants(self.process.pid)]:
+                try:
+                    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                        if line.startswith("VmRSS:"):
+                            total += int(line.split()[1])
+                except OSError:
+                    pass
+            self.sampled_peak = max(self.sampled_peak, total)
+            time.sleep(0.02)
 
     def stop(self):
         self.process.terminate()
@@ -159,12 +177,33 @@ def ffmpeg(args):
     return time.monotonic() - start
 
 
+def _descendants(pid):
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children = [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+        for child in children:
+            found += [child, *_descendants(child)]
+    return found
+
+
+def load_average():
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
 def compare(name, runs, contenders):
-    """Run each `(label, fn)` once per round, interleaved, `runs` rounds; print medians and
-    return them by label."""
+    """Run each `(label, fn)` once per round, interleaved, `runs` rounds; print each
+    label's median with the spread of its runs and the load average before and after,
+    and return the medians by label."""
     times = {label: [] for label, _ in contenders}
+    load_before = load_average()
     for i in range(runs):
         for label, fn in contenders:
             times[label].append(fn(i))
         print(f"{name} round {i + 1}: " + ", ".join(f"{label} {times[label][-1]:.2f}s" for label, _ in contenders), file=sys.stderr)
+    for label, values in times.items():
+        print(f"{name}: {label} median {statistics.median(values):.2f} s, spread {min(values):.2f}-{max(values):.2f} s over {runs} runs")
+    print(f"{name}: load average {load_before} before, {load_average()} after")
     return {label: statistics.median(values) for label, values in times.items()}

@@ -6,7 +6,7 @@ input, in one run, against the `ffmpeg` command with identical settings:
 - a 4-rung ladder (1080p, 720p, 480p, 360p h264 mp4, each with aac) from one Copra job
   vs one `ffmpeg` command making all four from one decode (`split`), and vs four
   sequential `ffmpeg` runs;
-- peak resident memory of the server for a job on a 1-minute and on a 5-minute input
+- peak resident memory of the server and its engine processes for a job on a 1-minute and on a 5-minute input
   (each on a freshly started server), which must stay flat.
 
 Usage: bench/media.py [--duration 60] [--runs 3] [--rss-minutes 1 5] [--skip-rss]

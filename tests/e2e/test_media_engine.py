@@ -154,12 +154,13 @@ def test_a_crashed_engine_ends_its_own_job_only(copra, media_server):
 
 @pytest.fixture(scope="module")
 def size_switch(tmp_path_factory) -> Path:
-    """A raw H.264 stream that is small for a second, then 4K: its probe sees 320x240."""
+    """A raw H.264 stream that is small for a second, then 4K with 16 reference frames:
+    its probe sees 320x240, so its plan's estimate is small; its decoder holds far more."""
     d = tmp_path_factory.mktemp("switch")
     for name, size, duration in [("small", "320x240", 1), ("big", "3840x2160", 4)]:
         subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=25:duration={duration}",
-                        "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-bsf:v", "h264_mp4toannexb",
-                        str(d / f"{name}.h264")], check=True)
+                        "-c:v", "libx264", "-preset", "ultrafast", "-refs", "16", "-bf", "0", "-pix_fmt", "yuv420p",
+                        "-bsf:v", "h264_mp4toannexb", str(d / f"{name}.h264")], check=True)
     (d / "switch.h264").write_bytes((d / "small.h264").read_bytes() + (d / "big.h264").read_bytes())
     return d
 
@@ -172,17 +173,18 @@ def limited_copra(tmp_path, **limits) -> Copra:
 def test_an_engine_that_outgrows_max_job_memory_is_stopped(tmp_path, media_server, media_dir, size_switch):
     for name in ("switch.h264", "small.h264"):
         (media_dir / name).write_bytes((size_switch / name).read_bytes())
-    server = limited_copra(tmp_path, max_job_memory_mib=110)
+    server = limited_copra(tmp_path, max_job_memory_mib=200)
     try:
         # A small input encodes within the limit.
         small = server.post_job(local_job(media_server, "small.h264", "mp4:240p")).json()["id"]
         assert server.wait_job(small)["status"] == "job.completed"
-        # The plan fits (the probe sees 320x240); the decoder then meets 4K frames.
+        # The plan fits (estimated about 160 MiB for what the probe sees, 320x240); the
+        # decoder then meets 4K frames and holds 16 of them (measured: about 380 MiB).
         job = server.post_job(local_job(media_server, "switch.h264", "mp4:240p"))
         assert job.status_code == 201, job.text
         done = server.wait_job(job.json()["id"], timeout=180)
         assert done["status"] == "job.failed", done
-        assert "exceeded max_job_memory_mib (110)" in done["outputs"][0]["error"], done
+        assert "exceeded max_job_memory_mib (200)" in done["outputs"][0]["error"], done
         assert requests.get(f"{server.url}/health", timeout=5).status_code == 200
     finally:
         server.stop()
