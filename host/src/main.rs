@@ -148,6 +148,9 @@ async fn run() -> anyhow::Result<()> {
         Command::Webhooks { client, command } => return cli::webhooks(&cli::Api::new(client, &config)?, command).await,
         command => command,
     };
+    // A server or worker holds keys and every job's credentials: no core file, no
+    // reading of its memory by another process of its user.
+    copra::confined::keep_server_private();
     if config.webhooks.generated {
         // The root itself is not shown: it signs nothing, and no tenant needs it.
         println!(

@@ -33,6 +33,17 @@ pub enum ConfineError {
     Filter(#[from] seccompiler::BackendError),
 }
 
+/// Make the server's own process non-dumpable: no core file with its keys in it, and no
+/// process of the same user (an engine on a kernel without Landlock, say) may read its
+/// memory or environment through `/proc` or trace it.
+pub fn keep_server_private() {
+    // SAFETY: a plain prctl on this process.
+    let done = unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0 as libc::c_ulong, 0 as libc::c_ulong, 0 as libc::c_ulong, 0 as libc::c_ulong) };
+    if done != 0 {
+        tracing::warn!(err = %io::Error::last_os_error(), "the server could not make itself non-dumpable");
+    }
+}
+
 /// Close every descriptor above standard error that the parent left open.
 pub fn close_inherited() {
     // SAFETY: close_range only closes descriptors; nothing in this process uses any

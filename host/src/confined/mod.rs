@@ -26,6 +26,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 pub use child::{SUBCOMMAND, main as child_main};
+pub use confine::keep_server_private;
 pub use error::EngineError;
 pub use process::Engine;
 pub use self_check::Check;
