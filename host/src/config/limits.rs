@@ -184,13 +184,6 @@ impl Limits {
     }
 }
 
-/// What the media engine holds every decode to (see `media::DecodeLimits`).
-impl From<&Limits> for crate::media::DecodeLimits {
-    fn from(limits: &Limits) -> Self {
-        crate::media::DecodeLimits { max_duration_secs: limits.max_duration.as_secs_f64(), max_pixels: limits.max_pixels }
-    }
-}
-
 /// Each `[limits]` key and its environment variable.
 pub const LIMIT_ENV_NAMES: &[(&str, &str)] = &[
     ("max_body_bytes", "COPRA_LIMITS_MAX_BODY_BYTES"),

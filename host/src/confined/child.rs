@@ -5,6 +5,7 @@
 
 use std::io::{BufRead, Read, Write};
 use std::sync::atomic::AtomicBool;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use super::protocol::{Call, Outcome, Report, Request};
@@ -74,12 +75,18 @@ fn run(call: Call, limits: &DecodeLimits, out: &Out) -> Result<Outcome, String> 
         Call::ProbeOutput { file } => media::probe_output(&file).map(|(info, metadata)| Outcome::Probed { info, metadata }).map_err(text),
         Call::Transcode { input, targets } => {
             let events = {
-                let out = out.clone();
+                let (out, paths): (Out, Vec<PathBuf>) = (out.clone(), targets.iter().map(|t| t.path.clone()).collect());
                 Arc::new(move |event: TranscodeEvent| {
                     out.send(&match event {
                         TranscodeEvent::Progress(fraction) => Report::Progress { fraction },
                         TranscodeEvent::FileReady { index, path } => Report::FileReady { index, path },
-                        TranscodeEvent::OutputFinished { index, result } => Report::OutputFinished { index, result: result.map_err(|e| e.to_string()) },
+                        TranscodeEvent::OutputFinished { index, result } => {
+                            // Read back here, saving the worker an engine of its own for it.
+                            let described = result.as_ref().ok().zip(paths.get(index)).and_then(|(produced, path)| produced.described_by(path)).map(|file| {
+                                media::probe_output(&file).map(|(_, metadata)| metadata).map_err(|e| e.to_string())
+                            });
+                            Report::OutputFinished { index, result: result.map_err(|e| e.to_string()), described }
+                        }
                     })
                 })
             };

@@ -43,8 +43,9 @@ pub enum Event {
     Progress(f64),
     /// A file of output `index` (a segment) is complete: it can be sent.
     FileReady { index: usize, path: PathBuf },
-    /// Output `index` is finished, or failed.
-    OutputFinished { index: usize, result: Result<Produced, EngineError> },
+    /// Output `index` is finished, or failed; with its description when the engine
+    /// read it back.
+    OutputFinished { index: usize, result: Result<Produced, EngineError>, described: Option<Result<Value, String>> },
 }
 
 impl Engine {
@@ -90,12 +91,12 @@ impl Engine {
                     }
                     Event::FileReady { index, path }
                 }
-                Report::OutputFinished { index, result } => {
+                Report::OutputFinished { index, result, described } => {
                     let target = targets.get(index).ok_or("an output that does not exist")?;
                     if let Ok(produced) = &result {
                         check_produced(&target.path, produced)?;
                     }
-                    Event::OutputFinished { index, result: result.map_err(EngineError::Media) }
+                    Event::OutputFinished { index, result: result.map_err(EngineError::Media), described }
                 }
                 Report::Confined { .. } | Report::Done { .. } => return Ok(()),
             };

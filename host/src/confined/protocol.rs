@@ -81,8 +81,14 @@ pub enum Report {
     Progress { fraction: f64 },
     /// A file of output `index` is complete (a segment of a package).
     FileReady { index: usize, path: PathBuf },
-    /// Output `index` of a transcode is finished, or failed.
-    OutputFinished { index: usize, result: Result<Produced, String> },
+    /// Output `index` of a transcode is finished, or failed; with the description of
+    /// the file that stands for it (see `Produced::described_by`), read back at once.
+    OutputFinished {
+        index: usize,
+        result: Result<Produced, String>,
+        #[serde(default)]
+        described: Option<Result<Value, String>>,
+    },
     /// The call's answer; the last report.
     Done { result: Result<Outcome, String> },
 }

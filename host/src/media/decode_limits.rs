@@ -22,13 +22,20 @@ use serde::{Deserialize, Serialize};
 use super::MediaError;
 
 /// What a decode may reach: the operator's `max_duration_secs` and `max_pixels`, as the
-/// media engine takes them (built from the server's `[limits]` by the caller).
+/// media engine takes them (built from the server's `[limits]`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DecodeLimits {
     /// Seconds of decoded time one stream may span, from its first timestamp.
     pub max_duration_secs: f64,
     /// Width × height of any decoded picture.
     pub max_pixels: u64,
+}
+
+/// The server's `[limits]` that every decode is held to.
+impl From<&crate::config::Limits> for DecodeLimits {
+    fn from(limits: &crate::config::Limits) -> Self {
+        DecodeLimits { max_duration_secs: limits.max_duration.as_secs_f64(), max_pixels: limits.max_pixels }
+    }
 }
 
 impl DecodeLimits {

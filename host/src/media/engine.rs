@@ -54,6 +54,18 @@ pub enum Produced {
     Package(Package),
 }
 
+impl Produced {
+    /// The file whose description stands for the output in its metadata: the file
+    /// itself, the first picture, or a package's master playlist (else its manifest).
+    pub fn described_by(&self, target: &std::path::Path) -> Option<PathBuf> {
+        match self {
+            Produced::File => Some(target.to_path_buf()),
+            Produced::Images { files, .. } => files.first().cloned(),
+            Produced::Package(package) => package.hls_master.as_ref().or(package.dash_manifest.as_ref()).map(|m| target.join(m)),
+        }
+    }
+}
+
 #[derive(Debug)]
 pub enum TranscodeEvent {
     /// Share of the input decoded, 0.0 to 1.0.

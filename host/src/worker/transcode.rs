@@ -90,7 +90,7 @@ impl JobRun<'_> {
                     let Some(done) = planned.get(index) else { continue };
                     segments.entry(index).or_default().send(&store, &done.spec, &done.target.path, path);
                 }
-                Event::OutputFinished { index, result } => {
+                Event::OutputFinished { index, result, described } => {
                     let Some(done) = planned.get(index) else { continue };
                     finished.insert(index);
                     // A failed package's segments in flight are dropped (their tasks abort).
@@ -113,6 +113,7 @@ impl JobRun<'_> {
                                 produced,
                                 mime_type: done.target.plan.mime_type.clone(),
                                 segments: sent,
+                                described,
                             };
                             uploads.spawn(crate::plugins::carry(upload.run()).instrument(tracing::Span::current()));
                         }

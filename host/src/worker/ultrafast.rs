@@ -236,6 +236,7 @@ impl JobRun<'_> {
                 produced,
                 mime_type: p.target.plan.mime_type.clone(),
                 segments: Default::default(),
+                described: None,
             };
             let (row, result) = upload.run().await;
             match result {

@@ -93,6 +93,9 @@ pub(super) struct Upload {
     pub mime_type: String,
     /// A package's segments already on their way.
     pub segments: Segments,
+    /// The description of the file that stands for the output, when the engine read
+    /// it back as it finished (see `Produced::described_by`); else it is read here.
+    pub described: Option<Result<Value, String>>,
 }
 
 /// Where an output ended up: one `url`, or `urls` (pictures: strings; packages:
@@ -198,10 +201,14 @@ impl Upload {
         Ok(Uploaded { url: None, urls: Some(json!(urls)), metadata })
     }
 
-    /// The ffprobe-shaped description of a produced file.
+    /// The ffprobe-shaped description of a produced file: the engine's, when it read
+    /// this very file back, else from an engine of its own.
     async fn probe_metadata(&self, file: &Path) -> Result<Value, String> {
-        let probed = self.engine.probe_output(&self.label, file).await;
-        probed.map(|(_, metadata)| metadata).map_err(|e| format!("The encoded file could not be read back: {e}"))
+        let probed = match &self.described {
+            Some(described) if self.produced.described_by(&self.path).as_deref() == Some(file) => described.clone(),
+            _ => self.engine.probe_output(&self.label, file).await.map(|(_, metadata)| metadata).map_err(|e| e.to_string()),
+        };
+        probed.map_err(|e| format!("The encoded file could not be read back: {e}"))
     }
 
     /// Upload `(file, path)` pairs, several at once, in order; URLs come back in order.
