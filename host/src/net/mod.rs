@@ -6,6 +6,10 @@
 //! FFmpeg is kept to the local file the host opened (`media::open`).
 
 mod bounded;
+#[cfg(test)]
+mod endless;
+#[cfg(test)]
+pub use endless::endless_server;
 mod idle;
 mod policy;
 mod resolve;

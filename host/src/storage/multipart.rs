@@ -138,24 +138,7 @@ mod tests {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
-    /// An S3 endpoint on loopback that answers every request with `head`, then a body
-    /// that never ends.
-    async fn endless(head: &'static str) -> String {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let endpoint = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move {
-            while let Ok((mut socket, _)) = listener.accept().await {
-                tokio::spawn(async move {
-                    let mut buf = vec![0u8; 1 << 16];
-                    let _ = socket.read(&mut buf).await;
-                    let _ = socket.write_all(head.as_bytes()).await;
-                    while socket.write_all(&[b'x'; 65536]).await.is_ok() {}
-                });
-            }
-        });
-        endpoint
-    }
+    use crate::net::endless_server as endless;
 
     #[tokio::test]
     async fn endless_listings_and_acl_answers_are_cut_at_their_caps() {
