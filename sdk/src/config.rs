@@ -37,7 +37,16 @@ fn field_error(path: &str, message: &str) -> Error {
     } else {
         (path.to_string(), message.to_string())
     };
-    let field = if field.is_empty() { "the storage block".to_string() } else { field };
+    invalid(&field, &what)
+}
+
+/// The error for a field a provider's own checks refuse after [`parse`] (a name that
+/// is not a bucket name, a key that is not base64), in the same shape:
+/// `The storage field {field} {what}.`, with the code of its place (`field` dotted,
+/// `credentials.account_key`; "" for the block itself). Never put the value given in
+/// `what` for a field under `credentials`.
+pub fn invalid(field: &str, what: &str) -> Error {
+    let field = if field.is_empty() { "the storage block" } else { field };
     let message = format!("The storage field {field} {what}.");
     if field == CREDENTIALS || field.starts_with(&format!("{CREDENTIALS}.")) {
         Error::new(codes::STORAGE_CREDENTIALS_NOT_VALID, message)

@@ -1,50 +1,65 @@
-//! `azure`: Azure Blob Storage (opendal `azblob`). The block names a `container` (or
-//! `bucket`) and `credentials` with the account name and its key, or a SAS token;
-//! `endpoint` overrides `https://{account}.blob.core.windows.net` (Azurite, sovereign
-//! clouds). Objects are at `https://{account}.blob.core.windows.net/{container}/{key}`.
+//! `azure`: Azure Blob Storage (opendal `azblob`). Objects are at
+//! `https://{account}.blob.core.windows.net/{container}/{key}`.
 
 use base64::Engine;
+use copra_sdk::config::{invalid, parse};
 use copra_sdk::storage::OpendalTarget;
-use copra_sdk::{Error, Json};
+use copra_sdk::{Error, Json, Secret};
+use serde::Deserialize;
 
-use crate::fields::{self, option};
+use crate::common::{endpoint, option};
 
-const ACCOUNT: &[&str] = &["account_name", "account"];
-const KEY: &[&str] = &["account_key", "access_key"];
-const SAS: &[&str] = &["sas_token", "sas"];
+/// An `azure` storage block.
+#[derive(Debug, Deserialize)]
+struct AzureConfig {
+    /// The blob container files go to (`bucket` is read too): 3 to 63 lowercase
+    /// letters, digits and single dashes.
+    #[serde(alias = "bucket")]
+    container: String,
+    /// Replaces `https://{account}.blob.core.windows.net` (Azurite, sovereign clouds).
+    #[serde(default)]
+    endpoint: Option<String>,
+    /// The account, and its key or a SAS token.
+    credentials: AzureCredentials,
+}
+
+/// How to sign in: the account and its key, or the account and a SAS token.
+#[derive(Debug, Deserialize)]
+struct AzureCredentials {
+    /// The storage account (`account` is read too): 3 to 24 lowercase letters and digits.
+    #[serde(alias = "account")]
+    account_name: String,
+    /// The account's key, base64 (`access_key` is read too).
+    #[serde(default, alias = "access_key")]
+    account_key: Option<Secret>,
+    /// A shared access signature, with or without its leading `?` (`sas` is read too);
+    /// it wins over a key.
+    #[serde(default, alias = "sas")]
+    sas_token: Option<Secret>,
+}
 
 pub fn target(block: &Json) -> Result<OpendalTarget, Error> {
-    let container = fields::required(block, &["container", "bucket"], "azure")?;
+    let config: AzureConfig = parse(block)?;
+    let container = config.container.as_str();
     if !is_container_name(container) {
-        return Err(Error::storage(format!(
-            "The azure container '{container}' is not a container name (3 to 63 lowercase letters, digits and dashes)."
-        )));
+        return Err(invalid("container", "is not valid: expected 3 to 63 lowercase letters, digits and single dashes"));
     }
-    let creds = fields::credentials(block, "azure", "'account_name' and 'account_key', or 'account_name' and 'sas_token'")?;
-    let account = fields::require_credential(creds, ACCOUNT, "azure")?;
+    let account = config.credentials.account_name.as_str();
     if !is_account_name(account) {
-        return Err(Error::credentials(format!(
-            "The storage credentials are not correct: the azure account name '{account}' must be 3 to 24 lowercase letters and digits."
-        )));
+        return Err(invalid("credentials.account_name", "is not valid: expected 3 to 24 lowercase letters and digits"));
     }
-    let sas = fields::credential(creds, SAS, "azure")?;
-    let key = fields::credential(creds, KEY, "azure")?;
     let mut options = vec![option("container", container), option("account_name", account), option("root", "/")];
-    match (sas, key) {
-        (Some(sas), _) => options.push(option("sas_token", sas.trim_start_matches('?'))),
+    match (&config.credentials.sas_token, &config.credentials.account_key) {
+        (Some(sas), _) => options.push(option("sas_token", sas.expose().trim_start_matches('?'))),
         (None, Some(key)) => {
-            if base64::engine::general_purpose::STANDARD.decode(key).is_err() {
-                return Err(Error::credentials("The storage credentials are not correct: the azure 'account_key' is not base64."));
+            if base64::engine::general_purpose::STANDARD.decode(key.expose()).is_err() {
+                return Err(invalid("credentials.account_key", "is not valid: expected base64"));
             }
-            options.push(option("account_key", key));
+            options.push(option("account_key", key.expose()));
         }
-        (None, None) => {
-            return Err(Error::credentials(
-                "The storage credentials are not correct: the azure storage needs 'account_key' (or 'access_key'), or 'sas_token'.",
-            ));
-        }
+        (None, None) => return Err(invalid("credentials.account_key", "is missing (or give credentials.sas_token)")),
     }
-    let endpoint = fields::endpoint(block, "azure")?.unwrap_or_else(|| format!("https://{account}.blob.core.windows.net"));
+    let endpoint = endpoint(config.endpoint.as_deref())?.unwrap_or_else(|| format!("https://{account}.blob.core.windows.net"));
     options.push(option("endpoint", &endpoint));
     Ok(OpendalTarget { scheme: "azblob".into(), options, url_base: format!("{endpoint}/{container}") })
 }
@@ -96,21 +111,28 @@ mod tests {
     #[test]
     fn missing_or_malformed_credentials_name_the_field() {
         let cases = [
-            (json!({"container":"videos"}), "'credentials'"),
-            (json!({"container":"videos","credentials":{"account_key":"a2V5"}}), "'account_name'"),
-            (json!({"container":"videos","credentials":{"account_name":"acme"}}), "'account_key'"),
-            (json!({"container":"videos","credentials":{"account_name":"acme","account_key":"not base64!"}}), "not base64"),
-            (json!({"container":"videos","credentials":{"account_name":"ACME.evil","account_key":"a2V5"}}), "account name"),
-            (json!({"container":"videos","credentials":{"account_name":"acme","account_key":7}}), "'account_key' must be a string"),
+            (json!({"container":"videos"}), "credentials is missing"),
+            (json!({"container":"videos","credentials":{"account_key":"a2V5"}}), "credentials.account_name is missing"),
+            (json!({"container":"videos","credentials":{"account_name":"acme"}}), "credentials.account_key is missing"),
+            (json!({"container":"videos","credentials":{"account_name":"acme","account_key":"not base64!"}}), "expected base64"),
+            (json!({"container":"videos","credentials":{"account_name":"ACME.evil","account_key":"a2V5"}}), "credentials.account_name is not valid"),
+            (json!({"container":"videos","credentials":{"account_name":"acme","account_key":7}}), "credentials.account_key is not valid: expected a string"),
         ];
         for (spec, named) in cases {
             let err = target(&spec).unwrap_err();
             assert_eq!(err.code, codes::STORAGE_CREDENTIALS_NOT_VALID, "{spec}");
             assert!(err.message.contains(named), "{spec}: {}", err.message);
+            assert!(!err.message.contains("a2V5"), "{}", err.message);
         }
         let err = target(&json!({"credentials":{"account_name":"acme","account_key":"a2V5"}})).unwrap_err();
         assert_eq!(err.code, codes::STORAGE_NOT_VALID);
-        assert!(err.message.contains("'container'"));
+        assert!(err.message.contains("container"));
         assert!(target(&json!({"container":"Bad_Name","credentials":{"account_name":"acme","account_key":"a2V5"}})).is_err());
+    }
+
+    #[test]
+    fn the_config_prints_no_secret() {
+        let config: AzureConfig = parse(&json!({"container":"videos","credentials":{"account_name":"acme","account_key":"a2V5"}})).unwrap();
+        assert!(!format!("{config:?}").contains("a2V5"));
     }
 }

@@ -1,37 +1,84 @@
-//! `gcs`: Google Cloud Storage (opendal `gcs`). The block names a `bucket` and
-//! `credentials` with a `service_account` key (the JSON object Google gives, or that
-//! JSON as a string), or an OAuth2 access `token`; `endpoint` overrides
-//! `https://storage.googleapis.com` (an emulator). Objects are at
+//! `gcs`: Google Cloud Storage (opendal `gcs`). Objects are at
 //! `https://storage.googleapis.com/{bucket}/{key}`.
 
 use base64::Engine;
+use copra_sdk::config::{invalid, parse};
 use copra_sdk::storage::OpendalTarget;
-use copra_sdk::{Error, Json};
+use copra_sdk::{Error, Json, Secret};
+use serde::{Deserialize, Deserializer};
 
-use crate::fields::{self, option};
+use crate::common::{endpoint, option};
 
 const DEFAULT_ENDPOINT: &str = "https://storage.googleapis.com";
-const SERVICE_ACCOUNT: &[&str] = &["service_account", "service_account_json", "key"];
+
+/// A `gcs` storage block.
+#[derive(Debug, Deserialize)]
+struct GcsConfig {
+    /// The bucket files go to: 3 to 222 lowercase letters, digits, dashes, underscores
+    /// and dots.
+    bucket: String,
+    /// Replaces `https://storage.googleapis.com` (an emulator).
+    #[serde(default)]
+    endpoint: Option<String>,
+    /// A service account's key, or an access token.
+    credentials: GcsCredentials,
+}
+
+/// How to sign in: a service account's key (the host signs its own tokens with it) or
+/// an OAuth2 access token. Nothing else: no credential file, no external or
+/// impersonated account, no instance metadata.
+#[derive(Debug, Deserialize)]
+struct GcsCredentials {
+    /// The service account's JSON key as Google gives it, as an object or as that JSON
+    /// in a string (`service_account_json` and `key` are read too).
+    #[serde(default, alias = "service_account_json", alias = "key")]
+    service_account: Option<ServiceAccountKey>,
+    /// An OAuth2 access token (`access_token` is read too), when there is no key.
+    #[serde(default, alias = "access_token")]
+    token: Option<Secret>,
+}
+
+/// A service account's JSON key, checked (`"type": "service_account"`, a client email,
+/// a PEM private key) and kept as JSON text that `Debug` does not show.
+#[derive(Debug)]
+struct ServiceAccountKey(Secret);
+
+impl<'de> Deserialize<'de> for ServiceAccountKey {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let key = match Json::deserialize(deserializer)? {
+            Json::String(text) => serde_json::from_str::<Json>(&text).map_err(|_| D::Error::custom("is not valid: expected a service account's JSON key"))?,
+            object @ Json::Object(_) => object,
+            _ => return Err(D::Error::custom("is not valid: expected a service account's JSON key (an object or a string)")),
+        };
+        if key.get("type").and_then(Json::as_str) != Some("service_account") {
+            return Err(D::Error::custom("is not valid: expected a key of \"type\": \"service_account\""));
+        }
+        for field in ["client_email", "private_key"] {
+            if key.get(field).and_then(Json::as_str).is_none_or(str::is_empty) {
+                return Err(D::Error::custom(format!("is not valid: it has no {field}")));
+            }
+        }
+        if !key["private_key"].as_str().unwrap_or_default().contains("-----BEGIN") {
+            return Err(D::Error::custom("is not valid: its private_key is not a PEM key"));
+        }
+        Ok(ServiceAccountKey(Secret::new(key.to_string())))
+    }
+}
 
 pub fn target(block: &Json) -> Result<OpendalTarget, Error> {
-    let bucket = fields::required(block, &["bucket"], "gcs")?;
+    let config: GcsConfig = parse(block)?;
+    let bucket = config.bucket.as_str();
     if !is_bucket_name(bucket) {
-        return Err(Error::storage(format!("The gcs bucket '{bucket}' is not a bucket name.")));
+        return Err(invalid("bucket", "is not valid: expected 3 to 222 lowercase letters, digits, dashes, underscores and dots"));
     }
-    let creds = fields::credentials(block, "gcs", "'service_account' (the service account's JSON key)")?;
     let mut options = vec![option("bucket", bucket), option("root", "/")];
-    match service_account(creds)? {
-        Some(key) => options.push(option("credential", &base64::engine::general_purpose::STANDARD.encode(key))),
-        None => match fields::credential(creds, &["token", "access_token"], "gcs")? {
-            Some(token) => options.push(option("token", token)),
-            None => {
-                return Err(Error::credentials(
-                    "The storage credentials are not correct: the gcs storage needs 'service_account' (the service account's JSON key).",
-                ));
-            }
-        },
+    match (&config.credentials.service_account, &config.credentials.token) {
+        (Some(ServiceAccountKey(key)), _) => options.push(option("credential", &base64::engine::general_purpose::STANDARD.encode(key.expose()))),
+        (None, Some(token)) => options.push(option("token", token.expose())),
+        (None, None) => return Err(invalid("credentials.service_account", "is missing (the service account's JSON key)")),
     }
-    let endpoint = fields::endpoint(block, "gcs")?;
+    let endpoint = endpoint(config.endpoint.as_deref())?;
     if let Some(endpoint) = &endpoint {
         options.push(option("endpoint", endpoint));
     }
@@ -39,31 +86,6 @@ pub fn target(block: &Json) -> Result<OpendalTarget, Error> {
     options.push(option("disable_vm_metadata", "true"));
     let base = endpoint.as_deref().unwrap_or(DEFAULT_ENDPOINT);
     Ok(OpendalTarget { scheme: "gcs".into(), options, url_base: format!("{base}/{bucket}") })
-}
-
-/// The service account key as JSON text, checked field by field.
-fn service_account(creds: &Json) -> Result<Option<String>, Error> {
-    let Some((name, value)) = SERVICE_ACCOUNT.iter().find_map(|n| creds.get(*n).filter(|v| !v.is_null()).map(|v| (*n, v))) else {
-        return Ok(None);
-    };
-    let bad = |why: &str| Error::credentials(format!("The storage credentials are not correct: the gcs '{name}' {why}."));
-    let key: Json = match value {
-        Json::Object(_) => value.clone(),
-        Json::String(text) => serde_json::from_str(text).map_err(|_| bad("is not a service account's JSON key"))?,
-        _ => return Err(bad("must be the service account's JSON key (an object or a string)")),
-    };
-    if key.get("type").and_then(Json::as_str) != Some("service_account") {
-        return Err(bad("must be a key of \"type\": \"service_account\""));
-    }
-    for field in ["client_email", "private_key"] {
-        if key.get(field).and_then(Json::as_str).is_none_or(str::is_empty) {
-            return Err(bad(&format!("has no '{field}'")));
-        }
-    }
-    if !key["private_key"].as_str().unwrap_or("").contains("-----BEGIN") {
-        return Err(bad("has a 'private_key' that is not a PEM key"));
-    }
-    Ok(Some(key.to_string()))
 }
 
 /// Bucket names: 3-222 lowercase letters, digits, dashes, underscores and dots.
@@ -110,11 +132,11 @@ mod tests {
     #[test]
     fn missing_or_malformed_credentials_name_the_field() {
         let cases = [
-            (json!({"bucket":"media"}), "'credentials'"),
-            (json!({"bucket":"media","credentials":{}}), "'service_account'"),
-            (json!({"bucket":"media","credentials":{"service_account":"{not json"}}), "'service_account' is not"),
+            (json!({"bucket":"media"}), "credentials is missing"),
+            (json!({"bucket":"media","credentials":{}}), "credentials.service_account is missing"),
+            (json!({"bucket":"media","credentials":{"service_account":"{not json"}}), "credentials.service_account is not valid"),
             (json!({"bucket":"media","credentials":{"service_account":{"type":"external_account"}}}), "service_account"),
-            (json!({"bucket":"media","credentials":{"service_account":{"type":"service_account","private_key":PEM}}}), "'client_email'"),
+            (json!({"bucket":"media","credentials":{"service_account":{"type":"service_account","private_key":PEM}}}), "client_email"),
             (json!({"bucket":"media","credentials":{"service_account":{"type":"service_account","client_email":"a@b","private_key":"x"}}}), "PEM"),
             (json!({"bucket":"media","credentials":{"service_account":5}}), "an object or a string"),
         ];
@@ -125,5 +147,12 @@ mod tests {
         }
         assert_eq!(target(&json!({"credentials":{"token":"t"}})).unwrap_err().code, codes::STORAGE_NOT_VALID);
         assert_eq!(target(&json!({"bucket":"Up","credentials":{"token":"t"}})).unwrap_err().code, codes::STORAGE_NOT_VALID);
+    }
+
+    #[test]
+    fn the_config_prints_no_secret() {
+        let key = json!({"type":"service_account","client_email":"a@p.iam.gserviceaccount.com","private_key":PEM});
+        let config: GcsConfig = parse(&json!({"bucket":"media","credentials":{"service_account":key}})).unwrap();
+        assert!(!format!("{config:?}").contains("BEGIN"));
     }
 }

@@ -5,10 +5,12 @@
 //!
 //! It only validates a storage block and describes its target; the host checks that
 //! target (granted scheme, endpoint under the outbound policy, credentials only from
-//! the block) before any I/O.
+//! the block) before any I/O. Each provider reads its block into a typed config (a doc
+//! comment on every field, credentials as `Secret`s that `Debug` hides) with the SDK's
+//! `config::parse`, whose errors name the field.
 
 mod azure;
-mod fields;
+mod common;
 mod gcs;
 mod sftp;
 mod swift;

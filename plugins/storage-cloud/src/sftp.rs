@@ -1,56 +1,97 @@
-//! `sftp`: an SFTP server, streamed by the host's own SSH client. The block names the
-//! `host`, `port` (22), the server's host key `fingerprint` (`SHA256:...`, as
-//! `ssh-keygen -lf` prints it; the connection is refused unless the key matches), and
-//! `credentials` with a `username` and a `password` or a `private_key` (OpenSSH or PEM,
-//! with an optional `passphrase`). `path` is absolute on the server. Objects are at
-//! `sftp://{host}:{port}/{path}/{key}`.
+//! `sftp`: an SFTP server, streamed by the host's own SSH client, which refuses the
+//! connection unless the server's host key matches the block's fingerprint. `path` is
+//! absolute on the server. Objects are at `sftp://{host}:{port}/{path}/{key}`.
 
+use copra_sdk::config::{invalid, parse};
 use copra_sdk::storage::OpendalTarget;
-use copra_sdk::{Error, Json};
+use copra_sdk::{Error, Json, Secret};
+use serde::{Deserialize, Deserializer};
 
-use crate::fields::{self, option};
+use crate::common::option;
+
+/// An `sftp` storage block.
+#[derive(Debug, Deserialize)]
+struct SftpConfig {
+    /// The server's host name or address (`server` is read too).
+    #[serde(alias = "server")]
+    host: String,
+    /// Its port, a number or a string of one (default 22).
+    #[serde(default)]
+    port: Option<Port>,
+    /// The server's host key fingerprint as `ssh-keygen -lf` prints it
+    /// (`SHA256:...`; `host_key_fingerprint` is read too).
+    #[serde(alias = "host_key_fingerprint")]
+    fingerprint: String,
+    /// The user, and a password or a private key.
+    credentials: SftpCredentials,
+}
+
+/// How to sign in: a user and a password, or a user and a private key.
+#[derive(Debug, Deserialize)]
+struct SftpCredentials {
+    /// The user (`user` is read too).
+    #[serde(alias = "user")]
+    username: String,
+    /// The user's password, when there is no key.
+    #[serde(default)]
+    password: Option<Secret>,
+    /// A private key, OpenSSH or PEM (`key` is read too); it wins over a password.
+    #[serde(default, alias = "key")]
+    private_key: Option<Secret>,
+    /// The private key's passphrase, if it has one.
+    #[serde(default)]
+    passphrase: Option<Secret>,
+}
+
+/// A TCP port, 1 to 65535, from a number or a string.
+#[derive(Debug, Clone, Copy)]
+struct Port(u16);
+
+impl<'de> Deserialize<'de> for Port {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let port = match Json::deserialize(deserializer)? {
+            Json::Number(n) => n.as_u64(),
+            Json::String(s) => s.parse::<u64>().ok(),
+            _ => None,
+        };
+        port.and_then(|p| u16::try_from(p).ok()).filter(|p| *p > 0).map(Port).ok_or_else(|| D::Error::custom("is not valid: expected a port, 1 to 65535"))
+    }
+}
 
 pub fn target(block: &Json) -> Result<OpendalTarget, Error> {
-    let host = fields::required(block, &["host", "server"], "sftp")?;
+    let config: SftpConfig = parse(block)?;
+    let host = config.host.as_str();
     if host.is_empty() || host.len() > 253 || !host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']')) {
-        return Err(Error::storage(format!("The sftp host '{host}' is not a host name or address.")));
+        return Err(invalid("host", "is not valid: expected a host name or address"));
     }
-    let port = match block.get("port") {
-        None | Some(Json::Null) => 22,
-        Some(Json::Number(n)) => n.as_u64().filter(|p| (1..=65535).contains(p)).ok_or_else(|| Error::storage("The sftp 'port' is not a port."))?,
-        Some(Json::String(s)) => s.parse::<u64>().ok().filter(|p| (1..=65535).contains(p)).ok_or_else(|| Error::storage("The sftp 'port' is not a port."))?,
-        Some(_) => return Err(Error::storage("The sftp 'port' is not a port.")),
-    };
-    let fingerprint = fields::required(block, &["fingerprint", "host_key_fingerprint"], "sftp")?;
+    let port = config.port.map_or(22, |Port(p)| p);
+    let fingerprint = config.fingerprint.as_str();
     let body = fingerprint.strip_prefix("SHA256:").unwrap_or(fingerprint).trim_end_matches('=');
     if body.len() != 43 || !body.chars().all(|c| c.is_ascii_alphanumeric() || c == '+' || c == '/') {
-        return Err(Error::storage(format!(
-            "The sftp 'fingerprint' '{fingerprint}' is not a SHA256 host key fingerprint (as `ssh-keygen -lf` prints it)."
-        )));
+        return Err(invalid("fingerprint", "is not valid: expected a SHA256 host key fingerprint, as `ssh-keygen -lf` prints it"));
     }
-    let creds = fields::credentials(block, "sftp", "'username' and 'password' (or 'private_key')")?;
-    let user = fields::require_credential(creds, &["username", "user"], "sftp")?;
+    let creds = &config.credentials;
     let mut options = vec![
         option("host", host),
         option("port", &port.to_string()),
-        option("username", user),
+        option("username", &creds.username),
         option("fingerprint", &format!("SHA256:{body}")),
         option("root", "/"),
     ];
-    match (fields::credential(creds, &["private_key", "key"], "sftp")?, fields::credential(creds, &["password"], "sftp")?) {
+    match (&creds.private_key, &creds.password) {
         (Some(key), _) => {
+            let key = key.expose();
             if !key.contains("-----BEGIN") && !key.starts_with("PuTTY-User-Key-File-") {
-                return Err(Error::credentials("The storage credentials are not correct: the sftp 'private_key' is not a private key (OpenSSH or PEM)."));
+                return Err(invalid("credentials.private_key", "is not valid: expected an OpenSSH or PEM private key"));
             }
             options.push(option("private_key", key));
-            if let Some(passphrase) = fields::credential(creds, &["passphrase"], "sftp")? {
-                options.push(option("passphrase", passphrase));
+            if let Some(passphrase) = &creds.passphrase {
+                options.push(option("passphrase", passphrase.expose()));
             }
         }
-        (None, Some(password)) => options.push(option("password", password)),
-        (None, None) => {
-            return Err(Error::credentials("The storage credentials are not correct: the sftp storage needs 'password' (or 'private_key')."));
-        }
+        (None, Some(password)) => options.push(option("password", password.expose())),
+        (None, None) => return Err(invalid("credentials.password", "is missing (or give credentials.private_key)")),
     }
     let authority = if host.contains(':') && !host.starts_with('[') { format!("[{host}]") } else { host.to_string() };
     Ok(OpendalTarget { scheme: "sftp".into(), options, url_base: format!("sftp://{authority}:{port}") })
@@ -78,19 +119,26 @@ mod tests {
     #[test]
     fn errors_name_the_field() {
         let cases = [
-            (json!({"host":"h","fingerprint":FP}), codes::STORAGE_CREDENTIALS_NOT_VALID, "'credentials'"),
-            (json!({"host":"h","fingerprint":FP,"credentials":{"password":"p"}}), codes::STORAGE_CREDENTIALS_NOT_VALID, "'username'"),
-            (json!({"host":"h","fingerprint":FP,"credentials":{"username":"u"}}), codes::STORAGE_CREDENTIALS_NOT_VALID, "'password'"),
-            (json!({"host":"h","fingerprint":FP,"credentials":{"username":"u","private_key":"xyz"}}), codes::STORAGE_CREDENTIALS_NOT_VALID, "'private_key'"),
-            (json!({"host":"h","credentials":{"username":"u","password":"p"}}), codes::STORAGE_NOT_VALID, "'fingerprint'"),
-            (json!({"host":"h","fingerprint":"MD5:aa","credentials":{"username":"u","password":"p"}}), codes::STORAGE_NOT_VALID, "'fingerprint'"),
-            (json!({"fingerprint":FP,"credentials":{"username":"u","password":"p"}}), codes::STORAGE_NOT_VALID, "'host'"),
-            (json!({"host":"h","port":70000,"fingerprint":FP,"credentials":{"username":"u","password":"p"}}), codes::STORAGE_NOT_VALID, "'port'"),
+            (json!({"host":"h","fingerprint":FP}), codes::STORAGE_CREDENTIALS_NOT_VALID, "credentials is missing"),
+            (json!({"host":"h","fingerprint":FP,"credentials":{"password":"p"}}), codes::STORAGE_CREDENTIALS_NOT_VALID, "credentials.username is missing"),
+            (json!({"host":"h","fingerprint":FP,"credentials":{"username":"u"}}), codes::STORAGE_CREDENTIALS_NOT_VALID, "credentials.password is missing"),
+            (json!({"host":"h","fingerprint":FP,"credentials":{"username":"u","private_key":"xyz"}}), codes::STORAGE_CREDENTIALS_NOT_VALID, "credentials.private_key"),
+            (json!({"host":"h","fingerprint":FP,"credentials":{"username":"u","password":1234}}), codes::STORAGE_CREDENTIALS_NOT_VALID, "credentials.password is not valid"),
+            (json!({"host":"h","credentials":{"username":"u","password":"p"}}), codes::STORAGE_NOT_VALID, "fingerprint is missing"),
+            (json!({"host":"h","fingerprint":"MD5:aa","credentials":{"username":"u","password":"p"}}), codes::STORAGE_NOT_VALID, "fingerprint is not valid"),
+            (json!({"fingerprint":FP,"credentials":{"username":"u","password":"p"}}), codes::STORAGE_NOT_VALID, "host is missing"),
+            (json!({"host":"h","port":70000,"fingerprint":FP,"credentials":{"username":"u","password":"p"}}), codes::STORAGE_NOT_VALID, "port is not valid"),
         ];
         for (spec, code, named) in cases {
             let err = target(&spec).unwrap_err();
             assert_eq!(err.code, code, "{spec}");
             assert!(err.message.contains(named), "{spec}: {}", err.message);
         }
+    }
+
+    #[test]
+    fn the_config_prints_no_secret() {
+        let config: SftpConfig = parse(&json!({"host":"h","fingerprint":FP,"credentials":{"username":"u","password":"hunter2"}})).unwrap();
+        assert!(!format!("{config:?}").contains("hunter2"));
     }
 }

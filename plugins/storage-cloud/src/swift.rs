@@ -1,67 +1,94 @@
 //! `rackspace` (Rackspace Cloud Files) and `swift` (OpenStack Swift), opendal `swift`.
-//! The block names a `container` (or `bucket`), a `region`, and `credentials` with a
-//! `username` and an `api_key` (Rackspace) or `password`, optionally a `tenant`
-//! (project). The host signs in at `auth_url` (Rackspace's identity service by
-//! default; Keystone v2 or, for an URL ending in `/v3`, v3) and takes the region's
-//! object-store URL from the catalog; objects are at `{storage URL}/{container}/{key}`.
-//! A block may instead give the storage URL as `endpoint` and a `token` in `credentials`.
+//! The host signs in at `auth_url` (Rackspace's identity service by default; Keystone
+//! v2 or, for an URL ending in `/v3`, v3) and takes the region's object-store URL from
+//! the catalog; objects are at `{storage URL}/{container}/{key}`. A block may instead
+//! give the storage URL as `endpoint` and a `token` in `credentials`.
 
+use copra_sdk::config::{invalid, parse};
 use copra_sdk::storage::OpendalTarget;
-use copra_sdk::{Error, Json};
+use copra_sdk::{Error, Json, Secret};
+use serde::Deserialize;
 
-use crate::fields::{self, option};
+use crate::common::{endpoint, http_url, option};
 
 const RACKSPACE_IDENTITY: &str = "https://identity.api.rackspacecloud.com/v2.0";
 
+/// A `rackspace` or `swift` storage block.
+#[derive(Debug, Deserialize)]
+struct SwiftConfig {
+    /// The container files go to (`bucket` is read too); no `/`, at most 256 bytes.
+    #[serde(alias = "bucket")]
+    container: String,
+    /// The identity service to sign in at (required for `swift`; Rackspace's own for
+    /// `rackspace`).
+    #[serde(default)]
+    auth_url: Option<String>,
+    /// The region whose object store the catalog names (`DFW`, `RegionOne`, ...).
+    #[serde(default)]
+    region: Option<String>,
+    /// The storage URL itself, with a `token` instead of a sign-in.
+    #[serde(default)]
+    endpoint: Option<String>,
+    /// A user and an API key or password, or a token.
+    credentials: SwiftCredentials,
+}
+
+/// How to sign in: a user with an API key (Rackspace) or a password (Keystone),
+/// optionally in a tenant (project); or a token, with the block's `endpoint`.
+#[derive(Debug, Deserialize)]
+struct SwiftCredentials {
+    /// The user (`user` is read too).
+    #[serde(default, alias = "user")]
+    username: Option<String>,
+    /// Rackspace's API key (`apikey` is read too); it wins over a password.
+    #[serde(default, alias = "apikey")]
+    api_key: Option<Secret>,
+    /// The user's password (Keystone).
+    #[serde(default)]
+    password: Option<Secret>,
+    /// The tenant or project (`tenant_name` and `project` are read too).
+    #[serde(default, alias = "tenant_name", alias = "project")]
+    tenant: Option<String>,
+    /// A token already issued, used with the block's `endpoint` instead of a sign-in.
+    #[serde(default)]
+    token: Option<Secret>,
+}
+
 pub fn target(block: &Json, service: &str) -> Result<OpendalTarget, Error> {
-    let container = fields::required(block, &["container", "bucket"], service)?;
-    if container.contains('/') || container.len() > 256 {
-        return Err(Error::storage(format!("The {service} container '{container}' is not a container name.")));
+    let config: SwiftConfig = parse(block)?;
+    let container = config.container.as_str();
+    if container.is_empty() || container.contains('/') || container.len() > 256 {
+        return Err(invalid("container", "is not valid: expected a container name (no '/', at most 256 bytes)"));
     }
-    let creds = fields::credentials(block, service, "'username' and 'api_key' (or 'password')")?;
+    let creds = &config.credentials;
     let mut options = vec![option("container", container), option("root", "/")];
-    if let Some(token) = fields::credential(creds, &["token"], service)? {
-        let endpoint = fields::endpoint(block, service)?
-            .ok_or_else(|| Error::storage(format!("The {service} storage with a 'token' must give its storage URL as 'endpoint'.")))?;
+    if let Some(token) = &creds.token {
+        let endpoint = endpoint(config.endpoint.as_deref())?.ok_or_else(|| invalid("endpoint", "is missing (a token needs the storage URL)"))?;
         options.push(option("endpoint", &endpoint));
-        options.push(option("token", token));
+        options.push(option("token", token.expose()));
         return Ok(OpendalTarget { scheme: "swift".into(), options, url_base: format!("{endpoint}/{container}") });
     }
-    let user = fields::require_credential(creds, &["username", "user"], service)?;
-    let api_key = fields::credential(creds, &["api_key", "apikey"], service)?;
-    let password = fields::credential(creds, &["password"], service)?;
-    match (api_key, password) {
-        (Some(key), _) => options.push(option("api_key", key)),
-        (None, Some(password)) => options.push(option("password", password)),
-        (None, None) => {
-            return Err(Error::credentials(format!(
-                "The storage credentials are not correct: the {service} storage needs 'api_key' (or 'password')."
-            )));
-        }
+    let user = creds.username.as_deref().filter(|u| !u.is_empty()).ok_or_else(|| invalid("credentials.username", "is missing"))?;
+    match (&creds.api_key, &creds.password) {
+        (Some(key), _) => options.push(option("api_key", key.expose())),
+        (None, Some(password)) => options.push(option("password", password.expose())),
+        (None, None) => return Err(invalid("credentials.api_key", "is missing (or give credentials.password)")),
     }
     options.push(option("username", user));
-    if let Some(tenant) = fields::credential(creds, &["tenant", "tenant_name", "project"], service)? {
+    if let Some(tenant) = creds.tenant.as_deref().filter(|t| !t.is_empty()) {
         options.push(option("tenant", tenant));
     }
-    let auth_url = match fields::text(block, &["auth_url"], &format!("{service} storage field"), false)? {
-        Some(url) => check_url(url, service)?,
+    let auth_url = match config.auth_url.as_deref().filter(|u| !u.is_empty()) {
+        Some(url) => http_url(url, "auth_url")?,
         None if service == "rackspace" => RACKSPACE_IDENTITY.to_string(),
-        None => return Err(Error::storage("The swift storage must define 'auth_url' (its identity service).")),
+        None => return Err(invalid("auth_url", "is missing (the identity service to sign in at)")),
     };
     options.push(option("auth_url", &auth_url));
-    if let Some(region) = fields::text(block, &["region"], &format!("{service} storage field"), false)? {
+    if let Some(region) = config.region.as_deref().filter(|r| !r.is_empty()) {
         options.push(option("region", region));
     }
     // The storage URL comes from the sign-in: the host sets the URL base then.
     Ok(OpendalTarget { scheme: "swift".into(), options, url_base: String::new() })
-}
-
-fn check_url(url: &str, service: &str) -> Result<String, Error> {
-    url::Url::parse(url)
-        .ok()
-        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
-        .map(|u| u.as_str().trim_end_matches('/').to_string())
-        .ok_or_else(|| Error::storage(format!("The {service} auth_url '{url}' is not an http(s) URL.")))
 }
 
 #[cfg(test)]
@@ -101,15 +128,21 @@ mod tests {
     #[test]
     fn missing_or_malformed_credentials_name_the_field() {
         let cases = [
-            (json!({"container":"media"}), "'credentials'"),
-            (json!({"container":"media","credentials":{"api_key":"k"}}), "'username'"),
-            (json!({"container":"media","credentials":{"username":"u"}}), "'api_key'"),
-            (json!({"container":"media","credentials":{"username":"u","api_key":["k"]}}), "'api_key' must be a string"),
+            (json!({"container":"media"}), "credentials is missing"),
+            (json!({"container":"media","credentials":{"api_key":"k"}}), "credentials.username is missing"),
+            (json!({"container":"media","credentials":{"username":"u"}}), "credentials.api_key is missing"),
+            (json!({"container":"media","credentials":{"username":"u","api_key":["k"]}}), "credentials.api_key is not valid: expected a string"),
         ];
         for (spec, named) in cases {
             let err = target(&spec, "rackspace").unwrap_err();
             assert_eq!(err.code, codes::STORAGE_CREDENTIALS_NOT_VALID, "{spec}");
             assert!(err.message.contains(named), "{spec}: {}", err.message);
         }
+    }
+
+    #[test]
+    fn the_config_prints_no_secret() {
+        let config: SwiftConfig = parse(&json!({"container":"media","credentials":{"username":"u","api_key":"hunter2"}})).unwrap();
+        assert!(!format!("{config:?}").contains("hunter2"));
     }
 }
