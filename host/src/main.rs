@@ -138,7 +138,7 @@ async fn run() -> anyhow::Result<()> {
         }
         command => command,
     };
-    let config = Arc::new(config::Config::load(cli.config.as_deref())?);
+    let mut config = Arc::new(config::Config::load(cli.config.as_deref())?);
     media::init();
 
     let command = match command {
@@ -163,6 +163,8 @@ async fn run() -> anyhow::Result<()> {
         .context("starting the plugin host")?;
     let _watcher = plugins.watch().context("watching the plugin directory")?;
     let db = db::connect(config.database_url.expose()).await.with_context(|| format!("opening the database {}", redact(config.database_url.expose())))?;
+    // A node that does not agree with the cluster (another secret key) stops here.
+    copra::cluster::check(&db, Arc::make_mut(&mut config)).await?;
     // Plugins added through any node's admin API, loaded here too (and kept in step).
     plugins.start_sync(db.clone(), config.plugin_sync.interval).await;
     let job_arrived = Arc::new(tokio::sync::Notify::new());

@@ -33,6 +33,9 @@ pub struct Config {
     pub api_keys: Vec<Secret<String>>,
     /// The base URL clients reach this server at; used for `local` storage URLs.
     pub public_url: String,
+    /// Whether `public_url` was given (`COPRA_PUBLIC_URL`, `public_url`) rather than made
+    /// from `listen`: a node without one takes the cluster's (`crate::cluster`).
+    pub public_url_given: bool,
     /// Jobs one worker runs at once.
     pub worker_concurrency: usize,
     /// This worker's identity in leases. Stable across restarts of the same node.
@@ -211,7 +214,9 @@ impl Config {
             .map(PathBuf::from)
             .or(file_config.plugin_dir)
             .unwrap_or_else(|| default_plugin_dir(&data_dir));
-        let public_url = env("COPRA_PUBLIC_URL").or(file_config.public_url).unwrap_or_else(|| format!("http://{listen}"));
+        let given_public_url = env("COPRA_PUBLIC_URL").or(file_config.public_url).filter(|url| !url.trim().is_empty());
+        let public_url_given = given_public_url.is_some();
+        let public_url = given_public_url.unwrap_or_else(|| format!("http://{listen}"));
         let worker_concurrency = match env("COPRA_WORKER_CONCURRENCY") {
             Some(v) => v.parse().map_err(|_| ConfigError::Invalid { name: "COPRA_WORKER_CONCURRENCY", message: format!("'{v}' is not a number") })?,
             None => file_config.worker_concurrency.unwrap_or(1),
@@ -271,6 +276,7 @@ impl Config {
             plugin_dir,
             api_keys: api_keys.into_iter().map(Secret::new).collect(),
             public_url,
+            public_url_given,
             worker_concurrency: worker_concurrency.max(1),
             worker_id,
             admin_key: Secret::new(admin_key),

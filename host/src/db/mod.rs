@@ -5,6 +5,7 @@
 //! Timestamps are Unix milliseconds (`i64`) so comparisons behave the same on both
 //! backends and leases need no time-zone handling.
 
+pub mod cluster;
 mod direct;
 pub mod event;
 pub mod job;

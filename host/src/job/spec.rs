@@ -50,6 +50,20 @@ pub struct OutputSpec {
     pub params: Map<String, Value>,
 }
 
+impl JobSpec {
+    /// The stand-in for a spec that cannot be opened (so its job can be failed): no
+    /// input, no outputs, no notification.
+    pub fn unreadable() -> Self {
+        JobSpec {
+            input: InputSpec { url: None, service: None, raw: Value::Null },
+            storage: Value::Null,
+            outputs: Vec::new(),
+            notification: None,
+            settings: Value::Null,
+        }
+    }
+}
+
 impl std::fmt::Debug for JobSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         use crate::secret::redact_json;

@@ -271,7 +271,10 @@ impl Worker {
             return Ok(());
         }
         let lease = Lease { job_id: job_id.to_string(), owner: self.identity.clone() };
-        let (spec, pins): (JobSpec, _) = crate::job::stored::open_planned(&self.config.sealer, &job.spec)?;
+        let (spec, pins): (JobSpec, _) = match crate::job::stored::open_planned(&self.config.sealer, &job.spec) {
+            Ok(opened) => opened,
+            Err(err) => return self.unopenable(&job, &outputs, lease, activity, err).await,
+        };
         let run = JobRun { worker: self, lease, spec: &spec, activity, attempts: job.attempts };
         // The plugin versions the job was planned with, or none: never another version.
         let pins = crate::plugins::Pins::new(pins);
@@ -394,6 +397,28 @@ impl Worker {
     /// When the engine's process died (not a media error, not a limit) and the job has
     /// attempts left, this attempt ends here (an error) and the job is given back for
     /// another; otherwise the caller records the failure.
+    /// A job whose stored spec this node cannot open (sealed with another key, or
+    /// damaged): given back for a node that can, and after its attempts failed with
+    /// why. It is never claimed again and again.
+    async fn unopenable(
+        &self,
+        job: &db::job::Model,
+        outputs: &[output::Model],
+        lease: Lease,
+        activity: Arc<watch::Activity>,
+        err: crate::job::stored::StoredSpecError,
+    ) -> anyhow::Result<()> {
+        if job.attempts < MAX_ATTEMPTS {
+            queue::release(&self.db, &job.id, &self.identity, false).await?;
+            self.wake.notify_one();
+            anyhow::bail!("{err}; the job is given back for attempt {} of {MAX_ATTEMPTS}", job.attempts + 1);
+        }
+        let spec = JobSpec::unreadable();
+        let run = JobRun { worker: self, lease, spec: &spec, activity, attempts: job.attempts };
+        let message = format!("The job could not be run: {err}. Every node sharing a database needs the same COPRA_SECRET_KEY.");
+        Ok(run.fail_input(outputs, message).await?)
+    }
+
     async fn give_back(&self, job_id: &str, attempts: i32, err: &EngineError) -> anyhow::Result<()> {
         if err.is_crash() && attempts < MAX_ATTEMPTS {
             queue::release(&self.db, job_id, &self.identity, false).await?;

@@ -11,6 +11,7 @@ mod m20261126_000041_plugins;
 mod m20261126_000051_jobs_by_owner;
 mod m20261126_000061_chunks;
 mod m20261127_000191_webhook_tenants;
+mod m20261205_000201_cluster;
 
 use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, Statement, TransactionTrait};
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000051_jobs_by_owner::Migration),
             Box::new(m20261126_000061_chunks::Migration),
             Box::new(m20261127_000191_webhook_tenants::Migration),
+            Box::new(m20261205_000201_cluster::Migration),
         ]
     }
 }
