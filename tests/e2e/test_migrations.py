@@ -114,7 +114,9 @@ def test_an_old_postgres_database_is_upgraded_in_place_by_nodes_starting_at_once
     try:
         psql(f"SET search_path TO {schema};" + OLD_SCHEMA.format(serial="bigserial", autoincrement="") + old_rows(media_server))
         # Two nodes start on the same database at once: the migrations run once.
-        nodes = [Copra(tmp_path / name, {"COPRA_DATABASE_URL": url}) for name in ("one", "two")]
+        # (Nodes of one cluster share its secret key.)
+        key = uuid.uuid4().hex + uuid.uuid4().hex
+        nodes = [Copra(tmp_path / name, {"COPRA_DATABASE_URL": url, "COPRA_SECRET_KEY": key}) for name in ("one", "two")]
         errors = []
 
         def start(node):
