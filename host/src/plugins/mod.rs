@@ -10,8 +10,8 @@
 //! Files, one concern each: `engine` (engine, epoch ticker, linker), `sandbox` (limits
 //! and rights from the grant; the store), `hosts` (host grants), `error` (failures and
 //! how a call's result becomes one), `registry` (loaded components), `convert` (WIT ↔
-//! host types), `watch` (hot reload), and one file per kind of call: `storage`,
-//! `upload`, `format`, `condition`, `notifier`. This file: the [`Plugins`] host itself,
+//! host types), `hot_reload`, and one file per kind of call: `storage`,
+//! `custom_upload`, `format`, `condition`, `notifier`. This file: the [`Plugins`] host itself,
 //! start, reload, lookup.
 
 mod bindings;
@@ -30,8 +30,8 @@ mod registry;
 mod sandbox;
 mod state;
 mod storage;
-mod upload;
-mod watch;
+mod custom_upload;
+mod hot_reload;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -56,7 +56,7 @@ use state::PluginState;
 pub use state::{LastStatus, WebhookSigning};
 pub use sandbox::{grantable_schemes, is_never_granted};
 pub use storage::StorageTarget;
-pub use watch::PluginWatcher;
+pub use hot_reload::PluginWatcher;
 
 /// A plugin file that could not be loaded, for the operator.
 #[derive(Debug, Clone, serde::Serialize)]

@@ -1,7 +1,7 @@
 //! The worker: claims jobs from the queue and runs each through fetch → probe →
 //! conditions → plans → one native transcode → uploads → events.
 //!
-//! Ultrafast jobs (`ultrafast`) have their video outputs encoded in chunks (`chunks`),
+//! Ultrafast jobs (`ultrafast`) have their video outputs encoded in chunks (`chunk_encode`),
 //! which every worker claims before new jobs.
 //!
 //! It owns the order of things and the statuses; the actual work is done by `storage`
@@ -19,15 +19,15 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-mod chunks;
+mod chunk_encode;
+mod heartbeat;
+mod output_upload;
 mod record;
 mod stage;
 mod transcode;
 mod ultrafast;
 mod ultrafast_package;
-mod upload;
 mod vtt;
-mod watch;
 
 use crate::config::Config;
 use crate::db::jobs::{Lease, WriteError};
@@ -231,8 +231,8 @@ impl Worker {
     /// Run one claimed job to its end, keeping its lease alive and watching it meanwhile.
     async fn run_job(&self, job_id: &str, cancel: Arc<AtomicBool>) {
         let stalled = Arc::new(Notify::new());
-        let activity = Arc::new(watch::Activity::default());
-        let watch = watch::Watch {
+        let activity = Arc::new(heartbeat::Activity::default());
+        let watch = heartbeat::Watch {
             db: self.db.clone(),
             lease: Lease { job_id: job_id.to_string(), owner: self.identity.clone() },
             queue: self.config.queue.clone(),
@@ -265,7 +265,7 @@ impl Worker {
         }
     }
 
-    async fn process(&self, job_id: &str, work: &Path, cancel: &Arc<AtomicBool>, activity: Arc<watch::Activity>) -> anyhow::Result<()> {
+    async fn process(&self, job_id: &str, work: &Path, cancel: &Arc<AtomicBool>, activity: Arc<heartbeat::Activity>) -> anyhow::Result<()> {
         let Some((job, outputs)) = db::jobs::read(&self.db, job_id, None).await? else { return Ok(()) };
         if job.status.is_terminal() {
             return Ok(());
@@ -405,7 +405,7 @@ impl Worker {
         job: &db::job::Model,
         outputs: &[output::Model],
         lease: Lease,
-        activity: Arc<watch::Activity>,
+        activity: Arc<heartbeat::Activity>,
         err: crate::job::stored::StoredSpecError,
     ) -> anyhow::Result<()> {
         if job.attempts < MAX_ATTEMPTS {

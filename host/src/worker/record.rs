@@ -15,7 +15,7 @@ pub(super) struct JobRun<'a> {
     pub lease: Lease,
     pub spec: &'a JobSpec,
     /// What the encode shows of its life, for the stall watch.
-    pub activity: std::sync::Arc<super::watch::Activity>,
+    pub activity: std::sync::Arc<super::heartbeat::Activity>,
     /// This claim's attempt, from 1.
     pub attempts: i32,
 }

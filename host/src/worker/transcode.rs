@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use super::record::JobRun;
-use super::{PROGRESS_EVERY, Planned, upload};
+use super::{PROGRESS_EVERY, Planned, output_upload};
 use crate::db::jobs::WriteError;
 use crate::job::status::OutputState;
 use crate::confined::{EngineError, Event};
@@ -39,7 +39,7 @@ impl JobRun<'_> {
         // Outputs whose end the engine reported; the others end with the engine.
         let mut finished: HashSet<usize> = HashSet::new();
 
-        let store = upload::Store {
+        let store = output_upload::Store {
             plugins: self.worker.plugins.clone(),
             destination: destination.clone(),
             service: self.spec.storage_service().to_string(),
@@ -47,7 +47,7 @@ impl JobRun<'_> {
         };
         let mut uploads = tokio::task::JoinSet::new();
         // Segments of packages being sent while their ladders still encode.
-        let mut segments: HashMap<usize, upload::Segments> = HashMap::new();
+        let mut segments: HashMap<usize, output_upload::Segments> = HashMap::new();
         let mut last_progress = Instant::now() - PROGRESS_EVERY;
         // Progress webhooks, when the job asked for them: at most one an interval.
         let progress_interval = self.spec.progress_interval();
@@ -102,7 +102,7 @@ impl JobRun<'_> {
                             if matches!(produced, Produced::Package(_)) {
                                 self.set_output(&done.row, OutputState::Packaging).await.map_err(lost)?;
                             }
-                            let upload = upload::Upload {
+                            let upload = output_upload::Upload {
                                 http: self.worker.http.clone(),
                                 engine: self.worker.engine.clone(),
                                 label: self.lease.job_id.clone(),
@@ -148,7 +148,7 @@ impl JobRun<'_> {
             }
             let (row, result) = finished?;
             match result {
-                Ok(upload::Uploaded { url, urls, metadata }) => {
+                Ok(output_upload::Uploaded { url, urls, metadata }) => {
                     let shown = url.as_deref().map(crate::secret::redact_url).unwrap_or_default();
                     self.output_done(&row, url, urls, metadata).await.map_err(lost)?;
                     tracing::info!(output = ?row.key, url = shown, "output uploaded");

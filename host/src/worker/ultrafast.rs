@@ -10,11 +10,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::chunks::{ChunkOutput, ChunkPlan, staged_pieces};
+use super::chunk_encode::{ChunkOutput, ChunkPlan, staged_pieces};
 use super::stage::{Stage, chunk_files, piece_name};
 use super::record::JobRun;
 use super::ultrafast_package::{alignment, audio_renditions, chunk_outputs, package_chunkable};
-use super::{MAX_ATTEMPTS, Planned, upload};
+use super::{MAX_ATTEMPTS, Planned, output_upload};
 use crate::db::jobs::WriteError;
 use crate::media::{self, Produced};
 use crate::queue::chunks::{self, ChunkState};
@@ -193,7 +193,7 @@ impl JobRun<'_> {
         };
 
         // 4. Join each output (or package its joined rungs) and upload it.
-        let store = upload::Store {
+        let store = output_upload::Store {
             plugins: self.worker.plugins.clone(),
             destination: destination.clone(),
             service: self.spec.storage_service().to_string(),
@@ -225,7 +225,7 @@ impl JobRun<'_> {
                 }
             };
             crate::metrics::encoded(p.spec.format.split(':').next().unwrap_or_default(), encode_started.elapsed());
-            let upload = upload::Upload {
+            let upload = output_upload::Upload {
                 http: self.worker.http.clone(),
                 engine: self.worker.engine.clone(),
                 label: self.lease.job_id.clone(),
@@ -240,7 +240,7 @@ impl JobRun<'_> {
             };
             let (row, result) = upload.run().await;
             match result {
-                Ok(upload::Uploaded { url, urls, metadata }) => self.output_done(&row, url, urls, metadata).await?,
+                Ok(output_upload::Uploaded { url, urls, metadata }) => self.output_done(&row, url, urls, metadata).await?,
                 Err(message) => self.fail_output(&row, message).await?,
             }
         }

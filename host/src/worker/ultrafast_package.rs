@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::Planned;
-use super::chunks::ChunkOutput;
+use super::chunk_encode::ChunkOutput;
 use super::stage::{Stage, piece_name};
 use super::record::JobRun;
 use crate::db::jobs::WriteError;

@@ -25,7 +25,7 @@ use ladder::Layout;
 use manifest::declared_kbps;
 use muxers::StreamSpec;
 use packager::Packager;
-use watch::FileWatch;
+use segment_hooks::FileWatch;
 use super::encode::{AudioEncoder, VideoEncoder, VideoSetup};
 use super::engine::{Flow, Lane, Produced, Sink};
 use super::file::write_packet;
@@ -301,7 +301,7 @@ mod ladder;
 mod manifest;
 mod muxers;
 mod packager;
-mod watch;
+mod segment_hooks;
 
 pub use copy::package_encoded;
 pub use ladder::{Ladder, ladder};

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use ffmpeg::{Rational, codec, format};
 use ffmpeg_next as ffmpeg;
 
-use super::watch::FileWatch;
+use super::segment_hooks::FileWatch;
 use super::{DASH_MANIFEST, MEDIA_PLAYLIST};
 use crate::media::MediaError;
 use crate::media::file::set_codec_tag;

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use super::ladder::Layout;
 use super::manifest::{master_playlist, overhead, package_files, set_bandwidth};
 use super::muxers::{StreamSpec, open_dash, open_hls};
-use super::watch::FileWatch;
+use super::segment_hooks::FileWatch;
 use super::{DASH_MANIFEST, HLS_MASTER, Meter, Muxers, Package, Ready, Rendition, lock};
 use crate::media::MediaError;
 use crate::media::codecs::codec_string;
