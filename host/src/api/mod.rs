@@ -15,7 +15,6 @@ mod octet;
 mod openapi;
 mod ops;
 mod query;
-mod rate;
 mod ui;
 mod webhook_secret;
 mod webhooks;
@@ -41,7 +40,7 @@ pub struct AppState {
     /// Cancelled when the server shuts down: long-lived answers (event streams) end.
     pub stopping: tokio_util::sync::CancellationToken,
     /// Webhook redeliveries per API key (`[webhooks] redeliveries_per_minute`).
-    redeliveries: Arc<rate::RateLimiter>,
+    redeliveries: Arc<crate::notify::RateLimiter>,
     /// The dry runs running in this process, per tenant and in all.
     pub dry_runs: Arc<crate::job::dry_run_gate::DryRunGate>,
 }
@@ -49,7 +48,7 @@ pub struct AppState {
 impl AppState {
     pub fn new(db: DatabaseConnection, plugins: Arc<Plugins>, config: Arc<Config>, job_arrived: Arc<tokio::sync::Notify>) -> Self {
         let keys = Arc::new(auth::Keys::new(&config.api_keys));
-        let redeliveries = Arc::new(rate::RateLimiter::per_minute(config.webhooks.redeliveries_per_minute));
+        let redeliveries = Arc::new(crate::notify::RateLimiter::per_minute(config.webhooks.redeliveries_per_minute));
         let dry_runs = crate::job::dry_run_gate::DryRunGate::new(&config.limits);
         AppState { db, plugins, config, keys, job_arrived, stopping: Default::default(), redeliveries, dry_runs }
     }

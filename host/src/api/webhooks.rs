@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use super::auth::ApiKey;
 use super::{ApiError, AppState};
 use crate::db::{event, outbox, webhook_attempt};
+use crate::notify::redelivery::{self, RedeliverError};
 use crate::job::{JobError, view::timestamp};
 
 pub fn router() -> Router<AppState> {
@@ -64,29 +65,18 @@ async fn list(State(state): State<AppState>, key: ApiKey, Path(id): Path<String>
 )]
 async fn redeliver(State(state): State<AppState>, key: ApiKey, Path((id, event_id)): Path<(String, String)>) -> Result<(StatusCode, Json<Value>), ApiError> {
     let (job, _) = super::jobs::own_job(&state, &key, &id).await?;
-    let not_found = || ApiError::NotFound { code: "event_not_found", what: format!("Event '{event_id}' of job '{id}'") };
-    let event_id: i64 = event_id.parse().map_err(|_| not_found())?;
-    let spec = crate::job::stored::open_spec(&state.config.sealer, &job.spec).map_err(ApiError::internal)?;
-    if spec.notification.is_none() {
-        return Err(JobError::invalid(
-            "notification_not_found",
-            format!("Job '{id}' was submitted without a 'notification' block, so it has no webhooks to redeliver."),
-        )
-        .into());
+    let done = redelivery::redeliver(&state.db, &state.config.sealer, &state.redeliveries, &key.owner, &job, &event_id).await.map_err(refusal)?;
+    Ok((StatusCode::ACCEPTED, Json(event_view(&done.event, &done.attempts))))
+}
+
+/// A redelivery refused, in the API's shape.
+fn refusal(err: RedeliverError) -> ApiError {
+    match err {
+        RedeliverError::NotFound { .. } => ApiError::NotFound { code: "event_not_found", what: err.to_string() },
+        RedeliverError::NoNotification { .. } => JobError::invalid("notification_not_found", err.to_string()).into(),
+        RedeliverError::TooMany { retry_after, .. } => ApiError::TooManyRequests { code: "too_many_redeliveries", message: err.to_string(), retry_after },
+        RedeliverError::Spec(_) | RedeliverError::Db(_) => ApiError::internal(err),
     }
-    state.redeliveries.take(&key.owner).map_err(|retry_after| ApiError::TooManyRequests {
-        code: "too_many_redeliveries",
-        message: format!(
-            "This API key asked for more than {} webhook redeliveries a minute ([webhooks] redeliveries_per_minute).",
-            state.redeliveries.rate()
-        ),
-        retry_after,
-    })?;
-    let event = outbox::redeliver(&state.db, &id, event_id).await?.ok_or_else(not_found)?;
-    tracing::info!(job_id = %id, event_id, webhook_id = %event.webhook_id(), "webhook redelivery requested");
-    let log = outbox::log(&state.db, &id).await?;
-    let attempts = log.iter().find(|(e, _)| e.id == event.id).map(|(_, a)| a.as_slice()).unwrap_or_default();
-    Ok((StatusCode::ACCEPTED, Json(event_view(&event, attempts))))
 }
 
 /// An event with its delivery state and its attempts, oldest first.

@@ -34,7 +34,11 @@ use tokio::task::JoinSet;
 use tracing::Instrument;
 
 mod fair;
+mod rate_limit;
+pub mod redelivery;
 pub mod secrets;
+
+pub use rate_limit::RateLimiter;
 
 use crate::config::{Config, WebhookConfig};
 use crate::db::outbox::{self, Attempt, Outcome};
