@@ -12,7 +12,8 @@ use ffmpeg_next as ffmpeg;
 
 use super::{DecodeLimits, MediaError};
 use super::encode::{AudioEncoder, VideoEncoder, VideoSetup};
-use super::engine::{Flow, Lane, Sink};
+use super::engine::Lane;
+use super::sink::{Flow, Sink};
 use super::input::{Decoded, Demuxer};
 use super::piece::PieceWriter;
 use super::split::ChunkRange;

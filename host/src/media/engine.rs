@@ -20,13 +20,13 @@ use ffmpeg::frame;
 use ffmpeg_next as ffmpeg;
 
 use super::{DecodeLimits, MediaError};
+use super::sink::{Flow, OutputTarget, Produced, Sink};
 use super::encode::VideoSetup;
 use super::file::FileSink;
 use super::filters::share;
-use super::image::{ImageSink, SpriteTile};
-use super::package::{Package, PackageSink};
+use super::image::ImageSink;
+use super::package::PackageSink;
 use super::input::{AudioFormat, Decoded, Demuxer, VideoFormat};
-use crate::types::OutputPlan;
 
 /// Frames waiting per lane. Enough to ride out an encoder's bursts (x264 takes several
 /// frames before it gives one back) while bounding memory.
@@ -34,37 +34,6 @@ pub(super) const LANE_DEPTH: usize = 8;
 
 /// Progress is for people watching a bar: four updates a second is plenty.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
-
-/// One output to produce.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct OutputTarget {
-    pub plan: OutputPlan,
-    /// The file to write, or for pictures the directory to write them in.
-    pub path: PathBuf,
-}
-
-/// What an output produced.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub enum Produced {
-    /// One file, at the target's path.
-    File,
-    /// Pictures (or sprite sheets) in order, and for sprites where each picture sits.
-    Images { files: Vec<PathBuf>, tiles: Vec<SpriteTile> },
-    /// An HLS and/or DASH package in the target's directory.
-    Package(Package),
-}
-
-impl Produced {
-    /// The file whose description stands for the output in its metadata: the file
-    /// itself, the first picture, or a package's master playlist (else its manifest).
-    pub fn described_by(&self, target: &std::path::Path) -> Option<PathBuf> {
-        match self {
-            Produced::File => Some(target.to_path_buf()),
-            Produced::Images { files, .. } => files.first().cloned(),
-            Produced::Package(package) => package.hls_master.as_ref().or(package.dash_manifest.as_ref()).map(|m| target.join(m)),
-        }
-    }
-}
 
 #[derive(Debug)]
 pub enum TranscodeEvent {
@@ -79,26 +48,6 @@ pub enum TranscodeEvent {
 
 /// Where the engine reports; called from the lanes' threads too.
 pub type EventSink = Arc<dyn Fn(TranscodeEvent) + Send + Sync>;
-
-/// Whether a lane wants more frames.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Flow {
-    Continue,
-    /// Everything the output needs has been seen (the end of a trailer's range).
-    Done,
-}
-
-/// What a lane runs: an output (or part of one) that takes decoded frames.
-pub(super) trait Sink: Send {
-    /// What the sink gives back when it is done.
-    type Done;
-    fn wants_video(&self) -> bool;
-    fn wants_audio(&self) -> bool;
-    fn video(&mut self, frame: &frame::Video) -> Result<Flow, MediaError>;
-    fn audio(&mut self, frame: &frame::Audio) -> Result<Flow, MediaError>;
-    /// The input has ended: flush and close.
-    fn finish(&mut self) -> Result<Self::Done, MediaError>;
-}
 
 /// Produce every output from one decode of `input`, held to `limits` (a stream that
 /// decodes past them fails every output still running, naming the limit). Blocking:

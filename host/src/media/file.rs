@@ -8,7 +8,7 @@ use ffmpeg_next as ffmpeg;
 
 use super::MediaError;
 use super::encode::{AudioEncoder, Emit, VideoEncoder, VideoSetup};
-use super::engine::{Flow, Produced, Sink};
+use super::sink::{Flow, Produced, Sink};
 use super::input::{AudioFormat, VideoFormat};
 use crate::types::OutputPlan;
 

@@ -12,7 +12,7 @@ use ffmpeg_next as ffmpeg;
 
 use super::MediaError;
 use super::encode::{drain, find_encoder};
-use super::engine::{Flow, Produced, Sink};
+use super::sink::{Flow, Produced, Sink};
 use super::filters::{self, Picture};
 use super::input::VideoFormat;
 use crate::types::ImagePlan;

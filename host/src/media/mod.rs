@@ -3,8 +3,9 @@
 //! of HTTP, databases or plugins: it takes plans and paths, and gives back files.
 //!
 //! `input` demuxes and decodes; `engine` fans decoded frames out to one thread per
-//! output; `filters` builds the graphs; `encode` wraps encoders; `file`, `image` and
-//! `package` (HLS/DASH, with `codecs` for their codec strings) are the kinds of output;
+//! output, each a `sink` (what a lane runs); `filters` builds the graphs; `encode`
+//! wraps encoders; `file`, `image` and `package` (HLS/DASH, with `codecs` for their
+//! codec strings) are the kinds of output;
 //! `probe` describes files; `plan_check` (with `allowlist`) holds a format plugin's plan
 //! and a probed input to the host's bounds before any of that runs, and `job_check` a
 //! job's plans together (pictures, and the memory `memory` estimates); `gif` makes a
@@ -22,6 +23,7 @@ mod cut;
 mod decode_limits;
 mod encode;
 mod engine;
+mod sink;
 mod file;
 mod filters;
 mod gif;
@@ -44,7 +46,8 @@ pub use job_check::{JobRefusal, check_job, smallest_input};
 pub use join::join;
 pub use memory::{MemoryEstimate, memory_breakdown, memory_estimate};
 pub use split::{ChunkRange, chunk_ranges, chunk_ranges_aligned};
-pub use engine::{EventSink, OutputTarget, Produced, TranscodeEvent, transcode};
+pub use engine::{EventSink, TranscodeEvent, transcode};
+pub use sink::{OutputTarget, Produced};
 pub use image::SpriteTile;
 pub use package::{Ladder, Package, ladder, package_encoded};
 pub use plan_check::{check_input, check_plan};
