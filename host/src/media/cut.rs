@@ -205,25 +205,10 @@ pub fn cut_chunks(input: &Path, ranges: &[ChunkRange], paths: &[PathBuf], limits
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::{Fit, VideoPlan};
+    use crate::types::VideoPlan;
 
     fn plan() -> VideoPlan {
-        VideoPlan {
-            codec: "h264".into(),
-            width: 160,
-            height: 90,
-            fps: None,
-            bitrate_kbps: None,
-            crf: Some(28.0),
-            pix_fmt: "yuv420p".into(),
-            gop: None,
-            keyframe_interval: None,
-            encoder_options: vec![("preset".to_string(), "ultrafast".to_string())],
-            scaler: "bicubic".into(),
-            fit: Fit::Stretch,
-            rotate: 0,
-            tone_map: false,
-        }
+        crate::media::test_fixtures::h264(160, 90, 28.0, "ultrafast")
     }
 
     /// Cut `input` into chunks of ~2 s and check that each chunk encoded from its own

@@ -242,22 +242,7 @@ mod tests {
     }
 
     fn plan() -> crate::types::VideoPlan {
-        crate::types::VideoPlan {
-            codec: "h264".into(),
-            width: 160,
-            height: 120,
-            fps: None,
-            bitrate_kbps: None,
-            crf: Some(30.0),
-            pix_fmt: "yuv420p".into(),
-            gop: None,
-            keyframe_interval: None,
-            encoder_options: vec![("preset".into(), "ultrafast".into())],
-            scaler: "bicubic".into(),
-            fit: crate::types::Fit::Stretch,
-            rotate: 0,
-            tone_map: false,
-        }
+        crate::media::test_fixtures::h264(160, 120, 30.0, "ultrafast")
     }
 
     fn transcode(input: &std::path::Path, limits: &DecodeLimits) -> Result<super::super::Produced, MediaError> {

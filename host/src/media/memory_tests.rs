@@ -51,26 +51,12 @@ fn input(width: u32, height: u32, codec: &str) -> MediaInfo {
 }
 
 fn video(codec: &str, width: u32, height: u32, options: &[(&str, &str)]) -> VideoPlan {
-    VideoPlan {
-        codec: codec.into(),
-        width,
-        height,
-        fps: None,
-        bitrate_kbps: None,
-        crf: Some(23.0),
-        pix_fmt: if codec == "gif" { "pal8".into() } else { "yuv420p".into() },
-        gop: None,
-        keyframe_interval: None,
-        encoder_options: options.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-        scaler: "bicubic".into(),
-        fit: Fit::Stretch,
-        rotate: 0,
-        tone_map: false,
-    }
+    use crate::media::test_fixtures::{options as pairs, video_plan};
+    VideoPlan { crf: Some(23.0), encoder_options: pairs(options), ..video_plan(codec, width, height) }
 }
 
 fn audio() -> AudioPlan {
-    AudioPlan { codec: "aac".into(), bitrate_kbps: 128, sample_rate: 48_000, channels: 2 }
+    crate::media::test_fixtures::aac(128, 48_000)
 }
 
 fn file(container: &str, video: Option<VideoPlan>, audio: Option<AudioPlan>) -> OutputPlan {

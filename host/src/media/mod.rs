@@ -24,6 +24,8 @@ mod decode_limits;
 mod encode;
 mod engine;
 mod sink;
+#[cfg(test)]
+pub(crate) mod test_fixtures;
 mod file;
 mod filters;
 mod gif;

@@ -7,26 +7,12 @@ use super::*;
 use crate::types::{Fit, HlsPlan, SpritePlan, VariantPlan};
 
 fn video() -> VideoPlan {
-    VideoPlan {
-        codec: "h264".into(),
-        width: 1280,
-        height: 720,
-        fps: Some(25.0),
-        bitrate_kbps: None,
-        crf: Some(23.0),
-        pix_fmt: "yuv420p".into(),
-        gop: None,
-        keyframe_interval: None,
-        encoder_options: vec![("preset".into(), "medium".into()), ("profile".into(), "high".into())],
-        scaler: "bicubic".into(),
-        fit: Fit::Stretch,
-        rotate: 0,
-        tone_map: false,
-    }
+    use crate::media::test_fixtures::{h264, options};
+    VideoPlan { fps: Some(25.0), encoder_options: options(&[("preset", "medium"), ("profile", "high")]), ..h264(1280, 720, 23.0, "medium") }
 }
 
 fn audio() -> AudioPlan {
-    AudioPlan { codec: "aac".into(), bitrate_kbps: 128, sample_rate: 44100, channels: 2 }
+    crate::media::test_fixtures::aac(128, 44100)
 }
 
 fn file() -> OutputPlan {

@@ -60,22 +60,7 @@ fn plan(width: u32, height: u32, audio: bool) -> OutputPlan {
         container: "mp4".into(),
         extension: "mp4".into(),
         mime_type: "video/mp4".into(),
-        video: Some(VideoPlan {
-            codec: "h264".into(),
-            width,
-            height,
-            fps: None,
-            bitrate_kbps: None,
-            crf: Some(28.0),
-            pix_fmt: "yuv420p".into(),
-            gop: None,
-            keyframe_interval: None,
-            encoder_options: vec![("preset".into(), "ultrafast".into())],
-            scaler: "bicubic".into(),
-            fit: Fit::Stretch,
-            rotate: 0,
-            tone_map: false,
-        }),
+        video: Some(super::test_fixtures::h264(width, height, 28.0, "ultrafast")),
         audio: audio.then(|| AudioPlan { codec: "aac".into(), bitrate_kbps: 96, sample_rate: 44100, channels: 2 }),
         range: None,
         image: None,
@@ -397,22 +382,8 @@ fn video_plan(codec: &str, width: u32, height: u32) -> VideoPlan {
         "av1" => (Some(50.0), None, vec![("preset", "12")]),
         _ => (None, Some(500), vec![]),
     };
-    VideoPlan {
-        codec: codec.into(),
-        width,
-        height,
-        fps: None,
-        bitrate_kbps: bitrate,
-        crf,
-        pix_fmt: "yuv420p".into(),
-        gop: None,
-        keyframe_interval: None,
-        encoder_options: options.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-        scaler: "bicubic".into(),
-        fit: Fit::Stretch,
-        rotate: 0,
-        tone_map: false,
-    }
+    let options = super::test_fixtures::options(&options);
+    VideoPlan { bitrate_kbps: bitrate, crf, pix_fmt: "yuv420p".into(), encoder_options: options, ..super::test_fixtures::video_plan(codec, width, height) }
 }
 
 fn audio_plan(codec: &str) -> AudioPlan {

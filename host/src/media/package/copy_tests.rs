@@ -8,26 +8,11 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use crate::media::{self, OutputTarget, Produced};
-use crate::types::{AudioPlan, Fit, HlsPlan, OutputPlan, OutputType, StreamPlan, VariantPlan, VideoPlan};
+use crate::types::{HlsPlan, OutputPlan, OutputType, StreamPlan, VariantPlan, VideoPlan};
 
 fn rung(name: &str, width: u32, height: u32) -> VariantPlan {
-    let video = VideoPlan {
-        codec: "h264".into(),
-        width,
-        height,
-        fps: Some(25.0),
-        bitrate_kbps: None,
-        crf: Some(28.0),
-        pix_fmt: "yuv420p".into(),
-        gop: None,
-        keyframe_interval: Some(1.0),
-        encoder_options: vec![("preset".into(), "ultrafast".into())],
-        scaler: "bicubic".into(),
-        fit: Fit::Stretch,
-        rotate: 0,
-        tone_map: false,
-    };
-    let audio = AudioPlan { codec: "aac".into(), bitrate_kbps: 96, sample_rate: 48000, channels: 2 };
+    let video = VideoPlan { fps: Some(25.0), keyframe_interval: Some(1.0), ..crate::media::test_fixtures::h264(width, height, 28.0, "ultrafast") };
+    let audio = crate::media::test_fixtures::aac(96, 48000);
     VariantPlan { name: name.into(), video: Some(video), audio: Some(audio) }
 }
 
