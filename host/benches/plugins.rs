@@ -44,7 +44,7 @@ fn bench(c: &mut Criterion) {
     c.bench_function("condition: warm call (trivial expression: host + ABI cost)", |b| {
         b.iter(|| rt.block_on(warm.evaluate("true", &info)).expect("evaluates"))
     });
-    c.bench_function("condition: warm call (seed 001 landscape expression)", |b| {
+    c.bench_function("condition: warm call (the Coconut reference's landscape expression)", |b| {
         b.iter(|| rt.block_on(warm.evaluate(CONDITION, &info)).expect("evaluates"))
     });
     c.bench_function("condition: new store + instantiate", |b| b.iter(|| rt.block_on(plugins.condition_instance()).expect("instance")));

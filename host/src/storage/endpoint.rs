@@ -26,7 +26,7 @@ pub fn check_target(policy: &Policy, scheme: &str, options: &[(String, String)])
     super::object_options::split(scheme, options)?;
     if scheme == "sftp" {
         // Not HTTP: the host's own client (see `storage::sftp`), host checked here.
-        return super::sftp::SftpTarget::parse(policy, options).map(|_| options.to_vec());
+        return super::sftp::SftpTarget::parse(policy, options).map(|_| options.to_vec()).map_err(|refused| refused.to_string());
     }
     for (key, value) in options {
         if ENDPOINT_KEYS.contains(&key.as_str()) {
@@ -37,7 +37,7 @@ pub fn check_target(policy: &Policy, scheme: &str, options: &[(String, String)])
             }
         }
     }
-    super::harden::harden(scheme, options)
+    super::harden::harden(scheme, options).map_err(|refused| refused.to_string())
 }
 
 /// Give an operator the policy's client for every request it makes, and fail any of

@@ -8,9 +8,33 @@ use base64::Engine;
 
 type Options = Vec<(String, String)>;
 
+/// Why a target's options are refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum HardenError {
+    #[error("The storage option '{key}' is not supported: {instead}")]
+    Unsupported { key: String, instead: &'static str },
+    #[error("The storage region '{0}' is not a region name (letters, digits and dashes).")]
+    NotARegion(String),
+    #[error("The azblob storage target has no endpoint.")]
+    AzureNoEndpoint,
+    #[error("The azure storage credentials must give an account name and key, or a SAS token.")]
+    AzureCredentials,
+    #[error("The gcs storage credentials must give a service account key.")]
+    GcsCredentials,
+    #[error("The gcs storage credential is not a service account's JSON key.")]
+    NotAServiceAccountKey,
+    #[error("The gcs storage credential must be a key of type 'service_account'.")]
+    NotServiceAccountType,
+    #[error("The swift storage target needs an endpoint and a token.")]
+    SwiftToken,
+    /// A sign-in the host would make is refused (`swift_auth::check`).
+    #[error("{0}")]
+    SwiftSignIn(String),
+}
+
 /// `options` hardened for `scheme` (canonical opendal name). Schemes without a rule
 /// here pass unchanged (the sandbox grants schemes; only known ones are granted by default).
-pub fn harden(scheme: &str, options: &[(String, String)]) -> Result<Options, String> {
+pub fn harden(scheme: &str, options: &[(String, String)]) -> Result<Options, HardenError> {
     match scheme {
         "s3" => s3(options),
         "azblob" => azblob(options),
@@ -31,15 +55,15 @@ fn with_forced(options: &[(String, String)], forced: &[(&str, &str)]) -> Options
     out
 }
 
-fn refuse_keys(options: &[(String, String)], keys: &[&str], instead: &str) -> Result<(), String> {
+fn refuse_keys(options: &[(String, String)], keys: &[&str], instead: &'static str) -> Result<(), HardenError> {
     match options.iter().find(|(k, _)| keys.contains(&k.as_str())) {
-        Some((key, _)) => Err(format!("The storage option '{key}' is not supported: {instead}")),
+        Some((key, _)) => Err(HardenError::Unsupported { key: key.clone(), instead }),
         None => Ok(()),
     }
 }
 
 /// S3: no profile files, environment or instance credentials, no role to assume.
-fn s3(options: &[(String, String)]) -> Result<Options, String> {
+fn s3(options: &[(String, String)]) -> Result<Options, HardenError> {
     refuse_keys(
         options,
         &["role_arn", "external_id", "role_session_name"],
@@ -48,7 +72,7 @@ fn s3(options: &[(String, String)]) -> Result<Options, String> {
     if let Some(region) = options.iter().find(|(k, _)| k == "region").map(|(_, v)| v)
         && !is_region(region)
     {
-        return Err(format!("The storage region '{region}' is not a region name (letters, digits and dashes)."));
+        return Err(HardenError::NotARegion(region.clone()));
     }
     Ok(with_forced(options, &[("disable_config_load", "true"), ("disable_ec2_metadata", "true")]))
 }
@@ -63,14 +87,14 @@ fn is_region(value: &str) -> bool {
 /// metadata service when the target has no credentials of its own. A target must
 /// therefore carry a SAS token, or an account name with its key: opendal uses those
 /// first and never looks further.
-fn azblob(options: &[(String, String)]) -> Result<Options, String> {
+fn azblob(options: &[(String, String)]) -> Result<Options, HardenError> {
     if get(options, "endpoint").is_none() {
-        return Err("The azblob storage target has no endpoint.".into());
+        return Err(HardenError::AzureNoEndpoint);
     }
     let sas = get(options, "sas_token").is_some();
     let shared_key = get(options, "account_name").is_some() && get(options, "account_key").is_some();
     if !sas && !shared_key {
-        return Err("The azure storage credentials must give an account name and key, or a SAS token.".into());
+        return Err(HardenError::AzureCredentials);
     }
     Ok(options.to_vec())
 }
@@ -79,7 +103,7 @@ fn azblob(options: &[(String, String)]) -> Result<Options, String> {
 /// `GOOGLE_APPLICATION_CREDENTIALS`, well-known files or VM metadata; no credential file
 /// path; no external-account or impersonation credentials (they name URLs and files
 /// that opendal would reach outside the policy).
-fn gcs(options: &[(String, String)]) -> Result<Options, String> {
+fn gcs(options: &[(String, String)]) -> Result<Options, HardenError> {
     refuse_keys(
         options,
         &["credential_path", "google_application_credentials", "service_account", "google_service_account", "google_service_account_path", "service_account_path"],
@@ -90,29 +114,29 @@ fn gcs(options: &[(String, String)]) -> Result<Options, String> {
     if let Some(content) = credential {
         check_service_account(content)?;
     } else if get(options, "token").is_none() {
-        return Err("The gcs storage credentials must give a service account key.".into());
+        return Err(HardenError::GcsCredentials);
     }
     Ok(with_forced(options, &[("disable_config_load", "true"), ("disable_vm_metadata", "true"), ("allow_anonymous", "false")]))
 }
 
 /// A `credential` option is base64 of a service account's JSON key.
-fn check_service_account(content: &str) -> Result<(), String> {
-    let bad = || "The gcs storage credential is not a service account's JSON key.".to_string();
+fn check_service_account(content: &str) -> Result<(), HardenError> {
+    let bad = || HardenError::NotAServiceAccountKey;
     let json = base64::engine::general_purpose::STANDARD.decode(content.trim()).map_err(|_| bad())?;
     let key: serde_json::Value = serde_json::from_slice(&json).map_err(|_| bad())?;
     if key.get("type").and_then(|t| t.as_str()) != Some("service_account") {
-        return Err("The gcs storage credential must be a key of type 'service_account'.".into());
+        return Err(HardenError::NotServiceAccountType);
     }
     Ok(())
 }
 
 /// Swift: a token and an endpoint given in the target (opendal reads nothing else), or
 /// a sign-in the host makes (see [`super::swift_auth`]).
-fn swift(options: &[(String, String)]) -> Result<Options, String> {
+fn swift(options: &[(String, String)]) -> Result<Options, HardenError> {
     if super::swift_auth::signs_in(options) {
-        super::swift_auth::check(options)?;
+        super::swift_auth::check(options).map_err(HardenError::SwiftSignIn)?;
     } else if get(options, "endpoint").is_none() || get(options, "token").is_none() {
-        return Err("The swift storage target needs an endpoint and a token.".into());
+        return Err(HardenError::SwiftToken);
     }
     Ok(options.to_vec())
 }
@@ -151,7 +175,7 @@ mod tests {
         assert!(harden("azblob", &sas).is_ok());
         let mut name_only = options(&base);
         name_only.push(("account_name".into(), "a".into()));
-        assert!(harden("azblob", &name_only).unwrap_err().contains("account name and key"));
+        assert!(harden("azblob", &name_only).unwrap_err().to_string().contains("account name and key"));
         assert!(harden("azblob", &options(&[("container", "c"), ("sas_token", "x")])).is_err(), "no endpoint");
     }
 
@@ -167,7 +191,7 @@ mod tests {
         assert!(harden("gcs", &options(&[("bucket", "b"), ("token", "t")])).is_ok());
         assert!(harden("gcs", &options(&[("bucket", "b"), ("token", "t"), ("credential_path", "/etc/x.json")])).is_err());
         let external = base64::engine::general_purpose::STANDARD.encode(r#"{"type":"external_account","credential_source":{"file":"/etc/shadow"}}"#);
-        assert!(harden("gcs", &options(&[("bucket", "b"), ("credential", &external)])).unwrap_err().contains("service_account"));
+        assert!(harden("gcs", &options(&[("bucket", "b"), ("credential", &external)])).unwrap_err().to_string().contains("service_account"));
         assert!(harden("gcs", &options(&[("bucket", "b"), ("credential", "not base64!")])).is_err());
     }
 

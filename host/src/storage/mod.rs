@@ -105,7 +105,7 @@ pub async fn destination(
     let config = |e: opendal::Error| StorageError::Config(e.to_string());
     let place = match target {
         StorageTarget::Opendal { scheme, options, url_base } if scheme == "sftp" => {
-            let target = sftp::SftpTarget::parse(http.policy(), &options).map_err(StorageError::Config)?;
+            let target = sftp::SftpTarget::parse(http.policy(), &options).map_err(|refused| StorageError::Config(refused.to_string()))?;
             Place::Sftp { target: Arc::new(target), url_base, http: http.clone() }
         }
         StorageTarget::Opendal { scheme, options, mut url_base } => {
@@ -188,8 +188,8 @@ impl Destination {
                 Ok(url(url_base))
             }
             Place::Sftp { target, url_base, http } => {
-                let message = |message| StorageError::UploadFailed { key: key.to_string(), message };
-                target.upload(http.policy(), http.timeouts().connect, file, key).await.map_err(message)?;
+                let failed = |err: sftp::SftpError| StorageError::UploadFailed { key: key.to_string(), message: err.to_string() };
+                target.upload(http.policy(), http.timeouts().connect, file, key).await.map_err(failed)?;
                 Ok(url(url_base))
             }
             Place::Plugin { plugins, service, spec_json } => plugins
@@ -218,9 +218,9 @@ impl Destination {
         if let Place::Sftp { target, http, .. } = &self.place {
             return match target.download(http.policy(), http.timeouts().connect, key, dest, max_bytes).await {
                 Ok(total) => Ok(total),
-                Err(message) => {
+                Err(err) => {
                     let _ = tokio::fs::remove_file(dest).await;
-                    Err(StorageError::Download { what: key.to_string(), message })
+                    Err(StorageError::Download { what: key.to_string(), message: err.to_string() })
                 }
             };
         }

@@ -1,4 +1,4 @@
-//! The Coconut v2 API's shapes, as seed 000 (Coconut's own OpenAPI document) names and
+//! The Coconut v2 API's shapes, as Coconut's own OpenAPI document names and
 //! types them, with what Copra adds (`url` and `error` of an output, the job list, the
 //! webhook log, the dry-run plan, `notification.progress_interval`). Requests are parsed
 //! by hand (`job::JobSpec::parse`) and answers built as JSON (`job::view`), so these types

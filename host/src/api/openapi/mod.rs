@@ -1,6 +1,6 @@
 //! `GET /openapi.json`: the API described as OpenAPI 3.1, generated with `utoipa` from
 //! the handlers' `#[utoipa::path]` attributes and the types in [`coconut`] and
-//! [`operator`]. It covers `/v2` (consistent with Coconut's own document, seed 000: the
+//! [`operator`]. It covers `/v2` (consistent with Coconut's own OpenAPI document: the
 //! same paths, schema names and `basicAuth` scheme), `/v0`, `/admin` and the operator's
 //! routes. Served without auth: it describes the API, it holds nothing of anyone's.
 
