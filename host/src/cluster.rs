@@ -13,7 +13,6 @@
 
 use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr};
 
-
 use crate::config::Config;
 use crate::db::cluster;
 

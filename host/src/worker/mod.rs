@@ -408,22 +408,25 @@ impl Worker {
         activity: Arc<heartbeat::Activity>,
         err: crate::job::stored::StoredSpecError,
     ) -> anyhow::Result<()> {
-        if job.attempts < MAX_ATTEMPTS {
-            queue::release(&self.db, &job.id, &self.identity, false).await?;
-            self.wake.notify_one();
-            anyhow::bail!("{err}; the job is given back for attempt {} of {MAX_ATTEMPTS}", job.attempts + 1);
-        }
+        self.retry(&job.id, job.attempts, &err).await?;
         let spec = JobSpec::unreadable();
         let run = JobRun { worker: self, lease, spec: &spec, activity, attempts: job.attempts };
         let message = format!("The job could not be run: {err}. Every node sharing a database needs the same COPRA_SECRET_KEY.");
         Ok(run.fail_input(outputs, message).await?)
     }
 
+    /// A crashed engine's job is given back for its next attempt (see [`Self::retry`]).
     async fn give_back(&self, job_id: &str, attempts: i32, err: &EngineError) -> anyhow::Result<()> {
-        if err.is_crash() && attempts < MAX_ATTEMPTS {
+        if err.is_crash() { self.retry(job_id, attempts, err).await } else { Ok(()) }
+    }
+
+    /// While the job has an attempt left, release its lease for any worker and end this
+    /// claim with `why`; `Ok` once its attempts are spent (the caller then fails it).
+    async fn retry(&self, job_id: &str, attempts: i32, why: &(dyn std::fmt::Display + Sync)) -> anyhow::Result<()> {
+        if attempts < MAX_ATTEMPTS {
             queue::release(&self.db, job_id, &self.identity, false).await?;
             self.wake.notify_one();
-            anyhow::bail!("{err}; the job is given back for attempt {} of {MAX_ATTEMPTS}", attempts + 1);
+            anyhow::bail!("{why}; the job is given back for attempt {} of {MAX_ATTEMPTS}", attempts + 1);
         }
         Ok(())
     }
