@@ -25,6 +25,7 @@ pub mod secret;
 pub mod storage;
 pub mod tenant;
 pub mod types;
+pub mod upload;
 pub mod worker;
 
 /// A random alphanumeric identifier (job ids look like Coconut's `vdq1fShawHzyz3`).

@@ -30,9 +30,18 @@ enum Command {
     /// Run a worker only (no API), sharing the database with API nodes.
     Worker,
     /// Submit a job (a JSON file, or - for standard input) and follow it to its end with
-    /// progress bars; prints each output's URL; exits non-zero if the job failed.
+    /// progress bars; prints each output's URL; exits non-zero if the job failed. Given a
+    /// media file instead, upload it (resumably: run the same command again after an
+    /// interruption) and transcode it to the `-o` formats.
     Submit {
         file: PathBuf,
+        /// With a media file: an output's format string (`mp4:720p`, `httpstream`,
+        /// `jpg:320x`), once per output; default `mp4`.
+        #[arg(short = 'o', long = "output")]
+        outputs: Vec<String>,
+        /// With a media file: fetch the outputs into this directory when the job ends.
+        #[arg(long)]
+        download: Option<PathBuf>,
         /// Print the plan the server would follow (POST /v2/jobs?dry_run=true), run nothing.
         #[arg(long)]
         dry_run: bool,
@@ -127,8 +136,8 @@ async fn run() -> anyhow::Result<()> {
         }
         Command::Probe { source } => return cli::probe(&source).await,
         Command::EngineCheck { json } => return cli::engine_check(&config::Limits::default(), json).await,
-        Command::Submit { file, dry_run, detach, client: cli::Client { server: Some(server), key: Some(key) } } => {
-            return cli::submit(&cli::Api::at(server, key), file, dry_run, detach).await;
+        Command::Submit { file, outputs, download, dry_run, detach, client: cli::Client { server: Some(server), key: Some(key) } } => {
+            return cli::submit(&cli::Api::at(server, key), file, outputs, download, dry_run, detach).await;
         }
         Command::Jobs { client: cli::Client { server: Some(server), key: Some(key) }, command } => {
             return cli::jobs(&cli::Api::at(server, key), command).await;
@@ -143,7 +152,9 @@ async fn run() -> anyhow::Result<()> {
 
     let command = match command {
         Command::Plugins { server, command } => return cli::plugins(&config, server, command).await,
-        Command::Submit { file, dry_run, detach, client } => return cli::submit(&cli::Api::new(client, &config)?, file, dry_run, detach).await,
+        Command::Submit { file, outputs, download, dry_run, detach, client } => {
+            return cli::submit(&cli::Api::new(client, &config)?, file, outputs, download, dry_run, detach).await;
+        }
         Command::Jobs { client, command } => return cli::jobs(&cli::Api::new(client, &config)?, command).await,
         Command::Webhooks { client, command } => return cli::webhooks(&cli::Api::new(client, &config)?, command).await,
         command => command,
@@ -191,6 +202,9 @@ async fn run() -> anyhow::Result<()> {
     if let Some(retention) = config.limits.local_retention {
         tokio::spawn(copra::storage::local_sweep::run(config.files_dir(), retention, config.limits.local_sweep_interval));
     }
+
+    // Direct uploads past their expiry, deleted by every process (a sweep is idempotent).
+    tokio::spawn(copra::upload::sweep::run(copra::upload::Uploads::of(&config), db.clone()));
 
     let mut worker_task = None;
     if run_worker {

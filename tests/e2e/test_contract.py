@@ -42,8 +42,21 @@ def admin_server(tmp_path):
     copra.stop()
 
 
+# tus answers a request without `Tus-Resumable: 1.0.0` with 412, as its protocol says:
+# a refusal of invalid data (or of a missing header) like the 4xx schemathesis expects.
+ST_CONFIG = """
+[checks.negative_data_rejection]
+expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "412", "415", "422", "428", "429", "5xx"]
+
+[checks.missing_required_header]
+expected-statuses = ["400", "401", "403", "406", "412", "415", "422"]
+"""
+
+
 def st(server, report, *args):
-    command = [str(ST), "run", f"{server.url}/openapi.json", "--checks", "all",
+    config = report.parent / "schemathesis.toml"
+    config.write_text(ST_CONFIG)
+    command = [str(ST), "--config-file", str(config), "run", f"{server.url}/openapi.json", "--checks", "all",
                # A schema-valid job can still name a format no plugin has: such a job is
                # refused with 400, as documented, so valid-looking data may be refused.
                "--exclude-checks", "positive_data_acceptance",
@@ -77,7 +90,11 @@ def test_the_document_is_served_without_auth_and_names_every_api(server):
 
 def test_schemathesis_finds_no_server_error_and_no_mismatch(server, admin_server, tmp_path):
     runs = [
-        ("tenant", server, ["--auth", f"{KEY_A}:", "--exclude-path-regex", "^/(admin|metrics)"]),
+        # Creating an upload and appending to it carry tus's headers and raw bytes, which
+        # schemathesis cannot generate meaningfully (and any extra header is accepted, as
+        # HTTP allows); test_uploads.py drives them with real tus clients.
+        ("tenant", server, ["--auth", f"{KEY_A}:", "--exclude-path-regex", "^/(admin|metrics)",
+                            "--exclude-operation-id", "createUpload", "--exclude-operation-id", "appendUpload"]),
         ("admin", admin_server, ["--header", f"Authorization: Bearer {ADMIN_KEY}", "--include-path-regex", "^/(admin|metrics)"]),
     ]
     total = 0

@@ -31,6 +31,9 @@ pub enum ApiError {
     /// A browser page of another origin sent a request that changes something (403).
     #[error("Requests that change something are accepted from this server's own pages only, not from '{origin}' (allowed_origins, COPRA_ALLOWED_ORIGINS).")]
     ForeignOrigin { origin: String },
+    /// A direct upload's request could not be carried out (tus's own statuses).
+    #[error(transparent)]
+    Upload(crate::upload::UploadError),
     /// Our fault; details go to the log, not to the client.
     #[error("Internal server error.")]
     Internal(#[source] anyhow::Error),
@@ -55,6 +58,7 @@ impl ApiError {
             ApiError::TooManyRequests { code, .. } => (StatusCode::TOO_MANY_REQUESTS, code),
             ApiError::UnsupportedMediaType { .. } => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             ApiError::ForeignOrigin { .. } => (StatusCode::FORBIDDEN, "origin_not_allowed"),
+            ApiError::Upload(err) => upload_status(err),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         }
     }
@@ -66,6 +70,34 @@ impl From<crate::job::submit::SubmitError> for ApiError {
             crate::job::submit::SubmitError::Invalid(invalid) => ApiError::Invalid(invalid),
             other => ApiError::internal(other),
         }
+    }
+}
+
+impl From<crate::upload::UploadError> for ApiError {
+    fn from(err: crate::upload::UploadError) -> Self {
+        match err {
+            crate::upload::UploadError::Io(io) => ApiError::internal(io),
+            other => ApiError::Upload(other),
+        }
+    }
+}
+
+/// tus's statuses: 409 for a wrong offset, 412 for another version, 423 while another
+/// request writes, 460 for a checksum that does not match.
+fn upload_status(err: &crate::upload::UploadError) -> (StatusCode, &'static str) {
+    use crate::upload::UploadError as E;
+    let status = |code: u16| StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST);
+    match err {
+        E::NotFound(_) => (StatusCode::NOT_FOUND, "upload_not_found"),
+        E::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "upload_too_large"),
+        E::OffsetMismatch { .. } => (StatusCode::CONFLICT, "upload_offset_mismatch"),
+        E::PastLength { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "upload_past_length"),
+        E::ChecksumMismatch { .. } => (status(460), "upload_checksum_mismatch"),
+        E::Busy => (status(423), "upload_busy"),
+        E::Invalid(_) => (StatusCode::BAD_REQUEST, "upload_not_valid"),
+        E::Version { .. } => (StatusCode::PRECONDITION_FAILED, "tus_version_not_supported"),
+        E::ContentType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+        E::Io(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
     }
 }
 

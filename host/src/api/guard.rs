@@ -25,6 +25,8 @@ use super::{ApiError, AppState};
 
 /// Prefixes of the routes that can change something.
 const GUARDED: &[&str] = &["/v2/", "/v0/", "/admin/"];
+/// Where direct uploads take their bytes (`application/offset+octet-stream`).
+const UPLOADS: &str = "/v2/uploads";
 /// Where a plugin is uploaded as raw bytes.
 const PLUGIN_UPLOAD: &str = "/admin/plugins";
 
@@ -64,7 +66,8 @@ fn check(headers: &HeaderMap, path: &str, public_url: &str, allowed: &[String]) 
     let json = essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"));
     let upload = path.trim_end_matches('/') == PLUGIN_UPLOAD
         && matches!(essence, "application/wasm" | "application/octet-stream" | "multipart/form-data");
-    if json || upload {
+    let chunk = path.starts_with(UPLOADS) && essence == super::uploads::OFFSET_STREAM;
+    if json || upload || chunk {
         return Ok(());
     }
     Err(ApiError::UnsupportedMediaType { content_type: essence.escape_debug().to_string() })

@@ -16,6 +16,7 @@ mod openapi;
 mod ops;
 mod query;
 mod ui;
+mod uploads;
 mod webhook_secret;
 mod webhooks;
 
@@ -43,6 +44,8 @@ pub struct AppState {
     redeliveries: Arc<crate::notify::RateLimiter>,
     /// The dry runs running in this process, per tenant and in all.
     pub dry_runs: Arc<crate::job::dry_run_gate::DryRunGate>,
+    /// Direct uploads (`/v2/uploads`).
+    pub uploads: crate::upload::Uploads,
 }
 
 impl AppState {
@@ -50,7 +53,8 @@ impl AppState {
         let keys = Arc::new(auth::Keys::new(&config.api_keys));
         let redeliveries = Arc::new(crate::notify::RateLimiter::per_minute(config.webhooks.redeliveries_per_minute));
         let dry_runs = crate::job::dry_run_gate::DryRunGate::new(&config.limits);
-        AppState { db, plugins, config, keys, job_arrived, stopping: Default::default(), redeliveries, dry_runs }
+        let uploads = crate::upload::Uploads::of(&config);
+        AppState { db, plugins, config, keys, job_arrived, stopping: Default::default(), redeliveries, dry_runs, uploads }
     }
 }
 
@@ -64,7 +68,7 @@ impl AppState {
 
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .nest("/v2", jobs::router().merge(metadata::router()).merge(webhooks::router()).merge(webhook_secret::router()).merge(events::router()))
+        .nest("/v2", jobs::router().merge(metadata::router()).merge(webhooks::router()).merge(webhook_secret::router()).merge(events::router()).merge(uploads::router()))
         .nest("/v0", octet::router())
         .nest("/admin", admin::router())
         .merge(files::router())

@@ -6,7 +6,9 @@ pub mod conformance;
 mod engine_check;
 mod jobs;
 mod probe;
+mod submit_media;
 mod table;
+mod tus;
 mod webhooks;
 
 pub use jobs::{Api, Client, JobCommand, jobs, submit};

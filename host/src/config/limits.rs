@@ -71,6 +71,12 @@ pub struct Limits {
     /// (so an MP4 whose index is at the end still probes); the first bytes only when
     /// the server ignores ranges.
     pub dry_run_probe_bytes: u64,
+    /// Bytes of one direct upload (`max_upload_bytes`, default: `max_input_bytes`); a
+    /// larger `Upload-Length` is a 413.
+    pub max_upload_bytes: u64,
+    /// How long an upload lives after its last change (`upload_expiry_secs`, default
+    /// 24 hours); a job that takes it as input keeps it until the job ends.
+    pub upload_expiry: Duration,
 }
 
 impl Default for Limits {
@@ -97,6 +103,8 @@ impl Default for Limits {
             dry_run_concurrency: 4,
             dry_run_per_tenant: 2,
             dry_run_probe_bytes: 32 << 20,
+            max_upload_bytes: 20 << 30,
+            upload_expiry: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -126,6 +134,8 @@ pub(super) struct FileLimits {
     dry_run_concurrency: Option<u64>,
     dry_run_per_tenant: Option<u64>,
     dry_run_probe_bytes: Option<u64>,
+    max_upload_bytes: Option<u64>,
+    upload_expiry_secs: Option<u64>,
 }
 
 impl Limits {
@@ -158,13 +168,14 @@ impl Limits {
             get(key, file, 0).map(Some)
         };
         let secs = Duration::from_secs;
+        let max_input_bytes = get("max_input_bytes", file.max_input_bytes, d.max_input_bytes)?;
         Ok(Limits {
             max_body_bytes: get("max_body_bytes", file.max_body_bytes, d.max_body_bytes as u64)? as usize,
             max_outputs: get("max_outputs", file.max_outputs, d.max_outputs as u64)? as usize,
             max_variants: get("max_variants", file.max_variants, d.max_variants as u64)? as usize,
             max_pictures: get("max_pictures", file.max_pictures, d.max_pictures as u64)? as usize,
             max_job_pictures: get("max_job_pictures", file.max_job_pictures, d.max_job_pictures as u64)? as usize,
-            max_input_bytes: get("max_input_bytes", file.max_input_bytes, d.max_input_bytes)?,
+            max_input_bytes,
             max_pixels: get("max_pixels", file.max_pixels, d.max_pixels)?,
             max_duration: secs(get("max_duration_secs", file.max_duration_secs, d.max_duration.as_secs())?),
             transfer_idle: secs(get("transfer_idle_secs", file.transfer_idle_secs, d.transfer_idle.as_secs())?),
@@ -180,6 +191,8 @@ impl Limits {
             dry_run_concurrency: get("dry_run_concurrency", file.dry_run_concurrency, d.dry_run_concurrency as u64)? as usize,
             dry_run_per_tenant: get("dry_run_per_tenant", file.dry_run_per_tenant, d.dry_run_per_tenant as u64)? as usize,
             dry_run_probe_bytes: get("dry_run_probe_bytes", file.dry_run_probe_bytes, d.dry_run_probe_bytes)?,
+            max_upload_bytes: get("max_upload_bytes", file.max_upload_bytes, max_input_bytes)?,
+            upload_expiry: secs(get("upload_expiry_secs", file.upload_expiry_secs, d.upload_expiry.as_secs())?),
         })
     }
 }
@@ -207,6 +220,8 @@ pub const LIMIT_ENV_NAMES: &[(&str, &str)] = &[
     ("dry_run_concurrency", "COPRA_LIMITS_DRY_RUN_CONCURRENCY"),
     ("dry_run_per_tenant", "COPRA_LIMITS_DRY_RUN_PER_TENANT"),
     ("dry_run_probe_bytes", "COPRA_LIMITS_DRY_RUN_PROBE_BYTES"),
+    ("max_upload_bytes", "COPRA_LIMITS_MAX_UPLOAD_BYTES"),
+    ("upload_expiry_secs", "COPRA_LIMITS_UPLOAD_EXPIRY_SECS"),
 ];
 
 #[cfg(test)]

@@ -39,10 +39,14 @@ pub enum DryRunError {
 
 /// Plan `spec` for the tenant `owner` without running it.
 pub async fn dry_run(plugins: &Arc<Plugins>, config: &Config, owner: &str, spec: &JobSpec) -> Result<Value, DryRunError> {
+    let mut spec = spec.clone();
+    super::input_upload::resolve(config, owner, &mut spec).await?;
+    let spec = &spec;
     let output_types = super::submit::check(plugins, config, spec).await?;
     let limits = &config.limits;
     let http = prepare::transfer_client(config).map_err(|e| DryRunError::Internal(e.to_string()))?;
     let local = prepare::local_files(config, owner);
+    let uploads = super::input_upload::dir(config, owner);
 
     // Storage: resolved as the worker would, reported rather than refused (a real
     // submit accepts the job and fails its outputs).
@@ -59,7 +63,7 @@ pub async fn dry_run(plugins: &Arc<Plugins>, config: &Config, owner: &str, spec:
         .and_then(|()| tempfile::Builder::new().prefix("dry-run-").tempdir_in(&work))
         .map_err(|e| DryRunError::Internal(format!("no scratch directory: {e}")))?;
     let input_path = scratch.path().join("input");
-    let fetched = match tokio::time::timeout(FETCH_TIME, fetch_window(plugins, &http, limits, spec, &local, &input_path)).await {
+    let fetched = match tokio::time::timeout(FETCH_TIME, fetch_window(plugins, &http, limits, spec, &local, &uploads, &input_path)).await {
         Ok(fetched) => fetched,
         Err(_) => Err(format!("The input could not be fetched: a dry run reads its input for at most {} s.", FETCH_TIME.as_secs())),
     };
@@ -146,9 +150,15 @@ async fn fetch_window(
     limits: &Limits,
     spec: &JobSpec,
     local: &LocalFiles,
+    uploads: &std::path::Path,
     dest: &std::path::Path,
 ) -> Result<Window, String> {
     let (max, window) = (limits.max_input_bytes, limits.dry_run_probe_bytes);
+    if let Some(id) = &spec.input.upload {
+        // On this server's disk: the whole file, without a copy.
+        let size = super::input_upload::fetch(uploads, id, dest, max).await?;
+        return Ok(Window { size: Some(size), read: size, coverage: storage::Coverage::Whole });
+    }
     let failed = |e: storage::StorageError| format!("The input could not be fetched: {e}");
     if let Some(url) = &spec.input.url {
         return storage::fetch_http_window(http, url, dest, max, window).await.map_err(failed);

@@ -4,6 +4,7 @@ pub mod budget;
 pub mod dry_run;
 pub mod dry_run_gate;
 pub mod follow;
+pub mod input_upload;
 pub mod octet;
 pub mod prepare;
 pub mod spec;

@@ -30,6 +30,9 @@ pub struct InputSpec {
     /// Fetch from a storage service instead of a URL (`service`, `bucket`, `credentials`, `path`/`key`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<String>,
+    /// A direct upload of the submitting key (`/v2/uploads`), by its id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload: Option<String>,
     /// The block as sent, for the storage plugin.
     pub raw: Value,
 }
@@ -55,7 +58,7 @@ impl JobSpec {
     /// input, no outputs, no notification.
     pub fn unreadable() -> Self {
         JobSpec {
-            input: InputSpec { url: None, service: None, raw: Value::Null },
+            input: InputSpec { url: None, service: None, upload: None, raw: Value::Null },
             storage: Value::Null,
             outputs: Vec::new(),
             notification: None,
@@ -82,6 +85,7 @@ impl std::fmt::Debug for InputSpec {
         f.debug_struct("InputSpec")
             .field("url", &self.url.as_deref().map(crate::secret::redact_url))
             .field("service", &self.service)
+            .field("upload", &self.upload)
             .field("raw", &crate::secret::redact_json(&self.raw))
             .finish()
     }
@@ -174,6 +178,15 @@ fn parse_input(input: Option<&Value>) -> Result<InputSpec, JobError> {
     };
     let url = obj.get("url").and_then(Value::as_str).map(str::to_string);
     let service = obj.get("service").and_then(Value::as_str).map(str::to_string);
+    if let Some(upload) = obj.get("upload") {
+        let Some(id) = upload.as_str().filter(|id| !id.is_empty()) else {
+            return Err(JobError::invalid("input_not_valid", "The input's 'upload' must be the id of an upload (/v2/uploads)."));
+        };
+        if url.is_some() || service.is_some() {
+            return Err(JobError::invalid("input_not_valid", "The input must have one of 'url', 'service' or 'upload'."));
+        }
+        return Ok(InputSpec { url: None, service: None, upload: Some(id.to_string()), raw: Value::Object(obj.clone()) });
+    }
     match (&url, &service) {
         (Some(url), None) => {
             let parsed = url::Url::parse(url).map_err(|_| JobError::invalid("input_not_valid", format!("The input URL '{url}' is not a valid URL.")))?;
@@ -187,7 +200,7 @@ fn parse_input(input: Option<&Value>) -> Result<InputSpec, JobError> {
         }
         (None, None) => return Err(JobError::invalid("input_not_valid", "The input must have a 'url'.")),
     }
-    Ok(InputSpec { url, service, raw: Value::Object(obj.clone()) })
+    Ok(InputSpec { url, service, upload: None, raw: Value::Object(obj.clone()) })
 }
 
 fn parse_outputs(outputs: Option<&Value>) -> Result<Vec<OutputSpec>, JobError> {

@@ -35,7 +35,8 @@ pub enum SubmitError {
 impl Submitter<'_> {
     /// Validate `spec` for the tenant `owner`, store it and queue it; returns the stored
     /// rows. `api` only labels the log line.
-    pub async fn submit(&self, owner: &str, spec: JobSpec, api: &'static str) -> Result<(job::Model, Vec<output::Model>), SubmitError> {
+    pub async fn submit(&self, owner: &str, mut spec: JobSpec, api: &'static str) -> Result<(job::Model, Vec<output::Model>), SubmitError> {
+        super::input_upload::resolve(self.config, owner, &mut spec).await?;
         // The plugin versions validation used are the ones the job runs with.
         let (output_types, pins) = crate::plugins::record(check(self.plugins, self.config, &spec)).await;
         let output_types = output_types?;
@@ -76,6 +77,7 @@ impl Submitter<'_> {
                 error: None,
             })
             .collect();
+        super::input_upload::hold(self.config, owner, &spec, &id).await?;
         let stored = queue::enqueue(self.db, job, outputs, self.wake).await?;
         tracing::info!(job_id = %id, api, outputs = spec.outputs.len(), "job accepted");
         Ok(stored)

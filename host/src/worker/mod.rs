@@ -315,7 +315,8 @@ impl Worker {
         // 1. Input.
         run.input_transferring().await?;
         let input_path = work.join("input");
-        match self.fetch_input(spec, &local, &input_path).await {
+        let uploads = crate::job::input_upload::dir(&self.config, &job.owner);
+        match self.fetch_input(spec, &local, &uploads, &input_path).await {
             Ok(bytes) => crate::metrics::input_bytes(bytes),
             Err(message) => return Ok(run.fail_input(outputs, message).await?),
         }
@@ -431,8 +432,8 @@ impl Worker {
         Ok(())
     }
 
-    async fn fetch_input(&self, spec: &JobSpec, local: &LocalFiles, dest: &Path) -> Result<u64, String> {
-        crate::job::prepare::fetch_input(&self.plugins, &self.http, &self.config.limits, spec, local, dest).await
+    async fn fetch_input(&self, spec: &JobSpec, local: &LocalFiles, uploads: &Path, dest: &Path) -> Result<u64, String> {
+        crate::job::prepare::fetch_input(&self.plugins, &self.http, &self.config.limits, spec, local, uploads, dest).await
     }
 
     async fn decide(&self, info: &MediaInfo, spec: &OutputSpec) -> Decision {

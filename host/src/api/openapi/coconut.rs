@@ -37,6 +37,10 @@ pub struct Input {
     pub bucket: Option<String>,
     #[schema(nullable = false)]
     pub credentials: Option<Credentials>,
+    /// A finished direct upload of the same API key (`/v2/uploads`), by its id; its URL
+    /// (`Location` of the upload) may be given as `url` instead.
+    #[schema(nullable = false)]
+    pub upload: Option<String>,
 }
 
 /// Destination where output files are uploaded. Each service's plugin reads its own

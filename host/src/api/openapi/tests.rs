@@ -13,6 +13,7 @@ const ROUTERS: &[(&str, &str, &str)] = &[
     ("webhooks", "/v2", include_str!("../webhooks.rs")),
     ("webhook_secret", "/v2", include_str!("../webhook_secret.rs")),
     ("events", "/v2", include_str!("../events.rs")),
+    ("uploads", "/v2", include_str!("../uploads.rs")),
     ("octet", "/v0", include_str!("../octet.rs")),
     ("admin", "/admin", include_str!("../admin.rs")),
     ("files", "", include_str!("../files.rs")),

@@ -1,0 +1,88 @@
+//! A job whose input is a direct upload (`"input": {"upload": "<id>"}`, or the upload's
+//! URL as `input.url`): at submit the upload must be the submitting key's and finished,
+//! and it is held for the job; the worker then reads it from the shared data directory
+//! instead of fetching anything.
+
+use std::path::{Path, PathBuf};
+
+use super::{JobError, JobSpec};
+use crate::config::Config;
+use crate::tenant::Tenant;
+use crate::upload::{UploadError, Uploads};
+
+/// The directory of `owner`'s uploads.
+pub fn dir(config: &Config, owner: &str) -> PathBuf {
+    Uploads::of(config).dir(&Tenant::of_owner(owner))
+}
+
+/// The id of an upload of this server named by its URL (`<public_url>/v2/uploads/<id>`).
+fn id_in_url(public_url: &str, url: &str) -> Option<String> {
+    let prefix = format!("{}/v2/uploads/", public_url.trim_end_matches('/'));
+    let id = url.strip_prefix(&prefix).or_else(|| {
+        // The scheme and host in any case.
+        (url.len() > prefix.len() && url[..prefix.len()].eq_ignore_ascii_case(&prefix)).then(|| &url[prefix.len()..])
+    })?;
+    let id = id.trim_end_matches('/');
+    crate::upload::store::valid_id(id).then(|| id.to_string())
+}
+
+/// Turn an upload's URL into an upload input, then check that the upload is `owner`'s
+/// and finished: a 400 that names it otherwise (another key's upload is "not found").
+pub async fn resolve(config: &Config, owner: &str, spec: &mut JobSpec) -> Result<(), JobError> {
+    if let Some(id) = spec.input.url.as_deref().and_then(|url| id_in_url(&config.public_url, url)) {
+        spec.input.url = None;
+        spec.input.upload = Some(id);
+    }
+    let Some(id) = spec.input.upload.clone() else { return Ok(()) };
+    let upload = Uploads::of(config).get(&Tenant::of_owner(owner), &id).await.map_err(|err| match err {
+        UploadError::NotFound(_) => JobError::invalid("input_not_valid", format!("The input upload '{}' does not exist (or it expired).", id.escape_debug())),
+        other => JobError::invalid("input_not_valid", format!("The input upload '{id}' cannot be read: {other}")),
+    })?;
+    if !upload.finished() {
+        return Err(JobError::invalid(
+            "input_not_valid",
+            format!("The input upload '{id}' is not finished: {} of its {} bytes have arrived.", upload.offset, upload.length),
+        ));
+    }
+    Ok(())
+}
+
+/// Hold the job's input upload, if it has one, for the job `job_id`.
+pub async fn hold(config: &Config, owner: &str, spec: &JobSpec, job_id: &str) -> Result<(), JobError> {
+    let Some(id) = &spec.input.upload else { return Ok(()) };
+    Uploads::of(config)
+        .hold(&Tenant::of_owner(owner), id, job_id)
+        .await
+        .map_err(|err| JobError::invalid("input_not_valid", format!("The input upload '{id}' cannot be held for the job: {err}")))
+}
+
+/// Put the upload `id` of the directory `uploads` at `dest` (a hard link when it can be,
+/// a copy otherwise); returns its size, or a message for the user.
+pub async fn fetch(uploads: &Path, id: &str, dest: &Path, max_bytes: u64) -> Result<u64, String> {
+    let gone = || format!("The input upload '{id}' no longer exists (it was deleted or it expired).");
+    let source = Uploads::data_path(uploads, id).ok_or_else(gone)?;
+    let size = tokio::fs::metadata(&source).await.map_err(|_| gone())?.len();
+    if size > max_bytes {
+        return Err(format!("The input upload is {size} bytes, more than the {max_bytes} this server takes (limits.max_input_bytes)."));
+    }
+    let _ = tokio::fs::remove_file(dest).await;
+    if tokio::fs::hard_link(&source, dest).await.is_err() {
+        tokio::fs::copy(&source, dest).await.map_err(|e| format!("The input upload could not be read: {e}"))?;
+    }
+    Ok(size)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_uploads_url_names_it() {
+        let public = "http://copra.example:8080/";
+        assert_eq!(id_in_url(public, "http://copra.example:8080/v2/uploads/abc123").as_deref(), Some("abc123"));
+        assert_eq!(id_in_url(public, "HTTP://Copra.Example:8080/v2/uploads/abc123/").as_deref(), Some("abc123"));
+        assert_eq!(id_in_url(public, "http://copra.example:8080/v2/uploads/../x"), None);
+        assert_eq!(id_in_url(public, "http://other.example/v2/uploads/abc123"), None);
+        assert_eq!(id_in_url(public, "http://copra.example:8080/files/abc123"), None);
+    }
+}
