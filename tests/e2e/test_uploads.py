@@ -17,7 +17,7 @@ import pytest
 import requests
 from tusclient import client as tus_client
 
-from conftest import KEY_A, KEY_B, ROOT, Copra, ffprobe, free_port, make_video, wait_until
+from conftest import COPRA_BIN, KEY_A, KEY_B, ROOT, Copra, ffprobe, free_port, make_video, wait_until
 
 TUS = {"Tus-Resumable": "1.0.0"}
 NODE_CLIENT = ROOT / "tests" / "services" / "tus-upload.cjs"
@@ -328,3 +328,45 @@ def test_unfinished_uploads_expire_and_are_swept(tmp_path):
         assert "upload expired" in server.logs()
     finally:
         server.stop()
+
+
+def test_copra_submit_a_file_interrupted_resumes_and_completes(tmp_path):
+    port = free_port()
+    proxy = Proxy(port, rate=4 << 20)
+    server = Copra(tmp_path / "data", {"COPRA_LISTEN": f"127.0.0.1:{port}", "COPRA_PUBLIC_URL": proxy.url})
+    server.port, server.url = port, f"http://127.0.0.1:{port}"
+    server.start()
+    video = tmp_path / "My Clip.mp4"
+    # Noise at a fine quantizer, so the file is large enough (about 12 MiB, two of the
+    # command's chunks) to interrupt midway.
+    make_video(video, size="640x360", duration=4, extra=["-vf", "noise=alls=20:allf=t", "-qp", "20"])
+    size = video.stat().st_size
+    assert size > 8 << 20, size
+    env = dict(os.environ, COPRA_SERVER=proxy.url, COPRA_API_KEY=KEY_A, XDG_CACHE_HOME=str(tmp_path / "cache"))
+    command = [str(COPRA_BIN), "submit", str(video), "-o", "mp4:240p", "--download", str(tmp_path / "out")]
+    try:
+        first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wait_until(lambda: proxy.sent > 1 << 20, 30, "the upload to be under way")
+        first.send_signal(signal.SIGINT)
+        first.wait(10)
+        assert first.returncode != 0
+        partial = proxy.sent
+        assert partial < size, "interrupted before the whole file was sent"
+
+        second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+        assert second.returncode == 0, second.stderr
+        assert "resuming the upload" in second.stderr, second.stderr
+        resumed_at = int(second.stderr.split("resuming the upload of ")[1].split(" at ")[1].split(" ")[0])
+        assert resumed_at > 0, second.stderr
+        # What was sent before the interruption was not sent again.
+        assert proxy.sent < size * 1.5, (proxy.sent, size)
+        key, status, url = second.stdout.strip().splitlines()[-1].split("\t")
+        assert key == "mp4:240p" and url.endswith("/mp4_240p.mp4"), second.stdout
+        out = tmp_path / "out" / "mp4_240p.mp4"
+        stream = [s for s in ffprobe(out)["streams"] if s["codec_type"] == "video"][0]
+        assert stream["height"] == 240, stream
+        # The finished upload is forgotten: the next run of the same file starts a new one.
+        assert not any((tmp_path / "cache" / "copra" / "uploads").iterdir())
+    finally:
+        server.stop()
+        proxy.close()

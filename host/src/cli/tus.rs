@@ -13,6 +13,8 @@ use super::jobs::Api;
 
 /// Bytes per PATCH: what an interruption may cost to send again.
 const CHUNK: usize = 8 << 20;
+/// Waits before the tries that follow a failed chunk (as tus-js-client's `retryDelays`).
+const RETRY_DELAYS_MS: [u64; 8] = [250, 500, 1000, 1000, 2000, 3000, 5000, 5000];
 
 /// Upload `path` (or resume its upload); returns the upload's URL once it is finished.
 pub async fn upload(api: &Api, path: &Path) -> anyhow::Result<String> {
@@ -48,11 +50,12 @@ pub async fn upload(api: &Api, path: &Path) -> anyhow::Result<String> {
     bar.set_position(offset);
     let mut file = tokio::fs::File::open(path).await.with_context(|| format!("opening {}", path.display()))?;
     let mut buffer = vec![0u8; CHUNK];
+    let mut retries = 0;
     while offset < length {
         file.seek(std::io::SeekFrom::Start(offset)).await?;
         let want = CHUNK.min((length - offset) as usize);
         file.read_exact(&mut buffer[..want]).await.with_context(|| format!("reading {}", path.display()))?;
-        let response = api
+        let sent = api
             .http
             .patch(&url)
             .header("tus-resumable", "1.0.0")
@@ -61,13 +64,27 @@ pub async fn upload(api: &Api, path: &Path) -> anyhow::Result<String> {
             .basic_auth(&api.key, Some(""))
             .body(buffer[..want].to_vec())
             .send()
-            .await
-            .with_context(|| format!("sending to {url}"))?;
+            .await;
+        // A broken connection, a request of an earlier run still being written (423) or
+        // an offset that moved on (409): wait, ask the server where it is, go on from there.
+        let again = match &sent {
+            Err(_) => true,
+            Ok(response) => matches!(response.status().as_u16(), 409 | 423 | 502 | 503 | 504),
+        };
+        if again && retries < RETRY_DELAYS_MS.len() {
+            tokio::time::sleep(std::time::Duration::from_millis(RETRY_DELAYS_MS[retries])).await;
+            retries += 1;
+            offset = offset_of(api, &url, length).await?.context("the upload is gone from the server; run the command again to start over")?;
+            bar.set_position(offset);
+            continue;
+        }
+        let response = sent.with_context(|| format!("sending to {url}"))?;
         if response.status() != reqwest::StatusCode::NO_CONTENT {
             let status = response.status();
             let body: serde_json::Value = response.json().await.unwrap_or_default();
             bail!("{status}: {}", body.get("message").and_then(|m| m.as_str()).unwrap_or("the upload was refused"));
         }
+        retries = 0;
         offset = header_number(&response, "upload-offset").context("the server answered without Upload-Offset")?;
         bar.set_position(offset);
     }
