@@ -1,9 +1,20 @@
 // Submit a job: the job as JSON, planned first with a dry run (POST /v2/jobs?dry_run=true:
 // the input probed, each output's plan, conditions and the storage checked, nothing
-// encoded), then submitted as planned. Editing the JSON asks for a new plan.
+// encoded), then submitted as planned. Editing the JSON asks for a new plan. A video
+// dropped on the page (or chosen) is uploaded resumably (upload.js) and becomes the
+// job's input; a preset fills in the outputs.
 
 import { call, session } from "./api.js";
 import { describe, el, notice, pretty, say, table } from "./dom.js";
+import { upload } from "./upload.js";
+
+/** Outputs a user can start from; the JSON stays editable. */
+const PRESETS = {
+  "MP4 720p": { "mp4:720p": { path: "video.mp4" } },
+  "MP4 720p + HLS": { "mp4:720p": { path: "video.mp4" }, httpstream: { hls: { path: "/hls" } } },
+  "HLS + DASH ladder": { httpstream: { hls: { path: "/hls" }, dash: { path: "/dash" } } },
+  "MP4 360p + thumbnails": { "mp4:360p": { path: "video.mp4" }, "jpg:320x": { path: "thumbs/thumb_%02d.jpg", number: 3 } },
+};
 
 const EXAMPLE = {
   input: { url: "https://example.com/input.mp4" },
@@ -60,6 +71,58 @@ export function submitView(main) {
   const plan = el("div", { "aria-live": "polite" });
   let planned = null;
 
+  // The job's text with one part replaced (the example's, if the text is not JSON).
+  function edit(change) {
+    let job;
+    try { job = JSON.parse(text.value); } catch { job = structuredClone(EXAMPLE); }
+    change(job);
+    text.value = JSON.stringify(job, null, 2);
+    text.dispatchEvent(new Event("input"));
+  }
+
+  // Upload: drop a file on the zone, or choose one.
+  const progress = el("progress", { id: "upload-progress", max: 1, value: 0, hidden: true, "aria-label": "Upload progress" });
+  const uploadNews = notice("status");
+  const picker = el("input", { type: "file", id: "upload-file", accept: "video/*,audio/*,.mkv,.mov,.mxf,.ts" });
+  const zone = el("div", { id: "drop-zone", class: "drop-zone" },
+    el("p", {}, "Drop a video here to upload it as the job's input, or "),
+    el("label", { for: "upload-file" }, "choose a file"), picker, progress, uploadNews);
+  async function send(file) {
+    say(error, "");
+    progress.hidden = false;
+    progress.value = 0;
+    say(uploadNews, `Uploading ${file.name}…`);
+    try {
+      const done = await upload(file, (sent, total) => {
+        progress.max = total || 1;
+        progress.value = sent;
+        say(uploadNews, `Uploading ${file.name}: ${Math.floor((100 * sent) / (total || 1))} %`);
+      });
+      edit((job) => { job.input = { upload: done.id }; });
+      say(uploadNews, `Uploaded ${file.name}${done.resumedAt ? ` (resumed at ${done.resumedAt} bytes)` : ""}: it is the job's input. Pick outputs, then plan.`);
+    } catch (err) {
+      say(error, describe(err));
+      say(uploadNews, "");
+    }
+  }
+  picker.addEventListener("change", () => { if (picker.files[0]) send(picker.files[0]); });
+  zone.addEventListener("dragover", (event) => { event.preventDefault(); zone.classList.add("over"); });
+  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+  zone.addEventListener("drop", (event) => {
+    event.preventDefault();
+    zone.classList.remove("over");
+    const file = event.dataTransfer && event.dataTransfer.files[0];
+    if (file) send(file);
+  });
+
+  const preset = el("select", { id: "preset" },
+    el("option", { value: "" }, "Outputs from a preset…"),
+    Object.keys(PRESETS).map((name) => el("option", { value: name }, name)));
+  preset.addEventListener("change", () => {
+    if (!PRESETS[preset.value]) return;
+    edit((job) => { job.outputs = structuredClone(PRESETS[preset.value]); });
+  });
+
   function parse() {
     try {
       return JSON.parse(text.value);
@@ -99,6 +162,9 @@ export function submitView(main) {
 
   const form = el("form", { "aria-labelledby": "submit-title" },
     el("h1", { id: "submit-title" }, "Submit a job"),
+    zone,
+    el("label", { for: "preset" }, "Outputs"),
+    preset,
     el("label", { for: "job-json" }, "Job (JSON, as POST /v2/jobs takes it)"),
     el("p", { id: "job-help", class: "help" }, "Plan it first: the dry run probes the input and shows what each output will be, without encoding anything."),
     text,

@@ -309,3 +309,50 @@ def test_job_data_is_shown_as_text(copra, browser, media_dir, media_server, tmp_
     playwright_api.expect(page.locator("#input-error")).to_contain_text("404")
     shots(page, "09-job-failed")
     assert csp_violations(problems) == [], problems
+
+
+# A File dropped on an element, as a browser's drag and drop delivers it.
+DROP_FILE = """([b64, name]) => {
+  const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+  const transfer = new DataTransfer();
+  transfer.items.add(new File([bytes], name, {type: 'video/mp4'}));
+  return transfer;
+}"""
+
+
+def test_drop_a_file_upload_it_plan_and_submit(copra, browser, tmp_path):
+    import base64
+    shots = Shots(tmp_path)
+    problems = []
+    video = tmp_path / "dropped.mp4"
+    make_video(video, size="640x360", duration=3)
+    page = open_page(browser, f"{copra.url}/", problems)
+    page.get_by_label("API key").fill(KEY_A)
+    page.get_by_role("button", name="Log in").click()
+    playwright_api.expect(page.get_by_role("heading", name="Jobs")).to_be_visible()
+    page.get_by_role("link", name="Submit a job").first.click()
+
+    transfer = page.evaluate_handle(DROP_FILE, [base64.b64encode(video.read_bytes()).decode(), "dropped.mp4"])
+    page.dispatch_event("#drop-zone", "drop", {"dataTransfer": transfer})
+    playwright_api.expect(page.locator("#drop-zone")).to_contain_text("Uploaded dropped.mp4", timeout=60 * MS)
+    assert page.evaluate("document.querySelector('#upload-progress').value") == video.stat().st_size
+    job = json.loads(page.get_by_label("Job (JSON").input_value())
+    upload_id = job["input"]["upload"]
+    # The server has the file, byte for byte, as this key's upload.
+    state = requests.get(f"{copra.url}/v2/uploads/{upload_id}", auth=(KEY_A, ""), timeout=10).json()
+    assert state["finished"] and state["length"] == video.stat().st_size and state["filename"] == "dropped.mp4", state
+    assert requests.get(f"{copra.url}/v2/uploads/{upload_id}", auth=(KEY_B, ""), timeout=10).status_code == 404
+
+    page.get_by_label("Outputs").select_option("MP4 360p + thumbnails")
+    job = json.loads(page.get_by_label("Job (JSON").input_value())
+    assert set(job["outputs"]) == {"mp4:360p", "jpg:320x"} and job["input"] == {"upload": upload_id}
+    page.get_by_role("button", name="Plan (dry run)").click()
+    plan = page.locator("#plan-table")
+    playwright_api.expect(plan.locator("tr[data-output='mp4:360p']")).to_contain_text("planned", timeout=60 * MS)
+    shots(page, "10-dropped-file-planned")
+    page.get_by_role("button", name="Submit job").click()
+    page.wait_for_url("**/#/jobs/*")
+    job_id = page.url.rsplit("/", 1)[1]
+    done = copra.wait_job(job_id, timeout=180)
+    assert done["status"] == "job.completed", done
+    assert not csp_violations(problems), problems

@@ -29,6 +29,7 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
     ("job.js", JS, include_bytes!("../../ui/job.js")),
     ("player.js", JS, include_bytes!("../../ui/player.js")),
     ("submit.js", JS, include_bytes!("../../ui/submit.js")),
+    ("upload.js", JS, include_bytes!("../../ui/upload.js")),
     ("webhooks.js", JS, include_bytes!("../../ui/webhooks.js")),
     ("admin.js", JS, include_bytes!("../../ui/admin.js")),
     ("style.css", "text/css; charset=utf-8", include_bytes!("../../ui/style.css")),
