@@ -208,6 +208,29 @@ def test_tus_js_client_resumes_across_a_server_restart(tmp_path):
         proxy.close()
 
 
+def test_tus_js_client_resumes_after_the_connection_is_cut(tmp_path):
+    port = free_port()
+    proxy = Proxy(port, cut_after=2_500_000)
+    server = Copra(tmp_path / "data", {"COPRA_LISTEN": f"127.0.0.1:{port}", "COPRA_PUBLIC_URL": proxy.url})
+    server.port, server.url = port, f"http://127.0.0.1:{port}"
+    server.start()
+    size = 5 << 20
+    path = random_file(tmp_path / "clip.bin", size)
+    # One request for the whole file (tus-js-client's default): the cut breaks it midway.
+    env = dict(os.environ, ENDPOINT=f"{proxy.url}/v2/uploads", KEY=KEY_A, FILE=str(path))
+    try:
+        done = subprocess.run(["node", str(NODE_CLIENT)], env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+        url = done.stdout.strip().splitlines()[-1].split(" ", 1)[1]
+        assert proxy.cuts == 1
+        assert sha256(stored(server, url)) == sha256(path)
+        # The bytes before the cut were kept: the retry sent only the rest.
+        assert proxy.sent < size + 1_000_000, proxy.sent
+    finally:
+        server.stop()
+        proxy.close()
+
+
 def create(server, length, key=KEY_A, **headers):
     return requests.post(f"{server.url}/v2/uploads", headers={**auth(key), "Upload-Length": str(length), **headers}, timeout=10)
 
@@ -370,3 +393,22 @@ def test_copra_submit_a_file_interrupted_resumes_and_completes(tmp_path):
     finally:
         server.stop()
         proxy.close()
+
+
+def test_one_key_cannot_hoard_uploads(tmp_path):
+    server = Copra(tmp_path / "data", {"COPRA_LIMITS_UPLOAD_QUOTA_BYTES": "100", "COPRA_LIMITS_MAX_UPLOADS_PER_KEY": "2"}).start()
+    try:
+        first = create(server, 60)
+        assert first.status_code == 201, first.text
+        r = create(server, 60)
+        assert r.status_code == 413 and r.json()["error_code"] == "upload_quota_exceeded", r.text
+        assert create(server, 40).status_code == 201
+        r = create(server, 1)
+        assert r.status_code == 429 and r.json()["error_code"] == "too_many_uploads", r.text
+        # Another key is not held back by this one's uploads.
+        assert create(server, 60, key=KEY_B).status_code == 201
+        # Deleting one makes room.
+        assert requests.delete(first.headers["Location"], headers=auth(), timeout=10).status_code == 204
+        assert create(server, 60).status_code == 201
+    finally:
+        server.stop()

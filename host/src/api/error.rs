@@ -94,6 +94,8 @@ fn upload_status(err: &crate::upload::UploadError) -> (StatusCode, &'static str)
         E::PastLength { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "upload_past_length"),
         E::ChecksumMismatch { .. } => (status(460), "upload_checksum_mismatch"),
         E::Busy => (status(423), "upload_busy"),
+        E::QuotaExceeded { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "upload_quota_exceeded"),
+        E::TooMany { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_uploads"),
         E::Invalid(_) => (StatusCode::BAD_REQUEST, "upload_not_valid"),
         E::Version { .. } => (StatusCode::PRECONDITION_FAILED, "tus_version_not_supported"),
         E::ContentType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),

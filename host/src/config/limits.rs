@@ -77,6 +77,12 @@ pub struct Limits {
     /// How long an upload lives after its last change (`upload_expiry_secs`, default
     /// 24 hours); a job that takes it as input keeps it until the job ends.
     pub upload_expiry: Duration,
+    /// Bytes one API key's uploads may take in all, by their declared lengths
+    /// (`upload_quota_bytes`; default: unset, no quota). Past it a new upload is a 413.
+    pub upload_quota_bytes: Option<u64>,
+    /// Uploads one API key may hold at once (`max_uploads_per_key`, default 1,000);
+    /// one more is a 429 until some finish their jobs and expire, or are deleted.
+    pub max_uploads_per_key: usize,
 }
 
 impl Default for Limits {
@@ -105,6 +111,8 @@ impl Default for Limits {
             dry_run_probe_bytes: 32 << 20,
             max_upload_bytes: 20 << 30,
             upload_expiry: Duration::from_secs(24 * 3600),
+            upload_quota_bytes: None,
+            max_uploads_per_key: 1000,
         }
     }
 }
@@ -136,6 +144,8 @@ pub(super) struct FileLimits {
     dry_run_probe_bytes: Option<u64>,
     max_upload_bytes: Option<u64>,
     upload_expiry_secs: Option<u64>,
+    upload_quota_bytes: Option<u64>,
+    max_uploads_per_key: Option<u64>,
 }
 
 impl Limits {
@@ -193,6 +203,8 @@ impl Limits {
             dry_run_probe_bytes: get("dry_run_probe_bytes", file.dry_run_probe_bytes, d.dry_run_probe_bytes)?,
             max_upload_bytes: get("max_upload_bytes", file.max_upload_bytes, max_input_bytes)?,
             upload_expiry: secs(get("upload_expiry_secs", file.upload_expiry_secs, d.upload_expiry.as_secs())?),
+            upload_quota_bytes: optional("upload_quota_bytes", file.upload_quota_bytes)?,
+            max_uploads_per_key: get("max_uploads_per_key", file.max_uploads_per_key, d.max_uploads_per_key as u64)? as usize,
         })
     }
 }
@@ -222,6 +234,8 @@ pub const LIMIT_ENV_NAMES: &[(&str, &str)] = &[
     ("dry_run_probe_bytes", "COPRA_LIMITS_DRY_RUN_PROBE_BYTES"),
     ("max_upload_bytes", "COPRA_LIMITS_MAX_UPLOAD_BYTES"),
     ("upload_expiry_secs", "COPRA_LIMITS_UPLOAD_EXPIRY_SECS"),
+    ("upload_quota_bytes", "COPRA_LIMITS_UPLOAD_QUOTA_BYTES"),
+    ("max_uploads_per_key", "COPRA_LIMITS_MAX_UPLOADS_PER_KEY"),
 ];
 
 #[cfg(test)]

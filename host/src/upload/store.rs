@@ -27,6 +27,10 @@ pub struct Uploads {
     pub max_bytes: u64,
     /// How long an upload lives after its last change (`limits.upload_expiry_secs`).
     pub expiry: Duration,
+    /// Declared bytes of one tenant's uploads in all (`limits.upload_quota_bytes`).
+    pub quota: Option<u64>,
+    /// Uploads one tenant holds at once (`limits.max_uploads_per_key`).
+    pub max_per_tenant: usize,
 }
 
 /// One upload as stored: its `.info` file, and its offset (the length of its bytes).
@@ -117,6 +121,10 @@ pub enum UploadError {
     ChecksumMismatch { algorithm: &'static str },
     #[error("Another request is writing to this upload; try again when it ends.")]
     Busy,
+    #[error("Your uploads would take {} bytes with this one of {length}, more than your quota of {quota} (limits.upload_quota_bytes); delete some (DELETE /v2/uploads/{{id}}).", used.saturating_add(*length))]
+    QuotaExceeded { used: u64, length: u64, quota: u64 },
+    #[error("You hold {limit} uploads, as many as this server keeps per API key (limits.max_uploads_per_key); delete some or wait for them to expire.")]
+    TooMany { limit: usize },
     #[error("{0}")]
     Invalid(String),
     #[error("This server speaks tus 1.0.0: send 'Tus-Resumable: 1.0.0' (not '{sent}').")]
@@ -129,7 +137,14 @@ pub enum UploadError {
 
 impl Uploads {
     pub fn of(config: &crate::config::Config) -> Self {
-        Uploads { root: config.data_dir.join("uploads"), max_bytes: config.limits.max_upload_bytes, expiry: config.limits.upload_expiry }
+        let limits = &config.limits;
+        Uploads {
+            root: config.data_dir.join("uploads"),
+            max_bytes: limits.max_upload_bytes,
+            expiry: limits.upload_expiry,
+            quota: limits.upload_quota_bytes,
+            max_per_tenant: limits.max_uploads_per_key,
+        }
     }
 
     /// All tenants' uploads, one directory each.
@@ -164,6 +179,15 @@ impl Uploads {
         check_metadata(metadata)?;
         let dir = self.dir(tenant);
         tokio::fs::create_dir_all(&dir).await?;
+        let (count, declared) = held(&dir).await?;
+        if count >= self.max_per_tenant {
+            return Err(UploadError::TooMany { limit: self.max_per_tenant });
+        }
+        if let Some(quota) = self.quota {
+            if declared.saturating_add(length) > quota {
+                return Err(UploadError::QuotaExceeded { used: declared, length, quota });
+            }
+        }
         let id = crate::random_id(ID_LEN);
         let upload = Upload {
             id: id.clone(),
@@ -279,6 +303,21 @@ impl Uploads {
     }
 }
 
+/// How many uploads a tenant's directory holds, and their declared bytes in all.
+async fn held(dir: &Path) -> Result<(usize, u64), UploadError> {
+    let (mut count, mut bytes) = (0, 0u64);
+    let mut entries = tokio::fs::read_dir(dir).await?;
+    while let Some(entry) = entries.next_entry().await? {
+        let name = entry.file_name();
+        let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".info")) else { continue };
+        if let Ok(Some(upload)) = read(dir, id).await {
+            count += 1;
+            bytes = bytes.saturating_add(upload.length);
+        }
+    }
+    Ok((count, bytes))
+}
+
 /// Remove an upload's files, the `.info` last (an `.info` always has its file).
 pub(super) async fn remove(dir: &Path, id: &str) -> std::io::Result<()> {
     for path in [dir.join(id), Uploads::info_path(dir, id)] {
@@ -358,7 +397,7 @@ mod tests {
     use super::*;
 
     fn store(dir: &Path) -> Uploads {
-        Uploads { root: dir.to_path_buf(), max_bytes: 100, expiry: Duration::from_secs(60) }
+        Uploads { root: dir.to_path_buf(), max_bytes: 100, expiry: Duration::from_secs(60), quota: Some(150), max_per_tenant: 3 }
     }
 
     fn body(chunks: &[&'static [u8]]) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Unpin {
@@ -390,6 +429,21 @@ mod tests {
         assert_eq!(std::fs::read(uploads.dir(&a).join(&upload.id)).unwrap(), b"abcdefghij");
         uploads.delete(&a, &upload.id).await.unwrap();
         assert!(matches!(uploads.get(&a, &upload.id).await, Err(UploadError::NotFound(_))));
+    }
+
+    #[tokio::test]
+    async fn a_tenant_holds_a_bounded_number_and_size_of_uploads() {
+        let dir = tempfile::tempdir().unwrap();
+        let uploads = store(dir.path());
+        let (a, b) = (Tenant::of_key("a"), Tenant::of_key("b"));
+        let first = uploads.create(&a, 100, "").await.unwrap();
+        assert!(matches!(uploads.create(&a, 60, "").await, Err(UploadError::QuotaExceeded { used: 100, length: 60, quota: 150 })));
+        uploads.create(&b, 100, "").await.unwrap();
+        uploads.create(&a, 50, "").await.unwrap();
+        uploads.delete(&a, &first.id).await.unwrap();
+        uploads.create(&a, 1, "").await.unwrap();
+        uploads.create(&a, 1, "").await.unwrap();
+        assert!(matches!(uploads.create(&a, 1, "").await, Err(UploadError::TooMany { limit: 3 })));
     }
 
     #[test]
