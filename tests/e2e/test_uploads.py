@@ -113,6 +113,16 @@ class Proxy:
         self.listener.close()
 
 
+def behind_relay(tmp_path, **relay):
+    """A server reached through a `Proxy` (whose URL is its public URL, so tus's
+    `Location` leads back through the relay), started."""
+    port = free_port()
+    proxy = Proxy(port, **relay)
+    server = Copra(tmp_path / "data", {"COPRA_LISTEN": f"127.0.0.1:{port}", "COPRA_PUBLIC_URL": proxy.url})
+    server.port, server.url = port, f"http://127.0.0.1:{port}"
+    return server.start(), proxy
+
+
 @pytest.fixture(scope="module")
 def uploads_copra(tmp_path_factory):
     server = Copra(tmp_path_factory.mktemp("uploads") / "data", {"COPRA_LIMITS_MAX_UPLOAD_BYTES": str(64 << 20)}).start()
@@ -130,12 +140,7 @@ def test_options_advertise_the_extensions(uploads_copra):
 
 
 def test_tuspy_uploads_and_resumes_after_the_connection_is_cut(tmp_path):
-    # Location must lead back through the relay, so the server's public URL is the relay's.
-    port = free_port()
-    proxy = Proxy(port, cut_after=1_500_000)
-    server = Copra(tmp_path / "data", {"COPRA_LISTEN": f"127.0.0.1:{port}", "COPRA_PUBLIC_URL": proxy.url})
-    server.port, server.url = port, f"http://127.0.0.1:{port}"
-    server.start()
+    server, proxy = behind_relay(tmp_path, cut_after=1_500_000)
     try:
         path = random_file(tmp_path / "clip.bin", 4 << 20)
         client = tus_client.TusClient(f"{proxy.url}/v2/uploads", headers={"Authorization": f"Bearer {KEY_A}"})
@@ -174,11 +179,7 @@ def test_an_acknowledged_offset_survives_a_killed_server(tmp_path):
 
 
 def test_tus_js_client_resumes_across_a_server_restart(tmp_path):
-    port = free_port()
-    proxy = Proxy(port, rate=2 << 20)
-    server = Copra(tmp_path / "data", {"COPRA_LISTEN": f"127.0.0.1:{port}", "COPRA_PUBLIC_URL": proxy.url})
-    server.port, server.url = port, f"http://127.0.0.1:{port}"
-    server.start()
+    server, proxy = behind_relay(tmp_path, rate=2 << 20)
     size = 6 << 20
     path = random_file(tmp_path / "clip.bin", size)
     env = dict(os.environ, ENDPOINT=f"{proxy.url}/v2/uploads", KEY=KEY_A, FILE=str(path), CHUNK=str(512 << 10))
@@ -209,11 +210,7 @@ def test_tus_js_client_resumes_across_a_server_restart(tmp_path):
 
 
 def test_tus_js_client_resumes_after_the_connection_is_cut(tmp_path):
-    port = free_port()
-    proxy = Proxy(port, cut_after=2_500_000)
-    server = Copra(tmp_path / "data", {"COPRA_LISTEN": f"127.0.0.1:{port}", "COPRA_PUBLIC_URL": proxy.url})
-    server.port, server.url = port, f"http://127.0.0.1:{port}"
-    server.start()
+    server, proxy = behind_relay(tmp_path, cut_after=2_500_000)
     size = 5 << 20
     path = random_file(tmp_path / "clip.bin", size)
     # One request for the whole file (tus-js-client's default): the cut breaks it midway.
@@ -354,11 +351,7 @@ def test_unfinished_uploads_expire_and_are_swept(tmp_path):
 
 
 def test_copra_submit_a_file_interrupted_resumes_and_completes(tmp_path):
-    port = free_port()
-    proxy = Proxy(port, rate=4 << 20)
-    server = Copra(tmp_path / "data", {"COPRA_LISTEN": f"127.0.0.1:{port}", "COPRA_PUBLIC_URL": proxy.url})
-    server.port, server.url = port, f"http://127.0.0.1:{port}"
-    server.start()
+    server, proxy = behind_relay(tmp_path, rate=4 << 20)
     video = tmp_path / "My Clip.mp4"
     # Noise at a fine quantizer, so the file is large enough (about 12 MiB, two of the
     # command's chunks) to interrupt midway.

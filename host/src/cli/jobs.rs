@@ -85,15 +85,7 @@ impl Api {
 }
 
 /// `copra submit FILE|-`: submit a job (or plan it with `dry_run`) and follow it.
-pub async fn submit(api: &Api, file: PathBuf, outputs: Vec<String>, download: Option<PathBuf>, dry_run: bool, detach: bool) -> anyhow::Result<()> {
-    let is_job = file.as_os_str() == "-" || file.extension().is_some_and(|e| e.eq_ignore_ascii_case("json"));
-    if !is_job {
-        let ask = super::submit_media::MediaSubmit { file, outputs, download, dry_run, detach };
-        return super::submit_media::submit_media(api, ask).await;
-    }
-    if !outputs.is_empty() || download.is_some() {
-        bail!("-o and --download go with a media file (copra submit video.mp4 -o mp4:720p); a job file names its own outputs");
-    }
+pub async fn submit_job(api: &Api, file: PathBuf, dry_run: bool, detach: bool) -> anyhow::Result<()> {
     let body = if file.as_os_str() == "-" {
         let mut text = String::new();
         std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).context("reading the job from standard input")?;

@@ -11,7 +11,7 @@ mod table;
 mod tus;
 mod webhooks;
 
-pub use jobs::{Api, Client, JobCommand, jobs, submit};
+pub use jobs::{Api, Client, JobCommand, jobs};
 pub use engine_check::engine_check;
 pub use webhooks::{WebhookCommand, webhooks};
 pub use probe::probe;
@@ -23,6 +23,20 @@ use clap::Subcommand;
 use serde_json::Value;
 
 use crate::config::Config;
+
+/// `copra submit FILE`: a job file (`.json`, or `-` for standard input) as it is, or a
+/// media file uploaded and transcoded to the `-o` formats.
+pub async fn submit(api: &Api, file: PathBuf, outputs: Vec<String>, download: Option<PathBuf>, dry_run: bool, detach: bool) -> anyhow::Result<()> {
+    let is_job = file.as_os_str() == "-" || file.extension().is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    if !is_job {
+        let ask = submit_media::MediaSubmit { file, outputs, download, dry_run, detach };
+        return submit_media::submit_media(api, ask).await;
+    }
+    if !outputs.is_empty() || download.is_some() {
+        bail!("-o and --download go with a media file (copra submit video.mp4 -o mp4:720p); a job file names its own outputs");
+    }
+    jobs::submit_job(api, file, dry_run, detach).await
+}
 
 #[derive(Subcommand)]
 pub enum PluginCommand {
