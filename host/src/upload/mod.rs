@@ -8,6 +8,7 @@
 //! node took. An upload's offset is the length of its file: bytes are synced before an
 //! offset is acknowledged, so an acknowledged offset survives a crash of the node.
 
+mod chunk_writer;
 pub mod store;
 pub mod sweep;
 

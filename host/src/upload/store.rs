@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::{Stream, StreamExt};
+use futures::Stream;
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 
@@ -16,8 +16,6 @@ use crate::tenant::Tenant;
 /// Length of an upload id: 26 alphanumerics, about 154 random bits, so ids cannot be
 /// guessed.
 const ID_LEN: usize = 26;
-/// Bytes gathered before one write to disk.
-const WRITE_BUFFER: usize = 1 << 20;
 
 /// Where uploads live, and their limits.
 #[derive(Debug, Clone)]
@@ -237,49 +235,21 @@ impl Uploads {
             return Err(UploadError::OffsetMismatch { sent: offset, actual: start });
         }
         let room = upload.length - start;
-        let mut file = tokio::fs::File::from_std(file);
-        let mut digest = checksum.as_ref().map(|c| ring::digest::Context::new(c.algorithm));
-        let mut buffer = Vec::with_capacity(WRITE_BUFFER);
-        let mut received = 0u64;
-        let mut body = body;
-        let mut broken = false;
-        while let Some(chunk) = body.next().await {
-            let chunk = match chunk {
-                Ok(chunk) => chunk,
-                Err(err) => {
-                    tracing::info!(upload = id, err = %err, received, "an upload's body broke off; keeping what arrived");
-                    broken = true;
-                    break;
-                }
-            };
-            received += chunk.len() as u64;
-            if received > room {
-                file.set_len(start).await?;
-                return Err(UploadError::PastLength { length: upload.length });
-            }
-            if let Some(digest) = &mut digest {
-                digest.update(&chunk);
-            }
-            buffer.extend_from_slice(&chunk);
-            if buffer.len() >= WRITE_BUFFER {
-                file.write_all(&buffer).await?;
-                buffer.clear();
-            }
-        }
-        file.write_all(&buffer).await?;
-        file.flush().await?;
-        if let (Some(checksum), Some(digest)) = (&checksum, digest) {
-            if broken || digest.finish().as_ref() != checksum.expected.as_slice() {
-                file.set_len(start).await?;
-                file.sync_data().await?;
-                if broken {
+        let written = super::chunk_writer::write(file, start, room, body, checksum.as_ref().map(|c| c.algorithm), upload.length).await?;
+        if let (Some(checksum), Some(digest)) = (&checksum, &written.digest) {
+            if written.broken || digest.as_ref() != checksum.expected.as_slice() {
+                let file = written.file;
+                tokio::task::spawn_blocking(move || file.set_len(start).and_then(|()| file.sync_data()))
+                    .await
+                    .map_err(|e| UploadError::Io(std::io::Error::other(e)))??;
+                if written.broken {
                     return Ok(start);
                 }
                 return Err(UploadError::ChecksumMismatch { algorithm: checksum.name });
             }
         }
-        file.sync_data().await?;
-        upload.offset = start + received;
+        drop(written.file);
+        upload.offset = start + written.bytes;
         upload.expires_ms = self.expiry_ms();
         write_info(&dir, &upload).await?;
         Ok(upload.offset)
