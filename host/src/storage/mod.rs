@@ -24,6 +24,7 @@ mod sftp;
 mod swift_auth;
 mod swift_upload;
 mod window;
+pub mod work_area;
 
 pub use http::{fetch_http, put_http};
 pub use window::{Coverage, Window, fetch_http_window};

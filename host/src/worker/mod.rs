@@ -70,7 +70,7 @@ pub struct Worker {
     owns_stable_id: bool,
     _identity: queue::Identity,
     /// The ultrafast work area in an object store, when one is configured.
-    stage_store: Option<stage::StoreArea>,
+    stage_store: Option<crate::storage::work_area::WorkArea>,
     /// FFmpeg, in a confined process per call.
     engine: Engine,
 }
@@ -86,7 +86,7 @@ impl Worker {
         let http = crate::job::prepare::transfer_client(&config)?;
         let identity = queue::Identity::acquire(&config.data_dir, &config.worker_id)?;
         let engine = Engine::new(&config.limits);
-        let stage_store = config.worker.ultrafast_store.as_ref().map(|store| stage::StoreArea::new(store, &config)).transpose()?;
+        let stage_store = config.worker.ultrafast_store.as_ref().map(|store| crate::storage::work_area::WorkArea::new(store, &config)).transpose()?;
         Ok(Arc::new(Worker {
             db,
             plugins,
