@@ -46,7 +46,7 @@ pub async fn dry_run(plugins: &Arc<Plugins>, config: &Config, owner: &str, spec:
     let limits = &config.limits;
     let http = prepare::transfer_client(config).map_err(|e| DryRunError::Internal(e.to_string()))?;
     let local = prepare::local_files(config, owner);
-    let uploads = super::input_upload::dir(config, owner);
+    let uploads = super::input_upload::TenantUploads::of(config, owner);
 
     // Storage: resolved as the worker would, reported rather than refused (a real
     // submit accepts the job and fails its outputs).
@@ -150,13 +150,13 @@ async fn fetch_window(
     limits: &Limits,
     spec: &JobSpec,
     local: &LocalFiles,
-    uploads: &std::path::Path,
+    uploads: &super::input_upload::TenantUploads,
     dest: &std::path::Path,
 ) -> Result<Window, String> {
     let (max, window) = (limits.max_input_bytes, limits.dry_run_probe_bytes);
     if let Some(id) = &spec.input.upload {
         // On this server's disk: the whole file, without a copy.
-        let size = super::input_upload::fetch(uploads, id, dest, max).await?;
+        let size = uploads.fetch(id, dest, max).await?;
         return Ok(Window { size: Some(size), read: size, coverage: storage::Coverage::Whole });
     }
     let failed = |e: storage::StorageError| format!("The input could not be fetched: {e}");

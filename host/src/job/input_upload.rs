@@ -3,17 +3,12 @@
 //! and it is held for the job; the worker then reads it from the shared data directory
 //! instead of fetching anything.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::{JobError, JobSpec};
 use crate::config::Config;
 use crate::tenant::Tenant;
 use crate::upload::{UploadError, Uploads};
-
-/// The directory of `owner`'s uploads.
-pub fn dir(config: &Config, owner: &str) -> PathBuf {
-    Uploads::of(config).dir(&Tenant::of_owner(owner))
-}
 
 /// The id of an upload of this server named by its URL (`<public_url>/v2/uploads/<id>`).
 fn id_in_url(public_url: &str, url: &str) -> Option<String> {
@@ -34,10 +29,17 @@ pub async fn resolve(config: &Config, owner: &str, spec: &mut JobSpec) -> Result
         spec.input.upload = Some(id);
     }
     let Some(id) = spec.input.upload.clone() else { return Ok(()) };
-    let upload = Uploads::of(config).get(&Tenant::of_owner(owner), &id).await.map_err(|err| match err {
-        UploadError::NotFound(_) => JobError::invalid("input_not_valid", format!("The input upload '{}' does not exist (or it expired).", id.escape_debug())),
-        other => JobError::invalid("input_not_valid", format!("The input upload '{id}' cannot be read: {other}")),
-    })?;
+    let uploads = Uploads::of(config);
+    let tenant = Tenant::of_owner(owner);
+    let upload = match uploads.get(&tenant, &id).await {
+        Ok(upload) => upload,
+        // Taken by another API node, which copied it to the work area once finished.
+        Err(UploadError::NotFound(_)) if uploads.in_area(&tenant, &id).await => return Ok(()),
+        Err(UploadError::NotFound(_)) => {
+            return Err(JobError::invalid("input_not_valid", format!("The input upload '{}' does not exist (or it expired).", id.escape_debug())));
+        }
+        Err(other) => return Err(JobError::invalid("input_not_valid", format!("The input upload '{id}' cannot be read: {other}"))),
+    };
     if !upload.finished() {
         return Err(JobError::invalid(
             "input_not_valid",
@@ -47,27 +49,42 @@ pub async fn resolve(config: &Config, owner: &str, spec: &mut JobSpec) -> Result
     Ok(())
 }
 
-/// Hold the job's input upload, if it has one, for the job `job_id`.
+/// Hold the job's input upload, if it has one, for the job `job_id` (on the node that
+/// took it; one only in the work area follows its own node's expiry).
 pub async fn hold(config: &Config, owner: &str, spec: &JobSpec, job_id: &str) -> Result<(), JobError> {
     let Some(id) = &spec.input.upload else { return Ok(()) };
-    Uploads::of(config)
-        .hold(&Tenant::of_owner(owner), id, job_id)
-        .await
-        .map_err(|err| JobError::invalid("input_not_valid", format!("The input upload '{id}' cannot be held for the job: {err}")))
+    match Uploads::of(config).hold(&Tenant::of_owner(owner), id, job_id).await {
+        Ok(()) | Err(UploadError::NotFound(_)) => Ok(()),
+        Err(err) => Err(JobError::invalid("input_not_valid", format!("The input upload '{id}' cannot be held for the job: {err}"))),
+    }
 }
 
-/// Put the upload `id` of the directory `uploads` at `dest` (a hard link when it can be,
-/// a copy otherwise); returns its size, or a message for the user.
-pub async fn fetch(uploads: &Path, id: &str, dest: &Path, max_bytes: u64) -> Result<u64, String> {
-    let gone = || format!("The input upload '{id}' no longer exists (it was deleted or it expired).");
-    let source = Uploads::data_path(uploads, id).ok_or_else(gone)?;
-    let size = tokio::fs::metadata(&source).await.map_err(|_| gone())?.len();
-    if size > max_bytes {
-        return Err(format!("The input upload is {size} bytes, more than the {max_bytes} this server takes (limits.max_input_bytes)."));
+/// One tenant's uploads, where a job of theirs reads an upload input from.
+pub struct TenantUploads {
+    uploads: Uploads,
+    tenant: Tenant,
+}
+
+impl TenantUploads {
+    pub fn of(config: &Config, owner: &str) -> Self {
+        TenantUploads { uploads: Uploads::of(config), tenant: Tenant::of_owner(owner) }
     }
-    let _ = tokio::fs::remove_file(dest).await;
-    if tokio::fs::hard_link(&source, dest).await.is_err() {
-        tokio::fs::copy(&source, dest).await.map_err(|e| format!("The input upload could not be read: {e}"))?;
+
+    /// Put the upload `id` at `dest` (this node's file, linked or copied, or a download
+    /// from the work area); returns its size, or a message for the user.
+    pub async fn fetch(&self, id: &str, dest: &Path, max_bytes: u64) -> Result<u64, String> {
+        fetch(&self.uploads, &self.tenant, id, dest, max_bytes).await
+    }
+}
+
+async fn fetch(uploads: &Uploads, tenant: &Tenant, id: &str, dest: &Path, max_bytes: u64) -> Result<u64, String> {
+    let size = uploads.fetch(tenant, id, dest).await.map_err(|err| match err {
+        UploadError::NotFound(_) => format!("The input upload '{id}' no longer exists (it was deleted or it expired)."),
+        other => format!("The input upload could not be read: {other}"),
+    })?;
+    if size > max_bytes {
+        let _ = tokio::fs::remove_file(dest).await;
+        return Err(format!("The input upload is {size} bytes, more than the {max_bytes} this server takes (limits.max_input_bytes)."));
     }
     Ok(size)
 }

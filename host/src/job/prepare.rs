@@ -33,7 +33,7 @@ pub fn local_files(config: &Config, owner: &str) -> LocalFiles {
     }
 }
 
-/// Fetch a job's input to `dest` (`uploads`: the tenant's uploads directory); returns
+/// Fetch a job's input to `dest` (`uploads`: the tenant's direct uploads); returns
 /// its size, or a message for the user.
 pub async fn fetch_input(
     plugins: &Arc<Plugins>,
@@ -41,11 +41,11 @@ pub async fn fetch_input(
     limits: &Limits,
     spec: &JobSpec,
     local: &LocalFiles,
-    uploads: &Path,
+    uploads: &super::input_upload::TenantUploads,
     dest: &Path,
 ) -> Result<u64, String> {
     if let Some(id) = &spec.input.upload {
-        return super::input_upload::fetch(uploads, id, dest, limits.max_input_bytes).await;
+        return uploads.fetch(id, dest, limits.max_input_bytes).await;
     }
     if let Some(url) = &spec.input.url {
         return storage::fetch_http(http, url, dest, limits.max_input_bytes).await.map_err(|e| format!("The input could not be fetched: {e}"));

@@ -67,6 +67,12 @@ fn rule_text(rule: &crate::net::Rule) -> String {
     }
 }
 
+impl std::fmt::Debug for WorkArea {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkArea").field("prefix", &self.prefix).finish_non_exhaustive()
+    }
+}
+
 impl WorkArea {
     /// The key of `name` below the prefix.
     pub fn key(&self, name: &str) -> String {

@@ -11,7 +11,22 @@ use futures::Stream;
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 
+use crate::storage::work_area::WorkArea;
 use crate::tenant::Tenant;
+
+/// The work area of this process's config, built once (an operator and its HTTP client).
+fn work_area(config: &crate::config::Config) -> Option<WorkArea> {
+    static AREA: std::sync::OnceLock<Option<WorkArea>> = std::sync::OnceLock::new();
+    let store = config.worker.ultrafast_store.as_ref()?;
+    AREA.get_or_init(|| match WorkArea::new(store, config) {
+        Ok(area) => Some(area),
+        Err(err) => {
+            tracing::error!(err = format!("{err:#}"), "the work area cannot be reached: uploads stay on this node's disk");
+            None
+        }
+    })
+    .clone()
+}
 
 /// Length of an upload id: 26 alphanumerics, about 154 random bits, so ids cannot be
 /// guessed.
@@ -29,6 +44,9 @@ pub struct Uploads {
     pub quota: Option<u64>,
     /// Uploads one tenant holds at once (`limits.max_uploads_per_key`).
     pub max_per_tenant: usize,
+    /// The operator's work area, when nodes share no file system: a finished upload is
+    /// copied there, for the worker that runs its job.
+    pub area: Option<WorkArea>,
 }
 
 /// One upload as stored: its `.info` file, and its offset (the length of its bytes).
@@ -142,6 +160,7 @@ impl Uploads {
             expiry: limits.upload_expiry,
             quota: limits.upload_quota_bytes,
             max_per_tenant: limits.max_uploads_per_key,
+            area: work_area(config),
         }
     }
 
@@ -159,6 +178,55 @@ impl Uploads {
     /// (so no id reaches outside the directory).
     pub fn data_path(dir: &Path, id: &str) -> Option<PathBuf> {
         valid_id(id).then(|| dir.join(id))
+    }
+
+    /// The key of a finished upload in the work area.
+    fn area_key(area: &WorkArea, tenant: &Tenant, id: &str) -> String {
+        area.key(&format!("uploads/{}/{id}", tenant.namespace()))
+    }
+
+    /// Whether the work area holds the finished upload `id` of `tenant` (one another
+    /// node took).
+    pub async fn in_area(&self, tenant: &Tenant, id: &str) -> bool {
+        let Some(area) = &self.area else { return false };
+        valid_id(id) && area.operator.stat(&Self::area_key(area, tenant, id)).await.is_ok()
+    }
+
+    /// Put the finished upload `id` at `dest`: a hard link to (or a copy of) this node's
+    /// file, or a download from the work area. Returns its size.
+    pub async fn fetch(&self, tenant: &Tenant, id: &str, dest: &Path) -> Result<u64, UploadError> {
+        let source = Self::data_path(&self.dir(tenant), id).ok_or_else(|| UploadError::NotFound(id.to_string()))?;
+        let _ = tokio::fs::remove_file(dest).await;
+        if tokio::fs::metadata(&source).await.is_ok() {
+            if tokio::fs::hard_link(&source, dest).await.is_err() {
+                tokio::fs::copy(&source, dest).await?;
+            }
+        } else if let Some(area) = &self.area {
+            crate::storage::work_area::download(&area.operator, &Self::area_key(area, tenant, id), dest)
+                .await
+                .map_err(|_| UploadError::NotFound(id.to_string()))?;
+        } else {
+            return Err(UploadError::NotFound(id.to_string()));
+        }
+        Ok(tokio::fs::metadata(dest).await?.len())
+    }
+
+    /// Copy a finished upload to the work area, if there is one.
+    async fn share(&self, tenant: &Tenant, id: &str) -> Result<(), UploadError> {
+        let Some(area) = &self.area else { return Ok(()) };
+        let path = self.dir(tenant).join(id);
+        crate::storage::upload_to(&area.operator, &path, &Self::area_key(area, tenant, id), "application/octet-stream")
+            .await
+            .map_err(|e| UploadError::Io(std::io::Error::other(format!("copying the upload to the work area: {e}"))))
+    }
+
+    /// Remove an upload's copy in the work area, if there is one.
+    pub(super) async fn unshare(&self, tenant_namespace: &str, id: &str) {
+        let Some(area) = &self.area else { return };
+        let key = area.key(&format!("uploads/{tenant_namespace}/{id}"));
+        if let Err(err) = area.operator.delete(&key).await {
+            tracing::warn!(upload = id, %err, "an upload's copy in the work area could not be deleted");
+        }
     }
 
     fn info_path(dir: &Path, id: &str) -> PathBuf {
@@ -199,6 +267,9 @@ impl Uploads {
         // The bytes' file first: an `.info` always has its file.
         tokio::fs::File::create_new(dir.join(&id)).await?.sync_all().await?;
         write_info(&dir, &upload).await?;
+        if upload.finished() {
+            self.share(tenant, &id).await?;
+        }
         Ok(upload)
     }
 
@@ -252,6 +323,10 @@ impl Uploads {
         upload.offset = start + written.bytes;
         upload.expires_ms = self.expiry_ms();
         write_info(&dir, &upload).await?;
+        if upload.finished() {
+            // Before the last offset is acknowledged: a job may name it at once.
+            self.share(tenant, id).await?;
+        }
         Ok(upload.offset)
     }
 
@@ -269,6 +344,7 @@ impl Uploads {
         let dir = self.dir(tenant);
         self.get(tenant, id).await?;
         remove(&dir, id).await?;
+        self.unshare(tenant.namespace(), id).await;
         Ok(())
     }
 }
@@ -367,7 +443,7 @@ mod tests {
     use super::*;
 
     fn store(dir: &Path) -> Uploads {
-        Uploads { root: dir.to_path_buf(), max_bytes: 100, expiry: Duration::from_secs(60), quota: Some(150), max_per_tenant: 3 }
+        Uploads { root: dir.to_path_buf(), max_bytes: 100, expiry: Duration::from_secs(60), quota: Some(150), max_per_tenant: 3, area: None }
     }
 
     fn body(chunks: &[&'static [u8]]) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Unpin {

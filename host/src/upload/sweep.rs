@@ -46,6 +46,7 @@ pub async fn sweep(uploads: &Uploads, db: &DatabaseConnection) -> Result<u64, su
                     continue;
                 }
                 super::store::remove(&dir, id).await?;
+                uploads.unshare(&tenant.file_name().to_string_lossy(), id).await;
                 tracing::info!(upload = id, offset = upload.offset, length = upload.length, "upload expired");
                 removed += 1;
             } else if stale(&entry, uploads.expiry).await && leftover(&dir, &name) {

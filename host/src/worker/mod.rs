@@ -315,7 +315,7 @@ impl Worker {
         // 1. Input.
         run.input_transferring().await?;
         let input_path = work.join("input");
-        let uploads = crate::job::input_upload::dir(&self.config, &job.owner);
+        let uploads = crate::job::input_upload::TenantUploads::of(&self.config, &job.owner);
         match self.fetch_input(spec, &local, &uploads, &input_path).await {
             Ok(bytes) => crate::metrics::input_bytes(bytes),
             Err(message) => return Ok(run.fail_input(outputs, message).await?),
@@ -432,7 +432,7 @@ impl Worker {
         Ok(())
     }
 
-    async fn fetch_input(&self, spec: &JobSpec, local: &LocalFiles, uploads: &Path, dest: &Path) -> Result<u64, String> {
+    async fn fetch_input(&self, spec: &JobSpec, local: &LocalFiles, uploads: &crate::job::input_upload::TenantUploads, dest: &Path) -> Result<u64, String> {
         crate::job::prepare::fetch_input(&self.plugins, &self.http, &self.config.limits, spec, local, uploads, dest).await
     }
 
