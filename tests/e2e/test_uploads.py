@@ -405,3 +405,41 @@ def test_one_key_cannot_hoard_uploads(tmp_path):
         assert create(server, 60).status_code == 201
     finally:
         server.stop()
+
+
+class ApiOnly(Copra):
+    """`copra serve --no-worker`: jobs wait in the queue."""
+
+    def command(self):
+        return [*super().command(), "--no-worker"]
+
+
+def test_a_jobs_input_upload_is_kept_until_the_job_ends(tmp_path):
+    env = {"COPRA_LIMITS_UPLOAD_EXPIRY_SECS": "2"}
+    video = tmp_path / "in.mp4"
+    make_video(video, size="320x240", duration=2)
+    server = ApiOnly(tmp_path / "data", env).start()
+    try:
+        client = tus_client.TusClient(f"{server.url}/v2/uploads", headers={"Authorization": f"Bearer {KEY_A}"})
+        held = client.uploader(file_path=str(video))
+        held.upload()
+        loose = client.uploader(file_path=str(video))
+        loose.upload()
+        r = server.post_job({"input": {"url": held.url}, "storage": {"service": "local"}, "outputs": {"mp4:240p": {"path": "/h.mp4"}}})
+        assert r.status_code == 201, r.text
+        job_id = r.json()["id"]
+        # The other upload, as old, is swept; the one the waiting job holds is not.
+        wait_until(lambda: requests.head(loose.url, headers=auth(), timeout=10).status_code == 404
+                   and not list((server.data_dir / "uploads").glob(f"*/{loose.url.rsplit('/', 1)[1]}")), 30, "the loose upload to be swept")
+        assert requests.head(held.url, headers=auth(), timeout=10).status_code == 200
+        assert stored(server, held.url).stat().st_size == video.stat().st_size
+    finally:
+        server.stop()
+    # A worker runs the job from the kept upload; once it has ended, the upload expires.
+    server = Copra(tmp_path / "data", env).start()
+    try:
+        assert server.wait_job(job_id)["status"] == "job.completed"
+        wait_until(lambda: not list((server.data_dir / "uploads").glob(f"*/{held.url.rsplit('/', 1)[1]}*")), 30,
+                   "the held upload to be swept after its job")
+    finally:
+        server.stop()
