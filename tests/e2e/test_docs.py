@@ -1,0 +1,102 @@
+"""The docs hold together: the book (`docs/`, an mdBook) lists every chapter in its
+SUMMARY and nothing else, every relative link of the book and the README leads to a file
+that exists and to a heading that exists in it, every JSON example parses, the README fits
+on a screen, and nothing refers to files outside the repository."""
+
+import json
+import re
+from pathlib import Path
+
+from conftest import ROOT
+
+BOOK = ROOT / "docs" / "src"
+LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def chapters():
+    return sorted(BOOK.glob("*.md"))
+
+
+def prose(text: str) -> str:
+    """The text outside fenced code blocks."""
+    out, fence = [], False
+    for line in text.splitlines():
+        if line.startswith("```"):
+            fence = not fence
+            continue
+        if not fence:
+            out.append(line)
+    return "\n".join(out)
+
+
+def anchor(heading: str) -> str:
+    """The id mdBook (and GitHub) give a heading: lower case, punctuation dropped,
+    spaces as dashes."""
+    text = re.sub(r"[`*_]|\[([^\]]*)\]\([^)]*\)", lambda m: m.group(1) or "", heading.strip()).lower()
+    return "".join(c for c in text.replace(" ", "-") if c.isalnum() or c in "-_")
+
+
+def anchors(path: Path) -> set:
+    found = set()
+    for line in prose(path.read_text()).splitlines():
+        m = re.match(r"^#{1,6} (.*)$", line)
+        if m:
+            found.add(anchor(m.group(1)))
+    return found
+
+
+def code_blocks(text: str, language: str):
+    blocks, current, fence = [], None, None
+    for line in text.splitlines():
+        if fence is None and line.startswith("```"):
+            fence = line[3:].strip()
+            current = []
+        elif fence is not None and line.startswith("```"):
+            if fence == language:
+                blocks.append("\n".join(current))
+            fence = None
+        elif fence is not None:
+            current.append(line)
+    return blocks
+
+
+def test_the_summary_lists_every_chapter_and_nothing_else():
+    summary = (BOOK / "SUMMARY.md").read_text()
+    listed = {target for target in LINK.findall(summary)}
+    assert listed == {p.name for p in chapters() if p.name != "SUMMARY.md"}, listed
+    assert (ROOT / "docs" / "book.toml").exists()
+
+
+def test_every_relative_link_leads_somewhere():
+    broken = []
+    for page in [ROOT / "README.md", *chapters()]:
+        for target in LINK.findall(prose(page.read_text())):
+            if re.match(r"^[a-z]+:", target):
+                continue
+            file, _, fragment = target.partition("#")
+            dest = (page.parent / file).resolve() if file else page
+            if not dest.exists():
+                broken.append(f"{page.relative_to(ROOT)}: {target} (no such file)")
+            elif fragment and dest.suffix == ".md" and fragment not in anchors(dest):
+                broken.append(f"{page.relative_to(ROOT)}: {target} (no such heading)")
+    assert not broken, "\n".join(broken)
+
+
+def test_every_json_example_parses():
+    """```json blocks are whole JSON documents; abridged ones (with `...`) say ```jsonc."""
+    bad = []
+    for page in [ROOT / "README.md", *chapters()]:
+        for block in code_blocks(page.read_text(), "json"):
+            try:
+                json.loads(block)
+            except ValueError as err:
+                bad.append(f"{page.relative_to(ROOT)}: {err}: {block[:80]!r}")
+    assert not bad, "\n".join(bad)
+
+
+def test_the_readme_fits_on_a_screen_and_nothing_points_outside():
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) <= 160, len(readme.splitlines())
+    for page in [ROOT / "README.md", *chapters()]:
+        text = page.read_text()
+        assert "../shared" not in text and "ARCHITECTURE.md" not in text, page
