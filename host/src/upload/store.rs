@@ -292,7 +292,7 @@ impl Uploads {
         E: std::fmt::Display,
     {
         let dir = self.dir(tenant);
-        let mut upload = self.get(tenant, id).await?;
+        let upload = self.get(tenant, id).await?;
         let path = Self::data_path(&dir, id).ok_or_else(|| UploadError::NotFound(id.to_string()))?;
         let file = std::fs::OpenOptions::new().append(true).open(&path).map_err(|e| not_found_or(e, id))?;
         match file.try_lock() {
@@ -320,7 +320,10 @@ impl Uploads {
             }
         }
         drop(written.file);
-        upload.offset = start + written.bytes;
+        tracing::debug!(upload = id, start, bytes = written.bytes, broken = written.broken, "an upload's chunk is on disk");
+        // Read again: the upload may have been deleted meanwhile (its `.info` is not
+        // brought back), or held.
+        let mut upload = read(&dir, id).await?.ok_or_else(|| UploadError::NotFound(id.to_string()))?;
         upload.expires_ms = self.expiry_ms();
         write_info(&dir, &upload).await?;
         if upload.finished() {

@@ -41,7 +41,13 @@ pub async fn sweep(uploads: &Uploads, db: &DatabaseConnection) -> Result<u64, su
         while let Some(entry) = entries.next_entry().await? {
             let name = entry.file_name().to_string_lossy().into_owned();
             if let Some(id) = name.strip_suffix(".info") {
-                let Some(upload) = super::store::read(&dir, id).await? else { continue };
+                let Some(upload) = super::store::read(&dir, id).await? else {
+                    // An `.info` whose bytes are gone (deleted while a chunk was written).
+                    if stale(&entry, uploads.expiry).await {
+                        super::store::remove(&dir, id).await?;
+                    }
+                    continue;
+                };
                 if upload.expires_ms >= now || held(db, &upload.held_by).await? {
                     continue;
                 }
