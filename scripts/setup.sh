@@ -42,6 +42,11 @@ if [ "${1:-}" = "--tests" ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium
   fi
+  # The book's builder (docs/, built by scripts/test.sh): mdBook from crates.io, without
+  # its server and file watcher.
+  if ! command -v mdbook >/dev/null || [ "$(mdbook --version)" != "mdbook v0.5.4" ]; then
+    cargo install mdbook --locked --no-default-features --version 0.5.4
+  fi
   # Services the tests talk to (PostgreSQL): installed and started when missing.
   scripts/test-services.sh
   # The JavaScript example plugin's build tool (componentize-js) comes from npm.

@@ -19,6 +19,9 @@ done
 for features in "" storage format condition notifier "notifier,http" "storage,http"; do
   cargo test -p copra-sdk --features "$features"
 done
+echo "== the book"
+# Its links and examples are checked by tests/e2e/test_docs.py; here it must build.
+mdbook build docs -d "$PWD/target/book"
 echo "== black-box tests"
 export PATH="$PWD/.venv/bin:$PATH"
 exec .venv/bin/pytest tests/e2e -v --durations=10 "$@"
