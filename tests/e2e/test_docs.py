@@ -100,3 +100,22 @@ def test_the_readme_fits_on_a_screen_and_nothing_points_outside():
     for page in [ROOT / "README.md", *chapters()]:
         text = page.read_text()
         assert "../shared" not in text and "ARCHITECTURE.md" not in text, page
+
+
+def test_every_setting_the_code_reads_is_documented():
+    """The configuration reference cannot drift from the code: every environment variable
+    the config and the command line read is in the Operating chapter's table (or, for the
+    limits, the Security model's), and every `[limits]` key has its row."""
+    sources = [*sorted((ROOT / "host" / "src" / "config").glob("*.rs")), ROOT / "host" / "src" / "main.rs",
+               *sorted((ROOT / "host" / "src" / "cli").glob("*.rs"))]
+    code = "\n".join(p.read_text() for p in sources)
+    # A limit's variable is COPRA_LIMITS_<KEY>, as the docs say once: its key has a row below.
+    variables = {v for v in re.findall(r'"(COPRA_[A-Z0-9_]+)"', code) if not v.startswith("COPRA_LIMITS")}
+    documented = (BOOK / "operating.md").read_text() + (BOOK / "security.md").read_text()
+    missing = sorted(v for v in variables if f"`{v}`" not in documented)
+    assert not missing, f"settings the code reads that the docs do not name: {missing}"
+    limits = re.findall(r'\("([a-z_]+)", "COPRA_LIMITS_[A-Z_]+"\)', code)
+    assert len(limits) >= 20, limits
+    security = (BOOK / "security.md").read_text()
+    undocumented = [key for key in limits if f"| `{key}` |" not in security]
+    assert not undocumented, f"[limits] keys without a row in the Security model's table: {undocumented}"
