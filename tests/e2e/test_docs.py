@@ -119,3 +119,49 @@ def test_every_setting_the_code_reads_is_documented():
     security = (BOOK / "security.md").read_text()
     undocumented = [key for key in limits if f"| `{key}` |" not in security]
     assert not undocumented, f"[limits] keys without a row in the Security model's table: {undocumented}"
+
+
+MARK = "<!-- runs in test_docs.py -->"
+
+
+def marked_examples():
+    """The shell blocks that follow MARK, by page: examples that need nothing but a
+    server and a video file, run as they are written."""
+    found = []
+    for page in [ROOT / "README.md", *chapters()]:
+        lines = page.read_text().splitlines()
+        for i, line in enumerate(lines):
+            if line.strip() == MARK:
+                assert lines[i + 1].startswith("```sh"), f"{page}: {MARK} must precede a ```sh block"
+                end = lines.index("```", i + 2)
+                found.append((page.relative_to(ROOT), "\n".join(lines[i + 2:end])))
+    return found
+
+
+def test_the_marked_shell_examples_run_against_a_real_server(copra, tmp_path):
+    import os
+    import subprocess
+
+    from conftest import COPRA_BIN, KEY_A, make_video
+    examples = marked_examples()
+    assert len(examples) >= 2, examples
+    # The reader's directory: a video, and the key `scripts/run.sh` would have written.
+    reader = tmp_path / "reader"
+    (reader / "data").mkdir(parents=True)
+    (reader / "data" / "api-key").write_text(KEY_A)
+    make_video(reader / "video.mp4", size="320x240", duration=2)
+    # Every request must succeed: curl fails on an HTTP error, as a reader would notice.
+    prelude = "set -euo pipefail\ncurl() { command curl --fail-with-body \"$@\"; }\n"
+    for page, block in examples:
+        script = block.replace("http://127.0.0.1:8080", copra.url).replace("target/release/copra", str(COPRA_BIN))
+        env = dict(os.environ, COPRA_SERVER=copra.url, KEY=KEY_A, XDG_CACHE_HOME=str(tmp_path / "cache"))
+        done = subprocess.run(["bash", "-c", prelude + script], cwd=reader, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, f"{page}:\n{block}\n--- stdout\n{done.stdout[-2000:]}\n--- stderr\n{done.stderr[-2000:]}"
+    # The first job's `--download out/`: the MP4 and the whole HLS package (its playlists
+    # and every segment they name), playable.
+    out = reader / "out"
+    assert (out / "mp4_720p.mp4").stat().st_size > 0, list(out.rglob("*"))
+    masters = list(out.rglob("master.m3u8"))
+    assert masters and list(out.rglob("*.m4s")) + list(out.rglob("*.ts")), list(out.rglob("*"))
+    from conftest import ffprobe
+    assert any(s["codec_type"] == "video" for s in ffprobe(masters[0])["streams"])

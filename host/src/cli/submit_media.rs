@@ -86,7 +86,9 @@ async fn download(api: &Api, id: &str, dir: &Path) -> anyhow::Result<()> {
     let mut queue: Vec<String> = Vec::new();
     for output in job.get("outputs").and_then(Value::as_array).into_iter().flatten() {
         queue.extend(output.get("url").and_then(Value::as_str).map(str::to_string));
-        queue.extend(output.get("urls").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).map(str::to_string));
+        // A package's `urls`: `[{"format": "hls", "url": ...}, ...]`.
+        let urls = output.get("urls").and_then(Value::as_array).into_iter().flatten();
+        queue.extend(urls.filter_map(|u| u.get("url").and_then(Value::as_str).or_else(|| u.as_str())).map(str::to_string));
     }
     let prefix = common_prefix(&queue);
     let mut seen = std::collections::HashSet::new();
