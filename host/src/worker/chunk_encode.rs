@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-use super::stage::{Stage, piece_name, times_name};
+use super::stage::{Stage, StageError, piece_name, times_name};
 use super::{MAX_ATTEMPTS, Worker};
-use crate::confined::Engine;
+use crate::confined::{Engine, EngineError};
 use crate::media::ChunkRange;
 use crate::queue::chunks::{self, Chunk};
 use crate::types::VideoPlan;
@@ -66,9 +66,24 @@ pub(super) async fn staged_pieces(
     Ok(staged)
 }
 
+/// Why a chunk was not encoded and stored; the message is recorded on the chunk.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum ChunkError {
+    #[error(transparent)]
+    Stage(#[from] StageError),
+    #[error("creating {}: {source}", dir.display())]
+    Scratch { dir: PathBuf, source: std::io::Error },
+    #[error("the chunk's plan is unreadable: {0}")]
+    Plan(#[from] serde_json::Error),
+    #[error("encoding failed: {0}")]
+    Encode(#[from] EngineError),
+    #[error("stopped before its pieces were stored")]
+    Stopped,
+}
+
 impl Worker {
     /// Where the chunks and pieces of `job_id` are staged.
-    pub(super) fn stage_of(&self, job_id: &str) -> Result<Stage, String> {
+    pub(super) fn stage_of(&self, job_id: &str) -> Result<Stage, StageError> {
         let dirs = self.config.worker.ultrafast_dir.clone().unwrap_or_else(|| self.config.data_dir.join("ultrafast"));
         Stage::of(&dirs, self.stage_store.as_ref(), job_id)
     }
@@ -92,7 +107,8 @@ impl Worker {
                     tracing::warn!(%err, "stopped chunk's lease not released; it frees when it expires");
                 }
             }
-            Err(message) => {
+            Err(err) => {
+                let message = err.to_string();
                 tracing::warn!(job_id = %chunk.job_id, chunk = chunk.idx, message, "chunk failed");
                 if let Err(err) = chunks::fail(db, chunk.id, &self.identity, &message, MAX_ATTEMPTS).await {
                     tracing::error!(%err, "chunk failure not recorded; it is retried when its lease expires");
@@ -103,11 +119,11 @@ impl Worker {
 
     /// Ok(false): the lease was lost while encoding. A chunk staged in a store is
     /// downloaded to a scratch directory of its own, removed at the end.
-    async fn encode_chunk(&self, chunk: &Chunk, cancel: &Arc<AtomicBool>) -> Result<bool, String> {
+    async fn encode_chunk(&self, chunk: &Chunk, cancel: &Arc<AtomicBool>) -> Result<bool, ChunkError> {
         let stage = self.stage_of(&chunk.job_id)?;
         let scratch = crate::storage::work_dir(&self.config.data_dir, &format!("{}-chunk-{}", chunk.job_id, chunk.id));
         if stage.cuts_chunks() {
-            tokio::fs::create_dir_all(&scratch).await.map_err(|e| format!("creating {}: {e}", scratch.display()))?;
+            tokio::fs::create_dir_all(&scratch).await.map_err(|source| ChunkError::Scratch { dir: scratch.clone(), source })?;
         }
         let result = self.encode_staged_chunk(chunk, &stage, &scratch, cancel).await;
         if stage.cuts_chunks()
@@ -119,8 +135,8 @@ impl Worker {
     }
 
     /// Fetch, encode and store the chunk while renewing its lease (transfers included).
-    async fn encode_staged_chunk(&self, chunk: &Chunk, stage: &Stage, scratch: &Path, cancel: &Arc<AtomicBool>) -> Result<bool, String> {
-        let plan: ChunkPlan = serde_json::from_str(&chunk.payload).map_err(|e| format!("the chunk's plan is unreadable: {e}"))?;
+    async fn encode_staged_chunk(&self, chunk: &Chunk, stage: &Stage, scratch: &Path, cancel: &Arc<AtomicBool>) -> Result<bool, ChunkError> {
+        let plan: ChunkPlan = serde_json::from_str(&chunk.payload)?;
         let done = Arc::new(AtomicU32::new(0));
         // Set when the encode must stop: the job's cancel, or the chunk's lease lost.
         let stop = Arc::new(AtomicBool::new(false));
@@ -137,7 +153,7 @@ impl Worker {
                     return match result {
                         _ if lost => Ok(false),
                         Ok(()) => Ok(true),
-                        Err(message) => Err(message),
+                        Err(err) => Err(err),
                     };
                 }
                 _ = tick.tick() => {
@@ -175,7 +191,7 @@ async fn fetch_encode_store(
     scratch: &Path,
     done: Arc<AtomicU32>,
     stop: Arc<AtomicBool>,
-) -> Result<(), String> {
+) -> Result<(), ChunkError> {
     let cut = stage.cuts_chunks();
     let input = stage.get_chunk(chunk.idx, job_work, scratch).await?;
     let names: Vec<String> = plan.outputs.iter().map(|o| piece_name(chunk.id, o.position, o.rung)).collect();
@@ -184,10 +200,10 @@ async fn fetch_encode_store(
     let range = ChunkRange { start: chunk.start, end: chunk.end };
     let progress = move |fraction: f64| done.store((fraction * 1000.0) as u32, Ordering::Relaxed);
     let label = format!("{}-chunk-{}", chunk.job_id, chunk.idx);
-    engine.encode_video_chunk(&label, &input, cut, range, &plans, &pieces, &progress, &stop).await.map_err(|err| format!("encoding failed: {err}"))?;
+    engine.encode_video_chunk(&label, &input, cut, range, &plans, &pieces, &progress, &stop).await?;
     for (name, path) in names.iter().zip(&pieces) {
         if stop.load(Ordering::Relaxed) {
-            return Err("stopped before its pieces were stored".into());
+            return Err(ChunkError::Stopped);
         }
         stage.put(name, path).await?;
         stage.put(&times_name(name), &path.with_file_name(times_name(name))).await?;

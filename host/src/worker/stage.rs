@@ -40,6 +40,28 @@ pub(super) fn chunk_files(work: &Path, count: usize) -> Vec<PathBuf> {
     (0..count).map(|idx| work.join(chunk_name(idx as i32))).collect()
 }
 
+/// Why a file could not be staged, fetched or cleared; each a sentence for the job's
+/// log and, through the job's failure, its user.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum StageError {
+    #[error("the job id {0:?} cannot name a staging area")]
+    JobId(String),
+    #[error("creating the staging directory {}: {source}", dir.display())]
+    CreateDir { dir: PathBuf, source: std::io::Error },
+    #[error("staging {name} in {}: {source}", dir.display())]
+    Copy { name: String, dir: PathBuf, source: std::io::Error },
+    #[error("uploading {name} to the ultrafast store: {source}")]
+    Upload { name: String, source: crate::storage::StorageError },
+    #[error("downloading {name} from the ultrafast store: {source}")]
+    Download { name: String, source: anyhow::Error },
+    #[error("a chunk upload stopped: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    #[error("removing {}: {source}", dir.display())]
+    RemoveDir { dir: PathBuf, source: std::io::Error },
+    #[error("removing {root} from the ultrafast store: {source}")]
+    RemoveStore { root: String, source: opendal::Error },
+}
+
 /// One job's staging area.
 #[derive(Clone)]
 pub(super) enum Stage {
@@ -56,9 +78,9 @@ fn plain(job_id: &str) -> bool {
 
 impl Stage {
     /// The staging area of `job_id`: in the store when there is one, else below `dirs`.
-    pub fn of(dirs: &Path, store: Option<&WorkArea>, job_id: &str) -> Result<Stage, String> {
+    pub fn of(dirs: &Path, store: Option<&WorkArea>, job_id: &str) -> Result<Stage, StageError> {
         if !plain(job_id) {
-            return Err(format!("the job id {job_id:?} cannot name a staging area"));
+            return Err(StageError::JobId(job_id.to_string()));
         }
         Ok(match store {
             Some(area) => {
@@ -83,15 +105,15 @@ impl Stage {
     }
 
     /// Make the area ready for files.
-    pub async fn create(&self) -> Result<(), String> {
+    pub async fn create(&self) -> Result<(), StageError> {
         match self {
-            Stage::Dir(dir) => tokio::fs::create_dir_all(dir).await.map_err(|e| format!("creating the staging directory {}: {e}", dir.display())),
+            Stage::Dir(dir) => tokio::fs::create_dir_all(dir).await.map_err(|source| StageError::CreateDir { dir: dir.clone(), source }),
             Stage::Store { .. } => Ok(()),
         }
     }
 
     /// Stage `file` under `name` (a file already in the directory under that name stays).
-    pub async fn put(&self, name: &str, file: &Path) -> Result<(), String> {
+    pub async fn put(&self, name: &str, file: &Path) -> Result<(), StageError> {
         match self {
             Stage::Dir(dir) => {
                 let staged = dir.join(name);
@@ -100,7 +122,7 @@ impl Stage {
                 }
                 let _ = tokio::fs::remove_file(&staged).await;
                 if tokio::fs::hard_link(file, &staged).await.is_err() {
-                    tokio::fs::copy(file, &staged).await.map_err(|e| format!("staging {name} in {}: {e}", dir.display()))?;
+                    tokio::fs::copy(file, &staged).await.map_err(|source| StageError::Copy { name: name.to_string(), dir: dir.clone(), source })?;
                 }
                 Ok(())
             }
@@ -108,22 +130,22 @@ impl Stage {
                 let key = format!("{root}{name}");
                 crate::storage::upload_to(operator, file, &key, "application/octet-stream")
                     .await
-                    .map_err(|e| format!("uploading {name} to the ultrafast store: {e}"))
+                    .map_err(|source| StageError::Upload { name: name.to_string(), source })
             }
         }
     }
 
     /// A local path to the staged file `name`: the staged file itself in a directory, a
     /// download to `scratch/<name>` from a store.
-    pub async fn get(&self, name: &str, scratch: &Path) -> Result<PathBuf, String> {
+    pub async fn get(&self, name: &str, scratch: &Path) -> Result<PathBuf, StageError> {
         match self {
             Stage::Dir(dir) => Ok(dir.join(name)),
             Stage::Store { operator, root } => {
                 let key = format!("{root}{name}");
                 let local = scratch.join(name);
-                crate::storage::work_area::download(operator, &key, &local).await.map_err(|e| {
+                crate::storage::work_area::download(operator, &key, &local).await.map_err(|source| {
                     let _ = std::fs::remove_file(&local);
-                    format!("downloading {name} from the ultrafast store: {e}")
+                    StageError::Download { name: name.to_string(), source }
                 })?;
                 Ok(local)
             }
@@ -141,9 +163,9 @@ impl Stage {
     /// Stage the `count` chunk files of [`chunk_files`] (a few at once); returns their
     /// total size. The local copies stay (in the coordinator's work directory, removed
     /// with it) for the chunks this node encodes: see [`Self::get_chunk`].
-    pub async fn put_chunks(&self, work: &Path, count: usize) -> Result<u64, String> {
-        let (mut bytes, mut uploads) = (0u64, tokio::task::JoinSet::<Result<u64, String>>::new());
-        let joined = |done: Result<Result<u64, String>, tokio::task::JoinError>| done.map_err(|e| format!("a chunk upload panicked: {e}")).and_then(|r| r);
+    pub async fn put_chunks(&self, work: &Path, count: usize) -> Result<u64, StageError> {
+        let (mut bytes, mut uploads) = (0u64, tokio::task::JoinSet::<Result<u64, StageError>>::new());
+        let joined = |done: Result<Result<u64, StageError>, tokio::task::JoinError>| done.map_err(StageError::from).and_then(|r| r);
         for (idx, path) in chunk_files(work, count).into_iter().enumerate() {
             if uploads.len() >= UPLOADS_AT_ONCE
                 && let Some(done) = uploads.join_next().await
@@ -166,7 +188,7 @@ impl Stage {
     /// A local path to the input of chunk `idx`: its file in a store (the copy the
     /// coordinator cut, when it is this node and `work` is its work directory; else a
     /// download to `scratch`), or the whole input in a directory.
-    pub async fn get_chunk(&self, idx: i32, work: &Path, scratch: &Path) -> Result<PathBuf, String> {
+    pub async fn get_chunk(&self, idx: i32, work: &Path, scratch: &Path) -> Result<PathBuf, StageError> {
         if !self.cuts_chunks() {
             return self.get("input", scratch).await;
         }
@@ -185,7 +207,7 @@ impl Stage {
 
     /// Local paths to the staged pieces `names`, in order (from a store, downloaded to
     /// `scratch` with their side files).
-    pub async fn get_pieces(&self, names: &[String], scratch: &Path) -> Result<Vec<PathBuf>, String> {
+    pub async fn get_pieces(&self, names: &[String], scratch: &Path) -> Result<Vec<PathBuf>, StageError> {
         let mut pieces = Vec::with_capacity(names.len());
         for name in names {
             self.get(&times_name(name), scratch).await?;
@@ -209,13 +231,15 @@ impl Stage {
     }
 
     /// Remove the job's whole area.
-    pub async fn remove(&self) -> Result<(), String> {
+    pub async fn remove(&self) -> Result<(), StageError> {
         match self {
             Stage::Dir(dir) => match tokio::fs::remove_dir_all(dir).await {
-                Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(format!("removing {}: {err}", dir.display())),
+                Err(source) if source.kind() != std::io::ErrorKind::NotFound => Err(StageError::RemoveDir { dir: dir.clone(), source }),
                 _ => Ok(()),
             },
-            Stage::Store { operator, root } => operator.remove_all(root).await.map_err(|e| format!("removing {root} from the ultrafast store: {e}")),
+            Stage::Store { operator, root } => {
+                operator.remove_all(root).await.map_err(|source| StageError::RemoveStore { root: root.clone(), source })
+            }
         }
     }
 }
@@ -261,7 +285,7 @@ mod tests {
         let got = stage.get("c1-o0.nut", &scratch).await.unwrap();
         assert_eq!(got, scratch.join("c1-o0.nut"));
         assert_eq!(std::fs::read(&got).unwrap(), b"piece bytes");
-        let missing = stage.get("chunk-9.nut", &scratch).await.unwrap_err();
+        let missing = stage.get("chunk-9.nut", &scratch).await.unwrap_err().to_string();
         assert!(missing.contains("downloading chunk-9.nut"), "{missing}");
         assert!(!scratch.join("chunk-9.nut").exists());
         // A piece comes with its side file; the local copies go once joined.

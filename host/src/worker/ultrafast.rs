@@ -92,7 +92,7 @@ impl JobRun<'_> {
             }
         };
         let job_id = self.lease.job_id.clone();
-        let stage = self.worker.stage_of(&job_id).map_err(|e| anyhow::anyhow!(e))?;
+        let stage = self.worker.stage_of(&job_id)?;
         if stage.cuts_chunks() {
             // Each chunk a file of its own in the work dir, uploaded when the tasks are made.
             if let Err(err) = engine.cut_chunks(label, input, &ranges, &chunk_files(work, ranges.len())).await {
@@ -135,14 +135,14 @@ impl JobRun<'_> {
         let job_id = self.lease.job_id.as_str();
         // 1. Stage the input (or each chunk's file) where every worker finds it, and make
         //    the chunk tasks.
-        stage.create().await.map_err(|e| anyhow::anyhow!(e))?;
+        stage.create().await?;
         if stage.cuts_chunks() {
             let upload_started = Instant::now();
-            let bytes = stage.put_chunks(work, ranges.len()).await.map_err(|e| anyhow::anyhow!(e))?;
+            let bytes = stage.put_chunks(work, ranges.len()).await?;
             let seconds = upload_started.elapsed().as_secs_f64();
             tracing::info!(chunks = ranges.len(), bytes, seconds, "chunk files uploaded to the ultrafast store");
         } else {
-            stage.put("input", input).await.map_err(|e| anyhow::anyhow!(e))?;
+            stage.put("input", input).await?;
         }
         let outputs: Vec<ChunkOutput> = chunked.iter().flat_map(|p| chunk_outputs(p.row.position, &p.target.plan)).collect();
         // A job taken over: the chunks its last coordinator finished are not encoded again.
