@@ -24,6 +24,33 @@ use crate::storage::{self, Destination};
 /// Files sent at once; thumbnails and segments are small and many.
 const PARALLEL_UPLOADS: usize = 8;
 
+/// Why an output's files did not all reach its storage; each a sentence for the user,
+/// recorded as the output's error.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum OutputUploadError {
+    /// The storage plugin did not give a key for a path.
+    #[error("{0}")]
+    Key(#[from] crate::plugins::PluginError),
+    #[error("{0}")]
+    Storage(#[from] storage::StorageError),
+    #[error("The output has neither a 'path' nor a 'url'.")]
+    NoTarget,
+    #[error("The output has no 'path'.")]
+    NoPath,
+    #[error("No picture was produced.")]
+    NoPicture,
+    #[error("writing the WebVTT map: {0}")]
+    WebVtt(std::io::Error),
+    #[error("No storage path for {}", .0.display())]
+    NoPackagePath(PathBuf),
+    #[error("Uploading a segment failed: {0}")]
+    Segment(Box<OutputUploadError>),
+    #[error("an upload stopped: {0}")]
+    Task(String),
+    #[error("The encoded file could not be read back: {0}")]
+    ReadBack(String),
+}
+
 /// The job's storage: where relative paths go, through its storage plugin.
 #[derive(Clone)]
 pub(super) struct Store {
@@ -35,9 +62,9 @@ pub(super) struct Store {
 
 impl Store {
     /// Send one file to `path` (relative to the storage block); returns its URL.
-    pub async fn put(&self, file: &Path, path: &str, mime_type: &str) -> Result<String, String> {
-        let key = self.plugins.storage_object_key(&self.service, &self.storage_json, path).await.map_err(|e| e.to_string())?;
-        let url = self.destination.upload(file, &key, mime_type).await.map_err(|e| e.to_string())?;
+    pub async fn put(&self, file: &Path, path: &str, mime_type: &str) -> Result<String, OutputUploadError> {
+        let key = self.plugins.storage_object_key(&self.service, &self.storage_json, path).await?;
+        let url = self.destination.upload(file, &key, mime_type).await?;
         if let Ok(stored) = tokio::fs::metadata(file).await {
             crate::metrics::output_bytes(stored.len());
         }
@@ -49,7 +76,7 @@ impl Store {
 /// [`PARALLEL_UPLOADS`] at once (a slow store must not pile up thousands of uploads).
 pub(super) struct Segments {
     started: HashSet<PathBuf>,
-    tasks: JoinSet<Result<String, String>>,
+    tasks: JoinSet<Result<String, OutputUploadError>>,
     slots: Arc<tokio::sync::Semaphore>,
 }
 
@@ -71,7 +98,7 @@ impl Segments {
         }
         let (store, slots) = (store.clone(), self.slots.clone());
         self.tasks.spawn(crate::plugins::carry(async move {
-            let _slot = slots.acquire_owned().await.map_err(|e| e.to_string())?;
+            let _slot = slots.acquire_owned().await.map_err(|e| OutputUploadError::Task(e.to_string()))?;
             store.put(&file, &path, mime_type(&file)).await
         }));
     }
@@ -109,7 +136,7 @@ pub(super) struct Uploaded {
 
 impl Upload {
     /// Upload what the output produced, then probe it for the output's metadata.
-    pub async fn run(mut self) -> (output::Model, Result<Uploaded, String>) {
+    pub async fn run(mut self) -> (output::Model, Result<Uploaded, OutputUploadError>) {
         let segments = std::mem::take(&mut self.segments);
         let result = match &self.produced {
             Produced::File => self.upload_file().await,
@@ -119,15 +146,15 @@ impl Upload {
         (self.row, result)
     }
 
-    async fn upload_file(&self) -> Result<Uploaded, String> {
+    async fn upload_file(&self) -> Result<Uploaded, OutputUploadError> {
         let url = match (&self.spec.url, &self.spec.path) {
             (Some(url), _) => {
-                storage::put_http(&self.http, url, &self.path, &self.mime_type).await.map_err(|e| e.to_string())?;
+                storage::put_http(&self.http, url, &self.path, &self.mime_type).await?;
                 // Reported without the signature that allowed the upload.
                 crate::secret::location_of(url)
             }
             (None, Some(path)) => self.store.put(&self.path, path, &self.mime_type).await?,
-            (None, None) => return Err("The output has neither a 'path' nor a 'url'.".into()),
+            (None, None) => return Err(OutputUploadError::NoTarget),
         };
         let metadata = self.probe_metadata(&self.path).await?;
         Ok(Uploaded { url: Some(url), urls: None, metadata })
@@ -135,8 +162,8 @@ impl Upload {
 
     /// Upload each picture to its numbered path (`thumb_%.2d.jpg` → `thumb_01.jpg`, ...)
     /// and, for sprites, the WebVTT map that points into the sheets.
-    async fn upload_pictures(&self, files: &[PathBuf], tiles: &[SpriteTile]) -> Result<Uploaded, String> {
-        let pattern = self.spec.path.as_deref().ok_or("The output has no 'path'.")?;
+    async fn upload_pictures(&self, files: &[PathBuf], tiles: &[SpriteTile]) -> Result<Uploaded, OutputUploadError> {
+        let pattern = self.spec.path.as_deref().ok_or(OutputUploadError::NoPath)?;
         let pattern = numbered_pattern(pattern, files.len());
         let jobs: Vec<(PathBuf, String)> =
             files.iter().enumerate().map(|(i, file)| (file.clone(), numbered_path(&pattern, i as u32 + 1))).collect();
@@ -146,27 +173,27 @@ impl Upload {
         } else {
             let vtt_path = self.spec.string_param("vtt").map(str::to_string).unwrap_or_else(|| default_vtt_path(&pattern));
             let map = self.path.join("sprite.vtt");
-            tokio::fs::write(&map, vtt::render(tiles, &urls)).await.map_err(|e| format!("writing the WebVTT map: {e}"))?;
+            tokio::fs::write(&map, vtt::render(tiles, &urls)).await.map_err(OutputUploadError::WebVtt)?;
             Some(self.store.put(&map, &vtt_path, "text/vtt").await?)
         };
-        let first = files.first().ok_or("No picture was produced.")?;
+        let first = files.first().ok_or(OutputUploadError::NoPicture)?;
         let metadata = self.probe_metadata(first).await?;
         Ok(Uploaded { url, urls: Some(json!(urls)), metadata })
     }
 
     /// Wait for the segments already sent, send the rest of the package's media, then
     /// its playlists and manifests (in the order the engine listed them: masters last).
-    async fn upload_package(&self, package: &Package, segments: Segments) -> Result<Uploaded, String> {
+    async fn upload_package(&self, package: &Package, segments: Segments) -> Result<Uploaded, OutputUploadError> {
         let Segments { started, mut tasks, .. } = segments;
         let mut first_error = None;
         while let Some(done) = tasks.join_next().await {
-            let result = done.map_err(|e| e.to_string()).and_then(|r| r);
+            let result = done.map_err(|e| OutputUploadError::Task(e.to_string())).and_then(|r| r);
             if let Err(err) = result {
                 first_error.get_or_insert(err);
             }
         }
         if let Some(err) = first_error {
-            return Err(format!("Uploading a segment failed: {err}"));
+            return Err(OutputUploadError::Segment(Box::new(err)));
         }
         let mut media = Vec::new();
         let mut manifests = Vec::new();
@@ -175,7 +202,7 @@ impl Upload {
             if started.contains(&file) {
                 continue;
             }
-            let path = package_path(&self.spec, &self.path, &file).ok_or_else(|| format!("No storage path for {}", relative.display()))?;
+            let path = package_path(&self.spec, &self.path, &file).ok_or_else(|| OutputUploadError::NoPackagePath(relative.clone()))?;
             if is_manifest(&file) { manifests.push((file, path)) } else { media.push((file, path)) }
         }
         self.put_each(media).await?;
@@ -203,16 +230,16 @@ impl Upload {
 
     /// The ffprobe-shaped description of a produced file: the engine's, when it read
     /// this very file back, else from an engine of its own.
-    async fn probe_metadata(&self, file: &Path) -> Result<Value, String> {
+    async fn probe_metadata(&self, file: &Path) -> Result<Value, OutputUploadError> {
         let probed = match &self.described {
             Some(described) if self.produced.described_by(&self.path).as_deref() == Some(file) => described.clone(),
             _ => self.engine.probe_output(&self.label, file).await.map(|(_, metadata)| metadata).map_err(|e| e.to_string()),
         };
-        probed.map_err(|e| format!("The encoded file could not be read back: {e}"))
+        probed.map_err(OutputUploadError::ReadBack)
     }
 
     /// Upload `(file, path)` pairs, several at once, in order; URLs come back in order.
-    async fn put_each(&self, jobs: Vec<(PathBuf, String)>) -> Result<Vec<String>, String> {
+    async fn put_each(&self, jobs: Vec<(PathBuf, String)>) -> Result<Vec<String>, OutputUploadError> {
         // Owned pairs: a stream of futures borrowing from an iterator is not `Send`-able.
         futures::stream::iter(jobs)
             .map(|(file, path)| async move { self.store.put(&file, &path, mime_type(&file)).await })

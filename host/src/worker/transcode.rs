@@ -153,7 +153,7 @@ impl JobRun<'_> {
                     self.output_done(&row, url, urls, metadata).await.map_err(lost)?;
                     tracing::info!(output = ?row.key, url = shown, "output uploaded");
                 }
-                Err(message) => self.fail_output(&row, message).await.map_err(lost)?,
+                Err(err) => self.fail_output(&row, err.to_string()).await.map_err(lost)?,
             }
         }
         Ok(())

@@ -241,7 +241,7 @@ impl JobRun<'_> {
             let (row, result) = upload.run().await;
             match result {
                 Ok(output_upload::Uploaded { url, urls, metadata }) => self.output_done(&row, url, urls, metadata).await?,
-                Err(message) => self.fail_output(&row, message).await?,
+                Err(err) => self.fail_output(&row, err.to_string()).await?,
             }
         }
         tracing::info!(
