@@ -30,7 +30,14 @@ pub async fn submit(api: &Api, file: PathBuf, outputs: Vec<String>, download: Op
     let is_job = file.as_os_str() == "-" || file.extension().is_some_and(|e| e.eq_ignore_ascii_case("json"));
     if !is_job {
         let ask = submit_media::MediaSubmit { file, outputs, download, dry_run, detach };
-        return submit_media::submit_media(api, ask).await;
+        // Ctrl-C says how to go on (whatever the signal's inherited disposition was).
+        return tokio::select! {
+            done = submit_media::submit_media(api, ask) => done,
+            _ = tokio::signal::ctrl_c() => {
+                eprintln!("\ninterrupted: run the same command again to resume the upload (or follow a submitted job with `copra jobs watch ID`)");
+                std::process::exit(130);
+            }
+        };
     }
     if !outputs.is_empty() || download.is_some() {
         bail!("-o and --download go with a media file (copra submit video.mp4 -o mp4:720p); a job file names its own outputs");

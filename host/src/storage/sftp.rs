@@ -175,8 +175,13 @@ impl SftpTarget {
         let mut dir = String::new();
         for segment in path.trim_start_matches('/').split('/').collect::<Vec<_>>().iter().rev().skip(1).rev() {
             dir = format!("{dir}/{segment}");
-            if !sftp.try_exists(dir.as_str()).await.unwrap_or(false) {
-                sftp.create_dir(dir.as_str()).await.map_err(|source| SftpError::MakeDir { dir: dir.clone(), source })?;
+            if !sftp.try_exists(dir.as_str()).await.unwrap_or(false)
+                && let Err(source) = sftp.create_dir(dir.as_str()).await
+                // Another upload of the same job (they run side by side) may have made it
+                // between the look and the mkdir: only a directory still missing fails.
+                && !sftp.try_exists(dir.as_str()).await.unwrap_or(false)
+            {
+                return Err(SftpError::MakeDir { dir: dir.clone(), source });
             }
         }
         let flags = OpenFlags::CREATE | OpenFlags::TRUNCATE | OpenFlags::WRITE;
