@@ -111,7 +111,7 @@ class Copra:
         """The URL at which the input server serves `path` (inside the work dir)."""
         return f"http://127.0.0.1:{self.files.server_address[1]}/{Path(path).relative_to(self.work)}"
 
-    def run(self, outputs, source, prefix, timeout=3600):
+    def run(self, outputs, source, prefix, timeout=3600, settings=None):
         """Submit a job to local storage and wait for its webhook, as a Coconut client
         does; returns seconds from POST to the `job.completed` webhook (input fetch,
         probe, plugins, encode, uploads, status writes, delivery). No status polling:
@@ -119,6 +119,8 @@ class Copra:
         hook = f"http://127.0.0.1:{self.hooks.server_address[1]}/hook"
         job = {"input": {"url": self.url(source)}, "storage": {"service": "local", "path": f"/{prefix}"},
                "notification": {"type": "http", "url": hook}, "outputs": outputs}
+        if settings:
+            job["settings"] = settings
         start = time.monotonic()
         r = requests.post(f"{self.base}/v2/jobs", auth=(KEY, ""), json=job, timeout=30)
         r.raise_for_status()

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything Copra needs on a fresh Debian machine (run as root, or with sudo):
-# FFmpeg libraries and tools, the clang/pkg-config that ffmpeg-sys needs, the wasm32-wasip2
+# FFmpeg libraries and tools, the clang/pkg-config that ffmpeg-sys needs, what libvmaf's
+# build needs (meson, ninja, nasm, xxd), the wasm32-wasip2
 # Rust target for plugins, and (with --tests) the Python test rig and the example plugins'
 # build tools (componentize-py from PyPI, componentize-js from npm), the benchmarks' load
 # tool (wrk) and the dashboard tests' browser (Debian's chromium, driven by Playwright).
@@ -11,7 +12,8 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 PACKAGES=(ffmpeg libavcodec-dev libavformat-dev libavfilter-dev libavdevice-dev libavutil-dev
-          libswscale-dev libswresample-dev pkg-config clang libclang-dev python3-venv)
+          libswscale-dev libswresample-dev pkg-config clang libclang-dev python3-venv
+          meson ninja-build nasm xxd)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

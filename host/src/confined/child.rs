@@ -111,6 +111,15 @@ fn run(call: Call, limits: &DecodeLimits, out: &Out) -> Result<Outcome, String> 
         Call::PackageEncoded { video, audio, package, dir } => {
             media::package_encoded(&video, &audio, &package, &dir, &never).map(|package| Outcome::Package { package }).map_err(text)
         }
+        Call::Measure { input, targets } => {
+            let progress = {
+                let out = out.clone();
+                move |fraction: f64| out.send(&Report::Progress { fraction })
+            };
+            media::measure(&input, &targets, limits, &progress)
+                .map(|results| Outcome::Measured { results: results.into_iter().map(|r| r.map_err(|e| e.to_string())).collect() })
+                .map_err(text)
+        }
         Call::SelfCheck { .. } => Err("a self-check is answered before any call".into()),
     }
 }

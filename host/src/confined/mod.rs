@@ -31,7 +31,7 @@ pub use error::EngineError;
 pub use process::Engine;
 pub use self_check::Check;
 
-use crate::media::{ChunkRange, OutputTarget, Package, Produced};
+use crate::media::{ChunkRange, OutputTarget, Package, Produced, Quality, QualityTarget};
 use crate::types::{AudioPlan, MediaInfo, StreamPlan, VideoPlan};
 use process::Access;
 use protocol::{Call, Outcome, Report};
@@ -105,6 +105,42 @@ impl Engine {
         };
         match self.run(label, call, access, Some(cancel), &mut on_report).await? {
             Outcome::Finished => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Each target's quality against `input`, from one decode of it; `progress` sees the
+    /// share of the input read. A target's per-frame CSV may only be written beside the
+    /// target's own file.
+    pub async fn measure(
+        &self,
+        label: &str,
+        input: &Path,
+        targets: &[QualityTarget],
+        progress: &mut (dyn FnMut(f64) + Send),
+    ) -> Result<Vec<Result<Quality, String>>, EngineError> {
+        let mut reads = vec![input.to_path_buf()];
+        reads.extend(targets.iter().map(|t| t.file.clone()));
+        let mut writes = Vec::new();
+        for target in targets {
+            if let Some(csv) = &target.per_frame {
+                if csv.parent() != target.file.parent() {
+                    return Err(EngineError::Protocol(format!("per-frame scores outside their output's directory ({})", csv.display())));
+                }
+                writes.extend(csv.parent().map(Path::to_path_buf));
+            }
+        }
+        writes.dedup();
+        let access = Access { reads, writes };
+        let call = Call::Measure { input: input.to_path_buf(), targets: targets.to_vec() };
+        let mut on_report = |report: Report| -> Result<(), String> {
+            if let Report::Progress { fraction } = report {
+                progress(fraction.clamp(0.0, 1.0));
+            }
+            Ok(())
+        };
+        match self.run(label, call, access, None, &mut on_report).await? {
+            Outcome::Measured { results } if results.len() == targets.len() => Ok(results),
             other => Err(unexpected(&other)),
         }
     }

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::self_check::Check;
-use crate::media::{ChunkRange, DecodeLimits, OutputTarget, Package, Produced};
+use crate::media::{ChunkRange, DecodeLimits, OutputTarget, Package, Produced, Quality, QualityTarget};
 use crate::types::{AudioPlan, MediaInfo, StreamPlan, VideoPlan};
 
 /// One call of the media room, with everything it needs by value.
@@ -36,6 +36,8 @@ pub enum Call {
     Join { video: Vec<PathBuf>, audio: Option<PathBuf>, container: String, output: PathBuf },
     /// A package made from encoded rungs by stream copy (`media::package_encoded`).
     PackageEncoded { video: Vec<Vec<PathBuf>>, audio: Vec<PathBuf>, package: StreamPlan, dir: PathBuf },
+    /// Each output's quality against the input (`media::measure`).
+    Measure { input: PathBuf, targets: Vec<QualityTarget> },
     /// Try what the confinement should refuse (`copra engine-check`): read `outside`,
     /// link in `writable`, open sockets, start programs.
     SelfCheck { outside: PathBuf, writable: PathBuf },
@@ -102,5 +104,7 @@ pub enum Outcome {
     Frames { frames: u64 },
     Package { package: Package },
     Checked { landlock: String, checks: Vec<Check> },
+    /// Each target's quality, or why it could not be measured, in the targets' order.
+    Measured { results: Vec<Result<Quality, String>> },
     Finished,
 }

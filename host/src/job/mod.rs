@@ -5,6 +5,7 @@ pub mod dry_run;
 pub mod dry_run_gate;
 pub mod follow;
 pub mod input_upload;
+pub mod metrics;
 pub mod octet;
 pub mod prepare;
 pub mod spec;

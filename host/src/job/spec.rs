@@ -107,7 +107,7 @@ impl std::fmt::Debug for OutputSpec {
 /// Output parameters the host itself reads. Every other parameter (`number`, `offset`,
 /// `hls`, ...) belongs to the format plugin, which rejects what it does not know
 /// (`output_param_not_valid`), so a typo never silently produces something else.
-const HOST_PARAMS: &[&str] = &["key", "path", "url", "if"];
+const HOST_PARAMS: &[&str] = &["key", "path", "url", "if", "metrics", "metrics_per_frame"];
 
 impl JobSpec {
     /// Parse a request body. Errors name the field at fault.
@@ -139,7 +139,9 @@ impl JobSpec {
             Some(Value::Object(s)) => Value::Object(s.clone()),
             Some(_) => return Err(JobError::invalid("settings_not_valid", "The settings must be an object.")),
         };
-        Ok(JobSpec { input, storage, outputs, notification, settings })
+        let spec = JobSpec { input, storage, outputs, notification, settings };
+        super::metrics::check(&spec)?;
+        Ok(spec)
     }
 
     /// The storage service name (validated present by `parse`).

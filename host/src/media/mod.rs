@@ -6,7 +6,8 @@
 //! output, each a `sink` (what a lane runs); `filters` builds the graphs; `encode`
 //! wraps encoders; `file`, `image` and `package` (HLS/DASH, with `codecs` for their
 //! codec strings) are the kinds of output;
-//! `probe` describes files; `plan_check` (with `allowlist`) holds a format plugin's plan
+//! `probe` describes files; `quality` measures outputs against their source (VMAF, PSNR,
+//! SSIM, with libvmaf); `plan_check` (with `allowlist`) holds a format plugin's plan
 //! and a probed input to the host's bounds before any of that runs, and `job_check` a
 //! job's plans together (pictures, and the memory `memory` estimates); `gif` makes a
 //! GIF's palette in a first pass; `decode_limits` holds what is decoded, not what a
@@ -39,6 +40,7 @@ mod package;
 mod piece;
 mod plan_check;
 mod probe;
+mod quality;
 mod split;
 
 pub use chunk::{encode_audio, encode_video_chunk};
@@ -54,6 +56,7 @@ pub use image::SpriteTile;
 pub use package::{Ladder, Package, ladder, package_encoded};
 pub use plan_check::{check_input, check_plan};
 pub use probe::{probe, probe_output};
+pub use quality::{Metric, Quality, QualityReport, QualityTarget, measure};
 
 use ffmpeg_next as ffmpeg;
 
@@ -98,6 +101,10 @@ pub enum MediaError {
         decode_limits::shown_size(*width, *height)
     )]
     PixelLimit { width: u32, height: u32, limit: u64 },
+    /// libvmaf refused a step of measuring an output, or its scores could not be
+    /// written.
+    #[error("measuring the quality failed: {0}")]
+    Quality(String),
 }
 
 impl MediaError {

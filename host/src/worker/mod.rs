@@ -22,6 +22,7 @@ use tracing::Instrument;
 mod chunk_encode;
 mod heartbeat;
 mod output_upload;
+mod quality;
 mod record;
 mod stage;
 mod transcode;
@@ -358,7 +359,8 @@ impl Worker {
                     } else {
                         work.join(format!("output-{}.{}", row.position, plan.extension))
                     };
-                    planned.push(Planned { row: row.clone(), spec: output_spec.clone(), target: OutputTarget { plan, path } });
+                    let metrics = spec.metrics_of(output_spec);
+                    planned.push(Planned { row: row.clone(), spec: output_spec.clone(), target: OutputTarget { plan, path }, metrics });
                 }
             }
         }
@@ -445,5 +447,7 @@ struct Planned {
     row: output::Model,
     spec: OutputSpec,
     target: OutputTarget,
+    /// The quality metrics the output asked for (none: not measured).
+    metrics: Vec<crate::media::Metric>,
 }
 

@@ -17,7 +17,7 @@ use crate::db::output;
 use crate::job::OutputSpec;
 use crate::job::spec::numbered_path;
 use crate::confined::Engine;
-use crate::media::{Package, Produced, SpriteTile};
+use crate::media::{Package, Produced, QualityReport, SpriteTile};
 use crate::plugins::Plugins;
 use crate::storage::{self, Destination};
 
@@ -123,6 +123,8 @@ pub(super) struct Upload {
     /// The description of the file that stands for the output, when the engine read
     /// it back as it finished (see `Produced::described_by`); else it is read here.
     pub described: Option<Result<Value, String>>,
+    /// The output's quality, when it asked for it (see `quality`).
+    pub measured: Option<super::quality::Measured>,
 }
 
 /// Where an output ended up: one `url`, or `urls` (pictures: strings; packages:
@@ -156,8 +158,31 @@ impl Upload {
             (None, Some(path)) => self.store.put(&self.path, path, &self.mime_type).await?,
             (None, None) => return Err(OutputUploadError::NoTarget),
         };
-        let metadata = self.probe_metadata(&self.path).await?;
+        let mut metadata = self.probe_metadata(&self.path).await?;
+        if let Some(measured) = &self.measured {
+            let quality = self.quality(measured).await?;
+            if let Value::Object(fields) = &mut metadata {
+                fields.insert("quality".into(), quality);
+            }
+        }
         Ok(Uploaded { url: Some(url), urls: None, metadata })
+    }
+
+    /// The `quality` of the output's metadata: its scores (with the URL of the per-frame
+    /// CSV, sent beside the output), or why it was not measured.
+    async fn quality(&self, measured: &super::quality::Measured) -> Result<Value, OutputUploadError> {
+        let report = match &measured.result {
+            Ok(scores) => {
+                let mut scores = scores.clone();
+                // An output sent to its own URL has no storage to put the CSV in.
+                if let (Some(csv), Some(path)) = (&measured.per_frame, &self.spec.path) {
+                    scores.per_frame_url = Some(self.store.put(csv, &super::quality::csv_storage_path(path), "text/csv").await?);
+                }
+                QualityReport::Measured(scores)
+            }
+            Err(why) => QualityReport::NotMeasured { error: format!("The quality was not measured: {why}") },
+        };
+        Ok(json!(report))
     }
 
     /// Upload each picture to its numbered path (`thumb_%.2d.jpg` → `thumb_01.jpg`, ...)

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use super::record::JobRun;
-use super::{PROGRESS_EVERY, Planned, output_upload};
+use super::{PROGRESS_EVERY, Planned, output_upload, quality};
 use crate::db::jobs::WriteError;
 use crate::job::status::OutputState;
 use crate::confined::{EngineError, Event};
@@ -46,6 +46,8 @@ impl JobRun<'_> {
             storage_json: self.spec.storage.to_string(),
         };
         let mut uploads = tokio::task::JoinSet::new();
+        // Outputs made that wait for their quality to be measured, before their upload.
+        let mut waiting: Vec<quality::Waiting> = Vec::new();
         // Segments of packages being sent while their ladders still encode.
         let mut segments: HashMap<usize, output_upload::Segments> = HashMap::new();
         let mut last_progress = Instant::now() - PROGRESS_EVERY;
@@ -114,8 +116,18 @@ impl JobRun<'_> {
                                 mime_type: done.target.plan.mime_type.clone(),
                                 segments: sent,
                                 described,
+                                measured: None,
                             };
-                            uploads.spawn(crate::plugins::carry(upload.run()).instrument(tracing::Span::current()));
+                            if done.metrics.is_empty() {
+                                uploads.spawn(crate::plugins::carry(upload.run()).instrument(tracing::Span::current()));
+                            } else if quality::measurable(&upload.produced, done.target.plan.video.is_some()) {
+                                let offset = done.target.plan.range.as_ref().map_or(0.0, |r| r.offset);
+                                let per_frame = self.spec.per_frame_of(&done.spec);
+                                waiting.push(quality::Waiting { upload, metrics: done.metrics.clone(), per_frame, offset });
+                            } else {
+                                let upload = output_upload::Upload { measured: Some(quality::not_measured(&upload.produced)), ..upload };
+                                uploads.spawn(crate::plugins::carry(upload.run()).instrument(tracing::Span::current()));
+                            }
                         }
                         // A cancelled encode (lost lease) is not this worker's failure to record.
                         Err(_) if cancel.load(Ordering::Relaxed) => {}
@@ -137,6 +149,12 @@ impl JobRun<'_> {
                 for p in unfinished {
                     self.fail_output(&p.row, format!("Encoding failed: {err}")).await.map_err(lost)?;
                 }
+            }
+        }
+        // The outputs that asked for their quality: measured together, then uploaded.
+        if !waiting.is_empty() && !cancel.load(Ordering::Relaxed) {
+            for upload in self.measure(input, std::mem::take(&mut waiting)).await {
+                uploads.spawn(crate::plugins::carry(upload.run()).instrument(tracing::Span::current()));
             }
         }
         while let Some(finished) = uploads.join_next().await {

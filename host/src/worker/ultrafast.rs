@@ -66,9 +66,12 @@ impl JobRun<'_> {
         destination: &Destination,
         cancel: &Arc<AtomicBool>,
     ) -> anyhow::Result<Vec<Planned>> {
-        let (chunked, rest): (Vec<Planned>, Vec<Planned>) = planned.into_iter().partition(|p| chunkable(&p.target.plan, info.fps).is_ok());
+        // An output whose quality is measured is measured on its whole encode, with the
+        // job's other outputs, in one decode of the input.
+        let chunk = |p: &Planned| if p.metrics.is_empty() { chunkable(&p.target.plan, info.fps) } else { Err("quality metrics".into()) };
+        let (chunked, rest): (Vec<Planned>, Vec<Planned>) = planned.into_iter().partition(|p| chunk(p).is_ok());
         for p in &rest {
-            if let Err(why) = chunkable(&p.target.plan, info.fps) {
+            if let Err(why) = chunk(p) {
                 self.note(format!("ultrafast: output {} ({why}) is encoded in one piece", p.row.key)).await?;
             }
         }
@@ -237,6 +240,7 @@ impl JobRun<'_> {
                 mime_type: p.target.plan.mime_type.clone(),
                 segments: Default::default(),
                 described: None,
+                measured: None,
             };
             let (row, result) = upload.run().await;
             match result {

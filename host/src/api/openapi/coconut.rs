@@ -249,6 +249,9 @@ pub struct MetadataResponse(pub HashMap<String, Metadata>);
 pub struct Metadata {
     pub streams: Vec<Stream>,
     pub format: Format,
+    /// An output's measured quality, when the job or the output asked for `metrics`.
+    #[schema(nullable = false)]
+    pub quality: Option<crate::media::QualityReport>,
 }
 
 #[derive(Serialize, ToSchema)]

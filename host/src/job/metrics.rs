@@ -1,0 +1,96 @@
+//! Which outputs are measured, and how: `settings.metrics` (and
+//! `settings.metrics_per_frame`) for every video output of a job, each output's own
+//! `metrics` (and `metrics_per_frame`) over the job's. Checked at submit, so a typo is a
+//! 400 and not an output measured with nothing.
+
+use serde_json::Value;
+
+use super::{JobError, JobSpec, OutputSpec};
+use crate::media::Metric;
+
+/// Check the job's and every output's metric parameters.
+pub fn check(spec: &JobSpec) -> Result<(), JobError> {
+    parse(spec.settings.get("metrics")).map_err(|m| JobError::invalid("settings_not_valid", format!("The settings' metrics {m}")))?;
+    flag(spec.settings.get("metrics_per_frame"))
+        .map_err(|()| JobError::invalid("settings_not_valid", "The settings' metrics_per_frame must be true or false."))?;
+    for output in &spec.outputs {
+        parse(output.params.get("metrics"))
+            .map_err(|m| JobError::invalid("output_param_not_valid", format!("The metrics of output '{}' {m}", output.key)))?;
+        flag(output.params.get("metrics_per_frame"))
+            .map_err(|()| JobError::invalid("output_param_not_valid", format!("The metrics_per_frame of output '{}' must be true or false.", output.key)))?;
+    }
+    Ok(())
+}
+
+impl JobSpec {
+    /// What `output` is measured with: its own `metrics`, else the job's; empty when
+    /// neither asks (or an output says `[]`).
+    pub fn metrics_of(&self, output: &OutputSpec) -> Vec<Metric> {
+        let own = parse(output.params.get("metrics")).ok().flatten();
+        own.or_else(|| parse(self.settings.get("metrics")).ok().flatten()).unwrap_or_default()
+    }
+
+    /// Whether `output`'s per-frame scores are stored beside it as CSV.
+    pub fn per_frame_of(&self, output: &OutputSpec) -> bool {
+        let own = flag(output.params.get("metrics_per_frame")).ok().flatten();
+        own.or_else(|| flag(self.settings.get("metrics_per_frame")).ok().flatten()).unwrap_or(false)
+    }
+}
+
+/// A list of metric names, each once; `Err` ends a sentence about what is wrong.
+fn parse(value: Option<&Value>) -> Result<Option<Vec<Metric>>, String> {
+    let names = match value {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Array(names)) => names,
+        Some(_) => return Err("must be a list of names (vmaf, psnr, ssim).".into()),
+    };
+    let mut metrics = Vec::new();
+    for name in names {
+        let metric = name.as_str().and_then(Metric::parse).ok_or_else(|| format!("name an unknown metric {name}; the metrics are vmaf, psnr and ssim."))?;
+        if !metrics.contains(&metric) {
+            metrics.push(metric);
+        }
+    }
+    Ok(Some(metrics))
+}
+
+fn flag(value: Option<&Value>) -> Result<Option<bool>, ()> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(_) => Err(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn spec(settings: Value, output: Value) -> JobSpec {
+        JobSpec::parse(&json!({"storage": {"service": "local"}, "settings": settings, "outputs": {"mp4": output}})).unwrap()
+    }
+
+    #[test]
+    fn an_output_overrides_the_job() {
+        let job = spec(json!({"metrics": ["vmaf", "psnr"], "metrics_per_frame": true}), json!({"path": "a.mp4", "metrics": ["ssim"]}));
+        assert_eq!(job.metrics_of(&job.outputs[0]), vec![Metric::Ssim]);
+        assert!(job.per_frame_of(&job.outputs[0]));
+        let job = spec(json!({"metrics": ["vmaf", "vmaf"]}), json!({"path": "a.mp4"}));
+        assert_eq!(job.metrics_of(&job.outputs[0]), vec![Metric::Vmaf]);
+        let job = spec(json!({}), json!({"path": "a.mp4"}));
+        assert!(job.metrics_of(&job.outputs[0]).is_empty());
+    }
+
+    #[test]
+    fn unknown_metrics_are_refused() {
+        let err = check(&spec(json!({"metrics": ["vmaf", "butteraugli"]}), json!({"path": "a.mp4"}))).unwrap_err();
+        assert_eq!(err.code(), "settings_not_valid");
+        assert!(err.to_string().contains("butteraugli"), "{err}");
+        let err = check(&spec(json!({}), json!({"path": "a.mp4", "metrics": "vmaf"}))).unwrap_err();
+        assert_eq!(err.code(), "output_param_not_valid");
+        let err = check(&spec(json!({}), json!({"path": "a.mp4", "metrics_per_frame": "yes"}))).unwrap_err();
+        assert_eq!(err.code(), "output_param_not_valid");
+    }
+}
