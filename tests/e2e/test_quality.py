@@ -188,3 +188,44 @@ def test_unknown_metrics_are_refused(shared_copra, media_server, settings, outpu
     assert r.status_code == 400, r.text
     body = r.json()
     assert body["status"] == "error" and body["error_code"] == code and body["message"], body
+
+
+def test_every_rung_of_a_package_is_measured(shared_copra, s3, source, media_server, tmp_path):
+    """An `httpstream` package's video rungs, each from its HLS playlist and segments:
+    the sharper rung scores higher, each covers every frame, and the scores agree with
+    libvmaf run by `ffmpeg` on the rung's segments fetched back from the bucket."""
+    prefix = f"/quality-hls-{uuid.uuid4().hex[:6]}"
+    created = shared_copra.post_job({
+        "input": {"url": f"{media_server}/quality/source.mp4"},
+        "storage": s3_storage(s3, path=prefix),
+        "outputs": {"httpstream": {"hls": {"path": "/hls"}, "variants": ["mp4:360p", "mp4:240p::quality=1", "aac:64k"],
+                                   "metrics": ["vmaf"]}},
+    })
+    assert created.status_code == 201, created.text
+    final = shared_copra.wait_job(created.json()["id"], timeout=300)
+    assert final["status"] == "job.completed", (final, shared_copra.logs()[-3000:])
+    variants = metadata(shared_copra, final["id"], "httpstream")["quality"]["variants"]
+    by_name = {v["name"]: v for v in variants}
+    assert set(by_name) == {"360p", "240p"}, variants
+    for rung in variants:
+        assert rung["quality"]["frames"] == FPS * DURATION, rung
+        assert set(rung["quality"]) >= {"vmaf", "frames", "reference"} and "psnr" not in rung["quality"], rung
+    assert by_name["240p"]["quality"]["vmaf"]["mean"] + 5 < by_name["360p"]["quality"]["vmaf"]["mean"], variants
+    # The low rung, fetched back and measured independently.
+    bucket_prefix = f"{prefix}/hls/240p/".lstrip("/")
+    listed = s3["client"].list_objects_v2(Bucket=s3["bucket"], Prefix=bucket_prefix).get("Contents", [])
+    assert listed, f"nothing under {bucket_prefix}"
+    rung_dir = tmp_path / "240p"
+    rung_dir.mkdir()
+    for item in listed:
+        s3["client"].download_file(s3["bucket"], item["Key"], str(rung_dir / Path(item["Key"]).name))
+    # The static `ffmpeg` crashes reading MPEG-TS: the rung's segments, joined in the
+    # playlist's order and remuxed (no re-encode) into MP4 by Debian's `ffmpeg`.
+    segments = [line for line in (rung_dir / "index.m3u8").read_text().splitlines() if line and not line.startswith("#")]
+    joined = tmp_path / "240p.ts"
+    joined.write_bytes(b"".join((rung_dir / name).read_bytes() for name in segments))
+    remuxed = tmp_path / "240p.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(joined), "-c", "copy", "-an", str(remuxed)], check=True)
+    assert count_frames(remuxed) == FPS * DURATION
+    theirs = libvmaf(remuxed, source, tmp_path)
+    assert abs(by_name["240p"]["quality"]["vmaf"]["mean"] - theirs["vmaf"]) <= 0.5, (by_name["240p"], theirs)

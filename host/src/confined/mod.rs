@@ -119,8 +119,11 @@ impl Engine {
         targets: &[QualityTarget],
         progress: &mut (dyn FnMut(f64) + Send),
     ) -> Result<Vec<Result<Quality, String>>, EngineError> {
+        // A target is read with its directory: a package's rung is a playlist and its
+        // segments.
         let mut reads = vec![input.to_path_buf()];
-        reads.extend(targets.iter().map(|t| t.file.clone()));
+        reads.extend(targets.iter().map(|t| t.file.parent().map_or_else(|| t.file.clone(), Path::to_path_buf)));
+        reads.dedup();
         let mut writes = Vec::new();
         for target in targets {
             if let Some(csv) = &target.per_frame {

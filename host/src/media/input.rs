@@ -73,7 +73,16 @@ pub(super) struct Demuxer {
 
 impl Demuxer {
     pub fn open(path: &Path, limits: &DecodeLimits) -> Result<Self, MediaError> {
-        let context = super::open::open_local(path, limits)?;
+        Self::from_context(super::open::open_local(path, limits)?, limits)
+    }
+
+    /// Open a file the host made itself: an output, or a package's media playlist with
+    /// the segments below its directory (see `open::open_own_output`).
+    pub fn open_own(path: &Path, limits: &DecodeLimits) -> Result<Self, MediaError> {
+        Self::from_context(super::open::open_own_output(path)?, limits)
+    }
+
+    fn from_context(context: super::open::LocalInput, limits: &DecodeLimits) -> Result<Self, MediaError> {
         // SAFETY: plain field of an open format context.
         let start_time = unsafe { (*context.as_ptr()).start_time };
         let start_time = if start_time == ffmpeg::ffi::AV_NOPTS_VALUE { 0 } else { start_time };

@@ -53,10 +53,10 @@ pub use split::{ChunkRange, chunk_ranges, chunk_ranges_aligned};
 pub use engine::{EventSink, TranscodeEvent, transcode};
 pub use sink::{OutputTarget, Produced};
 pub use image::SpriteTile;
-pub use package::{Ladder, Package, ladder, package_encoded};
+pub use package::{Ladder, Package, ladder, package_encoded, video_playlists};
 pub use plan_check::{check_input, check_plan};
 pub use probe::{probe, probe_output};
-pub use quality::{Metric, Quality, QualityReport, QualityTarget, measure};
+pub use quality::{Metric, Quality, QualityReport, QualityTarget, VariantQuality, measure};
 
 use ffmpeg_next as ffmpeg;
 

@@ -159,30 +159,32 @@ impl Upload {
             (None, None) => return Err(OutputUploadError::NoTarget),
         };
         let mut metadata = self.probe_metadata(&self.path).await?;
-        if let Some(measured) = &self.measured {
-            let quality = self.quality(measured).await?;
-            if let Value::Object(fields) = &mut metadata {
-                fields.insert("quality".into(), quality);
-            }
-        }
+        self.add_quality(&mut metadata).await?;
         Ok(Uploaded { url: Some(url), urls: None, metadata })
     }
 
-    /// The `quality` of the output's metadata: its scores (with the URL of the per-frame
-    /// CSV, sent beside the output), or why it was not measured.
+    /// The `quality` of the output's metadata: its scores (with the URL of a file's
+    /// per-frame CSV, sent beside it), or why it was not measured.
     async fn quality(&self, measured: &super::quality::Measured) -> Result<Value, OutputUploadError> {
-        let report = match &measured.result {
-            Ok(scores) => {
-                let mut scores = scores.clone();
-                // An output sent to its own URL has no storage to put the CSV in.
-                if let (Some(csv), Some(path)) = (&measured.per_frame, &self.spec.path) {
-                    scores.per_frame_url = Some(self.store.put(csv, &super::quality::csv_storage_path(path), "text/csv").await?);
-                }
-                QualityReport::Measured(scores)
-            }
-            Err(why) => QualityReport::NotMeasured { error: format!("The quality was not measured: {why}") },
-        };
+        let mut report = measured.report();
+        // An output sent to its own URL has no storage to put the CSV in.
+        if let (super::quality::Measured::File { per_frame: Some(csv), .. }, Some(path), QualityReport::Measured(scores)) =
+            (measured, &self.spec.path, &mut report)
+        {
+            scores.per_frame_url = Some(self.store.put(csv, &super::quality::csv_storage_path(path), "text/csv").await?);
+        }
         Ok(json!(report))
+    }
+
+    /// Put `measured` into `metadata` as its `quality`.
+    async fn add_quality(&self, metadata: &mut Value) -> Result<(), OutputUploadError> {
+        if let Some(measured) = &self.measured {
+            let quality = self.quality(measured).await?;
+            if let Value::Object(fields) = metadata {
+                fields.insert("quality".into(), quality);
+            }
+        }
+        Ok(())
     }
 
     /// Upload each picture to its numbered path (`thumb_%.2d.jpg` → `thumb_01.jpg`, ...)
@@ -246,10 +248,11 @@ impl Upload {
         // Coconut lists DASH before HLS.
         urls.sort_by_key(|u| u["format"] != "dash");
         let master = package.hls_master.as_ref().or(package.dash_manifest.as_ref()).map(|m| self.path.join(m));
-        let metadata = match master {
+        let mut metadata = match master {
             Some(master) => self.probe_metadata(&master).await.unwrap_or(Value::Null),
             None => Value::Null,
         };
+        self.add_quality(&mut metadata).await?;
         Ok(Uploaded { url: None, urls: Some(json!(urls)), metadata })
     }
 

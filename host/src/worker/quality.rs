@@ -1,82 +1,121 @@
 //! Outputs that asked for quality metrics: once the transcode has made them, one call
 //! of the engine measures them all against the input (decoded once, in the engine's
 //! confined process), and each upload carries its scores into the output's metadata
-//! (and its per-frame CSV beside the output).
+//! (and a file's per-frame CSV beside it). A package is measured rung by rung, each
+//! from its HLS media playlist and segments.
 
 use std::path::{Path, PathBuf};
 
 use super::output_upload::Upload;
 use super::record::JobRun;
-use crate::media::{Metric, Produced, Quality, QualityTarget};
+use crate::media::{Metric, Produced, Quality, QualityReport, QualityTarget, VariantQuality};
+use crate::types::OutputPlan;
 
 /// An output made and waiting for its measurement before it is uploaded.
 pub(super) struct Waiting {
     pub upload: Upload,
-    pub metrics: Vec<Metric>,
-    pub per_frame: bool,
-    /// Seconds into the input where the output starts (its plan's `offset`).
-    pub offset: f64,
+    /// What to measure: a file's one target, or a package's rungs by name.
+    pub targets: Vec<(Option<String>, QualityTarget)>,
 }
 
 /// An output's measurement, for its upload.
 #[derive(Debug, Clone)]
-pub(super) struct Measured {
-    /// The scores, or why there are none (the output itself is fine either way).
-    pub result: Result<Quality, String>,
-    /// The per-frame CSV the engine wrote, to store beside the output.
-    pub per_frame: Option<PathBuf>,
+pub(super) enum Measured {
+    /// A file's scores, or why there are none (the output itself is fine either way),
+    /// and the per-frame CSV the engine wrote, to store beside the output.
+    File { result: Result<Quality, String>, per_frame: Option<PathBuf> },
+    /// A package's rungs.
+    Variants(Vec<VariantQuality>),
+    /// Why the output could not be measured.
+    Not(String),
 }
 
-/// Whether an output of this kind can be measured now: one video file.
-pub(super) fn measurable(produced: &Produced, has_video: bool) -> bool {
-    matches!(produced, Produced::File) && has_video
+impl Measured {
+    /// The `quality` of the output's metadata, without the CSV's URL.
+    pub fn report(&self) -> QualityReport {
+        match self {
+            Measured::File { result: Ok(quality), .. } => QualityReport::Measured(quality.clone()),
+            Measured::File { result: Err(why), .. } | Measured::Not(why) => {
+                QualityReport::NotMeasured { error: format!("The quality was not measured: {why}") }
+            }
+            Measured::Variants(variants) => QualityReport::Variants { variants: variants.clone() },
+        }
+    }
 }
 
-/// Why an output that asked for metrics was not measured.
-pub(super) fn not_measured(produced: &Produced) -> Measured {
-    let why = match produced {
-        Produced::Package(_) => "quality is not measured for adaptive-streaming packages yet; measure a file output of the same settings",
-        _ => "quality is measured for video outputs only",
-    };
-    Measured { result: Err(why.into()), per_frame: None }
+/// What an output that asked for `metrics` waits to have measured: its file, or its
+/// package's video rungs; `Err` says why it cannot be.
+pub(super) fn targets(
+    produced: &Produced,
+    plan: &OutputPlan,
+    path: &Path,
+    metrics: &[Metric],
+    per_frame: bool,
+) -> Result<Vec<(Option<String>, QualityTarget)>, String> {
+    if plan.video.is_none() && plan.packaging.is_none() {
+        return Err("quality is measured for video outputs only".into());
+    }
+    let offset = plan.range.as_ref().map_or(0.0, |r| r.offset);
+    let target = |file: PathBuf, per_frame: Option<PathBuf>| QualityTarget { file, offset, metrics: metrics.to_vec(), per_frame };
+    match (produced, &plan.packaging) {
+        (Produced::File, _) => Ok(vec![(None, target(path.to_path_buf(), per_frame.then(|| csv_path(path))))]),
+        (Produced::Package(_), Some(stream)) => {
+            let rungs = crate::media::video_playlists(stream).map_err(|e| e.to_string())?;
+            if rungs.is_empty() {
+                return Err("a package's rungs are measured from their HLS playlists, and this package has no HLS (nor video)".into());
+            }
+            Ok(rungs.into_iter().map(|(name, playlist)| (Some(name), target(path.join(playlist), None))).collect())
+        }
+        _ => Err("quality is measured for video outputs only".into()),
+    }
 }
 
 impl JobRun<'_> {
     /// Measure every waiting output against `input`; returns their uploads, each with
-    /// its scores. A measurement that fails leaves its output's upload as it was, with
-    /// the reason in its metadata.
+    /// its scores. A measurement that fails leaves its output as it was, with the
+    /// reason in its metadata.
     pub(super) async fn measure(&self, input: &Path, waiting: Vec<Waiting>) -> Vec<Upload> {
-        if waiting.is_empty() {
-            return Vec::new();
+        let all: Vec<QualityTarget> = waiting.iter().flat_map(|w| w.targets.iter().map(|(_, t)| t.clone())).collect();
+        if all.is_empty() {
+            return waiting.into_iter().map(|w| w.upload).collect();
         }
-        let targets: Vec<QualityTarget> = waiting
-            .iter()
-            .map(|w| QualityTarget {
-                file: w.upload.path.clone(),
-                offset: w.offset,
-                metrics: w.metrics.clone(),
-                per_frame: w.per_frame.then(|| csv_path(&w.upload.path)),
-            })
-            .collect();
-        tracing::info!(outputs = targets.len(), "measuring quality");
+        tracing::info!(targets = all.len(), "measuring quality");
         let started = std::time::Instant::now();
         let watched = self.activity.encoding();
         let activity = self.activity.clone();
         let mut progress = move |_fraction: f64| activity.tick();
-        let results = self.worker.engine.measure(&self.lease.job_id, input, &targets, &mut progress).await;
+        let results = self.worker.engine.measure(&self.lease.job_id, input, &all, &mut progress).await;
         drop(watched);
         tracing::info!(seconds = started.elapsed().as_secs_f64(), "quality measured");
-        let results: Vec<Result<Quality, String>> = match results {
+        let mut results = match results {
             Ok(results) => results,
-            Err(err) => vec![Err(err.to_string()); targets.len()],
-        };
+            Err(err) => vec![Err(err.to_string()); all.len()],
+        }
+        .into_iter();
         waiting
             .into_iter()
-            .zip(targets)
-            .zip(results)
-            .map(|((w, target), result)| {
-                let per_frame = target.per_frame.filter(|_| result.is_ok());
-                Upload { measured: Some(Measured { result, per_frame }), ..w.upload }
+            .map(|w| {
+                let mut measured: Vec<(Option<String>, QualityTarget, Result<Quality, String>)> = Vec::new();
+                for (name, target) in w.targets {
+                    let result = results.next().unwrap_or_else(|| Err("no answer for it".into()));
+                    measured.push((name, target, result));
+                }
+                let measured = match measured.as_slice() {
+                    [(None, target, result)] => {
+                        Measured::File { per_frame: target.per_frame.clone().filter(|_| result.is_ok()), result: result.clone() }
+                    }
+                    rungs => Measured::Variants(
+                        rungs
+                            .iter()
+                            .map(|(name, _, result)| VariantQuality {
+                                name: name.clone().unwrap_or_default(),
+                                quality: result.as_ref().ok().cloned(),
+                                error: result.as_ref().err().cloned(),
+                            })
+                            .collect(),
+                    ),
+                };
+                Upload { measured: Some(measured), ..w.upload }
             })
             .collect()
     }

@@ -120,13 +120,15 @@ impl JobRun<'_> {
                             };
                             if done.metrics.is_empty() {
                                 uploads.spawn(crate::plugins::carry(upload.run()).instrument(tracing::Span::current()));
-                            } else if quality::measurable(&upload.produced, done.target.plan.video.is_some()) {
-                                let offset = done.target.plan.range.as_ref().map_or(0.0, |r| r.offset);
-                                let per_frame = self.spec.per_frame_of(&done.spec);
-                                waiting.push(quality::Waiting { upload, metrics: done.metrics.clone(), per_frame, offset });
                             } else {
-                                let upload = output_upload::Upload { measured: Some(quality::not_measured(&upload.produced)), ..upload };
-                                uploads.spawn(crate::plugins::carry(upload.run()).instrument(tracing::Span::current()));
+                                let per_frame = self.spec.per_frame_of(&done.spec);
+                                match quality::targets(&upload.produced, &done.target.plan, &done.target.path, &done.metrics, per_frame) {
+                                    Ok(targets) => waiting.push(quality::Waiting { upload, targets }),
+                                    Err(why) => {
+                                        let upload = output_upload::Upload { measured: Some(quality::Measured::Not(why)), ..upload };
+                                        uploads.spawn(crate::plugins::carry(upload.run()).instrument(tracing::Span::current()));
+                                    }
+                                }
                             }
                         }
                         // A cancelled encode (lost lease) is not this worker's failure to record.

@@ -81,6 +81,16 @@ pub struct Ladder {
     pub audio: Vec<AudioPlan>,
 }
 
+/// The media playlists of `plan`'s video rungs under a package's directory, by rung
+/// name (`720p` → `hls/720p/index.m3u8`); empty without HLS.
+pub fn video_playlists(plan: &StreamPlan) -> Result<Vec<(String, std::path::PathBuf)>, MediaError> {
+    if plan.hls.is_none() {
+        return Ok(Vec::new());
+    }
+    let layout = Layout::of(plan, true, true)?;
+    Ok(layout.video.iter().map(|(name, _)| (name.clone(), std::path::Path::new("hls").join(name).join(super::MEDIA_PLAYLIST))).collect())
+}
+
 /// The renditions of `plan` for an input with video and, if the plan has audio, audio
 /// (plans have audio only when their input does).
 pub fn ladder(plan: &StreamPlan) -> Result<Ladder, MediaError> {

@@ -111,7 +111,8 @@ struct Lane {
 
 impl Lane {
     fn open(target: &QualityTarget, layout: Layout, model: &'static str, threads: u32, limits: &DecodeLimits) -> Result<Lane, MediaError> {
-        let demuxer = Demuxer::open(&target.file, limits)?;
+        // The host's own file: a package's rung is its media playlist and segments.
+        let demuxer = Demuxer::open_own(&target.file, limits)?;
         if demuxer.video_format().is_none() {
             return Err(MediaError::Unsupported("the output has no video to measure".into()));
         }

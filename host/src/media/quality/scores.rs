@@ -14,10 +14,25 @@ use super::{Metric, QualityTarget};
 #[serde(untagged)]
 pub enum QualityReport {
     Measured(Quality),
+    /// An adaptive-streaming package: each video rung's quality.
+    Variants {
+        variants: Vec<VariantQuality>,
+    },
     NotMeasured {
         /// Why the output was not measured (the output itself is fine).
         error: String,
     },
+}
+
+/// One rung of a package and its quality, or why it has none.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct VariantQuality {
+    /// The rung's name, as in the package's paths (`720p`).
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality: Option<Quality>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// An output's measured quality.
