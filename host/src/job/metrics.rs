@@ -68,29 +68,37 @@ mod tests {
 
     use super::*;
 
-    fn spec(settings: Value, output: Value) -> JobSpec {
-        JobSpec::parse(&json!({"storage": {"service": "local"}, "settings": settings, "outputs": {"mp4": output}})).unwrap()
+    fn parsed(settings: Value, output: Value) -> Result<JobSpec, JobError> {
+        JobSpec::parse(&json!({
+            "input": {"url": "https://example.com/in.mp4"},
+            "storage": {"service": "local"},
+            "settings": settings,
+            "outputs": {"mp4": output},
+        }))
     }
 
     #[test]
     fn an_output_overrides_the_job() {
-        let job = spec(json!({"metrics": ["vmaf", "psnr"], "metrics_per_frame": true}), json!({"path": "a.mp4", "metrics": ["ssim"]}));
+        let job = parsed(json!({"metrics": ["vmaf", "psnr"], "metrics_per_frame": true}), json!({"path": "a.mp4", "metrics": ["ssim"]})).unwrap();
         assert_eq!(job.metrics_of(&job.outputs[0]), vec![Metric::Ssim]);
         assert!(job.per_frame_of(&job.outputs[0]));
-        let job = spec(json!({"metrics": ["vmaf", "vmaf"]}), json!({"path": "a.mp4"}));
+        let job = parsed(json!({"metrics": ["vmaf", "vmaf"]}), json!({"path": "a.mp4"})).unwrap();
         assert_eq!(job.metrics_of(&job.outputs[0]), vec![Metric::Vmaf]);
-        let job = spec(json!({}), json!({"path": "a.mp4"}));
+        let job = parsed(json!({}), json!({"path": "a.mp4"})).unwrap();
         assert!(job.metrics_of(&job.outputs[0]).is_empty());
+        // The host's own parameters: the format plugin never sees them.
+        let job = parsed(json!({}), json!({"path": "a.mp4", "metrics": ["vmaf"], "metrics_per_frame": false})).unwrap();
+        assert_eq!(job.outputs[0].plugin_params(), "{}");
     }
 
     #[test]
     fn unknown_metrics_are_refused() {
-        let err = check(&spec(json!({"metrics": ["vmaf", "butteraugli"]}), json!({"path": "a.mp4"}))).unwrap_err();
+        let err = parsed(json!({"metrics": ["vmaf", "butteraugli"]}), json!({"path": "a.mp4"})).unwrap_err();
         assert_eq!(err.code(), "settings_not_valid");
         assert!(err.to_string().contains("butteraugli"), "{err}");
-        let err = check(&spec(json!({}), json!({"path": "a.mp4", "metrics": "vmaf"}))).unwrap_err();
+        let err = parsed(json!({}), json!({"path": "a.mp4", "metrics": "vmaf"})).unwrap_err();
         assert_eq!(err.code(), "output_param_not_valid");
-        let err = check(&spec(json!({}), json!({"path": "a.mp4", "metrics_per_frame": "yes"}))).unwrap_err();
+        let err = parsed(json!({}), json!({"path": "a.mp4", "metrics_per_frame": "yes"})).unwrap_err();
         assert_eq!(err.code(), "output_param_not_valid");
     }
 }
