@@ -1,10 +1,11 @@
 // One job: status and progress (live from its event stream), outputs with players and
-// thumbnails, metadata, the events as they arrive, and the webhook-delivery log.
+// thumbnails, quality charts, metadata, the events as they arrive, and the webhook-delivery log.
 
 import { call, followJob, sameOrigin } from "./api.js";
 import { describe, el, notice, pretty, say, table, TERMINAL } from "./dom.js";
 import { progressBar, statusBadge } from "./jobs.js";
 import { filePlayer, hlsPlayer, picture } from "./player.js";
+import { qualityCharts } from "./quality.js";
 
 const enc = encodeURIComponent;
 
@@ -81,6 +82,7 @@ export function jobView(main, id, signal) {
   const outputs = el("div", {}, el("p", {}, "Loading…"));
   const players = el("div", {});
   const metadata = el("div", {}, el("p", {}, "No metadata yet."));
+  const quality = el("section", { "aria-labelledby": "quality-title", hidden: true });
   const events = el("ol", { class: "events", id: "events", "aria-live": "polite" });
   const webhooks = el("div", {}, el("p", {}, "Loading…"));
   const section = (title, idName, ...body) => el("section", { "aria-labelledby": idName }, el("h2", { id: idName }, title), ...body);
@@ -91,6 +93,7 @@ export function jobView(main, id, signal) {
     el("p", { class: "job-state" }, "Status: ", status, " ", bar.node),
     inputState,
     section("Outputs", "outputs-title", outputs, players),
+    quality,
     section("Metadata", "metadata-title", metadata),
     section("Events", "events-title", events),
     section("Webhook deliveries", "webhooks-title", webhooks)));
@@ -124,6 +127,9 @@ export function jobView(main, id, signal) {
     const [meta, log] = await Promise.all([read(`/v2/metadata/jobs/${enc(id)}`), read(`/v2/jobs/${enc(id)}/webhooks`)]);
     if (round !== detailsRound || signal.aborted) return;
     metadata.replaceChildren(meta.error ? el("p", {}, describe(meta.error)) : metadataView(meta.value));
+    const charts = meta.error ? null : qualityCharts(meta.value);
+    quality.hidden = !charts;
+    quality.replaceChildren(el("h2", { id: "quality-title" }, "Quality"), charts || "");
     webhooks.replaceChildren(log.error ? el("p", {}, describe(log.error)) : webhookTable(log.value));
   }
 

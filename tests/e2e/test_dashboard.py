@@ -356,3 +356,36 @@ def test_drop_a_file_upload_it_plan_and_submit(copra, browser, tmp_path):
     done = copra.wait_job(job_id, timeout=180)
     assert done["status"] == "job.completed", done
     assert not csp_violations(problems), problems
+
+
+def test_the_job_page_charts_each_outputs_vmaf(copra, browser, media_server, tmp_path):
+    """A job measured with VMAF: its page draws each output's per-frame VMAF (a point a
+    frame for a short clip), labelled with the figures of the output's metadata."""
+    shots = Shots(tmp_path)
+    problems = []
+    created = copra.post_job({"input": {"url": f"{media_server}/input.mp4"}, "storage": {"service": "local", "path": "/charts"},
+                              "settings": {"metrics": ["vmaf"]},
+                              "outputs": {"mp4:240p": {"path": "small.mp4"}, "mp4:360p": {"path": "larger.mp4"}}})
+    assert created.status_code == 201, created.text
+    job_id = created.json()["id"]
+    final = copra.wait_job(job_id, timeout=240)
+    assert final["status"] == "job.completed", final
+    metadata = requests.get(f"{copra.url}/v2/metadata/jobs/{job_id}", auth=(KEY_A, ""), timeout=10).json()
+    page = open_page(browser, f"{copra.url}/", problems)
+    page.get_by_label("API key").fill(KEY_A)
+    page.get_by_role("button", name="Log in").click()
+    playwright_api.expect(page.get_by_role("heading", name="Jobs")).to_be_visible()
+    page.locator(f"#jobs-table tr[data-job-id='{job_id}']").get_by_role("link", name=job_id).click()
+    playwright_api.expect(page.get_by_role("heading", name="Quality")).to_be_visible(timeout=30 * MS)
+    for key in ("mp4:240p", "mp4:360p"):
+        vmaf = metadata[key]["quality"]["vmaf"]
+        chart = page.locator(f"svg[data-chart='vmaf'][data-output='{key}']")
+        playwright_api.expect(chart).to_be_visible()
+        assert f"mean {vmaf['mean']}" in chart.get_attribute("aria-label")
+        points = chart.locator("polyline").get_attribute("points").split()
+        assert vmaf["series_step"] == 1 and len(points) == len(vmaf["series"]) == metadata[key]["quality"]["frames"] == 125
+        # The line follows the scores: its lowest point is the worst frame.
+        ys = [float(p.split(",")[1]) for p in points]
+        assert ys.index(max(ys)) == vmaf["series"].index(min(vmaf["series"]))
+    shots(page, "08-quality-charts")
+    assert csp_violations(problems) == [], problems

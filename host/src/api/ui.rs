@@ -28,6 +28,7 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
     ("jobs.js", JS, include_bytes!("../../ui/jobs.js")),
     ("job.js", JS, include_bytes!("../../ui/job.js")),
     ("player.js", JS, include_bytes!("../../ui/player.js")),
+    ("quality.js", JS, include_bytes!("../../ui/quality.js")),
     ("submit.js", JS, include_bytes!("../../ui/submit.js")),
     ("upload.js", JS, include_bytes!("../../ui/upload.js")),
     ("webhooks.js", JS, include_bytes!("../../ui/webhooks.js")),

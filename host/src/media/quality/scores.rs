@@ -63,7 +63,15 @@ pub struct VmafScores {
     pub p1: f64,
     pub p5: f64,
     pub model: String,
+    /// The scores over time, for a chart: each frame's when there are at most
+    /// [`SERIES_POINTS`] frames, else the mean of each run of `series_step` frames.
+    pub series: Vec<f64>,
+    /// Frames per point of `series`.
+    pub series_step: u32,
 }
+
+/// The most points of a VMAF series.
+pub const SERIES_POINTS: usize = 600;
 
 /// PSNR in dB: each plane's mean over the frames, and `avg` the mean of each frame's
 /// PSNR over all three planes (weighted by their samples, 4:1:1).
@@ -116,7 +124,9 @@ pub(super) fn collect(scorer: &mut Scorer, target: &QualityTarget, model: &str, 
         rows.push(row);
     }
     let vmaf = if wants(Metric::Vmaf) {
-        let mut sorted: Vec<f64> = rows.iter().filter_map(|r| r.vmaf).collect();
+        let per_frame: Vec<f64> = rows.iter().filter_map(|r| r.vmaf).collect();
+        let (series, series_step) = series(&per_frame);
+        let mut sorted = per_frame;
         sorted.sort_by(f64::total_cmp);
         Some(VmafScores {
             mean: round(scorer.vmaf_pooled(Pool::Mean)?),
@@ -125,6 +135,8 @@ pub(super) fn collect(scorer: &mut Scorer, target: &QualityTarget, model: &str, 
             p1: round(percentile(&sorted, 1.0)),
             p5: round(percentile(&sorted, 5.0)),
             model: model.to_string(),
+            series,
+            series_step,
         })
     } else {
         None
@@ -207,6 +219,14 @@ fn combined_psnr(planes: &[f64; 3], cap: f64) -> f64 {
     if weighted <= 0.0 { cap } else { (-10.0 * weighted.log10()).min(cap) }
 }
 
+/// At most [`SERIES_POINTS`] points of `per_frame`: means of equal runs of frames (the
+/// last run may be shorter), two decimals; and the run's length.
+fn series(per_frame: &[f64]) -> (Vec<f64>, u32) {
+    let step = per_frame.len().div_ceil(SERIES_POINTS).max(1);
+    let points = per_frame.chunks(step).map(|run| (run.iter().sum::<f64>() / run.len() as f64 * 100.0).round() / 100.0).collect();
+    (points, step as u32)
+}
+
 /// The `p`th percentile of ascending `sorted` (nearest rank).
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
@@ -231,6 +251,17 @@ mod tests {
         assert_eq!(percentile(&sorted, 1.0), 2.0);
         assert_eq!(percentile(&sorted, 5.0), 10.0);
         assert_eq!(percentile(&[7.0], 5.0), 7.0);
+    }
+
+    #[test]
+    fn a_series_has_at_most_its_points() {
+        let (points, step) = series(&[90.0, 92.0, 94.0]);
+        assert_eq!((points, step), (vec![90.0, 92.0, 94.0], 1));
+        let long: Vec<f64> = (0..1500).map(|i| f64::from(i % 2) * 10.0).collect();
+        let (points, step) = series(&long);
+        assert_eq!(step, 3);
+        assert_eq!(points.len(), 500);
+        assert!((points[0] - 10.0 / 3.0).abs() < 0.01, "{}", points[0]);
     }
 
     #[test]
