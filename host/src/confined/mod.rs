@@ -1,6 +1,6 @@
 //! The media engine in a confined process of its own. FFmpeg's demuxers and decoders
 //! parse strangers' files; here each call of the media room (probe, transcode, chunk
-//! encode, cut, join, packaging) runs in a child process (a re-exec of `copra` with a
+//! encode, cut, join, packaging, quality) runs in a child process (a re-exec of `copra` with a
 //! hidden subcommand) that has an empty environment, no descriptor but its three pipes,
 //! no capabilities, resource limits, Landlock rules on its input and work directory and
 //! a seccomp allowlist. A crash, a hang or an exploit in FFmpeg reaches that one job's
