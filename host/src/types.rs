@@ -161,6 +161,26 @@ pub struct StreamPlan {
     pub dash: bool,
 }
 
+/// What the samples encoded at one setting measured, in a search for a target quality.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct QualityProbe {
+    /// The setting, on the codec's constant-quality scale.
+    pub crf: f32,
+    /// The samples' mean VMAF.
+    pub vmaf: f64,
+    /// The samples' bit rate, kbit/s.
+    pub bitrate_kbps: u32,
+}
+
+/// A format plugin's next step in a search for a target quality.
+#[derive(Debug, Clone, PartialEq)]
+pub enum QualityStep {
+    /// Measure samples at each of these settings.
+    Probe(Vec<f32>),
+    /// Encode at this setting.
+    Done(f32),
+}
+
 /// How to produce one output, as a format plugin planned it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutputPlan {
@@ -174,4 +194,8 @@ pub struct OutputPlan {
     pub range: Option<TimeRange>,
     pub image: Option<ImagePlan>,
     pub packaging: Option<StreamPlan>,
+    /// The mean VMAF the video is encoded to reach (the plugin's `target-vmaf`): the
+    /// worker searches the setting on samples before the encode.
+    #[serde(default)]
+    pub target_vmaf: Option<f32>,
 }

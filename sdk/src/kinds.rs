@@ -124,8 +124,8 @@ pub mod storage {
 #[cfg(feature = "format")]
 pub mod format {
     pub use crate::format::exports::copra::plugin::format::{
-        AudioPlan, Fit, HlsPlan, ImagePlan, OutputPlan, OutputType, SpritePlan, StreamPlan, TimeRange, VariantPlan,
-        VideoPlan,
+        AudioPlan, Fit, HlsPlan, ImagePlan, OutputPlan, OutputType, QualityProbe, QualityStep, SpritePlan, StreamPlan,
+        TimeRange, VariantPlan, VideoPlan,
     };
     use crate::format::MediaInfo;
     use crate::{Error, Json};
@@ -146,6 +146,15 @@ pub mod format {
 
         /// Plan one output for a probed input.
         fn plan(format: &str, params: &Json, input: &MediaInfo) -> Result<OutputPlan, Error>;
+
+        /// For an output whose plan has `target_vmaf`: the next step of the search for
+        /// its setting, given what the host measured so far (oldest first; none on the
+        /// first call). Ask for at most 4 settings a round and settle within 4 rounds:
+        /// the host refuses more. Plugins that never set `target_vmaf` keep this default.
+        fn search_quality(format: &str, params: &Json, input: &MediaInfo, probes: &[QualityProbe]) -> Result<QualityStep, Error> {
+            let _ = (params, input, probes);
+            Err(Error::format(format!("The format '{format}' does not search for a target quality.")))
+        }
     }
 
     /// Export a type implementing [`Format`] as the component's format plugin.
@@ -180,6 +189,15 @@ pub mod format {
                     ) -> Result<$crate::format::OutputPlan, $crate::format::PluginError> {
                         let params = $crate::json::parse(&params_json, $crate::codes::OUTPUT_PARAM_NOT_VALID)?;
                         Ok(<$ty as $crate::format::Format>::plan(&format, &params, &input)?)
+                    }
+                    fn search_quality(
+                        format: String,
+                        params_json: String,
+                        input: $crate::format::MediaInfo,
+                        probes: Vec<$crate::format::QualityProbe>,
+                    ) -> Result<$crate::format::QualityStep, $crate::format::PluginError> {
+                        let params = $crate::json::parse(&params_json, $crate::codes::OUTPUT_PARAM_NOT_VALID)?;
+                        Ok(<$ty as $crate::format::Format>::search_quality(&format, &params, &input, &probes)?)
                     }
                 }
                 #[cfg(target_arch = "wasm32")]

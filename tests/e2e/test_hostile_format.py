@@ -167,3 +167,26 @@ def test_wide_number_placeholders_are_refused_at_submit(server, inputs, s3, path
     # hostile plan of a million pictures does).
     ok = server.post_job(job(inputs["small"], s3_storage(s3), {"manythumbs": {"path": "/t_%.10d.jpg"}}))
     assert ok.status_code == 201, ok.text
+
+
+@pytest.mark.parametrize("misdeed, says", [
+    ("manyprobes", "10000 settings in one round"),
+    ("endlessprobes", "more than 4 rounds"),
+])
+def test_a_quality_search_that_asks_too_much_is_refused(server, inputs, s3, misdeed, says):
+    """A target-quality search whose plugin asks for 10,000 probe encodes at once, or
+    never settles: the host refuses it (at once, or after its 4 rounds), the output fails
+    saying why, and the job's other output is made."""
+    prefix = f"hostile-search-{uuid.uuid4().hex[:8]}"
+    created = server.post_job(job(inputs["small"], s3_storage(s3, path=f"/{prefix}"),
+                                  {misdeed: {"path": "/bad.mp4"}, "fine": {"path": "/fine.mp4"}}))
+    assert created.status_code == 201, created.text
+    started = time.monotonic()
+    final = server.wait_job(created.json()["id"], timeout=120)
+    by_key = {o["key"]: o for o in final["outputs"]}
+    assert by_key["fine"]["status"] == "video.encoded", final
+    bad = by_key[misdeed]
+    assert bad["status"] == "video.failed", bad
+    assert "search for the target quality was refused" in bad["error"] and says in bad["error"], bad
+    assert keys_under(s3, prefix) == [f"{prefix}/fine.mp4"]
+    print(f"{misdeed}: {time.monotonic() - started:.1f} s")

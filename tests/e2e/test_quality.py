@@ -229,3 +229,64 @@ def test_every_rung_of_a_package_is_measured(shared_copra, s3, source, media_ser
     assert count_frames(remuxed) == FPS * DURATION
     theirs = libvmaf(remuxed, source, tmp_path)
     assert abs(by_name["240p"]["quality"]["vmaf"]["mean"] - theirs["vmaf"]) <= 0.5, (by_name["240p"], theirs)
+
+
+# --------------------------------------------------------------------------- target quality
+
+TARGET = 93
+
+
+@pytest.fixture(scope="module")
+def clips(media_dir):
+    """Two 6-second 640x360 clips: a simple one (testsrc: flat bars, a counter) and a
+    complex one (testsrc2 under moving grain), near-losslessly encoded."""
+    d = media_dir / "quality"
+    d.mkdir(exist_ok=True)
+    sources = {"simple": "testsrc=size=640x360:rate=25:duration=6",
+               "complex": "testsrc2=size=640x360:rate=25:duration=6,noise=alls=12:allf=t+u"}
+    for name, graph in sources.items():
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", graph,
+                        "-c:v", "libx264", "-preset", "veryfast", "-crf", "6", "-pix_fmt", "yuv420p", str(d / f"{name}.mp4")],
+                       check=True)
+    return {name: d / f"{name}.mp4" for name in sources}
+
+
+def kbps(path) -> float:
+    probe = json.loads(subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=size,duration", "-of", "json", str(path)],
+                                      check=True, capture_output=True, text=True).stdout)["format"]
+    return int(probe["size"]) * 8 / 1000 / float(probe["duration"])
+
+
+def test_a_target_vmaf_lands_on_simple_and_complex_clips(shared_copra, s3, clips, media_server, tmp_path):
+    """`vmaf=93` on a simple and a complex clip: each output's VMAF, measured by the
+    independent libvmaf, is within 1.5 of 93, and the simple one takes at most half
+    the bits. The metadata shows the setting chosen and the probes that found it."""
+    prefix = f"/quality-target-{uuid.uuid4().hex[:6]}"
+    ids = {}
+    for name in clips:
+        created = shared_copra.post_job({
+            "input": {"url": f"{media_server}/quality/{name}.mp4"},
+            "storage": s3_storage(s3, path=prefix),
+            "outputs": {f"mp4:640x::vmaf={TARGET}": {"key": name, "path": f"/{name}.mp4"}},
+        })
+        assert created.status_code == 201, created.text
+        ids[name] = created.json()["id"]
+    rates = {}
+    for name, job_id in ids.items():
+        final = shared_copra.wait_job(job_id, timeout=300)
+        assert final["status"] == "job.completed", (final, shared_copra.logs()[-3000:])
+        quality = metadata(shared_copra, job_id, name)["quality"]
+        target = quality["target"]
+        assert target["vmaf"] == TARGET and 1 <= len(target["probes"]) <= 16, target
+        assert all(set(p) == {"crf", "vmaf", "bitrate_kbps"} for p in target["probes"]), target
+        local = tmp_path / f"{name}.mp4"
+        s3["client"].download_file(s3["bucket"], f"{prefix}/{name}.mp4".lstrip("/"), str(local))
+        theirs = libvmaf(local, clips[name], tmp_path)
+        print(name, json.dumps(target), "final", quality["vmaf"]["mean"], "independent", theirs["vmaf"], f"{kbps(local):.0f} kbit/s")
+        assert abs(theirs["vmaf"] - TARGET) <= 1.5, (name, theirs, target)
+        assert abs(quality["vmaf"]["mean"] - theirs["vmaf"]) <= 0.5
+        # The encode used the setting the search settled on: x264 writes its crf into the stream.
+        sei = subprocess.run(["strings", str(local)], check=True, capture_output=True, text=True).stdout
+        assert f"crf={target['crf']:.1f}" in sei, (target["crf"], [l for l in sei.splitlines() if "crf=" in l][:1])
+        rates[name] = kbps(local)
+    assert rates["simple"] * 2 <= rates["complex"], rates

@@ -293,6 +293,7 @@ impl Format for PLUGIN_TYPE {
             range: None,
             image: None,
             packaging: None,
+            target_vmaf: None,
         })
     }
 }

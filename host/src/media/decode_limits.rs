@@ -256,6 +256,7 @@ mod tests {
             range: None,
             image: None,
             packaging: None,
+            target_vmaf: None,
         };
         let target = super::super::OutputTarget { plan, path: input.with_extension("out.mp4") };
         let cancel = std::sync::atomic::AtomicBool::new(false);

@@ -70,6 +70,7 @@ fn file(container: &str, video: Option<VideoPlan>, audio: Option<AudioPlan>) -> 
         range: None,
         image: None,
         packaging: None,
+        target_vmaf: None,
     }
 }
 

@@ -56,7 +56,7 @@ pub use image::SpriteTile;
 pub use package::{Ladder, Package, ladder, package_encoded, video_playlists};
 pub use plan_check::{check_input, check_plan};
 pub use probe::{probe, probe_output};
-pub use quality::{Metric, Quality, QualityReport, QualityTarget, VariantQuality, measure};
+pub use quality::{Metric, Quality, QualityReport, QualityTarget, TargetSearch, VariantQuality, measure};
 
 use ffmpeg_next as ffmpeg;
 

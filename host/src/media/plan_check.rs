@@ -47,6 +47,15 @@ pub fn check_plan(plan: &OutputPlan, limits: &Limits) -> Result<(), String> {
     if let Some(range) = &plan.range {
         check_range(range)?;
     }
+    if let Some(vmaf) = plan.target_vmaf {
+        if !(vmaf.is_finite() && (1.0..=100.0).contains(&vmaf)) {
+            return Err(format!("target VMAF {vmaf} is outside 1..=100"));
+        }
+        // A target is searched on a file's video with a constant-quality setting.
+        if plan.video.as_ref().is_none_or(|v| v.crf.is_none()) || plan.image.is_some() || plan.packaging.is_some() {
+            return Err("a target VMAF needs a video file output with a constant-quality (crf) setting".into());
+        }
+    }
     match (&plan.image, &plan.packaging) {
         (Some(_), Some(_)) => return Err("plan has both pictures and a package; it must be one kind of output".into()),
         (Some(image), None) => {

@@ -26,6 +26,7 @@ fn file() -> OutputPlan {
         range: None,
         image: None,
         packaging: None,
+        target_vmaf: None,
     }
 }
 
@@ -48,6 +49,7 @@ fn pictures(times: Vec<f64>) -> OutputPlan {
             encoder_options: vec![("qmin".into(), "5".into()), ("qmax".into(), "5".into())],
         }),
         packaging: None,
+        target_vmaf: None,
     }
 }
 
@@ -80,6 +82,7 @@ fn package(rungs: usize) -> OutputPlan {
             hls: Some(HlsPlan { fmp4: false }),
             dash: true,
         }),
+        target_vmaf: None,
     }
 }
 

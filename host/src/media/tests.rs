@@ -65,6 +65,7 @@ fn plan(width: u32, height: u32, audio: bool) -> OutputPlan {
         range: None,
         image: None,
         packaging: None,
+        target_vmaf: None,
     }
 }
 
@@ -402,6 +403,7 @@ fn file_plan(container: &str, video: Option<VideoPlan>, audio: Option<AudioPlan>
         range: None,
         image: None,
         packaging: None,
+        target_vmaf: None,
     }
 }
 
@@ -559,6 +561,7 @@ fn thumbnails_and_square_crops() {
         range: None,
         image: Some(ImagePlan { codec: codec.into(), width, height, fit, times, sprite: None, encoder_options: vec![] }),
         packaging: None,
+        target_vmaf: None,
     };
     let targets = vec![
         OutputTarget { plan: pictures("mjpeg", 320, 180, Fit::Stretch, vec![0.25, 0.75, 1.25, 1.75]), path: dir.path().join("jpg") },
@@ -605,6 +608,7 @@ fn sprites_tile_pictures_and_map_them() {
             encoder_options: vec![],
         }),
         packaging: None,
+        target_vmaf: None,
     };
     let target = OutputTarget { plan, path: dir.path().join("sprites") };
     let (results, _, _) = run(&input, std::slice::from_ref(&target));
@@ -782,6 +786,7 @@ fn ladder(fmp4: bool, dash: bool) -> OutputPlan {
             hls: Some(crate::types::HlsPlan { fmp4 }),
             dash,
         }),
+        target_vmaf: None,
     }
 }
 

@@ -100,5 +100,19 @@ pub fn output_plan(p: wit_format::OutputPlan) -> OutputPlan {
             hls: s.hls.map(|h| HlsPlan { fmp4: h.fmp4 }),
             dash: s.dash,
         }),
+        target_vmaf: p.target_vmaf,
     }
+}
+
+/// A step of a target-quality search, as the plugin asked (the host checks it).
+pub fn quality_step(step: wit_format::QualityStep) -> crate::types::QualityStep {
+    match step {
+        wit_format::QualityStep::Probe(settings) => crate::types::QualityStep::Probe(settings),
+        wit_format::QualityStep::Done(setting) => crate::types::QualityStep::Done(setting),
+    }
+}
+
+/// What a probe measured, for the plugin.
+pub fn quality_probe(p: &crate::types::QualityProbe) -> wit_format::QualityProbe {
+    wit_format::QualityProbe { crf: p.crf, vmaf: p.vmaf, bitrate_kbps: p.bitrate_kbps }
 }

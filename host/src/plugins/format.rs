@@ -32,6 +32,27 @@ impl Plugins {
             .await?;
         Ok(convert::output_plan(plan))
     }
+
+    /// The next step of the search for an output's target quality, given the probes so
+    /// far. What it asks is checked by the caller before anything is encoded.
+    pub async fn format_search_quality(
+        &self,
+        format: &str,
+        params_json: &str,
+        input: &MediaInfo,
+        probes: &[crate::types::QualityProbe],
+    ) -> Result<crate::types::QualityStep, PluginError> {
+        let plugin = self.find(PluginKind::Format, container_of(format))?;
+        let info = convert::media_info(input);
+        let probes: Vec<_> = probes.iter().map(convert::quality_probe).collect();
+        let step = self
+            .call(&plugin, "search-quality", async |pre, store| {
+                let bindings = pre.format()?.instantiate_async(&mut *store).await?;
+                bindings.copra_plugin_format().call_search_quality(&mut *store, format, params_json, &info, &probes).await
+            })
+            .await?;
+        Ok(convert::quality_step(step))
+    }
 }
 
 /// The container of a format string: `mp4` of `mp4:720p::quality=4`.

@@ -25,6 +25,7 @@ mod output_upload;
 mod quality;
 mod record;
 mod stage;
+mod target_quality;
 mod transcode;
 mod ultrafast;
 mod ultrafast_package;
@@ -353,14 +354,30 @@ impl Worker {
                         continue;
                     }
                     run.set_output(row, OutputState::Queued).await?;
+                    // A target quality: the setting is searched on samples first.
+                    let (plan, target) = if plan.target_vmaf.is_some() {
+                        match run.search_quality(&input_path, &info, output_spec, &plan, work, cancel).await {
+                            Ok((plan, searched)) => (plan, Some(searched)),
+                            Err(err) => {
+                                run.fail_output(row, err.to_string()).await?;
+                                continue;
+                            }
+                        }
+                    } else {
+                        (plan, None)
+                    };
                     // Pictures and packages are many files: they get a directory.
                     let path = if plan.image.is_some() || plan.packaging.is_some() {
                         work.join(format!("output-{}", row.position))
                     } else {
                         work.join(format!("output-{}.{}", row.position, plan.extension))
                     };
-                    let metrics = spec.metrics_of(output_spec);
-                    planned.push(Planned { row: row.clone(), spec: output_spec.clone(), target: OutputTarget { plan, path }, metrics });
+                    // An output encoded to a target quality is measured: its score is the proof.
+                    let mut metrics = spec.metrics_of(output_spec);
+                    if target.is_some() && !metrics.contains(&media::Metric::Vmaf) {
+                        metrics.push(media::Metric::Vmaf);
+                    }
+                    planned.push(Planned { row: row.clone(), spec: output_spec.clone(), target: OutputTarget { plan, path }, metrics, search: target });
                 }
             }
         }
@@ -449,5 +466,7 @@ struct Planned {
     target: OutputTarget,
     /// The quality metrics the output asked for (none: not measured).
     metrics: Vec<crate::media::Metric>,
+    /// How its setting was found, when it was encoded to a target quality.
+    search: Option<crate::media::TargetSearch>,
 }
 

@@ -117,6 +117,7 @@ impl JobRun<'_> {
                                 segments: sent,
                                 described,
                                 measured: None,
+                                search: done.search.clone(),
                             };
                             if done.metrics.is_empty() {
                                 uploads.spawn(crate::plugins::carry(upload.run()).instrument(tracing::Span::current()));

@@ -241,6 +241,7 @@ impl JobRun<'_> {
                 segments: Default::default(),
                 described: None,
                 measured: None,
+                search: None,
             };
             let (row, result) = upload.run().await;
             match result {

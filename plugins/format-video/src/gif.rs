@@ -106,6 +106,7 @@ impl GifOutput {
             range: Some(TimeRange { offset, duration: Some(duration) }),
             image: None,
             packaging: None,
+            target_vmaf: None,
         })
     }
 }

@@ -190,6 +190,7 @@ impl ImageOutput {
                 encoder_options: quality_options(f.codec, self.quality.unwrap_or(3)),
             }),
             packaging: None,
+            target_vmaf: None,
         })
     }
 }

@@ -21,10 +21,11 @@ mod grammar;
 mod image;
 mod options;
 mod params;
+mod search;
 mod stream;
 mod video;
 
-use copra_sdk::format::{Format, MediaInfo, OutputPlan, OutputType};
+use copra_sdk::format::{Format, MediaInfo, OutputPlan, OutputType, QualityProbe, QualityStep};
 use copra_sdk::{Error, Json};
 
 use containers::Kind;
@@ -104,6 +105,10 @@ impl Format for FormatVideo {
 
     fn plan(format: &str, params: &Json, input: &MediaInfo) -> Result<OutputPlan, Error> {
         plan(format, params, input)
+    }
+
+    fn search_quality(format: &str, params: &Json, input: &MediaInfo, probes: &[QualityProbe]) -> Result<QualityStep, Error> {
+        search::search(format, params, input, probes)
     }
 }
 

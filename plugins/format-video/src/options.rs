@@ -11,6 +11,7 @@ use crate::grammar::{self, Opt, kbps};
 /// Every option key the grammar knows (`keyint` is `gop`).
 pub const KEYS: &[&str] = &[
     "quality",
+    "vmaf",
     "maxrate",
     "bufsize",
     "pix_fmt",
@@ -69,6 +70,8 @@ fn preset(value: &str) -> Option<Preset> {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct VideoOptions {
     pub quality: Option<u8>,
+    /// A target mean VMAF (`vmaf=93`): the setting is searched on samples of the input.
+    pub vmaf: Option<f32>,
     pub maxrate: Option<u32>,
     pub bufsize: Option<u32>,
     pub pix_fmt: Option<&'static str>,
@@ -131,6 +134,7 @@ fn apply(o: &mut VideoOptions, opt: Opt<'_>, format: &str) -> Result<(), Error> 
     let bad = |takes: &str| opt.bad(format, takes);
     match opt.key {
         "quality" => o.quality = Some(ranged(value, 1, 5).ok_or_else(|| bad("quality is 1 to 5."))?),
+        "vmaf" => o.vmaf = Some(ranged(value, 50.0, 99.0).ok_or_else(|| bad("vmaf is a target mean VMAF from 50 to 99."))?),
         "maxrate" => o.maxrate = Some(kbps(value).filter(|&k| k <= 200_000).ok_or_else(|| bad("a rate such as 4000k."))?),
         "bufsize" => o.bufsize = Some(kbps(value).filter(|&k| k <= 400_000).ok_or_else(|| bad("a size such as 8000k."))?),
         "pix_fmt" => {

@@ -128,7 +128,8 @@ fn variants(value: &Json) -> Result<Vec<Rung>, Error> {
 
 /// Option keys of a rung: the ladder owns the keyframes.
 fn rung_keys() -> Vec<&'static str> {
-    KEYS.iter().copied().filter(|k| !matches!(*k, "gop" | "keyint" | "keyframe_interval")).collect()
+    // Ladders own the keyframes; a rung's target quality is not searched yet.
+    KEYS.iter().copied().filter(|k| !matches!(*k, "gop" | "keyint" | "keyframe_interval" | "vmaf")).collect()
 }
 
 /// One variant: an mp4 or mpegts video (h264 or hevc, aac or no audio), or `aac:...`.
@@ -208,6 +209,7 @@ fn default_rung(short: u32, maxrate: u32, landscape: bool) -> VideoSpec {
         scaler: DEFAULT_SCALER,
         // The ladder is 8-bit h264 for every player: an HDR input must be mapped down.
         force_sdr: true,
+        vmaf: None,
     }
 }
 
@@ -280,6 +282,7 @@ impl StreamOutput {
                 hls: self.hls.map(|fmp4| HlsPlan { fmp4 }),
                 dash: self.dash,
             }),
+            target_vmaf: None,
         })
     }
 }

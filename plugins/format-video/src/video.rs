@@ -37,6 +37,22 @@ pub struct VideoSpec {
     pub fit: Option<Fit>,
     pub scaler: &'static str,
     pub force_sdr: bool,
+    /// The target mean VMAF (`vmaf=`), whose setting the host searches with
+    /// [`crate::search`].
+    pub vmaf: Option<f32>,
+}
+
+/// A target quality searches a constant-quality setting: the encoding must be plain
+/// constant quality (no bitrate, `cq`, `qp` or ceiling to fight it).
+fn check_target(vmaf: f32, encoding: &Encoding, format: &str) -> Result<(), Error> {
+    if matches!(encoding.rate, crate::encode::Rate::Crf(_)) && encoding.maxrate.is_none() {
+        return Ok(());
+    }
+    Err(Error::format(format!(
+        "vmaf={vmaf} in format '{format}' searches {}'s constant-quality setting: it takes no video bitrate, cq, qp, maxrate \
+         or rc other than crf, and needs a codec with a crf (h264, hevc, vp9, av1).",
+        encoding.codec.name()
+    )))
 }
 
 /// Parse a video container's format string; `option_keys` are the options this kind of
@@ -86,6 +102,9 @@ pub fn parse(parts: &Parts<'_>, container: &'static Container, option_keys: &[&s
     let audio = audio::parse(items(parts.audio), container, true, format)?;
     let o = options::parse(parts.options, option_keys, what, format)?;
     let encoding = encoding(codec, bitrate, &o, container.muxer == "mpegts")?;
+    if let Some(vmaf) = o.vmaf {
+        check_target(vmaf, &encoding, format)?;
+    }
     Ok(VideoSpec {
         container,
         size: size.unwrap_or(Size::Input),
@@ -96,6 +115,7 @@ pub fn parse(parts: &Parts<'_>, container: &'static Container, option_keys: &[&s
         fit: o.fit,
         scaler: o.scaler.unwrap_or(DEFAULT_SCALER),
         force_sdr: o.force_sdr,
+        vmaf: o.vmaf,
     })
 }
 
@@ -164,6 +184,7 @@ impl VideoOutput {
             range: self.span.range(input.duration)?,
             image: None,
             packaging: None,
+            target_vmaf: self.spec.vmaf.filter(|_| input.has_video),
         })
     }
 }
@@ -202,6 +223,7 @@ impl AudioOutput {
             range: self.span.range(input.duration)?,
             image: None,
             packaging: None,
+            target_vmaf: None,
         })
     }
 }

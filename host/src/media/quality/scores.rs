@@ -51,6 +51,24 @@ pub struct Quality {
     /// (`metrics_per_frame`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub per_frame_url: Option<String>,
+    /// For an output encoded to a target quality (`vmaf=`): how its setting was found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<TargetSearch>,
+}
+
+/// How an output encoded to a target quality found its setting: the probes its format
+/// plugin asked for, measured on samples of the input, and the setting it settled on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TargetSearch {
+    /// The mean VMAF aimed at.
+    pub vmaf: f32,
+    /// The setting settled on (the codec's constant-quality scale).
+    pub crf: f32,
+    /// Every probe, in order: the samples' mean VMAF and bit rate at each setting tried.
+    pub probes: Vec<crate::types::QualityProbe>,
+    /// Samples a probe encodes, and their length in seconds.
+    pub samples: usize,
+    pub sample_seconds: f64,
 }
 
 /// VMAF over the output's frames.
@@ -161,6 +179,7 @@ pub(super) fn collect(scorer: &mut Scorer, target: &QualityTarget, model: &str, 
         frames: u64::from(frames),
         reference: Reference { width: layout.width, height: layout.height, scaler: "bicubic".into(), libvmaf: libvmaf::version() },
         per_frame_url: None,
+        target: None,
     })
 }
 

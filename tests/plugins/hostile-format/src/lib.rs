@@ -3,7 +3,10 @@
 //! any encode and still encode the `fine` one. Params may carry `file`, a path the
 //! file-writing misdeeds aim at, so a test can tell that nothing was written there.
 
-use copra_sdk::format::{AudioPlan, Fit, Format, HlsPlan, ImagePlan, MediaInfo, OutputPlan, OutputType, StreamPlan, VariantPlan, VideoPlan};
+use copra_sdk::format::{
+    AudioPlan, Fit, Format, HlsPlan, ImagePlan, MediaInfo, OutputPlan, OutputType, QualityProbe, QualityStep, StreamPlan, VariantPlan,
+    VideoPlan,
+};
 use copra_sdk::{Error, Json};
 
 struct Hostile;
@@ -20,6 +23,10 @@ const FORMATS: &[(&str, OutputType)] = &[
     ("manyvariants", OutputType::Httpstream),
     ("scaler", OutputType::Video),
     ("badext", OutputType::Video),
+    // A target quality whose search asks for 10,000 probe encodes at once.
+    ("manyprobes", OutputType::Video),
+    // A target quality whose search never settles.
+    ("endlessprobes", OutputType::Video),
 ];
 
 fn name(format: &str) -> &str {
@@ -62,6 +69,7 @@ fn mp4(video: VideoPlan) -> OutputPlan {
         range: None,
         image: None,
         packaging: None,
+        target_vmaf: None,
     }
 }
 
@@ -89,6 +97,7 @@ fn plan(format: &str, params: &Json, _input: &MediaInfo) -> Result<OutputPlan, E
                 encoder_options: Vec::new(),
             }),
             packaging: None,
+            target_vmaf: None,
         },
         // x264 writes its first-pass statistics to `stats`.
         "stats" => mp4(VideoPlan {
@@ -121,10 +130,12 @@ fn plan(format: &str, params: &Json, _input: &MediaInfo) -> Result<OutputPlan, E
                 hls: Some(HlsPlan { fmp4: false }),
                 dash: false,
             }),
+            target_vmaf: None,
         },
         // The scaler is spliced into a filter graph: `movie` would read a file.
         "scaler" => mp4(VideoPlan { scaler: format!("bicubic,movie={file}"), ..video() }),
         "badext" => OutputPlan { extension: "mp4/../../../escaped".into(), ..mp4(video()) },
+        "manyprobes" | "endlessprobes" => OutputPlan { target_vmaf: Some(93.0), ..mp4(video()) },
         other => return Err(Error::format(format!("unknown misdeed '{other}'"))),
     })
 }
@@ -148,6 +159,14 @@ impl Format for Hostile {
 
     fn plan(format: &str, params: &Json, input: &MediaInfo) -> Result<OutputPlan, Error> {
         plan(format, params, input)
+    }
+
+    fn search_quality(format: &str, _params: &Json, _input: &MediaInfo, probes: &[QualityProbe]) -> Result<QualityStep, Error> {
+        Ok(match name(format) {
+            "manyprobes" => QualityStep::Probe(vec![28.0; 10_000]),
+            // One new setting a round, for ever.
+            _ => QualityStep::Probe(vec![20.0 + probes.len() as f32]),
+        })
     }
 }
 
