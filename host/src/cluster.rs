@@ -15,6 +15,7 @@ use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr};
 
 use crate::config::Config;
 use crate::db::cluster;
+use crate::secret::Sealer;
 
 /// What a node is told at start, before it takes any job.
 #[derive(Debug, thiserror::Error)]
@@ -36,10 +37,7 @@ const KEY_CHECK: &str = "copra cluster key check v1";
 /// `config.public_url` may become the cluster's.
 pub async fn check(db: &DatabaseConnection, config: &mut Config) -> Result<(), ClusterError> {
     let now = crate::db::now_ms();
-    let sealed = cluster::claim(db, "key_check", &config.sealer.seal(KEY_CHECK), now).await?;
-    if config.sealer.open(&sealed).ok().as_deref() != Some(KEY_CHECK) {
-        return Err(ClusterError::WrongKey);
-    }
+    check_key(db, &config.sealer, now).await?;
 
     // A MAC made with a secret derived from the root: it shows whether two roots are
     // the same and nothing of either.
@@ -73,4 +71,43 @@ pub async fn check(db: &DatabaseConnection, config: &mut Config) -> Result<(), C
         }
     }
     Ok(())
+}
+
+/// Record a value sealed with this node's key if none is recorded yet; refuse the node
+/// if the recorded one does not open with its key.
+async fn check_key(db: &impl ConnectionTrait, sealer: &Sealer, now: i64) -> Result<(), ClusterError> {
+    let sealed = cluster::claim(db, "key_check", &sealer.seal(KEY_CHECK), now).await?;
+    match sealer.open(&sealed) {
+        Ok(opened) if opened == KEY_CHECK => Ok(()),
+        _ => Err(ClusterError::WrongKey),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn only_the_first_nodes_key_passes() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::db::connect(&format!("sqlite://{}?mode=rwc", dir.path().join("c.db").display())).await.unwrap();
+        let first = Sealer::from_text(&Sealer::generate_key()).unwrap();
+        check_key(&db, &first, 1).await.unwrap();
+        check_key(&db, &first, 2).await.expect("the same key passes on every later start");
+        let other = Sealer::from_text(&Sealer::generate_key()).unwrap();
+        let refused = check_key(&db, &other, 3).await.unwrap_err();
+        assert!(matches!(refused, ClusterError::WrongKey));
+        assert!(refused.to_string().contains("same COPRA_SECRET_KEY on every node"), "{refused}");
+        check_key(&db, &first, 4).await.expect("a refused node changes nothing");
+    }
+
+    #[tokio::test]
+    async fn an_unsealed_or_foreign_record_refuses() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::db::connect(&format!("sqlite://{}?mode=rwc", dir.path().join("c.db").display())).await.unwrap();
+        // Text that was never sealed opens as itself: it must still not pass.
+        cluster::claim(&db, "key_check", "not sealed", 1).await.unwrap();
+        let sealer = Sealer::from_text(&Sealer::generate_key()).unwrap();
+        assert!(matches!(check_key(&db, &sealer, 2).await, Err(ClusterError::WrongKey)));
+    }
 }

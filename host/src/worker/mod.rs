@@ -414,9 +414,6 @@ impl Worker {
         Ok(run.finish().await?)
     }
 
-    /// When the engine's process died (not a media error, not a limit) and the job has
-    /// attempts left, this attempt ends here (an error) and the job is given back for
-    /// another; otherwise the caller records the failure.
     /// A job whose stored spec this node cannot open (sealed with another key, or
     /// damaged): given back for a node that can, and after its attempts failed with
     /// why. It is never claimed again and again.
@@ -435,7 +432,9 @@ impl Worker {
         Ok(run.fail_input(outputs, message).await?)
     }
 
-    /// A crashed engine's job is given back for its next attempt (see [`Self::retry`]).
+    /// When the engine's process died (not a media error, not a limit) and the job has
+    /// attempts left, this attempt ends here (an error) and the job is given back for
+    /// another (see [`Self::retry`]); otherwise the caller records the failure.
     async fn give_back(&self, job_id: &str, attempts: i32, err: &EngineError) -> anyhow::Result<()> {
         if err.is_crash() { self.retry(job_id, attempts, err).await } else { Ok(()) }
     }
