@@ -51,9 +51,21 @@ def test_format_video_is_planned_for_every_fixture():
     assert "format_not_valid" in table["check mp4:zz_not_a_part_zz"][1]
 
 
+def test_hostile_searches_run_within_the_hosts_bounds():
+    """The kit runs a plan's target-quality search against stand-in measurements: the
+    hostile plugin's endless search passes 4 rounds, each within bounds, then is refused."""
+    table = rows(kit(TEST_PLUGINS / "hostile-format.wasm").stdout)
+    for round in range(1, 5):
+        assert table[f"plan endlessprobes for hd: search-quality round {round}"][0], round
+    assert "more than 4 rounds" in table["plan endlessprobes for hd: search-quality round 5"][1]
+    assert "10000 settings" in table["plan manyprobes for hd: search-quality round 1"][1]
+
+
 @pytest.mark.parametrize("plugin,broken", [
     ("hostile-condition", ["check '(((' (malformed)"]),
-    ("hostile-format", ["plan giant for hd: host's plan check", "check fine:zz_not_a_part_zz"]),
+    ("hostile-format", ["plan giant for hd: host's plan check", "check fine:zz_not_a_part_zz",
+                        # Target-quality searches: 10,000 probes at once, and one that never settles.
+                        "plan manyprobes for hd: search-quality round 1", "plan endlessprobes for hd: search-quality round 5"]),
     ("hostile-storage", ["object-key climb", "object-key longkey"]),
 ])
 def test_plugins_that_break_the_contract_fail(plugin, broken):

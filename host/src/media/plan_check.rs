@@ -208,6 +208,28 @@ fn check_video(at: &str, video: &VideoPlan, limits: &Limits) -> Result<(), Strin
     allowlist::check_encoder_options(at, encoder, &video.encoder_options)
 }
 
+/// Rounds of probes a target-quality search may ask for before it settles.
+pub const MAX_SEARCH_ROUNDS: usize = 4;
+/// Settings one round of a search may try.
+pub const MAX_SEARCH_SETTINGS: usize = 4;
+
+/// A format plugin's step in the search for a target quality, at round `round` (from
+/// 0), held to the host's bounds before anything is encoded for it: at most
+/// [`MAX_SEARCH_SETTINGS`] settings a round, [`MAX_SEARCH_ROUNDS`] rounds. Each setting is
+/// then checked in its plan by [`check_plan`].
+pub fn check_search_step(step: &crate::types::QualityStep, round: usize) -> Result<(), String> {
+    match step {
+        crate::types::QualityStep::Done(_) => Ok(()),
+        crate::types::QualityStep::Probe(_) if round >= MAX_SEARCH_ROUNDS => {
+            Err(format!("it asked for more than {MAX_SEARCH_ROUNDS} rounds of probes"))
+        }
+        crate::types::QualityStep::Probe(settings) if settings.is_empty() || settings.len() > MAX_SEARCH_SETTINGS => {
+            Err(format!("it asked for {} settings in one round (1 to {MAX_SEARCH_SETTINGS})", settings.len()))
+        }
+        crate::types::QualityStep::Probe(_) => Ok(()),
+    }
+}
+
 /// The `crf` range of an encoder, if it has a constant-quality mode.
 fn crf_range(encoder: &str) -> Option<(f32, f32)> {
     match encoder {

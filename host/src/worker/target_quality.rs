@@ -17,10 +17,6 @@ use crate::job::OutputSpec;
 use crate::media::{self, Metric, OutputTarget, QualityTarget, TargetSearch};
 use crate::types::{MediaInfo, OutputPlan, QualityProbe, QualityStep, TimeRange};
 
-/// Rounds of probes a search may ask for before it settles.
-pub const MAX_ROUNDS: usize = 4;
-/// Settings a round may try.
-pub const MAX_SETTINGS: usize = 4;
 /// Seconds of each sample.
 const SAMPLE_SECS: f64 = 2.0;
 
@@ -52,13 +48,14 @@ impl JobRun<'_> {
         let windows = sample_windows(plan.range.as_ref(), info.duration);
         let params = spec.plugin_params();
         let mut probes: Vec<QualityProbe> = Vec::new();
-        for round in 0..=MAX_ROUNDS {
+        for round in 0..=media::MAX_SEARCH_ROUNDS {
             let step = self
                 .worker
                 .plugins
                 .format_search_quality(&spec.format, &params, info, &probes)
                 .await
                 .map_err(|e| SearchError::Plugin(e.describe()))?;
+            media::check_search_step(&step, round).map_err(SearchError::Refused)?;
             match step {
                 QualityStep::Done(crf) => {
                     let settled = with_setting(plan, crf, None, limits)?;
@@ -66,15 +63,6 @@ impl JobRun<'_> {
                     let searched = TargetSearch { vmaf: target, crf, probes, samples: windows.len(), sample_seconds };
                     tracing::info!(output = ?spec.key, target, crf, probes = searched.probes.len(), "target quality searched");
                     return Ok((settled, searched));
-                }
-                QualityStep::Probe(_) if round == MAX_ROUNDS => {
-                    return Err(SearchError::Refused(format!("it asked for more than {MAX_ROUNDS} rounds of probes")));
-                }
-                QualityStep::Probe(settings) if settings.is_empty() || settings.len() > MAX_SETTINGS => {
-                    return Err(SearchError::Refused(format!(
-                        "it asked for {} settings in one round (1 to {MAX_SETTINGS})",
-                        settings.len()
-                    )));
                 }
                 QualityStep::Probe(settings) => {
                     // Every setting is checked before any sample is encoded.
@@ -87,7 +75,7 @@ impl JobRun<'_> {
                 }
             }
         }
-        Err(SearchError::Refused(format!("it did not settle within {MAX_ROUNDS} rounds")))
+        Err(SearchError::Refused(format!("it did not settle within {} rounds", media::MAX_SEARCH_ROUNDS)))
     }
 
     /// Encode every sample at every setting (one decode of the input), measure them all

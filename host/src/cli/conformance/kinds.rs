@@ -8,7 +8,7 @@ use serde_json::json;
 use super::{Report, fixtures, judged, timed, twice};
 use crate::config::Limits;
 use crate::plugins::{PluginError, Plugins, StorageTarget};
-use crate::types::OutputType;
+use crate::types::{MediaInfo, OutputPlan, OutputType, QualityProbe, QualityStep};
 
 /// Every format it provides is checked (bare, and with a part no plugin could mean), and
 /// planned for every fixture input; a plan must pass the host's own plan check.
@@ -34,6 +34,48 @@ pub(super) async fn format(report: &mut Report, plugins: &Arc<Plugins>, provides
             let Some(plan) = twice(report, check.clone(), || plugins.format_plan(format, &params, &input)).await else { continue };
             if let Err(why) = crate::media::check_plan(&plan, &limits) {
                 report.row(format!("{check}: host's plan check"), false, 0, why);
+            } else if plan.target_vmaf.is_some() {
+                search(report, plugins, format, &params, &input, &plan, &check).await;
+            }
+        }
+    }
+}
+
+/// A plan with a target quality: its search is run against stand-in measurements (VMAF
+/// falling 1.5 a setting step from 100) and must stay within the host's bounds and
+/// settle on a setting the plan check accepts.
+async fn search(report: &mut Report, plugins: &Arc<Plugins>, format: &str, params: &str, input: &MediaInfo, plan: &OutputPlan, check: &str) {
+    let limits = Limits::default();
+    let at = |crf: f32| {
+        let mut plan = plan.clone();
+        if let Some(video) = plan.video.as_mut() {
+            video.crf = Some(crf);
+        }
+        crate::media::check_plan(&plan, &limits)
+    };
+    let mut probes: Vec<QualityProbe> = Vec::new();
+    for round in 0..=crate::media::MAX_SEARCH_ROUNDS {
+        let name = format!("{check}: search-quality round {}", round + 1);
+        let (ms, step) = timed(plugins.format_search_quality(format, params, input, &probes)).await;
+        let step = match step {
+            Ok(step) => step,
+            Err(err) => return report.row(name, false, ms, judged(&err).1),
+        };
+        if let Err(why) = crate::media::check_search_step(&step, round) {
+            return report.row(name, false, ms, format!("refused by the host: {why}"));
+        }
+        match step {
+            QualityStep::Done(crf) => {
+                let verdict = at(crf).map(|()| format!("settled on {crf} after {} probes", probes.len()));
+                return report.row(name, verdict.is_ok(), ms, verdict.unwrap_or_else(|why| format!("settled on a setting the host refuses: {why}")));
+            }
+            QualityStep::Probe(settings) => {
+                if let Some(why) = settings.iter().find_map(|crf| at(*crf).err()) {
+                    return report.row(name, false, ms, format!("asked for a setting the host refuses: {why}"));
+                }
+                report.row(name, true, ms, format!("asked for {settings:?}"));
+                let stand_in = |crf: f32| (100.0 - 1.5 * f64::from(crf)).clamp(0.0, 100.0);
+                probes.extend(settings.iter().map(|crf| QualityProbe { crf: *crf, vmaf: stand_in(*crf), bitrate_kbps: 1000 }));
             }
         }
     }
