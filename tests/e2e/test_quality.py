@@ -181,8 +181,13 @@ def test_output_completed_carries_the_scores_and_an_output_can_opt_out(shared_co
     ({"metrics": "vmaf"}, {"mp4": {"path": "/a.mp4"}}, "settings_not_valid"),
     ({}, {"mp4": {"path": "/a.mp4", "metrics": ["VMAF!"]}}, "output_param_not_valid"),
     ({}, {"mp4": {"path": "/a.mp4", "metrics_per_frame": 1}}, "output_param_not_valid"),
+    # A target quality searches plain constant quality, from 50 to 99, for a video file.
+    ({}, {"mp4:640x_3000k::vmaf=93": {"path": "/a.mp4"}}, "format_not_valid"),
+    ({}, {"mp4:640x::vmaf=120": {"path": "/a.mp4"}}, "format_not_valid"),
+    ({}, {"mp4:640x::vmaf=93,maxrate=900k": {"path": "/a.mp4"}}, "format_not_valid"),
+    ({}, {"httpstream": {"hls": {"path": "/h"}, "variants": ["mp4:360p::vmaf=93"]}}, "format_not_valid"),
 ])
-def test_unknown_metrics_are_refused(shared_copra, media_server, settings, outputs, code):
+def test_unknown_metrics_and_bad_targets_are_refused(shared_copra, media_server, settings, outputs, code):
     r = shared_copra.post_job({"input": {"url": f"{media_server}/input.mp4"}, "storage": {"service": "local"},
                                "settings": settings, "outputs": outputs})
     assert r.status_code == 400, r.text
