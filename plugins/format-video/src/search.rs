@@ -13,6 +13,13 @@ use crate::{Output, parse};
 
 /// A probe this close to the target is good enough to keep.
 const CLOSE: f64 = 0.5;
+/// When the target is out of reach (the output's size caps its VMAF), a setting this
+/// close to the best measured is kept: the last points cost the most bits.
+const NEAR_BEST: f64 = 1.5;
+/// A step to a lower setting that gains less than this is the curve flattening out.
+const FLAT: f64 = 2.0;
+/// How far below the default setting a search may go (x264's 23 → 8).
+const FLOOR_BELOW_START: f32 = 15.0;
 /// Rounds of probes before the best estimate is kept.
 const ROUNDS: usize = 3;
 /// The first round's distance from the default setting, either way.
@@ -58,8 +65,19 @@ fn next(target: f64, codec: VideoCodec, start: f32, probes: &[QualityProbe]) -> 
         }
         // Every probe is better than the target: more bits can go.
         (Some(a), None) => round(a.crf + FIRST_SPREAD * 1.5),
-        // Every probe is worse: fewer.
-        (None, Some(b)) => round(b.crf - FIRST_SPREAD * 1.5),
+        // Every probe is worse: fewer, unless the curve has flattened (the target is
+        // above what this size can show) or the floor is reached; then the setting
+        // nearest the best measured for the fewest bits.
+        (None, Some(b)) => {
+            let floor = round(start - FLOOR_BELOW_START).max(lo);
+            let best = sorted.iter().map(|p| p.vmaf).fold(f64::MIN, f64::max);
+            let flattened = sorted.len() >= 2 && sorted[0].vmaf - sorted[1].vmaf < FLAT;
+            if flattened || b.crf <= floor {
+                let kept = sorted.iter().rev().find(|p| p.vmaf >= best - NEAR_BEST).map_or(b.crf, |p| p.crf);
+                return QualityStep::Done(kept);
+            }
+            round(b.crf - FIRST_SPREAD * 1.5).max(floor)
+        }
         _ => round(start),
     };
     let tried = sorted.iter().any(|p| (p.crf - estimate).abs() < step / 2.0);
@@ -100,6 +118,18 @@ mod tests {
         // At the top of the scale and still above: that is the setting.
         let at_top = next(50.0, VideoCodec::H264, 23.0, &[probe(45.0, 80.0), probe(51.0, 70.0)]);
         assert!(matches!(at_top, QualityStep::Done(c) if c == 51.0), "{at_top:?}");
+    }
+
+    #[test]
+    fn an_unreachable_target_keeps_the_knee_not_the_bottom_of_the_scale() {
+        // A 720p output of a 1080p source: VMAF stops near 91 however many bits.
+        let QualityStep::Probe(lower) = next(93.0, VideoCodec::H264, 23.0, &[probe(17.0, 89.3), probe(29.0, 81.1)]) else { panic!() };
+        assert_eq!(lower, vec![8.0]);
+        let kept = next(93.0, VideoCodec::H264, 23.0, &[probe(17.0, 89.3), probe(29.0, 81.1), probe(8.0, 90.8)]);
+        assert!(matches!(kept, QualityStep::Done(c) if c == 17.0), "{kept:?}");
+        // Still climbing steeply at the floor: the floor.
+        let floor = next(93.0, VideoCodec::H264, 23.0, &[probe(17.0, 80.0), probe(29.0, 70.0), probe(8.0, 88.0)]);
+        assert!(matches!(floor, QualityStep::Done(c) if c == 8.0), "{floor:?}");
     }
 
     #[test]
