@@ -295,3 +295,36 @@ def test_a_target_vmaf_lands_on_simple_and_complex_clips(shared_copra, s3, clips
         assert f"crf={target['crf']:.1f}" in sei, (target["crf"], [l for l in sei.splitlines() if "crf=" in l][:1])
         rates[name] = kbps(local)
     assert rates["simple"] * 2 <= rates["complex"], rates
+
+
+def test_what_cannot_be_measured_says_why_and_is_still_made(shared_copra, s3, source, media_server, media_dir):
+    """Asked of every output: an audio output and pictures are made and say they were not
+    measured (video only); a source shown rotated is not measured yet, and says so; an
+    ultrafast job measures its outputs on a whole encode (its log says so)."""
+    d = media_dir / "quality"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(d / "source.mp4"), "-c", "copy",
+                    "-metadata:s:v:0", "rotate=90", str(d / "rotated.mp4")], check=True)
+    prefix = f"/quality-odd-{uuid.uuid4().hex[:6]}"
+    jobs = {
+        "plain": ({"mp3": {"path": "/a.mp3"}, "jpg:320x": {"path": "/t_%d.jpg", "number": 2}, "mp4:320x": {"path": "/v.mp4"}}, {}),
+        "rotated": ({"mp4:320x": {"path": "/r.mp4"}}, {}),
+        "ultrafast": ({"mp4:320x": {"path": "/u.mp4"}}, {"ultrafast": True}),
+    }
+    ids = {}
+    for name, (outputs, settings) in jobs.items():
+        source_name = "rotated.mp4" if name == "rotated" else "source.mp4"
+        created = shared_copra.post_job({"input": {"url": f"{media_server}/quality/{source_name}"},
+                                         "storage": s3_storage(s3, path=f"{prefix}/{name}"),
+                                         "settings": {"metrics": ["vmaf"], **settings}, "outputs": outputs})
+        assert created.status_code == 201, created.text
+        ids[name] = created.json()["id"]
+    finals = {name: shared_copra.wait_job(job_id, timeout=300) for name, job_id in ids.items()}
+    for name, final in finals.items():
+        assert final["status"] == "job.completed", (name, final)
+    assert "video outputs only" in metadata(shared_copra, ids["plain"], "mp3")["quality"]["error"]
+    assert "quality" not in metadata(shared_copra, ids["plain"], "jpg:320x") or \
+        "video outputs only" in metadata(shared_copra, ids["plain"], "jpg:320x")["quality"]["error"]
+    assert metadata(shared_copra, ids["plain"], "mp4:320x")["quality"]["vmaf"]["mean"] > 50
+    assert "rotated" in metadata(shared_copra, ids["rotated"], "mp4:320x")["quality"]["error"]
+    fast = metadata(shared_copra, ids["ultrafast"], "mp4:320x")["quality"]
+    assert fast["frames"] == FPS * DURATION and fast["vmaf"]["mean"] > 50, fast
