@@ -19,6 +19,7 @@ import pytest
 import requests
 
 from conftest import PG_SERVER, Copra, make_video, psql
+from test_cluster_config import new_key
 from test_scale_out import Node, database  # noqa: F401
 
 REFUSE_WITHIN = 30
@@ -28,10 +29,6 @@ REFUSE_WITHIN = 30
 def short_input(media_dir):
     make_video(media_dir / "refusal-short.mp4", size="320x240", duration=1)
     return "refusal-short.mp4"
-
-
-def new_key():
-    return os.urandom(32).hex()
 
 
 def new_webhook_root():

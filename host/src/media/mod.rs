@@ -54,7 +54,7 @@ pub use engine::{EventSink, TranscodeEvent, transcode};
 pub use sink::{OutputTarget, Produced};
 pub use image::SpriteTile;
 pub use package::{Ladder, Package, ladder, package_encoded, video_playlists};
-pub use plan_check::{MAX_SEARCH_ROUNDS, MAX_SEARCH_SETTINGS, check_input, check_plan, check_search_step};
+pub use plan_check::{MAX_SEARCH_ROUNDS, MAX_SEARCH_SETTINGS, check_input, check_plan, check_search_step, plan_at_setting};
 pub use probe::{probe, probe_output};
 pub use quality::{Metric, Quality, QualityReport, QualityTarget, TargetSearch, VariantQuality, measure};
 

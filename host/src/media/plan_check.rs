@@ -230,6 +230,18 @@ pub fn check_search_step(step: &crate::types::QualityStep, round: usize) -> Resu
     }
 }
 
+/// `plan` with its video's constant-quality setting at `crf`, held to [`check_plan`]:
+/// each setting a target-quality search asks for is checked as every plan is.
+pub fn plan_at_setting(mut plan: OutputPlan, crf: f32, limits: &Limits) -> Result<OutputPlan, String> {
+    match plan.video.as_mut() {
+        Some(video) if video.crf.is_some() => video.crf = Some(crf),
+        Some(_) => return Err("the plan's video has no constant-quality setting to search".into()),
+        None => return Err("the plan has no video to search a setting for".into()),
+    }
+    check_plan(&plan, limits)?;
+    Ok(plan)
+}
+
 /// The `crf` range of an encoder, if it has a constant-quality mode.
 fn crf_range(encoder: &str) -> Option<(f32, f32)> {
     match encoder {

@@ -300,3 +300,18 @@ fn inputs_are_held_to_pixels_and_duration() {
     let err = check_input(&info(320, 240, 11.0), &limits).unwrap_err();
     assert!(err.contains("11.0 seconds") && err.contains("max_duration_secs") && err.contains("COPRA_LIMITS_MAX_DURATION_SECS"), "{err}");
 }
+
+#[test]
+fn a_searched_setting_is_held_to_the_plan_check() {
+    let mut searched = file();
+    searched.target_vmaf = Some(93.0);
+    assert_eq!(plan_at_setting(searched.clone(), 30.5, &limits()).unwrap().video.unwrap().crf, Some(30.5));
+    let err = plan_at_setting(searched, 90.0, &limits()).unwrap_err();
+    assert!(err.contains("crf 90") && err.contains("range"), "{err}");
+    let mut no_crf = file();
+    no_crf.video.as_mut().unwrap().crf = None;
+    assert!(plan_at_setting(no_crf, 23.0, &limits()).unwrap_err().contains("no constant-quality setting"));
+    let mut audio_only = file();
+    audio_only.video = None;
+    assert!(plan_at_setting(audio_only, 23.0, &limits()).unwrap_err().contains("no video"));
+}

@@ -125,8 +125,6 @@ pub(super) struct Upload {
     pub described: Option<Result<Value, String>>,
     /// The output's quality, when it asked for it (see `quality`).
     pub measured: Option<super::quality::Measured>,
-    /// How its setting was found, when it was encoded to a target quality.
-    pub search: Option<crate::media::TargetSearch>,
 }
 
 /// Where an output ended up: one `url`, or `urls` (pictures: strings; packages:
@@ -169,9 +167,6 @@ impl Upload {
     /// per-frame CSV, sent beside it), or why it was not measured.
     async fn quality(&self, measured: &super::quality::Measured) -> Result<Value, OutputUploadError> {
         let mut report = measured.report();
-        if let QualityReport::Measured(scores) = &mut report {
-            scores.target = self.search.clone();
-        }
         // An output sent to its own URL has no storage to put the CSV in.
         if let (super::quality::Measured::File { per_frame: Some(csv), .. }, Some(path), QualityReport::Measured(scores)) =
             (measured, &self.spec.path, &mut report)

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::output_upload::Upload;
 use super::record::JobRun;
-use crate::media::{Metric, Produced, Quality, QualityReport, QualityTarget, VariantQuality};
+use crate::media::{Metric, Produced, Quality, QualityReport, QualityTarget, TargetSearch, VariantQuality};
 use crate::types::OutputPlan;
 
 /// An output made and waiting for its measurement before it is uploaded.
@@ -16,6 +16,9 @@ pub(super) struct Waiting {
     pub upload: Upload,
     /// What to measure: a file's one target, or a package's rungs by name.
     pub targets: Vec<(Option<String>, QualityTarget)>,
+    /// How its setting was found, when it was encoded to a target quality: reported
+    /// with its scores.
+    pub search: Option<TargetSearch>,
 }
 
 /// An output's measurement, for its upload.
@@ -79,15 +82,7 @@ impl JobRun<'_> {
         if all.is_empty() {
             return waiting.into_iter().map(|w| w.upload).collect();
         }
-        tracing::info!(targets = all.len(), "measuring quality");
-        let started = std::time::Instant::now();
-        let watched = self.activity.encoding();
-        let activity = self.activity.clone();
-        let mut progress = move |_fraction: f64| activity.tick();
-        let results = self.worker.engine.measure(&self.lease.job_id, input, &all, &mut progress).await;
-        drop(watched);
-        tracing::info!(seconds = started.elapsed().as_secs_f64(), "quality measured");
-        let mut results = match results {
+        let mut results = match self.measure_targets(input, &all).await {
             Ok(results) => results,
             Err(err) => vec![Err(err.to_string()); all.len()],
         }
@@ -101,9 +96,10 @@ impl JobRun<'_> {
                     measured.push((name, target, result));
                 }
                 let measured = match measured.as_slice() {
-                    [(None, target, result)] => {
-                        Measured::File { per_frame: target.per_frame.clone().filter(|_| result.is_ok()), result: result.clone() }
-                    }
+                    [(None, target, result)] => Measured::File {
+                        per_frame: target.per_frame.clone().filter(|_| result.is_ok()),
+                        result: result.clone().map(|quality| Quality { target: w.search.clone(), ..quality }),
+                    },
                     rungs => Measured::Variants(
                         rungs
                             .iter()
@@ -118,6 +114,25 @@ impl JobRun<'_> {
                 Upload { measured: Some(measured), ..w.upload }
             })
             .collect()
+    }
+}
+
+impl JobRun<'_> {
+    /// One engine call measuring `targets` against `input`, watched as an encode (its
+    /// progress is the job's sign of life). Also the target-quality search's samples.
+    pub(super) async fn measure_targets(
+        &self,
+        input: &Path,
+        targets: &[QualityTarget],
+    ) -> Result<Vec<Result<Quality, String>>, crate::confined::EngineError> {
+        tracing::info!(targets = targets.len(), "measuring quality");
+        let started = std::time::Instant::now();
+        let _watched = self.activity.encoding();
+        let activity = self.activity.clone();
+        let mut progress = move |_fraction: f64| activity.tick();
+        let results = self.worker.engine.measure(&self.lease.job_id, input, targets, &mut progress).await;
+        tracing::info!(seconds = started.elapsed().as_secs_f64(), "quality measured");
+        results
     }
 }
 

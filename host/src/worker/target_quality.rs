@@ -100,12 +100,11 @@ impl JobRun<'_> {
                 targets.push(OutputTarget { plan, path });
             }
         }
-        let label = &self.lease.job_id;
-        let engine = &self.worker.engine;
-        let (events, _ignored) = mpsc::unbounded_channel();
-        let watched = self.activity.encoding();
-        let encoded = engine.transcode(label, input, &targets, cancel, &events).await;
-        drop(_ignored);
+        // The samples' own events are not the job's: nobody reads them.
+        let (events, _unread) = mpsc::unbounded_channel();
+        let encoding = self.activity.encoding();
+        let encoded = self.worker.engine.transcode(&self.lease.job_id, input, &targets, cancel, &events).await;
+        drop(encoding);
         encoded.map_err(|e| SearchError::Samples(e.to_string()))?;
         let measure: Vec<QualityTarget> = targets
             .iter()
@@ -116,10 +115,7 @@ impl JobRun<'_> {
                 per_frame: None,
             })
             .collect();
-        let activity = self.activity.clone();
-        let mut progress = move |_: f64| activity.tick();
-        let results = engine.measure(label, input, &measure, &mut progress).await.map_err(|e| SearchError::Samples(e.to_string()))?;
-        drop(watched);
+        let results = self.measure_targets(input, &measure).await.map_err(|e| SearchError::Samples(e.to_string()))?;
         let fps = info.fps.max(1.0);
         let mut per_setting = Vec::new();
         for (targets, results) in targets.chunks(windows.len()).zip(results.chunks(windows.len())) {
@@ -144,20 +140,12 @@ impl JobRun<'_> {
 /// check as every plan is.
 fn with_setting(plan: &OutputPlan, crf: f32, window: Option<&TimeRange>, limits: &Limits) -> Result<OutputPlan, SearchError> {
     let mut plan = plan.clone();
-    let Some(video) = plan.video.as_mut() else {
-        return Err(SearchError::Refused("the plan has no video to search a setting for".into()));
-    };
-    if video.crf.is_none() {
-        return Err(SearchError::Refused("the plan's video has no constant-quality setting to search".into()));
-    }
-    video.crf = Some(crf);
     if let Some(window) = window {
         plan.audio = None;
         plan.range = Some(window.clone());
         plan.target_vmaf = None;
     }
-    media::check_plan(&plan, limits).map_err(SearchError::Refused)?;
-    Ok(plan)
+    media::plan_at_setting(plan, crf, limits).map_err(SearchError::Refused)
 }
 
 /// Where the samples are: `SAMPLE_SECS` each, spread evenly over the part of the input

@@ -117,14 +117,13 @@ impl JobRun<'_> {
                                 segments: sent,
                                 described,
                                 measured: None,
-                                search: done.search.clone(),
                             };
                             if done.metrics.is_empty() {
                                 uploads.spawn(crate::plugins::carry(upload.run()).instrument(tracing::Span::current()));
                             } else {
                                 let per_frame = self.spec.per_frame_of(&done.spec);
                                 match quality::targets(&upload.produced, &done.target.plan, &done.target.path, &done.metrics, per_frame) {
-                                    Ok(targets) => waiting.push(quality::Waiting { upload, targets }),
+                                    Ok(targets) => waiting.push(quality::Waiting { upload, targets, search: done.search.clone() }),
                                     Err(why) => {
                                         let upload = output_upload::Upload { measured: Some(quality::Measured::Not(why)), ..upload };
                                         uploads.spawn(crate::plugins::carry(upload.run()).instrument(tracing::Span::current()));

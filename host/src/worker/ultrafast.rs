@@ -241,7 +241,6 @@ impl JobRun<'_> {
                 segments: Default::default(),
                 described: None,
                 measured: None,
-                search: None,
             };
             let (row, result) = upload.run().await;
             match result {

@@ -46,13 +46,7 @@ pub(super) async fn format(report: &mut Report, plugins: &Arc<Plugins>, provides
 /// settle on a setting the plan check accepts.
 async fn search(report: &mut Report, plugins: &Arc<Plugins>, format: &str, params: &str, input: &MediaInfo, plan: &OutputPlan, check: &str) {
     let limits = Limits::default();
-    let at = |crf: f32| {
-        let mut plan = plan.clone();
-        if let Some(video) = plan.video.as_mut() {
-            video.crf = Some(crf);
-        }
-        crate::media::check_plan(&plan, &limits)
-    };
+    let at = |crf: f32| crate::media::plan_at_setting(plan.clone(), crf, &limits).map(|_| ());
     let mut probes: Vec<QualityProbe> = Vec::new();
     for round in 0..=crate::media::MAX_SEARCH_ROUNDS {
         let name = format!("{check}: search-quality round {}", round + 1);

@@ -97,7 +97,6 @@ fn pair(lane: &mut Result<Lane, MediaError>, shown: &frame::Video, until: Option
 /// One output being measured.
 struct Lane {
     demuxer: Demuxer,
-    offset: f64,
     /// Decoded frames not yet paired, at the source's layout, with their times in the
     /// source's timeline.
     queue: VecDeque<(frame::Video, f64)>,
@@ -124,7 +123,6 @@ impl Lane {
         let scorer = Scorer::new(&features, layout, threads).map_err(|e| MediaError::Quality(e.to_string()))?;
         Ok(Lane {
             demuxer,
-            offset: target.offset,
             queue: VecDeque::new(),
             ended: false,
             convert: Converter::new(layout),
@@ -142,7 +140,7 @@ impl Lane {
     /// The time of the next frame not yet paired, decoding as needed.
     fn next_time(&mut self) -> Result<Option<f64>, MediaError> {
         while self.queue.is_empty() && !self.ended {
-            let (offset, queue, convert) = (self.offset, &mut self.queue, &mut self.convert);
+            let (offset, queue, convert) = (self.target.offset, &mut self.queue, &mut self.convert);
             let mut failed = None;
             let more = self.demuxer.step(true, false, &mut |d| {
                 if let Decoded::Video(frame, time) = d {
