@@ -204,7 +204,8 @@ impl Upload {
             Some(self.store.put(&map, &vtt_path, "text/vtt").await?)
         };
         let first = files.first().ok_or(OutputUploadError::NoPicture)?;
-        let metadata = self.probe_metadata(first).await?;
+        let mut metadata = self.probe_metadata(first).await?;
+        self.add_quality(&mut metadata).await?;
         Ok(Uploaded { url, urls: Some(json!(urls)), metadata })
     }
 
