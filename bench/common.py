@@ -124,7 +124,7 @@ class Copra:
         start = time.monotonic()
         r = requests.post(f"{self.base}/v2/jobs", auth=(KEY, ""), json=job, timeout=30)
         r.raise_for_status()
-        job_id = r.json()["id"]
+        job_id = self.last_job = r.json()["id"]
         with self.hooks.lock:
             if not self.hooks.lock.wait_for(lambda: job_id in self.hooks.finished, timeout):
                 sys.exit(f"copra job {job_id}: no webhook within {timeout} s")

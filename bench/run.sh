@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build in release mode and run the benchmarks against the ffmpeg command; each prints
-# its ratios, one per line. Usage: bench/run.sh [spine|media|stream|plugins|api|upload|quality ...]
+# its ratios, one per line. Usage: bench/run.sh [spine|media|stream|plugins|api|upload|quality|ladder ...]
 # (default: all). Extra arguments for one benchmark: bench/media.py --help.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,7 +8,7 @@ scripts/setup.sh --tests
 cargo build --release -p copra
 scripts/build-plugins.sh >/dev/null
 benches=("$@")
-[ ${#benches[@]} -gt 0 ] || benches=(spine media stream plugins api upload quality)
+[ ${#benches[@]} -gt 0 ] || benches=(spine media stream plugins api upload quality ladder)
 for bench in "${benches[@]}"; do
   echo "== $bench"
   case "$bench" in

@@ -181,6 +181,29 @@ pub enum QualityStep {
     Done(f32),
 }
 
+/// What the samples encoded at one candidate rung measured, in planning a ladder from
+/// the content.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct LadderProbe {
+    pub width: u32,
+    pub height: u32,
+    /// The setting, on the codec's constant-quality scale.
+    pub crf: f32,
+    /// The samples' mean VMAF, against the input at its own size.
+    pub vmaf: f64,
+    /// The samples' bit rate, kbit/s.
+    pub bitrate_kbps: u32,
+}
+
+/// A format plugin's next step in planning a ladder from the content.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LadderStep {
+    /// Measure samples encoded with each of these video plans.
+    Probe(Vec<VideoPlan>),
+    /// The package's variants.
+    Done(Vec<VariantPlan>),
+}
+
 /// How to produce one output, as a format plugin planned it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutputPlan {

@@ -124,8 +124,8 @@ pub mod storage {
 #[cfg(feature = "format")]
 pub mod format {
     pub use crate::format::exports::copra::plugin::format::{
-        AudioPlan, Fit, HlsPlan, ImagePlan, OutputPlan, OutputType, QualityProbe, QualityStep, SpritePlan, StreamPlan,
-        TimeRange, VariantPlan, VideoPlan,
+        AudioPlan, Fit, HlsPlan, ImagePlan, LadderProbe, LadderStep, OutputPlan, OutputType, QualityProbe, QualityStep,
+        SpritePlan, StreamPlan, TimeRange, VariantPlan, VideoPlan,
     };
     use crate::format::MediaInfo;
     use crate::{Error, Json};
@@ -154,6 +154,16 @@ pub mod format {
         fn search_quality(format: &str, params: &Json, input: &MediaInfo, probes: &[QualityProbe]) -> Result<QualityStep, Error> {
             let _ = (params, input, probes);
             Err(Error::format(format!("The format '{format}' does not search for a target quality.")))
+        }
+
+        /// For a package whose plan has `target_vmaf`: the next step of planning its
+        /// ladder from the content, given what the host measured so far (oldest first;
+        /// none on the first call). Ask for at most 12 probes a round and settle within
+        /// 3 rounds: the host refuses more. Plugins that never plan ladders keep this
+        /// default.
+        fn plan_ladder(format: &str, params: &Json, input: &MediaInfo, probes: &[LadderProbe]) -> Result<LadderStep, Error> {
+            let _ = (params, input, probes);
+            Err(Error::format(format!("The format '{format}' does not plan ladders from the content.")))
         }
     }
 
@@ -198,6 +208,15 @@ pub mod format {
                     ) -> Result<$crate::format::QualityStep, $crate::format::PluginError> {
                         let params = $crate::json::parse(&params_json, $crate::codes::OUTPUT_PARAM_NOT_VALID)?;
                         Ok(<$ty as $crate::format::Format>::search_quality(&format, &params, &input, &probes)?)
+                    }
+                    fn plan_ladder(
+                        format: String,
+                        params_json: String,
+                        input: $crate::format::MediaInfo,
+                        probes: Vec<$crate::format::LadderProbe>,
+                    ) -> Result<$crate::format::LadderStep, $crate::format::PluginError> {
+                        let params = $crate::json::parse(&params_json, $crate::codes::OUTPUT_PARAM_NOT_VALID)?;
+                        Ok(<$ty as $crate::format::Format>::plan_ladder(&format, &params, &input, &probes)?)
                     }
                 }
                 #[cfg(target_arch = "wasm32")]

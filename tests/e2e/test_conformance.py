@@ -49,6 +49,11 @@ def test_format_video_is_planned_for_every_fixture():
     for fixture in ("sd", "hd", "4k", "rotated", "hdr", "audio-only"):
         assert table[f"plan mp4 for {fixture}"][0], fixture
     assert "format_not_valid" in table["check mp4:zz_not_a_part_zz"][1]
+    # A package planned from the content: its ladder is planned against stand-in
+    # measurements and settles on rungs the host's plan check accepts.
+    auto = {check: row for check, row in table.items() if check.startswith('plan httpstream {"hls"') and "plan-ladder" in check}
+    settled = [row for check, row in auto.items() if "for hd:" in check and "settled on" in row[1]]
+    assert settled and all(ok for ok, _ in auto.values()), auto
 
 
 def test_hostile_searches_run_within_the_hosts_bounds():
@@ -59,6 +64,9 @@ def test_hostile_searches_run_within_the_hosts_bounds():
         assert table[f"plan endlessprobes for hd: search-quality round {round}"][0], round
     assert "more than 4 rounds" in table["plan endlessprobes for hd: search-quality round 5"][1]
     assert "10000 settings" in table["plan manyprobes for hd: search-quality round 1"][1]
+    assert "10000 probes" in table["plan manyladderprobes for hd: plan-ladder round 1"][1]
+    assert not table["plan manyladderrungs for hd: plan-ladder round 2"][0]
+    assert "1000 variants" in table["plan manyladderrungs for hd: plan-ladder round 2"][1]
 
 
 @pytest.mark.parametrize("plugin,broken", [

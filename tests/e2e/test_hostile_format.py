@@ -190,3 +190,25 @@ def test_a_quality_search_that_asks_too_much_is_refused(server, inputs, s3, misd
     assert "search for the target quality was refused" in bad["error"] and says in bad["error"], bad
     assert keys_under(s3, prefix) == [f"{prefix}/fine.mp4"]
     print(f"{misdeed}: {time.monotonic() - started:.1f} s")
+
+
+@pytest.mark.parametrize("misdeed, says", [
+    ("manyladderprobes", "10000 probes in one round"),
+    ("giantladderprobe", "100000"),
+    ("manyladderrungs", "1000"),
+])
+def test_a_ladder_plan_that_asks_too_much_is_refused(server, inputs, s3, misdeed, says):
+    """A ladder planned from the content whose plugin asks for 10,000 probe encodes at
+    once, a giant probe, or a ladder of 1,000 rungs: the host refuses it before encoding
+    any of it, the output fails saying why, and the job's other output is made."""
+    prefix = f"hostile-ladder-{uuid.uuid4().hex[:8]}"
+    created = server.post_job(job(inputs["small"], s3_storage(s3, path=f"/{prefix}"),
+                                  {misdeed: {"hls": {"path": "/hls"}}, "fine": {"path": "/fine.mp4"}}))
+    assert created.status_code == 201, created.text
+    final = server.wait_job(created.json()["id"], timeout=120)
+    by_key = {o["key"]: o for o in final["outputs"]}
+    assert by_key["fine"]["status"] == "video.encoded", final
+    bad = by_key[misdeed]
+    assert bad["status"].endswith(".failed"), bad
+    assert "plan for the ladder was refused" in bad["error"] and says in bad["error"], bad
+    assert keys_under(s3, prefix) == [f"{prefix}/fine.mp4"]

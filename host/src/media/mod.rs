@@ -54,9 +54,12 @@ pub use engine::{EventSink, TranscodeEvent, transcode};
 pub use sink::{OutputTarget, Produced};
 pub use image::SpriteTile;
 pub use package::{Ladder, Package, ladder, package_encoded, video_playlists};
-pub use plan_check::{MAX_SEARCH_ROUNDS, MAX_SEARCH_SETTINGS, check_input, check_plan, check_search_step, plan_at_setting};
+pub use plan_check::{
+    MAX_LADDER_PROBES, MAX_LADDER_ROUNDS, MAX_SEARCH_ROUNDS, MAX_SEARCH_SETTINGS, check_input, check_ladder_step, check_plan, check_search_step,
+    ladder_probe_plan, plan_at_setting, plan_with_ladder,
+};
 pub use probe::{probe, probe_output};
-pub use quality::{Metric, Quality, QualityReport, QualityTarget, TargetSearch, VariantQuality, measure};
+pub use quality::{LadderReport, LadderRung, Metric, Quality, QualityReport, QualityTarget, TargetSearch, VariantQuality, measure};
 
 use ffmpeg_next as ffmpeg;
 

@@ -7,7 +7,7 @@
 use super::allowlist::{self, AUDIO_CODECS, CONTAINERS, IMAGE_CODECS, PIX_FMTS, SCALERS, VIDEO_CODECS};
 use super::encode::encoder_name;
 use crate::config::Limits;
-use crate::types::{AudioPlan, ImagePlan, MediaInfo, OutputPlan, OutputType, StreamPlan, TimeRange, VideoPlan};
+use crate::types::{AudioPlan, ImagePlan, MediaInfo, OutputPlan, OutputType, StreamPlan, TimeRange, VariantPlan, VideoPlan};
 
 /// The longest side of any picture a plan may ask for (H.264 level 6.2 and WebP allow
 /// less; nothing encodes more).
@@ -51,9 +51,16 @@ pub fn check_plan(plan: &OutputPlan, limits: &Limits) -> Result<(), String> {
         if !(vmaf.is_finite() && (1.0..=100.0).contains(&vmaf)) {
             return Err(format!("target VMAF {vmaf} is outside 1..=100"));
         }
-        // A target is searched on a file's video with a constant-quality setting.
-        if plan.video.as_ref().is_none_or(|v| v.crf.is_none()) || plan.image.is_some() || plan.packaging.is_some() {
-            return Err("a target VMAF needs a video file output with a constant-quality (crf) setting".into());
+        // A target is searched on a file's video with a constant-quality setting, or
+        // aimed at by the top rung of a ladder planned from constant-quality candidates.
+        let file = plan.video.as_ref().is_some_and(|v| v.crf.is_some()) && plan.image.is_none() && plan.packaging.is_none();
+        let crf_video = |v: &VariantPlan| v.video.as_ref().is_some_and(|v| v.crf.is_some());
+        let ladder = plan.packaging.as_ref().is_some_and(|p| p.variants.iter().any(crf_video));
+        if !(file || ladder) {
+            return Err(
+                "a target VMAF needs a video file output with a constant-quality (crf) setting, or a package with constant-quality video rungs"
+                    .into(),
+            );
         }
     }
     match (&plan.image, &plan.packaging) {
@@ -228,6 +235,60 @@ pub fn check_search_step(step: &crate::types::QualityStep, round: usize) -> Resu
         }
         crate::types::QualityStep::Probe(_) => Ok(()),
     }
+}
+
+/// Rounds of probes planning a ladder may ask for before it settles.
+pub const MAX_LADDER_ROUNDS: usize = 3;
+/// Candidate rungs one round of planning a ladder may probe.
+pub const MAX_LADDER_PROBES: usize = 12;
+
+/// A format plugin's step in planning a ladder, at round `round` (from 0), held to the
+/// host's bounds before anything is encoded for it. Each probe is then checked as a
+/// sample's plan by [`ladder_probe_plan`], and the ladder by [`plan_with_ladder`].
+pub fn check_ladder_step(step: &crate::types::LadderStep, round: usize) -> Result<(), String> {
+    match step {
+        crate::types::LadderStep::Done(variants) if variants.is_empty() => Err("it planned a ladder of no rungs".into()),
+        crate::types::LadderStep::Done(_) => Ok(()),
+        crate::types::LadderStep::Probe(_) if round >= MAX_LADDER_ROUNDS => {
+            Err(format!("it asked for more than {MAX_LADDER_ROUNDS} rounds of probes"))
+        }
+        crate::types::LadderStep::Probe(plans) if plans.is_empty() || plans.len() > MAX_LADDER_PROBES => {
+            Err(format!("it asked for {} probes in one round (1 to {MAX_LADDER_PROBES})", plans.len()))
+        }
+        crate::types::LadderStep::Probe(_) => Ok(()),
+    }
+}
+
+/// A sample of a ladder's probe: `video` (which must have a constant-quality setting)
+/// alone in an MP4 file over `window`, held to [`check_plan`] as every plan is.
+pub fn ladder_probe_plan(video: &VideoPlan, window: &TimeRange, limits: &Limits) -> Result<OutputPlan, String> {
+    if video.crf.is_none() {
+        return Err("a ladder probe needs a constant-quality (crf) setting".into());
+    }
+    let plan = OutputPlan {
+        output_type: OutputType::Video,
+        container: "mp4".into(),
+        extension: "mp4".into(),
+        mime_type: "video/mp4".into(),
+        video: Some(video.clone()),
+        audio: None,
+        range: Some(window.clone()),
+        image: None,
+        packaging: None,
+        target_vmaf: None,
+    };
+    check_plan(&plan, limits)?;
+    Ok(plan)
+}
+
+/// `plan` (a package planned from the content) with the ladder its plugin settled on,
+/// held to [`check_plan`] as every plan is.
+pub fn plan_with_ladder(mut plan: OutputPlan, variants: Vec<VariantPlan>, limits: &Limits) -> Result<OutputPlan, String> {
+    let Some(package) = plan.packaging.as_mut() else { return Err("the plan has no package to plan a ladder for".into()) };
+    package.variants = variants;
+    plan.target_vmaf = None;
+    check_plan(&plan, limits)?;
+    Ok(plan)
 }
 
 /// `plan` with its video's constant-quality setting at `crf`, held to [`check_plan`]:

@@ -315,3 +315,41 @@ fn a_searched_setting_is_held_to_the_plan_check() {
     audio_only.video = None;
     assert!(plan_at_setting(audio_only, 23.0, &limits()).unwrap_err().contains("no video"));
 }
+
+#[test]
+fn a_ladder_planned_from_the_content_is_held_to_the_plan_check() {
+    use crate::types::LadderStep;
+    let rung = |name: &str| VariantPlan { name: name.into(), video: Some(VideoPlan { keyframe_interval: Some(2.0), ..video() }), audio: None };
+    let auto = OutputPlan {
+        output_type: OutputType::Httpstream,
+        container: "httpstream".into(),
+        extension: "m3u8".into(),
+        mime_type: "application/vnd.apple.mpegurl".into(),
+        video: None,
+        audio: None,
+        packaging: Some(StreamPlan { variants: vec![rung("720p")], segment_duration: 6.0, hls: Some(HlsPlan { fmp4: false }), dash: false }),
+        target_vmaf: Some(95.0),
+        ..file()
+    };
+    check_plan(&auto, &limits()).unwrap();
+    // The step: bounded probes a round, bounded rounds, a ladder of at least one rung.
+    check_ladder_step(&LadderStep::Probe(vec![video(); MAX_LADDER_PROBES]), 0).unwrap();
+    assert!(check_ladder_step(&LadderStep::Probe(vec![video(); 10_000]), 0).unwrap_err().contains("10000 probes"));
+    assert!(check_ladder_step(&LadderStep::Probe(vec![]), 0).is_err());
+    assert!(check_ladder_step(&LadderStep::Probe(vec![video()]), MAX_LADDER_ROUNDS).unwrap_err().contains("rounds"));
+    assert!(check_ladder_step(&LadderStep::Done(vec![]), 1).unwrap_err().contains("no rungs"));
+    // Each probe as the sample file it becomes.
+    let window = TimeRange { offset: 1.0, duration: Some(2.0) };
+    let sample = ladder_probe_plan(&video(), &window, &limits()).unwrap();
+    assert!(sample.audio.is_none() && sample.range == Some(window.clone()) && sample.target_vmaf.is_none());
+    let giant = VideoPlan { width: 100_000, ..video() };
+    assert!(ladder_probe_plan(&giant, &window, &limits()).unwrap_err().contains("100000"));
+    let bitrate = VideoPlan { crf: None, bitrate_kbps: Some(1000), ..video() };
+    assert!(ladder_probe_plan(&bitrate, &window, &limits()).unwrap_err().contains("constant-quality"));
+    // The ladder settled on, as the package it becomes.
+    let planned = plan_with_ladder(auto.clone(), vec![rung("720p"), rung("720p-2")], &limits()).unwrap();
+    assert_eq!(planned.packaging.unwrap().variants.len(), 2);
+    assert!(planned.target_vmaf.is_none(), "a planned ladder is not planned again");
+    let err = plan_with_ladder(auto, (0..1000).map(|i| rung(&format!("r{i}"))).collect(), &limits()).unwrap_err();
+    assert!(err.contains("1000 variants"), "{err}");
+}

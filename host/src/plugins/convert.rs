@@ -91,11 +91,7 @@ pub fn output_plan(p: wit_format::OutputPlan) -> OutputPlan {
             encoder_options: i.encoder_options,
         }),
         packaging: p.packaging.map(|s| StreamPlan {
-            variants: s
-                .variants
-                .into_iter()
-                .map(|v| VariantPlan { name: v.name, video: v.video.map(video), audio: v.audio.map(audio) })
-                .collect(),
+            variants: s.variants.into_iter().map(variant).collect(),
             segment_duration: s.segment_duration,
             hls: s.hls.map(|h| HlsPlan { fmp4: h.fmp4 }),
             dash: s.dash,
@@ -115,4 +111,21 @@ pub fn quality_step(step: wit_format::QualityStep) -> crate::types::QualityStep 
 /// What a probe measured, for the plugin.
 pub fn quality_probe(p: &crate::types::QualityProbe) -> wit_format::QualityProbe {
     wit_format::QualityProbe { crf: p.crf, vmaf: p.vmaf, bitrate_kbps: p.bitrate_kbps }
+}
+
+fn variant(v: wit_format::VariantPlan) -> VariantPlan {
+    VariantPlan { name: v.name, video: v.video.map(video), audio: v.audio.map(audio) }
+}
+
+/// A step of planning a ladder, as the plugin asked (the host checks it).
+pub fn ladder_step(step: wit_format::LadderStep) -> crate::types::LadderStep {
+    match step {
+        wit_format::LadderStep::Probe(plans) => crate::types::LadderStep::Probe(plans.into_iter().map(video).collect()),
+        wit_format::LadderStep::Done(variants) => crate::types::LadderStep::Done(variants.into_iter().map(variant).collect()),
+    }
+}
+
+/// What a ladder probe measured, for the plugin.
+pub fn ladder_probe(p: &crate::types::LadderProbe) -> wit_format::LadderProbe {
+    wit_format::LadderProbe { width: p.width, height: p.height, crf: p.crf, vmaf: p.vmaf, bitrate_kbps: p.bitrate_kbps }
 }

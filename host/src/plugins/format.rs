@@ -53,6 +53,27 @@ impl Plugins {
             .await?;
         Ok(convert::quality_step(step))
     }
+
+    /// The next step of planning a package's ladder from the content, given the probes
+    /// so far. What it asks is checked by the caller before anything is encoded.
+    pub async fn format_plan_ladder(
+        &self,
+        format: &str,
+        params_json: &str,
+        input: &MediaInfo,
+        probes: &[crate::types::LadderProbe],
+    ) -> Result<crate::types::LadderStep, PluginError> {
+        let plugin = self.find(PluginKind::Format, container_of(format))?;
+        let info = convert::media_info(input);
+        let probes: Vec<_> = probes.iter().map(convert::ladder_probe).collect();
+        let step = self
+            .call(&plugin, "plan-ladder", async |pre, store| {
+                let bindings = pre.format()?.instantiate_async(&mut *store).await?;
+                bindings.copra_plugin_format().call_plan_ladder(&mut *store, format, params_json, &info, &probes).await
+            })
+            .await?;
+        Ok(convert::ladder_step(step))
+    }
 }
 
 /// The container of a format string: `mp4` of `mp4:720p::quality=4`.

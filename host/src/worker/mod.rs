@@ -21,6 +21,7 @@ use tracing::Instrument;
 
 mod chunk_encode;
 mod heartbeat;
+mod ladder_planning;
 mod output_upload;
 mod quality;
 mod record;
@@ -354,17 +355,24 @@ impl Worker {
                         continue;
                     }
                     run.set_output(row, OutputState::Queued).await?;
-                    // A target quality: the setting is searched on samples first.
-                    let (plan, target) = if plan.target_vmaf.is_some() {
-                        match run.search_quality(&input_path, &info, output_spec, &plan, work, cancel).await {
-                            Ok((plan, searched)) => (plan, Some(searched)),
+                    // A target quality: the setting (or a package's ladder) is searched on
+                    // samples first.
+                    let (plan, target, ladder) = match (plan.target_vmaf, plan.packaging.is_some()) {
+                        (None, _) => (plan, None, None),
+                        (Some(_), false) => match run.search_quality(&input_path, &info, output_spec, &plan, work, cancel).await {
+                            Ok((plan, searched)) => (plan, Some(searched), None),
                             Err(err) => {
                                 run.fail_output(row, err.to_string()).await?;
                                 continue;
                             }
-                        }
-                    } else {
-                        (plan, None)
+                        },
+                        (Some(_), true) => match run.plan_ladder(&input_path, &info, output_spec, &plan, work, cancel).await {
+                            Ok((plan, ladder)) => (plan, None, Some(ladder)),
+                            Err(err) => {
+                                run.fail_output(row, err.to_string()).await?;
+                                continue;
+                            }
+                        },
                     };
                     // Pictures and packages are many files: they get a directory.
                     let path = if plan.image.is_some() || plan.packaging.is_some() {
@@ -377,7 +385,14 @@ impl Worker {
                     if target.is_some() && !metrics.contains(&media::Metric::Vmaf) {
                         metrics.push(media::Metric::Vmaf);
                     }
-                    planned.push(Planned { row: row.clone(), spec: output_spec.clone(), target: OutputTarget { plan, path }, metrics, search: target });
+                    planned.push(Planned {
+                        row: row.clone(),
+                        spec: output_spec.clone(),
+                        target: OutputTarget { plan, path },
+                        metrics,
+                        search: target,
+                        ladder,
+                    });
                 }
             }
         }
@@ -467,5 +482,7 @@ struct Planned {
     metrics: Vec<crate::media::Metric>,
     /// How its setting was found, when it was encoded to a target quality.
     search: Option<crate::media::TargetSearch>,
+    /// How its ladder was planned, when it was planned from the content.
+    ladder: Option<crate::media::LadderReport>,
 }
 

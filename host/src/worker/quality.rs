@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::output_upload::Upload;
 use super::record::JobRun;
-use crate::media::{Metric, Produced, Quality, QualityReport, QualityTarget, TargetSearch, VariantQuality};
+use crate::media::{LadderReport, Metric, Produced, Quality, QualityReport, QualityTarget, TargetSearch, VariantQuality};
 use crate::types::OutputPlan;
 
 /// An output made and waiting for its measurement before it is uploaded.
@@ -19,6 +19,8 @@ pub(super) struct Waiting {
     /// How its setting was found, when it was encoded to a target quality: reported
     /// with its scores.
     pub search: Option<TargetSearch>,
+    /// How its ladder was planned, when it was planned from the content.
+    pub ladder: Option<LadderReport>,
 }
 
 /// An output's measurement, for its upload.
@@ -27,8 +29,9 @@ pub(super) enum Measured {
     /// A file's scores, or why there are none (the output itself is fine either way),
     /// and the per-frame CSV the engine wrote, to store beside the output.
     File { result: Result<Quality, String>, per_frame: Option<PathBuf> },
-    /// A package's rungs.
-    Variants(Vec<VariantQuality>),
+    /// A package's rungs (none measured when it did not ask for metrics), and how its
+    /// ladder was planned from the content.
+    Variants(Vec<VariantQuality>, Option<LadderReport>),
     /// Why the output could not be measured.
     Not(String),
 }
@@ -41,7 +44,7 @@ impl Measured {
             Measured::File { result: Err(why), .. } | Measured::Not(why) => {
                 QualityReport::NotMeasured { error: format!("The quality was not measured: {why}") }
             }
-            Measured::Variants(variants) => QualityReport::Variants { variants: variants.clone() },
+            Measured::Variants(variants, ladder) => QualityReport::Variants { variants: variants.clone(), ladder: ladder.clone() },
         }
     }
 }
@@ -109,6 +112,7 @@ impl JobRun<'_> {
                                 error: result.as_ref().err().cloned(),
                             })
                             .collect(),
+                        w.ladder.clone(),
                     ),
                 };
                 Upload { measured: Some(measured), ..w.upload }

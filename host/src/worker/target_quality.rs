@@ -18,9 +18,10 @@ use crate::media::{self, Metric, OutputTarget, QualityTarget, TargetSearch};
 use crate::types::{MediaInfo, OutputPlan, QualityProbe, QualityStep, TimeRange};
 
 /// Seconds of each sample.
-const SAMPLE_SECS: f64 = 2.0;
+pub(super) const SAMPLE_SECS: f64 = 2.0;
 
-/// Why a search ended without a setting; each a sentence for the output's error.
+/// Why a search ended without a setting (or a ladder); each a sentence for the output's
+/// error.
 #[derive(Debug, thiserror::Error)]
 pub(super) enum SearchError {
     #[error("The format plugin's search for the target quality was refused: {0}.")]
@@ -29,6 +30,10 @@ pub(super) enum SearchError {
     Plugin(String),
     #[error("Encoding the samples for the target quality failed: {0}")]
     Samples(String),
+    #[error("The format plugin's plan for the ladder was refused: {0}.")]
+    LadderRefused(String),
+    #[error("The format plugin could not plan the ladder from the content: {0}")]
+    LadderPlugin(String),
 }
 
 impl JobRun<'_> {
@@ -81,7 +86,7 @@ impl JobRun<'_> {
     /// Encode every sample at every setting (one decode of the input), measure them all
     /// (one more), and return each setting's (mean VMAF, kbit/s) over its samples.
     #[allow(clippy::too_many_arguments)]
-    async fn probe_round(
+    pub(super) async fn probe_round(
         &self,
         input: &Path,
         info: &MediaInfo,
@@ -150,7 +155,7 @@ fn with_setting(plan: &OutputPlan, crf: f32, window: Option<&TimeRange>, limits:
 
 /// Where the samples are: `SAMPLE_SECS` each, spread evenly over the part of the input
 /// the output covers (its `range`), 1 to 3 of them; a short part is one sample.
-fn sample_windows(range: Option<&TimeRange>, duration: f64) -> Vec<TimeRange> {
+pub(super) fn sample_windows(range: Option<&TimeRange>, duration: f64) -> Vec<TimeRange> {
     let start = range.map_or(0.0, |r| r.offset);
     let end = range.and_then(|r| r.duration).map_or(duration, |d| (start + d).min(duration));
     let length = (end - start).max(0.0);

@@ -240,7 +240,7 @@ impl JobRun<'_> {
                 mime_type: p.target.plan.mime_type.clone(),
                 segments: Default::default(),
                 described: None,
-                measured: None,
+                measured: p.ladder.clone().map(|ladder| super::quality::Measured::Variants(Vec::new(), Some(ladder))),
             };
             let (row, result) = upload.run().await;
             match result {

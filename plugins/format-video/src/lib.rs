@@ -19,13 +19,14 @@ mod geometry;
 mod gif;
 mod grammar;
 mod image;
+mod ladder;
 mod options;
 mod params;
 mod search;
 mod stream;
 mod video;
 
-use copra_sdk::format::{Format, MediaInfo, OutputPlan, OutputType, QualityProbe, QualityStep};
+use copra_sdk::format::{Format, LadderProbe, LadderStep, MediaInfo, OutputPlan, OutputType, QualityProbe, QualityStep};
 use copra_sdk::{Error, Json};
 
 use containers::Kind;
@@ -109,6 +110,10 @@ impl Format for FormatVideo {
 
     fn search_quality(format: &str, params: &Json, input: &MediaInfo, probes: &[QualityProbe]) -> Result<QualityStep, Error> {
         search::search(format, params, input, probes)
+    }
+
+    fn plan_ladder(format: &str, params: &Json, input: &MediaInfo, probes: &[LadderProbe]) -> Result<LadderStep, Error> {
+        ladder::plan_ladder(format, params, input, probes)
     }
 }
 

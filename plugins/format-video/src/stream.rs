@@ -29,6 +29,10 @@ const LADDER: &[(u32, u32)] = &[(1080, 6000), (720, 3500), (480, 1500), (360, 80
 const SMALL_MAXRATE: u32 = 400;
 const DEFAULT_CRF: f32 = 23.0;
 const MAX_LADDER_FPS: f64 = 60.0;
+/// Where the top rung of a ladder planned from the content aims, unless `vmaf=` says.
+pub const AUTO_TOP_VMAF: f32 = 95.0;
+/// The `vmaf=` a ladder planned from the content may aim its top rung at.
+const AUTO_VMAF_RANGE: (f32, f32) = (50.0, 99.0);
 /// Ladders use 48 kHz throughout, so that every rung's audio is the same encode.
 const LADDER_SAMPLE_RATE: u32 = 48000;
 
@@ -49,6 +53,9 @@ pub struct StreamOutput {
     pub segment_duration: f64,
     /// None: the default ladder.
     pub variants: Option<Vec<Rung>>,
+    /// `"variants": "auto"`: the ladder is planned from the content, its top rung
+    /// aiming at this VMAF (`vmaf=`, 95 by default).
+    pub auto: Option<f32>,
     /// The frame rate given by the variants, which all rungs then share.
     pub fps: Option<f64>,
     pub span: Span,
@@ -59,16 +66,32 @@ pub fn stream_output(parts: &Parts<'_>, params: &Json) -> Result<StreamOutput, E
     parts.refuse(parts.video, "video", why)?;
     parts.refuse(parts.audio, "audio", why)?;
     let mut format_segment = None;
+    let mut top_vmaf = None;
     for opt in grammar::options(parts.options, parts.format)? {
-        if opt.key != "segment_duration" {
-            return Err(Error::format(format!(
-                "Unknown option '{}' in format '{}'; httpstream takes only segment_duration.",
-                opt.key, parts.format
-            )));
-        }
         let value = opt.value(parts.format)?;
-        format_segment =
-            Some(value.parse::<f64>().ok().filter(|s| segment_ok(*s)).ok_or_else(|| opt.bad(parts.format, "seconds from 1 to 30."))?);
+        match opt.key {
+            "segment_duration" => {
+                format_segment = Some(
+                    value.parse::<f64>().ok().filter(|s| segment_ok(*s)).ok_or_else(|| opt.bad(parts.format, "seconds from 1 to 30."))?,
+                );
+            }
+            "vmaf" => {
+                let (lo, hi) = AUTO_VMAF_RANGE;
+                top_vmaf = Some(
+                    value
+                        .parse::<f32>()
+                        .ok()
+                        .filter(|v| (lo..=hi).contains(v))
+                        .ok_or_else(|| opt.bad(parts.format, "a VMAF score from 50 to 99 for the top rung of an auto ladder."))?,
+                );
+            }
+            _ => {
+                return Err(Error::format(format!(
+                    "Unknown option '{}' in format '{}'; httpstream takes only segment_duration and vmaf.",
+                    opt.key, parts.format
+                )));
+            }
+        }
     }
 
     let p = Params::new(params, PARAMS, "httpstream")?;
@@ -91,7 +114,14 @@ pub fn stream_output(parts: &Parts<'_>, params: &Json) -> Result<StreamOutput, E
     if format_segment.is_some() && param_segment.is_some() {
         return Err(Error::param("The parameter 'segment_duration' repeats the format's segment_duration option; give one."));
     }
-    let variants = p.get("variants").map(variants).transpose()?;
+    let auto = p.get("variants").and_then(Json::as_str) == Some("auto");
+    let variants = if auto { None } else { p.get("variants").map(variants).transpose()? };
+    if top_vmaf.is_some() && !auto {
+        return Err(Error::format(format!(
+            "The option 'vmaf' in format '{}' aims the top rung of a ladder planned from the content; it needs \"variants\": \"auto\".",
+            parts.format
+        )));
+    }
     let fps = match &variants {
         Some(rungs) => shared_fps(rungs)?,
         None => None,
@@ -101,6 +131,7 @@ pub fn stream_output(parts: &Parts<'_>, params: &Json) -> Result<StreamOutput, E
         dash,
         segment_duration: format_segment.or(param_segment).unwrap_or(DEFAULT_SEGMENT),
         variants,
+        auto: auto.then(|| top_vmaf.unwrap_or(AUTO_TOP_VMAF)),
         fps,
         span: p.span()?,
     })
@@ -114,7 +145,9 @@ fn variants(value: &Json) -> Result<Vec<Rung>, Error> {
     let list = value
         .as_array()
         .filter(|l| !l.is_empty())
-        .ok_or_else(|| Error::param(format!("The parameter 'variants' must be a non-empty list of format strings, not {value}.")))?;
+        .ok_or_else(|| {
+            Error::param(format!("The parameter 'variants' must be \"auto\" or a non-empty list of format strings, not {value}."))
+        })?;
     if list.len() > MAX_VARIANTS {
         return Err(Error::param(format!("The parameter 'variants' lists {} renditions; at most {MAX_VARIANTS}.", list.len())));
     }
@@ -187,7 +220,7 @@ pub fn keyframe_interval(segment: f64) -> f64 {
 }
 
 /// The default ladder's rung for one short side: h264 high at crf 23, capped.
-fn default_rung(short: u32, maxrate: u32, landscape: bool) -> VideoSpec {
+pub(crate) fn default_rung(short: u32, maxrate: u32, landscape: bool) -> VideoSpec {
     let option = |k: &str, v: &str| (k.to_string(), v.to_string());
     VideoSpec {
         container: crate::containers::MP4,
@@ -215,7 +248,7 @@ fn default_rung(short: u32, maxrate: u32, landscape: bool) -> VideoSpec {
 
 /// The default ladder for an input: each standard rung up to the input's short side
 /// (never upscaled), or the input's own size when it is below the smallest.
-fn default_ladder(input: &MediaInfo) -> Vec<Rung> {
+pub(crate) fn default_ladder(input: &MediaInfo) -> Vec<Rung> {
     let (w, h) = upright(input, 0);
     let short = w.min(h);
     let landscape = w >= h;
@@ -282,7 +315,8 @@ impl StreamOutput {
                 hls: self.hls.map(|fmp4| HlsPlan { fmp4 }),
                 dash: self.dash,
             }),
-            target_vmaf: None,
+            // A ladder planned from the content: these rungs are its candidates.
+            target_vmaf: self.auto.filter(|_| self.variants.is_none() && input.has_video),
         })
     }
 }

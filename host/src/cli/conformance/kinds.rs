@@ -8,7 +8,10 @@ use serde_json::json;
 use super::{Report, fixtures, judged, timed, twice};
 use crate::config::Limits;
 use crate::plugins::{PluginError, Plugins, StorageTarget};
-use crate::types::{MediaInfo, OutputPlan, OutputType, QualityProbe, QualityStep};
+use crate::types::{LadderProbe, LadderStep, MediaInfo, OutputPlan, OutputType, QualityProbe, QualityStep};
+
+/// The params a package is checked with when it refuses none.
+const PACKAGE: &str = r#"{"hls":{"path":"/hls"}}"#;
 
 /// Every format it provides is checked (bare, and with a part no plugin could mean), and
 /// planned for every fixture input; a plan must pass the host's own plan check.
@@ -16,7 +19,18 @@ pub(super) async fn format(report: &mut Report, plugins: &Arc<Plugins>, provides
     let limits = Limits::default();
     for format in provides {
         let (ms, checked) = timed(plugins.format_check(format, "{}")).await;
-        let Some(kind) = report.call(format!("check {format}"), ms, checked, |t: &OutputType| t.as_str().to_string()) else { continue };
+        let kind = match report.call(format!("check {format}"), ms, checked, |t: &OutputType| t.as_str().to_string()) {
+            Some(kind) => kind,
+            // A package needs somewhere to go (Coconut's `hls` or `dash`).
+            None => {
+                let (ms, checked) = timed(plugins.format_check(format, PACKAGE)).await;
+                let Some(kind) = report.call(format!("check {format} {PACKAGE}"), ms, checked, |t: &OutputType| t.as_str().to_string())
+                else {
+                    continue;
+                };
+                kind
+            }
+        };
         let nonsense = format!("{format}:zz_not_a_part_zz");
         let (ms, refused) = timed(plugins.format_check(&nonsense, "{}")).await;
         match refused {
@@ -27,15 +41,66 @@ pub(super) async fn format(report: &mut Report, plugins: &Arc<Plugins>, provides
             Err(err) => report.row(format!("check {nonsense}"), false, ms, judged(&err).1),
             Ok(_) => report.row(format!("check {nonsense}"), false, ms, "accepted a format part it cannot mean: it must be refused with format_not_valid"),
         }
-        // Pictures are planned with a path the way a job gives them.
-        let params = if kind == OutputType::Image { json!({"path": "thumb_%.2d.jpg"}) } else { json!({}) }.to_string();
-        for (fixture, input) in fixtures() {
-            let check = format!("plan {format} for {fixture}");
-            let Some(plan) = twice(report, check.clone(), || plugins.format_plan(format, &params, &input)).await else { continue };
-            if let Err(why) = crate::media::check_plan(&plan, &limits) {
-                report.row(format!("{check}: host's plan check"), false, 0, why);
-            } else if plan.target_vmaf.is_some() {
-                search(report, plugins, format, &params, &input, &plan, &check).await;
+        // Pictures are planned with a path the way a job gives them; packages also with a
+        // ladder planned from the content, as Coconut's `variants` may ask.
+        let params = match kind {
+            OutputType::Image => vec![json!({"path": "thumb_%.2d.jpg"})],
+            OutputType::Httpstream => vec![json!({"hls": {"path": "/hls"}}), json!({"hls": {"path": "/hls"}, "variants": "auto"})],
+            _ => vec![json!({})],
+        };
+        // The first params are the format's plain use, named by the format alone.
+        for (i, params) in params.iter().map(|p| p.to_string()).enumerate() {
+            for (fixture, input) in fixtures() {
+                let check = if i == 0 { format!("plan {format} for {fixture}") } else { format!("plan {format} {params} for {fixture}") };
+                let Some(plan) = twice(report, check.clone(), || plugins.format_plan(format, &params, &input)).await else { continue };
+                if let Err(why) = crate::media::check_plan(&plan, &limits) {
+                    report.row(format!("{check}: host's plan check"), false, 0, why);
+                } else if plan.target_vmaf.is_some() && plan.packaging.is_some() {
+                    ladder(report, plugins, format, &params, &input, &plan, &check).await;
+                } else if plan.target_vmaf.is_some() {
+                    search(report, plugins, format, &params, &input, &plan, &check).await;
+                }
+            }
+        }
+    }
+}
+
+/// A package planned from the content: its ladder is planned against stand-in
+/// measurements (VMAF falling 1.5 a setting step and with a smaller picture; bits
+/// halving every 6 steps and with the pixels) and must stay within the host's bounds,
+/// every probe and the ladder passing the plan check.
+async fn ladder(report: &mut Report, plugins: &Arc<Plugins>, format: &str, params: &str, input: &MediaInfo, plan: &OutputPlan, check: &str) {
+    let limits = Limits::default();
+    let window = crate::types::TimeRange { offset: 0.0, duration: Some(2.0) };
+    let mut probes: Vec<LadderProbe> = Vec::new();
+    for round in 0..=crate::media::MAX_LADDER_ROUNDS {
+        let name = format!("{check}: plan-ladder round {}", round + 1);
+        let (ms, step) = timed(plugins.format_plan_ladder(format, params, input, &probes)).await;
+        let step = match step {
+            Ok(step) => step,
+            Err(err) => return report.row(name, false, ms, judged(&err).1),
+        };
+        if let Err(why) = crate::media::check_ladder_step(&step, round) {
+            return report.row(name, false, ms, format!("refused by the host: {why}"));
+        }
+        match step {
+            LadderStep::Done(variants) => {
+                let rungs: Vec<String> = variants.iter().map(|v| v.name.clone()).collect();
+                let verdict = crate::media::plan_with_ladder(plan.clone(), variants, &limits)
+                    .map(|_| format!("settled on {rungs:?} after {} probes", probes.len()));
+                return report.row(name, verdict.is_ok(), ms, verdict.unwrap_or_else(|why| format!("settled on a ladder the host refuses: {why}")));
+            }
+            LadderStep::Probe(videos) => {
+                if let Some(why) = videos.iter().find_map(|v| crate::media::ladder_probe_plan(v, &window, &limits).err()) {
+                    return report.row(name, false, ms, format!("asked for a probe the host refuses: {why}"));
+                }
+                report.row(name, true, ms, format!("asked for {} probes", videos.len()));
+                probes.extend(videos.iter().map(|v| {
+                    let (crf, scale) = (f64::from(v.crf.unwrap_or_default()), f64::from(v.width.min(v.height)) / 1080.0);
+                    let vmaf = (100.0 - 1.5 * crf - (1.0 - scale).max(0.0) * 30.0).clamp(0.0, 100.0);
+                    let kbps = 4000.0 * scale * scale * 0.5f64.powf((crf - 23.0) / 6.0);
+                    LadderProbe { width: v.width, height: v.height, crf: crf as f32, vmaf, bitrate_kbps: kbps.max(1.0) as u32 }
+                }));
             }
         }
     }

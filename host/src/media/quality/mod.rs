@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use super::MediaError;
 use super::decode_limits::DecodeLimits;
 
-pub use scores::{Quality, QualityReport, TargetSearch, VariantQuality};
+pub use scores::{LadderReport, LadderRung, Quality, QualityReport, TargetSearch, VariantQuality};
 
 /// A quality metric an output can ask for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -14,14 +14,49 @@ use super::{Metric, QualityTarget};
 #[serde(untagged)]
 pub enum QualityReport {
     Measured(Quality),
-    /// An adaptive-streaming package: each video rung's quality.
-    Variants {
-        variants: Vec<VariantQuality>,
-    },
     NotMeasured {
         /// Why the output was not measured (the output itself is fine).
         error: String,
     },
+    /// An adaptive-streaming package: each video rung's quality, when it asked for
+    /// metrics, and how its ladder was planned, when it was planned from the content.
+    Variants {
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        variants: Vec<VariantQuality>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ladder: Option<LadderReport>,
+    },
+}
+
+/// How a ladder was planned from the content (`"variants": "auto"`): the candidate
+/// rungs its format plugin asked to probe, measured on samples of the input, and the
+/// rungs it kept.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct LadderReport {
+    /// The VMAF the top rung aimed at.
+    pub vmaf: f32,
+    /// The rungs kept, top first, each with what its samples measured.
+    pub rungs: Vec<LadderRung>,
+    /// Every probe, in order.
+    pub probes: Vec<crate::types::LadderProbe>,
+    /// Samples a probe encodes, and their length in seconds.
+    pub samples: usize,
+    pub sample_seconds: f64,
+}
+
+/// One rung of a ladder planned from the content.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct LadderRung {
+    /// The rung's name, as in the package's paths (`720p`).
+    pub name: String,
+    pub width: u32,
+    pub height: u32,
+    /// Its constant-quality setting and bit-rate ceiling (kbit/s).
+    pub crf: Option<f32>,
+    pub maxrate_kbps: Option<u32>,
+    /// What its samples measured at exactly this setting (none if it was not probed).
+    pub vmaf: Option<f64>,
+    pub bitrate_kbps: Option<u32>,
 }
 
 /// One rung of a package and its quality, or why it has none.

@@ -4,8 +4,8 @@
 //! file-writing misdeeds aim at, so a test can tell that nothing was written there.
 
 use copra_sdk::format::{
-    AudioPlan, Fit, Format, HlsPlan, ImagePlan, MediaInfo, OutputPlan, OutputType, QualityProbe, QualityStep, StreamPlan, VariantPlan,
-    VideoPlan,
+    AudioPlan, Fit, Format, HlsPlan, ImagePlan, LadderProbe, LadderStep, MediaInfo, OutputPlan, OutputType, QualityProbe, QualityStep,
+    StreamPlan, VariantPlan, VideoPlan,
 };
 use copra_sdk::{Error, Json};
 
@@ -27,6 +27,12 @@ const FORMATS: &[(&str, OutputType)] = &[
     ("manyprobes", OutputType::Video),
     // A target quality whose search never settles.
     ("endlessprobes", OutputType::Video),
+    // A ladder planned from the content that asks for 10,000 probe encodes at once.
+    ("manyladderprobes", OutputType::Httpstream),
+    // A ladder planned from the content whose probe is a giant picture.
+    ("giantladderprobe", OutputType::Httpstream),
+    // A ladder planned from the content that settles on 1,000 rungs.
+    ("manyladderrungs", OutputType::Httpstream),
 ];
 
 fn name(format: &str) -> &str {
@@ -55,6 +61,22 @@ fn video() -> VideoPlan {
 
 fn audio() -> AudioPlan {
     AudioPlan { codec: "aac".into(), bitrate_kbps: 96, sample_rate: 44100, channels: 2 }
+}
+
+/// An HLS package with no variants yet.
+fn stream() -> OutputPlan {
+    OutputPlan {
+        output_type: OutputType::Httpstream,
+        container: "httpstream".into(),
+        extension: "m3u8".into(),
+        mime_type: "application/vnd.apple.mpegurl".into(),
+        video: None,
+        audio: None,
+        range: None,
+        image: None,
+        packaging: None,
+        target_vmaf: None,
+    }
 }
 
 /// A small, valid MP4 plan.
@@ -113,6 +135,16 @@ fn plan(format: &str, params: &Json, _input: &MediaInfo) -> Result<OutputPlan, E
         }),
         "badfps" => mp4(VideoPlan { fps: Some(f64::NAN), ..video() }),
         "hugefps" => mp4(VideoPlan { fps: Some(1e6), ..video() }),
+        "manyladderprobes" | "giantladderprobe" | "manyladderrungs" => OutputPlan {
+            target_vmaf: Some(95.0),
+            packaging: Some(StreamPlan {
+                variants: vec![VariantPlan { name: "240p".into(), video: Some(VideoPlan { keyframe_interval: Some(2.0), ..video() }), audio: None }],
+                segment_duration: 4.0,
+                hls: Some(HlsPlan { fmp4: false }),
+                dash: false,
+            }),
+            ..stream()
+        },
         "manyvariants" => OutputPlan {
             output_type: OutputType::Httpstream,
             container: "httpstream".into(),
@@ -166,6 +198,17 @@ impl Format for Hostile {
             "manyprobes" => QualityStep::Probe(vec![28.0; 10_000]),
             // One new setting a round, for ever.
             _ => QualityStep::Probe(vec![20.0 + probes.len() as f32]),
+        })
+    }
+
+    fn plan_ladder(format: &str, _params: &Json, _input: &MediaInfo, probes: &[LadderProbe]) -> Result<LadderStep, Error> {
+        let rung = |i: usize| VariantPlan { name: format!("r{i}"), video: Some(VideoPlan { keyframe_interval: Some(2.0), ..video() }), audio: None };
+        Ok(match name(format) {
+            "manyladderprobes" => LadderStep::Probe(vec![video(); 10_000]),
+            "giantladderprobe" => LadderStep::Probe(vec![VideoPlan { width: 100_000, height: 100_000, ..video() }]),
+            // One honest round of probes, then a ladder far past the host's bound.
+            _ if probes.is_empty() => LadderStep::Probe(vec![video()]),
+            _ => LadderStep::Done((0..1000).map(rung).collect()),
         })
     }
 }
