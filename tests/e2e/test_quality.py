@@ -185,7 +185,7 @@ def test_output_completed_carries_the_scores_and_an_output_can_opt_out(shared_co
     ({}, {"mp4:640x_3000k::vmaf=93": {"path": "/a.mp4"}}, "format_not_valid"),
     ({}, {"mp4:640x::vmaf=120": {"path": "/a.mp4"}}, "format_not_valid"),
     ({}, {"mp4:640x::vmaf=93,maxrate=900k": {"path": "/a.mp4"}}, "format_not_valid"),
-    ({}, {"httpstream": {"hls": {"path": "/h"}, "variants": ["mp4:360p::vmaf=93"]}}, "output_param_not_valid"),
+    ({}, {"httpstream": {"hls": {"path": "/h"}, "variants": ["mp4:360p_800k::vmaf=93"]}}, "output_param_not_valid"),
 ])
 def test_unknown_metrics_and_bad_targets_are_refused(shared_copra, media_server, settings, outputs, code):
     r = shared_copra.post_job({"input": {"url": f"{media_server}/input.mp4"}, "storage": {"service": "local"},

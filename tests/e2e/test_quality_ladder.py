@@ -11,7 +11,8 @@ the same package:
 - both manifests are valid (HLS by `m3u8`, with BANDWIDTH the measured peak; the MPD by
   its schema's elements) and list exactly the planned rungs;
 - the metadata holds each rung's setting, ceiling and measured VMAF and bit rate, and
-  every probe."""
+  every probe;
+- explicit rungs with their own `vmaf=` each land within 1.5 of it."""
 
 import json
 import subprocess
@@ -138,6 +139,24 @@ def test_a_complex_clip_keeps_its_top_rung_high(shared_copra, s3, clips, tmp_pat
     theirs = independent_vmaf(rung_as_mp4(auto, top["name"], tmp_path), source, tmp_path)
     print("complex:", [(r["name"], r["crf"], r["vmaf"], r["bitrate_kbps"]) for r in ladder["rungs"]], f"top {theirs:.2f}")
     assert theirs >= 90, (theirs, top)
+
+
+def test_rungs_with_their_own_target_land_on_it(shared_copra, s3, clips, tmp_path):
+    """Explicit variants with `vmaf=` per rung: each such rung's setting is searched on
+    the samples, and each lands within 1.5 of its own target as the independent libvmaf
+    measures it; a rung without one keeps its setting."""
+    source, url = clips["complex"]
+    targets = {"720p": 93, "480p": 80}
+    variants = [f"mp4:{name}::vmaf={vmaf}" for name, vmaf in targets.items()] + ["mp4:360p"]
+    pkg = run_package(shared_copra, s3, url, {"hls": {"path": "/hls"}, "variants": variants}, tmp_path, timeout=300)
+    ladder = ladder_of(shared_copra, pkg)
+    by_name = {r["name"]: r for r in ladder["rungs"]}
+    assert list(by_name) == ["720p", "480p", "360p"] and ladder["vmaf"] == 93, ladder
+    assert by_name["360p"]["crf"] == 23, by_name["360p"]
+    for name, vmaf in targets.items():
+        theirs = independent_vmaf(rung_as_mp4(pkg, name, tmp_path), source, tmp_path)
+        print(name, by_name[name], f"independent {theirs:.2f}")
+        assert abs(theirs - vmaf) <= 1.5, (name, theirs, by_name[name])
 
 
 @pytest.mark.parametrize("format, params, code, needle", [

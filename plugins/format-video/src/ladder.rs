@@ -19,10 +19,10 @@
 //! them, in the order asked), so it holds no state between calls.
 
 use copra_sdk::Error;
-use copra_sdk::format::{LadderProbe, LadderStep, MediaInfo, VariantPlan, VideoPlan};
+use copra_sdk::format::{LadderProbe, LadderStep, MediaInfo, QualityProbe, QualityStep, VariantPlan, VideoPlan};
 
-use crate::stream::StreamOutput;
-use crate::{Output, parse};
+use crate::stream::{self, StreamOutput};
+use crate::{Output, parse, search};
 
 /// The two settings every candidate size is probed at.
 const GRID: [f32; 2] = [20.0, 30.0];
@@ -46,6 +46,8 @@ const MAX_RUNGS: usize = 6;
 const VERIFY_ROUNDS: usize = 2;
 /// A rung's bit-rate ceiling, as a multiple of its samples' mean.
 const PEAK: f64 = 2.0;
+/// Rounds of probes for rungs with their own `vmaf=` (the host allows 3).
+const SEARCH_ROUNDS: usize = 3;
 
 /// The next step for package `format` given the probes so far.
 pub fn plan_ladder(format: &str, params: &copra_sdk::Json, input: &MediaInfo, probes: &[LadderProbe]) -> Result<LadderStep, Error> {
@@ -53,10 +55,75 @@ pub fn plan_ladder(format: &str, params: &copra_sdk::Json, input: &MediaInfo, pr
         return Err(Error::format(format!("The format '{format}' is not a package; it has no ladder to plan.")));
     };
     let Some(target) = stream.auto else {
-        return Err(Error::format(format!("The package '{format}' has its own variants; there is no ladder to plan.")));
+        return rung_targets(format, &stream, input, probes);
     };
     let candidates = candidates(&stream, input)?;
     Ok(replay(f64::from(target), &candidates, probes))
+}
+
+/// Explicit variants whose rungs carry their own `vmaf=`: each such rung's setting is
+/// searched as a target-quality output's is (`search::next`), all rungs in the same
+/// rounds; rungs of one size share their probes (the same encode at the same setting).
+fn rung_targets(format: &str, stream: &StreamOutput, input: &MediaInfo, probes: &[LadderProbe]) -> Result<LadderStep, Error> {
+    let plan = stream.plan(input)?;
+    let mut variants = plan.packaging.map(|p| p.variants).unwrap_or_default();
+    let rungs = stream.variants.as_deref().unwrap_or_default();
+    // (variant index, target, codec, its plan's setting)
+    let mut targets = Vec::new();
+    for (i, (rung, variant)) in rungs.iter().zip(&variants).enumerate() {
+        if let (stream::Rung::Video(spec), Some(video)) = (rung, &variant.video)
+            && let (Some(vmaf), Some(crf)) = (spec.vmaf, video.crf)
+        {
+            targets.push((i, f64::from(vmaf), spec.encoding.codec, crf));
+        }
+    }
+    if targets.is_empty() {
+        return Err(Error::format(format!("The package '{format}' has its own variants and none with vmaf=; there is no ladder to plan.")));
+    }
+    let (mut known, mut round) = (0, 0);
+    loop {
+        let mut asked: Vec<VideoPlan> = Vec::new();
+        let mut settled: Vec<(usize, f32)> = Vec::new();
+        for &(i, target, codec, start) in &targets {
+            let Some(video) = variants[i].video.as_ref() else { continue };
+            let mine: Vec<QualityProbe> = probes[..known]
+                .iter()
+                .filter(|p| p.width == video.width && p.height == video.height)
+                .map(|p| QualityProbe { crf: p.crf, vmaf: p.vmaf, bitrate_kbps: p.bitrate_kbps })
+                .collect();
+            match search::next(target, codec, start, &mine) {
+                QualityStep::Done(crf) => settled.push((i, crf)),
+                QualityStep::Probe(settings) if round < SEARCH_ROUNDS => {
+                    for crf in settings {
+                        let same = |v: &VideoPlan| v.width == video.width && v.height == video.height && v.crf == Some(crf);
+                        if !asked.iter().any(same) {
+                            asked.push(probe_plan(video, crf));
+                        }
+                    }
+                }
+                // The rounds are spent: the highest setting measured to reach the target,
+                // else the one that came closest.
+                QualityStep::Probe(_) => {
+                    let reaching = mine.iter().filter(|p| p.vmaf >= target).map(|p| p.crf).reduce(f32::max);
+                    let closest = mine.iter().map(|p| p.crf).reduce(f32::min);
+                    settled.push((i, reaching.or(closest).unwrap_or(start)));
+                }
+            }
+        }
+        if asked.is_empty() {
+            for (i, crf) in settled {
+                if let Some(video) = variants[i].video.as_mut() {
+                    video.crf = Some(crf);
+                }
+            }
+            return Ok(LadderStep::Done(variants));
+        }
+        if known + asked.len() > probes.len() {
+            return Ok(LadderStep::Probe(asked));
+        }
+        known += asked.len();
+        round += 1;
+    }
 }
 
 /// The candidate rungs: the default ladder's, as the package would encode them.
@@ -340,9 +407,39 @@ mod tests {
     }
 
     #[test]
+    fn rungs_with_their_own_target_are_searched_together() {
+        let params = json!({"hls": {"path": "/h"}, "variants": ["mp4:1080p::vmaf=93", "mp4:720p::vmaf=90", "mp4:360p", "aac:64k"]});
+        let info = input(1920, 1080, 0);
+        let plan = crate::plan("httpstream", &params, &info).unwrap();
+        assert_eq!(plan.target_vmaf, Some(93.0), "the highest rung target");
+        let mut probes = Vec::new();
+        let mut rounds = 0;
+        let variants = loop {
+            match plan_ladder("httpstream", &params, &info, &probes).unwrap() {
+                LadderStep::Done(v) => break v,
+                LadderStep::Probe(plans) => {
+                    rounds += 1;
+                    assert!(rounds <= 3 && plans.len() <= 12, "{rounds} rounds, {} probes", plans.len());
+                    assert!(plans.iter().all(|p| p.height != 360), "a rung without vmaf= is not searched");
+                    probes.extend(measure(&plans, 1.0));
+                }
+            }
+        };
+        assert_eq!(variants.len(), 4, "the rungs asked for, no more");
+        let at = |h: u32| {
+            let v = variants.iter().find_map(|v| v.video.as_ref().filter(|x| x.height == h)).unwrap();
+            probes.iter().find(|p| p.height == h && Some(p.crf) == v.crf).map(|p| p.vmaf)
+        };
+        assert!((at(1080).unwrap() - 93.0).abs() <= 1.5, "{:?}", at(1080));
+        assert!((at(720).unwrap() - 90.0).abs() <= 1.5, "{:?}", at(720));
+        assert_eq!(variants[2].video.as_ref().unwrap().crf, Some(23.0), "360p keeps its setting");
+    }
+
+    #[test]
     fn only_auto_packages_have_a_ladder_to_plan() {
         let fixed = json!({"hls": {"path": "/h"}, "variants": ["mp4:720p"]});
         assert!(plan_ladder("httpstream", &fixed, &input(1920, 1080, 0), &[]).is_err());
+        assert_eq!(crate::plan("httpstream", &fixed, &input(1920, 1080, 0)).unwrap().target_vmaf, None);
         assert!(plan_ladder("mp4:720p", &json!({}), &input(1920, 1080, 0), &[]).is_err());
         assert!(crate::check("httpstream:::vmaf=93", &fixed).is_err(), "vmaf= needs auto");
         assert!(crate::check("httpstream:::vmaf=120", &auto()).is_err());

@@ -39,8 +39,8 @@ pub fn search(format: &str, params: &copra_sdk::Json, input: &MediaInfo, probes:
     Ok(next(f64::from(target), spec.encoding.codec, start, probes))
 }
 
-/// The search itself, on plain numbers.
-fn next(target: f64, codec: VideoCodec, start: f32, probes: &[QualityProbe]) -> QualityStep {
+/// The search itself, on plain numbers (also each ladder rung's with its own `vmaf=`).
+pub(crate) fn next(target: f64, codec: VideoCodec, start: f32, probes: &[QualityProbe]) -> QualityStep {
     let (lo, hi) = codec.crf_range();
     let (lo, hi) = (f32::from(lo), f32::from(hi));
     let step = if matches!(codec, VideoCodec::H264 | VideoCodec::Hevc) { 0.25 } else { 1.0 };

@@ -161,8 +161,7 @@ fn variants(value: &Json) -> Result<Vec<Rung>, Error> {
 
 /// Option keys of a rung: the ladder owns the keyframes.
 fn rung_keys() -> Vec<&'static str> {
-    // Ladders own the keyframes; a rung's target quality is not searched yet.
-    KEYS.iter().copied().filter(|k| !matches!(*k, "gop" | "keyint" | "keyframe_interval" | "vmaf")).collect()
+    KEYS.iter().copied().filter(|k| !matches!(*k, "gop" | "keyint" | "keyframe_interval")).collect()
 }
 
 /// One variant: an mp4 or mpegts video (h264 or hevc, aac or no audio), or `aac:...`.
@@ -315,9 +314,17 @@ impl StreamOutput {
                 hls: self.hls.map(|fmp4| HlsPlan { fmp4 }),
                 dash: self.dash,
             }),
-            // A ladder planned from the content: these rungs are its candidates.
-            target_vmaf: self.auto.filter(|_| self.variants.is_none() && input.has_video),
+            // A ladder planned from the content (these rungs are its candidates), or rungs
+            // with their own `vmaf=` (the highest is the package's).
+            target_vmaf: if input.has_video { self.auto.filter(|_| self.variants.is_none()).or(self.rung_targets()) } else { None },
         })
+    }
+}
+
+impl StreamOutput {
+    /// The highest `vmaf=` of the rungs that have one.
+    fn rung_targets(&self) -> Option<f32> {
+        self.variants.iter().flatten().filter_map(|r| if let Rung::Video(spec) = r { spec.vmaf } else { None }).reduce(f32::max)
     }
 }
 
