@@ -389,3 +389,30 @@ def test_the_job_page_charts_each_outputs_vmaf(copra, browser, media_server, tmp
         assert ys.index(max(ys)) == vmaf["series"].index(min(vmaf["series"]))
     shots(page, "08-quality-charts")
     assert csp_violations(problems) == [], problems
+
+
+def test_the_job_page_draws_a_planned_ladder(copra, browser, media_server, tmp_path):
+    """A package whose ladder was planned from the content: its page draws every probe
+    (VMAF over bit rate) and marks each rung kept, with the metadata's figures."""
+    shots = Shots(tmp_path)
+    problems = []
+    created = copra.post_job({"input": {"url": f"{media_server}/input.mp4"}, "storage": {"service": "local", "path": "/ladder"},
+                              "outputs": {"httpstream": {"hls": {"path": "hls"}, "variants": "auto"}}})
+    assert created.status_code == 201, created.text
+    job_id = created.json()["id"]
+    final = copra.wait_job(job_id, timeout=240)
+    assert final["status"] == "job.completed", final
+    metadata = requests.get(f"{copra.url}/v2/metadata/jobs/{job_id}", auth=(KEY_A, ""), timeout=10).json()
+    ladder = metadata["httpstream"]["quality"]["ladder"]
+    page = open_page(browser, f"{copra.url}/", problems)
+    page.get_by_label("API key").fill(KEY_A)
+    page.get_by_role("button", name="Log in").click()
+    playwright_api.expect(page.get_by_role("heading", name="Jobs")).to_be_visible()
+    page.locator(f"#jobs-table tr[data-job-id='{job_id}']").get_by_role("link", name=job_id).click()
+    chart = page.locator("svg[data-chart='ladder'][data-output='httpstream']")
+    playwright_api.expect(chart).to_be_visible(timeout=30 * MS)
+    assert chart.locator("circle[data-probe]").count() == len(ladder["probes"]) > 0
+    assert [g.get_attribute("data-rung") for g in chart.locator("g[data-rung]").all()] == [r["name"] for r in ladder["rungs"]]
+    assert f"{len(ladder['rungs'])} rungs planned from {len(ladder['probes'])} probes" in chart.get_attribute("aria-label")
+    shots(page, "11-ladder-chart")
+    assert csp_violations(problems) == [], problems
