@@ -62,7 +62,7 @@ pub(super) fn targets(
         return Err("quality is measured for video outputs only".into());
     }
     let offset = plan.range.as_ref().map_or(0.0, |r| r.offset);
-    let target = |file: PathBuf, per_frame: Option<PathBuf>| QualityTarget { file, offset, metrics: metrics.to_vec(), per_frame };
+    let target = |file: PathBuf, per_frame: Option<PathBuf>| QualityTarget { file, offset, metrics: metrics.to_vec(), per_frame, subsample: 1 };
     match (produced, &plan.packaging) {
         (Produced::File, _) => Ok(vec![(None, target(path.to_path_buf(), per_frame.then(|| csv_path(path))))]),
         (Produced::Package(_), Some(stream)) => {

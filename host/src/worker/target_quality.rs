@@ -19,6 +19,9 @@ use crate::types::{MediaInfo, OutputPlan, QualityProbe, QualityStep, TimeRange};
 
 /// Seconds of each sample.
 pub(super) const SAMPLE_SECS: f64 = 2.0;
+/// The probes' VMAF is scored on every this-many frames (motion on all of them): a
+/// sample's mean is what the search needs, and scoring is most of its cost.
+const PROBE_SUBSAMPLE: u32 = 3;
 
 /// Why a search ended without a setting (or a ladder); each a sentence for the output's
 /// error.
@@ -118,6 +121,7 @@ impl JobRun<'_> {
                 offset: t.plan.range.as_ref().map_or(0.0, |r| r.offset),
                 metrics: vec![Metric::Vmaf],
                 per_frame: None,
+                subsample: PROBE_SUBSAMPLE,
             })
             .collect();
         let results = self.measure_targets(input, &measure).await.map_err(|e| SearchError::Samples(e.to_string()))?;

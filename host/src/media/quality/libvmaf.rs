@@ -102,11 +102,11 @@ impl Scorer {
     /// A scorer of `features` on pictures of `layout`, extracting on `threads` threads
     /// (0: on the calling thread). At most a few pairs are in flight: [`Self::push`]
     /// waits for a free picture, so a fast decoder never piles frames up in memory.
-    pub fn new(features: &Features, layout: Layout, threads: u32) -> Result<Scorer, VmafError> {
+    pub fn new(features: &Features, layout: Layout, threads: u32, subsample: u32) -> Result<Scorer, VmafError> {
         let config = sys::VmafConfiguration {
             log_level: sys::VmafLogLevel_VMAF_LOG_LEVEL_NONE,
             n_threads: threads,
-            n_subsample: 1,
+            n_subsample: subsample.max(1),
             cpumask: 0,
             gpumask: 0,
         };

@@ -58,6 +58,15 @@ pub struct QualityTarget {
     pub metrics: Vec<Metric>,
     /// Where the per-frame scores go, as CSV, when the output asked for them.
     pub per_frame: Option<PathBuf>,
+    /// Score every this-many frames (libvmaf's `n_subsample`; motion still sees every
+    /// frame). Outputs are scored on every frame (1); the probes of a search, which
+    /// only need their mean, on fewer.
+    #[serde(default = "every_frame")]
+    pub subsample: u32,
+}
+
+fn every_frame() -> u32 {
+    1
 }
 
 /// Measure every target against `reference` (the job's input), decoding it once.

@@ -120,7 +120,7 @@ impl Lane {
             psnr: target.metrics.contains(&Metric::Psnr),
             ssim: target.metrics.contains(&Metric::Ssim),
         };
-        let scorer = Scorer::new(&features, layout, threads).map_err(|e| MediaError::Quality(e.to_string()))?;
+        let scorer = Scorer::new(&features, layout, threads, target.subsample).map_err(|e| MediaError::Quality(e.to_string()))?;
         Ok(Lane {
             demuxer,
             queue: VecDeque::new(),

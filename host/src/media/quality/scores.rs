@@ -159,7 +159,8 @@ pub(super) fn collect(scorer: &mut Scorer, target: &QualityTarget, model: &str, 
     let frames = scorer.frames();
     let wants = |m| target.metrics.contains(&m);
     let mut rows: Vec<Row> = Vec::with_capacity(frames as usize);
-    for index in 0..frames {
+    // Only the frames scored have scores (every one but for a subsampled probe).
+    for index in (0..frames).step_by(target.subsample.max(1) as usize) {
         let mut row = Row::default();
         if wants(Metric::Vmaf) {
             row.vmaf = Some(scorer.vmaf_at(index)?);
