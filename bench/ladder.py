@@ -21,14 +21,14 @@ import requests
 from common import KEY, compare, copra, workdir
 
 CLIPS = {
-    "simple": "testsrc=size=1920x1080:rate=30",
-    "medium": "testsrc2=size=1920x1080:rate=30",
-    "complex": "testsrc2=size=1920x1080:rate=30,noise=alls=12:allf=t+u",
+    "simple": "testsrc=size=1920x1080:rate=30:duration={d}",
+    "medium": "testsrc2=size=1920x1080:rate=30:duration={d}",
+    "complex": "testsrc2=size=1920x1080:rate=30:duration={d},noise=alls=12:allf=t+u",
 }
 
 
 def clip(path: Path, graph: str, seconds: int) -> Path:
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"{graph}:duration={seconds}",
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", graph.format(d=seconds),
                     "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}",
                     "-c:v", "libx264", "-preset", "veryfast", "-crf", "8", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest",
                     str(path)], check=True)

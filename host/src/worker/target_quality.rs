@@ -110,10 +110,12 @@ impl JobRun<'_> {
         }
         // The samples' own events are not the job's: nobody reads them.
         let (events, _unread) = mpsc::unbounded_channel();
-        let encoding = self.activity.encoding();
-        let encoded = self.worker.engine.transcode(&self.lease.job_id, input, &targets, cancel, &events).await;
-        drop(encoding);
-        encoded.map_err(|e| SearchError::Samples(e.to_string()))?;
+        for batch in batches(info, &targets, self.worker.config.limits.max_job_memory) {
+            let encoding = self.activity.encoding();
+            let encoded = self.worker.engine.transcode(&self.lease.job_id, input, batch, cancel, &events).await;
+            drop(encoding);
+            encoded.map_err(|e| SearchError::Samples(e.to_string()))?;
+        }
         let measure: Vec<QualityTarget> = targets
             .iter()
             .map(|t| QualityTarget {
@@ -143,6 +145,26 @@ impl JobRun<'_> {
         let _ = tokio::fs::remove_dir_all(&dir).await;
         Ok(per_setting)
     }
+}
+
+/// The probes of a round in as few encodes as fit in the job's memory limit by the
+/// engine's estimate, as the job's own outputs are held to it (a round of 1080p probes
+/// at once would not fit): each batch is one decode of the input.
+fn batches<'a>(info: &MediaInfo, targets: &'a [OutputTarget], max_memory: u64) -> Vec<&'a [OutputTarget]> {
+    let budget = max_memory;
+    let mut batches = Vec::new();
+    let mut start = 0;
+    for end in 1..=targets.len() {
+        let plans: Vec<OutputPlan> = targets[start..end].iter().map(|t| t.plan.clone()).collect();
+        if end - start > 1 && media::memory_estimate(info, &plans) > budget {
+            batches.push(&targets[start..end - 1]);
+            start = end - 1;
+        }
+    }
+    if start < targets.len() {
+        batches.push(&targets[start..]);
+    }
+    batches
 }
 
 /// `plan` at setting `crf` (a sample's: video only, over `window`), held to the plan
@@ -178,6 +200,35 @@ pub(super) fn sample_windows(range: Option<&TimeRange>, duration: f64) -> Vec<Ti
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_round_of_large_probes_is_encoded_in_batches_that_fit_the_memory() {
+        let info = MediaInfo { width: 1920, height: 1080, duration: 10.0, fps: 30.0, has_video: true, ..Default::default() };
+        let window = TimeRange { offset: 0.0, duration: Some(2.0) };
+        let limits = Limits::default();
+        let targets: Vec<OutputTarget> = (0..12)
+            .map(|i| OutputTarget {
+                plan: media::ladder_probe_plan(&crate::media::test_fixtures::h264(1920, 1080, 20.0 + i as f32, "medium"), &window, &limits).unwrap(),
+                path: PathBuf::from(format!("p{i}.mp4")),
+            })
+            .collect();
+        let all: Vec<OutputPlan> = targets.iter().map(|t| t.plan.clone()).collect();
+        assert!(media::memory_estimate(&info, &all) > limits.max_job_memory, "twelve 1080p encodes at once do not fit");
+        let large = batches(&info, &targets, limits.max_job_memory);
+        assert!(large.len() > 1 && large.iter().map(|b| b.len()).sum::<usize>() == 12, "{:?}", large.iter().map(|b| b.len()).collect::<Vec<_>>());
+        for batch in &large {
+            let plans: Vec<OutputPlan> = batch.iter().map(|t| t.plan.clone()).collect();
+            assert!(batch.len() == 1 || media::memory_estimate(&info, &plans) <= limits.max_job_memory);
+        }
+        // Small probes go together.
+        let small: Vec<OutputTarget> = (0..4)
+            .map(|i| OutputTarget {
+                plan: media::ladder_probe_plan(&crate::media::test_fixtures::h264(640, 360, 20.0 + i as f32, "medium"), &window, &limits).unwrap(),
+                path: PathBuf::from(format!("s{i}.mp4")),
+            })
+            .collect();
+        assert_eq!(batches(&info, &small, limits.max_job_memory).len(), 1);
+    }
 
     #[test]
     fn samples_spread_over_the_output() {

@@ -9,7 +9,9 @@
 //! - the top rung is the cheapest point of any size that reaches the target (95, or
 //!   `vmaf=`); when no size reaches it, the knee of the largest;
 //! - each rung below asks for about 1/1.8 of the bit rate of the one above and takes
-//!   the size that shows the most quality there: the convex hull of the curves;
+//!   the smaller size that shows the most quality there: the convex hull of the curves
+//!   (one rung a size, so a ladder never costs the engine more memory than the default
+//!   ladder of the same input);
 //! - a rung that adds less than 1 VMAF over the one below it is dropped, and the ladder
 //!   stops under 40 VMAF or 100 kbit/s;
 //! - the chosen points are then probed themselves, so that each rung's figures are
@@ -254,7 +256,7 @@ fn choose(target: f64, candidates: &[VariantPlan], probes: &[LadderProbe]) -> Ve
         // Each size at the setting that fits the bit rate; the one that shows most.
         let next = curves
             .iter()
-            .filter(|c| c.video.width * c.video.height <= above)
+            .filter(|c| c.video.width * c.video.height < above)
             .filter_map(|c| Curve::settings().rev().find(|crf| c.at(f64::from(*crf)).1.exp() <= ask).map(|crf| rung(c, crf)))
             .max_by(|a, b| a.vmaf.total_cmp(&b.vmaf));
         let Some(next) = next else { break };
