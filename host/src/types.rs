@@ -109,6 +109,43 @@ pub struct AudioPlan {
     pub bitrate_kbps: u32,
     pub sample_rate: u32,
     pub channels: u32,
+    /// Normalize (or only measure) the loudness of this audio.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loudness: Option<LoudnessPlan>,
+}
+
+/// Loudness normalization to EBU R128 / ITU-R BS.1770-4, as a format plugin planned it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoudnessPlan {
+    /// Target integrated loudness, LUFS.
+    pub integrated: f64,
+    /// Highest true peak allowed, dBTP.
+    pub true_peak: f64,
+    /// Loudness range the target allows, LU (reported against; a linear gain keeps the
+    /// input's range).
+    pub lra: f64,
+    /// Only measure; the audio is encoded as without it.
+    pub measure_only: bool,
+    /// What the host measured of the input's audio (this part of it, at this plan's
+    /// channels) before the encode: set by the worker, never by a plugin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<Loudness>,
+    /// The same audio measured again through the gain and the limiter, when the gain
+    /// needs the limiter: what the limiter takes off is made up in the gain. Set by the
+    /// worker, never by a plugin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limited: Option<Loudness>,
+}
+
+/// A loudness measurement (ITU-R BS.1770-4, EBU R128 gating).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Loudness {
+    /// Integrated loudness, LUFS (-70 for silence).
+    pub integrated: f64,
+    /// Loudness range, LU.
+    pub lra: f64,
+    /// Highest true peak of any channel, dBTP.
+    pub true_peak: f64,
 }
 
 /// A part of the input's timeline, in seconds.

@@ -289,7 +289,7 @@ impl Format for PLUGIN_TYPE {
                 rotate: 0,
                 tone_map: false,
             }),
-            audio: input.has_audio.then(|| AudioPlan { codec: "aac".into(), bitrate_kbps: 128, sample_rate: 44100, channels: 2 }),
+            audio: input.has_audio.then(|| AudioPlan { codec: "aac".into(), bitrate_kbps: 128, sample_rate: 44100, channels: 2, loudness: None }),
             range: None,
             image: None,
             packaging: None,

@@ -120,6 +120,16 @@ fn run(call: Call, limits: &DecodeLimits, out: &Out) -> Result<Outcome, String> 
                 .map(|results| Outcome::Measured { results: results.into_iter().map(|r| r.map_err(|e| e.to_string())).collect() })
                 .map_err(text)
         }
+        Call::Loudness { input, requests } => {
+            let progress = {
+                let out = out.clone();
+                move |fraction: f64| out.send(&Report::Progress { fraction })
+            };
+            media::measure_loudness(&input, &requests, limits, &progress)
+                .map(|results| Outcome::Loudness { results: results.into_iter().map(|r| r.map_err(text)).collect() })
+                .map_err(text)
+        }
+        Call::OutputLoudness { file } => Ok(Outcome::Loudness { results: vec![media::measure_output_loudness(&file, limits).map_err(text)] }),
         Call::SelfCheck { .. } => Err("a self-check is answered before any call".into()),
     }
 }

@@ -31,8 +31,8 @@ pub use error::EngineError;
 pub use process::Engine;
 pub use self_check::Check;
 
-use crate::media::{ChunkRange, OutputTarget, Package, Produced, Quality, QualityTarget};
-use crate::types::{AudioPlan, MediaInfo, StreamPlan, VideoPlan};
+use crate::media::{ChunkRange, LoudnessRequest, OutputTarget, Package, Produced, Quality, QualityTarget};
+use crate::types::{AudioPlan, Loudness, MediaInfo, StreamPlan, VideoPlan};
 use process::Access;
 use protocol::{Call, Outcome, Report};
 
@@ -148,6 +148,43 @@ impl Engine {
         }
     }
 
+    /// The loudness of each request's part of `input`'s audio, from one decode of it;
+    /// `progress` sees the share of the input read.
+    pub async fn loudness(
+        &self,
+        label: &str,
+        input: &Path,
+        requests: &[LoudnessRequest],
+        progress: &mut (dyn FnMut(f64) + Send),
+    ) -> Result<Vec<Result<Loudness, String>>, EngineError> {
+        let access = Access { reads: vec![input.to_path_buf()], writes: Vec::new() };
+        let call = Call::Loudness { input: input.to_path_buf(), requests: requests.to_vec() };
+        let mut on_report = |report: Report| -> Result<(), String> {
+            if let Report::Progress { fraction } = report {
+                progress(fraction.clamp(0.0, 1.0));
+            }
+            Ok(())
+        };
+        match self.run(label, call, access, None, &mut on_report).await? {
+            Outcome::Loudness { results } if results.len() == requests.len() => results.into_iter().map(checked_loudness).collect(),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// The loudness of a file the engine made: a file, or a package's media playlist
+    /// (read with its directory, where its segments are).
+    pub async fn output_loudness(&self, label: &str, file: &Path) -> Result<Loudness, String> {
+        let dir = file.parent().map_or_else(|| file.to_path_buf(), Path::to_path_buf);
+        let access = Access { reads: vec![dir], writes: Vec::new() };
+        let call = Call::OutputLoudness { file: file.to_path_buf() };
+        match self.run(label, call, access, None, &mut no_reports).await.map_err(|e| e.to_string())? {
+            Outcome::Loudness { results } if results.len() == 1 => {
+                checked_loudness(results.into_iter().next().unwrap_or_else(|| Err("no answer".into()))).map_err(|e| e.to_string())?
+            }
+            other => Err(unexpected(&other).to_string()),
+        }
+    }
+
     /// Where an ultrafast job's chunks start, aligned to the outputs' GOP grids.
     pub async fn chunk_ranges(&self, label: &str, input: &Path, chunk_secs: f64, grids: &[f64]) -> Result<Vec<ChunkRange>, EngineError> {
         let access = Access { reads: vec![input.to_path_buf()], writes: Vec::new() };
@@ -248,6 +285,18 @@ impl Engine {
             Outcome::Finished => Ok(()),
             other => Err(unexpected(&other)),
         }
+    }
+}
+
+/// A measurement is a claim: its figures must be numbers a measurement can give, as
+/// they decide a gain.
+fn checked_loudness(result: Result<Loudness, String>) -> Result<Result<Loudness, String>, EngineError> {
+    let Ok(l) = result else { return Ok(result) };
+    let within = |v: f64, lo: f64, hi: f64| v.is_finite() && (lo..=hi).contains(&v);
+    if within(l.integrated, -70.0, 20.0) && within(l.lra, 0.0, 100.0) && within(l.true_peak, -144.0, 40.0) {
+        Ok(Ok(l))
+    } else {
+        Err(EngineError::Protocol(format!("a loudness no measurement gives ({l:?})")))
     }
 }
 

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::self_check::Check;
-use crate::media::{ChunkRange, DecodeLimits, OutputTarget, Package, Produced, Quality, QualityTarget};
-use crate::types::{AudioPlan, MediaInfo, StreamPlan, VideoPlan};
+use crate::media::{ChunkRange, DecodeLimits, LoudnessRequest, OutputTarget, Package, Produced, Quality, QualityTarget};
+use crate::types::{AudioPlan, Loudness, MediaInfo, StreamPlan, VideoPlan};
 
 /// One call of the media room, with everything it needs by value.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -38,6 +38,10 @@ pub enum Call {
     PackageEncoded { video: Vec<Vec<PathBuf>>, audio: Vec<PathBuf>, package: StreamPlan, dir: PathBuf },
     /// Each output's quality against the input (`media::measure`).
     Measure { input: PathBuf, targets: Vec<QualityTarget> },
+    /// The loudness of parts of the input's audio (`media::measure_loudness`).
+    Loudness { input: PathBuf, requests: Vec<LoudnessRequest> },
+    /// The loudness of a file the engine made (`media::measure_output_loudness`).
+    OutputLoudness { file: PathBuf },
     /// Try what the confinement should refuse (`copra engine-check`): read `outside`,
     /// link in `writable`, open sockets, start programs.
     SelfCheck { outside: PathBuf, writable: PathBuf },
@@ -106,5 +110,7 @@ pub enum Outcome {
     Checked { landlock: String, checks: Vec<Check> },
     /// Each target's quality, or why it could not be measured, in the targets' order.
     Measured { results: Vec<Result<Quality, String>> },
+    /// Each request's loudness, or why it could not be measured, in the requests' order.
+    Loudness { results: Vec<Result<Loudness, String>> },
     Finished,
 }

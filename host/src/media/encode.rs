@@ -391,12 +391,14 @@ impl AudioEncoder {
         // async=1 stretches or pads over timestamp gaps so audio stays in sync; first_pts=0
         // makes audio start with the video at zero.
         let mut chain: Vec<String> = filters::audio_trim(range).into_iter().collect();
-        chain.push(format!(
-            "aresample={}:async=1:first_pts=0,aformat=sample_fmts={}:channel_layouts=0x{:x}",
-            plan.sample_rate,
-            sample_format.name(),
-            layout.bits()
-        ));
+        chain.push(format!("aresample={}:async=1:first_pts=0", plan.sample_rate));
+        // Loudness: the gain (and limiter) applies to the audio as it will be encoded,
+        // mixed to the plan's channels, as the input was measured.
+        if let Some(adjustment) = plan.loudness.as_ref().and_then(|l| super::loudness::adjustment(l, super::loudness::is_lossy(&plan.codec))) {
+            chain.push(format!("aformat=channel_layouts=0x{:x}", layout.bits()));
+            chain.push(super::loudness::filters(&adjustment, plan.sample_rate));
+        }
+        chain.push(format!("aformat=sample_fmts={}:channel_layouts=0x{:x}", sample_format.name(), layout.bits()));
         let fixed_frames = !audio_codec.capabilities().contains(codec::capabilities::Capabilities::VARIABLE_FRAME_SIZE) && frame_size > 0;
         let mut graph = filters::audio_graph(input, &chain.join(","), |out| {
             out.set_sample_format(sample_format);

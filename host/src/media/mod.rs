@@ -34,6 +34,7 @@ mod image;
 mod input;
 mod job_check;
 mod join;
+mod loudness;
 mod memory;
 mod open;
 mod package;
@@ -48,12 +49,13 @@ pub use cut::cut_chunks;
 pub use decode_limits::DecodeLimits;
 pub use job_check::{JobRefusal, check_job, smallest_input};
 pub use join::join;
+pub use loudness::{Adjustment, LoudnessRequest, SILENCE_LUFS, adjustment, is_lossy, limiter_request, measure_loudness, measure_output_loudness};
 pub use memory::{MemoryEstimate, memory_breakdown, memory_estimate};
 pub use split::{ChunkRange, chunk_ranges, chunk_ranges_aligned};
 pub use engine::{EventSink, TranscodeEvent, transcode};
 pub use sink::{OutputTarget, Produced};
 pub use image::SpriteTile;
-pub use package::{Ladder, Package, ladder, package_encoded, video_playlists};
+pub use package::{Ladder, Package, audio_playlists, ladder, package_encoded, video_playlists};
 pub use plan_check::{
     MAX_LADDER_PROBES, MAX_LADDER_ROUNDS, MAX_SEARCH_ROUNDS, MAX_SEARCH_SETTINGS, check_input, check_ladder_step, check_plan, check_search_step,
     ladder_probe_plan, plan_at_setting, plan_with_ladder,

@@ -18,6 +18,10 @@ const MAX_FPS: f64 = 240.0;
 const MAX_VIDEO_KBPS: u32 = 500_000;
 /// Audio bitrates, kbit/s.
 const MAX_AUDIO_KBPS: u32 = 1024;
+/// Loudness targets (LUFS, dBTP, LU): those a measurement and a gain can meet.
+const LOUDNESS_INTEGRATED: (f64, f64) = (-70.0, -5.0);
+const LOUDNESS_TRUE_PEAK: (f64, f64) = (-9.0, 0.0);
+const LOUDNESS_RANGE: (f64, f64) = (1.0, 50.0);
 const MAX_GOP: u32 = 10_000;
 const MAX_KEYFRAME_INTERVAL: f64 = 60.0;
 const SEGMENT_DURATION: (f64, f64) = (1.0, 60.0);
@@ -325,6 +329,20 @@ fn check_audio(at: &str, audio: &AudioPlan) -> Result<(), String> {
     }
     if audio.bitrate_kbps > MAX_AUDIO_KBPS {
         return Err(format!("{at} bitrate {} kbit/s is above {MAX_AUDIO_KBPS} kbit/s", audio.bitrate_kbps));
+    }
+    if let Some(loudness) = &audio.loudness {
+        for (name, value, (lo, hi), unit) in [
+            ("integrated loudness", loudness.integrated, LOUDNESS_INTEGRATED, "LUFS"),
+            ("true peak", loudness.true_peak, LOUDNESS_TRUE_PEAK, "dBTP"),
+            ("loudness range", loudness.lra, LOUDNESS_RANGE, "LU"),
+        ] {
+            if !(lo..=hi).contains(&value) {
+                return Err(format!("{at} {name} target {value} {unit} is outside {lo}..={hi}"));
+            }
+        }
+        if loudness.input.is_some() || loudness.limited.is_some() {
+            return Err(format!("{at} loudness carries a measurement, which only the host makes"));
+        }
     }
     Ok(())
 }

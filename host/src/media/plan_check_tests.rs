@@ -15,6 +15,10 @@ fn audio() -> AudioPlan {
     crate::media::test_fixtures::aac(128, 44100)
 }
 
+fn loudness(integrated: f64, true_peak: f64) -> crate::types::LoudnessPlan {
+    crate::types::LoudnessPlan { integrated, true_peak, lra: 11.0, measure_only: false, input: None, limited: None }
+}
+
 fn file() -> OutputPlan {
     OutputPlan {
         output_type: OutputType::Video,
@@ -120,7 +124,7 @@ fn plans_like_the_first_party_pass() {
     let mut audio_only = file();
     audio_only.video = None;
     (audio_only.container, audio_only.extension, audio_only.mime_type) = ("ogg".into(), "ogg".into(), "audio/ogg; codecs=opus".into());
-    audio_only.audio = Some(AudioPlan { codec: "flac".into(), bitrate_kbps: 0, sample_rate: 96000, channels: 2 });
+    audio_only.audio = Some(AudioPlan { codec: "flac".into(), bitrate_kbps: 0, sample_rate: 96000, channels: 2, loudness: None });
     check_plan(&audio_only, &limits()).unwrap();
     let mut sprite = pictures(vec![0.0; 100]);
     sprite.image.as_mut().unwrap().sprite = Some(SpritePlan { columns: 10, rows: 10 });
@@ -199,6 +203,10 @@ fn audio_is_bounded() {
         (AudioPlan { channels: 64, ..audio() }, "channels"),
         (AudioPlan { bitrate_kbps: 5000, ..audio() }, "1024"),
         (AudioPlan { codec: "libfdk_aac".into(), ..audio() }, "codec"),
+        (AudioPlan { loudness: Some(loudness(-3.0, -1.0)), ..audio() }, "integrated loudness"),
+        (AudioPlan { loudness: Some(loudness(-16.0, 3.0)), ..audio() }, "true peak"),
+        (AudioPlan { loudness: Some(loudness(f64::NAN, -1.0)), ..audio() }, "integrated loudness"),
+        (AudioPlan { loudness: Some(crate::types::LoudnessPlan { input: Some(crate::types::Loudness { integrated: -20.0, lra: 1.0, true_peak: -1.0 }), ..loudness(-16.0, -1.0) }), ..audio() }, "only the host"),
     ] {
         let mut plan = file();
         plan.audio = Some(audio);

@@ -36,5 +36,5 @@ pub fn options(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
 
 /// Stereo AAC.
 pub fn aac(bitrate_kbps: u32, sample_rate: u32) -> AudioPlan {
-    AudioPlan { codec: "aac".into(), bitrate_kbps, sample_rate, channels: 2 }
+    AudioPlan { codec: "aac".into(), bitrate_kbps, sample_rate, channels: 2, loudness: None }
 }

@@ -61,7 +61,7 @@ fn plan(width: u32, height: u32, audio: bool) -> OutputPlan {
         extension: "mp4".into(),
         mime_type: "video/mp4".into(),
         video: Some(super::test_fixtures::h264(width, height, 28.0, "ultrafast")),
-        audio: audio.then(|| AudioPlan { codec: "aac".into(), bitrate_kbps: 96, sample_rate: 44100, channels: 2 }),
+        audio: audio.then(|| AudioPlan { codec: "aac".into(), bitrate_kbps: 96, sample_rate: 44100, channels: 2, loudness: None }),
         range: None,
         image: None,
         packaging: None,
@@ -389,7 +389,7 @@ fn video_plan(codec: &str, width: u32, height: u32) -> VideoPlan {
 
 fn audio_plan(codec: &str) -> AudioPlan {
     let sample_rate = if codec == "opus" { 48000 } else { 44100 };
-    AudioPlan { codec: codec.into(), bitrate_kbps: 96, sample_rate, channels: 2 }
+    AudioPlan { codec: codec.into(), bitrate_kbps: 96, sample_rate, channels: 2, loudness: None }
 }
 
 fn file_plan(container: &str, video: Option<VideoPlan>, audio: Option<AudioPlan>) -> OutputPlan {
@@ -486,7 +486,7 @@ fn audio_only_outputs() {
         .iter()
         .enumerate()
         .map(|(i, (container, codec, rate, channels))| OutputTarget {
-            plan: file_plan(container, None, Some(AudioPlan { codec: codec.to_string(), bitrate_kbps: 128, sample_rate: *rate, channels: *channels })),
+            plan: file_plan(container, None, Some(AudioPlan { codec: codec.to_string(), bitrate_kbps: 128, sample_rate: *rate, channels: *channels, loudness: None })),
             path: dir.path().join(format!("a{i}.{container}")),
         })
         .collect();
@@ -768,7 +768,7 @@ fn ladder(fmp4: bool, dash: bool) -> OutputPlan {
         video.keyframe_interval = Some(1.0);
         video.encoder_options.push(("maxrate".into(), maxrate.into()));
         video.encoder_options.push(("bufsize".into(), maxrate.into()));
-        crate::types::VariantPlan { name: name.into(), video: Some(video), audio: Some(AudioPlan { codec: "aac".into(), bitrate_kbps: 96, sample_rate: 48000, channels: 2 }) }
+        crate::types::VariantPlan { name: name.into(), video: Some(video), audio: Some(AudioPlan { codec: "aac".into(), bitrate_kbps: 96, sample_rate: 48000, channels: 2, loudness: None }) }
     };
     OutputPlan {
         output_type: OutputType::Httpstream,

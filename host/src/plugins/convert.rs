@@ -3,7 +3,7 @@
 use super::bindings::format::exports::copra::plugin::format as wit_format;
 use super::bindings::types as wit;
 use crate::types::{
-    AudioPlan, Fit, HlsPlan, ImagePlan, MediaInfo, OutputPlan, OutputType, SpritePlan, StreamPlan, TimeRange, VariantPlan,
+    AudioPlan, Fit, HlsPlan, LoudnessPlan, ImagePlan, MediaInfo, OutputPlan, OutputType, SpritePlan, StreamPlan, TimeRange, VariantPlan,
     VideoPlan,
 };
 
@@ -68,7 +68,8 @@ fn video(v: wit_format::VideoPlan) -> VideoPlan {
 }
 
 fn audio(a: wit_format::AudioPlan) -> AudioPlan {
-    AudioPlan { codec: a.codec, bitrate_kbps: a.bitrate_kbps, sample_rate: a.sample_rate, channels: a.channels }
+    let loudness = a.loudness.map(|l| LoudnessPlan { integrated: l.integrated, true_peak: l.true_peak, lra: l.lra, measure_only: l.measure_only, input: None, limited: None });
+    AudioPlan { codec: a.codec, bitrate_kbps: a.bitrate_kbps, sample_rate: a.sample_rate, channels: a.channels, loudness }
 }
 
 /// A format plugin's plan in the host's own types.

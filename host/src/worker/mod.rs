@@ -22,6 +22,7 @@ use tracing::Instrument;
 mod chunk_encode;
 mod heartbeat;
 mod ladder_planning;
+mod loudness;
 mod output_upload;
 mod quality;
 mod record;
@@ -415,6 +416,8 @@ impl Worker {
             for p in &planned {
                 run.set_output(&p.row, OutputState::Working).await?;
             }
+            // Loudness targets: the input's audio is measured first, for their gains.
+            let planned = run.measure_loudness(&input_path, planned).await?;
             // Ultrafast: the outputs that can be are encoded in chunks by any worker.
             let planned = if run.wants_ultrafast(&info) { run.ultrafast(&input_path, &info, work, planned, destination, cancel).await? } else { planned };
             if !planned.is_empty() {

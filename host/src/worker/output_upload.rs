@@ -125,6 +125,8 @@ pub(super) struct Upload {
     pub described: Option<Result<Value, String>>,
     /// The output's quality, when it asked for it (see `quality`).
     pub measured: Option<super::quality::Measured>,
+    /// The output's loudness, when its audio has a loudness plan (see `loudness`).
+    pub loudness: Option<super::loudness::OutputLoudness>,
 }
 
 /// Where an output ended up: one `url`, or `urls` (pictures: strings; packages:
@@ -159,7 +161,7 @@ impl Upload {
             (None, None) => return Err(OutputUploadError::NoTarget),
         };
         let mut metadata = self.probe_metadata(&self.path).await?;
-        self.add_quality(&mut metadata).await?;
+        self.add_measurements(&mut metadata).await?;
         Ok(Uploaded { url: Some(url), urls: None, metadata })
     }
 
@@ -176,12 +178,19 @@ impl Upload {
         Ok(json!(report))
     }
 
-    /// Put `measured` into `metadata` as its `quality`.
-    async fn add_quality(&self, metadata: &mut Value) -> Result<(), OutputUploadError> {
+    /// Put `measured` into `metadata` as its `quality`, and the output's loudness as its
+    /// `loudness`.
+    async fn add_measurements(&self, metadata: &mut Value) -> Result<(), OutputUploadError> {
         if let Some(measured) = &self.measured {
             let quality = self.quality(measured).await?;
             if let Value::Object(fields) = metadata {
                 fields.insert("quality".into(), quality);
+            }
+        }
+        if let Some(loudness) = &self.loudness {
+            let report = loudness.report(&self.engine, &self.label).await;
+            if let Value::Object(fields) = metadata {
+                fields.insert("loudness".into(), report);
             }
         }
         Ok(())
@@ -205,7 +214,7 @@ impl Upload {
         };
         let first = files.first().ok_or(OutputUploadError::NoPicture)?;
         let mut metadata = self.probe_metadata(first).await?;
-        self.add_quality(&mut metadata).await?;
+        self.add_measurements(&mut metadata).await?;
         Ok(Uploaded { url, urls: Some(json!(urls)), metadata })
     }
 
@@ -253,7 +262,7 @@ impl Upload {
             Some(master) => self.probe_metadata(&master).await.unwrap_or(Value::Null),
             None => Value::Null,
         };
-        self.add_quality(&mut metadata).await?;
+        self.add_measurements(&mut metadata).await?;
         Ok(Uploaded { url: None, urls: Some(json!(urls)), metadata })
     }
 

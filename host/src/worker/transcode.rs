@@ -104,6 +104,7 @@ impl JobRun<'_> {
                             if matches!(produced, Produced::Package(_)) {
                                 self.set_output(&done.row, OutputState::Packaging).await.map_err(lost)?;
                             }
+                            let loudness = super::loudness::OutputLoudness::of(&done.target.plan, &done.target.path, &produced);
                             let upload = output_upload::Upload {
                                 http: self.worker.http.clone(),
                                 engine: self.worker.engine.clone(),
@@ -117,6 +118,7 @@ impl JobRun<'_> {
                                 segments: sent,
                                 described,
                                 measured: None,
+                                loudness,
                             };
                             if done.metrics.is_empty() {
                                 // A ladder planned from the content reports how, measured or not.

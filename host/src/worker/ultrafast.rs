@@ -228,6 +228,7 @@ impl JobRun<'_> {
                 }
             };
             crate::metrics::encoded(p.spec.format.split(':').next().unwrap_or_default(), encode_started.elapsed());
+            let loudness = super::loudness::OutputLoudness::of(&p.target.plan, &p.target.path, &produced);
             let upload = output_upload::Upload {
                 http: self.worker.http.clone(),
                 engine: self.worker.engine.clone(),
@@ -241,6 +242,7 @@ impl JobRun<'_> {
                 segments: Default::default(),
                 described: None,
                 measured: p.ladder.clone().map(|ladder| super::quality::Measured::Variants(Vec::new(), Some(ladder))),
+                loudness,
             };
             let (row, result) = upload.run().await;
             match result {

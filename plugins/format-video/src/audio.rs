@@ -157,7 +157,7 @@ impl AudioSpec {
         // `check` refused what fits no input; what only the input's channels rule out
         // (vorbis_32k of a stereo input) is brought to the nearest the encoder takes.
         let bitrate_kbps = self.codec.bitrates(sample_rate, channels).map_or(0, |(lo, hi)| wanted.clamp(lo, hi));
-        AudioPlan { codec: self.codec.name().into(), bitrate_kbps, sample_rate, channels }
+        AudioPlan { codec: self.codec.name().into(), bitrate_kbps, sample_rate, channels, loudness: None }
     }
 }
 

@@ -20,6 +20,7 @@ mod gif;
 mod grammar;
 mod image;
 mod ladder;
+mod loudness;
 mod options;
 mod params;
 mod search;

@@ -3,7 +3,7 @@
 //! fixed interval that divides the segment) and at the same frame rate, so players can
 //! switch between them at any segment boundary.
 
-use copra_sdk::format::{HlsPlan, MediaInfo, OutputPlan, OutputType, StreamPlan, VariantPlan, VideoPlan};
+use copra_sdk::format::{AudioPlan, HlsPlan, MediaInfo, OutputPlan, OutputType, StreamPlan, VariantPlan, VideoPlan};
 use copra_sdk::{Error, Json};
 
 use crate::audio::{self, Audio, AudioCodec, AudioSpec};
@@ -16,7 +16,7 @@ use crate::options::KEYS;
 use crate::params::{Params, Span};
 use crate::video::{self, VideoSpec};
 
-pub const PARAMS: &[&str] = &["hls", "dash", "hlsfmp4", "variants", "segment_duration", "offset", "duration"];
+pub const PARAMS: &[&str] = &["hls", "dash", "hlsfmp4", "variants", "segment_duration", "offset", "duration", crate::loudness::KEY];
 
 const DEFAULT_SEGMENT: f64 = 6.0;
 const SEGMENT_RANGE: (f64, f64) = (1.0, 30.0);
@@ -59,6 +59,8 @@ pub struct StreamOutput {
     /// The frame rate given by the variants, which all rungs then share.
     pub fps: Option<f64>,
     pub span: Span,
+    /// The `loudness` of every rung's audio.
+    pub loudness: Option<crate::loudness::Target>,
 }
 
 pub fn stream_output(parts: &Parts<'_>, params: &Json) -> Result<StreamOutput, Error> {
@@ -134,6 +136,7 @@ pub fn stream_output(parts: &Parts<'_>, params: &Json) -> Result<StreamOutput, E
         auto: auto.then(|| top_vmaf.unwrap_or(AUTO_TOP_VMAF)),
         fps,
         span: p.span()?,
+        loudness: crate::loudness::parse(&p)?,
     })
 }
 
@@ -295,6 +298,7 @@ impl StreamOutput {
                 }
             };
             let name = unique(&variants, name);
+            let audio = audio.map(|a| AudioPlan { loudness: self.loudness.map(|l| l.plan()), ..a });
             variants.push(VariantPlan { name, video, audio });
         }
         let (extension, mime_type) =

@@ -2,20 +2,21 @@
 //! string and params are parsed into a spec before the input is known (so `check`
 //! refuses what would fail); planning then only applies the spec to the input.
 
-use copra_sdk::format::{Fit, MediaInfo, OutputPlan, OutputType, VideoPlan};
+use copra_sdk::format::{AudioPlan, Fit, MediaInfo, OutputPlan, OutputType, VideoPlan};
 use copra_sdk::{Error, Json};
 
 use crate::audio::{self, Audio, AudioSpec};
 use crate::codecs::VideoCodec;
 use crate::containers::{Container, list};
 use crate::encode::{Encoding, encoding};
+use crate::loudness;
 use crate::geometry::{DEFAULT_SCALER, Size, default_fit, output_size, upright};
 use crate::grammar::{self, Parts, items, kbps};
 use crate::options::{self, KEYS};
 use crate::params::{Params, Span};
 
 /// Params of video and audio outputs.
-pub const PARAMS: &[&str] = &["offset", "duration"];
+pub const PARAMS: &[&str] = &["offset", "duration", loudness::KEY];
 
 /// The most a `3000k` video bitrate may ask for.
 const MAX_VIDEO_KBPS: u32 = 200_000;
@@ -157,19 +158,24 @@ impl VideoSpec {
 pub struct VideoOutput {
     pub spec: VideoSpec,
     pub span: Span,
+    pub loudness: Option<loudness::Target>,
 }
 
 pub fn video_output(parts: &Parts<'_>, container: &'static Container, params: &Json) -> Result<VideoOutput, Error> {
     let spec = parse(parts, container, KEYS, "video outputs")?;
-    let span = Params::new(params, PARAMS, "video")?.span()?;
-    Ok(VideoOutput { spec, span })
+    let params = Params::new(params, PARAMS, "video")?;
+    let loudness = loudness::parse(&params)?;
+    if loudness.is_some() && spec.audio_spec().is_none() {
+        return Err(Error::param(format!("The parameter 'loudness' is for audio, which the format '{}' drops.", parts.format)));
+    }
+    Ok(VideoOutput { spec, span: params.span()?, loudness })
 }
 
 impl VideoOutput {
     pub fn plan(&self, input: &MediaInfo) -> Result<OutputPlan, Error> {
         let c = self.spec.container;
         let video = input.has_video.then(|| self.spec.video_plan(input));
-        let audio = self.spec.audio_spec().filter(|_| input.has_audio).map(|a| a.plan(input, None));
+        let audio = self.spec.audio_spec().filter(|_| input.has_audio).map(|a| AudioPlan { loudness: self.loudness.map(|l| l.plan()), ..a.plan(input, None) });
         if video.is_none() && audio.is_none() {
             let why = if input.has_audio { "has no video and the format drops the audio" } else { "has neither video nor audio" };
             return Err(Error::format(format!("The input {why}: nothing to write as {}.", c.name())));
@@ -194,6 +200,7 @@ pub struct AudioOutput {
     pub container: &'static Container,
     pub spec: AudioSpec,
     pub span: Span,
+    pub loudness: Option<loudness::Target>,
 }
 
 pub fn audio_output(parts: &Parts<'_>, container: &'static Container, params: &Json) -> Result<AudioOutput, Error> {
@@ -203,8 +210,8 @@ pub fn audio_output(parts: &Parts<'_>, container: &'static Container, params: &J
         Audio::Keep(spec) => spec,
         Audio::Drop => AudioSpec::default_for(container),
     };
-    let span = Params::new(params, PARAMS, "audio")?.span()?;
-    Ok(AudioOutput { container, spec, span })
+    let params = Params::new(params, PARAMS, "audio")?;
+    Ok(AudioOutput { container, spec, span: params.span()?, loudness: loudness::parse(&params)? })
 }
 
 impl AudioOutput {
@@ -219,7 +226,7 @@ impl AudioOutput {
             extension: c.extension.into(),
             mime_type: c.mime_type.into(),
             video: None,
-            audio: Some(self.spec.plan(input, None)),
+            audio: Some(AudioPlan { loudness: self.loudness.map(|l| l.plan()), ..self.spec.plan(input, None) }),
             range: self.span.range(input.duration)?,
             image: None,
             packaging: None,

@@ -91,6 +91,16 @@ pub fn video_playlists(plan: &StreamPlan) -> Result<Vec<(String, std::path::Path
     Ok(layout.video.iter().map(|(name, _)| (name.clone(), std::path::Path::new("hls").join(name).join(super::MEDIA_PLAYLIST))).collect())
 }
 
+/// The media playlists of `plan`'s audio renditions under a package's directory
+/// (`hls/audio/index.m3u8`), for an input with audio; empty without HLS.
+pub fn audio_playlists(plan: &StreamPlan) -> Result<Vec<std::path::PathBuf>, MediaError> {
+    if plan.hls.is_none() {
+        return Ok(Vec::new());
+    }
+    let layout = Layout::of(plan, true, true)?;
+    Ok(layout.audio.iter().map(|(name, _)| std::path::Path::new("hls").join(name).join(super::MEDIA_PLAYLIST)).collect())
+}
+
 /// The renditions of `plan` for an input with video and, if the plan has audio, audio
 /// (plans have audio only when their input does).
 pub fn ladder(plan: &StreamPlan) -> Result<Ladder, MediaError> {

@@ -305,7 +305,7 @@ mod packager;
 mod segment_hooks;
 
 pub use copy::package_encoded;
-pub use ladder::{Ladder, ladder, video_playlists};
+pub use ladder::{Ladder, audio_playlists, ladder, video_playlists};
 
 #[cfg(test)]
 mod copy_tests;

@@ -60,7 +60,7 @@ fn video() -> VideoPlan {
 }
 
 fn audio() -> AudioPlan {
-    AudioPlan { codec: "aac".into(), bitrate_kbps: 96, sample_rate: 44100, channels: 2 }
+    AudioPlan { codec: "aac".into(), bitrate_kbps: 96, sample_rate: 44100, channels: 2, loudness: None }
 }
 
 /// An HLS package with no variants yet.
