@@ -73,6 +73,7 @@ def test_hostile_plans_fail_before_any_encode(server, inputs, s3, tmp_path):
         "manyvariants": {"hls": {"path": "/many"}},
         "scaler": {"path": "/scaler.mp4", "file": str(trap / "pwned-scaler")},
         "badext": {"path": "/badext.mp4"},
+        "loudmouth": {"path": "/loudmouth.mp4"},
     }
     started = time.monotonic()
     created = server.post_job(job(inputs["small"], s3_storage(s3, path=f"/{prefix}"), outputs))
@@ -93,6 +94,7 @@ def test_hostile_plans_fail_before_any_encode(server, inputs, s3, tmp_path):
         "manyvariants": ("httpstream.failed", ["1000 variants", "max_variants"]),
         "scaler": ("video.failed", ["scaler 'bicubic,movie="]),
         "badext": ("video.failed", ["extension 'mp4/../../../escaped'"]),
+        "loudmouth": ("video.failed", ["integrated loudness target 20 LUFS", "-70..=-5"]),
     }
     for key, (status, needles) in expected.items():
         output = by_key[key]

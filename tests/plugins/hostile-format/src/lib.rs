@@ -4,7 +4,7 @@
 //! file-writing misdeeds aim at, so a test can tell that nothing was written there.
 
 use copra_sdk::format::{
-    AudioPlan, Fit, Format, HlsPlan, ImagePlan, LadderProbe, LadderStep, MediaInfo, OutputPlan, OutputType, QualityProbe, QualityStep,
+    AudioPlan, LoudnessPlan, Fit, Format, HlsPlan, ImagePlan, LadderProbe, LadderStep, MediaInfo, OutputPlan, OutputType, QualityProbe, QualityStep,
     StreamPlan, VariantPlan, VideoPlan,
 };
 use copra_sdk::{Error, Json};
@@ -33,6 +33,8 @@ const FORMATS: &[(&str, OutputType)] = &[
     ("giantladderprobe", OutputType::Httpstream),
     // A ladder planned from the content that settles on 1,000 rungs.
     ("manyladderrungs", OutputType::Httpstream),
+    // A loudness target no gain should reach (+20 LUFS: 36 dB over full-scale speech).
+    ("loudmouth", OutputType::Video),
 ];
 
 fn name(format: &str) -> &str {
@@ -134,6 +136,10 @@ fn plan(format: &str, params: &Json, _input: &MediaInfo) -> Result<OutputPlan, E
             ..video()
         }),
         "badfps" => mp4(VideoPlan { fps: Some(f64::NAN), ..video() }),
+        "loudmouth" => OutputPlan {
+            audio: Some(AudioPlan { loudness: Some(LoudnessPlan { integrated: 20.0, true_peak: 6.0, lra: 11.0, measure_only: false }), ..audio() }),
+            ..mp4(video())
+        },
         "hugefps" => mp4(VideoPlan { fps: Some(1e6), ..video() }),
         "manyladderprobes" | "giantladderprobe" | "manyladderrungs" => OutputPlan {
             target_vmaf: Some(95.0),
