@@ -93,9 +93,12 @@ def metadata(server, job_id, key):
     return r.json()
 
 
-def run_job(server, s3, media_server, source: str, outputs: dict, tmp: Path):
+def run_job(server, s3, media_server, source: str, outputs: dict, tmp: Path, settings=None):
     prefix = f"/loud-{uuid.uuid4().hex[:6]}"
-    created = server.post_job({"input": {"url": f"{media_server}/loudness/{source}"}, "storage": s3_storage(s3, path=prefix), "outputs": outputs})
+    job = {"input": {"url": f"{media_server}/loudness/{source}"}, "storage": s3_storage(s3, path=prefix), "outputs": outputs}
+    if settings:
+        job["settings"] = settings
+    created = server.post_job(job)
     assert created.status_code == 201, created.text
     final = server.wait_job(created.json()["id"], timeout=180)
     assert final["status"] == "job.completed", (final, server.logs()[-3000:])
@@ -124,6 +127,18 @@ def test_output_lands_at_the_target_under_the_ceiling(shared_copra, s3, media_se
     assert abs(ours["input"]["integrated"] - (-16 - gain)) <= 0.5, ours
     # The limiter takes loudness off the clicks; the gain makes it up.
     assert ours["limiter"] is limited and -0.5 <= ours["gain"] - gain <= (6.0 if limited else 0.5), ours
+
+
+def test_an_ultrafast_job_is_normalized_too(shared_copra, s3, media_server, inputs, tmp_path):
+    """Ultrafast encodes the audio apart from the video chunks: the same gain applies."""
+    outputs = {"mp4:240p": {"key": "uf", "path": "/uf.mp4", "loudness": LOUDNESS}}
+    final, files, _ = run_job(shared_copra, s3, media_server, "quiet.mov", outputs, tmp_path, settings={"ultrafast": True})
+    history = requests.get(f"{shared_copra.url}/v2/jobs/{final['id']}/events", auth=(KEY_A, ""), stream=True, timeout=30).text
+    assert "ultrafast:" in history, history
+    theirs = ebur128(files["uf"])
+    assert abs(theirs["integrated"] - -16) <= 1.0 and theirs["true_peak"] <= -1.5, theirs
+    ours = metadata(shared_copra, final["id"], "uf")["loudness"]
+    assert ours["of"] == "output" and ours["limiter"] is True and abs(ours["integrated"] - theirs["integrated"]) <= 0.3, ours
 
 
 def test_measure_only_reports_the_input_and_leaves_the_audio(shared_copra, s3, media_server, inputs, tmp_path):
