@@ -100,6 +100,44 @@ pub struct VideoPlan {
     pub rotate: i32,
     /// Tone-map HDR (PQ/HLG, BT.2020) to SDR BT.709.
     pub tone_map: bool,
+    /// Images drawn over the picture, in order (watermarks).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overlays: Vec<OverlayPlan>,
+}
+
+/// Where an overlay sits in the picture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OverlayAnchor {
+    TopLeft,
+    TopRight,
+    BottomLeft,
+    BottomRight,
+    Center,
+}
+
+/// An image drawn over the picture (a watermark), as a format plugin planned it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OverlayPlan {
+    /// The image's `http`/`https` URL.
+    pub url: String,
+    /// Width in the output's pixels; the height follows the image's aspect.
+    pub width: u32,
+    pub anchor: OverlayAnchor,
+    /// Distance from the anchor's edges, pixels (a shift for `center`).
+    pub x: i32,
+    pub y: i32,
+    /// 0 to 1.
+    pub opacity: f32,
+    /// Output seconds it shows from, and until (none: to the end).
+    pub start: f64,
+    pub end: Option<f64>,
+    /// Seconds of fade in and out.
+    pub fade: f64,
+    /// The fetched image in the job's work directory: set by the worker before the
+    /// encode, never by a plugin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

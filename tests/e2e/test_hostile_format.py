@@ -74,6 +74,9 @@ def test_hostile_plans_fail_before_any_encode(server, inputs, s3, tmp_path):
         "scaler": {"path": "/scaler.mp4", "file": str(trap / "pwned-scaler")},
         "badext": {"path": "/badext.mp4"},
         "loudmouth": {"path": "/loudmouth.mp4"},
+        "manyoverlays": {"path": "/manyoverlays.mp4"},
+        "fileoverlay": {"path": "/fileoverlay.mp4"},
+        "metadataoverlay": {"path": "/metadataoverlay.mp4"},
     }
     started = time.monotonic()
     created = server.post_job(job(inputs["small"], s3_storage(s3, path=f"/{prefix}"), outputs))
@@ -95,6 +98,8 @@ def test_hostile_plans_fail_before_any_encode(server, inputs, s3, tmp_path):
         "scaler": ("video.failed", ["scaler 'bicubic,movie="]),
         "badext": ("video.failed", ["extension 'mp4/../../../escaped'"]),
         "loudmouth": ("video.failed", ["integrated loudness target 20 LUFS", "-70..=-5"]),
+        "manyoverlays": ("video.failed", ["10000 overlays", "at most 8"]),
+        "fileoverlay": ("video.failed", ["url 'file:///etc/passwd' is not an http(s) URL"]),
     }
     for key, (status, needles) in expected.items():
         output = by_key[key]
@@ -105,6 +110,12 @@ def test_hostile_plans_fail_before_any_encode(server, inputs, s3, tmp_path):
             assert needle in error, f"{key}: {needle!r} not in {error!r}"
         # Refused before any encode: never an encoder's failure.
         assert "Encoding failed" not in error
+
+    # A watermark at a refused address passes the plan check (a URL is a request) and is
+    # refused by the outbound policy when fetched: that output fails, naming why.
+    metadata = by_key["metadataoverlay"]
+    assert metadata["status"] == "video.failed" and "watermark image could not be fetched" in metadata["error"], metadata
+    assert "does not connect to" in metadata["error"] and "COPRA_OUTBOUND_ALLOW" in metadata["error"], metadata
 
     # The plain output beside them was encoded and uploaded; nothing else was.
     assert by_key["fine"]["status"] == "video.encoded", by_key["fine"]

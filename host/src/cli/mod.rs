@@ -288,6 +288,7 @@ impl Format for PLUGIN_TYPE {
                 fit: Fit::Stretch,
                 rotate: 0,
                 tone_map: false,
+                overlays: Vec::new(),
             }),
             audio: input.has_audio.then(|| AudioPlan { codec: "aac".into(), bitrate_kbps: 128, sample_rate: 44100, channels: 2, loudness: None }),
             range: None,

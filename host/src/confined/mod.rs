@@ -79,7 +79,9 @@ impl Engine {
         cancel: &AtomicBool,
         events: &mpsc::UnboundedSender<Event>,
     ) -> Result<(), EngineError> {
-        let access = Access { reads: vec![input.to_path_buf()], writes: parents(targets.iter().map(|t| t.path.as_path())) };
+        let mut reads = vec![input.to_path_buf()];
+        reads.extend(overlay_files(targets.iter().flat_map(|t| t.plan.video.iter().chain(t.plan.packaging.iter().flat_map(|s| s.variants.iter().filter_map(|v| v.video.as_ref()))))));
+        let access = Access { reads, writes: parents(targets.iter().map(|t| t.path.as_path())) };
         let call = Call::Transcode { input: input.to_path_buf(), targets: targets.to_vec() };
         let mut on_report = |report: Report| -> Result<(), String> {
             let event = match report {
@@ -216,7 +218,9 @@ impl Engine {
         progress: &(dyn Fn(f64) + Send + Sync),
         cancel: &AtomicBool,
     ) -> Result<u64, EngineError> {
-        let access = Access { reads: vec![input.to_path_buf()], writes: parents(pieces.iter().map(PathBuf::as_path)) };
+        let mut reads = vec![input.to_path_buf()];
+        reads.extend(overlay_files(plans.iter().map(|(plan, _)| plan)));
+        let access = Access { reads, writes: parents(pieces.iter().map(PathBuf::as_path)) };
         let call = Call::EncodeVideoChunk { input: input.to_path_buf(), cut, range, plans: plans.to_vec(), pieces: pieces.to_vec() };
         let mut on_report = |report: Report| -> Result<(), String> {
             if let Report::Progress { fraction } = report {
@@ -298,6 +302,17 @@ fn checked_loudness(result: Result<Loudness, String>) -> Result<Result<Loudness,
     } else {
         Err(EngineError::Protocol(format!("a loudness no measurement gives ({l:?})")))
     }
+}
+
+/// The watermark images the plans draw (files the worker fetched), each once.
+fn overlay_files<'a>(plans: impl Iterator<Item = &'a VideoPlan>) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = Vec::new();
+    for file in plans.flat_map(|p| p.overlays.iter().filter_map(|o| o.file.clone())) {
+        if !files.contains(&file) {
+            files.push(file);
+        }
+    }
+    files
 }
 
 /// For calls that report nothing but their answer (progress is ignored).

@@ -149,6 +149,8 @@ pub(super) struct VideoEncoder {
     input_frame: i64,
     /// One output frame in `time_base`, for packets the encoder leaves without a duration.
     frame_duration: i64,
+    /// Watermarks drawn over the picture.
+    overlays: super::overlay::Overlays,
 }
 
 impl VideoEncoder {
@@ -158,9 +160,11 @@ impl VideoEncoder {
             return Err(MediaError::Unsupported(format!("invalid output size {}x{}", plan.width, plan.height)));
         }
         let tone_map = plan.tone_map && filters::is_hdr(input);
+        let overlays = super::overlay::Overlays::load(plan)?;
         let mut graph = match (plan.codec == "gif", setup.palette) {
             (true, Some(palette)) => super::gif::graph(input, &picture_chain(plan, input, &setup, tone_map).join(","), palette)?,
             (true, None) => return Err(MediaError::Unsupported("a GIF is encoded with a palette made by a first pass".into())),
+            (false, _) if !overlays.is_empty() => overlays.graph(input, &video_chain(plan, input, &setup, tone_map), plan, setup.range)?,
             (false, _) => filters::video_graph(input, &video_chain(plan, input, &setup, tone_map))?,
         };
         let time_base = filters::sink_time_base(&mut graph, input.time_base);
@@ -243,6 +247,7 @@ impl VideoEncoder {
             input_end: None,
             input_frame: ffmpeg::Rescale::rescale(&1i64, input.frame_rate.invert(), input.time_base).max(1),
             frame_duration: ffmpeg::Rescale::rescale(&1i64, frame_rate.invert(), time_base).max(1),
+            overlays,
         })
     }
 
@@ -259,9 +264,16 @@ impl VideoEncoder {
                     self.input_end = Some(pts + self.input_frame);
                 }
                 filters::feed(&mut self.graph, Some(frame))?;
+                self.overlays.feed(&mut self.graph, frame.pts())?;
             }
-            (None, Some(end)) => filters::close(&mut self.graph, end)?,
-            (None, None) => filters::feed(&mut self.graph, None)?,
+            (None, Some(end)) => {
+                filters::close(&mut self.graph, end)?;
+                self.overlays.close(&mut self.graph, Some(end))?;
+            }
+            (None, None) => {
+                filters::feed(&mut self.graph, None)?;
+                self.overlays.close(&mut self.graph, None)?;
+            }
         }
         while filters::pull(&mut self.graph, &mut self.filtered)? {
             if let Some(clock) = self.keyframes.as_mut() {

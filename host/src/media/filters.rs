@@ -145,7 +145,12 @@ pub(super) fn find_filter(name: &str) -> Result<filter::Filter, MediaError> {
 /// our reference: the same decoded frame goes to every output, and FFmpeg only counts
 /// one more reference to its buffers instead of copying pixels.
 pub(super) fn feed(graph: &mut filter::Graph, frame: Option<&frame::Frame>) -> Result<(), MediaError> {
-    let mut source = graph.get("in").ok_or_else(|| MediaError::Unsupported("filter graph has no input".into()))?;
+    feed_source(graph, "in", frame)
+}
+
+/// Give the graph's source `name` one frame, or with `None` its end.
+pub(super) fn feed_source(graph: &mut filter::Graph, name: &str, frame: Option<&frame::Frame>) -> Result<(), MediaError> {
+    let mut source = graph.get(name).ok_or_else(|| MediaError::Unsupported(format!("filter graph has no input {name}")))?;
     // SAFETY: with KEEP_REF, buffersrc takes a new reference and leaves the frame as it
     // was; it never writes through the pointer.
     let ptr = frame.map(|f| unsafe { f.as_ptr() } as *mut ffmpeg::ffi::AVFrame).unwrap_or(std::ptr::null_mut());
@@ -161,7 +166,12 @@ pub(super) fn feed(graph: &mut filter::Graph, frame: Option<&frame::Frame>) -> R
 /// retime (`fps`) would otherwise drop the last frame, as its display time would fall
 /// past the end of the stream.
 pub(super) fn close(graph: &mut filter::Graph, end: i64) -> Result<(), MediaError> {
-    let mut source = graph.get("in").ok_or_else(|| MediaError::Unsupported("filter graph has no input".into()))?;
+    close_source(graph, "in", end)
+}
+
+/// End the graph's source `name` at `end` (see [`close`]).
+pub(super) fn close_source(graph: &mut filter::Graph, name: &str, end: i64) -> Result<(), MediaError> {
+    let mut source = graph.get(name).ok_or_else(|| MediaError::Unsupported(format!("filter graph has no input {name}")))?;
     // SAFETY: `source` is a buffersrc of this graph.
     let status = unsafe { ffmpeg::ffi::av_buffersrc_close(source.as_mut_ptr(), end, 0) };
     if status < 0 { Err(MediaError::Ffmpeg { stage: "filtering", source: ffmpeg::Error::from(status) }) } else { Ok(()) }

@@ -37,6 +37,7 @@ mod join;
 mod loudness;
 mod memory;
 mod open;
+mod overlay;
 mod package;
 mod piece;
 mod plan_check;

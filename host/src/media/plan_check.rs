@@ -18,6 +18,10 @@ const MAX_FPS: f64 = 240.0;
 const MAX_VIDEO_KBPS: u32 = 500_000;
 /// Audio bitrates, kbit/s.
 const MAX_AUDIO_KBPS: u32 = 1024;
+/// Overlays (watermarks) of one picture, the length of their URLs, their fades (s).
+const MAX_OVERLAYS: usize = 8;
+const MAX_OVERLAY_URL: usize = 2048;
+const MAX_OVERLAY_FADE: f64 = 60.0;
 /// Loudness targets (LUFS, dBTP, LU): those a measurement and a gain can meet.
 const LOUDNESS_INTEGRATED: (f64, f64) = (-70.0, -5.0);
 const LOUDNESS_TRUE_PEAK: (f64, f64) = (-9.0, 0.0);
@@ -177,6 +181,7 @@ fn check_video(at: &str, video: &VideoPlan, limits: &Limits) -> Result<(), Strin
     }
     let encoder = encoder_name(&video.codec).map_err(|e| format!("{at}: {e}"))?;
     check_size(at, video.width, video.height, limits)?;
+    check_overlays(at, video)?;
     if !PIX_FMTS.contains(&video.pix_fmt.as_str()) {
         return Err(format!("{at} pix_fmt '{}' is not one of {}", shown(&video.pix_fmt), PIX_FMTS.join(", ")));
     }
@@ -274,7 +279,8 @@ pub fn ladder_probe_plan(video: &VideoPlan, window: &TimeRange, limits: &Limits)
         container: "mp4".into(),
         extension: "mp4".into(),
         mime_type: "video/mp4".into(),
-        video: Some(video.clone()),
+        // Scored against the input: a watermark is not drawn on probes.
+        video: Some(VideoPlan { overlays: Vec::new(), ..video.clone() }),
         audio: None,
         range: Some(window.clone()),
         image: None,
@@ -314,6 +320,42 @@ fn crf_range(encoder: &str) -> Option<(f32, f32)> {
         "libvpx" | "libvpx-vp9" | "libsvtav1" | "libaom-av1" => Some((0.0, 63.0)),
         _ => None,
     }
+}
+
+/// Watermarks: a few, inside the picture's reach, from a URL the fetch can try (the
+/// outbound policy then decides the address), never naming a file.
+fn check_overlays(at: &str, video: &VideoPlan) -> Result<(), String> {
+    if video.overlays.len() > MAX_OVERLAYS {
+        return Err(format!("{at} has {} overlays; at most {MAX_OVERLAYS}", video.overlays.len()));
+    }
+    if !video.overlays.is_empty() && video.codec == "gif" {
+        return Err(format!("{at}: a GIF takes no overlays"));
+    }
+    for (i, o) in video.overlays.iter().enumerate() {
+        let at = format!("{at} overlay {i}");
+        let scheme_ok = url::Url::parse(&o.url).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+        if !scheme_ok || o.url.len() > MAX_OVERLAY_URL {
+            return Err(format!("{at} url '{}' is not an http(s) URL of at most {MAX_OVERLAY_URL} characters", shown(&o.url)));
+        }
+        if o.width < 2 || o.width > video.width.max(2) {
+            return Err(format!("{at} width {} is outside 2..={}", o.width, video.width));
+        }
+        let reach = 16_384;
+        if o.x.abs() > reach || o.y.abs() > reach {
+            return Err(format!("{at} position {},{} is beyond {reach} pixels", o.x, o.y));
+        }
+        if !(0.0..=1.0).contains(&o.opacity) {
+            return Err(format!("{at} opacity {} is outside 0..=1", o.opacity));
+        }
+        let end_ok = o.end.is_none_or(|e| e.is_finite() && e > o.start);
+        if !(o.start.is_finite() && o.start >= 0.0) || !end_ok || !(0.0..=MAX_OVERLAY_FADE).contains(&o.fade) {
+            return Err(format!("{at} times (start {}, end {:?}, fade {}) are not a range with a fade of 0..={MAX_OVERLAY_FADE} s", o.start, o.end, o.fade));
+        }
+        if o.file.is_some() {
+            return Err(format!("{at} names a file, which only the host fetches"));
+        }
+    }
+    Ok(())
 }
 
 fn check_audio(at: &str, audio: &AudioPlan) -> Result<(), String> {

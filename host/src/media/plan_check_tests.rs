@@ -195,6 +195,42 @@ fn rates_and_timings_are_bounded() {
 }
 
 #[test]
+fn overlays_are_bounded() {
+    use crate::types::{OverlayAnchor, OverlayPlan};
+    let overlay = OverlayPlan {
+        url: "https://example.com/logo.png".into(),
+        width: 64,
+        anchor: OverlayAnchor::TopLeft,
+        x: 16,
+        y: 16,
+        opacity: 0.5,
+        start: 0.0,
+        end: None,
+        fade: 0.0,
+        file: None,
+    };
+    let with = |o: Vec<OverlayPlan>| {
+        let mut plan = file();
+        plan.video.as_mut().unwrap().overlays = o;
+        plan
+    };
+    assert!(check_plan(&with(vec![overlay.clone(); 8]), &Limits::default()).is_ok());
+    for (overlays, needle) in [
+        (vec![overlay.clone(); 9], "9 overlays; at most 8"),
+        (vec![OverlayPlan { url: "file:///etc/passwd".into(), ..overlay.clone() }], "not an http(s) URL"),
+        (vec![OverlayPlan { url: "https://".into(), ..overlay.clone() }], "not an http(s) URL"),
+        (vec![OverlayPlan { width: 100_000, ..overlay.clone() }], "width 100000"),
+        (vec![OverlayPlan { x: -100_000, ..overlay.clone() }], "position"),
+        (vec![OverlayPlan { opacity: f32::NAN, ..overlay.clone() }], "opacity"),
+        (vec![OverlayPlan { start: 5.0, end: Some(2.0), ..overlay.clone() }], "times"),
+        (vec![OverlayPlan { fade: 1e9, ..overlay.clone() }], "times"),
+        (vec![OverlayPlan { file: Some("/etc/passwd".into()), ..overlay.clone() }], "only the host fetches"),
+    ] {
+        refused(&with(overlays), &["overlay", needle]);
+    }
+}
+
+#[test]
 fn audio_is_bounded() {
     for (audio, needle) in [
         (AudioPlan { sample_rate: 4000, ..audio() }, "sample rate"),

@@ -21,6 +21,7 @@ pub fn video_plan(codec: &str, width: u32, height: u32) -> VideoPlan {
         fit: Fit::Stretch,
         rotate: 0,
         tone_map: false,
+        overlays: Vec::new(),
     }
 }
 

@@ -3,7 +3,7 @@
 use super::bindings::format::exports::copra::plugin::format as wit_format;
 use super::bindings::types as wit;
 use crate::types::{
-    AudioPlan, Fit, HlsPlan, LoudnessPlan, ImagePlan, MediaInfo, OutputPlan, OutputType, SpritePlan, StreamPlan, TimeRange, VariantPlan,
+    AudioPlan, Fit, HlsPlan, LoudnessPlan, OverlayAnchor, OverlayPlan, ImagePlan, MediaInfo, OutputPlan, OutputType, SpritePlan, StreamPlan, TimeRange, VariantPlan,
     VideoPlan,
 };
 
@@ -64,7 +64,19 @@ fn video(v: wit_format::VideoPlan) -> VideoPlan {
         fit: fit(v.fit),
         rotate: v.rotate,
         tone_map: v.tone_map,
+        overlays: v.overlays.into_iter().map(overlay).collect(),
     }
+}
+
+fn overlay(o: wit_format::OverlayPlan) -> OverlayPlan {
+    let anchor = match o.anchor {
+        wit_format::OverlayAnchor::TopLeft => OverlayAnchor::TopLeft,
+        wit_format::OverlayAnchor::TopRight => OverlayAnchor::TopRight,
+        wit_format::OverlayAnchor::BottomLeft => OverlayAnchor::BottomLeft,
+        wit_format::OverlayAnchor::BottomRight => OverlayAnchor::BottomRight,
+        wit_format::OverlayAnchor::Center => OverlayAnchor::Center,
+    };
+    OverlayPlan { url: o.url, width: o.width, anchor, x: o.x, y: o.y, opacity: o.opacity, start: o.start, end: o.end, fade: o.fade, file: None }
 }
 
 fn audio(a: wit_format::AudioPlan) -> AudioPlan {

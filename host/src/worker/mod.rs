@@ -32,6 +32,7 @@ mod transcode;
 mod ultrafast;
 mod ultrafast_package;
 mod vtt;
+mod watermarks;
 
 use crate::config::Config;
 use crate::db::jobs::{Lease, WriteError};
@@ -418,6 +419,8 @@ impl Worker {
             }
             // Loudness targets: the input's audio is measured first, for their gains.
             let planned = run.measure_loudness(&input_path, planned).await?;
+            // Watermarks: their images are fetched once for every output that draws them.
+            let planned = run.fetch_watermarks(work, planned).await?;
             // Ultrafast: the outputs that can be are encoded in chunks by any worker.
             let planned = if run.wants_ultrafast(&info) { run.ultrafast(&input_path, &info, work, planned, destination, cancel).await? } else { planned };
             if !planned.is_empty() {

@@ -175,6 +175,10 @@ fn with_setting(plan: &OutputPlan, crf: f32, window: Option<&TimeRange>, limits:
         plan.audio = None;
         plan.range = Some(window.clone());
         plan.target_vmaf = None;
+        // Samples are scored against the input: a watermark is not drawn on them.
+        if let Some(video) = plan.video.as_mut() {
+            video.overlays.clear();
+        }
     }
     media::plan_at_setting(plan, crf, limits).map_err(SearchError::Refused)
 }

@@ -101,6 +101,7 @@ impl GifOutput {
                 rotate: self.rotate,
                 // A GIF is 8-bit SDR: an HDR input always needs mapping down.
                 tone_map: is_hdr(input),
+                overlays: Vec::new(),
             }),
             audio: None,
             range: Some(TimeRange { offset, duration: Some(duration) }),

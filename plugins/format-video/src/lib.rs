@@ -26,6 +26,7 @@ mod params;
 mod search;
 mod stream;
 mod video;
+mod watermark;
 
 use copra_sdk::format::{Format, LadderProbe, LadderStep, MediaInfo, OutputPlan, OutputType, QualityProbe, QualityStep};
 use copra_sdk::{Error, Json};

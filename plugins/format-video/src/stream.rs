@@ -16,7 +16,7 @@ use crate::options::KEYS;
 use crate::params::{Params, Span};
 use crate::video::{self, VideoSpec};
 
-pub const PARAMS: &[&str] = &["hls", "dash", "hlsfmp4", "variants", "segment_duration", "offset", "duration", crate::loudness::KEY];
+pub const PARAMS: &[&str] = &["hls", "dash", "hlsfmp4", "variants", "segment_duration", "offset", "duration", crate::loudness::KEY, crate::watermark::KEY];
 
 const DEFAULT_SEGMENT: f64 = 6.0;
 const SEGMENT_RANGE: (f64, f64) = (1.0, 30.0);
@@ -61,6 +61,8 @@ pub struct StreamOutput {
     pub span: Span,
     /// The `loudness` of every rung's audio.
     pub loudness: Option<crate::loudness::Target>,
+    /// Drawn over every rung, sized for each.
+    pub watermarks: Vec<crate::watermark::Watermark>,
 }
 
 pub fn stream_output(parts: &Parts<'_>, params: &Json) -> Result<StreamOutput, Error> {
@@ -137,6 +139,7 @@ pub fn stream_output(parts: &Parts<'_>, params: &Json) -> Result<StreamOutput, E
         fps,
         span: p.span()?,
         loudness: crate::loudness::parse(&p)?,
+        watermarks: crate::watermark::parse(&p)?,
     })
 }
 
@@ -299,6 +302,7 @@ impl StreamOutput {
             };
             let name = unique(&variants, name);
             let audio = audio.map(|a| AudioPlan { loudness: self.loudness.map(|l| l.plan()), ..a });
+            let video = video.map(|v| crate::video::with_watermarks(v, &self.watermarks));
             variants.push(VariantPlan { name, video, audio });
         }
         let (extension, mime_type) =

@@ -10,13 +10,14 @@ use crate::codecs::VideoCodec;
 use crate::containers::{Container, list};
 use crate::encode::{Encoding, encoding};
 use crate::loudness;
+use crate::watermark::{self, Watermark};
 use crate::geometry::{DEFAULT_SCALER, Size, default_fit, output_size, upright};
 use crate::grammar::{self, Parts, items, kbps};
 use crate::options::{self, KEYS};
 use crate::params::{Params, Span};
 
 /// Params of video and audio outputs.
-pub const PARAMS: &[&str] = &["offset", "duration", loudness::KEY];
+pub const PARAMS: &[&str] = &["offset", "duration", loudness::KEY, watermark::KEY];
 
 /// The most a `3000k` video bitrate may ask for.
 const MAX_VIDEO_KBPS: u32 = 200_000;
@@ -143,6 +144,7 @@ impl VideoSpec {
             // Only on request: tone-mapping changes the look, and 10-bit outputs may
             // want the HDR kept.
             tone_map: self.force_sdr && is_hdr(input),
+            overlays: Vec::new(),
         }
     }
 
@@ -159,6 +161,7 @@ pub struct VideoOutput {
     pub spec: VideoSpec,
     pub span: Span,
     pub loudness: Option<loudness::Target>,
+    pub watermarks: Vec<Watermark>,
 }
 
 pub fn video_output(parts: &Parts<'_>, container: &'static Container, params: &Json) -> Result<VideoOutput, Error> {
@@ -168,13 +171,14 @@ pub fn video_output(parts: &Parts<'_>, container: &'static Container, params: &J
     if loudness.is_some() && spec.audio_spec().is_none() {
         return Err(Error::param(format!("The parameter 'loudness' is for audio, which the format '{}' drops.", parts.format)));
     }
-    Ok(VideoOutput { spec, span: params.span()?, loudness })
+    let watermarks = watermark::parse(&params)?;
+    Ok(VideoOutput { spec, span: params.span()?, loudness, watermarks })
 }
 
 impl VideoOutput {
     pub fn plan(&self, input: &MediaInfo) -> Result<OutputPlan, Error> {
         let c = self.spec.container;
-        let video = input.has_video.then(|| self.spec.video_plan(input));
+        let video = input.has_video.then(|| self.spec.video_plan(input)).map(|v| with_watermarks(v, &self.watermarks));
         let audio = self.spec.audio_spec().filter(|_| input.has_audio).map(|a| AudioPlan { loudness: self.loudness.map(|l| l.plan()), ..a.plan(input, None) });
         if video.is_none() && audio.is_none() {
             let why = if input.has_audio { "has no video and the format drops the audio" } else { "has neither video nor audio" };
@@ -193,6 +197,12 @@ impl VideoOutput {
             target_vmaf: self.spec.vmaf.filter(|_| input.has_video),
         })
     }
+}
+
+/// `video` with the watermarks drawn over it, sized for its picture.
+pub fn with_watermarks(video: VideoPlan, watermarks: &[Watermark]) -> VideoPlan {
+    let overlays = watermarks.iter().map(|w| w.plan(video.width, video.height)).collect();
+    VideoPlan { overlays, ..video }
 }
 
 /// An audio-only output (`mp3:128k`, `ogg::opus_96k`), checked.

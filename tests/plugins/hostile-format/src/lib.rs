@@ -4,7 +4,7 @@
 //! file-writing misdeeds aim at, so a test can tell that nothing was written there.
 
 use copra_sdk::format::{
-    AudioPlan, LoudnessPlan, Fit, Format, HlsPlan, ImagePlan, LadderProbe, LadderStep, MediaInfo, OutputPlan, OutputType, QualityProbe, QualityStep,
+    AudioPlan, LoudnessPlan, OverlayAnchor, OverlayPlan, Fit, Format, HlsPlan, ImagePlan, LadderProbe, LadderStep, MediaInfo, OutputPlan, OutputType, QualityProbe, QualityStep,
     StreamPlan, VariantPlan, VideoPlan,
 };
 use copra_sdk::{Error, Json};
@@ -35,7 +35,17 @@ const FORMATS: &[(&str, OutputType)] = &[
     ("manyladderrungs", OutputType::Httpstream),
     // A loudness target no gain should reach (+20 LUFS: 36 dB over full-scale speech).
     ("loudmouth", OutputType::Video),
+    // 10,000 watermarks on one picture.
+    ("manyoverlays", OutputType::Video),
+    // A watermark read from the server's own files.
+    ("fileoverlay", OutputType::Video),
+    // A watermark fetched from the cloud's metadata address.
+    ("metadataoverlay", OutputType::Video),
 ];
+
+fn overlay(url: &str) -> OverlayPlan {
+    OverlayPlan { url: url.into(), width: 32, anchor: OverlayAnchor::TopLeft, x: 0, y: 0, opacity: 1.0, start: 0.0, end: None, fade: 0.0 }
+}
 
 fn name(format: &str) -> &str {
     format.split(':').next().unwrap_or_default()
@@ -58,6 +68,7 @@ fn video() -> VideoPlan {
         fit: Fit::Stretch,
         rotate: 0,
         tone_map: false,
+        overlays: Vec::new(),
     }
 }
 
@@ -136,6 +147,9 @@ fn plan(format: &str, params: &Json, _input: &MediaInfo) -> Result<OutputPlan, E
             ..video()
         }),
         "badfps" => mp4(VideoPlan { fps: Some(f64::NAN), ..video() }),
+        "manyoverlays" => mp4(VideoPlan { overlays: vec![overlay("https://example.com/logo.png"); 10_000], ..video() }),
+        "fileoverlay" => mp4(VideoPlan { overlays: vec![overlay("file:///etc/passwd")], ..video() }),
+        "metadataoverlay" => mp4(VideoPlan { overlays: vec![overlay("http://169.254.169.254/latest/meta-data/")], ..video() }),
         "loudmouth" => OutputPlan {
             audio: Some(AudioPlan { loudness: Some(LoudnessPlan { integrated: 20.0, true_peak: 6.0, lra: 11.0, measure_only: false }), ..audio() }),
             ..mp4(video())
