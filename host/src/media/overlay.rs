@@ -173,11 +173,10 @@ mod tests {
         assert_eq!(
             spec,
             "[in]scale=640:360,format=yuv420p[m0];\
-             [ov0]trim=start=1:end=9,setpts=PTS-STARTPTS,format=rgba[o0];\
+             [ov0]trim=start=1:end=9,setpts=PTS-1/TB,format=rgba[o0];\
              [m0][o0]overlay=x=W-w-16:y=H-h-8:format=auto:eof_action=repeat[m1];\
-             [ov1]trim=start=1:end=9,setpts=PTS-STARTPTS,format=rgba,fade=t=in:st=2.000:d=1.000:alpha=1,fade=t=out:st=5.000:d=1.000:alpha=1[o1];\
+             [ov1]trim=start=1:end=9,setpts=PTS-1/TB,format=rgba,fade=t=in:st=2.000:d=1.000:alpha=1,fade=t=out:st=5.000:d=1.000:alpha=1[o1];\
              [m1][o1]overlay=x=(W-w)/2+16:y=(H-h)/2+8:format=auto:eof_action=repeat:enable='between(t,2.000,6.000)',format=yuv420p[out]"
-                .replace("trim=start=1:end=9,setpts=PTS-STARTPTS", &filters::video_trim(Some(&TimeRange { offset: 1.0, duration: Some(8.0) })).unwrap())
         );
         assert_eq!(position(&overlay(OverlayAnchor::TopRight, 0.0, None, 0.0)), ("W-w-16".into(), "8".into()));
         assert_eq!(position(&overlay(OverlayAnchor::BottomLeft, 0.0, None, 0.0)), ("16".into(), "H-h-8".into()));
