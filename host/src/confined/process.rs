@@ -50,6 +50,14 @@ pub struct Engine {
 }
 
 impl Engine {
+    /// The same engine, decoding only `clips` of the input (a job's; see
+    /// [`crate::media::DecodeLimits::clips`]).
+    pub fn for_clips(&self, clips: &[crate::types::TimeRange]) -> Engine {
+        let mut engine = self.clone();
+        engine.decode.clips = clips.to_vec();
+        engine
+    }
+
     pub fn new(limits: &Limits) -> Engine {
         Engine {
             program: PathBuf::from("/proc/self/exe"),

@@ -84,6 +84,7 @@ pub async fn dry_run(plugins: &Arc<Plugins>, config: &Config, owner: &str, spec:
             }
         }
     };
+    let probed = probed.and_then(|(info, metadata)| super::clips::joined_info(&spec.input.clips, info).map(|info| (info, metadata)));
     let (info, metadata) = match probed.and_then(|(info, metadata)| media::check_input(&info, limits).map(|()| (info, metadata))) {
         Ok(probed) => probed,
         Err(message) => {

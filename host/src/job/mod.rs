@@ -1,6 +1,7 @@
 //! Jobs: what a client submits, how it is validated, and the statuses it moves through.
 
 pub mod budget;
+pub mod clips;
 pub mod dry_run;
 pub mod dry_run_gate;
 pub mod follow;

@@ -33,7 +33,11 @@ pub struct InputSpec {
     /// A direct upload of the submitting key (`/v2/uploads`), by its id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upload: Option<String>,
-    /// The block as sent, for the storage plugin.
+    /// Ranges of the input joined, in order, into the timeline the outputs are made from
+    /// (none: the whole input).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clips: Vec<crate::types::TimeRange>,
+    /// The block as sent (less `clips`), for the storage plugin.
     pub raw: Value,
 }
 
@@ -58,7 +62,7 @@ impl JobSpec {
     /// input, no outputs, no notification.
     pub fn unreadable() -> Self {
         JobSpec {
-            input: InputSpec { url: None, service: None, upload: None, raw: Value::Null },
+            input: InputSpec { url: None, service: None, upload: None, clips: Vec::new(), raw: Value::Null },
             storage: Value::Null,
             outputs: Vec::new(),
             notification: None,
@@ -178,6 +182,9 @@ fn parse_input(input: Option<&Value>) -> Result<InputSpec, JobError> {
     let Some(Value::Object(obj)) = input else {
         return Err(JobError::invalid("input_not_valid", "The input is missing; it must be an object with a 'url'."));
     };
+    let clips = super::clips::parse(obj.get("clips"))?;
+    let mut obj = obj.clone();
+    obj.remove("clips");
     let url = obj.get("url").and_then(Value::as_str).map(str::to_string);
     let service = obj.get("service").and_then(Value::as_str).map(str::to_string);
     if let Some(upload) = obj.get("upload") {
@@ -187,7 +194,7 @@ fn parse_input(input: Option<&Value>) -> Result<InputSpec, JobError> {
         if url.is_some() || service.is_some() {
             return Err(JobError::invalid("input_not_valid", "The input must have one of 'url', 'service' or 'upload'."));
         }
-        return Ok(InputSpec { url: None, service: None, upload: Some(id.to_string()), raw: Value::Object(obj.clone()) });
+        return Ok(InputSpec { url: None, service: None, upload: Some(id.to_string()), clips, raw: Value::Object(obj) });
     }
     match (&url, &service) {
         (Some(url), None) => {
@@ -202,7 +209,7 @@ fn parse_input(input: Option<&Value>) -> Result<InputSpec, JobError> {
         }
         (None, None) => return Err(JobError::invalid("input_not_valid", "The input must have a 'url'.")),
     }
-    Ok(InputSpec { url, service, upload: None, raw: Value::Object(obj.clone()) })
+    Ok(InputSpec { url, service, upload: None, clips, raw: Value::Object(obj) })
 }
 
 fn parse_outputs(outputs: Option<&Value>) -> Result<Vec<OutputSpec>, JobError> {

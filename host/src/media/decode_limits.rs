@@ -29,19 +29,23 @@ pub struct DecodeLimits {
     pub max_duration_secs: f64,
     /// Width × height of any decoded picture.
     pub max_pixels: u64,
+    /// The parts of an input decoded, joined in order into one timeline (the job's
+    /// `clips`; none: all of it). Files the host made itself are always read whole.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clips: Vec<crate::types::TimeRange>,
 }
 
 /// The server's `[limits]` that every decode is held to.
 impl From<&crate::config::Limits> for DecodeLimits {
     fn from(limits: &crate::config::Limits) -> Self {
-        DecodeLimits { max_duration_secs: limits.max_duration.as_secs_f64(), max_pixels: limits.max_pixels }
+        DecodeLimits { max_duration_secs: limits.max_duration.as_secs_f64(), max_pixels: limits.max_pixels, clips: Vec::new() }
     }
 }
 
 impl DecodeLimits {
     /// No limit: for tests and the host's own files.
     pub fn unlimited() -> Self {
-        DecodeLimits { max_duration_secs: f64::INFINITY, max_pixels: FFMPEG_MAX_PIXELS as u64 }
+        DecodeLimits { max_duration_secs: f64::INFINITY, max_pixels: FFMPEG_MAX_PIXELS as u64, clips: Vec::new() }
     }
 
     /// The most video frames a decode may hand out: the duration limit at 240 frames a
@@ -203,7 +207,7 @@ mod tests {
 
     #[test]
     fn a_clock_counts_from_the_first_frame_or_the_start() {
-        let limits = DecodeLimits { max_duration_secs: 10.0, max_pixels: 100 };
+        let limits = DecodeLimits { max_duration_secs: 10.0, max_pixels: 100, clips: Vec::new() };
         let mut clock = Clock::new(&limits, "video");
         clock.check(3600.0).unwrap();
         clock.check(3610.0).unwrap();
@@ -272,7 +276,7 @@ mod tests {
         let long = raw_h264(dir.path(), "long.h264", "160x120", 8);
         let (info, _) = super::super::probe(&long, &DecodeLimits::unlimited()).unwrap();
         assert!(info.duration < 4.0, "the raw stream declares {} s", info.duration);
-        let limits = DecodeLimits { max_duration_secs: 3.0, max_pixels: 400 * 300 };
+        let limits = DecodeLimits { max_duration_secs: 3.0, max_pixels: 400 * 300, clips: Vec::new() };
         let err = transcode(&long, &limits).unwrap_err();
         assert!(matches!(err, MediaError::DurationLimit { .. }), "{err}");
         assert!(err.to_string().contains("max_duration_secs"), "{err}");

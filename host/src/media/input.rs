@@ -13,6 +13,7 @@ use ffmpeg_next as ffmpeg;
 
 use super::MediaError;
 use super::decode_limits::{Clock, DecodeLimits, PixelGuard};
+use super::clips::Timeline;
 use super::probe::{main_stream, rotation_of};
 
 /// Read errors in a row after which the input is declared broken. Demuxers report a
@@ -73,28 +74,31 @@ pub(super) struct Demuxer {
 
 impl Demuxer {
     pub fn open(path: &Path, limits: &DecodeLimits) -> Result<Self, MediaError> {
-        Self::from_context(super::open::open_local(path, limits)?, limits)
+        Self::from_context(super::open::open_local(path, limits)?, limits, &limits.clips)
     }
 
     /// Open a file the host made itself: an output, or a package's media playlist with
     /// the segments below its directory (see `open::open_own_output`).
     pub fn open_own(path: &Path, limits: &DecodeLimits) -> Result<Self, MediaError> {
-        Self::from_context(super::open::open_own_output(path)?, limits)
+        Self::from_context(super::open::open_own_output(path)?, limits, &[])
     }
 
-    fn from_context(context: super::open::LocalInput, limits: &DecodeLimits) -> Result<Self, MediaError> {
+    /// The demuxer of an open file, decoding only `clips` of it (none: all of it).
+    fn from_context(context: super::open::LocalInput, limits: &DecodeLimits, clips: &[crate::types::TimeRange]) -> Result<Self, MediaError> {
         // SAFETY: plain field of an open format context.
         let start_time = unsafe { (*context.as_ptr()).start_time };
         let start_time = if start_time == ffmpeg::ffi::AV_NOPTS_VALUE { 0 } else { start_time };
         let duration = if context.duration() > 0 { context.duration() as f64 / f64::from(ffmpeg::ffi::AV_TIME_BASE) } else { 0.0 };
+        let timeline = Timeline::new(clips);
         let video = match main_stream(&context, Type::Video).and_then(|i| context.stream(i)) {
-            Some(stream) => Some(VideoInput::open(&stream, start_time, limits)?),
+            Some(stream) => Some(VideoInput { timeline: timeline.clone(), ..VideoInput::open(&stream, start_time, limits)? }),
             None => None,
         };
         let audio = match main_stream(&context, Type::Audio).and_then(|i| context.stream(i)) {
-            Some(stream) => Some(AudioInput::open(&stream, start_time, limits)?),
+            Some(stream) => Some(AudioInput { timeline, ..AudioInput::open(&stream, start_time, limits)? }),
             None => None,
         };
+        let duration = super::clips::joined_duration(clips, duration);
         if video.is_none() && audio.is_none() {
             return Err(MediaError::NoStreams);
         }
@@ -104,7 +108,7 @@ impl Demuxer {
     /// Open a chunk file made by [`super::cut::cut_chunks`]: its frames come out timed
     /// as the same frames of the whole input, described as the whole input's are.
     pub fn open_cut(path: &Path, limits: &DecodeLimits) -> Result<Self, MediaError> {
-        let mut demuxer = Self::open(path, limits)?;
+        let mut demuxer = Self::from_context(super::open::open_local(path, limits)?, limits, &[])?;
         let info = super::cut::CutInfo::of(&demuxer.context, path)?;
         let video = demuxer.video.as_mut().ok_or_else(|| MediaError::Corrupt(format!("{} has no video", path.display())))?;
         video.restamp = Some(video.time_base);
@@ -272,6 +276,8 @@ struct VideoInput {
     last_pts: Option<i64>,
     /// A chunk file's own time base, which its packets are rescaled from (to `time_base`).
     restamp: Option<Rational>,
+    /// The input's clips: frames outside them are dropped, the others retimed.
+    timeline: Option<Timeline>,
 }
 
 impl VideoInput {
@@ -308,6 +314,7 @@ impl VideoInput {
             frame_duration,
             last_pts: None,
             restamp: None,
+            timeline: None,
         })
     }
 
@@ -360,6 +367,12 @@ impl VideoInput {
             if self.frames > self.max_frames {
                 return Err(MediaError::FrameLimit { frames: self.max_frames, limit: self.clock.limit() });
             }
+            if let Some(timeline) = &self.timeline {
+                let Some(joined) = timeline.video(pts, self.time_base) else { continue };
+                self.frame.set_pts(Some(joined));
+                each(&self.frame, joined as f64 * f64::from(self.time_base));
+                continue;
+            }
             each(&self.frame, seconds);
         }
         self.check_pixels(None)
@@ -385,6 +398,8 @@ struct AudioInput {
     time_base: Rational,
     offset: i64,
     next_pts: i64,
+    /// The input's clips: samples outside them are dropped, the others retimed.
+    timeline: Option<Timeline>,
 }
 
 impl AudioInput {
@@ -405,6 +420,7 @@ impl AudioInput {
             time_base,
             offset: start_time.rescale(ffmpeg::rescale::TIME_BASE, time_base),
             next_pts: 0,
+            timeline: None,
         })
     }
 
@@ -426,6 +442,21 @@ impl AudioInput {
             self.frame.set_pts(Some(pts));
             let seconds = pts as f64 * f64::from(self.time_base);
             self.clock.check(seconds)?;
+            if let Some(timeline) = &self.timeline {
+                let samples = self.frame.samples();
+                for (from, to, joined) in timeline.audio(seconds, samples, rate as u32) {
+                    let joined_pts = (joined / f64::from(self.time_base)).round() as i64;
+                    if (from, to) == (0, samples) {
+                        self.frame.set_pts(Some(joined_pts));
+                        each(&self.frame, joined);
+                    } else {
+                        let mut part = super::clips::cut_samples(&self.frame, from, to, self.format().layout);
+                        part.set_pts(Some(joined_pts));
+                        each(&part, joined);
+                    }
+                }
+                continue;
+            }
             each(&self.frame, seconds);
         }
         Ok(())

@@ -19,6 +19,7 @@
 
 mod allowlist;
 mod chunk;
+mod clips;
 mod codecs;
 mod cut;
 mod decode_limits;
@@ -46,6 +47,7 @@ mod quality;
 mod split;
 
 pub use chunk::{encode_audio, encode_video_chunk};
+pub use clips::joined_duration;
 pub use cut::cut_chunks;
 pub use decode_limits::DecodeLimits;
 pub use job_check::{JobRefusal, check_job, smallest_input};

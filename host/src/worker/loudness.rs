@@ -80,7 +80,7 @@ impl JobRun<'_> {
             let _watched = self.activity.encoding();
             let activity = self.activity.clone();
             let mut progress = move |_fraction: f64| activity.tick();
-            self.worker.engine.loudness(&self.lease.job_id, input, &requests, &mut progress).await
+            self.engine.loudness(&self.lease.job_id, input, &requests, &mut progress).await
         };
         let results: Vec<Result<Loudness, String>> = results.unwrap_or_else(|err| vec![Err(err.to_string()); requests.len()]);
         let (mut kept, mut failed) = (Vec::with_capacity(planned.len()), Vec::new());

@@ -280,7 +280,7 @@ impl Worker {
             Ok(opened) => opened,
             Err(err) => return self.unopenable(&job, &outputs, lease, activity, err).await,
         };
-        let run = JobRun { worker: self, lease, spec: &spec, activity, attempts: job.attempts };
+        let run = JobRun { worker: self, lease, spec: &spec, activity, attempts: job.attempts, engine: self.engine.for_clips(&spec.input.clips) };
         // The plugin versions the job was planned with, or none: never another version.
         let pins = crate::plugins::Pins::new(pins);
         if let Err(message) = self.plugins.ready(&self.db, &pins, self.config.plugin_sync.version_wait).await {
@@ -334,6 +334,11 @@ impl Worker {
             }
         };
         run.input_probed(&input_metadata).await?;
+        // Clips: every output is made from them joined, so plans and conditions see that.
+        let info = match crate::job::clips::joined_info(&spec.input.clips, info) {
+            Ok(info) => info,
+            Err(message) => return Ok(run.fail_input(outputs, message).await?),
+        };
         // Held to the limits on pixels and duration before anything is decoded.
         if let Err(message) = media::check_input(&info, &self.config.limits) {
             return Ok(run.fail_input(outputs, message).await?);
@@ -448,7 +453,7 @@ impl Worker {
     ) -> anyhow::Result<()> {
         self.retry(&job.id, job.attempts, &err).await?;
         let spec = JobSpec::unreadable();
-        let run = JobRun { worker: self, lease, spec: &spec, activity, attempts: job.attempts };
+        let run = JobRun { worker: self, lease, spec: &spec, activity, attempts: job.attempts, engine: self.engine.for_clips(&spec.input.clips) };
         let message = format!("The job could not be run: {err}. Every node sharing a database needs the same COPRA_SECRET_KEY.");
         Ok(run.fail_input(outputs, message).await?)
     }

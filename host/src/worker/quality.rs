@@ -134,7 +134,7 @@ impl JobRun<'_> {
         let _watched = self.activity.encoding();
         let activity = self.activity.clone();
         let mut progress = move |_fraction: f64| activity.tick();
-        let results = self.worker.engine.measure(&self.lease.job_id, input, targets, &mut progress).await;
+        let results = self.engine.measure(&self.lease.job_id, input, targets, &mut progress).await;
         tracing::info!(seconds = started.elapsed().as_secs_f64(), "quality measured");
         results
     }

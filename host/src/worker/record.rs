@@ -18,6 +18,8 @@ pub(super) struct JobRun<'a> {
     pub activity: std::sync::Arc<super::heartbeat::Activity>,
     /// This claim's attempt, from 1.
     pub attempts: i32,
+    /// The media engine for this job: it decodes only the input's `clips`.
+    pub engine: crate::confined::Engine,
 }
 
 impl JobRun<'_> {

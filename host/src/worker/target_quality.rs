@@ -112,7 +112,7 @@ impl JobRun<'_> {
         let (events, _unread) = mpsc::unbounded_channel();
         for batch in batches(info, &targets, self.worker.config.limits.max_job_memory) {
             let encoding = self.activity.encoding();
-            let encoded = self.worker.engine.transcode(&self.lease.job_id, input, batch, cancel, &events).await;
+            let encoded = self.engine.transcode(&self.lease.job_id, input, batch, cancel, &events).await;
             drop(encoding);
             encoded.map_err(|e| SearchError::Samples(e.to_string()))?;
         }

@@ -33,7 +33,7 @@ impl JobRun<'_> {
         let encoding = self.activity.encoding();
         let targets: Vec<OutputTarget> = planned.iter().map(|p| p.target.clone()).collect();
         let engine = {
-            let (engine, label, input, cancel) = (self.worker.engine.clone(), self.lease.job_id.clone(), input.to_path_buf(), cancel.clone());
+            let (engine, label, input, cancel) = (self.engine.clone(), self.lease.job_id.clone(), input.to_path_buf(), cancel.clone());
             tokio::spawn(async move { engine.transcode(&label, &input, &targets, &cancel, &tx).await }.instrument(tracing::Span::current()))
         };
         // Outputs whose end the engine reported; the others end with the engine.
@@ -107,7 +107,7 @@ impl JobRun<'_> {
                             let loudness = super::loudness::OutputLoudness::of(&done.target.plan, &done.target.path, &produced);
                             let upload = output_upload::Upload {
                                 http: self.worker.http.clone(),
-                                engine: self.worker.engine.clone(),
+                                engine: self.engine.clone(),
                                 label: self.lease.job_id.clone(),
                                 store: store.clone(),
                                 row: done.row.clone(),

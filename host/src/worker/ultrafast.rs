@@ -52,7 +52,8 @@ impl JobRun<'_> {
     pub fn wants_ultrafast(&self, info: &MediaInfo) -> bool {
         let asked = self.spec.settings.get("ultrafast").and_then(serde_json::Value::as_bool) == Some(true);
         let long = self.worker.config.worker.ultrafast_min_duration.is_some_and(|min| info.duration >= min.as_secs_f64());
-        asked || long
+        // Chunks are cut from the input's own timeline; clips are joined in one decode.
+        (asked || long) && self.spec.input.clips.is_empty()
     }
 
     /// Run the chunkable outputs of `planned` ultrafast; returns the others, for the
@@ -80,7 +81,7 @@ impl JobRun<'_> {
         }
         let config = &self.worker.config;
         let started = Instant::now();
-        let engine = &self.worker.engine;
+        let engine = &self.engine;
         let label = self.lease.job_id.as_str();
         let ranges = engine.chunk_ranges(label, input, config.worker.ultrafast_chunk.as_secs_f64(), &alignment(&chunked)).await;
         let ranges = match ranges {
@@ -170,7 +171,7 @@ impl JobRun<'_> {
         let audio = {
             let plans: Vec<_> = renditions.iter().flatten().map(|(plan, _)| plan.clone()).collect();
             let paths: Vec<PathBuf> = audio_paths.iter().flatten().cloned().collect();
-            let (engine, label, input, cancel) = (self.worker.engine.clone(), job_id.to_string(), input.to_path_buf(), cancel.clone());
+            let (engine, label, input, cancel) = (self.engine.clone(), job_id.to_string(), input.to_path_buf(), cancel.clone());
             tokio::spawn(async move { if plans.is_empty() { Ok(()) } else { engine.encode_audio(&label, &input, &plans, &paths, &cancel).await } })
         };
 
@@ -214,7 +215,7 @@ impl JobRun<'_> {
                 match stage.get_pieces(&names, work).await {
                     Err(err) => Err(format!("Fetching the chunks' pieces failed: {err}")),
                     Ok(pieces) => {
-                        let joined = self.worker.engine.join(job_id, &pieces, audio.first().map(PathBuf::as_path), &p.target.plan.container, &p.target.path).await;
+                        let joined = self.engine.join(job_id, &pieces, audio.first().map(PathBuf::as_path), &p.target.plan.container, &p.target.path).await;
                         stage.discard_fetched(&pieces).await;
                         joined.map(|()| Produced::File).map_err(|err| format!("Joining the chunks failed: {err}"))
                     }
@@ -231,7 +232,7 @@ impl JobRun<'_> {
             let loudness = super::loudness::OutputLoudness::of(&p.target.plan, &p.target.path, &produced);
             let upload = output_upload::Upload {
                 http: self.worker.http.clone(),
-                engine: self.worker.engine.clone(),
+                engine: self.engine.clone(),
                 label: self.lease.job_id.clone(),
                 store: store.clone(),
                 row: p.row.clone(),

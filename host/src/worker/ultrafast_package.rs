@@ -112,7 +112,7 @@ impl JobRun<'_> {
         }
         self.set_output(&p.row, OutputState::Packaging).await?;
         let fetched = video.clone();
-        let made = self.worker.engine.package_encoded(&self.lease.job_id, &video, &audio, &package, &p.target.path, cancel).await;
+        let made = self.engine.package_encoded(&self.lease.job_id, &video, &audio, &package, &p.target.path, cancel).await;
         for pieces in &fetched {
             stage.discard_fetched(pieces).await;
         }

@@ -15,7 +15,7 @@ pub fn to_job(request: &Request) -> Result<JobSpec, JobError> {
     if !input_ok {
         return Err(JobError::invalid("input_not_valid", format!("input.url '{url}' must be an http(s) URL.")));
     }
-    let input = InputSpec { url: Some(url.clone()), service: None, upload: None, raw: json!({ "url": url }) };
+    let input = InputSpec { url: Some(url.clone()), service: None, upload: None, clips: Vec::new(), raw: json!({ "url": url }) };
 
     if request.outputs.is_empty() {
         return Err(JobError::invalid("outputs_not_valid", "outputs must list at least one output."));
