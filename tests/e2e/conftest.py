@@ -108,6 +108,37 @@ def count_frames(path) -> int:
     return int(out.strip())
 
 
+def luma_means(path, width: int, height: int) -> list:
+    """The mean luma of every decoded frame of `path` (a `width`x`height` video)."""
+    raw = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-f", "rawvideo", "-pix_fmt", "yuv420p", "-"],
+                         check=True, capture_output=True).stdout
+    frame = width * height * 3 // 2
+    assert raw and len(raw) % frame == 0, len(raw)
+    return [sum(raw[i:i + width * height]) / (width * height) for i in range(0, len(raw), frame)]
+
+
+def frame_of(mean: float, means: list) -> int:
+    """Which input frame (by its mean luma among `means`) a picture of `mean` is."""
+    best = min(range(len(means)), key=lambda i: abs(means[i] - mean))
+    assert abs(means[best] - mean) < 1.2, (mean, means[best])
+    return best
+
+
+def run_and_download(server, s3, job: dict, tmp: Path, timeout=180):
+    """Submit `job` (its storage the test S3 bucket), wait for it to end, and download
+    every output that has a URL into `tmp`; returns (final job, files by output key)."""
+    created = server.post_job(job)
+    assert created.status_code == 201, created.text
+    final = server.wait_job(created.json()["id"], timeout=timeout)
+    files = {}
+    for o in final["outputs"]:
+        if o.get("url"):
+            key = o["url"].split(f"/{s3['bucket']}/", 1)[1]
+            files[o["key"]] = tmp / f"{uuid.uuid4().hex[:6]}-{Path(key).name}"
+            s3["client"].download_file(s3["bucket"], key, str(files[o["key"]]))
+    return final, files
+
+
 def make_video(path: Path, size="1280x720", rate=25, duration=5, extra=()):
     subprocess.run(
         ["ffmpeg", "-v", "error", "-y",

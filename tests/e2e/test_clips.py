@@ -17,7 +17,7 @@ import uuid
 import pytest
 import requests
 
-from conftest import KEY_A, count_frames, ffprobe, s3_storage
+from conftest import KEY_A, ffprobe, frame_of, luma_means, run_and_download, s3_storage
 
 FPS = 25
 FRAMES = 80
@@ -27,11 +27,7 @@ KEPT = list(range(10, 30)) + list(range(50, 65))
 
 
 def y_means(path) -> list:
-    raw = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-f", "rawvideo", "-pix_fmt", "yuv420p", "-"],
-                         check=True, capture_output=True).stdout
-    frame = W * H * 3 // 2
-    assert raw and len(raw) % frame == 0, len(raw)
-    return [sum(raw[i:i + W * H]) / (W * H) for i in range(0, len(raw), frame)]
+    return luma_means(path, W, H)
 
 
 @pytest.fixture(scope="module")
@@ -51,23 +47,9 @@ def counter(media_dir, media_server):
     return {"url": f"{media_server}/clips/counter.mov", "means": means}
 
 
-def frame_of(mean: float, means: list) -> int:
-    best = min(range(len(means)), key=lambda i: abs(means[i] - mean))
-    assert abs(means[best] - mean) < 1.2, (mean, means[best])
-    return best
-
-
 def run(server, s3, counter, outputs, tmp_path, clips=CLIPS):
-    prefix = f"/clips-{uuid.uuid4().hex[:6]}"
-    created = server.post_job({"input": {"url": counter["url"], "clips": clips}, "storage": s3_storage(s3, path=prefix), "outputs": outputs})
-    assert created.status_code == 201, created.text
-    final = server.wait_job(created.json()["id"], timeout=120)
-    files = {}
-    for o in final["outputs"]:
-        if o.get("url"):
-            files[o["key"]] = tmp_path / f"{o['key']}.mp4"
-            s3["client"].download_file(s3["bucket"], o["url"].split(f"/{s3['bucket']}/", 1)[1], str(files[o["key"]]))
-    return final, files
+    job = {"input": {"url": counter["url"], "clips": clips}, "storage": s3_storage(s3, path=f"/clips-{uuid.uuid4().hex[:6]}"), "outputs": outputs}
+    return run_and_download(server, s3, job, tmp_path, timeout=120)
 
 
 def test_the_clips_are_joined_frame_exact_with_unbroken_audio(shared_copra, s3, counter, tmp_path):

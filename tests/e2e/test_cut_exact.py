@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from conftest import count_frames, s3_storage
+from conftest import count_frames, frame_of, luma_means, s3_storage
 
 FPS = 25
 FRAMES = 80
@@ -15,12 +15,7 @@ W, H = 160, 120
 
 
 def y_means(path) -> list:
-    """The mean luma of every decoded frame of `path`."""
-    raw = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-f", "rawvideo", "-pix_fmt", "yuv420p", "-"],
-                         check=True, capture_output=True).stdout
-    frame = W * H * 3 // 2
-    assert raw and len(raw) % frame == 0, len(raw)
-    return [sum(raw[i:i + W * H]) / (W * H) for i in range(0, len(raw), frame)]
+    return luma_means(path, W, H)
 
 
 @pytest.fixture(scope="module")
@@ -39,12 +34,6 @@ def counter(media_dir, media_server):
     # Every frame is told apart from its neighbours by its brightness alone.
     assert all(b - a >= 2.5 for a, b in zip(means, means[1:])), means
     return {"url": f"{media_server}/counter/counter.mp4", "means": means}
-
-
-def frame_of(mean: float, means: list) -> int:
-    best = min(range(len(means)), key=lambda i: abs(means[i] - mean))
-    assert abs(means[best] - mean) < 1.2, (mean, means[best])
-    return best
 
 
 @pytest.mark.parametrize("offset,duration", [(1.48, 1.0), (0.04, 0.4), (2.0, None)])

@@ -22,7 +22,7 @@ import pyloudnorm
 import pytest
 import requests
 
-from conftest import KEY_A, s3_storage
+from conftest import KEY_A, run_and_download, s3_storage
 
 RATE = 48000
 DURATION = 8
@@ -98,16 +98,8 @@ def run_job(server, s3, media_server, source: str, outputs: dict, tmp: Path, set
     job = {"input": {"url": f"{media_server}/loudness/{source}"}, "storage": s3_storage(s3, path=prefix), "outputs": outputs}
     if settings:
         job["settings"] = settings
-    created = server.post_job(job)
-    assert created.status_code == 201, created.text
-    final = server.wait_job(created.json()["id"], timeout=180)
+    final, files = run_and_download(server, s3, job, tmp)
     assert final["status"] == "job.completed", (final, server.logs()[-3000:])
-    files = {}
-    for o in final["outputs"]:
-        if o.get("url"):
-            key = o["url"].split(f"/{s3['bucket']}/", 1)[1]
-            files[o["key"]] = tmp / f"{prefix.strip('/')}-{Path(key).name}"
-            s3["client"].download_file(s3["bucket"], key, str(files[o["key"]]))
     return final, files, prefix
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import requests
 
-from conftest import KEY_A, s3_storage
+from conftest import KEY_A, run_and_download, s3_storage
 
 W, H, FPS, DURATION = 320, 240, 10, 4
 GREY = 128
@@ -63,15 +63,8 @@ def mean(region: np.ndarray) -> np.ndarray:
 
 def run_job(server, s3, media_server, outputs, tmp: Path):
     prefix = f"/wm-{uuid.uuid4().hex[:6]}"
-    created = server.post_job({"input": {"url": f"{media_server}/watermark/grey.mp4"}, "storage": s3_storage(s3, path=prefix), "outputs": outputs})
-    assert created.status_code == 201, created.text
-    final = server.wait_job(created.json()["id"], timeout=180)
-    files = {}
-    for o in final["outputs"]:
-        if o.get("url"):
-            key = o["url"].split(f"/{s3['bucket']}/", 1)[1]
-            files[o["key"]] = tmp / f"{prefix.strip('/')}-{Path(key).name}"
-            s3["client"].download_file(s3["bucket"], key, str(files[o["key"]]))
+    job = {"input": {"url": f"{media_server}/watermark/grey.mp4"}, "storage": s3_storage(s3, path=prefix), "outputs": outputs}
+    final, files = run_and_download(server, s3, job, tmp)
     return final, files, prefix
 
 
