@@ -1,7 +1,7 @@
 """Clips: `"input": {"url": …, "clips": [{"offset", "duration"}, …]}` joins ranges of one
 input into the timeline every output is made from. The input's frames each carry their
 number as their brightness (frame N is grey level 3·N), so every output frame names the
-input frame it came from; its audio is one unbroken tone.
+input frame it came from; its audio is one unbroken tone (AAC: planar samples, cut within frames).
 
 - the output holds exactly the frames of the clips, in order, none twice, none missing;
 - the video and the audio last the clips' total within one frame, and the audio has no
@@ -39,7 +39,7 @@ def counter(media_dir, media_server):
         ["ffmpeg", "-v", "error", "-y",
          "-f", "lavfi", "-i", f"nullsrc=size={W}x{H}:rate={FPS}:duration={FRAMES / FPS},geq=lum='3*N':cb=128:cr=128",
          "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={FRAMES / FPS}",
-         "-c:v", "libx264", "-preset", "veryfast", "-qp", "0", "-pix_fmt", "yuv420p", "-c:a", "pcm_s16le", str(path.with_suffix(".mov"))],
+         "-c:v", "libx264", "-preset", "veryfast", "-qp", "0", "-pix_fmt", "yuv420p", "-c:a", "aac", str(path.with_suffix(".mov"))],
         check=True,
     )
     means = y_means(path.with_suffix(".mov"))

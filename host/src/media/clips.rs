@@ -75,13 +75,27 @@ impl Timeline {
 /// Samples `from..to` of `frame`, a new frame of `layout` (the decoder's, which a frame
 /// may leave unset).
 pub(super) fn cut_samples(frame: &frame::Audio, from: usize, to: usize, layout: ChannelLayout) -> frame::Audio {
-    let count = to - from;
+    let count = to.min(frame.samples()).saturating_sub(from);
     let mut out = frame::Audio::new(frame.format(), count, layout);
     out.set_rate(frame.rate());
-    let bytes = frame.format().bytes();
-    let (per_sample, planes) = if frame.is_planar() { (bytes, frame.planes()) } else { (bytes * frame.channels() as usize, 1) };
-    for plane in 0..planes {
-        out.data_mut(plane)[..count * per_sample].copy_from_slice(&frame.data(plane)[from * per_sample..to * per_sample]);
+    if count == 0 {
+        return out;
+    }
+    // SAFETY: ffmpeg-next's `data(i)` is sized by `linesize[i]`, which FFmpeg sets for
+    // the first plane of audio only, so planes are copied by FFmpeg itself. Both frames
+    // have the same format and channels; `out` holds `count` samples and `frame` holds
+    // `from + count`; `extended_data` points to every plane of each.
+    unsafe {
+        let (src, dst) = (frame.as_ptr(), out.as_mut_ptr());
+        ffmpeg::ffi::av_samples_copy(
+            (*dst).extended_data,
+            (*src).extended_data as *const *mut u8,
+            0,
+            from as i32,
+            count as i32,
+            frame.channels() as i32,
+            ffmpeg::ffi::AVSampleFormat::from(frame.format()),
+        );
     }
     out
 }
@@ -126,21 +140,24 @@ mod tests {
     #[test]
     fn a_cut_keeps_the_samples_asked_for() {
         let layout = ChannelLayout::STEREO;
+        // Planar: sample i of channel c is 100·c + i.
         let mut planar = frame::Audio::new(ffmpeg::format::Sample::I16(ffmpeg::format::sample::Type::Planar), 8, layout);
         planar.set_rate(8000);
-        for plane in 0..2 {
-            for (i, b) in planar.data_mut(plane)[..16].iter_mut().enumerate() {
-                *b = (plane * 100 + i) as u8;
+        for c in 0..2 {
+            for i in 0..8 {
+                planar.plane_mut::<i16>(c)[i] = (100 * c + i) as i16;
             }
         }
         let cut = cut_samples(&planar, 2, 5, layout);
         assert_eq!(cut.samples(), 3);
-        assert_eq!(&cut.data(1)[..6], &[104, 105, 106, 107, 108, 109]);
+        assert_eq!(cut.plane::<i16>(0), &[2, 3, 4]);
+        assert_eq!(cut.plane::<i16>(1), &[102, 103, 104]);
+        // Packed: interleaved L R L R ...
         let mut packed = frame::Audio::new(ffmpeg::format::Sample::I16(ffmpeg::format::sample::Type::Packed), 8, layout);
-        for (i, b) in packed.data_mut(0)[..32].iter_mut().enumerate() {
-            *b = i as u8;
+        for (i, v) in packed.plane_mut::<(i16, i16)>(0).iter_mut().enumerate() {
+            *v = (i as i16, 100 + i as i16);
         }
         let cut = cut_samples(&packed, 6, 8, layout);
-        assert_eq!(&cut.data(0)[..8], &[24, 25, 26, 27, 28, 29, 30, 31]);
+        assert_eq!(cut.plane::<(i16, i16)>(0), &[(6, 106), (7, 107)]);
     }
 }
