@@ -22,6 +22,7 @@ pub mod notify;
 pub mod plugins;
 pub mod queue;
 pub mod secret;
+pub mod subtitles;
 pub mod storage;
 pub mod tenant;
 pub mod types;

@@ -12,6 +12,7 @@ pub mod prepare;
 pub mod spec;
 pub mod stored;
 pub mod submit;
+pub mod subtitles;
 pub mod validate;
 pub mod view;
 

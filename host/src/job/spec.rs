@@ -21,6 +21,9 @@ pub struct JobSpec {
     pub notification: Option<Value>,
     #[serde(default)]
     pub settings: Value,
+    /// Sidecar subtitle files, carried into the job's packages.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subtitles: Vec<super::subtitles::SubtitleSpec>,
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -67,6 +70,7 @@ impl JobSpec {
             outputs: Vec::new(),
             notification: None,
             settings: Value::Null,
+            subtitles: Vec::new(),
         }
     }
 }
@@ -118,7 +122,7 @@ impl JobSpec {
     pub fn parse(body: &Value) -> Result<Self, JobError> {
         let obj = body.as_object().ok_or_else(|| JobError::invalid("request_not_valid", "The request body must be a JSON object."))?;
         for field in obj.keys() {
-            if !["input", "storage", "outputs", "notification", "settings"].contains(&field.as_str()) {
+            if !["input", "storage", "outputs", "notification", "settings", "subtitles"].contains(&field.as_str()) {
                 return Err(JobError::invalid("request_not_valid", format!("Unknown job parameter '{field}'.")));
             }
         }
@@ -143,7 +147,8 @@ impl JobSpec {
             Some(Value::Object(s)) => Value::Object(s.clone()),
             Some(_) => return Err(JobError::invalid("settings_not_valid", "The settings must be an object.")),
         };
-        let spec = JobSpec { input, storage, outputs, notification, settings };
+        let subtitles = super::subtitles::parse(obj.get("subtitles"))?;
+        let spec = JobSpec { input, storage, outputs, notification, settings, subtitles };
         super::metrics::check(&spec)?;
         Ok(spec)
     }

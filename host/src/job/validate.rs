@@ -17,6 +17,10 @@ pub async fn validate(spec: &JobSpec, plugins: &Plugins, limits: &Limits, outbou
     if let Some(url) = &spec.input.url {
         outbound.check_url(url).map_err(|e| refused_url("input_not_valid", &format!("The input URL '{}'", crate::secret::redact_url(url)), e))?;
     }
+    for track in &spec.subtitles {
+        let what = format!("The '{}' subtitles' URL '{}'", track.language, crate::secret::redact_url(&track.url));
+        outbound.check_url(&track.url).map_err(|e| refused_url("subtitles_not_valid", &what, e))?;
+    }
 
     let storage_json = spec.storage.to_string();
     let service = spec.storage_service();

@@ -27,6 +27,7 @@ mod output_upload;
 mod quality;
 mod record;
 mod stage;
+mod subtitles;
 mod target_quality;
 mod transcode;
 mod ultrafast;
@@ -399,6 +400,8 @@ impl Worker {
                         metrics,
                         search: target,
                         ladder,
+                        subtitles: Vec::new(),
+                        duration: 0.0,
                     });
                 }
             }
@@ -426,6 +429,8 @@ impl Worker {
             let planned = run.measure_loudness(&input_path, planned).await?;
             // Watermarks: their images are fetched once for every output that draws them.
             let planned = run.fetch_watermarks(work, planned).await?;
+            // Subtitles: fetched and read once, put on each package's timeline.
+            let planned = run.fetch_subtitles(work, &info, planned).await?;
             // Ultrafast: the outputs that can be are encoded in chunks by any worker.
             let planned = if run.wants_ultrafast(&info) { run.ultrafast(&input_path, &info, work, planned, destination, cancel).await? } else { planned };
             if !planned.is_empty() {
@@ -495,5 +500,9 @@ struct Planned {
     search: Option<crate::media::TargetSearch>,
     /// How its ladder was planned, when it was planned from the content.
     ladder: Option<crate::media::LadderReport>,
+    /// A package's subtitle tracks, on its timeline (see `subtitles`).
+    subtitles: Vec<crate::subtitles::package::Track>,
+    /// How long the output lasts, seconds (set with its subtitles).
+    duration: f64,
 }
 

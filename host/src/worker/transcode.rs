@@ -99,6 +99,7 @@ impl JobRun<'_> {
                     let sent = segments.remove(&index).unwrap_or_default();
                     match result {
                         Ok(produced) => {
+                            let produced = self.with_subtitles(done, produced).await;
                             let family = done.spec.format.split(':').next().unwrap_or_default();
                             crate::metrics::encoded(family, started.elapsed());
                             if matches!(produced, Produced::Package(_)) {

@@ -222,7 +222,7 @@ impl JobRun<'_> {
                 }
             };
             let produced = match made {
-                Ok(produced) => produced,
+                Ok(produced) => self.with_subtitles(&p, produced).await,
                 Err(message) => {
                     self.fail_output(&p.row, message).await?;
                     continue;

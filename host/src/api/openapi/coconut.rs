@@ -22,6 +22,32 @@ pub struct CreateJobRequest {
     pub notification: Option<Notification>,
     #[schema(nullable = false)]
     pub settings: Option<Settings>,
+    /// Sidecar WebVTT or SRT files, one a language, carried into the job's packages.
+    #[schema(nullable = false)]
+    pub subtitles: Option<Vec<SubtitleTrack>>,
+}
+
+/// A sidecar subtitle file.
+#[derive(Serialize, ToSchema)]
+pub struct SubtitleTrack {
+    /// The WebVTT or SRT file.
+    #[schema(format = Uri)]
+    pub url: String,
+    /// A BCP 47 language tag (`en`, `pt-BR`).
+    pub language: String,
+    /// What players show (the language when not given).
+    #[schema(nullable = false)]
+    pub name: Option<String>,
+    /// The track players pick first (at most one; else the first).
+    #[schema(nullable = false)]
+    pub default: Option<bool>,
+}
+
+/// A range of the input, in seconds.
+#[derive(Serialize, ToSchema)]
+pub struct Clip {
+    pub offset: f64,
+    pub duration: f64,
 }
 
 /// The source media file to transcode.
@@ -41,6 +67,9 @@ pub struct Input {
     /// (`Location` of the upload) may be given as `url` instead.
     #[schema(nullable = false)]
     pub upload: Option<String>,
+    /// Ranges of the input joined, in order, into the timeline every output is made from.
+    #[schema(nullable = false)]
+    pub clips: Option<Vec<Clip>>,
 }
 
 /// Destination where output files are uploaded. Each service's plugin reads its own

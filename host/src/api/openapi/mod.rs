@@ -62,7 +62,7 @@ use super::AppState;
         document,
     ),
     components(schemas(
-        CreateJobRequest, Input, Storage, Credentials, Outputs, OneOrMany, Output, Notification, NotificationType,
+        CreateJobRequest, Input, Clip, SubtitleTrack, Storage, Credentials, Outputs, OneOrMany, Output, Notification, NotificationType,
         Settings, Job, JobStatus, InputStatus, InputStatusName, OutputStatus, OutputType, JobList, DryRunPlan,
         MetadataResponse, Metadata, Stream, Format, WebhookLog, WebhookEvent, DeliveryState, WebhookAttempt, WebhookSigningSecret, Error,
         ErrorStatus, PluginList, Plugin, LoadError, AdminJobEvents, AdminEvent, Health, Ready, ReadyPlugins, OctetJob,
