@@ -1,0 +1,90 @@
+"""The book's Editing chapter's job, submitted as written (its URLs pointed at a test
+server, its storage at the test bucket): clips, a watermark, loudness and two subtitle
+languages into HLS, DASH and an MP4 at once, each checked on what was made."""
+
+import json
+import re
+import subprocess
+import uuid
+from pathlib import Path
+
+import m3u8
+import numpy as np
+import pytest
+
+from conftest import ffprobe, run_and_download, s3_storage
+from test_loudness import ebur128
+from test_subtitles import cues_of, download_package
+from test_watermark import frame_at, mean
+
+ROOT = Path(__file__).resolve().parents[2]
+MARK = "<!-- test_editing.py submits this job -->"
+
+
+def chapter_job() -> dict:
+    lines = (ROOT / "docs/src/editing.md").read_text().splitlines()
+    at = lines.index(MARK)
+    assert lines[at + 1] == "```json", "the mark precedes the job's JSON block"
+    end = lines.index("```", at + 2)
+    return json.loads("\n".join(lines[at + 2:end]))
+
+
+@pytest.fixture(scope="module")
+def assets(media_dir):
+    d = media_dir / "editing"
+    d.mkdir(exist_ok=True)
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-nostdin",
+         "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=7",
+         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=7,volume=-20dB",
+         "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(d / "programme.mp4")],
+        check=True, timeout=120,
+    )
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-nostdin", "-f", "lavfi", "-i", "color=c=red:s=64x64,format=rgba", "-frames:v", "1", str(d / "logo.png")],
+                   check=True, timeout=60)
+    # Cues at input times: one in the gap between the clips (2-3 s), one in the second clip.
+    (d / "programme.en.vtt").write_text("WEBVTT\n\n00:00:00.500 --> 00:00:01.500\nOne\n\n00:00:02.200 --> 00:00:02.800\nCut away\n\n00:00:03.500 --> 00:00:04.500\nTwo\n")
+    (d / "programme.fr.srt").write_text("1\n00:00:00,500 --> 00:00:01,500\nUn\n\n2\n00:00:03,500 --> 00:00:04,500\nDeux\n")
+    return d
+
+
+def test_the_chapters_job_does_it_all(shared_copra, s3, media_server, assets, tmp_path):
+    prefix = f"/editing-{uuid.uuid4().hex[:6]}"
+    job = json.loads(json.dumps(chapter_job()).replace("https://example.com", f"{media_server}/editing"))
+    job["storage"] = s3_storage(s3, path=prefix)
+    final, files = run_and_download(shared_copra, s3, job, tmp_path, timeout=300)
+    assert final["status"] == "job.completed", (final, shared_copra.logs()[-3000:])
+    pkg = download_package(s3, prefix, tmp_path / "pkg")
+    mp4 = next(f for k, f in files.items() if str(f).endswith(".mp4"))
+
+    # The clips: 2 s + 3 s.
+    assert abs(float(ffprobe(mp4)["format"]["duration"]) - 5.0) < 0.1
+
+    # The logo, top right, 15 % of each picture's width, over the test pattern at 0.8.
+    def logo_is_drawn(picture: np.ndarray):
+        h, w, _ = picture.shape
+        size, margin = round(0.15 * w), 16
+        region = picture[margin + 4:margin + size - 4, w - margin - size + 4:w - margin - 4]
+        r, g, b = mean(region)
+        assert r > 190 and g < 70 and b < 70, (w, r, g, b)
+    logo_is_drawn(frame_at(mp4, 1.0, (640, 360)))
+    master = m3u8.load(str(pkg / "hls/master.m3u8"))
+    for variant in master.playlists:
+        w, h = variant.stream_info.resolution
+        logo_is_drawn(frame_at(pkg / "hls" / variant.uri, 1.0, (w, h)))
+
+    # Loudness at -16 LUFS.
+    assert abs(ebur128(mp4)["integrated"] - -16) <= 1.0
+    audio = next((pkg / "hls").glob("audio*/index.m3u8"))
+    assert abs(ebur128(audio)["integrated"] - -16) <= 1.0
+
+    # Both languages, their cues on the joined timeline: the one in the gap is gone,
+    # the one at 3.5 s of the input is at 2.5 s.
+    subs = {m.language: m for m in master.media if m.type == "SUBTITLES"}
+    assert set(subs) == {"en", "fr"} and subs["en"].default == "YES"
+    en = m3u8.load(str(pkg / "hls" / subs["en"].uri))
+    assert cues_of([pkg / "hls" / Path(subs["en"].uri).parent / s.uri for s in en.segments]) == [(0.5, 1.5, "One"), (2.5, 3.5, "Two")]
+    mpd = next((pkg / "dash").glob("*.mpd")).read_text()
+    for language in ("en", "fr"):
+        assert re.search(rf'contentType="text"[^>]*lang="{language}"', mpd), mpd
+    assert cues_of([pkg / "dash/subs-fr.vtt"]) == [(0.5, 1.5, "Un"), (2.5, 3.5, "Deux")]
