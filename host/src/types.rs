@@ -103,6 +103,13 @@ pub struct VideoPlan {
     /// Images drawn over the picture, in order (watermarks).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub overlays: Vec<OverlayPlan>,
+    /// Subtitles drawn into the picture: the job's track of this language.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burn_in: Option<String>,
+    /// That track as an ASS script on this output's timeline, in the job's work
+    /// directory: set by the worker before the encode, never by a plugin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burn_in_file: Option<std::path::PathBuf>,
 }
 
 /// Where an overlay sits in the picture.

@@ -8,6 +8,8 @@ master playlist, `webvtt-py` for every WebVTT segment and file.
   time 0 to the first video frame's MPEG-TS time;
 - DASH: a text adaptation set per language with the whole WebVTT file;
 - an output's `offset` moves the cues with it; SRT and WebVTT read alike;
+- `burn_in` draws one track into the picture, changing its pixels only while a cue
+  shows; a language the job has no track for fails that output;
 - a file that is not subtitles fails the packages alone; bad tracks are 400s."""
 
 import re
@@ -180,3 +182,37 @@ def test_bad_tracks_are_refused(shared_copra, s3, subtitles, says):
     assert r.status_code == 400, r.text
     body = r.json()
     assert body["status"] == "error" and body["error_code"] == "subtitles_not_valid" and says in body["message"], body
+
+
+def test_burn_in_draws_a_track_only_while_its_cues_show(shared_copra, s3, media_server, assets, tmp_path):
+    import numpy as np
+    from test_watermark import frame_at
+
+    job = {
+        "input": {"url": f"{media_server}/subtitles/in.mp4"},
+        "storage": s3_storage(s3, path=f"/subs-{uuid.uuid4().hex[:6]}"),
+        "subtitles": tracks(media_server),
+        "outputs": {
+            "mp4:240p::quality=5": {"key": "plain", "path": "/plain.mp4"},
+            "mov:240p::quality=5": {"key": "burnt", "path": "/burnt.mov", "burn_in": "pt-BR"},
+            "webm:240p": {"key": "missing", "path": "/missing.webm", "burn_in": "de"},
+        },
+    }
+    final, files = run_and_download(shared_copra, s3, job, tmp_path)
+    by_key = {o["key"]: o for o in final["outputs"]}
+    assert by_key["burnt"]["status"] == "video.encoded", (by_key["burnt"], shared_copra.logs()[-3000:])
+    assert by_key["missing"]["status"] == "video.failed" and "burn_in names 'de'" in by_key["missing"]["error"], by_key["missing"]
+
+    def changed(t: float):
+        """Pixels changed by more than an encoder's noise (text is white on the
+        picture): in the bottom third, where the cue is drawn, and in the top half."""
+        plain, burnt = frame_at(files["plain"], t), frame_at(files["burnt"], t)
+        strong = np.abs(plain - burnt).max(axis=2) > 60
+        return int(strong[160:].sum()), int(strong[:120].sum())
+    # "Olá" shows from 0.5 s to 1.5 s, "Através de um limite" from 2.5 s to 4.5 s.
+    for t in (1.0, 3.0):
+        bottom, top = changed(t)
+        assert bottom > 100 and top == 0, (t, bottom, top)
+    for t in (0.2, 2.0, 4.8):
+        bottom, top = changed(t)
+        assert bottom < 10 and top == 0, (t, bottom, top)

@@ -304,13 +304,24 @@ fn checked_loudness(result: Result<Loudness, String>) -> Result<Result<Loudness,
     }
 }
 
-/// The watermark images the plans draw (files the worker fetched), each once.
+/// Where fontconfig and libass find fonts, for subtitles drawn into the picture.
+const FONT_READS: &[&str] = &["/usr/share/fonts", "/usr/local/share/fonts", "/etc/fonts", "/var/cache/fontconfig", "/usr/share/fontconfig"];
+
+/// What the plans draw from files the worker made (watermark images, subtitle scripts),
+/// each once, and the fonts when subtitles are drawn.
 fn overlay_files<'a>(plans: impl Iterator<Item = &'a VideoPlan>) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = Vec::new();
-    for file in plans.flat_map(|p| p.overlays.iter().filter_map(|o| o.file.clone())) {
-        if !files.contains(&file) {
-            files.push(file);
+    let mut fonts = false;
+    for plan in plans {
+        fonts |= plan.burn_in_file.is_some();
+        for file in plan.overlays.iter().filter_map(|o| o.file.clone()).chain(plan.burn_in_file.clone()) {
+            if !files.contains(&file) {
+                files.push(file);
+            }
         }
+    }
+    if fonts {
+        files.extend(FONT_READS.iter().map(PathBuf::from));
     }
     files
 }

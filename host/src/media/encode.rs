@@ -335,6 +335,11 @@ pub(super) fn picture_chain(plan: &VideoPlan, input: &VideoFormat, setup: &Video
     let picture =
         Picture { width: plan.width, height: plan.height, fit: plan.fit, scaler: &plan.scaler, turn: input.rotation + plan.rotate, sar: setup.sar };
     chain.extend(picture.chain());
+    // Subtitles drawn in at the output's size, on its timeline (the script was written
+    // for it); the path is the worker's own file, quoted for the graph's parser.
+    if let Some(script) = plan.burn_in_file.as_ref().and_then(|p| p.to_str()).filter(|p| !p.contains(['\'', '\\'])) {
+        chain.push(format!("ass=filename='{script}'"));
+    }
     chain
 }
 

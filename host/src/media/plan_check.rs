@@ -182,6 +182,15 @@ fn check_video(at: &str, video: &VideoPlan, limits: &Limits) -> Result<(), Strin
     let encoder = encoder_name(&video.codec).map_err(|e| format!("{at}: {e}"))?;
     check_size(at, video.width, video.height, limits)?;
     check_overlays(at, video)?;
+    if let Some(language) = &video.burn_in {
+        let tag_ok = (2..=35).contains(&language.len()) && language.split('-').all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric()));
+        if !tag_ok || video.codec == "gif" {
+            return Err(format!("{at} burn_in '{}' is not a language tag of a video it can draw into", shown(language)));
+        }
+    }
+    if video.burn_in_file.is_some() {
+        return Err(format!("{at} names a subtitle file, which only the host writes"));
+    }
     if !PIX_FMTS.contains(&video.pix_fmt.as_str()) {
         return Err(format!("{at} pix_fmt '{}' is not one of {}", shown(&video.pix_fmt), PIX_FMTS.join(", ")));
     }

@@ -195,6 +195,18 @@ fn rates_and_timings_are_bounded() {
 }
 
 #[test]
+fn burn_in_names_a_language_and_never_a_file() {
+    let mut plan = file();
+    plan.video.as_mut().unwrap().burn_in = Some("pt-BR".into());
+    assert!(check_plan(&plan, &Limits::default()).is_ok());
+    plan.video.as_mut().unwrap().burn_in = Some("en';movie=/etc/passwd".into());
+    refused(&plan, &["burn_in", "language tag"]);
+    let mut plan = file();
+    plan.video.as_mut().unwrap().burn_in_file = Some("/etc/passwd".into());
+    refused(&plan, &["subtitle file", "only the host"]);
+}
+
+#[test]
 fn overlays_are_bounded() {
     use crate::types::{OverlayAnchor, OverlayPlan};
     let overlay = OverlayPlan {

@@ -22,6 +22,8 @@ pub fn video_plan(codec: &str, width: u32, height: u32) -> VideoPlan {
         rotate: 0,
         tone_map: false,
         overlays: Vec::new(),
+        burn_in: None,
+        burn_in_file: None,
     }
 }
 

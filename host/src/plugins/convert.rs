@@ -65,6 +65,8 @@ fn video(v: wit_format::VideoPlan) -> VideoPlan {
         rotate: v.rotate,
         tone_map: v.tone_map,
         overlays: v.overlays.into_iter().map(overlay).collect(),
+        burn_in: v.burn_in,
+        burn_in_file: None,
     }
 }
 

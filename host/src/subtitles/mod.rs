@@ -146,6 +146,50 @@ pub fn webvtt(cues: &[&Cue], header: &[String]) -> String {
     out
 }
 
+/// An ASS script of `cues` for drawing into a picture (libass): white text with a dark
+/// outline, bottom centre, sized for a 360-line picture (libass scales it to the frame).
+pub fn ass(cues: &[Cue]) -> String {
+    let mut out = String::from(
+        "[Script Info]\nScriptType: v4.00+\nPlayResX: 640\nPlayResY: 360\nWrapStyle: 0\nScaledBorderAndShadow: yes\n\n\
+         [V4+ Styles]\nFormat: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, BackColour, Bold, Italic, Underline, StrikeOut, \
+         ScaleX, ScaleY, Spacing, Angle, BorderStyle, Outline, Shadow, Alignment, MarginL, MarginR, MarginV, Encoding\n\
+         Style: Default,DejaVu Sans,22,&H00FFFFFF,&H000000FF,&H00000000,&H80000000,0,0,0,0,100,100,0,0,1,2,1,2,20,20,18,1\n\n\
+         [Events]\nFormat: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text\n",
+    );
+    let time = |t: f64| {
+        let cs = (t.max(0.0) * 100.0).round() as u64;
+        format!("{}:{:02}:{:02}.{:02}", cs / 360_000, cs / 6000 % 60, cs / 100 % 60, cs % 100)
+    };
+    for cue in cues {
+        out.push_str(&format!("Dialogue: 0,{},{},Default,,0,0,0,,{}\n", time(cue.start), time(cue.end), ass_text(&cue.text)));
+    }
+    out
+}
+
+/// WebVTT cue text as ASS event text: line breaks as `\N`, `<i>`/`<b>`/`<u>` as
+/// override tags, other tags dropped, braces (ASS's override blocks) made parentheses.
+fn ass_text(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text.replace('{', "(").replace('}', ")");
+    while let Some(open) = rest.find('<') {
+        out.push_str(&rest[..open]);
+        let close = rest[open..].find('>').map_or(rest.len(), |c| open + c + 1);
+        let tag = rest[open..close].trim_matches(['<', '>']).split([' ', '.']).next().unwrap_or_default().to_ascii_lowercase();
+        out.push_str(match tag.as_str() {
+            "i" => "{\\i1}",
+            "/i" => "{\\i0}",
+            "b" => "{\\b1}",
+            "/b" => "{\\b0}",
+            "u" => "{\\u1}",
+            "/u" => "{\\u0}",
+            _ => "",
+        });
+        rest = rest[close..].to_string();
+    }
+    out.push_str(&rest);
+    out.replace('\n', "\\N")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,6 +207,13 @@ mod tests {
         assert_eq!(parse(b"hello"), Err(ParseError::NoCues));
         assert_eq!(parse(&[0xff, 0xfe, 0]), Err(ParseError::NotText));
         assert!(matches!(parse(b"1\n00:00:xx --> 00:00:01,000\nx\n"), Err(ParseError::Timing { line: 2, .. })));
+    }
+
+    #[test]
+    fn an_ass_script_for_drawing() {
+        let script = ass(&[Cue { start: 1.0, end: 62.255, text: "<i>Hi</i> {there}\n<v Bob>two".into() }]);
+        assert!(script.contains("Style: Default,DejaVu Sans,22"), "{script}");
+        assert!(script.ends_with("Dialogue: 0,0:00:01.00,0:01:02.26,Default,,0,0,0,,{\\i1}Hi{\\i0} (there)\\Ntwo\n"), "{script}");
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! Sidecar subtitles, as job steps: before the encode, the job's subtitle files are
 //! fetched once (through the outbound policy, under a byte cap) and read, and each
-//! package output gets them on its own timeline; once a package is made, its subtitle
-//! renditions are written into it before it is uploaded (`subtitles::package`).
+//! package output gets them on its own timeline; an output that draws one (`burn_in`)
+//! gets it as an ASS script on its timeline, which its encoder draws (libass); once a
+//! package is made, its subtitle renditions are written into it before it is uploaded
+//! (`subtitles::package`).
 
 use std::path::{Path, PathBuf};
 
@@ -16,7 +18,8 @@ impl JobRun<'_> {
     /// tracks. A file that cannot be fetched or read fails the packages (naming the
     /// language and why); other outputs go on.
     pub(super) async fn fetch_subtitles(&self, work: &Path, info: &MediaInfo, planned: Vec<Planned>) -> anyhow::Result<Vec<Planned>> {
-        if self.spec.subtitles.is_empty() || !planned.iter().any(|p| p.target.plan.packaging.is_some()) {
+        let needs = |p: &Planned| (p.target.plan.packaging.is_some() && !self.spec.subtitles.is_empty()) || burn_in(p).is_some();
+        if !planned.iter().any(needs) {
             return Ok(planned);
         }
         let max_bytes = subtitles::MAX_BYTES.min(self.worker.config.limits.max_input_bytes);
@@ -42,7 +45,7 @@ impl JobRun<'_> {
         tracing::info!(tracks = read.len(), "subtitles read");
         let mut kept = Vec::with_capacity(planned.len());
         for mut p in planned {
-            if p.target.plan.packaging.is_none() {
+            if !needs(&p) {
                 kept.push(p);
                 continue;
             }
@@ -51,6 +54,23 @@ impl JobRun<'_> {
                 continue;
             }
             let range = p.target.plan.range;
+            if let Some(language) = burn_in(&p) {
+                let Some((_, cues)) = read.iter().find(|(spec, _)| spec.language.eq_ignore_ascii_case(&language)) else {
+                    let have: Vec<&str> = self.spec.subtitles.iter().map(|s| s.language.as_str()).collect();
+                    let have = if have.is_empty() { "none".to_string() } else { have.join(", ") };
+                    self.fail_output(&p.row, format!("burn_in names '{language}', which is not among the job's subtitles ({have}).")).await?;
+                    continue;
+                };
+                let script = work.join(format!("burn-in-{}.ass", p.row.position));
+                tokio::fs::write(&script, subtitles::ass(&subtitles::retime(cues, &self.spec.input.clips, range.as_ref()))).await?;
+                for video in super::watermarks::video_plans_mut(&mut p.target.plan) {
+                    video.burn_in_file = video.burn_in.is_some().then(|| script.clone());
+                }
+            }
+            if p.target.plan.packaging.is_none() {
+                kept.push(p);
+                continue;
+            }
             p.subtitles = read
                 .iter()
                 .map(|(spec, cues)| Track {
@@ -90,6 +110,11 @@ impl JobRun<'_> {
         }
         Produced::Package(package)
     }
+}
+
+/// The subtitle language an output draws into its picture, if any.
+fn burn_in(p: &Planned) -> Option<String> {
+    super::watermarks::video_plans(&p.target.plan).find_map(|v| v.burn_in.clone())
 }
 
 /// How long an output of `range` of the input (as its clips join it) lasts.

@@ -13,11 +13,11 @@ use crate::types::{OutputPlan, VideoPlan};
 const MAX_IMAGE_BYTES: u64 = 16 << 20;
 
 /// Every video plan of an output: its own, or its package's rungs'.
-fn video_plans(plan: &OutputPlan) -> impl Iterator<Item = &VideoPlan> {
+pub(super) fn video_plans(plan: &OutputPlan) -> impl Iterator<Item = &VideoPlan> {
     plan.video.iter().chain(plan.packaging.iter().flat_map(|s| s.variants.iter().filter_map(|v| v.video.as_ref())))
 }
 
-fn video_plans_mut(plan: &mut OutputPlan) -> Vec<&mut VideoPlan> {
+pub(super) fn video_plans_mut(plan: &mut OutputPlan) -> Vec<&mut VideoPlan> {
     let mut plans: Vec<&mut VideoPlan> = plan.video.iter_mut().collect();
     if let Some(stream) = plan.packaging.as_mut() {
         plans.extend(stream.variants.iter_mut().filter_map(|v| v.video.as_mut()));

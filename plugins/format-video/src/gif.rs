@@ -102,6 +102,7 @@ impl GifOutput {
                 // A GIF is 8-bit SDR: an HDR input always needs mapping down.
                 tone_map: is_hdr(input),
                 overlays: Vec::new(),
+                burn_in: None,
             }),
             audio: None,
             range: Some(TimeRange { offset, duration: Some(duration) }),

@@ -16,7 +16,7 @@ use crate::options::KEYS;
 use crate::params::{Params, Span};
 use crate::video::{self, VideoSpec};
 
-pub const PARAMS: &[&str] = &["hls", "dash", "hlsfmp4", "variants", "segment_duration", "offset", "duration", crate::loudness::KEY, crate::watermark::KEY];
+pub const PARAMS: &[&str] = &["hls", "dash", "hlsfmp4", "variants", "segment_duration", "offset", "duration", crate::loudness::KEY, crate::watermark::KEY, crate::video::BURN_IN];
 
 const DEFAULT_SEGMENT: f64 = 6.0;
 const SEGMENT_RANGE: (f64, f64) = (1.0, 30.0);
@@ -63,6 +63,8 @@ pub struct StreamOutput {
     pub loudness: Option<crate::loudness::Target>,
     /// Drawn over every rung, sized for each.
     pub watermarks: Vec<crate::watermark::Watermark>,
+    /// The job's subtitle track drawn into every rung.
+    pub burn_in: Option<String>,
 }
 
 pub fn stream_output(parts: &Parts<'_>, params: &Json) -> Result<StreamOutput, Error> {
@@ -140,6 +142,7 @@ pub fn stream_output(parts: &Parts<'_>, params: &Json) -> Result<StreamOutput, E
         span: p.span()?,
         loudness: crate::loudness::parse(&p)?,
         watermarks: crate::watermark::parse(&p)?,
+        burn_in: crate::video::burn_in(&p)?,
     })
 }
 
@@ -302,7 +305,7 @@ impl StreamOutput {
             };
             let name = unique(&variants, name);
             let audio = audio.map(|a| AudioPlan { loudness: self.loudness.map(|l| l.plan()), ..a });
-            let video = video.map(|v| crate::video::with_watermarks(v, &self.watermarks));
+            let video = video.map(|v| VideoPlan { burn_in: self.burn_in.clone(), ..crate::video::with_watermarks(v, &self.watermarks) });
             variants.push(VariantPlan { name, video, audio });
         }
         let (extension, mime_type) =

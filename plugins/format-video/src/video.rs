@@ -17,7 +17,7 @@ use crate::options::{self, KEYS};
 use crate::params::{Params, Span};
 
 /// Params of video and audio outputs.
-pub const PARAMS: &[&str] = &["offset", "duration", loudness::KEY, watermark::KEY];
+pub const PARAMS: &[&str] = &["offset", "duration", loudness::KEY, watermark::KEY, BURN_IN];
 
 /// The most a `3000k` video bitrate may ask for.
 const MAX_VIDEO_KBPS: u32 = 200_000;
@@ -145,6 +145,7 @@ impl VideoSpec {
             // want the HDR kept.
             tone_map: self.force_sdr && is_hdr(input),
             overlays: Vec::new(),
+            burn_in: None,
         }
     }
 
@@ -162,6 +163,22 @@ pub struct VideoOutput {
     pub span: Span,
     pub loudness: Option<loudness::Target>,
     pub watermarks: Vec<Watermark>,
+    /// The job's subtitle track drawn into the picture (`burn_in`).
+    pub burn_in: Option<String>,
+}
+
+/// The parameter naming the subtitle language drawn into the picture.
+pub const BURN_IN: &str = "burn_in";
+
+/// `burn_in`: a language tag (which the host then finds among the job's subtitles).
+pub fn burn_in(params: &Params<'_>) -> Result<Option<String>, Error> {
+    let Some(language) = params.string(BURN_IN)? else { return Ok(None) };
+    let language = language.trim();
+    let ok = (2..=35).contains(&language.len()) && language.split('-').all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric()));
+    if !ok {
+        return Err(Error::param(format!("The parameter 'burn_in' must be the language tag of one of the job's subtitles, such as \"en\", not {language:?}.")));
+    }
+    Ok(Some(language.to_string()))
 }
 
 pub fn video_output(parts: &Parts<'_>, container: &'static Container, params: &Json) -> Result<VideoOutput, Error> {
@@ -172,13 +189,13 @@ pub fn video_output(parts: &Parts<'_>, container: &'static Container, params: &J
         return Err(Error::param(format!("The parameter 'loudness' is for audio, which the format '{}' drops.", parts.format)));
     }
     let watermarks = watermark::parse(&params)?;
-    Ok(VideoOutput { spec, span: params.span()?, loudness, watermarks })
+    Ok(VideoOutput { spec, span: params.span()?, loudness, watermarks, burn_in: burn_in(&params)? })
 }
 
 impl VideoOutput {
     pub fn plan(&self, input: &MediaInfo) -> Result<OutputPlan, Error> {
         let c = self.spec.container;
-        let video = input.has_video.then(|| self.spec.video_plan(input)).map(|v| with_watermarks(v, &self.watermarks));
+        let video = input.has_video.then(|| self.spec.video_plan(input)).map(|v| VideoPlan { burn_in: self.burn_in.clone(), ..with_watermarks(v, &self.watermarks) });
         let audio = self.spec.audio_spec().filter(|_| input.has_audio).map(|a| AudioPlan { loudness: self.loudness.map(|l| l.plan()), ..a.plan(input, None) });
         if video.is_none() && audio.is_none() {
             let why = if input.has_audio { "has no video and the format drops the audio" } else { "has neither video nor audio" };

@@ -69,6 +69,7 @@ fn video() -> VideoPlan {
         rotate: 0,
         tone_map: false,
         overlays: Vec::new(),
+        burn_in: None,
     }
 }
 
