@@ -9,7 +9,8 @@ PyPI's `pyloudnorm`.
   the gain, whether the limiter ran), agreeing with the meters;
 - `{"measure_only": true}` reports the input's loudness, and its decoded audio is
   bit-identical to the same output's without it;
-- presets (`ebu` on an audio-only MP3) and an HLS package's audio rendition;
+- presets (`ebu` on an audio-only MP3, `streaming` on an HLS package's audio rendition,
+  `atsc` on a DASH-only package, read back from its manifest);
 - a bad target is a 400 in the API's error shape, naming the parameter."""
 
 import json
@@ -151,21 +152,26 @@ def test_measure_only_reports_the_input_and_leaves_the_audio(shared_copra, s3, m
 def test_presets_and_a_package(shared_copra, s3, media_server, inputs, tmp_path):
     outputs = {
         "mp3": {"key": "ebu", "path": "/ebu.mp3", "loudness": "ebu"},
-        "httpstream": {"key": "hls", "hls": {"path": "/hls"}, "variants": ["mp4:240p"], "loudness": "streaming"},
+        "httpstream": [
+            {"key": "hls", "hls": {"path": "/hls"}, "variants": ["mp4:240p"], "loudness": "streaming"},
+            {"key": "dash", "dash": {"path": "/dash"}, "variants": ["mp4:240p"], "loudness": "atsc"},
+        ],
     }
     final, files, prefix = run_job(shared_copra, s3, media_server, "loud.mov", outputs, tmp_path)
     assert abs(ebur128(files["ebu"])["integrated"] - -23) <= 1.0
-    # The package's audio rendition, read back as a player would: its playlist and segments.
-    listed = s3["client"].list_objects_v2(Bucket=s3["bucket"], Prefix=f"{prefix.strip('/')}/hls/")["Contents"]
+    # Each package's audio, read back as a player would: HLS's audio rendition (its
+    # playlist and segments), and the DASH manifest with its segments.
+    listed = s3["client"].list_objects_v2(Bucket=s3["bucket"], Prefix=f"{prefix.strip('/')}/")["Contents"]
     for obj in listed:
-        local = tmp_path / "pkg" / obj["Key"].split("/hls/", 1)[1]
+        local = tmp_path / "pkg" / obj["Key"].split("/", 1)[1]
         local.parent.mkdir(parents=True, exist_ok=True)
         s3["client"].download_file(s3["bucket"], obj["Key"], str(local))
-    audio = next((tmp_path / "pkg").glob("*/audio/index.m3u8"), None) or next((tmp_path / "pkg").rglob("audio*/index.m3u8"))
-    theirs = ebur128(audio)
-    assert abs(theirs["integrated"] - -14) <= 1.0 and theirs["true_peak"] <= -1.0, theirs
-    ours = metadata(shared_copra, final["id"], "hls")["loudness"]
-    assert ours["of"] == "output" and abs(ours["integrated"] - theirs["integrated"]) <= 0.3, (ours, theirs)
+    for key, read_back, target, peak in (("hls", next((tmp_path / "pkg/hls").rglob("audio*/index.m3u8")), -14, -1.0),
+                                          ("dash", next((tmp_path / "pkg/dash").glob("*.mpd")), -24, -2.0)):
+        theirs = ebur128(read_back)
+        assert abs(theirs["integrated"] - target) <= 1.0 and theirs["true_peak"] <= peak, (key, theirs)
+        ours = metadata(shared_copra, final["id"], key)["loudness"]
+        assert ours["of"] == "output" and abs(ours["integrated"] - theirs["integrated"]) <= 0.3, (key, ours, theirs)
 
 
 @pytest.mark.parametrize("loudness, says", [

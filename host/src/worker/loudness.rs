@@ -113,7 +113,7 @@ impl JobRun<'_> {
 pub(super) struct OutputLoudness {
     plan: LoudnessPlan,
     codec: String,
-    /// The file to measure (a file, or a package's audio playlist); none for
+    /// The file to measure (a file, a package's HLS audio playlist or its MPD); none for
     /// measure-only, whose figures are the input's.
     file: Option<PathBuf>,
 }
@@ -122,10 +122,11 @@ impl OutputLoudness {
     /// For an output whose audio has a loudness plan.
     pub fn of(plan: &OutputPlan, path: &Path, produced: &Produced) -> Option<Self> {
         let (audio, file) = match (produced, &plan.packaging) {
-            (Produced::Package(_), Some(stream)) => {
+            (Produced::Package(package), Some(stream)) => {
                 let audio = stream.variants.iter().filter_map(|v| v.audio.as_ref()).find(|a| a.loudness.is_some())?;
-                let playlist = media::audio_playlists(stream).ok().and_then(|p| p.into_iter().next()).map(|p| path.join(p));
-                (audio, playlist)
+                // Its HLS audio rendition, else the DASH manifest (read with its segments).
+                let playlist = media::audio_playlists(stream).ok().and_then(|p| p.into_iter().next()).or_else(|| package.dash_manifest.clone());
+                (audio, playlist.map(|p| path.join(p)))
             }
             _ => (plan.audio.as_ref()?, Some(path.to_path_buf())),
         };
@@ -147,7 +148,7 @@ impl OutputLoudness {
                 Ok(measured) => (Some(measured), None),
                 Err(why) => (None, Some(why)),
             },
-            None => (None, Some("a package's audio is read back from its HLS playlists, and this package has none".to_string())),
+            None => (None, Some("the package has neither an HLS audio rendition nor a DASH manifest to read back".to_string())),
         };
         let report = Report {
             measured,
