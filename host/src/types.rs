@@ -112,6 +112,26 @@ pub struct VideoPlan {
     pub burn_in_file: Option<std::path::PathBuf>,
 }
 
+impl VideoPlan {
+    /// The bit-rate ceiling its encoder options set (`maxrate`), kbit/s.
+    pub fn maxrate_kbps(&self) -> Option<u64> {
+        self.encoder_options.iter().find(|(k, _)| k == "maxrate").and_then(|(_, v)| rate_kbps(v))
+    }
+}
+
+/// A rate as FFmpeg reads an encoder option (`4000k`, `4M` or plain bit/s), in kbit/s.
+pub fn rate_kbps(value: &str) -> Option<u64> {
+    let (digits, scale) = match value.as_bytes().last()? {
+        b'k' | b'K' => (&value[..value.len() - 1], 1),
+        b'M' => (&value[..value.len() - 1], 1000),
+        _ => return value.parse::<u64>().ok().map(|bits| bits.div_ceil(1000)),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || digits.len() > 12 {
+        return None;
+    }
+    digits.parse::<u64>().ok().map(|n| n.saturating_mul(scale))
+}
+
 /// Where an overlay sits in the picture.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -10,6 +10,8 @@
 //! passthrough (`x264-params`, `svtav1-params`) is on it; `x265-params` is parsed and
 //! each of its keys checked against its own list.
 
+use crate::types::rate_kbps;
+
 /// FFmpeg muxers a file output may name, plus `image2` (pictures) and `httpstream`
 /// (packages, which the host muxes itself).
 pub(super) const CONTAINERS: &[&str] = &[
@@ -137,18 +139,6 @@ pub(super) fn check_encoder_options(at: &str, encoder: &str, options: &[(String,
     Ok(())
 }
 
-/// A rate as FFmpeg reads it, in kbit/s: `4000k`, `4M` or plain bit/s.
-fn rate_kbps(value: &str) -> Option<u64> {
-    let (digits, scale) = match value.as_bytes().last()? {
-        b'k' | b'K' => (&value[..value.len() - 1], 1),
-        b'M' => (&value[..value.len() - 1], 1000),
-        _ => return value.parse::<u64>().ok().map(|bits| bits.div_ceil(1000)),
-    };
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || digits.len() > 12 {
-        return None;
-    }
-    digits.parse::<u64>().ok().map(|n| n.saturating_mul(scale))
-}
 
 /// `x265-params` is `key=value` pairs joined by `:`; every key must be on [`X265_PARAMS`].
 fn check_x265_params(at: &str, value: &str) -> Result<(), String> {

@@ -14,7 +14,7 @@ use super::record::JobRun;
 use super::target_quality::{SAMPLE_SECS, SearchError, sample_windows};
 use crate::job::OutputSpec;
 use crate::media::{self, LadderReport, LadderRung};
-use crate::types::{LadderProbe, LadderStep, MediaInfo, OutputPlan, VariantPlan};
+use crate::types::{LadderProbe, LadderStep, MediaInfo, OutputPlan, VariantPlan, VideoPlan};
 
 impl JobRun<'_> {
     /// Plan the ladder of `plan` (a package with a `target_vmaf`) on samples of `input`;
@@ -82,9 +82,7 @@ fn rung(variant: &VariantPlan, probes: &[LadderProbe]) -> LadderRung {
     let video = variant.video.as_ref();
     let (width, height) = video.map_or((0, 0), |v| (v.width, v.height));
     let crf = video.and_then(|v| v.crf);
-    let maxrate_kbps = video
-        .and_then(|v| v.encoder_options.iter().find(|(k, _)| k == "maxrate"))
-        .and_then(|(_, value)| value.trim_end_matches(['k', 'K']).parse().ok());
+    let maxrate_kbps = video.and_then(VideoPlan::maxrate_kbps).and_then(|k| u32::try_from(k).ok());
     let probe = probes.iter().find(|p| p.width == width && p.height == height && Some(p.crf) == crf);
     LadderRung {
         name: variant.name.clone(),

@@ -151,12 +151,11 @@ impl JobRun<'_> {
 /// engine's estimate, as the job's own outputs are held to it (a round of 1080p probes
 /// at once would not fit): each batch is one decode of the input.
 fn batches<'a>(info: &MediaInfo, targets: &'a [OutputTarget], max_memory: u64) -> Vec<&'a [OutputTarget]> {
-    let budget = max_memory;
     let mut batches = Vec::new();
     let mut start = 0;
     for end in 1..=targets.len() {
         let plans: Vec<OutputPlan> = targets[start..end].iter().map(|t| t.plan.clone()).collect();
-        if end - start > 1 && media::memory_estimate(info, &plans) > budget {
+        if end - start > 1 && media::memory_estimate(info, &plans) > max_memory {
             batches.push(&targets[start..end - 1]);
             start = end - 1;
         }

@@ -103,8 +103,8 @@ fn rung_targets(format: &str, stream: &StreamOutput, input: &MediaInfo, probes: 
                         }
                     }
                 }
-                // The rounds are spent: the highest setting measured to reach the target,
-                // else the one that came closest.
+                // The rounds are spent: the highest setting measured to reach the target;
+                // if none did, the lowest measured (the best quality tried, the nearest).
                 QualityStep::Probe(_) => {
                     let reaching = mine.iter().filter(|p| p.vmaf >= target).map(|p| p.crf).reduce(f32::max);
                     let closest = mine.iter().map(|p| p.crf).reduce(f32::min);

@@ -10,11 +10,7 @@ use crate::types::{AudioPlan, VideoPlan};
 
 /// The bitrate a rung announces before it is encoded: its cap, or its target.
 pub(super) fn declared_kbps(plan: &VideoPlan) -> u32 {
-    let maxrate = plan
-        .encoder_options
-        .iter()
-        .find(|(k, _)| k == "maxrate")
-        .and_then(|(_, v)| v.trim_end_matches(['k', 'K']).parse::<u32>().ok());
+    let maxrate = plan.maxrate_kbps().and_then(|k| u32::try_from(k).ok());
     maxrate.or(plan.bitrate_kbps).unwrap_or_else(|| {
         // Constant quality without a cap: a rough H.264 figure for the size.
         let pixels = u64::from(plan.width) * u64::from(plan.height);
