@@ -14,7 +14,39 @@ use crate::types::MediaInfo;
 /// decoding no picture above `limits.max_pixels`. A file FFmpeg cannot read, or one with
 /// neither audio nor video, is an error.
 pub fn probe(path: &Path, limits: &super::DecodeLimits) -> Result<(MediaInfo, Value), MediaError> {
-    describe(super::open::open_local(path, limits)?, path)
+    let (info, mut metadata) = describe(super::open::open_local(path, limits)?, path)?;
+    // Closed captions ride in the pictures (ATSC A/53 user data): only decoding a few
+    // tells. The codecs that carry them, and no clips: this is the file as it is.
+    if info.has_video && matches!(info.video_codec.as_str(), "h264" | "hevc" | "mpeg2video") {
+        let whole = super::DecodeLimits { clips: Vec::new(), ..limits.clone() };
+        if carries_captions(path, &whole)
+            && let Some(video) = metadata["streams"].as_array_mut().and_then(|s| s.iter_mut().find(|s| s["codec_type"] == "video"))
+        {
+            video["closed_captions"] = json!(true);
+        }
+    }
+    Ok((info, metadata))
+}
+
+/// How many pictures are decoded to look for captions.
+const CAPTION_PROBE_FRAMES: u32 = 30;
+
+/// Whether the first pictures of `path` carry CEA-608/708 captions (A/53 side data).
+fn carries_captions(path: &Path, limits: &super::DecodeLimits) -> bool {
+    let Ok(mut demuxer) = super::input::Demuxer::open(path, limits) else { return false };
+    let (mut pictures, mut found) = (0u32, false);
+    while !found && pictures < CAPTION_PROBE_FRAMES {
+        let step = demuxer.step(true, false, &mut |decoded| {
+            if let super::input::Decoded::Video(frame, _) = decoded {
+                pictures += 1;
+                found |= frame.side_data(ffmpeg::frame::side_data::Type::A53CC).is_some();
+            }
+        });
+        if !matches!(step, Ok(true)) {
+            break;
+        }
+    }
+    found
 }
 
 /// Describe a file the host made (an output, or a package through its master playlist
