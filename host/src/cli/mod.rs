@@ -290,7 +290,6 @@ impl Format for PLUGIN_TYPE {
                 tone_map: false,
                 overlays: Vec::new(),
                 burn_in: None,
-                burn_in_file: None,
             }),
             audio: input.has_audio.then(|| AudioPlan { codec: "aac".into(), bitrate_kbps: 128, sample_rate: 44100, channels: 2, loudness: None }),
             range: None,
