@@ -27,6 +27,24 @@ pub struct MediaInfo {
     /// FFmpeg's transfer name: `smpte2084` (PQ) and `arib-std-b67` (HLG) are HDR.
     pub color_transfer: String,
     pub color_primaries: String,
+    /// Every decodable audio track, the main one (the one `sample_rate` and `channels`
+    /// describe) first, then the others in the file's order.
+    #[serde(default)]
+    pub audio_tracks: Vec<AudioTrack>,
+}
+
+/// One audio track of an input.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AudioTrack {
+    /// The stream's index in the file.
+    pub stream: usize,
+    /// Its `language` tag as the file gives it (ISO 639-2 such as `eng`, or 639-1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    /// Its `title` tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    pub channels: u32,
 }
 
 impl MediaInfo {
@@ -261,6 +279,26 @@ pub struct StreamPlan {
     pub segment_duration: f64,
     pub hls: Option<HlsPlan>,
     pub dash: bool,
+    /// The input's audio tracks the plugin asked for.
+    #[serde(default)]
+    pub audio_tracks: AudioSelection,
+    /// The input's tracks that selection names, the default first: set by the worker
+    /// from the probe, never by a plugin. Empty: the main track, as without a selection.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tracks: Vec<AudioTrack>,
+}
+
+/// Which of the input's audio tracks a package carries.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AudioSelection {
+    /// The main track only.
+    #[default]
+    Main,
+    /// Every track, the main one first.
+    All,
+    /// The tracks of these languages, in this order.
+    Languages(Vec<String>),
 }
 
 /// What the samples encoded at one setting measured, in a search for a target quality.

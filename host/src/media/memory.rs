@@ -140,10 +140,23 @@ fn ladder(info: &MediaInfo, package: &StreamPlan, cpus: u64) -> u64 {
             && !audios.contains(&audio)
         {
             audios.push(audio);
-            bytes += audio_encoder(audio);
+            bytes += audio_encoder(audio) * tracks(info, package);
         }
     }
-    bytes
+    // Each track beyond the main one has a decoder of its own.
+    bytes + (tracks(info, package) - 1) * AUDIO_DECODER
+}
+
+/// How many of the input's audio tracks a package carries (each audio plan is encoded
+/// once per track).
+fn tracks(info: &MediaInfo, package: &StreamPlan) -> u64 {
+    use crate::types::AudioSelection;
+    let count = match &package.audio_tracks {
+        AudioSelection::Main => 1,
+        AudioSelection::All => info.audio_tracks.len(),
+        AudioSelection::Languages(languages) => languages.len(),
+    };
+    count.clamp(1, super::audio_tracks::MAX_LANGUAGES) as u64
 }
 
 fn audio_encoder(_audio: &AudioPlan) -> u64 {

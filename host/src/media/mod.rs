@@ -18,6 +18,7 @@
 //! stream copy.
 
 mod allowlist;
+pub mod audio_tracks;
 mod chunk;
 mod clips;
 mod codecs;

@@ -447,6 +447,7 @@ fn check_package(package: &StreamPlan, limits: &Limits) -> Result<(), String> {
     if !(package.segment_duration.is_finite() && package.segment_duration >= lo && package.segment_duration <= hi) {
         return Err(format!("package segment_duration {} is outside {lo}..={hi} seconds", package.segment_duration));
     }
+    super::audio_tracks::check(&package.audio_tracks)?;
     for variant in &package.variants {
         if variant.name.is_empty() || !allowlist::plain(&variant.name, MAX_VARIANT_NAME) {
             return Err(format!("variant name '{}' is not plain text of 1 to {MAX_VARIANT_NAME} characters", shown(&variant.name)));

@@ -3,7 +3,7 @@
 use super::bindings::format::exports::copra::plugin::format as wit_format;
 use super::bindings::types as wit;
 use crate::types::{
-    AudioPlan, Fit, HlsPlan, LoudnessPlan, OverlayAnchor, OverlayPlan, ImagePlan, MediaInfo, OutputPlan, OutputType, SpritePlan, StreamPlan, TimeRange, VariantPlan,
+    AudioPlan, AudioSelection, Fit, HlsPlan, LoudnessPlan, OverlayAnchor, OverlayPlan, ImagePlan, MediaInfo, OutputPlan, OutputType, SpritePlan, StreamPlan, TimeRange, VariantPlan,
     VideoPlan,
 };
 
@@ -110,6 +110,12 @@ pub fn output_plan(p: wit_format::OutputPlan) -> OutputPlan {
             segment_duration: s.segment_duration,
             hls: s.hls.map(|h| HlsPlan { fmp4: h.fmp4 }),
             dash: s.dash,
+            audio_tracks: match s.audio_tracks {
+                wit_format::AudioSelection::Main => AudioSelection::Main,
+                wit_format::AudioSelection::All => AudioSelection::All,
+                wit_format::AudioSelection::Languages(languages) => AudioSelection::Languages(languages),
+            },
+            tracks: Vec::new(),
         }),
         target_vmaf: p.target_vmaf,
     }

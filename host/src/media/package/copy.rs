@@ -43,7 +43,7 @@ fn package(video: &[Vec<PathBuf>], audio: &[PathBuf], plan: &StreamPlan, dir: &P
     for pieces in video.iter().cloned().chain(audio.iter().map(|a| vec![a.clone()])) {
         chains.push(PieceChain::open(pieces)?);
     }
-    let declared = layout.video.iter().map(|(_, v)| declared_kbps(v)).chain(layout.audio.iter().map(|(_, a)| a.bitrate_kbps));
+    let declared = layout.video.iter().map(|(_, v)| declared_kbps(v)).chain(layout.audio.iter().map(|r| r.plan.bitrate_kbps));
     let streams: Vec<StreamSpec> = chains
         .iter()
         .zip(declared)

@@ -4,7 +4,7 @@
 //! file-writing misdeeds aim at, so a test can tell that nothing was written there.
 
 use copra_sdk::format::{
-    AudioPlan, LoudnessPlan, OverlayAnchor, OverlayPlan, Fit, Format, HlsPlan, ImagePlan, LadderProbe, LadderStep, MediaInfo, OutputPlan, OutputType, QualityProbe, QualityStep,
+    AudioPlan, AudioSelection, LoudnessPlan, OverlayAnchor, OverlayPlan, Fit, Format, HlsPlan, ImagePlan, LadderProbe, LadderStep, MediaInfo, OutputPlan, OutputType, QualityProbe, QualityStep,
     StreamPlan, VariantPlan, VideoPlan,
 };
 use copra_sdk::{Error, Json};
@@ -163,6 +163,7 @@ fn plan(format: &str, params: &Json, _input: &MediaInfo) -> Result<OutputPlan, E
                 segment_duration: 4.0,
                 hls: Some(HlsPlan { fmp4: false }),
                 dash: false,
+                audio_tracks: AudioSelection::Main,
             }),
             ..stream()
         },
@@ -182,6 +183,7 @@ fn plan(format: &str, params: &Json, _input: &MediaInfo) -> Result<OutputPlan, E
                 segment_duration: 4.0,
                 hls: Some(HlsPlan { fmp4: false }),
                 dash: false,
+                audio_tracks: AudioSelection::Main,
             }),
             target_vmaf: None,
         },
