@@ -279,13 +279,6 @@ pub struct StreamPlan {
     pub segment_duration: f64,
     pub hls: Option<HlsPlan>,
     pub dash: bool,
-    /// The input's audio tracks the plugin asked for.
-    #[serde(default)]
-    pub audio_tracks: AudioSelection,
-    /// The input's tracks that selection names, the default first: set by the worker
-    /// from the probe, never by a plugin. Empty: the main track, as without a selection.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub tracks: Vec<AudioTrack>,
 }
 
 /// Which of the input's audio tracks a package carries.
@@ -361,4 +354,12 @@ pub struct OutputPlan {
     /// worker searches the setting on samples before the encode.
     #[serde(default)]
     pub target_vmaf: Option<f32>,
+    /// The input's audio tracks the plugin asked for (a package's alternates, a file's
+    /// audio streams).
+    #[serde(default)]
+    pub audio_tracks: AudioSelection,
+    /// The input's tracks that selection names, the default first: set by the worker
+    /// from the probe, never by a plugin. Empty: the main track, as without a selection.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tracks: Vec<AudioTrack>,
 }

@@ -11,7 +11,9 @@ The input has three audio tracks, each a different tone, tagged as files tag the
   variant names the group; each rendition plays its own track's tone;
 - DASH: one audio adaptation set per track with its `lang`, each playing its tone;
 - a list of languages picks those tracks in that order, the first the default;
-- a language the input lacks fails that package, naming the tracks it has, and the
+- MP4 and MKV outputs keep several audio tracks (`"audio"` on a video output), each a
+  stream with its language (ISO 639-2, as files store it), the first the default;
+- a language the input lacks fails that output, naming the tracks it has, and the
   job's other outputs are made; a bad language is a 400 at submit."""
 
 import subprocess
@@ -23,7 +25,7 @@ import m3u8
 import numpy as np
 import pytest
 
-from conftest import run_and_download, s3_storage
+from conftest import ffprobe, run_and_download, s3_storage
 
 MPD_NS = {"mpd": "urn:mpeg:dash:schema:mpd:2011"}
 # (ISO 639-2 tag in the file, title, tone in Hz, BCP 47 language announced)
@@ -49,10 +51,10 @@ def three_languages(media_dir):
     return "alternate/in.mkv"
 
 
-def tone_of(path: Path) -> float:
-    """The loudest frequency of a file's (or an HLS playlist's) audio, in Hz."""
+def tone_of(path: Path, stream: int = 0) -> float:
+    """The loudest frequency of a file's (or an HLS playlist's) audio stream, in Hz."""
     hls = ["-allowed_extensions", "ALL"] if path.suffix == ".m3u8" else []
-    raw = subprocess.run(["ffmpeg", "-v", "error", "-nostdin", *hls, "-i", str(path), "-map", "0:a:0",
+    raw = subprocess.run(["ffmpeg", "-v", "error", "-nostdin", *hls, "-i", str(path), "-map", f"0:a:{stream}",
                           "-ac", "1", "-ar", "48000", "-f", "f32le", "-"], check=True, capture_output=True, timeout=60).stdout
     samples = np.frombuffer(raw, dtype=np.float32)
     assert len(samples) > 48000 * 4, f"{path}: {len(samples)} samples"
@@ -140,6 +142,44 @@ def test_a_missing_language_fails_that_package_alone(shared_copra, s3, media_ser
     assert "no audio track in ja (its tracks: eng, fre, ger)" in by_key["pkg"]["error"], by_key["pkg"]
     assert by_key["file"]["status"] == "video.encoded", by_key["file"]
     assert abs(tone_of(files["file"]) - 440) < 5, "the main track"
+
+
+def test_files_keep_several_tracks(shared_copra, s3, media_server, three_languages, tmp_path):
+    job = {
+        "input": {"url": f"{media_server}/{three_languages}"},
+        "storage": s3_storage(s3, path=f"/alt-{uuid.uuid4().hex[:6]}"),
+        "outputs": {
+            "mp4:240p": [{"key": "all", "path": "/all.mp4", "audio": "all"}, {"key": "fr", "path": "/fr.mp4", "audio": ["fr"]}],
+            "mkv:240p": {"key": "mkv", "path": "/two.mkv", "audio": ["de", "en"]},
+        },
+    }
+    final, files = run_and_download(shared_copra, s3, job, tmp_path)
+    assert final["status"] == "job.completed", (final, shared_copra.logs()[-3000:])
+
+    def audio_streams(path):
+        streams = ffprobe(path)["streams"]
+        return [s for s in streams if s["codec_type"] == "audio"]
+
+    expected = {"all": [("eng", 440), ("fre", 660), ("ger", 990)], "fr": [("fre", 660)], "mkv": [("ger", 990), ("eng", 440)]}
+    for key, tracks in expected.items():
+        streams = audio_streams(files[key])
+        assert [s.get("tags", {}).get("language") for s in streams] == [t for t, _ in tracks], (key, streams)
+        assert [s["disposition"]["default"] for s in streams] == [1] + [0] * (len(tracks) - 1), key
+        for i, (_, tone) in enumerate(tracks):
+            assert abs(tone_of(files[key], i) - tone) < 5, (key, i)
+    assert audio_streams(files["mkv"])[1]["tags"].get("title") == "English"
+
+
+@pytest.mark.parametrize("format, audio, says", [("mp3", "all", "holds one"), ("mp4:240p:none", "all", "drops"), ("avi:240p", "all", "cannot hold")])
+def test_outputs_that_hold_one_track_refuse(shared_copra, s3, format, audio, says):
+    r = shared_copra.post_job({
+        "input": {"url": "https://example.com/in.mp4"},
+        "storage": s3_storage(s3),
+        "outputs": {format: {"path": "/x", "audio": audio}},
+    })
+    assert r.status_code == 400, r.text
+    body = r.json()
+    assert body["error_code"] == "output_param_not_valid" and says in body["message"], body
 
 
 @pytest.mark.parametrize("audio, says", [(["english!"], "english!"), ([], "audio"), (7, "audio"), (["en", "en"], "twice")])

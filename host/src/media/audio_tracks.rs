@@ -43,6 +43,17 @@ pub fn bcp47(tag: &str) -> Option<String> {
     })
 }
 
+/// The ISO 639-2 form files store (MP4 packs three letters): `en` → `eng`, `fr` →
+/// `fre`; a three-letter tag as it is; none for what has no such form.
+pub fn iso639_2(tag: &str) -> Option<String> {
+    let primary = tag.split('-').next().unwrap_or(tag);
+    match LANGUAGES.iter().find(|(one, t, b)| [one, t, b].iter().any(|c| c.eq_ignore_ascii_case(primary))) {
+        Some((_, _, bibliographic)) => Some((*bibliographic).to_string()),
+        None if primary.len() == 3 && primary.chars().all(|c| c.is_ascii_alphabetic()) => Some(primary.to_ascii_lowercase()),
+        None => None,
+    }
+}
+
 /// Whether a request for `wanted` is answered by a track tagged `tag`: the same
 /// language, and the same region when the request names one.
 fn matches(wanted: &str, tag: &str) -> bool {
@@ -145,6 +156,10 @@ mod tests {
         assert_eq!(bcp47("pt-BR").as_deref(), Some("pt-BR"));
         assert_eq!(bcp47("tlh").as_deref(), Some("tlh"));
         assert_eq!(bcp47("und"), None);
+        assert_eq!(iso639_2("en").as_deref(), Some("eng"));
+        assert_eq!(iso639_2("pt-BR").as_deref(), Some("por"));
+        assert_eq!(iso639_2("tlh").as_deref(), Some("tlh"));
+        assert_eq!(iso639_2("xx"), None);
     }
 
     #[test]

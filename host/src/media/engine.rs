@@ -86,14 +86,14 @@ pub fn transcode(
         }
     };
     // Alternate audio tracks packages carry are decoded beside the main one.
-    let streams: Vec<usize> = targets.iter().filter_map(|t| t.plan.packaging.as_ref()).flat_map(|p| p.tracks.iter().map(|t| t.stream)).collect();
+    let streams: Vec<usize> = targets.iter().flat_map(|t| t.plan.tracks.iter().map(|t| t.stream)).collect();
     demuxer.open_tracks(&streams, limits);
-    let (video_format, audio_format) = (demuxer.video_format(), demuxer.audio_format());
+    let video_format = demuxer.video_format();
     let tracks = Tracks { main: demuxer.main_audio(), formats: demuxer.track_formats() };
     let mut lanes: Vec<(usize, Lane<Produced>)> = Vec::new();
     for (index, target) in targets.iter().enumerate() {
         let opening = Opening { input, limits, cancel, events: &events, tracks: &tracks };
-        let lane = open_sink(index, target, video_format.as_ref(), audio_format.as_ref(), demuxer.duration, &opening)
+        let lane = open_sink(index, target, video_format.as_ref(), demuxer.duration, &opening)
             .and_then(|sink| Lane::spawn(format!("copra-output-{index}"), sink, report(index, target.path.clone(), events.clone())));
         match lane {
             Ok(lane) => lanes.push((index, lane)),
@@ -179,7 +179,6 @@ fn open_sink(
     index: usize,
     target: &OutputTarget,
     video: Option<&VideoFormat>,
-    audio: Option<&AudioFormat>,
     duration: f64,
     opening: &Opening<'_>,
 ) -> Result<Box<dyn Sink<Done = Produced>>, MediaError> {
@@ -192,7 +191,7 @@ fn open_sink(
     if let Some(packaging) = &plan.packaging {
         let events = events.clone();
         let ready = Box::new(move |path| events(TranscodeEvent::FileReady { index, path }));
-        return Ok(Box::new(PackageSink::open(packaging, plan.range.as_ref(), &target.path, video, opening.tracks, ready)?));
+        return Ok(Box::new(PackageSink::open(packaging, plan.range.as_ref(), &target.path, video, &plan.tracks, opening.tracks, ready)?));
     }
     let palette = match &plan.video {
         Some(video_plan) if video_plan.codec == "gif" && video.is_some() => {
@@ -213,7 +212,7 @@ fn open_sink(
         }
         _ => None,
     };
-    Ok(Box::new(FileSink::open(plan, &target.path, video, audio, palette.as_ref())?))
+    Ok(Box::new(FileSink::open(plan, &target.path, video, opening.tracks, palette.as_ref())?))
 }
 
 /// What a lane does with its output's result: log it, clean up after a failure, and

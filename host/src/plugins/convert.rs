@@ -110,14 +110,14 @@ pub fn output_plan(p: wit_format::OutputPlan) -> OutputPlan {
             segment_duration: s.segment_duration,
             hls: s.hls.map(|h| HlsPlan { fmp4: h.fmp4 }),
             dash: s.dash,
-            audio_tracks: match s.audio_tracks {
-                wit_format::AudioSelection::Main => AudioSelection::Main,
-                wit_format::AudioSelection::All => AudioSelection::All,
-                wit_format::AudioSelection::Languages(languages) => AudioSelection::Languages(languages),
-            },
-            tracks: Vec::new(),
         }),
         target_vmaf: p.target_vmaf,
+        audio_tracks: match p.audio_tracks {
+            wit_format::AudioSelection::Main => AudioSelection::Main,
+            wit_format::AudioSelection::All => AudioSelection::All,
+            wit_format::AudioSelection::Languages(languages) => AudioSelection::Languages(languages),
+        },
+        tracks: Vec::new(),
     }
 }
 

@@ -1,7 +1,8 @@
-//! Alternate audio, as a job step: each package's selection of the input's audio tracks
+//! Alternate audio, as a job step: each output's selection of the input's audio tracks
 //! (`"audio": "all"` or languages) is matched against what the probe found, and the
-//! tracks it names are written into its plan for the engine. A package asking for a
-//! language the input lacks fails, naming what the input has; the others go on.
+//! tracks it names are written into its plan for the engine (a package's alternate
+//! renditions, a file's audio streams). An output asking for a language the input
+//! lacks fails, naming what the input has; the others go on.
 
 use super::Planned;
 use super::record::JobRun;
@@ -12,19 +13,17 @@ impl JobRun<'_> {
     pub(super) async fn select_audio_tracks(&self, info: &MediaInfo, planned: Vec<Planned>) -> anyhow::Result<Vec<Planned>> {
         let mut kept = Vec::with_capacity(planned.len());
         for mut p in planned {
-            let Some(package) = p.target.plan.packaging.as_mut() else {
-                kept.push(p);
-                continue;
-            };
-            let tracks = match select(&package.audio_tracks, &info.audio_tracks) {
+            let plan = &mut p.target.plan;
+            let tracks = match select(&plan.audio_tracks, &info.audio_tracks) {
                 Ok(tracks) => tracks,
                 Err(err) => {
-                    self.fail_output(&p.row, format!("The package's audio tracks cannot be made: {err}.")).await?;
+                    self.fail_output(&p.row, format!("The output's audio tracks cannot be made: {err}.")).await?;
                     continue;
                 }
             };
             // A gain is measured on one track: another language would get the wrong one.
-            if tracks.len() > 1 && package.variants.iter().any(|v| v.audio.as_ref().is_some_and(|a| a.loudness.is_some())) {
+            let audio_plans = plan.audio.iter().chain(plan.packaging.iter().flat_map(|s| s.variants.iter().filter_map(|v| v.audio.as_ref())));
+            if tracks.len() > 1 && audio_plans.into_iter().any(|a| a.loudness.is_some()) {
                 let message = "Loudness normalization of several audio tracks is not supported yet: ask for one language, or drop 'loudness'.";
                 self.fail_output(&p.row, message.into()).await?;
                 continue;
@@ -32,7 +31,7 @@ impl JobRun<'_> {
             if !tracks.is_empty() {
                 tracing::info!(output = ?p.row.key, tracks = tracks.len(), "alternate audio tracks");
             }
-            package.tracks = tracks;
+            plan.tracks = tracks;
             kept.push(p);
         }
         Ok(kept)

@@ -25,9 +25,6 @@ use crate::types::{AudioPlan, OutputPlan, StreamPlan};
 /// filter then keeps every frame where it is, so chunks join as without it; another
 /// rate would retime frames, and chunk edges could drop or repeat one.
 pub(super) fn package_chunkable(package: &StreamPlan, input_fps: f64) -> Result<(), String> {
-    if !package.tracks.is_empty() {
-        return Err("a package of several audio tracks".into());
-    }
     let ladder = media::ladder(package).map_err(|e| e.to_string())?;
     if ladder.video.is_empty() {
         return Err("a package without video".into());

@@ -327,11 +327,11 @@ impl StreamOutput {
                 segment_duration: self.segment_duration,
                 hls: self.hls.map(|fmp4| HlsPlan { fmp4 }),
                 dash: self.dash,
-                audio_tracks: self.audio_tracks.plan(),
             }),
             // A ladder planned from the content (these rungs are its candidates), or rungs
             // with their own `vmaf=` (the highest is the package's).
             target_vmaf: if input.has_video { self.auto.filter(|_| self.variants.is_none()).or(self.rung_targets()) } else { None },
+            audio_tracks: self.audio_tracks.plan(),
         })
     }
 }

@@ -28,7 +28,7 @@ pub fn package_encoded(video: &[Vec<PathBuf>], audio: &[PathBuf], plan: &StreamP
 }
 
 fn package(video: &[Vec<PathBuf>], audio: &[PathBuf], plan: &StreamPlan, dir: &Path, cancel: &AtomicBool) -> Result<Package, MediaError> {
-    let layout = Layout::of(plan, !video.is_empty(), !audio.is_empty())?;
+    let layout = Layout::of(plan, &[], !video.is_empty(), !audio.is_empty())?;
     if layout.video.len() != video.len() || layout.audio.len() != audio.len() {
         return Err(MediaError::Unsupported(format!(
             "the package has {} video and {} audio renditions, but {} and {} were encoded",

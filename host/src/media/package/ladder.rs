@@ -31,8 +31,9 @@ pub(super) struct AudioRung<'a> {
 }
 
 impl<'a> Layout<'a> {
-    /// The renditions of `plan` an input with or without video and audio can give.
-    pub fn of(plan: &'a StreamPlan, has_video: bool, has_audio: bool) -> Result<Self, MediaError> {
+    /// The renditions of `plan` an input with or without video and audio can give,
+    /// each audio plan made from each of `tracks` (none: from the main track).
+    pub fn of(plan: &'a StreamPlan, tracks: &'a [AudioTrack], has_video: bool, has_audio: bool) -> Result<Self, MediaError> {
         if plan.hls.is_none() && !plan.dash {
             return Err(MediaError::Unsupported("the package asks for neither HLS nor DASH".into()));
         }
@@ -43,7 +44,7 @@ impl<'a> Layout<'a> {
             return Err(MediaError::Unsupported(format!("invalid segment duration {}", plan.segment_duration)));
         }
         // Every audio plan is made from each track; no tracks: from the main one.
-        let tracks: Vec<Option<&AudioTrack>> = if plan.tracks.is_empty() { vec![None] } else { plan.tracks.iter().map(Some).collect() };
+        let tracks: Vec<Option<&AudioTrack>> = if tracks.is_empty() { vec![None] } else { tracks.iter().map(Some).collect() };
         let mut video: Vec<(String, &VideoPlan)> = Vec::new();
         let mut audio: Vec<AudioRung<'a>> = Vec::new();
         let mut variants = Vec::new();
@@ -130,7 +131,7 @@ pub fn video_playlists(plan: &StreamPlan) -> Result<Vec<(String, std::path::Path
     if plan.hls.is_none() {
         return Ok(Vec::new());
     }
-    let layout = Layout::of(plan, true, true)?;
+    let layout = Layout::of(plan, &[], true, true)?;
     Ok(layout.video.iter().map(|(name, _)| (name.clone(), std::path::Path::new("hls").join(name).join(super::MEDIA_PLAYLIST))).collect())
 }
 
@@ -140,14 +141,14 @@ pub fn audio_playlists(plan: &StreamPlan) -> Result<Vec<std::path::PathBuf>, Med
     if plan.hls.is_none() {
         return Ok(Vec::new());
     }
-    let layout = Layout::of(plan, true, true)?;
+    let layout = Layout::of(plan, &[], true, true)?;
     Ok(layout.audio.iter().map(|r| std::path::Path::new("hls").join(&r.name).join(super::MEDIA_PLAYLIST)).collect())
 }
 
 /// The renditions of `plan` for an input with video and, if the plan has audio, audio
 /// (plans have audio only when their input does).
 pub fn ladder(plan: &StreamPlan) -> Result<Ladder, MediaError> {
-    let layout = Layout::of(plan, true, true)?;
+    let layout = Layout::of(plan, &[], true, true)?;
     let video = layout.video.iter().zip(layout.sars()).map(|((_, v), sar)| ((*v).clone(), (sar.numerator(), sar.denominator()))).collect();
     let audio = layout.audio.iter().map(|r| r.plan.clone()).collect();
     Ok(Ladder { video, audio })

@@ -31,7 +31,7 @@ use super::engine::{Lane, Tracks};
 use super::sink::{Flow, Produced, Sink};
 use super::file::write_packet;
 use super::input::VideoFormat;
-use crate::types::{StreamPlan, TimeRange};
+use crate::types::{AudioTrack, StreamPlan, TimeRange};
 
 /// What a finished package is made of, relative to the output's directory.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -193,10 +193,11 @@ impl PackageSink {
         range: Option<&TimeRange>,
         dir: &Path,
         video_in: Option<&VideoFormat>,
+        chosen: &[AudioTrack],
         tracks: &Tracks,
         ready: Ready,
     ) -> Result<Self, MediaError> {
-        let layout = Layout::of(plan, video_in.is_some(), tracks.main.is_some())?;
+        let layout = Layout::of(plan, chosen, video_in.is_some(), tracks.main.is_some())?;
         std::fs::create_dir_all(dir).map_err(|e| MediaError::Unsupported(format!("cannot create {}: {e}", dir.display())))?;
 
         // Encoders first: their parameters describe the muxers' streams. Global headers

@@ -65,7 +65,7 @@ impl Packager {
                 let Some(rung) = i.checked_sub(nv).and_then(|a| layout.audio.get(a)) else { return Vec::new() };
                 let mut tags: Vec<(&str, String)> = r.language.iter().map(|l| ("language", l.clone())).collect();
                 if let Some(track) = rung.track {
-                    let main = plan.tracks.first().is_some_and(|first| first.stream == track.stream);
+                    let main = layout.audio.first().and_then(|first| first.track).is_some_and(|first| first.stream == track.stream);
                     tags.push(("role", if main { "main" } else { "alternate" }.to_string()));
                 }
                 tags

@@ -90,6 +90,7 @@ fn stream() -> OutputPlan {
         image: None,
         packaging: None,
         target_vmaf: None,
+        audio_tracks: AudioSelection::Main,
     }
 }
 
@@ -106,6 +107,7 @@ fn mp4(video: VideoPlan) -> OutputPlan {
         image: None,
         packaging: None,
         target_vmaf: None,
+        audio_tracks: AudioSelection::Main,
     }
 }
 
@@ -134,6 +136,7 @@ fn plan(format: &str, params: &Json, _input: &MediaInfo) -> Result<OutputPlan, E
             }),
             packaging: None,
             target_vmaf: None,
+            audio_tracks: AudioSelection::Main,
         },
         // x264 writes its first-pass statistics to `stats`.
         "stats" => mp4(VideoPlan {
@@ -158,12 +161,12 @@ fn plan(format: &str, params: &Json, _input: &MediaInfo) -> Result<OutputPlan, E
         "hugefps" => mp4(VideoPlan { fps: Some(1e6), ..video() }),
         "manyladderprobes" | "giantladderprobe" | "manyladderrungs" => OutputPlan {
             target_vmaf: Some(95.0),
+            audio_tracks: AudioSelection::Main,
             packaging: Some(StreamPlan {
                 variants: vec![VariantPlan { name: "240p".into(), video: Some(VideoPlan { keyframe_interval: Some(2.0), ..video() }), audio: None }],
                 segment_duration: 4.0,
                 hls: Some(HlsPlan { fmp4: false }),
                 dash: false,
-                audio_tracks: AudioSelection::Main,
             }),
             ..stream()
         },
@@ -183,9 +186,9 @@ fn plan(format: &str, params: &Json, _input: &MediaInfo) -> Result<OutputPlan, E
                 segment_duration: 4.0,
                 hls: Some(HlsPlan { fmp4: false }),
                 dash: false,
-                audio_tracks: AudioSelection::Main,
             }),
             target_vmaf: None,
+            audio_tracks: AudioSelection::Main,
         },
         // The scaler is spliced into a filter graph: `movie` would read a file.
         "scaler" => mp4(VideoPlan { scaler: format!("bicubic,movie={file}"), ..video() }),
