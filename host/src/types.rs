@@ -218,6 +218,38 @@ pub struct LoudnessPlan {
     /// worker, never by a plugin.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limited: Option<Loudness>,
+    /// For an output of several of the input's audio tracks: each track's own
+    /// measurements, from which that track is normalized. Set by the worker, never by a
+    /// plugin.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tracks: Vec<TrackLoudness>,
+}
+
+/// What the host measured of one audio track, for a loudness plan (see `LoudnessPlan`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrackLoudness {
+    /// The track's stream index in the input.
+    pub stream: usize,
+    pub input: Option<Loudness>,
+    pub limited: Option<Loudness>,
+}
+
+impl LoudnessPlan {
+    /// The plan as it applies to the input's track `stream`: with that track's
+    /// measurements when it has its own.
+    pub fn for_track(&self, stream: usize) -> LoudnessPlan {
+        match self.tracks.iter().find(|t| t.stream == stream) {
+            Some(t) => LoudnessPlan { input: t.input, limited: t.limited, tracks: Vec::new(), ..self.clone() },
+            None => self.clone(),
+        }
+    }
+}
+
+impl AudioPlan {
+    /// The plan as it applies to the input's track `stream` (its own loudness gain).
+    pub fn for_track(&self, stream: usize) -> AudioPlan {
+        AudioPlan { loudness: self.loudness.as_ref().map(|l| l.for_track(stream)), ..self.clone() }
+    }
 }
 
 /// A loudness measurement (ITU-R BS.1770-4, EBU R128 gating).

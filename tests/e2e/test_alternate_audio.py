@@ -28,9 +28,10 @@ import pytest
 from conftest import ffprobe, run_and_download, s3_storage
 
 MPD_NS = {"mpd": "urn:mpeg:dash:schema:mpd:2011"}
-# (ISO 639-2 tag in the file, title, tone in Hz, BCP 47 language announced)
-TRACKS = [("eng", "English", 440, "en"), ("fre", "Français", 660, "fr"), ("ger", None, 990, "de")]
-TONE = {language: tone for _, _, tone, language in TRACKS}
+# (ISO 639-2 tag in the file, title, tone in Hz, BCP 47 language announced, level dB):
+# levels 15 dB apart, so that one gain for all would miss a loudness target by far.
+TRACKS = [("eng", "English", 440, "en", -30), ("fre", "Français", 660, "fr", 0), ("ger", None, 990, "de", -15)]
+TONE = {language: tone for _, _, tone, language, _ in TRACKS}
 
 
 @pytest.fixture(scope="module")
@@ -39,11 +40,11 @@ def three_languages(media_dir):
     d.mkdir(exist_ok=True)
     path = d / "in.mkv"  # Matroska keeps a track's title (MP4 has only a handler name)
     args = ["ffmpeg", "-v", "error", "-y", "-nostdin", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=6"]
-    for _, _, tone, _ in TRACKS:
-        args += ["-f", "lavfi", "-i", f"sine=frequency={tone}:sample_rate=48000:duration=6"]
+    for _, _, tone, _, level in TRACKS:
+        args += ["-f", "lavfi", "-i", f"sine=frequency={tone}:sample_rate=48000:duration=6,volume={level}dB"]
     args += ["-map", "0:v"] + [x for i in range(len(TRACKS)) for x in ("-map", f"{i + 1}:a")]
     args += ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest"]
-    for i, (tag, title, _, _) in enumerate(TRACKS):
+    for i, (tag, title, _, _, _) in enumerate(TRACKS):
         args += [f"-metadata:s:a:{i}", f"language={tag}"]
         if title:
             args += [f"-metadata:s:a:{i}", f"title={title}"]
@@ -60,6 +61,14 @@ def tone_of(path: Path, stream: int = 0) -> float:
     assert len(samples) > 48000 * 4, f"{path}: {len(samples)} samples"
     spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples))))
     return float(np.fft.rfftfreq(len(samples), 1 / 48000)[np.argmax(spectrum)])
+
+
+def integrated(path: Path, stream: int = 0) -> float:
+    """Integrated loudness (LUFS) of an audio stream, by FFmpeg's ebur128 filter."""
+    hls = ["-allowed_extensions", "ALL"] if path.suffix == ".m3u8" else []
+    log = subprocess.run(["ffmpeg", "-hide_banner", "-nostats", "-nostdin", *hls, "-i", str(path), "-map", f"0:a:{stream}",
+                          "-af", "ebur128", "-f", "null", "-"], check=True, capture_output=True, text=True, timeout=120).stderr
+    return float(log[log.rindex("Summary:"):].split("I:", 1)[1].split()[0])
 
 
 def download_package(s3, prefix: str, dest: Path) -> Path:
@@ -168,6 +177,26 @@ def test_files_keep_several_tracks(shared_copra, s3, media_server, three_languag
         for i, (_, tone) in enumerate(tracks):
             assert abs(tone_of(files[key], i) - tone) < 5, (key, i)
     assert audio_streams(files["mkv"])[1]["tags"].get("title") == "English"
+
+
+def test_each_track_is_normalized_from_its_own_loudness(shared_copra, s3, media_server, three_languages, tmp_path):
+    prefix = f"/alt-{uuid.uuid4().hex[:6]}"
+    loudness = {"integrated": -16, "true_peak": -1.5}
+    job = {
+        "input": {"url": f"{media_server}/{three_languages}"},
+        "storage": s3_storage(s3, path=prefix),
+        "outputs": {
+            "httpstream": {"key": "pkg", "hls": {"path": "/hls"}, "variants": ["mp4:240p"], "segment_duration": 2, "audio": "all", "loudness": loudness},
+            "mkv:240p": {"key": "file", "path": "/all.mkv", "audio": "all", "loudness": loudness},
+        },
+    }
+    final, files = run_and_download(shared_copra, s3, job, tmp_path)
+    assert final["status"] == "job.completed", (final, shared_copra.logs()[-3000:])
+    pkg = download_package(s3, prefix, tmp_path / "pkg")
+    media, _ = audio_media(pkg / "hls/master.m3u8")
+    levels = {m.language: integrated(pkg / "hls" / m.uri) for m in media}
+    levels.update({f"file {i}": integrated(files["file"], i) for i in range(len(TRACKS))})
+    assert len(levels) == 6 and all(abs(lufs + 16) <= 1.0 for lufs in levels.values()), levels
 
 
 @pytest.mark.parametrize("format, audio, says", [("mp3", "all", "holds one"), ("mp4:240p:none", "all", "drops"), ("avi:240p", "all", "cannot hold")])

@@ -112,7 +112,7 @@ impl FileSink {
                 let (_, input) = tracks.formats.iter().find(|(s, _)| *s == source).ok_or_else(|| {
                     MediaError::Unsupported(format!("the input's audio track (stream {source}) cannot be decoded"))
                 })?;
-                let encoder = AudioEncoder::open(audio_plan, input, range, global_header)?;
+                let encoder = AudioEncoder::open(&audio_plan.for_track(source), input, range, global_header)?;
                 let stream = add_stream(&mut muxer, encoder.context(), encoder.time_base, None)?;
                 if let Some(track) = track {
                     describe_track(&mut muxer, stream, track, n == 0);

@@ -16,7 +16,7 @@ fn audio() -> AudioPlan {
 }
 
 fn loudness(integrated: f64, true_peak: f64) -> crate::types::LoudnessPlan {
-    crate::types::LoudnessPlan { integrated, true_peak, lra: 11.0, measure_only: false, input: None, limited: None }
+    crate::types::LoudnessPlan { integrated, true_peak, lra: 11.0, measure_only: false, input: None, limited: None, tracks: Vec::new() }
 }
 
 fn file() -> OutputPlan {

@@ -82,7 +82,7 @@ fn overlay(o: wit_format::OverlayPlan) -> OverlayPlan {
 }
 
 fn audio(a: wit_format::AudioPlan) -> AudioPlan {
-    let loudness = a.loudness.map(|l| LoudnessPlan { integrated: l.integrated, true_peak: l.true_peak, lra: l.lra, measure_only: l.measure_only, input: None, limited: None });
+    let loudness = a.loudness.map(|l| LoudnessPlan { integrated: l.integrated, true_peak: l.true_peak, lra: l.lra, measure_only: l.measure_only, input: None, limited: None, tracks: Vec::new() });
     AudioPlan { codec: a.codec, bitrate_kbps: a.bitrate_kbps, sample_rate: a.sample_rate, channels: a.channels, loudness }
 }
 

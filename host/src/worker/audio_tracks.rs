@@ -21,13 +21,6 @@ impl JobRun<'_> {
                     continue;
                 }
             };
-            // A gain is measured on one track: another language would get the wrong one.
-            let audio_plans = plan.audio.iter().chain(plan.packaging.iter().flat_map(|s| s.variants.iter().filter_map(|v| v.audio.as_ref())));
-            if tracks.len() > 1 && audio_plans.into_iter().any(|a| a.loudness.is_some()) {
-                let message = "Loudness normalization of several audio tracks is not supported yet: ask for one language, or drop 'loudness'.";
-                self.fail_output(&p.row, message.into()).await?;
-                continue;
-            }
             if !tracks.is_empty() {
                 tracing::info!(output = ?p.row.key, tracks = tracks.len(), "alternate audio tracks");
             }

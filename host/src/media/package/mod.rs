@@ -217,7 +217,7 @@ impl PackageSink {
             let (_, input) = tracks.formats.iter().find(|(s, _)| *s == stream).ok_or_else(|| {
                 MediaError::Unsupported(format!("the input's audio track (stream {stream}) cannot be decoded"))
             })?;
-            audio_encoders.push(AudioEncoder::open(rung.plan, input, range, true)?);
+            audio_encoders.push(AudioEncoder::open(&rung.plan.for_track(stream), input, range, true)?);
             sources.push((Some(stream) != tracks.main).then_some(stream));
         }
         let streams: Vec<StreamSpec> = video_encoders
