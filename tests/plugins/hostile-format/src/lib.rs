@@ -41,6 +41,9 @@ const FORMATS: &[(&str, OutputType)] = &[
     ("fileoverlay", OutputType::Video),
     // A watermark fetched from the cloud's metadata address.
     ("metadataoverlay", OutputType::Video),
+    // 10,000 audio languages, and one that would write lines into a playlist.
+    ("manylanguages", OutputType::Video),
+    ("playlistlanguage", OutputType::Video),
 ];
 
 fn overlay(url: &str) -> OverlayPlan {
@@ -159,6 +162,8 @@ fn plan(format: &str, params: &Json, _input: &MediaInfo) -> Result<OutputPlan, E
             ..mp4(video())
         },
         "hugefps" => mp4(VideoPlan { fps: Some(1e6), ..video() }),
+        "manylanguages" => OutputPlan { audio_tracks: AudioSelection::Languages(vec!["en".into(); 10_000]), ..mp4(video()) },
+        "playlistlanguage" => OutputPlan { audio_tracks: AudioSelection::Languages(vec!["en\"\n#EXT-X-ENDLIST".into()]), ..mp4(video()) },
         "manyladderprobes" | "giantladderprobe" | "manyladderrungs" => OutputPlan {
             target_vmaf: Some(95.0),
             audio_tracks: AudioSelection::Main,
