@@ -33,6 +33,26 @@ pub struct MediaInfo {
     pub audio_tracks: Vec<AudioTrack>,
 }
 
+impl OutputPlan {
+    /// Every video plan of the output: its own, or its package's rungs'.
+    pub fn video_plans(&self) -> impl Iterator<Item = &VideoPlan> {
+        self.video.iter().chain(self.packaging.iter().flat_map(|s| s.variants.iter().filter_map(|v| v.video.as_ref())))
+    }
+
+    pub fn video_plans_mut(&mut self) -> impl Iterator<Item = &mut VideoPlan> {
+        self.video.iter_mut().chain(self.packaging.iter_mut().flat_map(|s| s.variants.iter_mut().filter_map(|v| v.video.as_mut())))
+    }
+
+    /// Every audio plan of the output: its own, or its package's rungs'.
+    pub fn audio_plans(&self) -> impl Iterator<Item = &AudioPlan> {
+        self.audio.iter().chain(self.packaging.iter().flat_map(|s| s.variants.iter().filter_map(|v| v.audio.as_ref())))
+    }
+
+    pub fn audio_plans_mut(&mut self) -> impl Iterator<Item = &mut AudioPlan> {
+        self.audio.iter_mut().chain(self.packaging.iter_mut().flat_map(|s| s.variants.iter_mut().filter_map(|v| v.audio.as_mut())))
+    }
+}
+
 /// One audio track of an input.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AudioTrack {

@@ -15,15 +15,6 @@ use crate::confined::Engine;
 use crate::media::{self, LoudnessRequest, Produced};
 use crate::types::{AudioPlan, Loudness, LoudnessPlan, OutputPlan, TrackLoudness};
 
-/// Every audio plan of an output: its own, or its package's rungs'.
-fn audio_plans_mut(plan: &mut OutputPlan) -> Vec<&mut AudioPlan> {
-    let mut plans: Vec<&mut AudioPlan> = plan.audio.iter_mut().collect();
-    if let Some(stream) = plan.packaging.as_mut() {
-        plans.extend(stream.variants.iter_mut().filter_map(|v| v.audio.as_mut()));
-    }
-    plans
-}
-
 /// What `audio` asks measured of the input, in `plan`'s range: mixed to its channels
 /// for a target (the gain applies after the mix), as the input has it for measure-only.
 fn request(range: Option<crate::types::TimeRange>, audio: &AudioPlan) -> Option<LoudnessRequest> {
@@ -92,7 +83,7 @@ impl JobRun<'_> {
         let mut requests: Vec<LoudnessRequest> = Vec::new();
         for p in &planned {
             let range = p.target.plan.range;
-            for audio in p.target.plan.audio.iter().chain(p.target.plan.packaging.iter().flat_map(|s| s.variants.iter().filter_map(|v| v.audio.as_ref()))) {
+            for audio in p.target.plan.audio_plans() {
                 for source in sources(&p.target.plan) {
                     if let Some(r) = ask_of(ask, range, audio, source).filter(|r| !requests.contains(r)) {
                         requests.push(r);
@@ -116,7 +107,7 @@ impl JobRun<'_> {
             let range = p.target.plan.range;
             let sources = sources(&p.target.plan);
             let mut why = None;
-            for audio in audio_plans_mut(&mut p.target.plan) {
+            for audio in p.target.plan.audio_plans_mut() {
                 for &source in &sources {
                     let Some(r) = ask_of(ask, range, audio, source) else { continue };
                     match requests.iter().position(|q| *q == r).and_then(|i| results.get(i)) {
