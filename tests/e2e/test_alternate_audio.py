@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 
 from conftest import ffprobe, run_and_download, s3_storage
+from test_subtitles import download_package
 
 MPD_NS = {"mpd": "urn:mpeg:dash:schema:mpd:2011"}
 # (ISO 639-2 tag in the file, title, tone in Hz, BCP 47 language announced, level dB):
@@ -69,15 +70,6 @@ def integrated(path: Path, stream: int = 0) -> float:
     log = subprocess.run(["ffmpeg", "-hide_banner", "-nostats", "-nostdin", *hls, "-i", str(path), "-map", f"0:a:{stream}",
                           "-af", "ebur128", "-f", "null", "-"], check=True, capture_output=True, text=True, timeout=120).stderr
     return float(log[log.rindex("Summary:"):].split("I:", 1)[1].split()[0])
-
-
-def download_package(s3, prefix: str, dest: Path) -> Path:
-    listed = s3["client"].list_objects_v2(Bucket=s3["bucket"], Prefix=prefix.strip("/") + "/")["Contents"]
-    for obj in listed:
-        local = dest / obj["Key"].split("/", 1)[1]
-        local.parent.mkdir(parents=True, exist_ok=True)
-        s3["client"].download_file(s3["bucket"], obj["Key"], str(local))
-    return dest
 
 
 def audio_media(master_path: Path) -> list:

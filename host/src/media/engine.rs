@@ -26,7 +26,7 @@ use super::file::FileSink;
 use super::filters::share;
 use super::image::ImageSink;
 use super::package::PackageSink;
-use super::input::{AudioFormat, Decoded, Demuxer, VideoFormat};
+use super::input::{Decoded, Demuxer, Tracks, VideoFormat};
 
 /// Frames waiting per lane. Enough to ride out an encoder's bursts (x264 takes several
 /// frames before it gives one back) while bounding memory.
@@ -167,13 +167,6 @@ struct Opening<'a> {
     tracks: &'a Tracks,
 }
 
-/// The input's decoded audio tracks, for packages that carry several.
-pub(super) struct Tracks {
-    /// The main track's stream index.
-    pub main: Option<usize>,
-    /// Each decoded track's stream index and format, the main one first.
-    pub formats: Vec<(usize, AudioFormat)>,
-}
 
 fn open_sink(
     index: usize,

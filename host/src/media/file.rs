@@ -10,8 +10,7 @@ use ffmpeg_next as ffmpeg;
 use super::MediaError;
 use super::encode::{AudioEncoder, Emit, VideoEncoder, VideoSetup};
 use super::sink::{Flow, Produced, Sink};
-use super::engine::Tracks;
-use super::input::VideoFormat;
+use super::input::{Tracks, VideoFormat};
 use crate::types::{AudioTrack, OutputPlan};
 
 struct Track<E> {

@@ -53,6 +53,14 @@ pub(super) struct AudioFormat {
     pub time_base: Rational,
 }
 
+/// The input's decoded audio tracks, for outputs that carry several.
+pub(super) struct Tracks {
+    /// The main track's stream index.
+    pub main: Option<usize>,
+    /// Each decoded track's stream index and format, the main one first.
+    pub formats: Vec<(usize, AudioFormat)>,
+}
+
 /// A decoded frame and its time in seconds from the start of the input.
 pub(super) enum Decoded<'a> {
     Video(&'a frame::Video, f64),

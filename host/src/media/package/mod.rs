@@ -27,10 +27,10 @@ use muxers::StreamSpec;
 use packager::Packager;
 use segment_hooks::FileWatch;
 use super::encode::{AudioEncoder, VideoEncoder, VideoSetup};
-use super::engine::{Lane, Tracks};
+use super::engine::Lane;
 use super::sink::{Flow, Produced, Sink};
 use super::file::write_packet;
-use super::input::VideoFormat;
+use super::input::{Tracks, VideoFormat};
 use crate::types::{AudioTrack, StreamPlan, TimeRange};
 
 /// What a finished package is made of, relative to the output's directory.
