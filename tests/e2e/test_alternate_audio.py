@@ -213,3 +213,29 @@ def test_a_bad_selection_is_refused(shared_copra, s3, audio, says):
     assert r.status_code == 400, r.text
     body = r.json()
     assert body["status"] == "error" and body["error_code"] == "output_param_not_valid" and says in body["message"], body
+
+
+def test_more_tracks_than_a_package_carries_fail_it(shared_copra, s3, media_server, media_dir):
+    """An input of 17 audio tracks: "all" would be 17 renditions of every audio plan,
+    past the 16 a package carries; the output fails naming the count, the main-track
+    output of the same job is made."""
+    path = media_dir / "alternate" / "seventeen.mkv"
+    path.parent.mkdir(exist_ok=True)
+    args = ["ffmpeg", "-v", "error", "-y", "-nostdin", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25:duration=2"]
+    for i in range(17):
+        args += ["-f", "lavfi", "-i", f"sine=frequency={300 + 20 * i}:sample_rate=48000:duration=2"]
+    args += ["-map", "0:v"] + [x for i in range(17) for x in ("-map", f"{i + 1}:a")]
+    subprocess.run(args + ["-c:v", "libx264", "-preset", "ultrafast", "-c:a", "libopus", "-shortest", str(path)], check=True, timeout=120)
+    created = shared_copra.post_job({
+        "input": {"url": f"{media_server}/alternate/seventeen.mkv"},
+        "storage": s3_storage(s3, path=f"/alt-{uuid.uuid4().hex[:6]}"),
+        "outputs": {
+            "httpstream": {"key": "pkg", "hls": {"path": "/hls"}, "variants": ["mp4:160x"], "audio": "all"},
+            "mp4:160x": {"key": "file", "path": "/file.mp4"},
+        },
+    })
+    assert created.status_code == 201, created.text
+    final = shared_copra.wait_job(created.json()["id"], timeout=120)
+    by_key = {o["key"]: o for o in final["outputs"]}
+    assert by_key["pkg"]["status"] == "httpstream.failed" and "17 audio tracks" in by_key["pkg"]["error"], by_key["pkg"]
+    assert by_key["file"]["status"] == "video.encoded", by_key["file"]
