@@ -16,7 +16,7 @@ from pathlib import Path
 
 import requests
 
-from conftest import KEY_A, run_and_download, s3_storage
+from conftest import KEY_A, Copra, run_and_download, s3_storage
 from test_subtitles import CUES, assets, tracks  # noqa: F401 (the fixture is shared)
 
 CODEC = {"mp4": "mov_text", "mkv": "subrip", "webm": "webvtt"}
@@ -169,3 +169,37 @@ def test_an_input_track_is_carried_like_a_sidecar_one(shared_copra, s3, media_se
     playlist = m3u8.load(str(pkg / "hls" / subs["fra"].uri))
     got = cues_of([pkg / "hls" / Path(subs["fra"].uri).parent / s.uri for s in playlist.segments])
     assert close(got, want), got
+
+
+def test_ultrafast_and_clipped_files_carry_them_too(s3, media_server, assets, tmp_path):  # noqa: F811
+    """The chunked path joins the file before the tracks go in; clips put the cues on
+    the joined timeline. A server of its own cuts 2 s chunks, from an input with a
+    keyframe every second."""
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-nostdin", "-i", str(assets / "in.mp4"), "-c:v", "libx264", "-preset", "ultrafast", "-g", "25",
+                    "-c:a", "copy", str(assets / "in-gop.mp4")], check=True, timeout=60)
+    jobs = {
+        "ultrafast": ({"url": f"{media_server}/subtitles/in-gop.mp4"}, {"ultrafast": True}, CUES["en"]),
+        "clipped": ({"url": f"{media_server}/subtitles/in-gop.mp4", "clips": [{"offset": 2, "duration": 3}]}, {}, [(0.5, 2.5, "Across a segment boundary")]),
+    }
+    server = Copra(tmp_path / "data", {"COPRA_WORKER_ULTRAFAST_CHUNK_SECS": "2"}).start()
+    try:
+        for name, (source, settings, want) in jobs.items():
+            job = {
+                "input": source,
+                "settings": settings,
+                "storage": s3_storage(s3, path=f"/subs-{uuid.uuid4().hex[:6]}"),
+                "subtitles": tracks(media_server),
+                "outputs": {"mp4:240p": {"key": "mp4", "path": "/out.mp4"}, "mkv:240p": {"key": "mkv", "path": "/out.mkv"}},
+            }
+            (tmp_path / name).mkdir()
+            final, files = run_and_download(server, s3, job, tmp_path / name)
+            assert final["status"] == "job.completed", (name, final, server.logs()[-3000:])
+            if name == "ultrafast":
+                chunked = [line for line in server.logs().splitlines() if f"job_id={final['id']}" in line and "ultrafast timings" in line]
+                assert chunked, ("the job did not take the chunked path", server.logs()[-3000:])
+            for key in ("mp4", "mkv"):
+                assert [s["tags"]["language"] for s in subtitle_streams(files[key])] == ["eng", "por"], (name, key)
+                got = cues_in(files[key], 0)
+                assert close(got, want), (name, key, got)
+    finally:
+        server.stop()
