@@ -142,7 +142,8 @@ def test_an_input_track_is_carried_like_a_sidecar_one(shared_copra, s3, media_se
         "subtitles": tracks(media_server)[:1],
         "outputs": {
             "httpstream": {"key": "pkg", "hls": {"path": "/hls"}, "variants": ["mp4:240p"], "segment_duration": 2},
-            "mp4:240p": {"key": "mp4", "path": "/out.mp4"},
+            "mp4:240p::quality=5": {"key": "mp4", "path": "/out.mp4"},
+            "mov:240p::quality=5": {"key": "burnt", "path": "/burnt.mov", "burn_in": "fr"},
         },
     }
     final, files = run_and_download(shared_copra, s3, job, tmp_path)
@@ -159,6 +160,14 @@ def test_an_input_track_is_carried_like_a_sidecar_one(shared_copra, s3, media_se
     assert streams[1]["tags"].get("handler_name") == "Français", streams[1]
     assert close(cues_in(files["mp4"], 1), want), cues_in(files["mp4"], 1)
     assert close(cues_in(files["mp4"], 0), CUES["en"])
+
+    # `fr` names the input's `fra` track: it is drawn while "Bonjour" shows, not before.
+    from test_watermark import frame_at
+    import numpy as np
+    def drawn(t: float) -> int:
+        plain, burnt = frame_at(files["mp4"], t, (320, 240)), frame_at(files["burnt"], t, (320, 240))
+        return int((np.abs(plain - burnt).max(axis=2) > 60).sum())
+    assert drawn(1.2) > 100 and drawn(0.3) < 10, (drawn(1.2), drawn(0.3))
 
     # The package has a French rendition with the same cues.
     pkg = download_package(s3, prefix, tmp_path / "pkg")
