@@ -217,6 +217,7 @@ mod tests {
         let script = ass(&[Cue { start: 1.0, end: 62.255, text: "<i>Hi</i> {there}\n<v Bob>two".into() }]);
         assert!(script.contains("Style: Default,DejaVu Sans,22"), "{script}");
         assert!(script.ends_with("Dialogue: 0,0:00:01.00,0:01:02.26,Default,,0,0,0,,{\\i1}Hi{\\i0} (there)\\Ntwo\n"), "{script}");
+        assert_eq!(ass_text("a &lt;b&gt; &amp; c"), "a <b> & c", "WebVTT's references are the characters");
     }
 
     #[test]

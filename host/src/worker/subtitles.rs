@@ -254,6 +254,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn input_tracks_are_named_safely() {
+        assert_eq!(checked_language("fra"), "fra");
+        assert_eq!(checked_language("pt-BR"), "pt-BR");
+        assert_eq!(checked_language(""), "und");
+        assert_eq!(checked_language("en\"/../x"), "und");
+        assert_eq!(checked_name("Fran\u{e7}ais \"SDH\"\n").as_deref(), Some("Français SDH"));
+        assert_eq!(checked_name("\"\""), None);
+        let metadata = serde_json::json!({"streams": [{"codec_type": "video"}, {"codec_type": "subtitle", "codec_name": "hdmv_pgs_subtitle"}]});
+        assert!(!has_text_subtitles(&metadata), "a bitmap track is not read");
+        let metadata = serde_json::json!({"streams": [{"codec_type": "subtitle", "codec_name": "mov_text"}]});
+        assert!(has_text_subtitles(&metadata));
+    }
+
+    #[test]
     fn new_files_keep_masters_last() {
         let files = ["hls/720p/segment_00001.ts", "hls/720p/index.m3u8", "hls/master.m3u8"].map(PathBuf::from).to_vec();
         let added = ["hls/subs-en/segment_00001.vtt", "hls/subs-en/index.m3u8", "hls/master.m3u8"].map(PathBuf::from).to_vec();
