@@ -182,8 +182,9 @@ impl JobRun<'_> {
     }
 }
 
-/// The text of every track a file carries together: what the engine's request holds.
-const MAX_FILE_TRACK_BYTES: usize = 8 << 20;
+/// The text of every track a file carries together: the engine's request (16 MiB of
+/// JSON) holds it even with every quote and backslash escaped.
+const MAX_FILE_TRACK_BYTES: usize = 6 << 20;
 
 /// A track as the engine writes it into a file: its language as the container stores
 /// it (three letters), its name as the stream's title, each cue as ASS event text.
@@ -192,7 +193,11 @@ fn file_track(track: &Track) -> media::SubtitleTrack {
         language: languages::iso639_2(&track.language),
         title: track.name.clone(),
         default: track.default,
-        events: track.cues.iter().map(|c| media::SubtitleEvent { start: c.start, end: c.end, text: subtitles::ass_text(&c.text) }).collect(),
+        events: track
+            .cues
+            .iter()
+            .map(|c| media::SubtitleEvent { start: c.start, end: c.end, text: subtitles::ass_text(&c.text).chars().filter(|ch| !ch.is_control()).collect() })
+            .collect(),
     }
 }
 
