@@ -59,8 +59,8 @@ def cues_in(path: Path, index: int) -> list:
     return cues
 
 
-def close(got: list, want: list) -> bool:
-    return len(got) == len(want) and all(abs(g[0] - w[0]) < 0.011 and abs(g[1] - w[1]) < 0.011 and g[2] == w[2] for g, w in zip(got, want))
+def close(got: list, want: list, within: float = 0.011) -> bool:
+    return len(got) == len(want) and all(abs(g[0] - w[0]) < within and abs(g[1] - w[1]) < within and g[2] == w[2] for g, w in zip(got, want))
 
 
 def test_files_carry_every_track(shared_copra, s3, media_server, assets, tmp_path):  # noqa: F811
@@ -212,3 +212,47 @@ def test_ultrafast_and_clipped_files_carry_them_too(s3, media_server, assets, tm
                 assert close(got, want), (name, key, got)
     finally:
         server.stop()
+
+
+ASS = """[Script Info]
+ScriptType: v4.00+
+PlayResX: 384
+PlayResY: 288
+
+[V4+ Styles]
+Format: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, BackColour, Bold, Italic, Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, BorderStyle, Outline, Shadow, Alignment, MarginL, MarginR, MarginV, Encoding
+Style: Default,Arial,16,&Hffffff,&Hffffff,&H0,&H0,0,0,0,0,100,100,0,0,1,1,0,2,10,10,10,1
+
+[Events]
+Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text
+Dialogue: 0,0:00:01.00,0:00:02.00,Default,,0,0,0,,{\\pos(10,10)}{\\b1}Hallo{\\b0}\\Nzusammen
+Dialogue: 0,0:00:03.50,0:00:04.00,Default,,0,0,0,,Tschüss
+"""
+
+
+def test_an_ass_track_of_a_matroska_input_goes_into_webm(shared_copra, s3, media_server, assets, tmp_path):  # noqa: F811
+    (assets / "de.ass").write_text(ASS, encoding="utf-8")
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-nostdin", "-i", str(assets / "in.mp4"), "-i", str(assets / "de.ass"),
+         "-map", "0:v", "-map", "0:a", "-map", "1:s", "-c:v", "copy", "-c:a", "copy", "-c:s", "ass",
+         "-metadata:s:s:0", "language=ger", str(assets / "in-de.mkv")],
+        check=True, timeout=60,
+    )
+    job = {
+        "input": {"url": f"{media_server}/subtitles/in-de.mkv"},
+        "storage": s3_storage(s3, path=f"/subs-{uuid.uuid4().hex[:6]}"),
+        "outputs": {"webm:240p": {"key": "webm", "path": "/out.webm"}, "mp4:240p": {"key": "mp4", "path": "/out.mp4"}},
+    }
+    final, files = run_and_download(shared_copra, s3, job, tmp_path)
+    assert final["status"] == "job.completed", (final, shared_copra.logs()[-3000:])
+    source = metadata(shared_copra, final["id"], "source")
+    assert [(s["codec_name"], s["tags"]["language"]) for s in source["streams"] if s["codec_type"] == "subtitle"] == [("ass", "ger")]
+    want = [(1.0, 2.0, "<b>Hallo</b>\nzusammen"), (3.5, 4.0, "Tschüss")]
+    for key, codec in (("webm", "webvtt"), ("mp4", "mov_text")):
+        streams = subtitle_streams(files[key])
+        # `ger` (ISO 639-2/B) is stored as `deu` (/T), as MP4 wants.
+        assert [(s["codec_name"], s["tags"]["language"]) for s in streams] == [(codec, "deu")], (key, streams)
+        # Within a frame (40 ms): this input's video starts 21 ms after its audio and
+        # subtitles (the ffmpeg command's Matroska muxing), and a file's cue time 0 is its
+        # first picture.
+        assert close(cues_in(files[key], 0), want, within=0.045), (key, cues_in(files[key], 0))
