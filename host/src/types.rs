@@ -27,6 +27,44 @@ pub struct MediaInfo {
     /// FFmpeg's transfer name: `smpte2084` (PQ) and `arib-std-b67` (HLG) are HDR.
     pub color_transfer: String,
     pub color_primaries: String,
+    /// Every decodable audio track, the main one (the one `sample_rate` and `channels`
+    /// describe) first, then the others in the file's order.
+    #[serde(default)]
+    pub audio_tracks: Vec<AudioTrack>,
+}
+
+impl OutputPlan {
+    /// Every video plan of the output: its own, or its package's rungs'.
+    pub fn video_plans(&self) -> impl Iterator<Item = &VideoPlan> {
+        self.video.iter().chain(self.packaging.iter().flat_map(|s| s.variants.iter().filter_map(|v| v.video.as_ref())))
+    }
+
+    pub fn video_plans_mut(&mut self) -> impl Iterator<Item = &mut VideoPlan> {
+        self.video.iter_mut().chain(self.packaging.iter_mut().flat_map(|s| s.variants.iter_mut().filter_map(|v| v.video.as_mut())))
+    }
+
+    /// Every audio plan of the output: its own, or its package's rungs'.
+    pub fn audio_plans(&self) -> impl Iterator<Item = &AudioPlan> {
+        self.audio.iter().chain(self.packaging.iter().flat_map(|s| s.variants.iter().filter_map(|v| v.audio.as_ref())))
+    }
+
+    pub fn audio_plans_mut(&mut self) -> impl Iterator<Item = &mut AudioPlan> {
+        self.audio.iter_mut().chain(self.packaging.iter_mut().flat_map(|s| s.variants.iter_mut().filter_map(|v| v.audio.as_mut())))
+    }
+}
+
+/// One audio track of an input.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AudioTrack {
+    /// The stream's index in the file.
+    pub stream: usize,
+    /// Its `language` tag as the file gives it (ISO 639-2 such as `eng`, or 639-1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    /// Its `title` tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    pub channels: u32,
 }
 
 impl MediaInfo {
@@ -200,6 +238,38 @@ pub struct LoudnessPlan {
     /// worker, never by a plugin.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limited: Option<Loudness>,
+    /// For an output of several of the input's audio tracks: each track's own
+    /// measurements, from which that track is normalized. Set by the worker, never by a
+    /// plugin.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tracks: Vec<TrackLoudness>,
+}
+
+/// What the host measured of one audio track, for a loudness plan (see `LoudnessPlan`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrackLoudness {
+    /// The track's stream index in the input.
+    pub stream: usize,
+    pub input: Option<Loudness>,
+    pub limited: Option<Loudness>,
+}
+
+impl LoudnessPlan {
+    /// The plan as it applies to the input's track `stream`: with that track's
+    /// measurements when it has its own.
+    pub fn for_track(&self, stream: usize) -> LoudnessPlan {
+        match self.tracks.iter().find(|t| t.stream == stream) {
+            Some(t) => LoudnessPlan { input: t.input, limited: t.limited, tracks: Vec::new(), ..self.clone() },
+            None => self.clone(),
+        }
+    }
+}
+
+impl AudioPlan {
+    /// The plan as it applies to the input's track `stream` (its own loudness gain).
+    pub fn for_track(&self, stream: usize) -> AudioPlan {
+        AudioPlan { loudness: self.loudness.as_ref().map(|l| l.for_track(stream)), ..self.clone() }
+    }
 }
 
 /// A loudness measurement (ITU-R BS.1770-4, EBU R128 gating).
@@ -263,6 +333,19 @@ pub struct StreamPlan {
     pub dash: bool,
 }
 
+/// Which of the input's audio tracks a package carries.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AudioSelection {
+    /// The main track only.
+    #[default]
+    Main,
+    /// Every track, the main one first.
+    All,
+    /// The tracks of these languages, in this order.
+    Languages(Vec<String>),
+}
+
 /// What the samples encoded at one setting measured, in a search for a target quality.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct QualityProbe {
@@ -323,4 +406,12 @@ pub struct OutputPlan {
     /// worker searches the setting on samples before the encode.
     #[serde(default)]
     pub target_vmaf: Option<f32>,
+    /// The input's audio tracks the plugin asked for (a package's alternates, a file's
+    /// audio streams).
+    #[serde(default)]
+    pub audio_tracks: AudioSelection,
+    /// The input's tracks that selection names, the default first: set by the worker
+    /// from the probe, never by a plugin. Empty: the main track, as without a selection.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tracks: Vec<AudioTrack>,
 }

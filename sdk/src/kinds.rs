@@ -124,7 +124,7 @@ pub mod storage {
 #[cfg(feature = "format")]
 pub mod format {
     pub use crate::format::exports::copra::plugin::format::{
-        AudioPlan, Fit, HlsPlan, ImagePlan, LadderProbe, LoudnessPlan, LadderStep, OutputPlan, OutputType, OverlayAnchor, OverlayPlan, QualityProbe, QualityStep,
+        AudioPlan, AudioSelection, Fit, HlsPlan, ImagePlan, LadderProbe, LoudnessPlan, LadderStep, OutputPlan, OutputType, OverlayAnchor, OverlayPlan, QualityProbe, QualityStep,
         SpritePlan, StreamPlan, TimeRange, VariantPlan, VideoPlan,
     };
     use crate::format::MediaInfo;

@@ -1,6 +1,7 @@
 """The book's Editing chapter's job, submitted as written (its URLs pointed at a test
-server, its storage at the test bucket): clips, a watermark, loudness and two subtitle
-languages into HLS, DASH and an MP4 at once, each checked on what was made."""
+server, its storage at the test bucket): clips, a watermark, loudness, two subtitle
+languages and two audio languages into HLS, DASH and an MP4 at once, each checked on
+what was made."""
 
 import json
 import re
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 
 from conftest import ffprobe, run_and_download, s3_storage
+from test_alternate_audio import tone_of
 from test_loudness import ebur128
 from test_subtitles import cues_of, download_package
 from test_watermark import frame_at, mean
@@ -37,6 +39,8 @@ def assets(media_dir):
         ["ffmpeg", "-v", "error", "-y", "-nostdin",
          "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=7",
          "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=7,volume=-20dB",
+         "-f", "lavfi", "-i", "sine=frequency=660:sample_rate=48000:duration=7,volume=-35dB",
+         "-map", "0:v", "-map", "1:a", "-map", "2:a", "-metadata:s:a:0", "language=eng", "-metadata:s:a:1", "language=fre",
          "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(d / "programme.mp4")],
         check=True, timeout=120,
     )
@@ -73,10 +77,18 @@ def test_the_chapters_job_does_it_all(shared_copra, s3, media_server, assets, tm
         w, h = variant.stream_info.resolution
         logo_is_drawn(frame_at(pkg / "hls" / variant.uri, 1.0, (w, h)))
 
-    # Loudness at -16 LUFS.
-    assert abs(ebur128(mp4)["integrated"] - -16) <= 1.0
-    audio = next((pkg / "hls").glob("audio*/index.m3u8"))
-    assert abs(ebur128(audio)["integrated"] - -16) <= 1.0
+    # Two audio languages, each at -16 LUFS from its own level (15 dB apart in the
+    # input), each its own tone: in the HLS group, in the MPD, in the MP4.
+    audio = [m for m in master.media if m.type == "AUDIO"]
+    assert [(m.language, m.default) for m in audio] == [("en", "YES"), ("fr", "NO")]
+    for m in audio:
+        assert abs(ebur128(pkg / "hls" / m.uri)["integrated"] - -16) <= 1.0, m.language
+        assert abs(tone_of(pkg / "hls" / m.uri) - {"en": 440, "fr": 660}[m.language]) < 5, m.language
+    mp4_audio = [s for s in ffprobe(mp4)["streams"] if s["codec_type"] == "audio"]
+    assert [s["tags"]["language"] for s in mp4_audio] == ["eng", "fre"]
+    for i, tone in enumerate((440, 660)):
+        assert abs(ebur128(mp4, i)["integrated"] - -16) <= 1.0, i
+        assert abs(tone_of(mp4, i) - tone) < 5, i
 
     # Both languages, their cues on the joined timeline: the one in the gap is gone,
     # the one at 3.5 s of the input is at 2.5 s.
@@ -87,4 +99,5 @@ def test_the_chapters_job_does_it_all(shared_copra, s3, media_server, assets, tm
     mpd = next((pkg / "dash").glob("*.mpd")).read_text()
     for language in ("en", "fr"):
         assert re.search(rf'contentType="text"[^>]*lang="{language}"', mpd), mpd
+        assert re.search(rf'contentType="audio"[^>]*lang="{language}"', mpd), mpd
     assert cues_of([pkg / "dash/subs-fr.vtt"]) == [(0.5, 1.5, "Un"), (2.5, 3.5, "Deux")]

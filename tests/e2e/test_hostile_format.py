@@ -77,6 +77,8 @@ def test_hostile_plans_fail_before_any_encode(server, inputs, s3, tmp_path):
         "manyoverlays": {"path": "/manyoverlays.mp4"},
         "fileoverlay": {"path": "/fileoverlay.mp4"},
         "metadataoverlay": {"path": "/metadataoverlay.mp4"},
+        "manylanguages": {"path": "/manylanguages.mp4"},
+        "playlistlanguage": {"path": "/playlistlanguage.mp4"},
     }
     started = time.monotonic()
     created = server.post_job(job(inputs["small"], s3_storage(s3, path=f"/{prefix}"), outputs))
@@ -100,6 +102,8 @@ def test_hostile_plans_fail_before_any_encode(server, inputs, s3, tmp_path):
         "loudmouth": ("video.failed", ["integrated loudness target 20 LUFS", "-70..=-5"]),
         "manyoverlays": ("video.failed", ["10000 overlays", "at most 8"]),
         "fileoverlay": ("video.failed", ["url 'file:///etc/passwd' is not an http(s) URL"]),
+        "manylanguages": ("video.failed", ["10000 audio languages", "1..=16"]),
+        "playlistlanguage": ("video.failed", ["audio language 'en\\\"\\n#EXT-X-ENDLIST'", "not a language tag"]),
     }
     for key, (status, needles) in expected.items():
         output = by_key[key]

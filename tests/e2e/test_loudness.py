@@ -43,10 +43,11 @@ def pyloudnorm_lufs(path: Path) -> float:
     return float(pyloudnorm.Meter(RATE).integrated_loudness(decode(path)))
 
 
-def ebur128(path: Path) -> dict:
-    """Integrated loudness and true peak from FFmpeg's ebur128 filter's summary."""
+def ebur128(path: Path, stream: int = 0) -> dict:
+    """Integrated loudness and true peak of an audio stream, from FFmpeg's ebur128
+    filter's summary."""
     log = subprocess.run(
-        ["ffmpeg", "-hide_banner", "-nostats", "-nostdin", "-i", str(path), "-map", "0:a:0", "-af", "ebur128=peak=true", "-f", "null", "-"],
+        ["ffmpeg", "-hide_banner", "-nostats", "-nostdin", "-i", str(path), "-map", f"0:a:{stream}", "-af", "ebur128=peak=true", "-f", "null", "-"],
         check=True, capture_output=True, text=True, timeout=120,
     ).stderr
     summary = log[log.rindex("Summary:"):]

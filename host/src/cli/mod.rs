@@ -238,7 +238,7 @@ copra_sdk::storage_plugin!(PLUGIN_TYPE);
 const FORMAT_TEMPLATE: &str = r#"//! PLUGIN_NAME: a Copra format plugin. It plans one format, `PLUGIN_NAME`: an MP4 at
 //! the input's size (h264 + aac). The host encodes natively; a plan only decides.
 
-use copra_sdk::format::{AudioPlan, Fit, Format, MediaInfo, OutputPlan, OutputType, VideoPlan};
+use copra_sdk::format::{AudioPlan, AudioSelection, Fit, Format, MediaInfo, OutputPlan, OutputType, VideoPlan};
 use copra_sdk::{Error, Json};
 
 pub struct PLUGIN_TYPE;
@@ -296,6 +296,7 @@ impl Format for PLUGIN_TYPE {
             image: None,
             packaging: None,
             target_vmaf: None,
+            audio_tracks: AudioSelection::Main,
         })
     }
 }

@@ -80,7 +80,7 @@ impl Engine {
         events: &mpsc::UnboundedSender<Event>,
     ) -> Result<(), EngineError> {
         let mut reads = vec![input.to_path_buf()];
-        reads.extend(overlay_files(targets.iter().flat_map(|t| t.plan.video.iter().chain(t.plan.packaging.iter().flat_map(|s| s.variants.iter().filter_map(|v| v.video.as_ref()))))));
+        reads.extend(drawn_files(targets.iter().flat_map(|t| t.plan.video_plans())));
         let access = Access { reads, writes: parents(targets.iter().map(|t| t.path.as_path())) };
         let call = Call::Transcode { input: input.to_path_buf(), targets: targets.to_vec() };
         let mut on_report = |report: Report| -> Result<(), String> {
@@ -219,7 +219,7 @@ impl Engine {
         cancel: &AtomicBool,
     ) -> Result<u64, EngineError> {
         let mut reads = vec![input.to_path_buf()];
-        reads.extend(overlay_files(plans.iter().map(|(plan, _)| plan)));
+        reads.extend(drawn_files(plans.iter().map(|(plan, _)| plan)));
         let access = Access { reads, writes: parents(pieces.iter().map(PathBuf::as_path)) };
         let call = Call::EncodeVideoChunk { input: input.to_path_buf(), cut, range, plans: plans.to_vec(), pieces: pieces.to_vec() };
         let mut on_report = |report: Report| -> Result<(), String> {
@@ -338,7 +338,7 @@ const FONT_READS: &[&str] = &["/usr/share/fonts", "/usr/local/share/fonts", "/et
 
 /// What the plans draw from files the worker made (watermark images, subtitle scripts),
 /// each once, and the fonts when subtitles are drawn.
-fn overlay_files<'a>(plans: impl Iterator<Item = &'a VideoPlan>) -> Vec<PathBuf> {
+fn drawn_files<'a>(plans: impl Iterator<Item = &'a VideoPlan>) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = Vec::new();
     let mut fonts = false;
     for plan in plans {

@@ -261,6 +261,8 @@ mod tests {
             image: None,
             packaging: None,
             target_vmaf: None,
+            audio_tracks: crate::types::AudioSelection::Main,
+            tracks: Vec::new(),
         };
         let target = super::super::OutputTarget { plan, path: input.with_extension("out.mp4") };
         let cancel = std::sync::atomic::AtomicBool::new(false);

@@ -26,7 +26,7 @@ use super::file::FileSink;
 use super::filters::share;
 use super::image::ImageSink;
 use super::package::PackageSink;
-use super::input::{AudioFormat, Decoded, Demuxer, VideoFormat};
+use super::input::{Decoded, Demuxer, Tracks, VideoFormat};
 
 /// Frames waiting per lane. Enough to ride out an encoder's bursts (x264 takes several
 /// frames before it gives one back) while bounding memory.
@@ -85,11 +85,15 @@ pub fn transcode(
             return results.into_iter().map(|r| r.unwrap_or(Err(MediaError::Cancelled))).collect();
         }
     };
-    let (video_format, audio_format) = (demuxer.video_format(), demuxer.audio_format());
+    // Alternate audio tracks packages carry are decoded beside the main one.
+    let streams: Vec<usize> = targets.iter().flat_map(|t| t.plan.tracks.iter().map(|t| t.stream)).collect();
+    demuxer.open_tracks(&streams, limits);
+    let video_format = demuxer.video_format();
+    let tracks = Tracks { main: demuxer.main_audio(), formats: demuxer.track_formats() };
     let mut lanes: Vec<(usize, Lane<Produced>)> = Vec::new();
     for (index, target) in targets.iter().enumerate() {
-        let opening = Opening { input, limits, cancel, events: &events };
-        let lane = open_sink(index, target, video_format.as_ref(), audio_format.as_ref(), demuxer.duration, &opening)
+        let opening = Opening { input, limits, cancel, events: &events, tracks: &tracks };
+        let lane = open_sink(index, target, video_format.as_ref(), demuxer.duration, &opening)
             .and_then(|sink| Lane::spawn(format!("copra-output-{index}"), sink, report(index, target.path.clone(), events.clone())));
         match lane {
             Ok(lane) => lanes.push((index, lane)),
@@ -113,7 +117,7 @@ pub fn transcode(
         let want_audio = lanes.iter().any(|(_, l)| l.wants_audio);
         let step = demuxer.step(want_video, want_audio, &mut |decoded| {
             let seconds = match decoded {
-                Decoded::Video(_, t) | Decoded::Audio(_, t) => t,
+                Decoded::Video(_, t) | Decoded::Audio(_, t) | Decoded::Track(_, _, t) => t,
             };
             if let Some(fraction) = progress.at(seconds) {
                 events(TranscodeEvent::Progress(fraction));
@@ -122,6 +126,7 @@ pub fn transcode(
                 match decoded {
                     Decoded::Video(frame, _) => lane.send_video(frame),
                     Decoded::Audio(frame, _) => lane.send_audio(frame),
+                    Decoded::Track(stream, frame, _) => lane.send_track(stream, frame),
                 }
             }
         });
@@ -159,13 +164,14 @@ struct Opening<'a> {
     limits: &'a DecodeLimits,
     cancel: &'a AtomicBool,
     events: &'a EventSink,
+    tracks: &'a Tracks,
 }
+
 
 fn open_sink(
     index: usize,
     target: &OutputTarget,
     video: Option<&VideoFormat>,
-    audio: Option<&AudioFormat>,
     duration: f64,
     opening: &Opening<'_>,
 ) -> Result<Box<dyn Sink<Done = Produced>>, MediaError> {
@@ -178,7 +184,7 @@ fn open_sink(
     if let Some(packaging) = &plan.packaging {
         let events = events.clone();
         let ready = Box::new(move |path| events(TranscodeEvent::FileReady { index, path }));
-        return Ok(Box::new(PackageSink::open(packaging, plan.range.as_ref(), &target.path, video, audio, ready)?));
+        return Ok(Box::new(PackageSink::open(packaging, plan.range.as_ref(), &target.path, video, &plan.tracks, opening.tracks, ready)?));
     }
     let palette = match &plan.video {
         Some(video_plan) if video_plan.codec == "gif" && video.is_some() => {
@@ -199,7 +205,7 @@ fn open_sink(
         }
         _ => None,
     };
-    Ok(Box::new(FileSink::open(plan, &target.path, video, audio, palette.as_ref())?))
+    Ok(Box::new(FileSink::open(plan, &target.path, video, opening.tracks, palette.as_ref())?))
 }
 
 /// What a lane does with its output's result: log it, clean up after a failure, and
@@ -248,6 +254,8 @@ impl Progress {
 enum Message {
     Video(frame::Video),
     Audio(frame::Audio),
+    /// A frame of another audio track, by its stream index.
+    Track(usize, frame::Audio),
     /// The input has ended: finish the output.
     End,
     /// The input broke or the job was cancelled: give up with this error.
@@ -260,6 +268,8 @@ pub(super) struct Lane<T> {
     handle: Option<JoinHandle<Result<T, MediaError>>>,
     pub wants_video: bool,
     pub wants_audio: bool,
+    /// The other audio tracks it takes, by stream index.
+    wants_tracks: Vec<usize>,
 }
 
 impl<T: Send + 'static> Lane<T> {
@@ -270,7 +280,7 @@ impl<T: Send + 'static> Lane<T> {
         report: Box<dyn FnOnce(&Result<T, MediaError>) + Send>,
     ) -> Result<Self, MediaError> {
         let (sender, receiver) = sync_channel(LANE_DEPTH);
-        let (wants_video, wants_audio) = (sink.wants_video(), sink.wants_audio());
+        let (wants_video, wants_audio, wants_tracks) = (sink.wants_video(), sink.wants_audio(), sink.tracks());
         let span = tracing::Span::current();
         let handle = std::thread::Builder::new()
             .name(name)
@@ -281,7 +291,7 @@ impl<T: Send + 'static> Lane<T> {
                 result
             })
             .map_err(|err| MediaError::Unsupported(format!("cannot start a thread for the output: {err}")))?;
-        Ok(Lane { sender: Some(sender), handle: Some(handle), wants_video, wants_audio })
+        Ok(Lane { sender: Some(sender), handle: Some(handle), wants_video, wants_audio, wants_tracks })
     }
 
     /// Whether the lane still takes frames.
@@ -298,6 +308,12 @@ impl<T: Send + 'static> Lane<T> {
     pub fn send_audio(&mut self, frame: &frame::Audio) {
         if self.wants_audio {
             self.send(share(frame, frame::Audio::empty()).map(Message::Audio));
+        }
+    }
+
+    pub fn send_track(&mut self, stream: usize, frame: &frame::Audio) {
+        if self.wants_tracks.contains(&stream) {
+            self.send(share(frame, frame::Audio::empty()).map(|f| Message::Track(stream, f)));
         }
     }
 
@@ -331,6 +347,7 @@ fn run_lane<T>(mut sink: Box<dyn Sink<Done = T>>, receiver: Receiver<Message>) -
         let flow = match receiver.recv() {
             Ok(Message::Video(frame)) => sink.video(&frame)?,
             Ok(Message::Audio(frame)) => sink.audio(&frame)?,
+            Ok(Message::Track(stream, frame)) => sink.track(stream, &frame)?,
             Ok(Message::End) => return sink.finish(),
             Ok(Message::Abort(err)) => return Err(err),
             // The engine went away without a word: it was cancelled.

@@ -1,5 +1,6 @@
 //! One output file (video, audio, or an animated GIF): a muxer with at most one video
-//! and one audio encoder.
+//! encoder and one audio encoder per audio track kept (the main one alone unless the
+//! plan names tracks).
 
 use std::path::Path;
 
@@ -9,8 +10,8 @@ use ffmpeg_next as ffmpeg;
 use super::MediaError;
 use super::encode::{AudioEncoder, Emit, VideoEncoder, VideoSetup};
 use super::sink::{Flow, Produced, Sink};
-use super::input::{AudioFormat, VideoFormat};
-use crate::types::OutputPlan;
+use super::input::{Tracks, VideoFormat};
+use crate::types::{AudioTrack, OutputPlan};
 
 struct Track<E> {
     encoder: E,
@@ -25,6 +26,8 @@ pub(super) struct FileSink {
     muxer: format::context::Output,
     video: Option<Track<VideoEncoder>>,
     audio: Option<Track<AudioEncoder>>,
+    /// The input's other audio tracks kept, by their stream index in the input.
+    others: Vec<(usize, Track<AudioEncoder>)>,
     /// Input time (seconds) after which the output needs nothing more.
     end: Option<f64>,
 }
@@ -52,10 +55,10 @@ impl FileSink {
         plan: &OutputPlan,
         path: &Path,
         video_in: Option<&VideoFormat>,
-        audio_in: Option<&AudioFormat>,
+        tracks: &Tracks,
         palette: Option<&frame::Video>,
     ) -> Result<Self, MediaError> {
-        let result = Self::open_inner(plan, path, video_in, audio_in, palette);
+        let result = Self::open_inner(plan, path, video_in, tracks, palette);
         if result.is_err() {
             // The muxer may have created the file before failing.
             let _ = std::fs::remove_file(path);
@@ -67,9 +70,10 @@ impl FileSink {
         plan: &OutputPlan,
         path: &Path,
         video_in: Option<&VideoFormat>,
-        audio_in: Option<&AudioFormat>,
+        tracks: &Tracks,
         palette: Option<&frame::Video>,
     ) -> Result<Self, MediaError> {
+        let audio_in = tracks.formats.first().filter(|_| tracks.main.is_some()).map(|(_, f)| f);
         if plan.video.is_some() && video_in.is_none() && plan.audio.is_none() {
             return Err(MediaError::Unsupported("the output needs video but the input has none".into()));
         }
@@ -95,25 +99,59 @@ impl FileSink {
             }
             _ => None,
         };
-        let audio = match (&plan.audio, audio_in) {
-            (Some(audio_plan), Some(input)) => {
-                let encoder = AudioEncoder::open(audio_plan, input, range, global_header)?;
+        let (mut audio, mut others) = (None, Vec::new());
+        if let (Some(audio_plan), Some(_)) = (&plan.audio, audio_in) {
+            // Each track kept, in the plan's order (the first is the default); none
+            // named: the main one.
+            let sources: Vec<(usize, Option<&AudioTrack>)> = match tracks.main {
+                Some(main) if plan.tracks.is_empty() => vec![(main, None)],
+                _ => plan.tracks.iter().map(|t| (t.stream, Some(t))).collect(),
+            };
+            for (n, (source, track)) in sources.into_iter().enumerate() {
+                let (_, input) = tracks.formats.iter().find(|(s, _)| *s == source).ok_or_else(|| {
+                    MediaError::Unsupported(format!("the input's audio track (stream {source}) cannot be decoded"))
+                })?;
+                let encoder = AudioEncoder::open(&audio_plan.for_track(source), input, range, global_header)?;
                 let stream = add_stream(&mut muxer, encoder.context(), encoder.time_base, None)?;
-                Some(Track { encoder, stream, input_time_base: input.time_base, done: false })
+                if let Some(track) = track {
+                    describe_track(&mut muxer, stream, track, n == 0);
+                }
+                let kept = Track { encoder, stream, input_time_base: input.time_base, done: false };
+                if Some(source) == tracks.main {
+                    audio = Some(kept);
+                } else {
+                    others.push((source, kept));
+                }
             }
-            _ => None,
-        };
-        if video.is_none() && audio.is_none() {
+        }
+        if video.is_none() && audio.is_none() && others.is_empty() {
             return Err(MediaError::Unsupported("the output would have no stream: the input lacks what the format needs".into()));
         }
         muxer.write_header_with(muxer_options(&plan.container)).map_err(MediaError::at("writing the container header"))?;
         let end = range.and_then(|r| r.duration.map(|d| r.offset + d));
-        Ok(FileSink { muxer, video, audio, end })
+        Ok(FileSink { muxer, video, audio, others, end })
     }
 
     fn all_done(&self) -> bool {
-        self.video.as_ref().is_none_or(|t| t.done) && self.audio.as_ref().is_none_or(|t| t.done)
+        self.video.as_ref().is_none_or(|t| t.done) && self.audio.as_ref().is_none_or(|t| t.done) && self.others.iter().all(|(_, t)| t.done)
     }
+}
+
+/// An audio stream kept from one of the input's tracks says its language and title,
+/// and the first is the default one.
+fn describe_track(muxer: &mut format::context::Output, stream: usize, track: &AudioTrack, default: bool) {
+    let Some(mut added) = muxer.stream_mut(stream) else { return };
+    let mut metadata = ffmpeg::Dictionary::new();
+    if let Some(language) = track.language.as_deref().and_then(super::audio_tracks::iso639_2) {
+        metadata.set("language", &language);
+    }
+    if let Some(title) = &track.title {
+        metadata.set("title", title);
+    }
+    added.set_metadata(metadata);
+    let disposition = if default { ffmpeg::ffi::AV_DISPOSITION_DEFAULT } else { 0 };
+    // SAFETY: plain field of a stream of this muxer, before the header is written.
+    unsafe { (*added.as_mut_ptr()).disposition = disposition };
 }
 
 /// What a track's encoder is: video and audio alike take frames and hand out packets.
@@ -238,12 +276,26 @@ impl Sink for FileSink {
         Ok(if self.all_done() { Flow::Done } else { Flow::Continue })
     }
 
+    fn tracks(&self) -> Vec<usize> {
+        self.others.iter().map(|(source, _)| *source).collect()
+    }
+
+    fn track(&mut self, stream: usize, frame: &frame::Audio) -> Result<Flow, MediaError> {
+        if let Some((_, track)) = self.others.iter_mut().find(|(source, _)| *source == stream) {
+            track.take(frame, self.end, &mut self.muxer)?;
+        }
+        Ok(if self.all_done() { Flow::Done } else { Flow::Continue })
+    }
+
     /// Flush filters and encoders, then write the trailer.
     fn finish(&mut self) -> Result<Produced, MediaError> {
         if let Some(track) = self.video.as_mut() {
             track.flush(&mut self.muxer)?;
         }
         if let Some(track) = self.audio.as_mut() {
+            track.flush(&mut self.muxer)?;
+        }
+        for (_, track) in self.others.iter_mut() {
             track.flush(&mut self.muxer)?;
         }
         self.muxer.write_trailer().map_err(MediaError::at("writing the container trailer"))?;

@@ -53,10 +53,21 @@ pub(super) struct AudioFormat {
     pub time_base: Rational,
 }
 
+/// The input's decoded audio tracks, for outputs that carry several.
+pub(super) struct Tracks {
+    /// The main track's stream index.
+    pub main: Option<usize>,
+    /// Each decoded track's stream index and format, the main one first.
+    pub formats: Vec<(usize, AudioFormat)>,
+}
+
 /// A decoded frame and its time in seconds from the start of the input.
 pub(super) enum Decoded<'a> {
     Video(&'a frame::Video, f64),
+    /// The main audio track.
     Audio(&'a frame::Audio, f64),
+    /// Another audio track (an alternate language), by its stream index.
+    Track(usize, &'a frame::Audio, f64),
 }
 
 /// The open input: its demuxer and a decoder for the main video and audio streams,
@@ -65,6 +76,11 @@ pub(super) struct Demuxer {
     context: super::open::LocalInput,
     video: Option<VideoInput>,
     audio: Option<AudioInput>,
+    /// Other audio tracks, decoded only when an output asked for them (`open_tracks`).
+    tracks: Vec<AudioInput>,
+    /// The file's start and clips, for the tracks opened later.
+    start_time: i64,
+    timeline: Option<Timeline>,
     /// Seconds, 0 when the container does not say.
     pub duration: f64,
     read_errors: u32,
@@ -95,14 +111,38 @@ impl Demuxer {
             None => None,
         };
         let audio = match main_stream(&context, Type::Audio).and_then(|i| context.stream(i)) {
-            Some(stream) => Some(AudioInput { timeline, ..AudioInput::open(&stream, start_time, limits)? }),
+            Some(stream) => Some(AudioInput { timeline: timeline.clone(), ..AudioInput::open(&stream, start_time, limits)? }),
             None => None,
         };
         let duration = super::clips::joined_duration(clips, duration);
         if video.is_none() && audio.is_none() {
             return Err(MediaError::NoStreams);
         }
-        Ok(Demuxer { context, video, audio, duration, read_errors: 0, position: 0.0 })
+        Ok(Demuxer { context, video, audio, tracks: Vec::new(), start_time, timeline, duration, read_errors: 0, position: 0.0 })
+    }
+
+    /// Decode the audio tracks at these stream indexes too (the main one always is).
+    /// A stream that is not audio, or not decodable, is left out: the outputs asking
+    /// for it fail when they find no format for it.
+    pub fn open_tracks(&mut self, streams: &[usize], limits: &DecodeLimits) {
+        for &index in streams {
+            let open = self.audio.iter().chain(&self.tracks).any(|a| a.index == index);
+            let Some(stream) = self.context.stream(index).filter(|s| !open && s.parameters().medium() == Type::Audio) else { continue };
+            match AudioInput::open(&stream, self.start_time, limits) {
+                Ok(track) => self.tracks.push(AudioInput { timeline: self.timeline.clone(), ..track }),
+                Err(err) => tracing::warn!(stream = index, %err, "an audio track cannot be decoded"),
+            }
+        }
+    }
+
+    /// The main audio track's stream index.
+    pub fn main_audio(&self) -> Option<usize> {
+        self.audio.as_ref().map(|a| a.index)
+    }
+
+    /// Every decoded audio track's stream index and format, the main one first.
+    pub fn track_formats(&self) -> Vec<(usize, AudioFormat)> {
+        self.audio.iter().chain(&self.tracks).map(|a| (a.index, a.format())).collect()
     }
 
     /// Open a chunk file made by [`super::cut::cut_chunks`]: its frames come out timed
@@ -204,6 +244,10 @@ impl Demuxer {
                 if let Some(audio) = self.audio.as_mut().filter(|_| want_audio) {
                     audio.decode(None, &mut |f, t| each(Decoded::Audio(f, t)))?;
                 }
+                for track in self.tracks.iter_mut() {
+                    let stream = track.index;
+                    track.decode(None, &mut |f, t| each(Decoded::Track(stream, f, t)))?;
+                }
                 return Ok(false);
             }
             Err(ffmpeg::Error::Other { errno }) if errno == ffmpeg::util::error::EAGAIN => {
@@ -238,6 +282,8 @@ impl Demuxer {
                 *position = position.max(t);
                 each(Decoded::Audio(f, t))
             })?;
+        } else if let Some(track) = self.tracks.iter_mut().find(|a| a.index == index) {
+            track.decode(Some(&packet), &mut |f, t| each(Decoded::Track(index, f, t)))?;
         }
         Ok(true)
     }

@@ -44,6 +44,9 @@ pub struct LoudnessRequest {
     pub channels: Option<u32>,
     #[serde(default)]
     pub through: Option<(Adjustment, u32)>,
+    /// The input's audio track (stream index); none: the main one.
+    #[serde(default)]
+    pub stream: Option<usize>,
 }
 
 /// The most gain added for what the limiter takes off, dB.
@@ -83,7 +86,7 @@ pub fn adjustment(plan: &LoudnessPlan, lossy: bool) -> Option<Adjustment> {
 pub fn limiter_request(plan: &LoudnessPlan, lossy: bool, range: Option<TimeRange>, channels: u32, rate: u32) -> Option<LoudnessRequest> {
     let unmade = LoudnessPlan { limited: None, ..plan.clone() };
     let adjustment = adjustment(&unmade, lossy).filter(|a| a.limit_db.is_some())?;
-    Some(LoudnessRequest { range, channels: Some(channels), through: Some((adjustment, rate)) })
+    Some(LoudnessRequest { range, channels: Some(channels), through: Some((adjustment, rate)), stream: None })
 }
 
 /// The filters applying `adjustment` to audio at `rate` Hz: the gain, then the limiter
@@ -116,36 +119,51 @@ pub fn measure_loudness(
 ) -> Result<Vec<Result<Loudness, MediaError>>, MediaError> {
     super::init();
     let mut demuxer = Demuxer::open(input, limits)?;
-    measure(&mut demuxer, requests, progress)
+    measure(&mut demuxer, requests, limits, progress)
 }
 
 /// Measure a file the engine made (a package's media playlist with its segments too).
 pub fn measure_output_loudness(file: &Path, limits: &DecodeLimits) -> Result<Loudness, MediaError> {
     super::init();
     let mut demuxer = Demuxer::open_own(file, limits)?;
-    measure(&mut demuxer, &[LoudnessRequest { range: None, channels: None, through: None }], &|_| {})?
+    measure(&mut demuxer, &[LoudnessRequest { range: None, channels: None, through: None, stream: None }], limits, &|_| {})?
         .pop()
         .unwrap_or_else(|| Err(MediaError::Unsupported("nothing was measured".into())))
 }
 
-fn measure(demuxer: &mut Demuxer, requests: &[LoudnessRequest], progress: &dyn Fn(f64)) -> Result<Vec<Result<Loudness, MediaError>>, MediaError> {
-    let format = demuxer.audio_format().ok_or_else(|| MediaError::Unsupported("the file has no audio to measure".into()))?;
-    let mut meters: Vec<Result<Meter, MediaError>> = requests.iter().map(|r| Meter::open(&format, r)).collect();
+fn measure(demuxer: &mut Demuxer, requests: &[LoudnessRequest], limits: &DecodeLimits, progress: &dyn Fn(f64)) -> Result<Vec<Result<Loudness, MediaError>>, MediaError> {
+    let main = demuxer.main_audio().ok_or_else(|| MediaError::Unsupported("the file has no audio to measure".into()))?;
+    let others: Vec<usize> = requests.iter().filter_map(|r| r.stream).filter(|s| *s != main).collect();
+    demuxer.open_tracks(&others, limits);
+    let formats = demuxer.track_formats();
+    // Each meter's track: the main one's frames come as the main audio.
+    let sources: Vec<Option<usize>> = requests.iter().map(|r| r.stream.filter(|s| *s != main)).collect();
+    let mut meters: Vec<Result<Meter, MediaError>> = requests
+        .iter()
+        .map(|r| {
+            let stream = r.stream.unwrap_or(main);
+            let (_, format) = formats.iter().find(|(s, _)| *s == stream).ok_or_else(|| MediaError::Unsupported(format!("audio track {stream} cannot be decoded")))?;
+            Meter::open(format, r)
+        })
+        .collect();
     let (duration, mut reported) = (demuxer.duration, 0.0);
     let mut failure = None;
     loop {
         let step = demuxer.step(false, true, &mut |decoded| {
-            if let Decoded::Audio(frame, time) = decoded {
-                if duration > 0.0 && time - reported >= 1.0 {
-                    reported = time;
-                    progress((time / duration).clamp(0.0, 1.0));
-                }
-                for meter in meters.iter_mut() {
-                    if let Ok(m) = meter
-                        && let Err(err) = m.push(Some(frame))
-                    {
-                        *meter = Err(err);
-                    }
+            let (source, frame, time) = match decoded {
+                Decoded::Audio(frame, time) => (None, frame, time),
+                Decoded::Track(stream, frame, time) => (Some(stream), frame, time),
+                Decoded::Video(..) => return,
+            };
+            if source.is_none() && duration > 0.0 && time - reported >= 1.0 {
+                reported = time;
+                progress((time / duration).clamp(0.0, 1.0));
+            }
+            for (meter, _) in meters.iter_mut().zip(&sources).filter(|(_, s)| **s == source) {
+                if let Ok(m) = meter
+                    && let Err(err) = m.push(Some(frame))
+                {
+                    *meter = Err(err);
                 }
             }
         });
@@ -229,7 +247,7 @@ mod tests {
     use super::*;
 
     fn plan(integrated: f64, true_peak: f64, input: Option<Loudness>) -> LoudnessPlan {
-        LoudnessPlan { integrated, true_peak, lra: 11.0, measure_only: false, input, limited: None }
+        LoudnessPlan { integrated, true_peak, lra: 11.0, measure_only: false, input, limited: None, tracks: Vec::new() }
     }
 
     fn measured(integrated: f64, true_peak: f64) -> Option<Loudness> {

@@ -114,20 +114,22 @@ fn output(info: &MediaInfo, plan: &OutputPlan, cpus: u64) -> u64 {
         }
     }
     if let Some(audio) = &plan.audio {
-        bytes += audio_encoder(audio);
+        bytes += audio_encoder(audio) * tracks(info, plan);
     }
+    // Each track beyond the main one has a decoder of its own.
+    bytes += (tracks(info, plan) - 1) * AUDIO_DECODER;
     if let Some(image) = &plan.image {
         bytes += pictures(image);
     }
     if let Some(package) = &plan.packaging {
-        bytes += ladder(info, package, cpus);
+        bytes += ladder(info, package, tracks(info, plan), cpus);
     }
     bytes
 }
 
 /// A package: every rung's encoders, each distinct audio once, and a segment of each
 /// rung buffered by its muxer.
-fn ladder(info: &MediaInfo, package: &StreamPlan, cpus: u64) -> u64 {
+fn ladder(info: &MediaInfo, package: &StreamPlan, tracks: u64, cpus: u64) -> u64 {
     let mut bytes = 0u64;
     let mut audios: Vec<&AudioPlan> = Vec::new();
     for variant in &package.variants {
@@ -140,10 +142,22 @@ fn ladder(info: &MediaInfo, package: &StreamPlan, cpus: u64) -> u64 {
             && !audios.contains(&audio)
         {
             audios.push(audio);
-            bytes += audio_encoder(audio);
+            bytes += audio_encoder(audio) * tracks;
         }
     }
     bytes
+}
+
+/// How many of the input's audio tracks a package carries (each audio plan is encoded
+/// once per track).
+fn tracks(info: &MediaInfo, plan: &OutputPlan) -> u64 {
+    use crate::types::AudioSelection;
+    let count = match &plan.audio_tracks {
+        AudioSelection::Main => 1,
+        AudioSelection::All => info.audio_tracks.len(),
+        AudioSelection::Languages(languages) => languages.len(),
+    };
+    count.clamp(1, super::audio_tracks::MAX_LANGUAGES) as u64
 }
 
 fn audio_encoder(_audio: &AudioPlan) -> u64 {

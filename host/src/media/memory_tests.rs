@@ -71,6 +71,8 @@ fn file(container: &str, video: Option<VideoPlan>, audio: Option<AudioPlan>) -> 
         image: None,
         packaging: None,
         target_vmaf: None,
+        audio_tracks: crate::types::AudioSelection::Main,
+        tracks: Vec::new(),
     }
 }
 

@@ -19,6 +19,7 @@
 //! `subtitle_extract` reads an input's own text subtitle tracks.
 
 mod allowlist;
+pub mod audio_tracks;
 mod chunk;
 mod clips;
 mod codecs;

@@ -7,7 +7,7 @@
 use super::allowlist::{self, AUDIO_CODECS, CONTAINERS, IMAGE_CODECS, PIX_FMTS, SCALERS, VIDEO_CODECS};
 use super::encode::encoder_name;
 use crate::config::Limits;
-use crate::types::{AudioPlan, ImagePlan, MediaInfo, OutputPlan, OutputType, StreamPlan, TimeRange, VariantPlan, VideoPlan};
+use crate::types::{AudioPlan, AudioSelection, ImagePlan, MediaInfo, OutputPlan, OutputType, StreamPlan, TimeRange, VariantPlan, VideoPlan};
 
 /// The longest side of any picture a plan may ask for (H.264 level 6.2 and WebP allow
 /// less; nothing encodes more).
@@ -70,6 +70,13 @@ pub fn check_plan(plan: &OutputPlan, limits: &Limits) -> Result<(), String> {
                     .into(),
             );
         }
+    }
+    super::audio_tracks::check(&plan.audio_tracks)?;
+    if plan.audio_tracks != AudioSelection::Main && plan.audio.is_none() && plan.packaging.is_none() {
+        return Err("plan chooses audio tracks for an output without audio".into());
+    }
+    if !plan.tracks.is_empty() {
+        return Err("plan names the input's tracks, which only the host resolves".into());
     }
     match (&plan.image, &plan.packaging) {
         (Some(_), Some(_)) => return Err("plan has both pictures and a package; it must be one kind of output".into()),
@@ -295,6 +302,8 @@ pub fn ladder_probe_plan(video: &VideoPlan, window: &TimeRange, limits: &Limits)
         image: None,
         packaging: None,
         target_vmaf: None,
+        audio_tracks: AudioSelection::Main,
+        tracks: Vec::new(),
     };
     check_plan(&plan, limits)?;
     Ok(plan)

@@ -16,7 +16,7 @@ fn audio() -> AudioPlan {
 }
 
 fn loudness(integrated: f64, true_peak: f64) -> crate::types::LoudnessPlan {
-    crate::types::LoudnessPlan { integrated, true_peak, lra: 11.0, measure_only: false, input: None, limited: None }
+    crate::types::LoudnessPlan { integrated, true_peak, lra: 11.0, measure_only: false, input: None, limited: None, tracks: Vec::new() }
 }
 
 fn file() -> OutputPlan {
@@ -31,6 +31,8 @@ fn file() -> OutputPlan {
         image: None,
         packaging: None,
         target_vmaf: None,
+        audio_tracks: crate::types::AudioSelection::Main,
+        tracks: Vec::new(),
     }
 }
 
@@ -54,6 +56,8 @@ fn pictures(times: Vec<f64>) -> OutputPlan {
         }),
         packaging: None,
         target_vmaf: None,
+        audio_tracks: crate::types::AudioSelection::Main,
+        tracks: Vec::new(),
     }
 }
 
@@ -87,6 +91,8 @@ fn package(rungs: usize) -> OutputPlan {
             dash: true,
         }),
         target_vmaf: None,
+        audio_tracks: crate::types::AudioSelection::Main,
+        tracks: Vec::new(),
     }
 }
 
@@ -385,6 +391,8 @@ fn a_ladder_planned_from_the_content_is_held_to_the_plan_check() {
         audio: None,
         packaging: Some(StreamPlan { variants: vec![rung("720p")], segment_duration: 6.0, hls: Some(HlsPlan { fmp4: false }), dash: false }),
         target_vmaf: Some(95.0),
+        audio_tracks: crate::types::AudioSelection::Main,
+        tracks: Vec::new(),
         ..file()
     };
     check_plan(&auto, &limits()).unwrap();

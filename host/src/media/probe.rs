@@ -146,11 +146,21 @@ fn describe(mut input: super::open::LocalInput, path: &Path) -> Result<(MediaInf
                 if let Some(profile) = profile_name(&audio) {
                     entry.insert("profile".into(), json!(profile));
                 }
+                let tag = |key: &str| stream.metadata().get(key).map(str::to_string);
+                let track = crate::types::AudioTrack {
+                    stream: stream.index(),
+                    language: tag("language"),
+                    title: tag("title"),
+                    channels: u32::from(audio.channels()),
+                };
                 if Some(stream.index()) == best_audio {
                     info.has_audio = true;
                     info.audio_codec = codec_id.name().to_string();
                     info.sample_rate = audio.rate();
                     info.channels = u32::from(audio.channels());
+                    info.audio_tracks.insert(0, track);
+                } else {
+                    info.audio_tracks.push(track);
                 }
             }
             _ => {}

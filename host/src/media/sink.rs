@@ -59,6 +59,14 @@ pub trait Sink: Send {
     fn wants_audio(&self) -> bool;
     fn video(&mut self, frame: &frame::Video) -> Result<Flow, MediaError>;
     fn audio(&mut self, frame: &frame::Audio) -> Result<Flow, MediaError>;
+    /// The input's other audio tracks it takes, by stream index (alternate languages).
+    fn tracks(&self) -> Vec<usize> {
+        Vec::new()
+    }
+    /// A frame of one of those tracks.
+    fn track(&mut self, _stream: usize, _frame: &frame::Audio) -> Result<Flow, MediaError> {
+        Ok(Flow::Continue)
+    }
     /// The input has ended: flush and close.
     fn finish(&mut self) -> Result<Self::Done, MediaError>;
 }

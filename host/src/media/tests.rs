@@ -66,6 +66,8 @@ fn plan(width: u32, height: u32, audio: bool) -> OutputPlan {
         image: None,
         packaging: None,
         target_vmaf: None,
+        audio_tracks: crate::types::AudioSelection::Main,
+        tracks: Vec::new(),
     }
 }
 
@@ -404,6 +406,8 @@ fn file_plan(container: &str, video: Option<VideoPlan>, audio: Option<AudioPlan>
         image: None,
         packaging: None,
         target_vmaf: None,
+        audio_tracks: crate::types::AudioSelection::Main,
+        tracks: Vec::new(),
     }
 }
 
@@ -562,6 +566,8 @@ fn thumbnails_and_square_crops() {
         image: Some(ImagePlan { codec: codec.into(), width, height, fit, times, sprite: None, encoder_options: vec![] }),
         packaging: None,
         target_vmaf: None,
+        audio_tracks: crate::types::AudioSelection::Main,
+        tracks: Vec::new(),
     };
     let targets = vec![
         OutputTarget { plan: pictures("mjpeg", 320, 180, Fit::Stretch, vec![0.25, 0.75, 1.25, 1.75]), path: dir.path().join("jpg") },
@@ -609,6 +615,8 @@ fn sprites_tile_pictures_and_map_them() {
         }),
         packaging: None,
         target_vmaf: None,
+        audio_tracks: crate::types::AudioSelection::Main,
+        tracks: Vec::new(),
     };
     let target = OutputTarget { plan, path: dir.path().join("sprites") };
     let (results, _, _) = run(&input, std::slice::from_ref(&target));
@@ -787,6 +795,8 @@ fn ladder(fmp4: bool, dash: bool) -> OutputPlan {
             dash,
         }),
         target_vmaf: None,
+        audio_tracks: crate::types::AudioSelection::Main,
+        tracks: Vec::new(),
     }
 }
 

@@ -3,7 +3,7 @@
 use super::bindings::format::exports::copra::plugin::format as wit_format;
 use super::bindings::types as wit;
 use crate::types::{
-    AudioPlan, Fit, HlsPlan, LoudnessPlan, OverlayAnchor, OverlayPlan, ImagePlan, MediaInfo, OutputPlan, OutputType, SpritePlan, StreamPlan, TimeRange, VariantPlan,
+    AudioPlan, AudioSelection, Fit, HlsPlan, LoudnessPlan, OverlayAnchor, OverlayPlan, ImagePlan, MediaInfo, OutputPlan, OutputType, SpritePlan, StreamPlan, TimeRange, VariantPlan,
     VideoPlan,
 };
 
@@ -82,7 +82,7 @@ fn overlay(o: wit_format::OverlayPlan) -> OverlayPlan {
 }
 
 fn audio(a: wit_format::AudioPlan) -> AudioPlan {
-    let loudness = a.loudness.map(|l| LoudnessPlan { integrated: l.integrated, true_peak: l.true_peak, lra: l.lra, measure_only: l.measure_only, input: None, limited: None });
+    let loudness = a.loudness.map(|l| LoudnessPlan { integrated: l.integrated, true_peak: l.true_peak, lra: l.lra, measure_only: l.measure_only, input: None, limited: None, tracks: Vec::new() });
     AudioPlan { codec: a.codec, bitrate_kbps: a.bitrate_kbps, sample_rate: a.sample_rate, channels: a.channels, loudness }
 }
 
@@ -112,6 +112,12 @@ pub fn output_plan(p: wit_format::OutputPlan) -> OutputPlan {
             dash: s.dash,
         }),
         target_vmaf: p.target_vmaf,
+        audio_tracks: match p.audio_tracks {
+            wit_format::AudioSelection::Main => AudioSelection::Main,
+            wit_format::AudioSelection::All => AudioSelection::All,
+            wit_format::AudioSelection::Languages(languages) => AudioSelection::Languages(languages),
+        },
+        tracks: Vec::new(),
     }
 }
 

@@ -13,22 +13,39 @@ use super::Planned;
 use super::record::JobRun;
 use crate::confined::Engine;
 use crate::media::{self, LoudnessRequest, Produced};
-use crate::types::{AudioPlan, Loudness, LoudnessPlan, OutputPlan};
-
-/// Every audio plan of an output: its own, or its package's rungs'.
-fn audio_plans_mut(plan: &mut OutputPlan) -> Vec<&mut AudioPlan> {
-    let mut plans: Vec<&mut AudioPlan> = plan.audio.iter_mut().collect();
-    if let Some(stream) = plan.packaging.as_mut() {
-        plans.extend(stream.variants.iter_mut().filter_map(|v| v.audio.as_mut()));
-    }
-    plans
-}
+use crate::types::{AudioPlan, Loudness, LoudnessPlan, OutputPlan, TrackLoudness};
 
 /// What `audio` asks measured of the input, in `plan`'s range: mixed to its channels
 /// for a target (the gain applies after the mix), as the input has it for measure-only.
 fn request(range: Option<crate::types::TimeRange>, audio: &AudioPlan) -> Option<LoudnessRequest> {
     let loudness = audio.loudness.as_ref()?;
-    Some(LoudnessRequest { range, channels: (!loudness.measure_only).then_some(audio.channels), through: None })
+    Some(LoudnessRequest { range, channels: (!loudness.measure_only).then_some(audio.channels), through: None, stream: None })
+}
+
+/// The input's tracks an output's audio is made from, each measured on its own; none
+/// (the main track alone): `[None]`.
+fn sources(plan: &OutputPlan) -> Vec<Option<usize>> {
+    if plan.tracks.is_empty() { vec![None] } else { plan.tracks.iter().map(|t| Some(t.stream)).collect() }
+}
+
+/// What `ask` says of `audio` made from `source`, asked of that track.
+fn ask_of(ask: Ask, range: Option<crate::types::TimeRange>, audio: &AudioPlan, source: Option<usize>) -> Option<LoudnessRequest> {
+    let view = match source {
+        Some(stream) => audio.for_track(stream),
+        None => audio.clone(),
+    };
+    ask(range, &view).map(|r| LoudnessRequest { stream: source, ..r })
+}
+
+/// Give `measured` to `loudness` (to its track's own measurements for `source`).
+fn put_in(loudness: &mut LoudnessPlan, source: Option<usize>, measured: Loudness, put: Put) {
+    let Some(stream) = source else { return put(loudness, measured) };
+    let mut view = loudness.for_track(stream);
+    put(&mut view, measured);
+    match loudness.tracks.iter_mut().find(|t| t.stream == stream) {
+        Some(t) => (t.input, t.limited) = (view.input, view.limited),
+        None => loudness.tracks.push(TrackLoudness { stream, input: view.input, limited: view.limited }),
+    }
 }
 
 /// What `audio` asks measured through its gain and limiter, when it needs the limiter.
@@ -66,9 +83,11 @@ impl JobRun<'_> {
         let mut requests: Vec<LoudnessRequest> = Vec::new();
         for p in &planned {
             let range = p.target.plan.range;
-            for audio in p.target.plan.audio.iter().chain(p.target.plan.packaging.iter().flat_map(|s| s.variants.iter().filter_map(|v| v.audio.as_ref()))) {
-                if let Some(r) = ask(range, audio).filter(|r| !requests.contains(r)) {
-                    requests.push(r);
+            for audio in p.target.plan.audio_plans() {
+                for source in sources(&p.target.plan) {
+                    if let Some(r) = ask_of(ask, range, audio, source).filter(|r| !requests.contains(r)) {
+                        requests.push(r);
+                    }
                 }
             }
         }
@@ -86,17 +105,20 @@ impl JobRun<'_> {
         let (mut kept, mut failed) = (Vec::with_capacity(planned.len()), Vec::new());
         for mut p in planned {
             let range = p.target.plan.range;
+            let sources = sources(&p.target.plan);
             let mut why = None;
-            for audio in audio_plans_mut(&mut p.target.plan) {
-                let Some(r) = ask(range, audio) else { continue };
-                match requests.iter().position(|q| *q == r).and_then(|i| results.get(i)) {
-                    Some(Ok(measured)) => {
-                        if let Some(loudness) = audio.loudness.as_mut() {
-                            put(loudness, *measured);
+            for audio in p.target.plan.audio_plans_mut() {
+                for &source in &sources {
+                    let Some(r) = ask_of(ask, range, audio, source) else { continue };
+                    match requests.iter().position(|q| *q == r).and_then(|i| results.get(i)) {
+                        Some(Ok(measured)) => {
+                            if let Some(loudness) = audio.loudness.as_mut() {
+                                put_in(loudness, source, *measured, put);
+                            }
                         }
+                        Some(Err(e)) => why = Some(e.clone()),
+                        None => why = Some("no answer for it".into()),
                     }
-                    Some(Err(e)) => why = Some(e.clone()),
-                    None => why = Some("no answer for it".into()),
                 }
             }
             match why {
@@ -130,7 +152,11 @@ impl OutputLoudness {
             }
             _ => (plan.audio.as_ref()?, Some(path.to_path_buf())),
         };
-        let loudness = audio.loudness.clone()?;
+        // Several tracks: the figures are the default (first) track's.
+        let loudness = match plan.tracks.first() {
+            Some(first) => audio.loudness.as_ref()?.for_track(first.stream),
+            None => audio.loudness.clone()?,
+        };
         let file = file.filter(|_| !loudness.measure_only);
         Some(OutputLoudness { plan: loudness, codec: audio.codec.clone(), file })
     }

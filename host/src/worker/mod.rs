@@ -19,6 +19,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+mod audio_tracks;
 mod chunk_encode;
 mod heartbeat;
 mod ladder_planning;
@@ -425,6 +426,8 @@ impl Worker {
             for p in &planned {
                 run.set_output(&p.row, OutputState::Working).await?;
             }
+            // Alternate audio: each package's tracks, matched against the input's.
+            let planned = run.select_audio_tracks(&info, planned).await?;
             // Loudness targets: the input's audio is measured first, for their gains.
             let planned = run.measure_loudness(&input_path, planned).await?;
             // Watermarks: their images are fetched once for every output that draws them.

@@ -79,7 +79,7 @@ impl JobRun<'_> {
                 };
                 let script = work.join(format!("burn-in-{}.ass", p.row.position));
                 tokio::fs::write(&script, subtitles::ass(&subtitles::retime(cues, &self.spec.input.clips, range.as_ref()))).await?;
-                for video in super::watermarks::video_plans_mut(&mut p.target.plan) {
+                for video in p.target.plan.video_plans_mut() {
                     video.burn_in_file = video.burn_in.is_some().then(|| script.clone());
                 }
             }
@@ -232,7 +232,7 @@ fn carries(p: &Planned) -> bool {
 
 /// The subtitle language an output draws into its picture, if any.
 fn burn_in(p: &Planned) -> Option<String> {
-    super::watermarks::video_plans(&p.target.plan).find_map(|v| v.burn_in.clone())
+    p.target.plan.video_plans().find_map(|v| v.burn_in.clone())
 }
 
 /// How long an output of `range` of the input (as its clips join it) lasts.

@@ -33,6 +33,9 @@ pub(super) fn chunkable(plan: &OutputPlan, input_fps: f64) -> Result<(), String>
     if plan.range.is_some() {
         return Err("an output of part of the input".into());
     }
+    if !plan.tracks.is_empty() {
+        return Err("several audio tracks".into());
+    }
     if let Some(package) = &plan.packaging {
         return package_chunkable(package, input_fps);
     }

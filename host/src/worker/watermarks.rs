@@ -7,23 +7,9 @@ use std::path::Path;
 
 use super::Planned;
 use super::record::JobRun;
-use crate::types::{OutputPlan, VideoPlan};
 
 /// The most bytes one watermark image may have (and never more than an input).
 const MAX_IMAGE_BYTES: u64 = 16 << 20;
-
-/// Every video plan of an output: its own, or its package's rungs'.
-pub(super) fn video_plans(plan: &OutputPlan) -> impl Iterator<Item = &VideoPlan> {
-    plan.video.iter().chain(plan.packaging.iter().flat_map(|s| s.variants.iter().filter_map(|v| v.video.as_ref())))
-}
-
-pub(super) fn video_plans_mut(plan: &mut OutputPlan) -> Vec<&mut VideoPlan> {
-    let mut plans: Vec<&mut VideoPlan> = plan.video.iter_mut().collect();
-    if let Some(stream) = plan.packaging.as_mut() {
-        plans.extend(stream.variants.iter_mut().filter_map(|v| v.video.as_mut()));
-    }
-    plans
-}
 
 impl JobRun<'_> {
     /// Fetch the watermark images of `planned` into `work`; an output whose image could
@@ -31,7 +17,7 @@ impl JobRun<'_> {
     pub(super) async fn fetch_watermarks(&self, work: &Path, planned: Vec<Planned>) -> anyhow::Result<Vec<Planned>> {
         let mut urls: Vec<&str> = Vec::new();
         for p in &planned {
-            for o in video_plans(&p.target.plan).flat_map(|v| v.overlays.iter()) {
+            for o in p.target.plan.video_plans().flat_map(|v| v.overlays.iter()) {
                 if !urls.contains(&o.url.as_str()) {
                     urls.push(&o.url);
                 }
@@ -51,7 +37,7 @@ impl JobRun<'_> {
         let mut kept = Vec::with_capacity(planned.len());
         for mut p in planned {
             let mut failed = None;
-            for overlay in video_plans_mut(&mut p.target.plan).into_iter().flat_map(|v| v.overlays.iter_mut()) {
+            for overlay in p.target.plan.video_plans_mut().flat_map(|v| v.overlays.iter_mut()) {
                 match fetched.iter().find(|(url, _)| *url == overlay.url).map(|(_, r)| r) {
                     Some(Ok(file)) => overlay.file = Some(file.clone()),
                     Some(Err(why)) => failed = Some(why.clone()),

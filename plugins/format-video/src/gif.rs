@@ -2,7 +2,7 @@
 //! GIFs are heavy per second, so without a `duration` only the first 10 seconds (from
 //! the offset) are taken; a `duration` asks for more.
 
-use copra_sdk::format::{Fit, MediaInfo, OutputPlan, OutputType, TimeRange, VideoPlan};
+use copra_sdk::format::{AudioSelection, Fit, MediaInfo, OutputPlan, OutputType, TimeRange, VideoPlan};
 use copra_sdk::{Error, Json};
 
 use crate::geometry::{DEFAULT_SCALER, Size, default_fit, output_size, upright};
@@ -109,6 +109,7 @@ impl GifOutput {
             image: None,
             packaging: None,
             target_vmaf: None,
+            audio_tracks: AudioSelection::Main,
         })
     }
 }

@@ -1,7 +1,7 @@
 //! Still pictures: `jpg:320x`, `png:300x300`, `webp:x240::quality=4`, with params
 //! `number` or `interval`, `square`, `offset`/`duration` and `sprite`/`vtt`.
 
-use copra_sdk::format::{Fit, ImagePlan, MediaInfo, OutputPlan, OutputType, SpritePlan};
+use copra_sdk::format::{AudioSelection, Fit, ImagePlan, MediaInfo, OutputPlan, OutputType, SpritePlan};
 use copra_sdk::{Error, Json};
 
 use crate::containers::{IMAGE_MUXER, ImageFormat};
@@ -191,6 +191,7 @@ impl ImageOutput {
             }),
             packaging: None,
             target_vmaf: None,
+            audio_tracks: AudioSelection::Main,
         })
     }
 }

@@ -16,7 +16,7 @@ use crate::options::KEYS;
 use crate::params::{Params, Span};
 use crate::video::{self, VideoSpec};
 
-pub const PARAMS: &[&str] = &["hls", "dash", "hlsfmp4", "variants", "segment_duration", "offset", "duration", crate::loudness::KEY, crate::watermark::KEY, crate::video::BURN_IN];
+pub const PARAMS: &[&str] = &["hls", "dash", "hlsfmp4", "variants", "segment_duration", "offset", "duration", crate::loudness::KEY, crate::watermark::KEY, crate::video::BURN_IN, crate::audio_tracks::KEY];
 
 const DEFAULT_SEGMENT: f64 = 6.0;
 const SEGMENT_RANGE: (f64, f64) = (1.0, 30.0);
@@ -65,6 +65,8 @@ pub struct StreamOutput {
     pub watermarks: Vec<crate::watermark::Watermark>,
     /// The job's subtitle track drawn into every rung.
     pub burn_in: Option<String>,
+    /// The input's audio tracks carried, each an alternate rendition.
+    pub audio_tracks: crate::audio_tracks::Tracks,
 }
 
 pub fn stream_output(parts: &Parts<'_>, params: &Json) -> Result<StreamOutput, Error> {
@@ -143,6 +145,7 @@ pub fn stream_output(parts: &Parts<'_>, params: &Json) -> Result<StreamOutput, E
         loudness: crate::loudness::parse(&p)?,
         watermarks: crate::watermark::parse(&p)?,
         burn_in: crate::video::burn_in(&p)?,
+        audio_tracks: crate::audio_tracks::parse(&p)?,
     })
 }
 
@@ -328,6 +331,7 @@ impl StreamOutput {
             // A ladder planned from the content (these rungs are its candidates), or rungs
             // with their own `vmaf=` (the highest is the package's).
             target_vmaf: if input.has_video { self.auto.filter(|_| self.variants.is_none()).or(self.rung_targets()) } else { None },
+            audio_tracks: self.audio_tracks.plan(),
         })
     }
 }

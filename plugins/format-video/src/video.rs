@@ -2,7 +2,7 @@
 //! string and params are parsed into a spec before the input is known (so `check`
 //! refuses what would fail); planning then only applies the spec to the input.
 
-use copra_sdk::format::{AudioPlan, Fit, MediaInfo, OutputPlan, OutputType, VideoPlan};
+use copra_sdk::format::{AudioPlan, AudioSelection, Fit, MediaInfo, OutputPlan, OutputType, VideoPlan};
 use copra_sdk::{Error, Json};
 
 use crate::audio::{self, Audio, AudioSpec};
@@ -17,7 +17,10 @@ use crate::options::{self, KEYS};
 use crate::params::{Params, Span};
 
 /// Params of video and audio outputs.
-pub const PARAMS: &[&str] = &["offset", "duration", loudness::KEY, watermark::KEY, BURN_IN];
+pub const PARAMS: &[&str] = &["offset", "duration", loudness::KEY, watermark::KEY, BURN_IN, crate::audio_tracks::KEY];
+
+/// The muxers that hold several audio streams, for `"audio"` on a video output.
+const MULTI_AUDIO: &[&str] = &["mp4", "mov", "matroska", "webm", "mpegts"];
 
 /// The most a `3000k` video bitrate may ask for.
 const MAX_VIDEO_KBPS: u32 = 200_000;
@@ -165,6 +168,8 @@ pub struct VideoOutput {
     pub watermarks: Vec<Watermark>,
     /// The job's subtitle track drawn into the picture (`burn_in`).
     pub burn_in: Option<String>,
+    /// The input's audio tracks kept, each a stream of its own (`"audio"`).
+    pub audio_tracks: crate::audio_tracks::Tracks,
 }
 
 /// The parameter naming the subtitle language drawn into the picture.
@@ -189,7 +194,19 @@ pub fn video_output(parts: &Parts<'_>, container: &'static Container, params: &J
         return Err(Error::param(format!("The parameter 'loudness' is for audio, which the format '{}' drops.", parts.format)));
     }
     let watermarks = watermark::parse(&params)?;
-    Ok(VideoOutput { spec, span: params.span()?, loudness, watermarks, burn_in: burn_in(&params)? })
+    let audio_tracks = crate::audio_tracks::parse(&params)?;
+    if audio_tracks != crate::audio_tracks::Tracks::Main {
+        if spec.audio_spec().is_none() {
+            return Err(Error::param(format!("The parameter 'audio' chooses audio tracks, which the format '{}' drops.", parts.format)));
+        }
+        if !MULTI_AUDIO.contains(&container.muxer) {
+            return Err(Error::param(format!(
+                "The parameter 'audio' keeps several audio tracks, which {} cannot hold (mp4, mov, mkv, webm and ts can).",
+                container.name()
+            )));
+        }
+    }
+    Ok(VideoOutput { spec, span: params.span()?, loudness, watermarks, burn_in: burn_in(&params)?, audio_tracks })
 }
 
 impl VideoOutput {
@@ -212,6 +229,7 @@ impl VideoOutput {
             image: None,
             packaging: None,
             target_vmaf: self.spec.vmaf.filter(|_| input.has_video),
+            audio_tracks: self.audio_tracks.plan(),
         })
     }
 }
@@ -238,6 +256,9 @@ pub fn audio_output(parts: &Parts<'_>, container: &'static Container, params: &J
         Audio::Drop => AudioSpec::default_for(container),
     };
     let params = Params::new(params, PARAMS, "audio")?;
+    if crate::audio_tracks::parse(&params)? != crate::audio_tracks::Tracks::Main {
+        return Err(Error::param(format!("The parameter 'audio' keeps several audio tracks; {} holds one.", container.name())));
+    }
     Ok(AudioOutput { container, spec, span: params.span()?, loudness: loudness::parse(&params)? })
 }
 
@@ -258,6 +279,7 @@ impl AudioOutput {
             image: None,
             packaging: None,
             target_vmaf: None,
+            audio_tracks: AudioSelection::Main,
         })
     }
 }

@@ -28,7 +28,7 @@ pub fn package_encoded(video: &[Vec<PathBuf>], audio: &[PathBuf], plan: &StreamP
 }
 
 fn package(video: &[Vec<PathBuf>], audio: &[PathBuf], plan: &StreamPlan, dir: &Path, cancel: &AtomicBool) -> Result<Package, MediaError> {
-    let layout = Layout::of(plan, !video.is_empty(), !audio.is_empty())?;
+    let layout = Layout::of(plan, &[], !video.is_empty(), !audio.is_empty())?;
     if layout.video.len() != video.len() || layout.audio.len() != audio.len() {
         return Err(MediaError::Unsupported(format!(
             "the package has {} video and {} audio renditions, but {} and {} were encoded",
@@ -43,7 +43,7 @@ fn package(video: &[Vec<PathBuf>], audio: &[PathBuf], plan: &StreamPlan, dir: &P
     for pieces in video.iter().cloned().chain(audio.iter().map(|a| vec![a.clone()])) {
         chains.push(PieceChain::open(pieces)?);
     }
-    let declared = layout.video.iter().map(|(_, v)| declared_kbps(v)).chain(layout.audio.iter().map(|(_, a)| a.bitrate_kbps));
+    let declared = layout.video.iter().map(|(_, v)| declared_kbps(v)).chain(layout.audio.iter().map(|r| r.plan.bitrate_kbps));
     let streams: Vec<StreamSpec> = chains
         .iter()
         .zip(declared)

@@ -57,6 +57,8 @@ fn a_ladder_encoded_in_chunks_packages_as_one_encode_does() {
         image: None,
         packaging: Some(plan.clone()),
         target_vmaf: None,
+        audio_tracks: crate::types::AudioSelection::Main,
+        tracks: Vec::new(),
     };
     let target = OutputTarget { plan: output, path: normal.clone() };
     let results = media::transcode(&input, std::slice::from_ref(&target), Arc::new(|_| {}), &AtomicBool::new(false), &media::DecodeLimits::unlimited());

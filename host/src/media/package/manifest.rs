@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::{DASH_MANIFEST, HLS_MASTER, MEDIA_PLAYLIST, Meter, Rendition};
 use crate::media::MediaError;
-use crate::types::{AudioPlan, VideoPlan};
+use crate::types::VideoPlan;
 
 /// The bitrate a rung announces before it is encoded: its cap, or its target.
 pub(super) fn declared_kbps(plan: &VideoPlan) -> u32 {
@@ -63,11 +63,12 @@ pub(super) fn safe_name(name: &str) -> String {
     if cleaned.is_empty() { "rendition".into() } else { cleaned }
 }
 
-pub(super) fn unique(existing: &[(String, &AudioPlan)], name: String) -> String {
-    if !existing.iter().any(|(n, _)| *n == name) {
+/// `name`, or with `-2`, `-3`, ... if `taken` has it.
+pub(super) fn unique(taken: &[&str], name: String) -> String {
+    if !taken.contains(&name.as_str()) {
         return name;
     }
-    (2..).map(|i| format!("{name}-{i}")).find(|n| !existing.iter().any(|(e, _)| e == n)).unwrap_or(name)
+    (2..).map(|i| format!("{name}-{i}")).find(|n| !taken.contains(&n.as_str())).unwrap_or(name)
 }
 
 /// The HLS master playlist: audio renditions as groups, one stream per variant with
@@ -77,6 +78,8 @@ pub(super) fn master_playlist(renditions: &[Rendition], variants: &[(Option<usiz
     let _ = writeln!(text, "#EXT-X-VERSION:{}", if fmp4 { 7 } else { 4 });
     text.push_str("#EXT-X-INDEPENDENT-SEGMENTS\n");
     let group = |a: usize| format!("audio-{}", renditions[a].name);
+    // The renditions of the group whose default is `a`: `a` first, then its alternates.
+    let members = |a: usize| renditions.iter().enumerate().filter(move |(i, r)| *i == a || r.group == Some(a)).map(|(i, _)| i);
     let mut groups_written = Vec::new();
     for &(video, audio) in variants {
         let (Some(_), Some(a)) = (video, audio) else { continue };
@@ -84,24 +87,39 @@ pub(super) fn master_playlist(renditions: &[Rendition], variants: &[(Option<usiz
             continue;
         }
         groups_written.push(a);
-        let r = &renditions[a];
-        let channels = r.channels.map(|c| format!(",CHANNELS=\"{c}\"")).unwrap_or_default();
-        let _ = writeln!(
-            text,
-            "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"{}\",NAME=\"{}\",DEFAULT=YES,AUTOSELECT=YES{channels},URI=\"{}/{MEDIA_PLAYLIST}\"",
-            group(a),
-            r.name,
-            r.name
-        );
+        let mut names: Vec<&str> = Vec::new();
+        for m in members(a) {
+            let r = &renditions[m];
+            // NAME is unique in its group: the track's title, else its language, else
+            // the rendition's directory.
+            let name = [r.title.as_deref(), r.language.as_deref()].into_iter().flatten().find(|n| !names.contains(n)).unwrap_or(&r.name);
+            names.push(name);
+            let language = r.language.as_ref().map(|l| format!(",LANGUAGE=\"{l}\"")).unwrap_or_default();
+            let default = if m == a { "YES" } else { "NO" };
+            let channels = r.channels.map(|c| format!(",CHANNELS=\"{c}\"")).unwrap_or_default();
+            let _ = writeln!(
+                text,
+                "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"{}\"{language},NAME=\"{name}\",DEFAULT={default},AUTOSELECT=YES{channels},URI=\"{}/{MEDIA_PLAYLIST}\"",
+                group(a),
+                r.name
+            );
+        }
     }
     for &(video, audio) in variants {
         let (mut peak, mut average) = (0, 0);
         let mut codecs = Vec::new();
         let mut attributes = String::new();
-        for r in [video, audio].into_iter().flatten() {
-            peak += rates[r].0;
-            average += rates[r].1;
-            codecs.extend(renditions[r].codec.clone());
+        if let Some(v) = video {
+            peak += rates[v].0;
+            average += rates[v].1;
+            codecs.extend(renditions[v].codec.clone());
+        }
+        if let Some(a) = audio {
+            // A variant's bandwidth holds with whichever alternate the player picks.
+            let alternates: Vec<usize> = if video.is_some() { members(a).collect() } else { vec![a] };
+            peak += alternates.iter().map(|&m| rates[m].0).max().unwrap_or(0);
+            average += alternates.iter().map(|&m| rates[m].1).max().unwrap_or(0);
+            codecs.extend(renditions[a].codec.clone());
         }
         let _ = write!(attributes, "BANDWIDTH={peak},AVERAGE-BANDWIDTH={average}");
         if let Some(v) = video.map(|v| &renditions[v]) {

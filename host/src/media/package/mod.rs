@@ -30,8 +30,8 @@ use super::encode::{AudioEncoder, VideoEncoder, VideoSetup};
 use super::engine::Lane;
 use super::sink::{Flow, Produced, Sink};
 use super::file::write_packet;
-use super::input::{AudioFormat, VideoFormat};
-use crate::types::{StreamPlan, TimeRange};
+use super::input::{Tracks, VideoFormat};
+use crate::types::{AudioTrack, StreamPlan, TimeRange};
 
 /// What a finished package is made of, relative to the output's directory.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -62,6 +62,11 @@ struct Rendition {
     size: Option<(u32, u32)>,
     frame_rate: Option<f64>,
     channels: Option<u32>,
+    /// An audio rendition's language (BCP 47) and name, from its track.
+    language: Option<String>,
+    title: Option<String>,
+    /// For an alternate audio rendition: its group's default rendition.
+    group: Option<usize>,
 }
 
 /// Bytes per segment-long window of one rendition, for peak and average bitrates.
@@ -172,6 +177,8 @@ impl Sink for RungSink {
 struct AudioRendition {
     rendition: usize,
     encoder: AudioEncoder,
+    /// The input's other audio track it is made from (a stream index); none: the main.
+    track: Option<usize>,
 }
 
 pub(super) struct PackageSink {
@@ -186,10 +193,11 @@ impl PackageSink {
         range: Option<&TimeRange>,
         dir: &Path,
         video_in: Option<&VideoFormat>,
-        audio_in: Option<&AudioFormat>,
+        chosen: &[AudioTrack],
+        tracks: &Tracks,
         ready: Ready,
     ) -> Result<Self, MediaError> {
-        let layout = Layout::of(plan, video_in.is_some(), audio_in.is_some())?;
+        let layout = Layout::of(plan, chosen, video_in.is_some(), tracks.main.is_some())?;
         std::fs::create_dir_all(dir).map_err(|e| MediaError::Unsupported(format!("cannot create {}: {e}", dir.display())))?;
 
         // Encoders first: their parameters describe the muxers' streams. Global headers
@@ -201,15 +209,22 @@ impl PackageSink {
             video_encoders.push(VideoEncoder::open(v, input, setup)?);
         }
         let mut audio_encoders = Vec::new();
-        for (_, a) in &layout.audio {
-            let input = audio_in.ok_or_else(|| MediaError::Unsupported("the package needs audio".into()))?;
-            audio_encoders.push(AudioEncoder::open(a, input, range, true)?);
+        let mut sources = Vec::new();
+        for rung in &layout.audio {
+            // The track's stream, or the main one's; the main track's frames come as
+            // the main audio whichever way it was named.
+            let stream = rung.track.map(|t| t.stream).or(tracks.main).ok_or_else(|| MediaError::Unsupported("the package needs audio".into()))?;
+            let (_, input) = tracks.formats.iter().find(|(s, _)| *s == stream).ok_or_else(|| {
+                MediaError::Unsupported(format!("the input's audio track (stream {stream}) cannot be decoded"))
+            })?;
+            audio_encoders.push(AudioEncoder::open(&rung.plan.for_track(stream), input, range, true)?);
+            sources.push((Some(stream) != tracks.main).then_some(stream));
         }
         let streams: Vec<StreamSpec> = video_encoders
             .iter()
             .zip(&layout.video)
             .map(|(e, (_, v))| StreamSpec::of_encoder(e.context(), e.time_base, Some(e.frame_rate), declared_kbps(v)))
-            .chain(audio_encoders.iter().zip(&layout.audio).map(|(e, (_, a))| StreamSpec::of_encoder(e.context(), e.time_base, None, a.bitrate_kbps)))
+            .chain(audio_encoders.iter().zip(&layout.audio).map(|(e, r)| StreamSpec::of_encoder(e.context(), e.time_base, None, r.plan.bitrate_kbps)))
             .collect();
         let out = Packager::open(plan, dir, &layout, &streams, ready)?;
 
@@ -220,8 +235,24 @@ impl PackageSink {
             rungs.push(Lane::spawn(name, sink, Box::new(|_| {}))?);
         }
         let nv = layout.video.len();
-        let audio = audio_encoders.into_iter().enumerate().map(|(i, encoder)| AudioRendition { rendition: nv + i, encoder }).collect();
+        let audio = audio_encoders
+            .into_iter()
+            .zip(sources)
+            .enumerate()
+            .map(|(i, (encoder, track))| AudioRendition { rendition: nv + i, encoder, track })
+            .collect();
         Ok(PackageSink { rungs, audio, out })
+    }
+
+    /// Encode a frame of the main audio (`None`) or of another track into the
+    /// renditions made from it.
+    fn encode(&mut self, track: Option<usize>, frame: &frame::Audio) -> Result<Flow, MediaError> {
+        let muxers = &self.out.muxers;
+        for rendition in self.audio.iter_mut().filter(|a| a.track == track) {
+            let r = rendition.rendition;
+            rendition.encoder.push(Some(frame), &mut |packet, tb| lock(muxers).write(r, packet, tb))?;
+        }
+        Ok(Flow::Continue)
     }
 
     /// A rung that stopped taking frames has failed: its error fails the package.
@@ -242,7 +273,11 @@ impl Sink for PackageSink {
     }
 
     fn wants_audio(&self) -> bool {
-        !self.audio.is_empty()
+        self.audio.iter().any(|a| a.track.is_none())
+    }
+
+    fn tracks(&self) -> Vec<usize> {
+        self.audio.iter().filter_map(|a| a.track).collect()
     }
 
     fn video(&mut self, frame: &frame::Video) -> Result<Flow, MediaError> {
@@ -254,12 +289,11 @@ impl Sink for PackageSink {
     }
 
     fn audio(&mut self, frame: &frame::Audio) -> Result<Flow, MediaError> {
-        let muxers = &self.out.muxers;
-        for rendition in self.audio.iter_mut() {
-            let r = rendition.rendition;
-            rendition.encoder.push(Some(frame), &mut |packet, tb| lock(muxers).write(r, packet, tb))?;
-        }
-        Ok(Flow::Continue)
+        self.encode(None, frame)
+    }
+
+    fn track(&mut self, stream: usize, frame: &frame::Audio) -> Result<Flow, MediaError> {
+        self.encode(Some(stream), frame)
     }
 
     fn finish(&mut self) -> Result<Produced, MediaError> {

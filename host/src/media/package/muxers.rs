@@ -108,23 +108,37 @@ pub(super) fn open_hls(dir: &Path, stream: &StreamSpec, fmp4: bool, segment: f64
     Ok(muxer)
 }
 
-pub(super) fn open_dash(dir: &Path, streams: &[StreamSpec], videos: usize, segment: f64, watch: &Arc<FileWatch>) -> Result<format::context::Output, MediaError> {
+/// The DASH muxer of `streams`, each with its metadata `tags` (its set's `language`
+/// and `role`), grouped into adaptation `sets` (stream indexes).
+pub(super) fn open_dash(
+    dir: &Path,
+    streams: &[StreamSpec],
+    tags: &[Vec<(&str, String)>],
+    sets: &[Vec<usize>],
+    segment: f64,
+    watch: &Arc<FileWatch>,
+) -> Result<format::context::Output, MediaError> {
     std::fs::create_dir_all(dir).map_err(|e| MediaError::Unsupported(format!("cannot create {}: {e}", dir.display())))?;
     let manifest = dir.join(DASH_MANIFEST);
     let mut muxer =
         format::output_as(&manifest, "dash").map_err(|source| MediaError::Open { path: manifest.display().to_string(), source })?;
     watch.attach(&mut muxer);
-    for stream in streams {
-        add_package_stream(&mut muxer, stream, true)?;
+    for (i, stream) in streams.iter().enumerate() {
+        let index = add_package_stream(&mut muxer, stream, true)?;
+        if let Some(mut added) = muxer.stream_mut(index) {
+            let mut metadata = ffmpeg::Dictionary::new();
+            for (key, value) in tags.get(i).into_iter().flatten() {
+                metadata.set(key, value);
+            }
+            added.set_metadata(metadata);
+        }
     }
-    // One adaptation set per media type: players switch within a set.
-    let mut sets = Vec::new();
-    if videos > 0 {
-        sets.push(format!("id=0,streams={}", (0..videos).map(|i| i.to_string()).collect::<Vec<_>>().join(",")));
-    }
-    if streams.len() > videos {
-        sets.push(format!("id=1,streams={}", (videos..streams.len()).map(|i| i.to_string()).collect::<Vec<_>>().join(",")));
-    }
+    // Players switch within a set: the video rungs, the bitrates of one audio track.
+    let sets: Vec<String> = sets
+        .iter()
+        .enumerate()
+        .map(|(id, streams)| format!("id={id},streams={}", streams.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(",")))
+        .collect();
     let mut options = ffmpeg::Dictionary::new();
     options.set("seg_duration", &segment.to_string());
     options.set("use_template", "1");

@@ -39,17 +39,38 @@ impl Packager {
                 size: Some((v.width, v.height)),
                 frame_rate: stream.frame_rate.map(f64::from),
                 channels: None,
+                language: None,
+                title: None,
+                group: None,
             });
         }
-        for ((name, a), stream) in layout.audio.iter().zip(&streams[nv..]) {
+        for (rung, stream) in layout.audio.iter().zip(&streams[nv..]) {
             renditions.push(Rendition {
-                name: name.clone(),
+                name: rung.name.clone(),
                 codec: codec_string(stream.parameters.id(), stream.extradata()),
                 size: None,
                 frame_rate: None,
-                channels: Some(a.channels),
+                channels: Some(rung.plan.channels),
+                language: rung.track.and_then(|t| t.language.clone()),
+                title: rung.track.and_then(|t| t.title.clone()),
+                group: Some(nv + rung.group),
             });
         }
+        // What DASH says of each stream's adaptation set: its language, and which
+        // track is the main one (when there are several).
+        let tags: Vec<Vec<(&str, String)>> = renditions
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let Some(rung) = i.checked_sub(nv).and_then(|a| layout.audio.get(a)) else { return Vec::new() };
+                let mut tags: Vec<(&str, String)> = r.language.iter().map(|l| ("language", l.clone())).collect();
+                if let Some(track) = rung.track {
+                    let main = layout.audio.first().and_then(|first| first.track).is_some_and(|first| first.stream == track.stream);
+                    tags.push(("role", if main { "main" } else { "alternate" }.to_string()));
+                }
+                tags
+            })
+            .collect();
         let watch = Arc::new(FileWatch::new(ready));
         let mut hls = Vec::new();
         if let Some(options) = plan.hls {
@@ -58,7 +79,7 @@ impl Packager {
                 hls.push(open_hls(&rendition_dir, stream, options.fmp4, plan.segment_duration, &watch)?);
             }
         }
-        let dash = if plan.dash { Some(open_dash(&dir.join("dash"), streams, nv, plan.segment_duration, &watch)?) } else { None };
+        let dash = if plan.dash { Some(open_dash(&dir.join("dash"), streams, &tags, &layout.dash_sets(), plan.segment_duration, &watch)?) } else { None };
         let muxers = Arc::new(Mutex::new(Muxers {
             hls,
             dash,

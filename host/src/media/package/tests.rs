@@ -9,7 +9,32 @@ fn rendition(name: &str, codec: &str, size: Option<(u32, u32)>) -> Rendition {
         size,
         frame_rate: size.map(|_| 25.0),
         channels: if size.is_none() { Some(2) } else { None },
+        language: None,
+        title: None,
+        group: None,
     }
+}
+
+#[test]
+fn alternate_audio_is_one_group_of_languages() {
+    let track = |name: &str, language: &str, title: Option<&str>| Rendition {
+        language: Some(language.into()),
+        title: title.map(String::from),
+        group: Some(1),
+        ..rendition(name, "mp4a.40.2", None)
+    };
+    let renditions = [rendition("720p", "avc1.64001f", Some((1280, 720))), track("audio-en", "en", Some("English")), track("audio-fr", "fr", None)];
+    let text = master_playlist(&renditions, &[(Some(0), Some(1))], &[(3_000_000, 2_000_000), (130_000, 128_000), (140_000, 129_000)], false);
+    let media: Vec<&str> = text.lines().filter(|l| l.starts_with("#EXT-X-MEDIA:")).collect();
+    assert_eq!(
+        media,
+        [
+            "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio-audio-en\",LANGUAGE=\"en\",NAME=\"English\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"2\",URI=\"audio-en/index.m3u8\"",
+            "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio-audio-en\",LANGUAGE=\"fr\",NAME=\"fr\",DEFAULT=NO,AUTOSELECT=YES,CHANNELS=\"2\",URI=\"audio-fr/index.m3u8\"",
+        ]
+    );
+    // The variant's bandwidth holds with the larger alternate.
+    assert!(text.contains("BANDWIDTH=3140000,AVERAGE-BANDWIDTH=2129000,"), "{text}");
 }
 
 #[test]

@@ -4,7 +4,7 @@
 //! file-writing misdeeds aim at, so a test can tell that nothing was written there.
 
 use copra_sdk::format::{
-    AudioPlan, LoudnessPlan, OverlayAnchor, OverlayPlan, Fit, Format, HlsPlan, ImagePlan, LadderProbe, LadderStep, MediaInfo, OutputPlan, OutputType, QualityProbe, QualityStep,
+    AudioPlan, AudioSelection, LoudnessPlan, OverlayAnchor, OverlayPlan, Fit, Format, HlsPlan, ImagePlan, LadderProbe, LadderStep, MediaInfo, OutputPlan, OutputType, QualityProbe, QualityStep,
     StreamPlan, VariantPlan, VideoPlan,
 };
 use copra_sdk::{Error, Json};
@@ -41,6 +41,9 @@ const FORMATS: &[(&str, OutputType)] = &[
     ("fileoverlay", OutputType::Video),
     // A watermark fetched from the cloud's metadata address.
     ("metadataoverlay", OutputType::Video),
+    // 10,000 audio languages, and one that would write lines into a playlist.
+    ("manylanguages", OutputType::Video),
+    ("playlistlanguage", OutputType::Video),
 ];
 
 fn overlay(url: &str) -> OverlayPlan {
@@ -90,6 +93,7 @@ fn stream() -> OutputPlan {
         image: None,
         packaging: None,
         target_vmaf: None,
+        audio_tracks: AudioSelection::Main,
     }
 }
 
@@ -106,6 +110,7 @@ fn mp4(video: VideoPlan) -> OutputPlan {
         image: None,
         packaging: None,
         target_vmaf: None,
+        audio_tracks: AudioSelection::Main,
     }
 }
 
@@ -134,6 +139,7 @@ fn plan(format: &str, params: &Json, _input: &MediaInfo) -> Result<OutputPlan, E
             }),
             packaging: None,
             target_vmaf: None,
+            audio_tracks: AudioSelection::Main,
         },
         // x264 writes its first-pass statistics to `stats`.
         "stats" => mp4(VideoPlan {
@@ -156,8 +162,11 @@ fn plan(format: &str, params: &Json, _input: &MediaInfo) -> Result<OutputPlan, E
             ..mp4(video())
         },
         "hugefps" => mp4(VideoPlan { fps: Some(1e6), ..video() }),
+        "manylanguages" => OutputPlan { audio_tracks: AudioSelection::Languages(vec!["en".into(); 10_000]), ..mp4(video()) },
+        "playlistlanguage" => OutputPlan { audio_tracks: AudioSelection::Languages(vec!["en\"\n#EXT-X-ENDLIST".into()]), ..mp4(video()) },
         "manyladderprobes" | "giantladderprobe" | "manyladderrungs" => OutputPlan {
             target_vmaf: Some(95.0),
+            audio_tracks: AudioSelection::Main,
             packaging: Some(StreamPlan {
                 variants: vec![VariantPlan { name: "240p".into(), video: Some(VideoPlan { keyframe_interval: Some(2.0), ..video() }), audio: None }],
                 segment_duration: 4.0,
@@ -184,6 +193,7 @@ fn plan(format: &str, params: &Json, _input: &MediaInfo) -> Result<OutputPlan, E
                 dash: false,
             }),
             target_vmaf: None,
+            audio_tracks: AudioSelection::Main,
         },
         // The scaler is spliced into a filter graph: `movie` would read a file.
         "scaler" => mp4(VideoPlan { scaler: format!("bicubic,movie={file}"), ..video() }),
