@@ -256,3 +256,29 @@ def test_an_ass_track_of_a_matroska_input_goes_into_webm(shared_copra, s3, media
         # subtitles (the ffmpeg command's Matroska muxing), and a file's cue time 0 is its
         # first picture.
         assert close(cues_in(files[key], 0), want, within=0.045), (key, cues_in(files[key], 0))
+
+
+def test_the_remux_keeps_every_stream_as_it_was(shared_copra, s3, media_server, assets, tmp_path):  # noqa: F811
+    """The same outputs with and without tracks: the same video and audio packets, at the
+    same times (WebM's Opus pre-skip included, which Matroska's reader takes off)."""
+    outputs = {"mp4:240p": {"key": "mp4", "path": "/out.mp4"}, "mkv:240p": {"key": "mkv", "path": "/out.mkv"},
+               "webm:240p": {"key": "webm", "path": "/out.webm"}}
+    made = {}
+    for name, subtitles in (("plain", None), ("with", tracks(media_server))):
+        job = {"input": {"url": f"{media_server}/subtitles/in.mp4"}, "storage": s3_storage(s3, path=f"/subs-{uuid.uuid4().hex[:6]}"), "outputs": outputs}
+        if subtitles:
+            job["subtitles"] = subtitles
+        (tmp_path / name).mkdir()
+        final, made[name] = run_and_download(shared_copra, s3, job, tmp_path / name)
+        assert final["status"] == "job.completed", (name, final)
+
+    def packets(path: Path, kind: str) -> list:
+        out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", kind, "-show_entries", "packet=pts_time,dts_time,size", "-of", "csv=p=0", str(path)],
+                             check=True, capture_output=True, text=True, timeout=60).stdout
+        return out.split()
+
+    for key in ("mp4", "mkv", "webm"):
+        assert subtitle_streams(made["plain"][key]) == [] and len(subtitle_streams(made["with"][key])) == 2, key
+        for kind in ("v:0", "a:0"):
+            plain, with_tracks = packets(made["plain"][key], kind), packets(made["with"][key], kind)
+            assert len(plain) > 100 and plain == with_tracks, (key, kind, plain[:5], with_tracks[:5])

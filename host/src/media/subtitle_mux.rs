@@ -84,8 +84,9 @@ pub fn add_subtitles(file: &Path, container: &str, tracks: &[SubtitleTrack]) -> 
 fn remux(file: &Path, temporary: &Path, container: &str, codec_name: &'static str, tracks: &[SubtitleTrack]) -> Result<(), MediaError> {
     let mut input = super::open::open_own_output(file)?;
     let mut muxer = format::output_as(temporary, container).map_err(|source| MediaError::Open { path: temporary.display().to_string(), source })?;
-    // Each input stream's place in the new file: its video and audio, in order.
-    let mut places: Vec<Option<(usize, Rational)>> = Vec::new();
+    // Each input stream's place in the new file (its video and audio, in order), its
+    // time base, and what its packets' times gain on the way (see `pre_skip`).
+    let mut places: Vec<Option<(usize, Rational, i64)>> = Vec::new();
     let mut picture = (0, 0);
     // Cue time 0 is the first picture's time in the file (as `X-TIMESTAMP-MAP` maps it
     // in HLS): muxers move a file's streams off zero (Matroska makes room for B-frames
@@ -116,7 +117,7 @@ fn remux(file: &Path, temporary: &Path, container: &str, codec_name: &'static st
             let start = stream.start_time();
             origin_ms = Some(if start == ffmpeg::ffi::AV_NOPTS_VALUE { 0 } else { start.rescale(stream.time_base(), MS) });
         }
-        places.push(Some((out.index(), stream.time_base())));
+        places.push(Some((out.index(), stream.time_base(), pre_skip(container, &stream))));
     }
     if places.iter().all(Option::is_none) {
         return Err(MediaError::NoStreams);
@@ -156,7 +157,12 @@ fn remux(file: &Path, temporary: &Path, container: &str, codec_name: &'static st
     queued.sort_by_key(|(pts, index, _)| (*pts, *index));
     let mut queued = queued.into_iter().peekable();
 
-    muxer.write_header_with(muxer_options(container)).map_err(MediaError::at("writing the container header"))?;
+    let mut options = muxer_options(container);
+    // The packets keep the times the file has: Matroska's muxer adds back the Opus
+    // pre-skip its reader took off, and moving every stream later to keep that first
+    // audio packet at zero would move the pictures away from the sound.
+    options.set("avoid_negative_ts", "disabled");
+    muxer.write_header_with(options).map_err(MediaError::at("writing the container header"))?;
     loop {
         let mut packet = ffmpeg::Packet::empty();
         match packet.read(&mut input) {
@@ -164,7 +170,11 @@ fn remux(file: &Path, temporary: &Path, container: &str, codec_name: &'static st
             Err(ffmpeg::Error::Eof) => break,
             Err(source) => return Err(MediaError::Ffmpeg { stage: "reading the file back", source }),
         }
-        let Some(Some((stream, time_base))) = places.get(packet.stream()).copied() else { continue };
+        let Some(Some((stream, time_base, shift))) = places.get(packet.stream()).copied() else { continue };
+        if shift != 0 {
+            packet.set_pts(packet.pts().map(|t| t + shift));
+            packet.set_dts(packet.dts().map(|t| t + shift));
+        }
         let due = packet.dts().or(packet.pts()).unwrap_or(0).rescale(time_base, MS);
         while let Some((_, index, mut text)) = queued.next_if(|(pts, _, _)| *pts <= due) {
             write_packet(&mut muxer, index, &mut text, MS)?;
@@ -176,6 +186,22 @@ fn remux(file: &Path, temporary: &Path, container: &str, codec_name: &'static st
     }
     muxer.write_trailer().map_err(MediaError::at("writing the container trailer"))?;
     Ok(())
+}
+
+/// What an audio stream's packet times gain when a Matroska file is written again: its
+/// reader takes the codec's delay (Opus's pre-skip, its `CodecDelay`) off every packet
+/// and its writer (FFmpeg 5.1) does not add it back, which would move the sound earlier
+/// against the pictures at each remux. Zero for other streams and containers.
+fn pre_skip(container: &str, stream: &ffmpeg::format::stream::Stream<'_>) -> i64 {
+    if !matches!(container, "matroska" | "webm") || stream.parameters().medium() != ffmpeg::media::Type::Audio {
+        return 0;
+    }
+    // SAFETY: plain fields of an open stream's codec parameters; no getter exists.
+    let (padding, rate) = unsafe {
+        let par = (*stream.as_ptr()).codecpar;
+        ((*par).initial_padding, (*par).sample_rate)
+    };
+    if padding > 0 && rate > 0 { i64::from(padding).rescale(Rational(1, rate), stream.time_base()) } else { 0 }
 }
 
 /// One of FFmpeg's text subtitle encoders, opened with the default style.
