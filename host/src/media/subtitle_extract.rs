@@ -65,8 +65,7 @@ pub fn extract_subtitles(input: &Path, limits: &super::DecodeLimits) -> Result<V
             .and_then(|context| context.decoder().subtitle())
             .map_err(MediaError::at("opening a subtitle decoder"))?;
         let tag = |key: &str| stream.metadata().get(key).unwrap_or_default().to_string();
-        // SAFETY: plain field of an open stream; ffmpeg-next has no getter for it.
-        let default = unsafe { (*stream.as_ptr()).disposition } & ffmpeg::ffi::AV_DISPOSITION_DEFAULT != 0;
+        let default = stream.disposition().contains(ffmpeg::format::stream::Disposition::DEFAULT);
         readers.push(Some((tracks.len(), decoder, stream.time_base())));
         tracks.push(InputSubtitles {
             stream: stream.index(),

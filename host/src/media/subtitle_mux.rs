@@ -104,7 +104,9 @@ fn remux(file: &Path, temporary: &Path, container: &str, codec_name: &'static st
         out.set_avg_frame_rate(stream.avg_frame_rate());
         out.set_metadata(stream.metadata().to_owned());
         // SAFETY: plain fields of both streams, before the header is written; ffmpeg-next
-        // has no setter for the pixel aspect and the disposition.
+        // has no setter for the pixel aspect and the disposition (its getter of the
+        // aspect wants a decoder), and the picture's size is read from the parameters
+        // without opening one.
         unsafe {
             (*out.as_mut_ptr()).sample_aspect_ratio = (*stream.as_ptr()).sample_aspect_ratio;
             (*out.as_mut_ptr()).disposition = (*stream.as_ptr()).disposition;
