@@ -96,6 +96,9 @@ def test_the_chapters_job_does_it_all(shared_copra, s3, media_server, assets, tm
     assert set(subs) == {"en", "fr"} and subs["en"].default == "YES"
     en = m3u8.load(str(pkg / "hls" / subs["en"].uri))
     assert cues_of([pkg / "hls" / Path(subs["en"].uri).parent / s.uri for s in en.segments]) == [(0.5, 1.5, "One"), (2.5, 3.5, "Two")]
+    # And in the MP4, as `mov_text` streams (their cues are read back in test_subtitle_tracks.py).
+    mp4_subs = [(s["codec_name"], s["tags"]["language"]) for s in ffprobe(mp4)["streams"] if s["codec_type"] == "subtitle"]
+    assert mp4_subs == [("mov_text", "eng"), ("mov_text", "fra")], mp4_subs
     mpd = next((pkg / "dash").glob("*.mpd")).read_text()
     for language in ("en", "fr"):
         assert re.search(rf'contentType="text"[^>]*lang="{language}"', mpd), mpd

@@ -10,7 +10,8 @@ master playlist, `webvtt-py` for every WebVTT segment and file.
 - an output's `offset` moves the cues with it; SRT and WebVTT read alike;
 - `burn_in` draws one track into the picture, changing its pixels only while a cue
   shows; a language the job has no track for fails that output;
-- a file that is not subtitles fails the packages alone; bad tracks are 400s."""
+- a file that is not subtitles fails the packages (and the files that carry tracks, see
+  `test_subtitle_tracks.py`) alone; bad tracks are 400s."""
 
 import re
 import subprocess
@@ -156,7 +157,7 @@ def test_a_file_that_is_not_subtitles_fails_the_packages_alone(shared_copra, s3,
         "input": {"url": f"{media_server}/subtitles/in.mp4"},
         "storage": s3_storage(s3, path=f"/subs-{uuid.uuid4().hex[:6]}"),
         "subtitles": tracks(media_server, pt="garbage.vtt"),
-        "outputs": {"httpstream": {"key": "pkg", "hls": {"path": "/hls"}, "variants": ["mp4:240p"]}, "mp4:240p": {"key": "file", "path": "/file.mp4"}},
+        "outputs": {"httpstream": {"key": "pkg", "hls": {"path": "/hls"}, "variants": ["mp4:240p"]}, "ts:240p": {"key": "file", "path": "/file.ts"}},
     }
     final, files = run_and_download(shared_copra, s3, job, tmp_path)
     by_key = {o["key"]: o for o in final["outputs"]}

@@ -130,6 +130,8 @@ fn run(call: Call, limits: &DecodeLimits, out: &Out) -> Result<Outcome, String> 
                 .map_err(text)
         }
         Call::OutputLoudness { file } => Ok(Outcome::Loudness { results: vec![media::measure_output_loudness(&file, limits).map_err(text)] }),
+        Call::AddSubtitles { file, container, tracks } => media::add_subtitles(&file, &container, &tracks).map(|()| Outcome::Finished).map_err(text),
+        Call::ExtractSubtitles { input } => media::extract_subtitles(&input, limits).map(|tracks| Outcome::Subtitles { tracks }).map_err(text),
         Call::SelfCheck { .. } => Err("a self-check is answered before any call".into()),
     }
 }

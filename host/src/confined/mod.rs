@@ -31,7 +31,7 @@ pub use error::EngineError;
 pub use process::Engine;
 pub use self_check::Check;
 
-use crate::media::{ChunkRange, LoudnessRequest, OutputTarget, Package, Produced, Quality, QualityTarget};
+use crate::media::{ChunkRange, LoudnessRequest, OutputTarget, Package, Produced, Quality, QualityTarget, SubtitleTrack, InputSubtitles};
 use crate::types::{AudioPlan, Loudness, MediaInfo, StreamPlan, VideoPlan};
 use process::Access;
 use protocol::{Call, Outcome, Report};
@@ -248,6 +248,35 @@ impl Engine {
         let access = Access { reads, writes: parents([output]) };
         let call = Call::Join { video: video.to_vec(), audio: audio.map(Path::to_path_buf), container: container.to_string(), output: output.to_path_buf() };
         self.finished(label, call, access, None).await
+    }
+
+    /// `tracks` put into `file` (a `container` file the engine made) as subtitle
+    /// streams; the file is replaced by one with them, in its own directory.
+    pub async fn add_subtitles(&self, label: &str, file: &Path, container: &str, tracks: &[SubtitleTrack]) -> Result<(), EngineError> {
+        let access = Access { reads: parents([file]), writes: parents([file]) };
+        let call = Call::AddSubtitles { file: file.to_path_buf(), container: container.to_string(), tracks: tracks.to_vec() };
+        self.finished(label, call, access, None).await
+    }
+
+    /// The text subtitle tracks of `input`, each checked: within the track and cue
+    /// limits, times finite and in order.
+    pub async fn extract_subtitles(&self, label: &str, input: &Path) -> Result<Vec<InputSubtitles>, EngineError> {
+        let access = Access { reads: vec![input.to_path_buf()], writes: Vec::new() };
+        match self.run(label, Call::ExtractSubtitles { input: input.to_path_buf() }, access, None, &mut no_reports).await? {
+            Outcome::Subtitles { tracks } => {
+                let claim = |t: &InputSubtitles| {
+                    let bytes: usize = t.cues.iter().map(|c| c.text.len()).sum();
+                    t.cues.len() <= crate::media::MAX_INPUT_CUES
+                        && bytes <= crate::media::MAX_INPUT_TEXT_BYTES
+                        && t.cues.iter().all(|c| c.start.is_finite() && c.end.is_finite() && c.start >= 0.0 && c.end > c.start)
+                };
+                if tracks.len() > crate::media::MAX_SUBTITLE_TRACKS || !tracks.iter().all(claim) {
+                    return Err(EngineError::Protocol("subtitle tracks no extraction gives".into()));
+                }
+                Ok(tracks)
+            }
+            other => Err(unexpected(&other)),
+        }
     }
 
     /// A package made in `dir` from encoded rungs by stream copy.

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::self_check::Check;
-use crate::media::{ChunkRange, DecodeLimits, LoudnessRequest, OutputTarget, Package, Produced, Quality, QualityTarget};
+use crate::media::{ChunkRange, DecodeLimits, LoudnessRequest, OutputTarget, Package, Produced, Quality, QualityTarget, SubtitleTrack, InputSubtitles};
 use crate::types::{AudioPlan, Loudness, MediaInfo, StreamPlan, VideoPlan};
 
 /// One call of the media room, with everything it needs by value.
@@ -42,6 +42,10 @@ pub enum Call {
     Loudness { input: PathBuf, requests: Vec<LoudnessRequest> },
     /// The loudness of a file the engine made (`media::measure_output_loudness`).
     OutputLoudness { file: PathBuf },
+    /// Subtitle tracks put into a finished file (`media::add_subtitles`).
+    AddSubtitles { file: PathBuf, container: String, tracks: Vec<SubtitleTrack> },
+    /// An input's text subtitle tracks (`media::extract_subtitles`).
+    ExtractSubtitles { input: PathBuf },
     /// Try what the confinement should refuse (`copra engine-check`): read `outside`,
     /// link in `writable`, open sockets, start programs.
     SelfCheck { outside: PathBuf, writable: PathBuf },
@@ -112,5 +116,7 @@ pub enum Outcome {
     Measured { results: Vec<Result<Quality, String>> },
     /// Each request's loudness, or why it could not be measured, in the requests' order.
     Loudness { results: Vec<Result<Loudness, String>> },
+    /// An input's text subtitle tracks.
+    Subtitles { tracks: Vec<InputSubtitles> },
     Finished,
 }

@@ -15,7 +15,8 @@
 //! `split` chooses cuts on the input's keyframes (and `cut` copies each chunk to a file
 //! of its own, for workers without a shared file system), `chunk` encodes one chunk (or
 //! the whole audio) into `piece` files, and `join` puts an output's pieces together by
-//! stream copy.
+//! stream copy. `subtitle_mux` puts subtitle tracks into a finished file by remuxing it, and
+//! `subtitle_extract` reads an input's own text subtitle tracks.
 
 mod allowlist;
 pub mod audio_tracks;
@@ -46,6 +47,8 @@ mod plan_check;
 mod probe;
 mod quality;
 mod split;
+mod subtitle_extract;
+mod subtitle_mux;
 
 pub use chunk::{encode_audio, encode_video_chunk};
 pub use clips::joined_duration;
@@ -56,6 +59,8 @@ pub use join::join;
 pub use loudness::{Adjustment, LoudnessRequest, SILENCE_LUFS, adjustment, is_lossy, limiter_request, measure_loudness, measure_output_loudness};
 pub use memory::{MemoryEstimate, memory_breakdown, memory_estimate};
 pub use split::{ChunkRange, chunk_ranges, chunk_ranges_aligned};
+pub use subtitle_extract::{InputSubtitles, MAX_INPUT_CUES, MAX_INPUT_TEXT_BYTES, extract_subtitles};
+pub use subtitle_mux::{MAX_SUBTITLE_TRACKS, SubtitleEvent, SubtitleTrack, add_subtitles, subtitle_codec};
 pub use engine::{EventSink, TranscodeEvent, transcode};
 pub use sink::{OutputTarget, Produced};
 pub use image::SpriteTile;

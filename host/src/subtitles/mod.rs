@@ -2,6 +2,7 @@
 //! (the input's clips joined, then the output's own range), and written into packages
 //! as WebVTT renditions ([`package`]). Text only: nothing here touches media.
 
+pub mod languages;
 pub mod package;
 
 use crate::types::TimeRange;
@@ -168,7 +169,7 @@ pub fn ass(cues: &[Cue]) -> String {
 
 /// WebVTT cue text as ASS event text: line breaks as `\N`, `<i>`/`<b>`/`<u>` as
 /// override tags, other tags dropped, braces (ASS's override blocks) made parentheses.
-fn ass_text(text: &str) -> String {
+pub fn ass_text(text: &str) -> String {
     let mut out = String::new();
     let mut rest = text.replace('{', "(").replace('}', ")");
     while let Some(open) = rest.find('<') {
@@ -187,6 +188,8 @@ fn ass_text(text: &str) -> String {
         rest = rest[close..].to_string();
     }
     out.push_str(&rest);
+    // WebVTT's character references, as the text they stand for.
+    let out = out.replace("&lt;", "<").replace("&gt;", ">").replace("&nbsp;", "\u{a0}").replace("&amp;", "&");
     out.replace('\n', "\\N")
 }
 
@@ -214,6 +217,7 @@ mod tests {
         let script = ass(&[Cue { start: 1.0, end: 62.255, text: "<i>Hi</i> {there}\n<v Bob>two".into() }]);
         assert!(script.contains("Style: Default,DejaVu Sans,22"), "{script}");
         assert!(script.ends_with("Dialogue: 0,0:00:01.00,0:01:02.26,Default,,0,0,0,,{\\i1}Hi{\\i0} (there)\\Ntwo\n"), "{script}");
+        assert_eq!(ass_text("a &lt;b&gt; &amp; c"), "a <b> & c", "WebVTT's references are the characters");
     }
 
     #[test]

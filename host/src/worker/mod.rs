@@ -432,8 +432,8 @@ impl Worker {
             let planned = run.measure_loudness(&input_path, planned).await?;
             // Watermarks: their images are fetched once for every output that draws them.
             let planned = run.fetch_watermarks(work, planned).await?;
-            // Subtitles: fetched and read once, put on each package's timeline.
-            let planned = run.fetch_subtitles(work, &info, planned).await?;
+            // Subtitles (sidecar files and the input's own): read once, put on each output's timeline.
+            let planned = run.fetch_subtitles(work, &input_path, &input_metadata, &info, planned).await?;
             // Ultrafast: the outputs that can be are encoded in chunks by any worker.
             let planned = if run.wants_ultrafast(&info) { run.ultrafast(&input_path, &info, work, planned, destination, cancel).await? } else { planned };
             if !planned.is_empty() {

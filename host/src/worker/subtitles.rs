@@ -1,29 +1,42 @@
-//! Sidecar subtitles, as job steps: before the encode, the job's subtitle files are
-//! fetched once (through the outbound policy, under a byte cap) and read, and each
-//! package output gets them on its own timeline; an output that draws one (`burn_in`)
-//! gets it as an ASS script on its timeline, which its encoder draws (libass); once a
-//! package is made, its subtitle renditions are written into it before it is uploaded
-//! (`subtitles::package`).
+//! Subtitles, as job steps: before the encode, the job's subtitle files are fetched once
+//! (through the outbound policy, under a byte cap) and read, and each output that carries
+//! them (packages; MP4, MOV, Matroska and WebM video files) gets them on its own
+//! timeline; an output that draws one (`burn_in`) gets it as an ASS script on its
+//! timeline, which its encoder draws (libass). Once a package is made, its subtitle
+//! renditions are written into it (`subtitles::package`); once a file is made, the
+//! engine puts the tracks into it as subtitle streams (`media::add_subtitles`); then it
+//! is uploaded.
 
 use std::path::{Path, PathBuf};
 
 use super::Planned;
 use super::record::JobRun;
-use crate::media::Produced;
-use crate::subtitles::{self, package::Track};
+use serde_json::Value;
+
+use crate::job::subtitles::SubtitleSpec;
+use crate::media::{self, Produced};
+use crate::subtitles::{self, languages, package::Track};
 use crate::types::MediaInfo;
 
 impl JobRun<'_> {
-    /// Fetch and read the job's subtitle files, and give every package output its
-    /// tracks. A file that cannot be fetched or read fails the packages (naming the
+    /// Fetch and read the job's subtitle files, and give every output that carries them
+    /// its tracks. A file that cannot be fetched or read fails those outputs (naming the
     /// language and why); other outputs go on.
-    pub(super) async fn fetch_subtitles(&self, work: &Path, info: &MediaInfo, planned: Vec<Planned>) -> anyhow::Result<Vec<Planned>> {
-        let needs = |p: &Planned| (p.target.plan.packaging.is_some() && !self.spec.subtitles.is_empty()) || burn_in(p).is_some();
+    pub(super) async fn fetch_subtitles(
+        &self,
+        work: &Path,
+        input: &Path,
+        input_metadata: &Value,
+        info: &MediaInfo,
+        planned: Vec<Planned>,
+    ) -> anyhow::Result<Vec<Planned>> {
+        let embedded = has_text_subtitles(input_metadata);
+        let needs = |p: &Planned| (carries(p) && (!self.spec.subtitles.is_empty() || embedded)) || burn_in(p).is_some();
         if !planned.iter().any(needs) {
             return Ok(planned);
         }
         let max_bytes = subtitles::MAX_BYTES.min(self.worker.config.limits.max_input_bytes);
-        let mut read: Vec<(crate::job::subtitles::SubtitleSpec, Vec<subtitles::Cue>)> = Vec::new();
+        let mut read: Vec<(SubtitleSpec, Vec<subtitles::Cue>)> = Vec::new();
         let mut failure = None;
         for (i, track) in self.spec.subtitles.iter().enumerate() {
             let dest = work.join(format!("subtitles-{i}"));
@@ -42,6 +55,9 @@ impl JobRun<'_> {
                 }
             }
         }
+        if embedded && failure.is_none() {
+            read.extend(self.input_subtitles(input, &read).await);
+        }
         tracing::info!(tracks = read.len(), "subtitles read");
         let mut kept = Vec::with_capacity(planned.len());
         for mut p in planned {
@@ -55,8 +71,8 @@ impl JobRun<'_> {
             }
             let range = p.target.plan.range;
             if let Some(language) = burn_in(&p) {
-                let Some((_, cues)) = read.iter().find(|(spec, _)| spec.language.eq_ignore_ascii_case(&language)) else {
-                    let have: Vec<&str> = self.spec.subtitles.iter().map(|s| s.language.as_str()).collect();
+                let Some((_, cues)) = read.iter().find(|(spec, _)| languages::same_language(&spec.language, &language)) else {
+                    let have: Vec<&str> = read.iter().map(|(s, _)| s.language.as_str()).collect();
                     let have = if have.is_empty() { "none".to_string() } else { have.join(", ") };
                     self.fail_output(&p.row, format!("burn_in names '{language}', which is not among the job's subtitles ({have}).")).await?;
                     continue;
@@ -67,7 +83,7 @@ impl JobRun<'_> {
                     video.burn_in_file = video.burn_in.is_some().then(|| script.clone());
                 }
             }
-            if p.target.plan.packaging.is_none() {
+            if !carries(&p) {
                 kept.push(p);
                 continue;
             }
@@ -86,12 +102,50 @@ impl JobRun<'_> {
         Ok(kept)
     }
 
-    /// `produced` with its output's subtitle renditions written in, when it is a package
-    /// that has tracks; as it was (with a warning) if they could not be written.
-    pub(super) async fn with_subtitles(&self, planned: &Planned, produced: Produced) -> Produced {
-        let Produced::Package(mut package) = produced else { return produced };
+    /// The input's own text subtitle tracks, as the job's tracks after `sidecar`: a
+    /// language the job already has is left out, and so is all of it (with a warning)
+    /// when the input's tracks cannot be read.
+    async fn input_subtitles(&self, input: &Path, sidecar: &[(SubtitleSpec, Vec<subtitles::Cue>)]) -> Vec<(SubtitleSpec, Vec<subtitles::Cue>)> {
+        let tracks = match self.engine.extract_subtitles(&self.lease.job_id, input).await {
+            Ok(tracks) => tracks,
+            Err(err) => {
+                tracing::warn!(%err, "the input's subtitle tracks could not be read; the job goes on without them");
+                return Vec::new();
+            }
+        };
+        let mut taken: Vec<(SubtitleSpec, Vec<subtitles::Cue>)> = Vec::new();
+        let has_default = sidecar.iter().any(|(s, _)| s.default);
+        for track in tracks {
+            if let Some(why) = &track.refused {
+                tracing::warn!(stream = track.stream, why, "an input subtitle track is not used");
+                continue;
+            }
+            let language = checked_language(&track.language);
+            let known = sidecar.iter().chain(&taken).any(|(s, _)| languages::same_language(&s.language, &language));
+            if known || track.cues.is_empty() || sidecar.len() + taken.len() >= crate::job::subtitles::MAX_TRACKS {
+                tracing::info!(stream = track.stream, language, "an input subtitle track is not used: its language is taken, or it is empty, or one too many");
+                continue;
+            }
+            let name = checked_name(&track.title).unwrap_or_else(|| language.clone());
+            let default = track.default && !has_default && !taken.iter().any(|(s, _)| s.default);
+            let cues = track.cues.into_iter().map(|c| subtitles::Cue { start: c.start, end: c.end, text: c.text }).collect();
+            taken.push((SubtitleSpec { url: String::new(), language, name, default }, cues));
+        }
+        tracing::info!(tracks = taken.len(), "the input's subtitle tracks read");
+        taken
+    }
+
+    /// `produced` with its output's subtitle tracks written in: renditions in a package
+    /// (as it was, with a warning, if they could not be written), subtitle streams in a
+    /// file (an error, which fails that output, if they could not be).
+    pub(super) async fn with_subtitles(&self, planned: &Planned, produced: Produced) -> Result<Produced, String> {
+        if matches!(produced, Produced::File) && !planned.subtitles.is_empty() {
+            self.subtitles_into_file(planned).await?;
+            return Ok(produced);
+        }
+        let Produced::Package(mut package) = produced else { return Ok(produced) };
         let (Some(stream), false) = (&planned.target.plan.packaging, planned.subtitles.is_empty()) else {
-            return Produced::Package(package);
+            return Ok(Produced::Package(package));
         };
         let (dir, tracks, duration) = (planned.target.path.clone(), planned.subtitles.clone(), planned.duration);
         let (master, mpd, segment) = (package.hls_master.clone(), package.dash_manifest.clone(), stream.segment_duration);
@@ -108,8 +162,72 @@ impl JobRun<'_> {
             Ok(Err(err)) => tracing::warn!(%err, "the subtitle renditions were not written"),
             Err(err) => tracing::warn!(%err, "the subtitle renditions were not written"),
         }
-        Produced::Package(package)
+        Ok(Produced::Package(package))
     }
+
+    /// The output's tracks put into its file by the engine, each cue as an ASS event.
+    async fn subtitles_into_file(&self, planned: &Planned) -> Result<(), String> {
+        let tracks: Vec<media::SubtitleTrack> = planned.subtitles.iter().take(media::MAX_SUBTITLE_TRACKS).map(file_track).collect();
+        let bytes: usize = tracks.iter().flat_map(|t| &t.events).map(|e| e.text.len() + 64).sum();
+        if bytes > MAX_FILE_TRACK_BYTES {
+            return Err(format!("The subtitle tracks hold more than {} MiB of text together, more than a file takes.", MAX_FILE_TRACK_BYTES >> 20));
+        }
+        let plan = &planned.target.plan;
+        self.engine
+            .add_subtitles(&self.lease.job_id, &planned.target.path, &plan.container, &tracks)
+            .await
+            .map_err(|err| format!("The subtitle tracks could not be written into the file: {err}"))?;
+        tracing::info!(tracks = tracks.len(), container = %plan.container, "subtitle tracks written");
+        Ok(())
+    }
+}
+
+/// The text of every track a file carries together: the engine's request (16 MiB of
+/// JSON) holds it even with every quote and backslash escaped.
+const MAX_FILE_TRACK_BYTES: usize = 6 << 20;
+
+/// A track as the engine writes it into a file: its language as the container stores
+/// it (three letters), its name as the stream's title, each cue as ASS event text.
+fn file_track(track: &Track) -> media::SubtitleTrack {
+    media::SubtitleTrack {
+        language: languages::iso639_2(&track.language),
+        title: track.name.clone(),
+        default: track.default,
+        events: track
+            .cues
+            .iter()
+            .map(|c| media::SubtitleEvent { start: c.start, end: c.end, text: subtitles::ass_text(&c.text).chars().filter(|ch| !ch.is_control()).collect() })
+            .collect(),
+    }
+}
+
+/// Whether the input's metadata lists a text subtitle track (which the engine reads).
+fn has_text_subtitles(metadata: &Value) -> bool {
+    let text = |s: &&Value| s["codec_type"] == "subtitle" && matches!(s["codec_name"].as_str(), Some("mov_text" | "subrip" | "srt" | "webvtt" | "ass" | "ssa" | "text"));
+    metadata["streams"].as_array().is_some_and(|streams| streams.iter().any(|s| text(&s)))
+}
+
+/// An input's language tag as a track's: a well-formed tag (letters, digits, `-`) or
+/// `und`, safe in file names and playlist attributes.
+fn checked_language(tag: &str) -> String {
+    let tag = tag.trim();
+    let well_formed = (2..=35).contains(&tag.len()) && tag.split('-').all(|p| !p.is_empty() && p.len() <= 8 && p.chars().all(|c| c.is_ascii_alphanumeric()));
+    if well_formed { tag.to_string() } else { "und".to_string() }
+}
+
+/// An input's track title as a track's name: no quotes, no control characters, at most
+/// 100 characters; `None` when nothing is left.
+fn checked_name(title: &str) -> Option<String> {
+    let name: String = title.chars().filter(|c| !c.is_control() && !matches!(c, '"' | '\\' | '<' | '>')).take(100).collect();
+    let name = name.trim().to_string();
+    (!name.is_empty()).then_some(name)
+}
+
+/// Whether an output carries the job's subtitle tracks: a package, or a video file in a
+/// container that holds text subtitles (see `media::subtitle_codec`).
+fn carries(p: &Planned) -> bool {
+    let plan = &p.target.plan;
+    plan.packaging.is_some() || (plan.image.is_none() && plan.video.is_some() && media::subtitle_codec(&plan.container).is_some())
 }
 
 /// The subtitle language an output draws into its picture, if any.
@@ -139,6 +257,20 @@ fn with_files(files: Vec<PathBuf>, added: Vec<PathBuf>) -> Vec<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn input_tracks_are_named_safely() {
+        assert_eq!(checked_language("fra"), "fra");
+        assert_eq!(checked_language("pt-BR"), "pt-BR");
+        assert_eq!(checked_language(""), "und");
+        assert_eq!(checked_language("en\"/../x"), "und");
+        assert_eq!(checked_name("Fran\u{e7}ais \"SDH\"\n").as_deref(), Some("Français SDH"));
+        assert_eq!(checked_name("\"\""), None);
+        let metadata = serde_json::json!({"streams": [{"codec_type": "video"}, {"codec_type": "subtitle", "codec_name": "hdmv_pgs_subtitle"}]});
+        assert!(!has_text_subtitles(&metadata), "a bitmap track is not read");
+        let metadata = serde_json::json!({"streams": [{"codec_type": "subtitle", "codec_name": "mov_text"}]});
+        assert!(has_text_subtitles(&metadata));
+    }
 
     #[test]
     fn new_files_keep_masters_last() {

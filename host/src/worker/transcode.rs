@@ -99,7 +99,15 @@ impl JobRun<'_> {
                     let sent = segments.remove(&index).unwrap_or_default();
                     match result {
                         Ok(produced) => {
-                            let produced = self.with_subtitles(done, produced).await;
+                            // A file given subtitle streams is another file: read back at upload.
+                            let described = if matches!(produced, Produced::File) && !done.subtitles.is_empty() { None } else { described };
+                            let produced = match self.with_subtitles(done, produced).await {
+                                Ok(produced) => produced,
+                                Err(message) => {
+                                    self.fail_output(&done.row, message).await.map_err(lost)?;
+                                    continue;
+                                }
+                            };
                             let family = done.spec.format.split(':').next().unwrap_or_default();
                             crate::metrics::encoded(family, started.elapsed());
                             if matches!(produced, Produced::Package(_)) {

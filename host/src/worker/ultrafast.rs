@@ -225,7 +225,13 @@ impl JobRun<'_> {
                 }
             };
             let produced = match made {
-                Ok(produced) => self.with_subtitles(&p, produced).await,
+                Ok(produced) => match self.with_subtitles(p, produced).await {
+                    Ok(produced) => produced,
+                    Err(message) => {
+                        self.fail_output(&p.row, message).await?;
+                        continue;
+                    }
+                },
                 Err(message) => {
                     self.fail_output(&p.row, message).await?;
                     continue;
