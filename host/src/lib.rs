@@ -13,6 +13,7 @@ pub mod cluster;
 pub mod config;
 pub mod confined;
 pub mod db;
+pub mod languages;
 pub mod job;
 pub mod media;
 pub mod metrics;

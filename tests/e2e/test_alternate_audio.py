@@ -161,7 +161,7 @@ def test_files_keep_several_tracks(shared_copra, s3, media_server, three_languag
         streams = ffprobe(path)["streams"]
         return [s for s in streams if s["codec_type"] == "audio"]
 
-    expected = {"all": [("eng", 440), ("fre", 660), ("ger", 990)], "fr": [("fre", 660)], "mkv": [("ger", 990), ("eng", 440)]}
+    expected = {"all": [("eng", 440), ("fra", 660), ("deu", 990)], "fr": [("fra", 660)], "mkv": [("deu", 990), ("eng", 440)]}
     for key, tracks in expected.items():
         streams = audio_streams(files[key])
         assert [s.get("tags", {}).get("language") for s in streams] == [t for t, _ in tracks], (key, streams)

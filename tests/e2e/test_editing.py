@@ -85,7 +85,7 @@ def test_the_chapters_job_does_it_all(shared_copra, s3, media_server, assets, tm
         assert abs(ebur128(pkg / "hls" / m.uri)["integrated"] - -16) <= 1.0, m.language
         assert abs(tone_of(pkg / "hls" / m.uri) - {"en": 440, "fr": 660}[m.language]) < 5, m.language
     mp4_audio = [s for s in ffprobe(mp4)["streams"] if s["codec_type"] == "audio"]
-    assert [s["tags"]["language"] for s in mp4_audio] == ["eng", "fre"]
+    assert [s["tags"]["language"] for s in mp4_audio] == ["eng", "fra"]
     for i, tone in enumerate((440, 660)):
         assert abs(ebur128(mp4, i)["integrated"] - -16) <= 1.0, i
         assert abs(tone_of(mp4, i) - tone) < 5, i

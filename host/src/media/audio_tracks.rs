@@ -3,62 +3,25 @@
 //!
 //! Files tag their tracks in ISO 639-2 (`eng`, `fre` or `fra`); players and playlists
 //! speak BCP 47 (`en`, `fr`). A request for `en` finds a track tagged `eng` and the
-//! other way round, and a rendition announces the shortest form of its track's tag.
+//! other way round, and a rendition announces the shortest form of its track's tag
+//! (`crate::languages`).
 
+use crate::languages::{bcp47, iso639_2 as three_letters, same_language};
 use crate::types::{AudioSelection, AudioTrack};
 
 /// The most languages a plan may name.
 pub const MAX_LANGUAGES: usize = 16;
 
-/// ISO 639-1 codes with their 639-2/T and 639-2/B forms, for the languages commonly
-/// tagged in files. A tag not here is matched as it is (case aside).
-const LANGUAGES: &[(&str, &str, &str)] = &[
-    ("ar", "ara", "ara"), ("bg", "bul", "bul"), ("bn", "ben", "ben"), ("ca", "cat", "cat"), ("cs", "ces", "cze"),
-    ("cy", "cym", "wel"), ("da", "dan", "dan"), ("de", "deu", "ger"), ("el", "ell", "gre"), ("en", "eng", "eng"),
-    ("es", "spa", "spa"), ("et", "est", "est"), ("eu", "eus", "baq"), ("fa", "fas", "per"), ("fi", "fin", "fin"),
-    ("fr", "fra", "fre"), ("ga", "gle", "gle"), ("gl", "glg", "glg"), ("he", "heb", "heb"), ("hi", "hin", "hin"),
-    ("hr", "hrv", "hrv"), ("hu", "hun", "hun"), ("id", "ind", "ind"), ("is", "isl", "ice"), ("it", "ita", "ita"),
-    ("ja", "jpn", "jpn"), ("ko", "kor", "kor"), ("lt", "lit", "lit"), ("lv", "lav", "lav"), ("ms", "msa", "may"),
-    ("nl", "nld", "dut"), ("no", "nor", "nor"), ("pl", "pol", "pol"), ("pt", "por", "por"), ("ro", "ron", "rum"),
-    ("ru", "rus", "rus"), ("sk", "slk", "slo"), ("sl", "slv", "slv"), ("sr", "srp", "srp"), ("sv", "swe", "swe"),
-    ("ta", "tam", "tam"), ("th", "tha", "tha"), ("tr", "tur", "tur"), ("uk", "ukr", "ukr"), ("ur", "urd", "urd"),
-    ("vi", "vie", "vie"), ("zh", "zho", "chi"),
-];
-
-/// The BCP 47 form of a file's language tag: `eng` → `en`, `fre` → `fr`; `pt-BR` and
-/// unknown tags as they are. `und` (undetermined) is no language.
-pub fn bcp47(tag: &str) -> Option<String> {
-    let tag = tag.trim();
-    if tag.is_empty() || tag.eq_ignore_ascii_case("und") {
-        return None;
-    }
-    let (primary, rest) = tag.split_once('-').map_or((tag, None), |(p, r)| (p, Some(r)));
-    let short = LANGUAGES
-        .iter()
-        .find(|(one, t, b)| [one, t, b].iter().any(|c| c.eq_ignore_ascii_case(primary)))
-        .map_or_else(|| primary.to_ascii_lowercase(), |(one, _, _)| (*one).to_string());
-    Some(match rest {
-        Some(rest) => format!("{short}-{rest}"),
-        None => short,
-    })
-}
-
-/// The ISO 639-2 form files store (MP4 packs three letters): `en` → `eng`, `fr` →
-/// `fre`; a three-letter tag as it is; none for what has no such form.
-pub fn iso639_2(tag: &str) -> Option<String> {
-    let primary = tag.split('-').next().unwrap_or(tag);
-    match LANGUAGES.iter().find(|(one, t, b)| [one, t, b].iter().any(|c| c.eq_ignore_ascii_case(primary))) {
-        Some((_, _, bibliographic)) => Some((*bibliographic).to_string()),
-        None if primary.len() == 3 && primary.chars().all(|c| c.is_ascii_alphabetic()) => Some(primary.to_ascii_lowercase()),
-        None => None,
-    }
-}
-
 /// Whether a request for `wanted` is answered by a track tagged `tag`: the same
 /// language, and the same region when the request names one.
 fn matches(wanted: &str, tag: &str) -> bool {
-    let (Some(wanted), Some(tag)) = (bcp47(wanted), bcp47(tag)) else { return false };
-    if wanted.contains('-') { wanted.eq_ignore_ascii_case(&tag) } else { tag.split('-').next().is_some_and(|p| p.eq_ignore_ascii_case(&wanted)) }
+    if wanted.contains('-') { bcp47(wanted).is_some_and(|w| bcp47(tag).is_some_and(|t| w.eq_ignore_ascii_case(&t))) } else { same_language(wanted, tag.split('-').next().unwrap_or(tag)) }
+}
+
+/// The three-letter ISO 639-2/T code files store (MP4 packs three letters): `en` →
+/// `eng`, `fr` → `fra`; none for what has no such code.
+pub fn iso639_2(tag: &str) -> Option<String> {
+    Some(three_letters(tag)).filter(|c| c != "und")
 }
 
 /// A BCP 47 tag as files and players use them: a 2 or 3 letter language, then subtags
@@ -149,14 +112,9 @@ mod tests {
     }
 
     #[test]
-    fn file_tags_read_as_bcp47() {
-        assert_eq!(bcp47("eng").as_deref(), Some("en"));
-        assert_eq!(bcp47("fre").as_deref(), Some("fr"));
-        assert_eq!(bcp47("fra").as_deref(), Some("fr"));
-        assert_eq!(bcp47("pt-BR").as_deref(), Some("pt-BR"));
-        assert_eq!(bcp47("tlh").as_deref(), Some("tlh"));
-        assert_eq!(bcp47("und"), None);
+    fn files_store_three_letters() {
         assert_eq!(iso639_2("en").as_deref(), Some("eng"));
+        assert_eq!(iso639_2("fre").as_deref(), Some("fra"));
         assert_eq!(iso639_2("pt-BR").as_deref(), Some("por"));
         assert_eq!(iso639_2("tlh").as_deref(), Some("tlh"));
         assert_eq!(iso639_2("xx"), None);

@@ -2,7 +2,6 @@
 //! (the input's clips joined, then the output's own range), and written into packages
 //! as WebVTT renditions ([`package`]). Text only: nothing here touches media.
 
-pub mod languages;
 pub mod package;
 
 use crate::types::TimeRange;

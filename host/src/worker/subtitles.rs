@@ -15,7 +15,8 @@ use serde_json::Value;
 
 use crate::job::subtitles::SubtitleSpec;
 use crate::media::{self, Produced};
-use crate::subtitles::{self, languages, package::Track};
+use crate::languages;
+use crate::subtitles::{self, package::Track};
 use crate::types::MediaInfo;
 
 impl JobRun<'_> {

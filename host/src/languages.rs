@@ -1,7 +1,8 @@
-//! Language tags as containers store them: MP4 and Matroska hold a three-letter ISO
-//! 639-2 code, while jobs (and WebVTT, HLS, DASH) use BCP 47 tags such as `en` or
-//! `pt-BR`. The table is ISO 639-1 to ISO 639-2/T (the terminology codes MP4 names),
-//! from Debian's iso-codes; bibliographic codes (`fre`, `ger`) read as their /T twins.
+//! Language tags as containers store them and as players announce them: MP4 and
+//! Matroska hold a three-letter ISO 639-2 code, while jobs (and WebVTT, HLS, DASH) use
+//! BCP 47 tags such as `en` or `pt-BR`. The table is ISO 639-1 to ISO 639-2/T (the
+//! terminology codes MP4 names), from Debian's iso-codes; bibliographic codes (`fre`,
+//! `ger`) read as their /T twins. Subtitle and audio tracks both go through here.
 
 /// ISO 639-1 code, ISO 639-2/T code.
 const TWO_TO_THREE: &[(&str, &str)] = &[
@@ -53,6 +54,22 @@ pub fn iso639_2(tag: &str) -> String {
     if primary.len() == 3 && primary.bytes().all(|b| b.is_ascii_lowercase()) { primary } else { "und".to_string() }
 }
 
+/// The BCP 47 form of a file's tag: `eng` → `en`, `fre` → `fr`, `pt-BR` as it is, a
+/// code without a two-letter form (`haw`) as it is; `und` (undetermined) is none.
+pub fn bcp47(tag: &str) -> Option<String> {
+    let tag = tag.trim();
+    if tag.is_empty() || tag.eq_ignore_ascii_case("und") {
+        return None;
+    }
+    let (primary, rest) = tag.split_once('-').map_or((tag, None), |(p, r)| (p, Some(r)));
+    let three = iso639_2(primary);
+    let short = TWO_TO_THREE.iter().find(|(_, t)| *t == three).map_or_else(|| primary.to_ascii_lowercase(), |(two, _)| (*two).to_string());
+    Some(match rest {
+        Some(rest) => format!("{short}-{rest}"),
+        None => short,
+    })
+}
+
 /// Whether two tags name the same language (`fr`, `fra`, `fre` and `fr-CA` do).
 pub fn same_language(a: &str, b: &str) -> bool {
     a.eq_ignore_ascii_case(b) || (iso639_2(a) != "und" && iso639_2(a) == iso639_2(b))
@@ -73,5 +90,11 @@ mod tests {
         assert_eq!(iso639_2("haw"), "haw");
         assert!(same_language("fr", "fra") && same_language("fre", "fr-CA") && !same_language("fr", "en"));
         assert!(same_language("x-klingon", "X-Klingon") && !same_language("xx", "yy"));
+        assert_eq!(bcp47("eng").as_deref(), Some("en"));
+        assert_eq!(bcp47("fre").as_deref(), Some("fr"));
+        assert_eq!(bcp47("deu").as_deref(), Some("de"));
+        assert_eq!(bcp47("pt-BR").as_deref(), Some("pt-BR"));
+        assert_eq!(bcp47("tlh").as_deref(), Some("tlh"));
+        assert_eq!(bcp47("und"), None);
     }
 }
