@@ -5,15 +5,17 @@ multi-node script brings up API nodes and workers on PostgreSQL that run a job."
 
 import json
 import os
+import random
 import re
 import signal
 import subprocess
 import uuid
+from pathlib import Path
 
 import pytest
 import requests
 
-from conftest import COPRA_BIN, KEY_A, PG_SERVER, ROOT, S3_ACCESS, S3_SECRET, answers, free_port, pg_database, port_taken, wait_until
+from conftest import COPRA_BIN, KEY_A, PG_SERVER, ROOT, S3_ACCESS, S3_SECRET, answers, pg_database, port_taken, wait_until
 
 EXAMPLES = ROOT / "examples"
 JOBS = sorted((EXAMPLES / "jobs").glob("*.json"))
@@ -87,12 +89,22 @@ def test_the_cluster_script(tmp_path, media_server):
     assert stopped, "every process stopped with the script"
 
 
+def node_ports() -> int:
+    """The first of two free ports for the script's API nodes, below the kernel's
+    ephemeral range: the nodes' own connections (to PostgreSQL, to each other) take
+    ephemeral ports, and one once took the second node's port before it could listen."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for _ in range(1000):
+        base = random.randrange(max(1024, low - 16000), low - 2)
+        if not any(port_taken(p) for p in (base, base + 1)):
+            return base
+    raise AssertionError("no two free ports below the ephemeral range")
+
+
 def run_the_cluster_script(tmp_path, media_server, database) -> bool:
     """Run examples/cluster/run.sh on `database` through a job; whether every process
     stopped with the script."""
-    base = free_port()
-    while any(port_taken(p) for p in (base, base + 1)):
-        base = free_port()
+    base = node_ports()
     env = dict(os.environ, COPRA_DATABASE_URL=f"{PG_SERVER}/{database}", API_NODES="2", WORKERS="2", BASE_PORT=str(base),
                CLUSTER_DIR=str(tmp_path / "cluster"), COPRA_BIN=str(COPRA_BIN), COPRA_OUTBOUND_ALLOW="127.0.0.0/8")
     for var in ("COPRA_API_KEYS", "COPRA_ADMIN_KEY", "COPRA_DATA_DIR", "COPRA_LISTEN", "COPRA_CONFIG"):
