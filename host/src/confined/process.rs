@@ -58,6 +58,15 @@ impl Engine {
         engine
     }
 
+    /// The same engine, reading `joined` after the input as one timeline (a job's
+    /// `inputs` past the first; see [`crate::media::DecodeLimits::joined`]). Each call
+    /// may read those files too.
+    pub fn joining(&self, joined: Vec<crate::media::JoinedFile>) -> Engine {
+        let mut engine = self.clone();
+        engine.decode.joined = joined;
+        engine
+    }
+
     pub fn new(limits: &Limits) -> Engine {
         Engine {
             program: PathBuf::from("/proc/self/exe"),
@@ -83,6 +92,9 @@ impl Engine {
         cancel: Option<&AtomicBool>,
         on_report: &mut (dyn FnMut(Report) -> Result<(), String> + Send),
     ) -> Result<Outcome, EngineError> {
+        // The files joined after the input are read wherever it is (and are not output).
+        let joined = self.decode.joined.iter().map(|j| j.path.clone());
+        let access = Access { reads: access.reads.into_iter().chain(joined).collect(), ..access };
         let request = Request {
             call,
             confinement: Confinement {

@@ -6,6 +6,7 @@ pub mod dry_run;
 pub mod dry_run_gate;
 pub mod follow;
 pub mod input_upload;
+pub mod inputs;
 pub mod metrics;
 pub mod octet;
 pub mod prepare;

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{JobSpec, OutputSpec};
+use super::OutputSpec;
 use crate::config::{Config, Limits};
 use crate::media;
 use crate::net::HttpClient;
@@ -33,26 +33,26 @@ pub fn local_files(config: &Config, owner: &str) -> LocalFiles {
     }
 }
 
-/// Fetch a job's input to `dest` (`uploads`: the tenant's direct uploads); returns
-/// its size, or a message for the user.
+/// Fetch one of a job's inputs to `dest` (`uploads`: the tenant's direct uploads);
+/// returns its size, or a message for the user.
 pub async fn fetch_input(
     plugins: &Arc<Plugins>,
     http: &HttpClient,
     limits: &Limits,
-    spec: &JobSpec,
+    input: &super::spec::InputSpec,
     local: &LocalFiles,
     uploads: &super::input_upload::TenantUploads,
     dest: &Path,
 ) -> Result<u64, String> {
-    if let Some(id) = &spec.input.upload {
+    if let Some(id) = &input.upload {
         return uploads.fetch(id, dest, limits.max_input_bytes).await;
     }
-    if let Some(url) = &spec.input.url {
+    if let Some(url) = &input.url {
         return storage::fetch_http(http, url, dest, limits.max_input_bytes).await.map_err(|e| format!("The input could not be fetched: {e}"));
     }
-    let service = spec.input.service.as_deref().unwrap_or_default();
-    let raw = spec.input.raw.to_string();
-    let (object, block) = spec.input.object().ok_or_else(|| "The input needs a 'key' (or 'path') of the object to fetch.".to_string())?;
+    let service = input.service.as_deref().unwrap_or_default();
+    let raw = input.raw.to_string();
+    let (object, block) = input.object().ok_or_else(|| "The input needs a 'key' (or 'path') of the object to fetch.".to_string())?;
     let key = plugins.storage_object_key(service, &block, object).await.map_err(|e| e.to_string())?;
     let source = storage::destination(plugins, service, &raw, local, http).await.map_err(|e| e.to_string())?;
     source.download(&key, dest, limits.max_input_bytes).await.map_err(|e| format!("The input could not be fetched: {e}"))

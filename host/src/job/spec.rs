@@ -14,7 +14,11 @@ use super::JobError;
 /// the query of every URL (presigned URLs carry their signature there).
 #[derive(Clone, Serialize, Deserialize)]
 pub struct JobSpec {
+    /// The input; with `"inputs"`, the first of them.
     pub input: InputSpec,
+    /// The inputs joined after `input`, in order (`"inputs"` past the first).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub joined: Vec<InputSpec>,
     pub storage: Value,
     pub outputs: Vec<OutputSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -66,6 +70,7 @@ impl JobSpec {
     pub fn unreadable() -> Self {
         JobSpec {
             input: InputSpec { url: None, service: None, upload: None, clips: Vec::new(), raw: Value::Null },
+            joined: Vec::new(),
             storage: Value::Null,
             outputs: Vec::new(),
             notification: None,
@@ -80,6 +85,7 @@ impl std::fmt::Debug for JobSpec {
         use crate::secret::redact_json;
         f.debug_struct("JobSpec")
             .field("input", &self.input)
+            .field("joined", &self.joined)
             .field("storage", &redact_json(&self.storage))
             .field("outputs", &self.outputs)
             .field("notification", &self.notification.as_ref().map(redact_json))
@@ -122,12 +128,22 @@ impl JobSpec {
     pub fn parse(body: &Value) -> Result<Self, JobError> {
         let obj = body.as_object().ok_or_else(|| JobError::invalid("request_not_valid", "The request body must be a JSON object."))?;
         for field in obj.keys() {
-            if !["input", "storage", "outputs", "notification", "settings", "subtitles"].contains(&field.as_str()) {
+            if !["input", "inputs", "storage", "outputs", "notification", "settings", "subtitles"].contains(&field.as_str()) {
                 return Err(JobError::invalid("request_not_valid", format!("Unknown job parameter '{field}'.")));
             }
         }
 
-        let input = parse_input(obj.get("input"))?;
+        let (input, joined) = match (obj.get("input"), obj.get("inputs")) {
+            (Some(_), Some(_)) => {
+                return Err(JobError::invalid("input_not_valid", "A job has either an 'input' or a list of 'inputs', not both."));
+            }
+            (None, Some(inputs)) => {
+                let mut inputs = super::inputs::parse(inputs, |v| parse_input(Some(v)))?;
+                let first = inputs.remove(0);
+                (first, inputs)
+            }
+            (input, None) => (parse_input(input)?, Vec::new()),
+        };
         let storage = match obj.get("storage") {
             Some(Value::Object(s)) if s.get("service").and_then(Value::as_str).is_some() => Value::Object(s.clone()),
             Some(Value::Object(_)) => return Err(JobError::invalid("storage_not_valid", "The storage must define a 'service'.")),
@@ -148,9 +164,14 @@ impl JobSpec {
             Some(_) => return Err(JobError::invalid("settings_not_valid", "The settings must be an object.")),
         };
         let subtitles = super::subtitles::parse(obj.get("subtitles"))?;
-        let spec = JobSpec { input, storage, outputs, notification, settings, subtitles };
+        let spec = JobSpec { input, joined, storage, outputs, notification, settings, subtitles };
         super::metrics::check(&spec)?;
         Ok(spec)
+    }
+
+    /// Every input, the first and those joined after it.
+    pub fn inputs(&self) -> impl Iterator<Item = &InputSpec> {
+        std::iter::once(&self.input).chain(&self.joined)
     }
 
     /// The storage service name (validated present by `parse`).
@@ -183,7 +204,7 @@ fn check_progress_interval(value: Option<&Value>) -> Result<(), JobError> {
     }
 }
 
-fn parse_input(input: Option<&Value>) -> Result<InputSpec, JobError> {
+pub(super) fn parse_input(input: Option<&Value>) -> Result<InputSpec, JobError> {
     let Some(Value::Object(obj)) = input else {
         return Err(JobError::invalid("input_not_valid", "The input is missing; it must be an object with a 'url'."));
     };

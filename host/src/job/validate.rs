@@ -14,8 +14,10 @@ use super::{JobError, JobSpec};
 /// policy; returns each output's type, in order. Every address known now (the input URL, output URLs, a
 /// storage endpoint, the hosts a notification names) is checked against the policy.
 pub async fn validate(spec: &JobSpec, plugins: &Plugins, limits: &Limits, outbound: &Outbound) -> Result<Vec<OutputType>, JobError> {
-    if let Some(url) = &spec.input.url {
-        outbound.check_url(url).map_err(|e| refused_url("input_not_valid", &format!("The input URL '{}'", crate::secret::redact_url(url)), e))?;
+    for input in spec.inputs() {
+        if let Some(url) = &input.url {
+            outbound.check_url(url).map_err(|e| refused_url("input_not_valid", &format!("The input URL '{}'", crate::secret::redact_url(url)), e))?;
+        }
     }
     for track in &spec.subtitles {
         let what = format!("The '{}' subtitles' URL '{}'", track.language, crate::secret::redact_url(&track.url));
@@ -29,20 +31,8 @@ pub async fn validate(spec: &JobSpec, plugins: &Plugins, limits: &Limits, outbou
     }))?;
     check_endpoint(&target, outbound, "storage_not_valid")?;
 
-    if let Some(input_service) = &spec.input.service {
-        let target = plugins.storage_resolve(input_service, &spec.input.raw.to_string()).await.map_err(|e| {
-            rejected(e, "input_not_valid", || format!("The input service '{input_service}' is not supported."))
-        })?;
-        check_endpoint(&target, outbound, "input_not_valid")?;
-        // The object's key is checked now too: one that climbs out of the storage root
-        // is a 400, not a failed job.
-        let (object, block) = spec
-            .input
-            .object()
-            .ok_or_else(|| JobError::invalid("input_not_valid", "The input needs a 'key' (or 'path') of the object to fetch."))?;
-        plugins.storage_object_key(input_service, &block, object).await.map_err(|e| {
-            rejected(e, "input_not_valid", || format!("The input service '{input_service}' is not supported."))
-        })?;
+    for input in spec.inputs() {
+        check_input_service(input, plugins, outbound).await?;
     }
 
     let mut types = Vec::with_capacity(spec.outputs.len());
@@ -140,4 +130,23 @@ fn rejected(err: PluginError, missing_code: &str, missing: impl FnOnce() -> Stri
         PluginError::Missing { .. } => JobError::invalid(missing_code, missing()),
         other => JobError::invalid(other.code().to_string(), other.to_string()),
     }
+}
+
+/// An input fetched from a storage service: the service is one this server has, its
+/// endpoint passes the outbound policy, and the object's key stays in its root (a key
+/// that climbs out is a 400, not a failed job).
+async fn check_input_service(input: &super::spec::InputSpec, plugins: &Plugins, outbound: &Outbound) -> Result<(), JobError> {
+    let Some(input_service) = &input.service else { return Ok(()) };
+    let target = plugins
+        .storage_resolve(input_service, &input.raw.to_string())
+        .await
+        .map_err(|e| rejected(e, "input_not_valid", || format!("The input service '{input_service}' is not supported.")))?;
+    check_endpoint(&target, outbound, "input_not_valid")?;
+    let (object, block) =
+        input.object().ok_or_else(|| JobError::invalid("input_not_valid", "The input needs a 'key' (or 'path') of the object to fetch."))?;
+    plugins
+        .storage_object_key(input_service, &block, object)
+        .await
+        .map_err(|e| rejected(e, "input_not_valid", || format!("The input service '{input_service}' is not supported.")))?;
+    Ok(())
 }

@@ -33,19 +33,24 @@ pub struct DecodeLimits {
     /// `clips`; none: all of it). Files the host made itself are always read whole.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub clips: Vec<crate::types::TimeRange>,
+    /// Files decoded after the input, in order, joined onto its end and conformed to
+    /// it (a job's `inputs` past the first; none: the input alone). Each is held to
+    /// these limits on its own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub joined: Vec<super::stitch::JoinedFile>,
 }
 
 /// The server's `[limits]` that every decode is held to.
 impl From<&crate::config::Limits> for DecodeLimits {
     fn from(limits: &crate::config::Limits) -> Self {
-        DecodeLimits { max_duration_secs: limits.max_duration.as_secs_f64(), max_pixels: limits.max_pixels, clips: Vec::new() }
+        DecodeLimits { max_duration_secs: limits.max_duration.as_secs_f64(), max_pixels: limits.max_pixels, clips: Vec::new(), joined: Vec::new() }
     }
 }
 
 impl DecodeLimits {
     /// No limit: for tests and the host's own files.
     pub fn unlimited() -> Self {
-        DecodeLimits { max_duration_secs: f64::INFINITY, max_pixels: FFMPEG_MAX_PIXELS as u64, clips: Vec::new() }
+        DecodeLimits { max_duration_secs: f64::INFINITY, max_pixels: FFMPEG_MAX_PIXELS as u64, clips: Vec::new(), joined: Vec::new() }
     }
 
     /// The most video frames a decode may hand out: the duration limit at 240 frames a
@@ -207,7 +212,7 @@ mod tests {
 
     #[test]
     fn a_clock_counts_from_the_first_frame_or_the_start() {
-        let limits = DecodeLimits { max_duration_secs: 10.0, max_pixels: 100, clips: Vec::new() };
+        let limits = DecodeLimits { max_duration_secs: 10.0, max_pixels: 100, clips: Vec::new(), joined: Vec::new() };
         let mut clock = Clock::new(&limits, "video");
         clock.check(3600.0).unwrap();
         clock.check(3610.0).unwrap();
@@ -278,7 +283,7 @@ mod tests {
         let long = raw_h264(dir.path(), "long.h264", "160x120", 8);
         let (info, _) = super::super::probe(&long, &DecodeLimits::unlimited()).unwrap();
         assert!(info.duration < 4.0, "the raw stream declares {} s", info.duration);
-        let limits = DecodeLimits { max_duration_secs: 3.0, max_pixels: 400 * 300, clips: Vec::new() };
+        let limits = DecodeLimits { max_duration_secs: 3.0, max_pixels: 400 * 300, clips: Vec::new(), joined: Vec::new() };
         let err = transcode(&long, &limits).unwrap_err();
         assert!(matches!(err, MediaError::DurationLimit { .. }), "{err}");
         assert!(err.to_string().contains("max_duration_secs"), "{err}");

@@ -26,7 +26,8 @@ use super::file::FileSink;
 use super::filters::share;
 use super::image::ImageSink;
 use super::package::PackageSink;
-use super::input::{Decoded, Demuxer, Tracks, VideoFormat};
+use super::input::{Decoded, Tracks, VideoFormat};
+use super::stitch::Source;
 
 /// Frames waiting per lane. Enough to ride out an encoder's bursts (x264 takes several
 /// frames before it gives one back) while bounding memory.
@@ -76,7 +77,7 @@ pub fn transcode(
         results[index] = Some(result);
     };
 
-    let mut demuxer = match Demuxer::open(input, limits) {
+    let mut demuxer = match Source::open(input, limits) {
         Ok(demuxer) => demuxer,
         Err(err) => {
             for index in 0..targets.len() {
@@ -93,7 +94,7 @@ pub fn transcode(
     let mut lanes: Vec<(usize, Lane<Produced>)> = Vec::new();
     for (index, target) in targets.iter().enumerate() {
         let opening = Opening { input, limits, cancel, events: &events, tracks: &tracks };
-        let lane = open_sink(index, target, video_format.as_ref(), demuxer.duration, &opening)
+        let lane = open_sink(index, target, video_format.as_ref(), demuxer.duration(), &opening)
             .and_then(|sink| Lane::spawn(format!("copra-output-{index}"), sink, report(index, target.path.clone(), events.clone())));
         match lane {
             Ok(lane) => lanes.push((index, lane)),
@@ -101,7 +102,7 @@ pub fn transcode(
         }
     }
 
-    let mut progress = Progress { duration: demuxer.duration, seconds: 0.0, last: None };
+    let mut progress = Progress { duration: demuxer.duration(), seconds: 0.0, last: None };
     // Lanes that stopped taking frames (done early, or failed), joined at the end.
     let mut closed: Vec<(usize, Lane<Produced>)> = Vec::new();
     let outcome = loop {

@@ -19,7 +19,8 @@ use super::MediaError;
 use super::decode_limits::DecodeLimits;
 use super::encode::{VideoSetup, picture_chain};
 use super::filters;
-use super::input::{Decoded, Demuxer, VideoFormat};
+use super::input::{Decoded, VideoFormat};
+use super::stitch::Source;
 use super::probe::pixel_name;
 use crate::types::VideoPlan;
 
@@ -38,7 +39,7 @@ pub(super) fn palette(
     cancel: &AtomicBool,
     alive: &dyn Fn(),
 ) -> Result<frame::Video, MediaError> {
-    let mut demuxer = Demuxer::open(input, limits)?;
+    let mut demuxer = Source::open(input, limits)?;
     let format = demuxer.video_format().ok_or_else(|| MediaError::Unsupported("a GIF needs a video stream but the input has none".into()))?;
     let tone_map = plan.tone_map && filters::is_hdr(&format);
     let mut chain = picture_chain(plan, &format, setup, tone_map);

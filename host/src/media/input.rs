@@ -90,7 +90,13 @@ pub(super) struct Demuxer {
 
 impl Demuxer {
     pub fn open(path: &Path, limits: &DecodeLimits) -> Result<Self, MediaError> {
-        Self::from_context(super::open::open_local(path, limits)?, limits, &limits.clips)
+        Self::open_clips(path, limits, &limits.clips)
+    }
+
+    /// Open an input decoding only `clips` of it (none: all of it): a file joined after
+    /// the input, which has clips of its own.
+    pub fn open_clips(path: &Path, limits: &DecodeLimits, clips: &[crate::types::TimeRange]) -> Result<Self, MediaError> {
+        Self::from_context(super::open::open_local(path, limits)?, limits, clips)
     }
 
     /// Open a file the host made itself: an output, or a package's media playlist with

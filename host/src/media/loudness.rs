@@ -18,6 +18,7 @@ use super::MediaError;
 use super::decode_limits::DecodeLimits;
 use super::filters;
 use super::input::{AudioFormat, Decoded, Demuxer};
+use super::stitch::Source;
 use crate::types::{Loudness, LoudnessPlan, TimeRange};
 
 /// What `ebur128` reports for silence (its absolute gate) and below which nothing is
@@ -118,20 +119,20 @@ pub fn measure_loudness(
     progress: &dyn Fn(f64),
 ) -> Result<Vec<Result<Loudness, MediaError>>, MediaError> {
     super::init();
-    let mut demuxer = Demuxer::open(input, limits)?;
+    let mut demuxer = Source::open(input, limits)?;
     measure(&mut demuxer, requests, limits, progress)
 }
 
 /// Measure a file the engine made (a package's media playlist with its segments too).
 pub fn measure_output_loudness(file: &Path, limits: &DecodeLimits) -> Result<Loudness, MediaError> {
     super::init();
-    let mut demuxer = Demuxer::open_own(file, limits)?;
+    let mut demuxer = Source::One(Demuxer::open_own(file, limits)?);
     measure(&mut demuxer, &[LoudnessRequest { range: None, channels: None, through: None, stream: None }], limits, &|_| {})?
         .pop()
         .unwrap_or_else(|| Err(MediaError::Unsupported("nothing was measured".into())))
 }
 
-fn measure(demuxer: &mut Demuxer, requests: &[LoudnessRequest], limits: &DecodeLimits, progress: &dyn Fn(f64)) -> Result<Vec<Result<Loudness, MediaError>>, MediaError> {
+fn measure(demuxer: &mut Source, requests: &[LoudnessRequest], limits: &DecodeLimits, progress: &dyn Fn(f64)) -> Result<Vec<Result<Loudness, MediaError>>, MediaError> {
     let main = demuxer.main_audio().ok_or_else(|| MediaError::Unsupported("the file has no audio to measure".into()))?;
     let others: Vec<usize> = requests.iter().filter_map(|r| r.stream).filter(|s| *s != main).collect();
     demuxer.open_tracks(&others, limits);
@@ -146,7 +147,7 @@ fn measure(demuxer: &mut Demuxer, requests: &[LoudnessRequest], limits: &DecodeL
             Meter::open(format, r)
         })
         .collect();
-    let (duration, mut reported) = (demuxer.duration, 0.0);
+    let (duration, mut reported) = (demuxer.duration(), 0.0);
     let mut failure = None;
     loop {
         let step = demuxer.step(false, true, &mut |decoded| {

@@ -47,6 +47,7 @@ mod plan_check;
 mod probe;
 mod quality;
 mod split;
+mod stitch;
 mod subtitle_extract;
 mod subtitle_mux;
 
@@ -58,6 +59,7 @@ pub use job_check::{JobRefusal, check_job, smallest_input};
 pub use join::join;
 pub use loudness::{Adjustment, LoudnessRequest, SILENCE_LUFS, adjustment, is_lossy, limiter_request, measure_loudness, measure_output_loudness};
 pub use memory::{MemoryEstimate, memory_breakdown, memory_estimate};
+pub use stitch::{JoinedFile, MAX_JOINED};
 pub use split::{ChunkRange, chunk_ranges, chunk_ranges_aligned};
 pub use subtitle_extract::{InputSubtitles, MAX_INPUT_CUES, MAX_INPUT_TEXT_BYTES, extract_subtitles};
 pub use subtitle_mux::{MAX_SUBTITLE_TRACKS, SubtitleEvent, SubtitleTrack, add_subtitles, subtitle_codec};

@@ -130,7 +130,7 @@ fn position(o: &OverlayPlan) -> (String, String) {
 /// follows its aspect), RGBA (a PNG's alpha kept), the opacity applied to the alpha.
 fn picture(o: &OverlayPlan) -> Result<frame::Video, MediaError> {
     let file = o.file.as_ref().ok_or_else(|| MediaError::Unsupported("the image was not fetched".into()))?;
-    let limits = DecodeLimits { max_duration_secs: 86_400.0, max_pixels: MAX_IMAGE_PIXELS, clips: Vec::new() };
+    let limits = DecodeLimits { max_duration_secs: 86_400.0, max_pixels: MAX_IMAGE_PIXELS, clips: Vec::new(), joined: Vec::new() };
     let mut demuxer = Demuxer::open(file, &limits)?;
     let format = demuxer.video_format().ok_or_else(|| MediaError::Unsupported("the file is not a picture".into()))?;
     let mut first: Option<frame::Video> = None;

@@ -18,7 +18,7 @@ pub fn probe(path: &Path, limits: &super::DecodeLimits) -> Result<(MediaInfo, Va
     // Closed captions ride in the pictures (ATSC A/53 user data): only decoding a few
     // tells. The codecs that carry them, and no clips: this is the file as it is.
     if info.has_video && matches!(info.video_codec.as_str(), "h264" | "hevc" | "mpeg2video") {
-        let whole = super::DecodeLimits { clips: Vec::new(), ..limits.clone() };
+        let whole = super::DecodeLimits { clips: Vec::new(), joined: Vec::new(), ..limits.clone() };
         if carries_captions(path, &whole)
             && let Some(video) = metadata["streams"].as_array_mut().and_then(|s| s.iter_mut().find(|s| s["codec_type"] == "video"))
         {

@@ -22,6 +22,7 @@ use tracing::Instrument;
 mod audio_tracks;
 mod chunk_encode;
 mod heartbeat;
+mod inputs;
 mod ladder_planning;
 mod loudness;
 mod output_upload;
@@ -40,6 +41,7 @@ use crate::config::Config;
 use crate::db::jobs::{Lease, WriteError};
 use crate::db::{self, output};
 use crate::job::status::OutputState;
+use crate::job::spec::InputSpec;
 use crate::job::{JobSpec, OutputSpec};
 use crate::confined::{Engine, EngineError};
 use crate::media::{self, OutputTarget};
@@ -282,7 +284,8 @@ impl Worker {
             Ok(opened) => opened,
             Err(err) => return self.unopenable(&job, &outputs, lease, activity, err).await,
         };
-        let run = JobRun { worker: self, lease, spec: &spec, activity, attempts: job.attempts, engine: self.engine.for_clips(&spec.input.clips) };
+        let engine = self.engine.for_clips(&spec.input.clips).joining(inputs::joined_files(&spec, work));
+        let run = JobRun { worker: self, lease, spec: &spec, activity, attempts: job.attempts, engine };
         // The plugin versions the job was planned with, or none: never another version.
         let pins = crate::plugins::Pins::new(pins);
         if let Err(message) = self.plugins.ready(&self.db, &pins, self.config.plugin_sync.version_wait).await {
@@ -323,7 +326,7 @@ impl Worker {
         run.input_transferring().await?;
         let input_path = work.join("input");
         let uploads = crate::job::input_upload::TenantUploads::of(&self.config, &job.owner);
-        match self.fetch_input(spec, &local, &uploads, &input_path).await {
+        match self.fetch_input(&spec.input, &local, &uploads, &input_path).await {
             Ok(bytes) => crate::metrics::input_bytes(bytes),
             Err(message) => return Ok(run.fail_input(outputs, message).await?),
         }
@@ -338,6 +341,11 @@ impl Worker {
         run.input_probed(&input_metadata).await?;
         // Clips: every output is made from them joined, so plans and conditions see that.
         let info = match crate::job::clips::joined_info(&spec.input.clips, info) {
+            Ok(info) => info,
+            Err(message) => return Ok(run.fail_input(outputs, message).await?),
+        };
+        // Inputs joined after the first: fetched and probed too, and seen as one.
+        let info = match run.join_inputs(job, &local, &uploads, work, info, &input_metadata).await? {
             Ok(info) => info,
             Err(message) => return Ok(run.fail_input(outputs, message).await?),
         };
@@ -484,8 +492,8 @@ impl Worker {
         Ok(())
     }
 
-    async fn fetch_input(&self, spec: &JobSpec, local: &LocalFiles, uploads: &crate::job::input_upload::TenantUploads, dest: &Path) -> Result<u64, String> {
-        crate::job::prepare::fetch_input(&self.plugins, &self.http, &self.config.limits, spec, local, uploads, dest).await
+    async fn fetch_input(&self, input: &InputSpec, local: &LocalFiles, uploads: &crate::job::input_upload::TenantUploads, dest: &Path) -> Result<u64, String> {
+        crate::job::prepare::fetch_input(&self.plugins, &self.http, &self.config.limits, input, local, uploads, dest).await
     }
 
     async fn decide(&self, info: &MediaInfo, spec: &OutputSpec) -> Decision {

@@ -31,7 +31,10 @@ impl JobRun<'_> {
         info: &MediaInfo,
         planned: Vec<Planned>,
     ) -> anyhow::Result<Vec<Planned>> {
-        let embedded = has_text_subtitles(input_metadata);
+        // Joined inputs: the job's subtitles are timed on the joined timeline, and the
+        // inputs' own tracks (of one file each) are not used.
+        let embedded = has_text_subtitles(input_metadata) && self.spec.joined.is_empty();
+        let clips: &[crate::types::TimeRange] = if self.spec.joined.is_empty() { &self.spec.input.clips } else { &[] };
         let needs = |p: &Planned| (carries(p) && (!self.spec.subtitles.is_empty() || embedded)) || burn_in(p).is_some();
         if !planned.iter().any(needs) {
             return Ok(planned);
@@ -79,7 +82,7 @@ impl JobRun<'_> {
                     continue;
                 };
                 let script = work.join(format!("burn-in-{}.ass", p.row.position));
-                tokio::fs::write(&script, subtitles::ass(&subtitles::retime(cues, &self.spec.input.clips, range.as_ref()))).await?;
+                tokio::fs::write(&script, subtitles::ass(&subtitles::retime(cues, clips, range.as_ref()))).await?;
                 for video in p.target.plan.video_plans_mut() {
                     video.burn_in_file = video.burn_in.is_some().then(|| script.clone());
                 }
@@ -94,7 +97,7 @@ impl JobRun<'_> {
                     language: spec.language.clone(),
                     name: spec.name.clone(),
                     default: spec.default,
-                    cues: subtitles::retime(cues, &self.spec.input.clips, range.as_ref()),
+                    cues: subtitles::retime(cues, clips, range.as_ref()),
                 })
                 .collect();
             p.duration = output_duration(info, range.as_ref());

@@ -55,8 +55,8 @@ impl JobRun<'_> {
     pub fn wants_ultrafast(&self, info: &MediaInfo) -> bool {
         let asked = self.spec.settings.get("ultrafast").and_then(serde_json::Value::as_bool) == Some(true);
         let long = self.worker.config.worker.ultrafast_min_duration.is_some_and(|min| info.duration >= min.as_secs_f64());
-        // Chunks are cut from the input's own timeline; clips are joined in one decode.
-        (asked || long) && self.spec.input.clips.is_empty()
+        // Chunks are cut from the input's own timeline; clips and inputs are joined in one decode.
+        (asked || long) && self.spec.input.clips.is_empty() && self.spec.joined.is_empty()
     }
 
     /// Run the chunkable outputs of `planned` ultrafast; returns the others, for the

@@ -57,7 +57,7 @@ pub fn to_job(request: &Request) -> Result<JobSpec, JobError> {
         }
     };
 
-    Ok(JobSpec { input, storage: storage(&request.destination), outputs, notification, settings: Value::Object(Map::new()), subtitles: Vec::new() })
+    Ok(JobSpec { input, joined: Vec::new(), storage: storage(&request.destination), outputs, notification, settings: Value::Object(Map::new()), subtitles: Vec::new() })
 }
 
 /// The Coconut storage block the `s3` storage plugin validates and resolves.

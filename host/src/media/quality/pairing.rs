@@ -29,7 +29,7 @@ pub(super) fn run(
     limits: &DecodeLimits,
     progress: &dyn Fn(f64),
 ) -> Result<Vec<Result<Quality, MediaError>>, MediaError> {
-    let mut source = Demuxer::open(reference, limits)?;
+    let mut source = crate::media::stitch::Source::open(reference, limits)?;
     let format = source.video_format().ok_or_else(|| MediaError::Unsupported("the source has no video to compare the output with".into()))?;
     if format.rotation != 0 {
         return Err(MediaError::Unsupported("quality is not measured for a source that is shown rotated".into()));
@@ -42,7 +42,7 @@ pub(super) fn run(
     let mut lanes: Vec<Result<Lane, MediaError>> = targets.iter().map(|t| Lane::open(t, layout, model, share, limits)).collect();
     let mut to_layout = Converter::new(layout);
     let mut previous: Option<frame::Video> = None;
-    let duration = source.duration;
+    let duration = source.duration();
     let mut failed: Option<MediaError> = None;
     loop {
         let mut decoded: Vec<(frame::Video, f64)> = Vec::new();
