@@ -138,6 +138,11 @@ struct Flow {
     /// The last decoded picture's pts and duration, in the file's time base (to close
     /// the conforming graph at the end of that picture).
     last_input: Option<(i64, i64)>,
+    /// A later file's first picture time, seconds from its start: its timeline starts
+    /// there (a join is frame-exact), and its audio is cut by as much to stay in sync.
+    lead: Option<f64>,
+    /// Whether the audio before `lead` has been dropped.
+    lead_cut: bool,
     /// Samples handed out for this file (at the joined rate).
     samples: u64,
     /// Conformed audio not handed out yet: it waits for the pictures, so that a file's
@@ -258,7 +263,7 @@ impl Stitched {
 
 impl Part {
     fn new(demuxer: Demuxer) -> Part {
-        let flow = Flow { format: demuxer.video_format(), video: None, audio: None, video_end: 0.0, last_input: None, samples: 0, held: VecDeque::new() };
+        let flow = Flow { format: demuxer.video_format(), video: None, audio: None, video_end: 0.0, last_input: None, lead: None, lead_cut: false, samples: 0, held: VecDeque::new() };
         Part { demuxer, flow }
     }
 }
@@ -278,6 +283,9 @@ impl Flow {
         if let (Some(pts), Some(format)) = (frame.pts(), self.format.as_ref()) {
             let duration = (f64::from(format.frame_rate.invert()) / f64::from(format.time_base)).round().max(1.0) as i64;
             self.last_input = Some((pts, duration));
+            if self.video.is_some() && self.lead.is_none() {
+                self.lead = Some(pts as f64 * f64::from(format.time_base));
+            }
         }
         let Some(graph) = self.video.as_mut() else {
             // The first file is the joined video's own: its frames go as they are.
@@ -299,6 +307,7 @@ impl Flow {
         let time_base = sink_time_base(graph, target.time_base);
         let mut out = frame::Video::empty();
         while pull(graph, &mut out)? {
+            // The graph starts the file's pictures at zero (`setpts`): at its first picture.
             let seconds = out.pts().unwrap_or(0) as f64 * f64::from(time_base);
             self.video_end = self.video_end.max(seconds + f64::from(target.frame_rate.invert()));
             let joined = ((start + seconds) / f64::from(target.time_base)).round() as i64;
@@ -341,6 +350,19 @@ impl Flow {
             return;
         };
         let rate = f64::from(target.rate.max(1));
+        if !self.lead_cut && self.video.is_some() {
+            // The audio before a later file's first picture is not joined.
+            let Some(lead) = self.lead else { return };
+            self.lead_cut = true;
+            let mut skip = (lead * rate).round() as usize;
+            while skip > 0 && let Some(frame) = self.held.pop_front() {
+                if frame.samples() > skip {
+                    self.held.push_front(super::clips::cut_samples(&frame, skip, frame.samples(), target.layout));
+                    break;
+                }
+                skip -= frame.samples();
+            }
+        }
         let limit = until.map(|t| (t * rate).round().max(0.0) as u64);
         while let Some(mut frame) = self.held.pop_front() {
             let count = frame.samples() as u64;
@@ -384,10 +406,19 @@ impl Flow {
 fn silence(format: &AudioFormat, count: usize) -> frame::Audio {
     let mut frame = frame::Audio::new(format.sample_format, count, format.layout);
     frame.set_rate(format.rate);
-    // Unsigned 8-bit samples are silent at their midpoint; every other format at zero.
-    let quiet = if matches!(format.sample_format, ffmpeg::format::Sample::U8(_)) { 0x80 } else { 0 };
-    for plane in 0..frame.planes() {
-        frame.data_mut(plane).fill(quiet);
+    // SAFETY: ffmpeg-next's `data_mut(i)` is sized by `linesize[i]`, which FFmpeg sets
+    // for the first plane of audio only, so FFmpeg itself writes the silence (zero, or
+    // the midpoint of unsigned samples) into every plane. The frame was allocated for
+    // `count` samples of its format and channels; `extended_data` points to each plane.
+    unsafe {
+        let ptr = frame.as_mut_ptr();
+        ffmpeg::ffi::av_samples_set_silence(
+            (*ptr).extended_data,
+            0,
+            count as i32,
+            frame.channels() as i32,
+            ffmpeg::ffi::AVSampleFormat::from(format.sample_format),
+        );
     }
     frame
 }
@@ -396,7 +427,8 @@ fn silence(format: &AudioFormat, count: usize) -> frame::Audio {
 /// stored orientation, fitted in its size with black bars, in its pixel format, pixel
 /// aspect and frame rate.
 fn conform_chain(from: &VideoFormat, to: &VideoFormat) -> String {
-    let mut chain = Vec::new();
+    // The file's timeline starts at its first picture: the join is frame-exact.
+    let mut chain = vec!["setpts=PTS-STARTPTS".to_string()];
     match (from.rotation - to.rotation).rem_euclid(360) {
         90 => chain.push("transpose=clock".to_string()),
         180 => chain.push("hflip,vflip".to_string()),
