@@ -53,13 +53,16 @@ def three_languages(media_dir):
     return "alternate/in.mkv"
 
 
-def tone_of(path: Path, stream: int = 0) -> float:
-    """The loudest frequency of a file's (or an HLS playlist's) audio stream, in Hz."""
+def tone_of(path: Path, stream: int = 0, window: tuple = None) -> float:
+    """The loudest frequency of a file's (or an HLS playlist's) audio stream, in Hz
+    (over `window`, (from, to) seconds, when given)."""
     hls = ["-allowed_extensions", "ALL"] if path.suffix == ".m3u8" else []
     raw = subprocess.run(["ffmpeg", "-v", "error", "-nostdin", *hls, "-i", str(path), "-map", f"0:a:{stream}",
                           "-ac", "1", "-ar", "48000", "-f", "f32le", "-"], check=True, capture_output=True, timeout=60).stdout
     samples = np.frombuffer(raw, dtype=np.float32)
     assert len(samples) > 48000 * 4, f"{path}: {len(samples)} samples"
+    if window:
+        samples = samples[int(window[0] * 48000):int(window[1] * 48000)]
     spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples))))
     return float(np.fft.rfftfreq(len(samples), 1 / 48000)[np.argmax(spectrum)])
 

@@ -1,7 +1,7 @@
 """The book's Editing chapter's job, submitted as written (its URLs pointed at a test
-server, its storage at the test bucket): clips, a watermark, loudness, two subtitle
-languages and two audio languages into HLS, DASH and an MP4 at once, each checked on
-what was made."""
+server, its storage at the test bucket): an intro joined before the programme's clips,
+a watermark, loudness, two subtitle languages and two audio languages into HLS, DASH
+and an MP4 at once, each checked on what was made."""
 
 import json
 import re
@@ -44,11 +44,19 @@ def assets(media_dir):
          "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(d / "programme.mp4")],
         check=True, timeout=120,
     )
+    # The intro: another size, rate and audio format, one untagged track (its tone under both languages).
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-nostdin",
+         "-f", "lavfi", "-i", "testsrc=size=1280x720:rate=30:duration=2",
+         "-f", "lavfi", "-i", "sine=frequency=330:sample_rate=44100:duration=2,volume=-20dB",
+         "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-ac", "1", str(d / "intro.mp4")],
+        check=True, timeout=120,
+    )
     subprocess.run(["ffmpeg", "-v", "error", "-y", "-nostdin", "-f", "lavfi", "-i", "color=c=red:s=64x64,format=rgba", "-frames:v", "1", str(d / "logo.png")],
                    check=True, timeout=60)
-    # Cues at input times: one in the gap between the clips (2-3 s), one in the second clip.
-    (d / "programme.en.vtt").write_text("WEBVTT\n\n00:00:00.500 --> 00:00:01.500\nOne\n\n00:00:02.200 --> 00:00:02.800\nCut away\n\n00:00:03.500 --> 00:00:04.500\nTwo\n")
-    (d / "programme.fr.srt").write_text("1\n00:00:00,500 --> 00:00:01,500\nUn\n\n2\n00:00:03,500 --> 00:00:04,500\nDeux\n")
+    # Cues on the joined timeline: one in the programme's first clip, one in its second.
+    (d / "programme.en.vtt").write_text("WEBVTT\n\n00:00:02.500 --> 00:00:03.500\nOne\n\n00:00:04.500 --> 00:00:05.500\nTwo\n")
+    (d / "programme.fr.srt").write_text("1\n00:00:02,500 --> 00:00:03,500\nUn\n\n2\n00:00:04,500 --> 00:00:05,500\nDeux\n")
     return d
 
 
@@ -61,8 +69,8 @@ def test_the_chapters_job_does_it_all(shared_copra, s3, media_server, assets, tm
     pkg = download_package(s3, prefix, tmp_path / "pkg")
     mp4 = next(f for k, f in files.items() if str(f).endswith(".mp4"))
 
-    # The clips: 2 s + 3 s.
-    assert abs(float(ffprobe(mp4)["format"]["duration"]) - 5.0) < 0.1
+    # The intro (2 s) and the clips: 2 s + 3 s.
+    assert abs(float(ffprobe(mp4)["format"]["duration"]) - 7.0) < 0.1
 
     # The logo, top right, 15 % of each picture's width, over the test pattern at 0.8.
     def logo_is_drawn(picture: np.ndarray):
@@ -78,24 +86,27 @@ def test_the_chapters_job_does_it_all(shared_copra, s3, media_server, assets, tm
         logo_is_drawn(frame_at(pkg / "hls" / variant.uri, 1.0, (w, h)))
 
     # Two audio languages, each at -16 LUFS from its own level (15 dB apart in the
-    # input), each its own tone: in the HLS group, in the MPD, in the MP4.
+    # programme), each the intro's tone first, then its own: in the HLS group, in the
+    # MPD, in the MP4.
+    intro, programme = (0.3, 1.7), (2.5, 6.5)
     audio = [m for m in master.media if m.type == "AUDIO"]
     assert [(m.language, m.default) for m in audio] == [("en", "YES"), ("fr", "NO")]
     for m in audio:
         assert abs(ebur128(pkg / "hls" / m.uri)["integrated"] - -16) <= 1.0, m.language
-        assert abs(tone_of(pkg / "hls" / m.uri) - {"en": 440, "fr": 660}[m.language]) < 5, m.language
+        assert abs(tone_of(pkg / "hls" / m.uri, window=intro) - 330) < 5, m.language
+        assert abs(tone_of(pkg / "hls" / m.uri, window=programme) - {"en": 440, "fr": 660}[m.language]) < 5, m.language
     mp4_audio = [s for s in ffprobe(mp4)["streams"] if s["codec_type"] == "audio"]
     assert [s["tags"]["language"] for s in mp4_audio] == ["eng", "fra"]
     for i, tone in enumerate((440, 660)):
         assert abs(ebur128(mp4, i)["integrated"] - -16) <= 1.0, i
-        assert abs(tone_of(mp4, i) - tone) < 5, i
+        assert abs(tone_of(mp4, i, window=intro) - 330) < 5, i
+        assert abs(tone_of(mp4, i, window=programme) - tone) < 5, i
 
-    # Both languages, their cues on the joined timeline: the one in the gap is gone,
-    # the one at 3.5 s of the input is at 2.5 s.
+    # Both languages, their cues where the files put them on the joined timeline.
     subs = {m.language: m for m in master.media if m.type == "SUBTITLES"}
     assert set(subs) == {"en", "fr"} and subs["en"].default == "YES"
     en = m3u8.load(str(pkg / "hls" / subs["en"].uri))
-    assert cues_of([pkg / "hls" / Path(subs["en"].uri).parent / s.uri for s in en.segments]) == [(0.5, 1.5, "One"), (2.5, 3.5, "Two")]
+    assert cues_of([pkg / "hls" / Path(subs["en"].uri).parent / s.uri for s in en.segments]) == [(2.5, 3.5, "One"), (4.5, 5.5, "Two")]
     # And in the MP4, as `mov_text` streams (their cues are read back in test_subtitle_tracks.py).
     mp4_subs = [(s["codec_name"], s["tags"]["language"]) for s in ffprobe(mp4)["streams"] if s["codec_type"] == "subtitle"]
     assert mp4_subs == [("mov_text", "eng"), ("mov_text", "fra")], mp4_subs
@@ -103,4 +114,4 @@ def test_the_chapters_job_does_it_all(shared_copra, s3, media_server, assets, tm
     for language in ("en", "fr"):
         assert re.search(rf'contentType="text"[^>]*lang="{language}"', mpd), mpd
         assert re.search(rf'contentType="audio"[^>]*lang="{language}"', mpd), mpd
-    assert cues_of([pkg / "dash/subs-fr.vtt"]) == [(0.5, 1.5, "Un"), (2.5, 3.5, "Deux")]
+    assert cues_of([pkg / "dash/subs-fr.vtt"]) == [(2.5, 3.5, "Un"), (4.5, 5.5, "Deux")]

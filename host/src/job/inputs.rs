@@ -34,10 +34,11 @@ pub fn parse(value: &Value, parse_input: impl Fn(&Value) -> Result<InputSpec, Jo
 }
 
 /// The joined input as plans and conditions see it: the first's pictures and audio
-/// (a later input's audio when the first has none), the durations added up, and one
-/// audio track (the tracks of different files do not line up). Each `info` is already
-/// its own clips joined. An error, for the user, when a later input has no video but
-/// the first has.
+/// (a later input's audio when the first has none), the durations added up, and the
+/// audio tracks of the input that has the most (a programme's languages after a
+/// one-track intro; each input plays a track in its language, else its main audio).
+/// Each `info` is already its own clips joined. An error, for the user, when a later
+/// input has no video but the first has.
 pub fn joined_info(first: MediaInfo, others: &[MediaInfo]) -> Result<MediaInfo, String> {
     let mut info = first;
     for (i, other) in others.iter().enumerate() {
@@ -49,12 +50,11 @@ pub fn joined_info(first: MediaInfo, others: &[MediaInfo]) -> Result<MediaInfo, 
             info.audio_codec = other.audio_codec.clone();
             info.sample_rate = other.sample_rate;
             info.channels = other.channels;
-            info.audio_tracks = other.audio_tracks.iter().take(1).map(|t| crate::types::AudioTrack { stream: 0, ..t.clone() }).collect();
         }
         info.duration += other.duration;
         info.size += other.size;
     }
-    info.audio_tracks.truncate(1);
+    info.audio_tracks = crate::media::joined_tracks(std::iter::once(info.audio_tracks.as_slice()).chain(others.iter().map(|o| o.audio_tracks.as_slice())));
     // The bitrate over the whole: bytes over seconds.
     if info.duration > 0.0 {
         info.bitrate = (info.size as f64 * 8.0 / info.duration) as u64;
@@ -90,17 +90,13 @@ mod tests {
     }
 
     #[test]
-    fn the_joined_input_adds_up_and_keeps_one_audio_track() {
+    fn the_joined_input_adds_up_and_offers_the_programmes_tracks() {
         let joined = joined_info(info(2.0, true, false), &[info(5.0, true, true), info(1.5, true, false)]).unwrap();
         assert_eq!(joined.duration, 8.5);
         assert!(joined.has_audio, "a later input's audio makes the joined input's");
         assert_eq!((joined.sample_rate, joined.channels), (44_100, 2));
-        assert_eq!(joined.audio_tracks.len(), 1);
-        assert_eq!(joined.audio_tracks[0].stream, 0, "the joined audio's own stream");
+        assert_eq!(joined.audio_tracks.len(), 2, "the programme's two languages");
         assert_eq!((joined.width, joined.height), (640, 360));
-        let kept = joined_info(info(2.0, true, true), &[info(1.0, true, true)]).unwrap();
-        assert_eq!(kept.audio_tracks.len(), 1);
-        assert_eq!(kept.audio_tracks[0].stream, 1, "the first input's main track");
         let err = joined_info(info(2.0, true, true), &[info(1.0, false, true)]).unwrap_err();
         assert!(err.contains("Input 2 has no video"), "{err}");
     }

@@ -48,6 +48,7 @@ mod probe;
 mod quality;
 mod split;
 mod stitch;
+mod stitch_audio;
 mod subtitle_extract;
 mod subtitle_mux;
 
@@ -60,6 +61,7 @@ pub use join::join;
 pub use loudness::{Adjustment, LoudnessRequest, SILENCE_LUFS, adjustment, is_lossy, limiter_request, measure_loudness, measure_output_loudness};
 pub use memory::{MemoryEstimate, memory_breakdown, memory_estimate};
 pub use stitch::{JoinedFile, MAX_JOINED};
+pub use stitch_audio::{joined_tracks, source_track};
 pub use split::{ChunkRange, chunk_ranges, chunk_ranges_aligned};
 pub use subtitle_extract::{InputSubtitles, MAX_INPUT_CUES, MAX_INPUT_TEXT_BYTES, extract_subtitles};
 pub use subtitle_mux::{MAX_SUBTITLE_TRACKS, SubtitleEvent, SubtitleTrack, add_subtitles, subtitle_codec};

@@ -55,6 +55,11 @@ pub fn probe_output(path: &Path) -> Result<(MediaInfo, Value), MediaError> {
     describe(super::open::open_own_output(path)?, path)
 }
 
+/// The audio tracks of an input, as [`probe`] lists them (the main one first).
+pub(super) fn audio_tracks(path: &Path, limits: &super::DecodeLimits) -> Result<Vec<crate::types::AudioTrack>, MediaError> {
+    Ok(describe(super::open::open_local(path, limits)?, path)?.0.audio_tracks)
+}
+
 fn describe(mut input: super::open::LocalInput, path: &Path) -> Result<(MediaInfo, Value), MediaError> {
     let mut info = MediaInfo {
         duration: duration_seconds(input.duration()),

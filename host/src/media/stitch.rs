@@ -19,8 +19,9 @@ use super::MediaError;
 use super::decode_limits::DecodeLimits;
 use super::filters::{close, feed, pull, sink_time_base};
 use super::input::{AudioFormat, Decoded, Demuxer, VideoFormat};
-use super::probe::pixel_name;
-use crate::types::TimeRange;
+use super::probe::{audio_tracks, pixel_name};
+use super::stitch_audio::{Lead, TrackLane, joined_tracks, source_track};
+use crate::types::{AudioTrack, TimeRange};
 
 /// The most inputs one job joins (the first and those after it).
 pub const MAX_JOINED: usize = 20;
@@ -46,7 +47,7 @@ impl Source {
         if limits.joined.is_empty() {
             return Ok(Source::One(first));
         }
-        Ok(Source::Joined(Box::new(Stitched::open(first, limits)?)))
+        Ok(Source::Joined(Box::new(Stitched::open(path, first, limits)?)))
     }
 
     pub fn video_format(&self) -> Option<VideoFormat> {
@@ -64,20 +65,19 @@ impl Source {
         }
     }
 
-    /// Decode these alternate audio tracks too. Joined inputs have their main track only
-    /// (the tracks of different files do not line up), so this opens nothing for them.
+    /// Decode these alternate audio tracks too (for joined inputs, joined tracks).
     pub fn open_tracks(&mut self, streams: &[usize], limits: &DecodeLimits) {
-        if let Source::One(d) = self {
-            d.open_tracks(streams, limits);
+        match self {
+            Source::One(d) => d.open_tracks(streams, limits),
+            Source::Joined(s) => s.open_tracks(streams),
         }
     }
 
-    /// The main audio track's stream index (for joined inputs, the first file's, or 0
-    /// when only a later one has audio: the one track of the joined input).
+    /// The main audio track's stream index (for joined inputs, the joined main track's id).
     pub fn main_audio(&self) -> Option<usize> {
         match self {
             Source::One(d) => d.main_audio(),
-            Source::Joined(s) => s.audio.as_ref().map(|_| s.main_stream),
+            Source::Joined(s) => s.main_audio(),
         }
     }
 
@@ -85,7 +85,7 @@ impl Source {
     pub fn track_formats(&self) -> Vec<(usize, AudioFormat)> {
         match self {
             Source::One(d) => d.track_formats(),
-            Source::Joined(s) => s.audio.iter().map(|a| (s.main_stream, a.clone())).collect(),
+            Source::Joined(s) => s.track_formats(),
         }
     }
 
@@ -102,15 +102,17 @@ impl Source {
 pub(super) struct Stitched {
     /// The file being decoded and how its frames are conformed.
     part: Part,
-    /// The files still to come.
-    rest: VecDeque<JoinedFile>,
+    /// The files still to come, with their number (the first input is 1).
+    rest: VecDeque<(usize, JoinedFile)>,
     limits: DecodeLimits,
     /// The joined video: the first file's.
     video: Option<VideoFormat>,
     /// The joined audio: the first file's that has audio, in a time base of one sample.
     audio: Option<AudioFormat>,
-    /// The joined audio's stream index: the first file's main audio stream, else 0.
-    main_stream: usize,
+    /// The joined audio tracks (see [`joined_tracks`]), the main one first.
+    tracks: Vec<AudioTrack>,
+    /// The ids of the joined tracks decoded: the main one and those asked for.
+    wanted: Vec<usize>,
     /// The files' durations together (as their containers say), seconds.
     duration: f64,
     /// Where the current file starts on the joined timeline, seconds.
@@ -122,17 +124,21 @@ pub(super) struct Stitched {
 /// One file of the join, being decoded.
 struct Part {
     demuxer: Demuxer,
+    /// Its audio tracks, as the probe lists them.
+    tracks: Vec<AudioTrack>,
+    /// Whether it is the first file (whose timeline is the joined one's start).
+    first: bool,
     flow: Flow,
+    /// One lane per joined track decoded.
+    lanes: Vec<TrackLane>,
 }
 
-/// How one file's frames flow onto the joined timeline.
+/// How one file's pictures flow onto the joined timeline.
 struct Flow {
     /// The file's own video, as decoded.
     format: Option<VideoFormat>,
     /// Pictures of a later file made like the first's; none for the first file.
     video: Option<filter::Graph>,
-    /// The file's audio made like the joined audio; none when it has no audio.
-    audio: Option<filter::Graph>,
     /// The end of the file's last picture so far, seconds from its start.
     video_end: f64,
     /// The last decoded picture's pts and duration, in the file's time base (to close
@@ -141,21 +147,14 @@ struct Flow {
     /// A later file's first picture time, seconds from its start: its timeline starts
     /// there (a join is frame-exact), and its audio is cut by as much to stay in sync.
     lead: Option<f64>,
-    /// Whether the audio before `lead` has been dropped.
-    lead_cut: bool,
-    /// Samples handed out for this file (at the joined rate).
-    samples: u64,
-    /// Conformed audio not handed out yet: it waits for the pictures, so that a file's
-    /// audio running past its last picture can be cut there.
-    held: VecDeque<frame::Audio>,
 }
 
 impl Stitched {
-    fn open(first: Demuxer, limits: &DecodeLimits) -> Result<Stitched, MediaError> {
+    fn open(path: &Path, first: Demuxer, limits: &DecodeLimits) -> Result<Stitched, MediaError> {
         let video = first.video_format();
         let mut audio = first.audio_format();
         let mut duration = first.duration;
-        let main_stream = first.main_audio().unwrap_or(0);
+        let mut listed = vec![audio_tracks(path, limits)?];
         // Every file is opened now: one that cannot be read fails the job before any
         // encode, and the joined audio takes the first file's that has audio.
         for (i, file) in limits.joined.iter().enumerate() {
@@ -167,31 +166,81 @@ impl Stitched {
                 audio = demuxer.audio_format();
             }
             duration += demuxer.duration;
+            listed.push(audio_tracks(&file.path, limits).map_err(|e| at_input(i + 2, e))?);
         }
         let audio = audio.map(|a| AudioFormat { time_base: Rational::new(1, a.rate.max(1) as i32), ..a });
+        let tracks = joined_tracks(listed.iter().map(Vec::as_slice));
+        let first_tracks = listed.swap_remove(0);
         let mut stitched = Stitched {
-            part: Part::new(first),
-            rest: limits.joined.iter().cloned().collect(),
+            part: Part::new(first, first_tracks, true),
+            rest: limits.joined.iter().cloned().enumerate().map(|(i, f)| (i + 2, f)).collect(),
             limits: limits.clone(),
-            main_stream,
+            wanted: tracks.first().map(|t| t.stream).into_iter().collect(),
+            tracks,
             video,
             audio,
             duration,
             start: 0.0,
             last_video: None,
         };
-        stitched.part.flow.audio = stitched.audio_graph()?;
+        stitched.open_lanes()?;
         Ok(stitched)
     }
 
+    /// The joined main track's id, when there is audio.
+    pub fn main_audio(&self) -> Option<usize> {
+        self.audio.as_ref().and(self.wanted.first().copied())
+    }
+
+    /// Every decoded joined track's id, each in the joined audio's format.
+    pub fn track_formats(&self) -> Vec<(usize, AudioFormat)> {
+        let Some(audio) = &self.audio else { return Vec::new() };
+        self.wanted.iter().map(|&id| (id, audio.clone())).collect()
+    }
+
+    /// Decode these joined tracks too (before the first step).
+    pub fn open_tracks(&mut self, ids: &[usize]) {
+        for &id in ids {
+            if self.tracks.iter().any(|t| t.stream == id) && !self.wanted.contains(&id) {
+                self.wanted.push(id);
+            }
+        }
+        if let Err(err) = self.open_lanes() {
+            tracing::warn!(%err, "joined audio tracks cannot be decoded");
+        }
+    }
+
+    /// The current file's lanes: for each joined track decoded, the file's stream that
+    /// plays it (decoded beside its main audio when it is another).
+    fn open_lanes(&mut self) -> Result<(), MediaError> {
+        let Some(target) = &self.audio else { return Ok(()) };
+        let part = &mut self.part;
+        let main_stream = part.demuxer.main_audio();
+        let sources: Vec<Option<usize>> = self
+            .wanted
+            .iter()
+            .map(|id| self.tracks.iter().find(|t| t.stream == *id).and_then(|t| source_track(t, &part.tracks)))
+            .collect();
+        let others: Vec<usize> = sources.iter().flatten().copied().filter(|s| Some(*s) != main_stream).collect();
+        part.demuxer.open_tracks(&others, &self.limits);
+        let formats = part.demuxer.track_formats();
+        part.lanes = Vec::with_capacity(self.wanted.len());
+        for (i, (&id, source)) in self.wanted.iter().zip(sources).enumerate() {
+            let source = source.and_then(|s| formats.iter().find(|(index, _)| *index == s)).map(|(s, f)| (*s, f));
+            part.lanes.push(TrackLane::open(id, i == 0, source, target)?);
+        }
+        Ok(())
+    }
+
     fn step(&mut self, want_video: bool, want_audio: bool, each: &mut dyn FnMut(Decoded<'_>)) -> Result<bool, MediaError> {
-        let Stitched { part: Part { demuxer, flow }, video, audio, start, last_video, .. } = self;
+        let Stitched { part: Part { demuxer, flow, lanes, .. }, video, audio, start, last_video, .. } = self;
+        let main_stream = demuxer.main_audio();
         let mut failed = None;
         let more = demuxer.step(want_video, want_audio && audio.is_some(), &mut |decoded| {
             let result = match decoded {
                 Decoded::Video(frame, _) => flow.take_video(frame, video.as_ref(), *start, last_video, each),
-                Decoded::Audio(frame, _) => flow.take_audio(frame),
-                Decoded::Track(..) => Ok(()),
+                Decoded::Audio(frame, _) => take_audio(lanes, main_stream, frame),
+                Decoded::Track(stream, frame, _) => take_audio(lanes, Some(stream), frame),
             };
             if let Err(err) = result {
                 failed.get_or_insert(err);
@@ -202,69 +251,81 @@ impl Stitched {
         }
         if more {
             // Audio is handed out up to the pictures so far (all of it when there are none).
-            let until = if self.video.is_some() && want_video { Some(self.part.flow.video_end) } else { None };
-            self.part.flow.give_audio(until, false, self.audio.as_ref(), self.start, each);
+            if let Some(target) = self.audio.as_ref().filter(|_| want_audio) {
+                let until = if self.video.is_some() && want_video { Some(self.part.flow.video_end) } else { None };
+                let lead = self.part.lead();
+                for lane in &mut self.part.lanes {
+                    lane.give(until, false, lead, target, self.start, each);
+                }
+            }
             return Ok(true);
         }
         self.finish_part(want_video, want_audio, each)?;
-        let Some(next) = self.rest.pop_front() else { return Ok(false) };
-        let index = self.limits.joined.len() - self.rest.len() + 1;
-        let demuxer = Demuxer::open_clips(&next.path, &self.limits, &next.clips).map_err(|e| at_input(index, e))?;
-        let mut part = Part::new(demuxer);
+        let Some((number, next)) = self.rest.pop_front() else { return Ok(false) };
+        let demuxer = Demuxer::open_clips(&next.path, &self.limits, &next.clips).map_err(|e| at_input(number, e))?;
+        let tracks = audio_tracks(&next.path, &self.limits).map_err(|e| at_input(number, e))?;
+        let mut part = Part::new(demuxer, tracks, false);
         part.flow.video = match (&self.video, &part.flow.format) {
             (Some(target), Some(format)) => Some(conform_video(format, target)?),
             _ => None,
         };
         self.part = part;
-        self.part.flow.audio = self.audio_graph()?;
+        self.open_lanes()?;
         Ok(true)
     }
 
     /// The end of a file: its last pictures out of the conforming graph, its audio cut
     /// or padded to their end, and the next file's start moved there.
     fn finish_part(&mut self, want_video: bool, want_audio: bool, each: &mut dyn FnMut(Decoded<'_>)) -> Result<(), MediaError> {
-        let Stitched { part: Part { flow, .. }, video, start, last_video, .. } = self;
+        let Stitched { part: Part { flow, lanes, .. }, video, start, last_video, .. } = self;
         if let (Some(graph), Some((pts, duration))) = (flow.video.as_mut(), flow.last_input) {
             close(graph, pts + duration)?;
             flow.drain_video(video.as_ref(), *start, last_video, each)?;
         }
-        if let Some(graph) = flow.audio.as_mut() {
-            feed(graph, None)?;
-            flow.drain_audio()?;
+        for lane in lanes.iter_mut() {
+            lane.flush()?;
         }
         // Where the file ends: its last picture's end. Without pictures decoded (a
         // reader of the audio alone), the container's duration stands in.
+        let rate = f64::from(self.audio.as_ref().map_or(1, |a| a.rate.max(1)));
         let end = match (&self.video, want_video) {
             (Some(_), true) => self.part.flow.video_end,
             (Some(_), false) => self.part.demuxer.duration,
-            (None, _) => self.part.flow.samples as f64 / f64::from(self.audio.as_ref().map_or(1, |a| a.rate.max(1))),
+            (None, _) => self.part.lanes.iter().map(|l| l.samples).max().unwrap_or(0) as f64 / rate,
         };
-        if let Some(audio) = self.audio.as_ref().filter(|_| want_audio) {
-            self.part.flow.give_audio(Some(end), true, Some(audio), self.start, each);
-            self.part.flow.pad_audio(end, audio, self.start, each);
+        if let Some(target) = self.audio.as_ref().filter(|_| want_audio) {
+            let lead = self.part.lead();
+            for lane in &mut self.part.lanes {
+                lane.give(Some(end), true, lead, target, self.start, each);
+                lane.pad(end, target, self.start, each);
+            }
         }
         self.start += end;
         Ok(())
     }
+}
 
-    /// The graph that makes the current file's audio like the joined audio: resampled
-    /// (and its gaps filled), in the joined sample format and channels.
-    fn audio_graph(&self) -> Result<Option<filter::Graph>, MediaError> {
-        let (Some(target), Some(format)) = (&self.audio, self.part.demuxer.audio_format()) else { return Ok(None) };
-        let spec = format!(
-            "aresample={rate}:async=1:first_pts=0,aformat=sample_fmts={fmt}:sample_rates={rate}:channel_layouts=0x{layout:x}",
-            rate = target.rate,
-            fmt = target.sample_format.name(),
-            layout = target.layout.bits(),
-        );
-        super::filters::audio_graph(&format, &spec, |_| {}).map(Some)
+/// A decoded frame of the file's `stream`, to every lane it plays.
+fn take_audio(lanes: &mut [TrackLane], stream: Option<usize>, frame: &frame::Audio) -> Result<(), MediaError> {
+    for lane in lanes.iter_mut().filter(|l| stream.is_some() && l.source == stream) {
+        lane.take(frame)?;
     }
+    Ok(())
 }
 
 impl Part {
-    fn new(demuxer: Demuxer) -> Part {
-        let flow = Flow { format: demuxer.video_format(), video: None, audio: None, video_end: 0.0, last_input: None, lead: None, lead_cut: false, samples: 0, held: VecDeque::new() };
-        Part { demuxer, flow }
+    fn new(demuxer: Demuxer, tracks: Vec<AudioTrack>, first: bool) -> Part {
+        let flow = Flow { format: demuxer.video_format(), video: None, video_end: 0.0, last_input: None, lead: None };
+        Part { demuxer, tracks, first, flow, lanes: Vec::new() }
+    }
+
+    /// Where this file's timeline starts against its audio's.
+    fn lead(&self) -> Lead {
+        match (self.first, self.flow.format.is_some(), self.flow.lead) {
+            (true, _, _) | (false, false, _) => Lead::None,
+            (false, true, None) => Lead::Unknown,
+            (false, true, Some(lead)) => Lead::At(lead),
+        }
     }
 }
 
@@ -321,106 +382,6 @@ impl Flow {
         }
         Ok(())
     }
-
-    /// Decoded audio into the conforming graph; what it makes waits in `held`.
-    fn take_audio(&mut self, frame: &frame::Audio) -> Result<(), MediaError> {
-        let Some(graph) = self.audio.as_mut() else { return Ok(()) };
-        feed(graph, Some(frame))?;
-        self.drain_audio()
-    }
-
-    fn drain_audio(&mut self) -> Result<(), MediaError> {
-        let Some(graph) = self.audio.as_mut() else { return Ok(()) };
-        loop {
-            let mut out = frame::Audio::empty();
-            if !pull(graph, &mut out)? {
-                return Ok(());
-            }
-            self.held.push_back(out);
-        }
-    }
-
-    /// Hand out held audio up to `until` seconds from the file's start (all of it for
-    /// none), stamped by the samples counted: the graph filled the gaps, so the count is
-    /// the time. While the file is read, audio past `until` waits for more pictures; at
-    /// its end (`last`), a frame across `until` is cut there and the rest dropped.
-    fn give_audio(&mut self, until: Option<f64>, last: bool, target: Option<&AudioFormat>, start: f64, each: &mut dyn FnMut(Decoded<'_>)) {
-        let Some(target) = target else {
-            self.held.clear();
-            return;
-        };
-        let rate = f64::from(target.rate.max(1));
-        if !self.lead_cut && self.video.is_some() {
-            // The audio before a later file's first picture is not joined.
-            let Some(lead) = self.lead else { return };
-            self.lead_cut = true;
-            let mut skip = (lead * rate).round() as usize;
-            while skip > 0 && let Some(frame) = self.held.pop_front() {
-                if frame.samples() > skip {
-                    self.held.push_front(super::clips::cut_samples(&frame, skip, frame.samples(), target.layout));
-                    break;
-                }
-                skip -= frame.samples();
-            }
-        }
-        let limit = until.map(|t| (t * rate).round().max(0.0) as u64);
-        while let Some(mut frame) = self.held.pop_front() {
-            let count = frame.samples() as u64;
-            let room = limit.map_or(count, |l| l.saturating_sub(self.samples));
-            if count <= room {
-                self.emit(&mut frame, start, rate, each);
-            } else if last {
-                if room > 0 {
-                    let mut part = super::clips::cut_samples(&frame, 0, room as usize, target.layout);
-                    self.emit(&mut part, start, rate, each);
-                }
-                self.held.clear();
-            } else {
-                self.held.push_front(frame);
-                return;
-            }
-        }
-    }
-
-    fn emit(&mut self, frame: &mut frame::Audio, start: f64, rate: f64, each: &mut dyn FnMut(Decoded<'_>)) {
-        let seconds = start + self.samples as f64 / rate;
-        frame.set_pts(Some((seconds * rate).round() as i64));
-        self.samples += frame.samples() as u64;
-        each(Decoded::Audio(frame, seconds));
-    }
-
-    /// Silence from the audio handed out to `end` seconds (a file without audio, or
-    /// whose audio stops before its pictures).
-    fn pad_audio(&mut self, end: f64, target: &AudioFormat, start: f64, each: &mut dyn FnMut(Decoded<'_>)) {
-        let rate = f64::from(target.rate.max(1));
-        let end = (end * rate).round().max(0.0) as u64;
-        while self.samples < end {
-            let count = (end - self.samples).min(1024) as usize;
-            let mut silence = silence(target, count);
-            self.emit(&mut silence, start, rate, each);
-        }
-    }
-}
-
-/// `count` samples of silence in `format`.
-fn silence(format: &AudioFormat, count: usize) -> frame::Audio {
-    let mut frame = frame::Audio::new(format.sample_format, count, format.layout);
-    frame.set_rate(format.rate);
-    // SAFETY: ffmpeg-next's `data_mut(i)` is sized by `linesize[i]`, which FFmpeg sets
-    // for the first plane of audio only, so FFmpeg itself writes the silence (zero, or
-    // the midpoint of unsigned samples) into every plane. The frame was allocated for
-    // `count` samples of its format and channels; `extended_data` points to each plane.
-    unsafe {
-        let ptr = frame.as_mut_ptr();
-        ffmpeg::ffi::av_samples_set_silence(
-            (*ptr).extended_data,
-            0,
-            count as i32,
-            frame.channels() as i32,
-            ffmpeg::ffi::AVSampleFormat::from(format.sample_format),
-        );
-    }
-    frame
 }
 
 /// The chain that makes a later file's pictures like the first's: turned to the first's
