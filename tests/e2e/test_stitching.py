@@ -195,3 +195,18 @@ def test_malformed_inputs_are_refused(shared_copra, s3, body, says):
     assert r.status_code == 400, r.text
     reply = r.json()
     assert reply["status"] == "error" and reply["error_code"] == "input_not_valid" and says in reply["message"], reply
+
+
+def test_a_dry_run_sees_the_joined_inputs(shared_copra, s3, inputs, media_server):
+    """A dry run probes every input and plans from the joined timeline, as the job would."""
+    job = {"inputs": inputs, "storage": s3_storage(s3), "outputs": {
+        "mp4": {"key": "long", "path": "/x.mp4", "if": "{{ input.duration }} > 2.5"},
+        "webm": {"key": "short", "path": "/x.webm", "if": "{{ input.duration }} < 1"},
+    }}
+    answer = requests.post(f"{shared_copra.url}/v2/jobs?dry_run=true", auth=(KEY_A, ""), json=job, timeout=60)
+    assert answer.status_code == 200, answer.text
+    plan = {o["key"]: o for o in answer.json()["outputs"]}
+    assert plan["long"]["status"] == "planned" and plan["short"]["status"] == "skipped", plan
+    broken = {**job, "inputs": inputs + [{"url": f"{media_server}/stitching/missing.mp4"}]}
+    answer = requests.post(f"{shared_copra.url}/v2/jobs?dry_run=true", auth=(KEY_A, ""), json=broken, timeout=60).json()
+    assert answer["input"]["status"] == "input.failed" and answer["input"]["error"].startswith("Input 4: "), answer["input"]

@@ -62,29 +62,22 @@ pub async fn dry_run(plugins: &Arc<Plugins>, config: &Config, owner: &str, spec:
         .await
         .and_then(|()| tempfile::Builder::new().prefix("dry-run-").tempdir_in(&work))
         .map_err(|e| DryRunError::Internal(format!("no scratch directory: {e}")))?;
-    let input_path = scratch.path().join("input");
-    let fetched = match tokio::time::timeout(FETCH_TIME, fetch_window(plugins, &http, limits, spec, &local, &uploads, &input_path)).await {
-        Ok(fetched) => fetched,
-        Err(_) => Err(format!("The input could not be fetched: a dry run reads its input for at most {} s.", FETCH_TIME.as_secs())),
-    };
-    let probed = match fetched {
-        Err(message) => Err(message),
-        Ok(window) => {
-            let partial = match window.coverage {
-                storage::Coverage::Head => format!(
-                    " (read from its first {} bytes only: the server does not answer ranged requests; dry_run_probe_bytes)",
-                    window.read
-                ),
-                _ => String::new(),
-            };
-            match crate::confined::Engine::new(limits).probe("dry-run", &input_path).await {
-                Ok(probed) => Ok(probed),
-                Err(err) if err.is_crash() => Err(format!("Probing the input failed: {err}")),
-                Err(err) => Err(format!("The input is not a media file that can be read{partial}: {err}")),
-            }
+    // Each input (with `inputs`, every one of them), its clips joined; then seen as one.
+    let mut probed: Result<Vec<(crate::types::MediaInfo, Value)>, String> = Ok(Vec::new());
+    for (i, input) in spec.inputs().enumerate() {
+        let Ok(done) = &mut probed else { break };
+        let path = scratch.path().join(if i == 0 { "input".to_string() } else { format!("input-{}", i + 1) });
+        match probe_input(plugins, &http, limits, input, &local, &uploads, &path).await {
+            Ok(one) => done.push(one),
+            Err(message) if spec.joined.is_empty() => probed = Err(message),
+            Err(message) => probed = Err(format!("Input {}: {message}", i + 1)),
         }
-    };
-    let probed = probed.and_then(|(info, metadata)| super::clips::joined_info(&spec.input.clips, info).map(|info| (info, metadata)));
+    }
+    let probed = probed.and_then(|mut all| {
+        let (first, metadata) = all.remove(0);
+        let others: Vec<crate::types::MediaInfo> = all.into_iter().map(|(info, _)| info).collect();
+        super::inputs::joined_info(first, &others).map(|info| (info, metadata))
+    });
     let (info, metadata) = match probed.and_then(|(info, metadata)| media::check_input(&info, limits).map(|()| (info, metadata))) {
         Ok(probed) => probed,
         Err(message) => {
@@ -143,30 +136,59 @@ pub async fn dry_run(plugins: &Arc<Plugins>, config: &Config, owner: &str, spec:
     }))
 }
 
-/// Fetch the part of a job's input a probe needs (`limits.dry_run_probe_bytes`) to
-/// `dest`; a message for the user if it cannot be had.
+/// One input fetched in part (see [`fetch_window`]) to `path` and probed, its clips
+/// joined; a message for the user if it cannot be had.
+async fn probe_input(
+    plugins: &Arc<Plugins>,
+    http: &HttpClient,
+    limits: &Limits,
+    input: &super::spec::InputSpec,
+    local: &LocalFiles,
+    uploads: &super::input_upload::TenantUploads,
+    path: &std::path::Path,
+) -> Result<(crate::types::MediaInfo, Value), String> {
+    let window = match tokio::time::timeout(FETCH_TIME, fetch_window(plugins, http, limits, input, local, uploads, path)).await {
+        Ok(fetched) => fetched?,
+        Err(_) => return Err(format!("The input could not be fetched: a dry run reads its input for at most {} s.", FETCH_TIME.as_secs())),
+    };
+    let partial = match window.coverage {
+        storage::Coverage::Head => {
+            format!(" (read from its first {} bytes only: the server does not answer ranged requests; dry_run_probe_bytes)", window.read)
+        }
+        _ => String::new(),
+    };
+    let (info, metadata) = match crate::confined::Engine::new(limits).probe("dry-run", path).await {
+        Ok(probed) => probed,
+        Err(err) if err.is_crash() => return Err(format!("Probing the input failed: {err}")),
+        Err(err) => return Err(format!("The input is not a media file that can be read{partial}: {err}")),
+    };
+    super::clips::joined_info(&input.clips, info).map(|info| (info, metadata))
+}
+
+/// Fetch the part of one of a job's inputs a probe needs (`limits.dry_run_probe_bytes`)
+/// to `dest`; a message for the user if it cannot be had.
 async fn fetch_window(
     plugins: &Arc<Plugins>,
     http: &HttpClient,
     limits: &Limits,
-    spec: &JobSpec,
+    input: &super::spec::InputSpec,
     local: &LocalFiles,
     uploads: &super::input_upload::TenantUploads,
     dest: &std::path::Path,
 ) -> Result<Window, String> {
     let (max, window) = (limits.max_input_bytes, limits.dry_run_probe_bytes);
-    if let Some(id) = &spec.input.upload {
+    if let Some(id) = &input.upload {
         // On this server's disk: the whole file, without a copy.
         let size = uploads.fetch(id, dest, max).await?;
         return Ok(Window { size: Some(size), read: size, coverage: storage::Coverage::Whole });
     }
     let failed = |e: storage::StorageError| format!("The input could not be fetched: {e}");
-    if let Some(url) = &spec.input.url {
+    if let Some(url) = &input.url {
         return storage::fetch_http_window(http, url, dest, max, window).await.map_err(failed);
     }
-    let service = spec.input.service.as_deref().unwrap_or_default();
-    let raw = spec.input.raw.to_string();
-    let (object, block) = spec.input.object().ok_or_else(|| "The input needs a 'key' (or 'path') of the object to fetch.".to_string())?;
+    let service = input.service.as_deref().unwrap_or_default();
+    let raw = input.raw.to_string();
+    let (object, block) = input.object().ok_or_else(|| "The input needs a 'key' (or 'path') of the object to fetch.".to_string())?;
     let key = plugins.storage_object_key(service, &block, object).await.map_err(|e| e.to_string())?;
     let source = storage::destination(plugins, service, &raw, local, http).await.map_err(|e| e.to_string())?;
     source.download_window(&key, dest, max, window).await.map_err(failed)

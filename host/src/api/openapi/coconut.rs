@@ -15,7 +15,17 @@ use utoipa::ToSchema;
 /// The body of `POST /v2/jobs`.
 #[derive(Serialize, ToSchema)]
 pub struct CreateJobRequest {
-    pub input: Input,
+    /// The source; required unless `inputs` is given.
+    #[schema(nullable = false)]
+    pub input: Option<Input>,
+    /// Several sources joined, in order, into the timeline every output is made from
+    /// (an intro, the programme, an outro), in place of `input`: 1 to 20 input objects,
+    /// each with `clips` of its own if it likes. Later inputs are conformed to the
+    /// first's picture size, pixel format and frame rate and to the joined audio's
+    /// format; an input without audio is joined with silence. Only the first may be a
+    /// direct `upload`.
+    #[schema(nullable = false)]
+    pub inputs: Option<Vec<Input>>,
     pub storage: Storage,
     pub outputs: Outputs,
     #[schema(nullable = false)]
