@@ -56,7 +56,9 @@ def inputs(media_dir, media_server):
     (media_dir / "limits-grows.h264").write_bytes(
         (media_dir / "limits-small.h264").read_bytes() + (media_dir / "limits-large.h264").read_bytes())
     make_video(media_dir / "limits-ok.mp4", size="320x240", duration=3)
-    return {name: f"{media_server}/limits-{name}" for name in ("raw60.h264", "declares2.mkv", "grows.h264", "ok.mp4")}
+    # Within the limit alone (8 s), past it twice over, and declaring 2 s.
+    mkv_declaring(media_dir / "limits-holds8.mkv", 2, 8)
+    return {name: f"{media_server}/limits-{name}" for name in ("raw60.h264", "declares2.mkv", "grows.h264", "ok.mp4", "holds8.mkv")}
 
 
 @pytest.fixture(scope="module")
@@ -214,3 +216,15 @@ def test_a_minute_long_4k_gif_keeps_memory_flat(tmp_path, media_dir, media_serve
         assert peak < 1536, f"the server peaked at {peak:.0f} MiB"
     finally:
         copra.stop()
+
+
+def test_joined_inputs_are_held_to_the_limit_together(server, inputs):
+    """Two inputs of 8 s each, declaring 2 s: each is within the limit and the declared
+    total (4 s) passes the probe, but their decoded 16 s do not."""
+    job_inputs = {"inputs": [{"url": inputs["holds8.mkv"]}, {"url": inputs["holds8.mkv"]}]}
+    created = server.post_job({**job_inputs, "storage": {"service": "local"}, "outputs": {"mp4:240p": {"path": "/joined.mp4"}}})
+    assert created.status_code == 201, created.text
+    final = server.wait_job(created.json()["id"], timeout=120)
+    assert final["status"] == "job.failed", final
+    error = final["outputs"][0]["error"]
+    assert "max_duration_secs" in error and f"limit of {MAX_DURATION_SECS} seconds" in error, error

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 import requests
 
-from conftest import KEY_A, ffprobe, run_and_download, s3_storage
+from conftest import KEY_A, Copra, ffprobe, run_and_download, s3_storage
 from test_subtitles import download_package
 
 W, H = 160, 120
@@ -210,3 +210,23 @@ def test_a_dry_run_sees_the_joined_inputs(shared_copra, s3, inputs, media_server
     broken = {**job, "inputs": inputs + [{"url": f"{media_server}/stitching/missing.mp4"}]}
     answer = requests.post(f"{shared_copra.url}/v2/jobs?dry_run=true", auth=(KEY_A, ""), json=broken, timeout=60).json()
     assert answer["input"]["status"] == "input.failed" and answer["input"]["error"].startswith("Input 4: "), answer["input"]
+
+
+def test_the_inputs_of_a_job_share_max_input_bytes(tmp_path_factory, inputs, media_dir):
+    """One job cannot fetch twenty times the limit: each input may take what the ones
+    before it left."""
+    sizes = [(media_dir / "stitching" / name).stat().st_size for name in ("programme.mov", "bumper.mov", "outro.mkv")]
+    limit = sizes[0] + sizes[1] + sizes[2] // 2
+    assert max(sizes) < limit < sum(sizes), sizes
+    copra = Copra(tmp_path_factory.mktemp("stitch-bytes") / "data", {"COPRA_LIMITS_MAX_INPUT_BYTES": str(limit)}).start()
+    try:
+        created = copra.post_job({"inputs": inputs, "storage": {"service": "local"}, "outputs": {"mp4": {"path": "/x.mp4"}}})
+        assert created.status_code == 201, created.text
+        final = copra.wait_job(created.json()["id"], timeout=120)
+        assert final["status"] == "job.failed", final
+        error = final["input"]["error"]
+        assert error.startswith("Input 3: ") and "share max_input_bytes" in error, error
+        created = copra.post_job({"inputs": inputs[:2], "storage": {"service": "local"}, "outputs": {"mp4": {"path": "/y.mp4"}}})
+        assert copra.wait_job(created.json()["id"], timeout=120)["status"] == "job.completed"
+    finally:
+        copra.stop()

@@ -33,29 +33,29 @@ pub fn local_files(config: &Config, owner: &str) -> LocalFiles {
     }
 }
 
-/// Fetch one of a job's inputs to `dest` (`uploads`: the tenant's direct uploads);
-/// returns its size, or a message for the user.
+/// Fetch one of a job's inputs, of at most `max_bytes`, to `dest` (`uploads`: the
+/// tenant's direct uploads); returns its size, or a message for the user.
 pub async fn fetch_input(
     plugins: &Arc<Plugins>,
     http: &HttpClient,
-    limits: &Limits,
+    max_bytes: u64,
     input: &super::spec::InputSpec,
     local: &LocalFiles,
     uploads: &super::input_upload::TenantUploads,
     dest: &Path,
 ) -> Result<u64, String> {
     if let Some(id) = &input.upload {
-        return uploads.fetch(id, dest, limits.max_input_bytes).await;
+        return uploads.fetch(id, dest, max_bytes).await;
     }
     if let Some(url) = &input.url {
-        return storage::fetch_http(http, url, dest, limits.max_input_bytes).await.map_err(|e| format!("The input could not be fetched: {e}"));
+        return storage::fetch_http(http, url, dest, max_bytes).await.map_err(|e| format!("The input could not be fetched: {e}"));
     }
     let service = input.service.as_deref().unwrap_or_default();
     let raw = input.raw.to_string();
     let (object, block) = input.object().ok_or_else(|| "The input needs a 'key' (or 'path') of the object to fetch.".to_string())?;
     let key = plugins.storage_object_key(service, &block, object).await.map_err(|e| e.to_string())?;
     let source = storage::destination(plugins, service, &raw, local, http).await.map_err(|e| e.to_string())?;
-    source.download(&key, dest, limits.max_input_bytes).await.map_err(|e| format!("The input could not be fetched: {e}"))
+    source.download(&key, dest, max_bytes).await.map_err(|e| format!("The input could not be fetched: {e}"))
 }
 
 /// What becomes of one output.

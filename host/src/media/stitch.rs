@@ -245,10 +245,11 @@ impl Stitched {
             if let Err(err) = result {
                 failed.get_or_insert(err);
             }
-        })?;
-        if let Some(err) = failed {
-            return Err(err);
-        }
+        });
+        let more = match (more, failed) {
+            (_, Some(err)) | (Err(err), None) => return Err(self.on_joined_timeline(err)),
+            (Ok(more), None) => more,
+        };
         if more {
             // Audio is handed out up to the pictures so far (all of it when there are none).
             if let Some(target) = self.audio.as_ref().filter(|_| want_audio) {
@@ -262,7 +263,10 @@ impl Stitched {
         }
         self.finish_part(want_video, want_audio, each)?;
         let Some((number, next)) = self.rest.pop_front() else { return Ok(false) };
-        let demuxer = Demuxer::open_clips(&next.path, &self.limits, &next.clips).map_err(|e| at_input(number, e))?;
+        // The duration limit holds on the joined timeline: each file may decode what
+        // the files before it left.
+        let limits = DecodeLimits { max_duration_secs: (self.limits.max_duration_secs - self.start).max(0.0), ..self.limits.clone() };
+        let demuxer = Demuxer::open_clips(&next.path, &limits, &next.clips).map_err(|e| at_input(number, e))?;
         let tracks = audio_tracks(&next.path, &self.limits).map_err(|e| at_input(number, e))?;
         let mut part = Part::new(demuxer, tracks, false);
         part.flow.video = match (&self.video, &part.flow.format) {
@@ -272,6 +276,18 @@ impl Stitched {
         self.part = part;
         self.open_lanes()?;
         Ok(true)
+    }
+
+    /// A limit a later file reached, said of the joined timeline (each file is held to
+    /// what the files before it left of the limit).
+    fn on_joined_timeline(&self, err: MediaError) -> MediaError {
+        match err {
+            MediaError::DurationLimit { medium, seconds, .. } => {
+                MediaError::DurationLimit { medium, seconds: seconds + self.start, limit: self.limits.max_duration_secs }
+            }
+            MediaError::FrameLimit { .. } => MediaError::FrameLimit { frames: self.limits.max_frames(), limit: self.limits.max_duration_secs },
+            other => other,
+        }
     }
 
     /// The end of a file: its last pictures out of the conforming graph, its audio cut

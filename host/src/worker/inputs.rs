@@ -22,8 +22,8 @@ pub(super) fn joined_files(spec: &JobSpec, work: &Path) -> Vec<JoinedFile> {
 
 impl JobRun<'_> {
     /// Fetch and probe the inputs joined after the first, whose `first` (its clips
-    /// joined) is known: the joined input, or a message for the user naming the input
-    /// at fault. The input's metadata (`metadata`, the first's) gains `joined`: each
+    /// joined, and its size) is known: the joined input, or a message for the user
+    /// naming the input at fault. `max_input_bytes` holds on the inputs together. The input's metadata (`metadata`, the first's) gains `joined`: each
     /// input's part of the timeline and the total. An error only when the engine's
     /// process died and the job is given back.
     pub(super) async fn join_inputs(
@@ -32,7 +32,7 @@ impl JobRun<'_> {
         local: &LocalFiles,
         uploads: &TenantUploads,
         work: &Path,
-        first: MediaInfo,
+        (first, first_bytes): (MediaInfo, u64),
         metadata: &Value,
     ) -> anyhow::Result<Result<MediaInfo, String>> {
         let spec = self.spec;
@@ -40,11 +40,20 @@ impl JobRun<'_> {
             return Ok(Ok(first));
         }
         let worker = self.worker;
+        let max_bytes = worker.config.limits.max_input_bytes;
+        let mut fetched = first_bytes;
         let mut others = Vec::with_capacity(spec.joined.len());
         for (input, file) in spec.joined.iter().zip(joined_files(spec, work)) {
             let number = others.len() + 2;
-            match worker.fetch_input(input, local, uploads, &file.path).await {
-                Ok(bytes) => crate::metrics::input_bytes(bytes),
+            let left = max_bytes.saturating_sub(fetched);
+            match worker.fetch_input(input, left, local, uploads, &file.path).await {
+                Ok(bytes) => {
+                    crate::metrics::input_bytes(bytes);
+                    fetched += bytes;
+                }
+                Err(message) if left < max_bytes && message.contains("max_input_bytes") => {
+                    return Ok(Err(format!("Input {number}: {message} (the inputs of a job share max_input_bytes: {left} of {max_bytes} were left)")));
+                }
                 Err(message) => return Ok(Err(format!("Input {number}: {message}"))),
             }
             let info = match self.engine.probe(&job.id, &file.path).await {

@@ -326,10 +326,13 @@ impl Worker {
         run.input_transferring().await?;
         let input_path = work.join("input");
         let uploads = crate::job::input_upload::TenantUploads::of(&self.config, &job.owner);
-        match self.fetch_input(&spec.input, &local, &uploads, &input_path).await {
-            Ok(bytes) => crate::metrics::input_bytes(bytes),
+        let input_bytes = match self.fetch_input(&spec.input, self.config.limits.max_input_bytes, &local, &uploads, &input_path).await {
+            Ok(bytes) => {
+                crate::metrics::input_bytes(bytes);
+                bytes
+            }
             Err(message) => return Ok(run.fail_input(outputs, message).await?),
-        }
+        };
         let (info, input_metadata) = match self.engine.probe(&job.id, &input_path).await {
             Ok(probed) => probed,
             Err(err) => {
@@ -345,7 +348,7 @@ impl Worker {
             Err(message) => return Ok(run.fail_input(outputs, message).await?),
         };
         // Inputs joined after the first: fetched and probed too, and seen as one.
-        let info = match run.join_inputs(job, &local, &uploads, work, info, &input_metadata).await? {
+        let info = match run.join_inputs(job, &local, &uploads, work, (info, input_bytes), &input_metadata).await? {
             Ok(info) => info,
             Err(message) => return Ok(run.fail_input(outputs, message).await?),
         };
@@ -492,8 +495,15 @@ impl Worker {
         Ok(())
     }
 
-    async fn fetch_input(&self, input: &InputSpec, local: &LocalFiles, uploads: &crate::job::input_upload::TenantUploads, dest: &Path) -> Result<u64, String> {
-        crate::job::prepare::fetch_input(&self.plugins, &self.http, &self.config.limits, input, local, uploads, dest).await
+    async fn fetch_input(
+        &self,
+        input: &InputSpec,
+        max_bytes: u64,
+        local: &LocalFiles,
+        uploads: &crate::job::input_upload::TenantUploads,
+        dest: &Path,
+    ) -> Result<u64, String> {
+        crate::job::prepare::fetch_input(&self.plugins, &self.http, max_bytes, input, local, uploads, dest).await
     }
 
     async fn decide(&self, info: &MediaInfo, spec: &OutputSpec) -> Decision {
