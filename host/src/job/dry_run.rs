@@ -19,9 +19,8 @@ use super::{JobError, JobSpec};
 use crate::config::Config;
 use crate::media;
 use crate::config::Limits;
-use crate::net::HttpClient;
 use crate::plugins::Plugins;
-use crate::storage::{self, LocalFiles, Window};
+use crate::storage;
 
 /// The longest a dry run reads its input: it holds an API request and a place of the
 /// gate, so a trickling server is cut long before `transfer_total_secs`.
@@ -63,11 +62,12 @@ pub async fn dry_run(plugins: &Arc<Plugins>, config: &Config, owner: &str, spec:
         .and_then(|()| tempfile::Builder::new().prefix("dry-run-").tempdir_in(&work))
         .map_err(|e| DryRunError::Internal(format!("no scratch directory: {e}")))?;
     // Each input (with `inputs`, every one of them), its clips joined; then seen as one.
+    let sources = prepare::InputSources { plugins, http: &http, local: &local, uploads: &uploads };
     let mut probed: Result<Vec<(crate::types::MediaInfo, Value)>, String> = Ok(Vec::new());
     for (i, input) in spec.inputs().enumerate() {
         let Ok(done) = &mut probed else { break };
         let path = scratch.path().join(if i == 0 { "input".to_string() } else { format!("input-{}", i + 1) });
-        match probe_input(plugins, &http, limits, input, &local, &uploads, &path).await {
+        match probe_input(&sources, limits, input, &path).await {
             Ok(one) => done.push(one),
             Err(message) if spec.joined.is_empty() => probed = Err(message),
             Err(message) => probed = Err(format!("Input {}: {message}", i + 1)),
@@ -136,18 +136,16 @@ pub async fn dry_run(plugins: &Arc<Plugins>, config: &Config, owner: &str, spec:
     }))
 }
 
-/// One input fetched in part (see [`fetch_window`]) to `path` and probed, its clips
+/// One input fetched in part (its first and last `dry_run_probe_bytes`) to `path` and probed, its clips
 /// joined; a message for the user if it cannot be had.
 async fn probe_input(
-    plugins: &Arc<Plugins>,
-    http: &HttpClient,
+    sources: &prepare::InputSources<'_>,
     limits: &Limits,
     input: &super::spec::InputSpec,
-    local: &LocalFiles,
-    uploads: &super::input_upload::TenantUploads,
     path: &std::path::Path,
 ) -> Result<(crate::types::MediaInfo, Value), String> {
-    let window = match tokio::time::timeout(FETCH_TIME, fetch_window(plugins, http, limits, input, local, uploads, path)).await {
+    let fetch = sources.fetch_window(input, limits.max_input_bytes, limits.dry_run_probe_bytes, path);
+    let window = match tokio::time::timeout(FETCH_TIME, fetch).await {
         Ok(fetched) => fetched?,
         Err(_) => return Err(format!("The input could not be fetched: a dry run reads its input for at most {} s.", FETCH_TIME.as_secs())),
     };
@@ -163,33 +161,4 @@ async fn probe_input(
         Err(err) => return Err(format!("The input is not a media file that can be read{partial}: {err}")),
     };
     super::clips::joined_info(&input.clips, info).map(|info| (info, metadata))
-}
-
-/// Fetch the part of one of a job's inputs a probe needs (`limits.dry_run_probe_bytes`)
-/// to `dest`; a message for the user if it cannot be had.
-async fn fetch_window(
-    plugins: &Arc<Plugins>,
-    http: &HttpClient,
-    limits: &Limits,
-    input: &super::spec::InputSpec,
-    local: &LocalFiles,
-    uploads: &super::input_upload::TenantUploads,
-    dest: &std::path::Path,
-) -> Result<Window, String> {
-    let (max, window) = (limits.max_input_bytes, limits.dry_run_probe_bytes);
-    if let Some(id) = &input.upload {
-        // On this server's disk: the whole file, without a copy.
-        let size = uploads.fetch(id, dest, max).await?;
-        return Ok(Window { size: Some(size), read: size, coverage: storage::Coverage::Whole });
-    }
-    let failed = |e: storage::StorageError| format!("The input could not be fetched: {e}");
-    if let Some(url) = &input.url {
-        return storage::fetch_http_window(http, url, dest, max, window).await.map_err(failed);
-    }
-    let service = input.service.as_deref().unwrap_or_default();
-    let raw = input.raw.to_string();
-    let (object, block) = input.object().ok_or_else(|| "The input needs a 'key' (or 'path') of the object to fetch.".to_string())?;
-    let key = plugins.storage_object_key(service, &block, object).await.map_err(|e| e.to_string())?;
-    let source = storage::destination(plugins, service, &raw, local, http).await.map_err(|e| e.to_string())?;
-    source.download_window(&key, dest, max, window).await.map_err(failed)
 }

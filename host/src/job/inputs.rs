@@ -5,33 +5,7 @@
 //! format and frame rate; the first audio's rate and channels), and an input without
 //! audio is joined with silence.
 
-use serde_json::Value;
-
-use super::JobError;
-use super::spec::InputSpec;
-use crate::media::MAX_JOINED;
 use crate::types::MediaInfo;
-
-/// The `inputs` list, checked: 1 to [`MAX_JOINED`] input blocks, each as `input` takes
-/// it. A direct upload can only be the first (it is held for the job at submit).
-pub fn parse(value: &Value, parse_input: impl Fn(&Value) -> Result<InputSpec, JobError>) -> Result<Vec<InputSpec>, JobError> {
-    let items = match value {
-        Value::Array(items) if (1..=MAX_JOINED).contains(&items.len()) => items,
-        _ => return Err(JobError::invalid("input_not_valid", format!("The 'inputs' must be a list of 1 to {MAX_JOINED} input objects."))),
-    };
-    let mut inputs = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
-        let input = parse_input(item).map_err(|e| JobError::invalid(e.code().to_string(), format!("In 'inputs' item {i}: {e}")))?;
-        if i > 0 && input.upload.is_some() {
-            return Err(JobError::invalid(
-                "input_not_valid",
-                format!("In 'inputs' item {i}: only the first input can be a direct upload; give the others by 'url' or storage 'service'."),
-            ));
-        }
-        inputs.push(input);
-    }
-    Ok(inputs)
-}
 
 /// The joined input as plans and conditions see it: the first's pictures and audio
 /// (a later input's audio when the first has none), the durations added up, and the
@@ -65,7 +39,6 @@ pub fn joined_info(first: MediaInfo, others: &[MediaInfo]) -> Result<MediaInfo, 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     fn info(duration: f64, video: bool, audio: bool) -> MediaInfo {
         MediaInfo {
@@ -99,19 +72,5 @@ mod tests {
         assert_eq!((joined.width, joined.height), (640, 360));
         let err = joined_info(info(2.0, true, true), &[info(1.0, false, true)]).unwrap_err();
         assert!(err.contains("Input 2 has no video"), "{err}");
-    }
-
-    #[test]
-    fn inputs_are_a_short_list_of_input_blocks() {
-        let parse_one = |v: &Value| crate::job::spec::parse_input(Some(v));
-        assert_eq!(parse(&json!([{"url": "http://a/1.mp4"}, {"url": "http://a/2.mp4", "clips": [{"offset": 1, "duration": 2}]}]), parse_one).unwrap().len(), 2);
-        let err = parse(&json!([]), parse_one).unwrap_err();
-        assert_eq!(err.code(), "input_not_valid");
-        let err = parse(&json!([{"url": "http://a/1.mp4"}, {"url": "ftp://a/2.mp4"}]), parse_one).unwrap_err();
-        assert!(err.to_string().starts_with("In 'inputs' item 1: "), "{err}");
-        let err = parse(&json!([{"url": "http://a/1.mp4"}, {"upload": "abc"}]), parse_one).unwrap_err();
-        assert!(err.to_string().contains("only the first input"), "{err}");
-        let many: Vec<Value> = (0..=MAX_JOINED).map(|i| json!({"url": format!("http://a/{i}.mp4")})).collect();
-        assert!(parse(&Value::Array(many), parse_one).is_err());
     }
 }

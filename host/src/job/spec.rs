@@ -138,7 +138,7 @@ impl JobSpec {
                 return Err(JobError::invalid("input_not_valid", "A job has either an 'input' or a list of 'inputs', not both."));
             }
             (None, Some(inputs)) => {
-                let mut inputs = super::inputs::parse(inputs, |v| parse_input(Some(v)))?;
+                let mut inputs = parse_inputs(inputs)?;
                 let first = inputs.remove(0);
                 (first, inputs)
             }
@@ -204,7 +204,29 @@ fn check_progress_interval(value: Option<&Value>) -> Result<(), JobError> {
     }
 }
 
-pub(super) fn parse_input(input: Option<&Value>) -> Result<InputSpec, JobError> {
+/// The job's `inputs` (in place of `input`: several inputs joined in order, see
+/// [`super::inputs`]), checked: 1 to [`crate::media::MAX_JOINED`] input blocks, each as
+/// `input` takes it. Only the first may be a direct upload (held for the job at submit).
+fn parse_inputs(value: &Value) -> Result<Vec<InputSpec>, JobError> {
+    let items = match value {
+        Value::Array(items) if (1..=crate::media::MAX_JOINED).contains(&items.len()) => items,
+        _ => return Err(JobError::invalid("input_not_valid", format!("The 'inputs' must be a list of 1 to {} input objects.", crate::media::MAX_JOINED))),
+    };
+    let mut inputs = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let input = parse_input(Some(item)).map_err(|e| JobError::invalid(e.code().to_string(), format!("In 'inputs' item {i}: {e}")))?;
+        if i > 0 && input.upload.is_some() {
+            return Err(JobError::invalid(
+                "input_not_valid",
+                format!("In 'inputs' item {i}: only the first input can be a direct upload; give the others by 'url' or storage 'service'."),
+            ));
+        }
+        inputs.push(input);
+    }
+    Ok(inputs)
+}
+
+fn parse_input(input: Option<&Value>) -> Result<InputSpec, JobError> {
     let Some(Value::Object(obj)) = input else {
         return Err(JobError::invalid("input_not_valid", "The input is missing; it must be an object with a 'url'."));
     };
@@ -478,5 +500,18 @@ mod tests {
             let message = err.to_string();
             assert!(message.contains(asked) && message.contains("max_path_digits") && message.contains("at most 10"), "{message}");
         }
+    }
+
+    #[test]
+    fn inputs_are_a_short_list_of_input_blocks() {
+        assert_eq!(parse_inputs(&json!([{"url": "http://a/1.mp4"}, {"url": "http://a/2.mp4", "clips": [{"offset": 1, "duration": 2}]}])).unwrap().len(), 2);
+        let err = parse_inputs(&json!([])).unwrap_err();
+        assert_eq!(err.code(), "input_not_valid");
+        let err = parse_inputs(&json!([{"url": "http://a/1.mp4"}, {"url": "ftp://a/2.mp4"}])).unwrap_err();
+        assert!(err.to_string().starts_with("In 'inputs' item 1: "), "{err}");
+        let err = parse_inputs(&json!([{"url": "http://a/1.mp4"}, {"upload": "abc"}])).unwrap_err();
+        assert!(err.to_string().contains("only the first input"), "{err}");
+        let many: Vec<Value> = (0..=crate::media::MAX_JOINED).map(|i| json!({"url": format!("http://a/{i}.mp4")})).collect();
+        assert!(parse_inputs(&Value::Array(many)).is_err());
     }
 }

@@ -10,9 +10,8 @@ use serde_json::{Value, json};
 use super::record::JobRun;
 use crate::db;
 use crate::job::JobSpec;
-use crate::job::input_upload::TenantUploads;
+use crate::job::prepare::InputSources;
 use crate::media::JoinedFile;
-use crate::storage::LocalFiles;
 use crate::types::MediaInfo;
 
 /// Where each input joined after the first is fetched to, with its clips.
@@ -29,8 +28,7 @@ impl JobRun<'_> {
     pub(super) async fn join_inputs(
         &self,
         job: &db::job::Model,
-        local: &LocalFiles,
-        uploads: &TenantUploads,
+        sources: &InputSources<'_>,
         work: &Path,
         (first, first_bytes): (MediaInfo, u64),
         metadata: &Value,
@@ -46,7 +44,7 @@ impl JobRun<'_> {
         for (input, file) in spec.joined.iter().zip(joined_files(spec, work)) {
             let number = others.len() + 2;
             let left = max_bytes.saturating_sub(fetched);
-            match worker.fetch_input(input, left, local, uploads, &file.path).await {
+            match sources.fetch(input, left, &file.path).await {
                 Ok(bytes) => {
                     crate::metrics::input_bytes(bytes);
                     fetched += bytes;

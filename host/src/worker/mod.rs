@@ -41,13 +41,12 @@ use crate::config::Config;
 use crate::db::jobs::{Lease, WriteError};
 use crate::db::{self, output};
 use crate::job::status::OutputState;
-use crate::job::spec::InputSpec;
 use crate::job::{JobSpec, OutputSpec};
 use crate::confined::{Engine, EngineError};
 use crate::media::{self, OutputTarget};
 use crate::plugins::Plugins;
 use crate::queue;
-use crate::storage::{self, LocalFiles};
+use crate::storage;
 use crate::types::MediaInfo;
 use crate::job::prepare::Decision;
 use record::JobRun;
@@ -326,7 +325,8 @@ impl Worker {
         run.input_transferring().await?;
         let input_path = work.join("input");
         let uploads = crate::job::input_upload::TenantUploads::of(&self.config, &job.owner);
-        let input_bytes = match self.fetch_input(&spec.input, self.config.limits.max_input_bytes, &local, &uploads, &input_path).await {
+        let sources = crate::job::prepare::InputSources { plugins: &self.plugins, http: &self.http, local: &local, uploads: &uploads };
+        let input_bytes = match sources.fetch(&spec.input, self.config.limits.max_input_bytes, &input_path).await {
             Ok(bytes) => {
                 crate::metrics::input_bytes(bytes);
                 bytes
@@ -348,7 +348,7 @@ impl Worker {
             Err(message) => return Ok(run.fail_input(outputs, message).await?),
         };
         // Inputs joined after the first: fetched and probed too, and seen as one.
-        let info = match run.join_inputs(job, &local, &uploads, work, (info, input_bytes), &input_metadata).await? {
+        let info = match run.join_inputs(job, &sources, work, (info, input_bytes), &input_metadata).await? {
             Ok(info) => info,
             Err(message) => return Ok(run.fail_input(outputs, message).await?),
         };
@@ -493,17 +493,6 @@ impl Worker {
             anyhow::bail!("{why}; the job is given back for attempt {} of {MAX_ATTEMPTS}", attempts + 1);
         }
         Ok(())
-    }
-
-    async fn fetch_input(
-        &self,
-        input: &InputSpec,
-        max_bytes: u64,
-        local: &LocalFiles,
-        uploads: &crate::job::input_upload::TenantUploads,
-        dest: &Path,
-    ) -> Result<u64, String> {
-        crate::job::prepare::fetch_input(&self.plugins, &self.http, max_bytes, input, local, uploads, dest).await
     }
 
     async fn decide(&self, info: &MediaInfo, spec: &OutputSpec) -> Decision {
