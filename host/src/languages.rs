@@ -70,6 +70,33 @@ pub fn bcp47(tag: &str) -> Option<String> {
     })
 }
 
+/// Whether `tag` has the shape of a BCP 47 language tag: a primary subtag of 2 to 8
+/// letters (or `x-`/`i-` then subtags: private use), then subtags of 1 to 8 letters or
+/// digits, at most 35 characters in all. The shape is what makes a tag safe in file
+/// names, playlist attributes and manifests; whether a player knows it is its own matter.
+pub fn is_tag(tag: &str) -> bool {
+    let mut parts = tag.split('-');
+    let primary = parts.next().unwrap_or("");
+    let private = primary.eq_ignore_ascii_case("x") || primary.eq_ignore_ascii_case("i");
+    let subtags: Vec<&str> = parts.collect();
+    tag.len() <= 35
+        && ((2..=8).contains(&primary.len()) && primary.chars().all(|c| c.is_ascii_alphabetic()) || private && !subtags.is_empty())
+        && subtags.iter().all(|s| (1..=8).contains(&s.len()) && s.chars().all(|c| c.is_ascii_alphanumeric()))
+}
+
+/// The most characters of a track's name (a title from a file, a name from a job).
+pub const MAX_TRACK_NAME: usize = 100;
+
+/// A track's title, from a stranger's file, as a name players are told: plain text
+/// without control characters, quotes, backslashes, commas or angle brackets (it goes
+/// into playlist attributes, manifests and cue files), at most [`MAX_TRACK_NAME`]
+/// characters; none when nothing is left.
+pub fn track_name(title: &str) -> Option<String> {
+    let name: String = title.chars().filter(|c| !c.is_control() && !matches!(c, '"' | '\\' | ',' | '<' | '>')).take(MAX_TRACK_NAME).collect();
+    let name = name.trim();
+    (!name.is_empty()).then(|| name.to_string())
+}
+
 /// Whether two tags name the same language (`fr`, `fra`, `fre` and `fr-CA` do).
 pub fn same_language(a: &str, b: &str) -> bool {
     a.eq_ignore_ascii_case(b) || (iso639_2(a) != "und" && iso639_2(a) == iso639_2(b))
@@ -96,5 +123,18 @@ mod tests {
         assert_eq!(bcp47("pt-BR").as_deref(), Some("pt-BR"));
         assert_eq!(bcp47("tlh").as_deref(), Some("tlh"));
         assert_eq!(bcp47("und"), None);
+    }
+
+    #[test]
+    fn tags_and_names_from_strangers() {
+        for good in ["en", "fra", "pt-BR", "es-419", "zh-Hant-TW", "x-klingon", "english"] {
+            assert!(is_tag(good), "{good}");
+        }
+        for bad in ["", "e", "x", "en-", "en--US", "en\"/../x", "12", "en_US", &"a".repeat(36), "en-toolongsubtag"] {
+            assert!(!is_tag(bad), "{bad}");
+        }
+        assert_eq!(track_name("Fran\u{e7}ais \"SDH\", <b>\n").as_deref(), Some("Français SDH b"));
+        assert_eq!(track_name("\"\""), None);
+        assert_eq!(track_name(&"n".repeat(500)).map(|n| n.len()), Some(MAX_TRACK_NAME));
     }
 }

@@ -52,8 +52,7 @@ pub fn parse(value: Option<&Value>) -> Result<Vec<SubtitleSpec>, JobError> {
             return Err(invalid(format!("Subtitle track {i} needs a 'url': an http or https URL of the WebVTT or SRT file.")));
         }
         let language = obj.get("language").and_then(Value::as_str).map(str::trim).unwrap_or_default();
-        let well_formed = (2..=35).contains(&language.len())
-            && language.split('-').all(|part| !part.is_empty() && part.len() <= 8 && part.chars().all(|c| c.is_ascii_alphanumeric()));
+        let well_formed = crate::languages::is_tag(language);
         if !well_formed {
             return Err(invalid(format!("Subtitle track {i} needs a 'language' tag such as \"en\" or \"pt-BR\", not {:?}.", language)));
         }

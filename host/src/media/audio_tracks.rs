@@ -24,24 +24,13 @@ pub fn iso639_2(tag: &str) -> Option<String> {
     Some(three_letters(tag)).filter(|c| c != "und")
 }
 
-/// A BCP 47 tag as files and players use them: a 2 or 3 letter language, then subtags
-/// of 1 to 8 letters or digits.
-pub fn is_language(tag: &str) -> bool {
-    let mut parts = tag.split('-');
-    let first = parts.next().unwrap_or("");
-    tag.len() <= 35
-        && (2..=3).contains(&first.len())
-        && first.chars().all(|c| c.is_ascii_alphabetic())
-        && parts.all(|s| (1..=8).contains(&s.len()) && s.chars().all(|c| c.is_ascii_alphanumeric()))
-}
-
 /// Why a plugin's selection is refused, if it is.
 pub fn check(selection: &AudioSelection) -> Result<(), String> {
     let AudioSelection::Languages(languages) = selection else { return Ok(()) };
     if languages.is_empty() || languages.len() > MAX_LANGUAGES {
         return Err(format!("package names {} audio languages, outside 1..={MAX_LANGUAGES}", languages.len()));
     }
-    match languages.iter().find(|l| !is_language(l)) {
+    match languages.iter().find(|l| !crate::languages::is_tag(l)) {
         Some(bad) => Err(format!("package names audio language '{}', which is not a language tag", bad.escape_debug())),
         None => Ok(()),
     }
@@ -58,20 +47,12 @@ pub enum SelectError {
     TooMany(usize),
 }
 
-/// Longest track name a playlist announces.
-const MAX_TITLE: usize = 64;
-
 /// A track as a playlist may announce it: its language as a BCP 47 tag (or none, if
 /// the file's tag is not one) and its title as plain text without quotes. The tags
 /// are the input's, written by whoever made the file.
 fn announced(track: &AudioTrack) -> AudioTrack {
-    let language = track.language.as_deref().filter(|l| is_language(l)).and_then(bcp47);
-    let title = track
-        .title
-        .as_deref()
-        .map(|t| t.chars().filter(|c| !c.is_control() && !matches!(c, '"' | '\\' | ',')).take(MAX_TITLE).collect::<String>())
-        .map(|t| t.trim().to_string())
-        .filter(|t| !t.is_empty());
+    let language = track.language.as_deref().filter(|l| crate::languages::is_tag(l)).and_then(bcp47);
+    let title = track.title.as_deref().and_then(crate::languages::track_name);
     AudioTrack { stream: track.stream, language, title, channels: track.channels }
 }
 

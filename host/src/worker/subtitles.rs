@@ -130,7 +130,7 @@ impl JobRun<'_> {
                 tracing::info!(stream = track.stream, language, "an input subtitle track is not used: its language is taken, or it is empty, or one too many");
                 continue;
             }
-            let name = checked_name(&track.title).unwrap_or_else(|| language.clone());
+            let name = crate::languages::track_name(&track.title).unwrap_or_else(|| language.clone());
             let default = track.default && !has_default && !taken.iter().any(|(s, _)| s.default);
             let cues = track.cues.into_iter().map(|c| subtitles::Cue { start: c.start, end: c.end, text: c.text }).collect();
             taken.push((SubtitleSpec { url: String::new(), language, name, default }, cues));
@@ -142,7 +142,7 @@ impl JobRun<'_> {
     /// `produced` with its output's subtitle tracks written in: renditions in a package
     /// (as it was, with a warning, if they could not be written), subtitle streams in a
     /// file (an error, which fails that output, if they could not be).
-    pub(super) async fn with_subtitles(&self, planned: &Planned, produced: Produced) -> Result<Produced, String> {
+    pub(super) async fn with_subtitles(&self, planned: &Planned, produced: Produced) -> Result<Produced, FileTracksError> {
         if matches!(produced, Produced::File) && !planned.subtitles.is_empty() {
             self.subtitles_into_file(planned).await?;
             return Ok(produced);
@@ -170,20 +170,26 @@ impl JobRun<'_> {
     }
 
     /// The output's tracks put into its file by the engine, each cue as an ASS event.
-    async fn subtitles_into_file(&self, planned: &Planned) -> Result<(), String> {
+    async fn subtitles_into_file(&self, planned: &Planned) -> Result<(), FileTracksError> {
         let tracks: Vec<media::SubtitleTrack> = planned.subtitles.iter().take(media::MAX_SUBTITLE_TRACKS).map(file_track).collect();
         let bytes: usize = tracks.iter().flat_map(|t| &t.events).map(|e| e.text.len() + 64).sum();
         if bytes > MAX_FILE_TRACK_BYTES {
-            return Err(format!("The subtitle tracks hold more than {} MiB of text together, more than a file takes.", MAX_FILE_TRACK_BYTES >> 20));
+            return Err(FileTracksError::TooMuchText);
         }
         let plan = &planned.target.plan;
-        self.engine
-            .add_subtitles(&self.lease.job_id, &planned.target.path, &plan.container, &tracks)
-            .await
-            .map_err(|err| format!("The subtitle tracks could not be written into the file: {err}"))?;
+        self.engine.add_subtitles(&self.lease.job_id, &planned.target.path, &plan.container, &tracks).await.map_err(FileTracksError::Engine)?;
         tracing::info!(tracks = tracks.len(), container = %plan.container, "subtitle tracks written");
         Ok(())
     }
+}
+
+/// Why a file's subtitle tracks could not be put into it (the output then fails).
+#[derive(Debug, thiserror::Error)]
+pub(super) enum FileTracksError {
+    #[error("The subtitle tracks hold more than {} MiB of text together, more than a file takes.", MAX_FILE_TRACK_BYTES >> 20)]
+    TooMuchText,
+    #[error("The subtitle tracks could not be written into the file: {0}")]
+    Engine(crate::confined::EngineError),
 }
 
 /// The text of every track a file carries together: the engine's request (16 MiB of
@@ -211,20 +217,11 @@ fn has_text_subtitles(metadata: &Value) -> bool {
     metadata["streams"].as_array().is_some_and(|streams| streams.iter().any(|s| text(&s)))
 }
 
-/// An input's language tag as a track's: a well-formed tag (letters, digits, `-`) or
-/// `und`, safe in file names and playlist attributes.
+/// An input's language tag as a track's: a well-formed tag, or `und`, safe in file
+/// names and playlist attributes.
 fn checked_language(tag: &str) -> String {
     let tag = tag.trim();
-    let well_formed = (2..=35).contains(&tag.len()) && tag.split('-').all(|p| !p.is_empty() && p.len() <= 8 && p.chars().all(|c| c.is_ascii_alphanumeric()));
-    if well_formed { tag.to_string() } else { "und".to_string() }
-}
-
-/// An input's track title as a track's name: no quotes, no control characters, at most
-/// 100 characters; `None` when nothing is left.
-fn checked_name(title: &str) -> Option<String> {
-    let name: String = title.chars().filter(|c| !c.is_control() && !matches!(c, '"' | '\\' | '<' | '>')).take(100).collect();
-    let name = name.trim().to_string();
-    (!name.is_empty()).then_some(name)
+    if crate::languages::is_tag(tag) { tag.to_string() } else { "und".to_string() }
 }
 
 /// Whether an output carries the job's subtitle tracks: a package, or a video file in a
@@ -268,8 +265,6 @@ mod tests {
         assert_eq!(checked_language("pt-BR"), "pt-BR");
         assert_eq!(checked_language(""), "und");
         assert_eq!(checked_language("en\"/../x"), "und");
-        assert_eq!(checked_name("Fran\u{e7}ais \"SDH\"\n").as_deref(), Some("Français SDH"));
-        assert_eq!(checked_name("\"\""), None);
         let metadata = serde_json::json!({"streams": [{"codec_type": "video"}, {"codec_type": "subtitle", "codec_name": "hdmv_pgs_subtitle"}]});
         assert!(!has_text_subtitles(&metadata), "a bitmap track is not read");
         let metadata = serde_json::json!({"streams": [{"codec_type": "subtitle", "codec_name": "mov_text"}]});

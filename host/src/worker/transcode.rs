@@ -103,8 +103,8 @@ impl JobRun<'_> {
                             let described = if matches!(produced, Produced::File) && !done.subtitles.is_empty() { None } else { described };
                             let produced = match self.with_subtitles(done, produced).await {
                                 Ok(produced) => produced,
-                                Err(message) => {
-                                    self.fail_output(&done.row, message).await.map_err(lost)?;
+                                Err(err) => {
+                                    self.fail_output(&done.row, err.to_string()).await.map_err(lost)?;
                                     continue;
                                 }
                             };

@@ -227,8 +227,8 @@ impl JobRun<'_> {
             let produced = match made {
                 Ok(produced) => match self.with_subtitles(p, produced).await {
                     Ok(produced) => produced,
-                    Err(message) => {
-                        self.fail_output(&p.row, message).await?;
+                    Err(err) => {
+                        self.fail_output(&p.row, err.to_string()).await?;
                         continue;
                     }
                 },
