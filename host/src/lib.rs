@@ -14,6 +14,7 @@ pub mod config;
 pub mod confined;
 pub mod db;
 pub mod languages;
+pub mod intake;
 pub mod job;
 pub mod media;
 pub mod metrics;

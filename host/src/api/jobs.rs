@@ -12,7 +12,7 @@ use super::body::Body;
 use super::{ApiError, AppState, query};
 use crate::db::{self, job, output};
 use crate::db::status::JobStatus;
-use crate::job::dry_run::{DryRunError, dry_run};
+use crate::intake::dry_run::{DryRunError, dry_run};
 use crate::job::submit::Submitter;
 use crate::job::{JobError, JobSpec, view};
 
@@ -55,7 +55,7 @@ async fn create(
     RawQuery(raw): RawQuery,
     Body(body): Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    // `dry_run`: plan the job without running it (see `job::dry_run`).
+    // `dry_run`: plan the job without running it (see `intake::dry_run`).
     let dry = query::flag(&query::params(raw.as_deref()), "dry_run")?;
     let body: Value = serde_json::from_slice(&body)
         .map_err(|e| JobError::invalid("request_not_valid", format!("The request body is not valid JSON: {e}.")))?;

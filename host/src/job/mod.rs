@@ -2,14 +2,12 @@
 
 pub mod budget;
 pub mod clips;
-pub mod dry_run;
 pub mod dry_run_gate;
 pub mod follow;
 pub mod input_upload;
 pub mod inputs;
 pub mod metrics;
 pub mod octet;
-pub mod prepare;
 pub mod spec;
 pub mod stored;
 pub mod submit;

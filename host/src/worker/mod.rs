@@ -22,7 +22,6 @@ use tracing::Instrument;
 mod audio_tracks;
 mod chunk_encode;
 mod heartbeat;
-mod inputs;
 mod ladder_planning;
 mod loudness;
 mod output_upload;
@@ -48,7 +47,7 @@ use crate::plugins::Plugins;
 use crate::queue;
 use crate::storage;
 use crate::types::MediaInfo;
-use crate::job::prepare::Decision;
+use crate::intake::{self, Decision};
 use record::JobRun;
 
 /// A job claimed this many times without finishing is failed instead of retried: it is
@@ -91,7 +90,7 @@ impl Worker {
         wake: Arc<Notify>,
         events: Arc<Notify>,
     ) -> anyhow::Result<Arc<Self>> {
-        let http = crate::job::prepare::transfer_client(&config)?;
+        let http = intake::transfer_client(&config)?;
         let identity = queue::Identity::acquire(&config.data_dir, &config.worker_id)?;
         let engine = Engine::new(&config.limits);
         let stage_store = config.worker.ultrafast_store.as_ref().map(|store| crate::storage::work_area::WorkArea::new(store, &config)).transpose()?;
@@ -283,7 +282,7 @@ impl Worker {
             Ok(opened) => opened,
             Err(err) => return self.unopenable(&job, &outputs, lease, activity, err).await,
         };
-        let engine = self.engine.for_clips(&spec.input.clips).joining(inputs::joined_files(&spec, work));
+        let engine = self.engine.for_clips(&spec.input.clips).joining(intake::input_paths(&spec, work).1);
         let run = JobRun { worker: self, lease, spec: &spec, activity, attempts: job.attempts, engine };
         // The plugin versions the job was planned with, or none: never another version.
         let pins = crate::plugins::Pins::new(pins);
@@ -313,7 +312,7 @@ impl Worker {
     ) -> anyhow::Result<()> {
         let spec = run.spec;
         // The tenant's own directory is the only place `local` storage reads or writes.
-        let local = crate::job::prepare::local_files(&self.config, &job.owner);
+        let local = intake::local_files(&self.config, &job.owner);
         if job.attempts > MAX_ATTEMPTS {
             let message = format!("The job was interrupted {MAX_ATTEMPTS} times (its worker stopped or lost its lease each time) and was given up.");
             return Ok(run.fail_input(outputs, message).await?);
@@ -321,41 +320,26 @@ impl Worker {
         tracing::info!(attempt = job.attempts, "job started");
         tokio::fs::create_dir_all(work).await?;
 
-        // 1. Input.
+        // 1. Input: every input fetched and probed, their clips and themselves joined
+        // (what plans and conditions see), held to the limits.
         run.input_transferring().await?;
-        let input_path = work.join("input");
+        let (input_path, _) = intake::input_paths(spec, work);
         let uploads = crate::job::input_upload::TenantUploads::of(&self.config, &job.owner);
-        let sources = crate::job::prepare::InputSources { plugins: &self.plugins, http: &self.http, local: &local, uploads: &uploads };
-        let input_bytes = match sources.fetch(&spec.input, self.config.limits.max_input_bytes, &input_path).await {
-            Ok(bytes) => {
-                crate::metrics::input_bytes(bytes);
-                bytes
+        let sources = intake::InputSources { plugins: &self.plugins, http: &self.http, local: &local, uploads: &uploads };
+        let probed = intake::read_inputs(&sources, &self.engine, &job.id, spec, work, intake::Reading::Whole, &self.config.limits).await;
+        let (info, input_metadata) = match probed {
+            Ok(probed) => {
+                crate::metrics::input_bytes(probed.bytes);
+                (probed.info, probed.metadata)
             }
-            Err(message) => return Ok(run.fail_input(outputs, message).await?),
-        };
-        let (info, input_metadata) = match self.engine.probe(&job.id, &input_path).await {
-            Ok(probed) => probed,
             Err(err) => {
-                self.give_back(&job.id, job.attempts, &err).await?;
-                let message = if err.is_crash() { err.to_string() } else { format!("The input is not a media file that can be read: {err}") };
-                return Ok(run.fail_input(outputs, message).await?);
+                if let Some(crash) = &err.crash {
+                    self.give_back(&job.id, job.attempts, crash).await?;
+                }
+                return Ok(run.fail_input(outputs, err.message).await?);
             }
         };
         run.input_probed(&input_metadata).await?;
-        // Clips: every output is made from them joined, so plans and conditions see that.
-        let info = match crate::job::clips::joined_info(&spec.input.clips, info) {
-            Ok(info) => info,
-            Err(message) => return Ok(run.fail_input(outputs, message).await?),
-        };
-        // Inputs joined after the first: fetched and probed too, and seen as one.
-        let info = match run.join_inputs(job, &sources, work, (info, input_bytes), &input_metadata).await? {
-            Ok(info) => info,
-            Err(message) => return Ok(run.fail_input(outputs, message).await?),
-        };
-        // Held to the limits on pixels and duration before anything is decoded.
-        if let Err(message) = media::check_input(&info, &self.config.limits) {
-            return Ok(run.fail_input(outputs, message).await?);
-        }
         run.input_transferred().await?;
         tracing::info!(width = info.width, height = info.height, duration = info.duration, "input probed");
 
@@ -496,7 +480,7 @@ impl Worker {
     }
 
     async fn decide(&self, info: &MediaInfo, spec: &OutputSpec) -> Decision {
-        crate::job::prepare::decide(&self.plugins, &self.config.limits, info, spec).await
+        intake::decide(&self.plugins, &self.config.limits, info, spec).await
     }
 }
 

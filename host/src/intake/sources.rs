@@ -1,17 +1,16 @@
-//! The steps before any encode, shared by a worker running a job and a dry run: fetch
-//! the input (a URL, or an object of a storage service) and decide each output
-//! (its condition, then its format plugin's plan, held to the host's bounds).
+//! Where a job's inputs come from, for one tenant: the transfer client (the outbound
+//! policy and the transfer timeouts), the tenant's `local` files and direct uploads,
+//! and the storage plugins for inputs in a storage service.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use super::OutputSpec;
-use crate::config::{Config, Limits};
-use crate::media;
+use crate::config::Config;
+use crate::job::input_upload::TenantUploads;
+use crate::job::spec::InputSpec;
 use crate::net::HttpClient;
 use crate::plugins::Plugins;
 use crate::storage::{self, LocalFiles};
-use crate::types::{MediaInfo, OutputPlan};
 
 /// The HTTP client inputs, outputs and object stores are moved with: the outbound
 /// policy, and the transfer limits' idle and total timeouts.
@@ -39,13 +38,13 @@ pub struct InputSources<'a> {
     pub plugins: &'a Arc<Plugins>,
     pub http: &'a HttpClient,
     pub local: &'a LocalFiles,
-    pub uploads: &'a super::input_upload::TenantUploads,
+    pub uploads: &'a TenantUploads,
 }
 
 impl InputSources<'_> {
     /// Fetch one of the job's inputs, of at most `max_bytes`, to `dest`; returns its
     /// size, or a message for the user.
-    pub async fn fetch(&self, input: &super::spec::InputSpec, max_bytes: u64, dest: &Path) -> Result<u64, String> {
+    pub async fn fetch(&self, input: &InputSpec, max_bytes: u64, dest: &Path) -> Result<u64, String> {
         if let Some(id) = &input.upload {
             return self.uploads.fetch(id, dest, max_bytes).await;
         }
@@ -58,7 +57,7 @@ impl InputSources<'_> {
 
     /// Fetch the part of an input a probe needs (`window` bytes of at most `max_bytes`;
     /// see [`storage::fetch_http_window`]) to `dest`.
-    pub async fn fetch_window(&self, input: &super::spec::InputSpec, max_bytes: u64, window: u64, dest: &Path) -> Result<storage::Window, String> {
+    pub async fn fetch_window(&self, input: &InputSpec, max_bytes: u64, window: u64, dest: &Path) -> Result<storage::Window, String> {
         if let Some(id) = &input.upload {
             // On this server's disk: the whole file, without a copy.
             let size = self.uploads.fetch(id, dest, max_bytes).await?;
@@ -73,42 +72,11 @@ impl InputSources<'_> {
     }
 
     /// An input in a storage service: its object's key and the service's client.
-    async fn object_source(&self, input: &super::spec::InputSpec) -> Result<(String, storage::Destination), String> {
+    async fn object_source(&self, input: &InputSpec) -> Result<(String, storage::Destination), String> {
         let service = input.service.as_deref().unwrap_or_default();
         let (object, block) = input.object().ok_or_else(|| "The input needs a 'key' (or 'path') of the object to fetch.".to_string())?;
         let key = self.plugins.storage_object_key(service, &block, object).await.map_err(|e| e.to_string())?;
         let source = storage::destination(self.plugins, service, &input.raw.to_string(), self.local, self.http).await.map_err(|e| e.to_string())?;
         Ok((key, source))
-    }
-}
-
-/// What becomes of one output.
-pub enum Decision {
-    /// Its condition is false.
-    Skip,
-    /// It cannot be made: the message says why.
-    Fail(String),
-    Encode(OutputPlan),
-}
-
-/// Evaluate the output's condition against the input, then plan it with its format
-/// plugin; the plan is the plugin's answer, checked against the host's limits.
-pub async fn decide(plugins: &Plugins, limits: &Limits, info: &MediaInfo, spec: &OutputSpec) -> Decision {
-    if let Some(condition) = &spec.condition {
-        match plugins.condition_evaluate(condition, info).await {
-            Ok(true) => {}
-            Ok(false) => {
-                tracing::info!(output = ?spec.key, condition = ?condition, "condition false; output skipped");
-                return Decision::Skip;
-            }
-            Err(err) => return Decision::Fail(format!("The condition could not be evaluated: {}", err.describe())),
-        }
-    }
-    match plugins.format_plan(&spec.format, &spec.plugin_params(), info).await {
-        Ok(plan) => match media::check_plan(&plan, limits) {
-            Ok(()) => Decision::Encode(plan),
-            Err(problem) => Decision::Fail(format!("The format plugin planned something this server refuses: {problem}.")),
-        },
-        Err(err) => Decision::Fail(err.describe()),
     }
 }

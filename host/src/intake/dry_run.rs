@@ -5,7 +5,7 @@
 //! its storage target resolved. Nothing is stored, queued, encoded, uploaded or notified.
 //!
 //! A dry run runs on the API node inside the request, so its cost is bounded: the
-//! caller holds a place of the [`super::dry_run_gate`] while it runs, and the input is
+//! caller holds a place of the [`crate::job::dry_run_gate`] while it runs, and the input is
 //! not downloaded but read in part (`limits.dry_run_probe_bytes`: its first and last
 //! bytes with ranged reads, into a sparse file of its full size; see
 //! [`storage::fetch_http_window`]) and probed from that.
@@ -14,11 +14,10 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use super::prepare::{self, Decision};
-use super::{JobError, JobSpec};
+use super::{Decision, InputSources, Reading, decide, local_files, read_inputs, transfer_client};
+use crate::job::{JobError, JobSpec};
 use crate::config::Config;
 use crate::media;
-use crate::config::Limits;
 use crate::plugins::Plugins;
 use crate::storage;
 
@@ -39,13 +38,13 @@ pub enum DryRunError {
 /// Plan `spec` for the tenant `owner` without running it.
 pub async fn dry_run(plugins: &Arc<Plugins>, config: &Config, owner: &str, spec: &JobSpec) -> Result<Value, DryRunError> {
     let mut spec = spec.clone();
-    super::input_upload::resolve(config, owner, &mut spec).await?;
+    crate::job::input_upload::resolve(config, owner, &mut spec).await?;
     let spec = &spec;
-    let output_types = super::submit::check(plugins, config, spec).await?;
+    let output_types = crate::job::submit::check(plugins, config, spec).await?;
     let limits = &config.limits;
-    let http = prepare::transfer_client(config).map_err(|e| DryRunError::Internal(e.to_string()))?;
-    let local = prepare::local_files(config, owner);
-    let uploads = super::input_upload::TenantUploads::of(config, owner);
+    let http = transfer_client(config).map_err(|e| DryRunError::Internal(e.to_string()))?;
+    let local = local_files(config, owner);
+    let uploads = crate::job::input_upload::TenantUploads::of(config, owner);
 
     // Storage: resolved as the worker would, reported rather than refused (a real
     // submit accepts the job and fails its outputs).
@@ -61,26 +60,18 @@ pub async fn dry_run(plugins: &Arc<Plugins>, config: &Config, owner: &str, spec:
         .await
         .and_then(|()| tempfile::Builder::new().prefix("dry-run-").tempdir_in(&work))
         .map_err(|e| DryRunError::Internal(format!("no scratch directory: {e}")))?;
-    // Each input (with `inputs`, every one of them), its clips joined; then seen as one.
-    let sources = prepare::InputSources { plugins, http: &http, local: &local, uploads: &uploads };
-    let mut probed: Result<Vec<(crate::types::MediaInfo, Value)>, String> = Ok(Vec::new());
-    for (i, input) in spec.inputs().enumerate() {
-        let Ok(done) = &mut probed else { break };
-        let path = scratch.path().join(if i == 0 { "input".to_string() } else { format!("input-{}", i + 1) });
-        match probe_input(&sources, limits, input, &path).await {
-            Ok(one) => done.push(one),
-            Err(message) if spec.joined.is_empty() => probed = Err(message),
-            Err(message) => probed = Err(format!("Input {}: {message}", i + 1)),
-        }
-    }
-    let probed = probed.and_then(|mut all| {
-        let (first, metadata) = all.remove(0);
-        let others: Vec<crate::types::MediaInfo> = all.into_iter().map(|(info, _)| info).collect();
-        super::inputs::joined_info(first, &others).map(|info| (info, metadata))
-    });
-    let (info, metadata) = match probed.and_then(|(info, metadata)| media::check_input(&info, limits).map(|()| (info, metadata))) {
-        Ok(probed) => probed,
-        Err(message) => {
+    // Each input (with `inputs`, every one of them) read in part, probed, its clips
+    // joined; then the inputs seen as one.
+    let sources = InputSources { plugins, http: &http, local: &local, uploads: &uploads };
+    let reading = Reading::Window { bytes: limits.dry_run_probe_bytes, time: FETCH_TIME };
+    let engine = crate::confined::Engine::new(limits);
+    let (info, metadata) = match read_inputs(&sources, &engine, "dry-run", spec, scratch.path(), reading, limits).await {
+        Ok(probed) => (probed.info, probed.metadata),
+        Err(err) => {
+            let message = match err.crash {
+                Some(crash) => format!("Probing the input failed: {crash}"),
+                None => err.message,
+            };
             return Ok(json!({
                 "dry_run": true,
                 "input": {"status": "input.failed", "error": message},
@@ -97,7 +88,7 @@ pub async fn dry_run(plugins: &Arc<Plugins>, config: &Config, owner: &str, spec:
         if let Some(condition) = &output.condition {
             view["if"] = json!(condition);
         }
-        match prepare::decide(plugins, limits, &info, output).await {
+        match decide(plugins, limits, &info, output).await {
             Decision::Skip => {
                 view["condition"] = json!(false);
                 view["status"] = json!("skipped");
@@ -134,31 +125,4 @@ pub async fn dry_run(plugins: &Arc<Plugins>, config: &Config, owner: &str, spec:
         "outputs": outputs,
         "memory": memory,
     }))
-}
-
-/// One input fetched in part (its first and last `dry_run_probe_bytes`) to `path` and probed, its clips
-/// joined; a message for the user if it cannot be had.
-async fn probe_input(
-    sources: &prepare::InputSources<'_>,
-    limits: &Limits,
-    input: &super::spec::InputSpec,
-    path: &std::path::Path,
-) -> Result<(crate::types::MediaInfo, Value), String> {
-    let fetch = sources.fetch_window(input, limits.max_input_bytes, limits.dry_run_probe_bytes, path);
-    let window = match tokio::time::timeout(FETCH_TIME, fetch).await {
-        Ok(fetched) => fetched?,
-        Err(_) => return Err(format!("The input could not be fetched: a dry run reads its input for at most {} s.", FETCH_TIME.as_secs())),
-    };
-    let partial = match window.coverage {
-        storage::Coverage::Head => {
-            format!(" (read from its first {} bytes only: the server does not answer ranged requests; dry_run_probe_bytes)", window.read)
-        }
-        _ => String::new(),
-    };
-    let (info, metadata) = match crate::confined::Engine::new(limits).probe("dry-run", path).await {
-        Ok(probed) => probed,
-        Err(err) if err.is_crash() => return Err(format!("Probing the input failed: {err}")),
-        Err(err) => return Err(format!("The input is not a media file that can be read{partial}: {err}")),
-    };
-    super::clips::joined_info(&input.clips, info).map(|info| (info, metadata))
 }
