@@ -58,7 +58,9 @@ def inputs(media_dir, media_server):
     make_video(media_dir / "limits-ok.mp4", size="320x240", duration=3)
     # Within the limit alone (8 s), past it twice over, and declaring 2 s.
     mkv_declaring(media_dir / "limits-holds8.mkv", 2, 8)
-    return {name: f"{media_server}/limits-{name}" for name in ("raw60.h264", "declares2.mkv", "grows.h264", "ok.mp4", "holds8.mkv")}
+    make_video(media_dir / "limits-large.mp4", size="1280x720", duration=1)
+    names = ("raw60.h264", "declares2.mkv", "grows.h264", "ok.mp4", "holds8.mkv", "large.mp4")
+    return {name: f"{media_server}/limits-{name}" for name in names}
 
 
 @pytest.fixture(scope="module")
@@ -228,3 +230,15 @@ def test_joined_inputs_are_held_to_the_limit_together(server, inputs):
     assert final["status"] == "job.failed", final
     error = final["outputs"][0]["error"]
     assert "max_duration_secs" in error and f"limit of {MAX_DURATION_SECS} seconds" in error, error
+
+
+def test_a_joined_input_above_max_pixels_fails_the_job_naming_it(server, inputs):
+    """Later inputs are conformed to the first's size, but each is decoded at its own:
+    each is held to max_pixels before anything is decoded."""
+    job_inputs = {"inputs": [{"url": inputs["ok.mp4"]}, {"url": inputs["large.mp4"]}]}
+    created = server.post_job({**job_inputs, "storage": {"service": "local"}, "outputs": {"mp4:240p": {"path": "/large.mp4"}}})
+    assert created.status_code == 201, created.text
+    final = server.wait_job(created.json()["id"], timeout=120)
+    assert final["status"] == "job.failed", final
+    error = final["input"]["error"]
+    assert error.startswith("Input 2: ") and "max_pixels" in error, error

@@ -101,6 +101,11 @@ pub async fn read_inputs(
             Err(err) => return Err(IntakeError::user(format!("The input is not a media file that can be read{partial}: {err}"))),
         };
         let info = crate::job::clips::joined_info(&input.clips, info).map_err(|m| IntakeError::user(name(number, m)))?;
+        // Each input is held to the limits on its own too (a later one is conformed to
+        // the first's size, but decoded at its own).
+        if numbered {
+            media::check_input(&info, limits).map_err(|m| IntakeError::user(name(number, m)))?;
+        }
         probed.push((info, metadata));
     }
     let (first, mut metadata) = probed.remove(0);

@@ -34,10 +34,18 @@ pub struct DecodeLimits {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub clips: Vec<crate::types::TimeRange>,
     /// Files decoded after the input, in order, joined onto its end and conformed to
-    /// it (a job's `inputs` past the first; none: the input alone). Each is held to
-    /// these limits on its own.
+    /// it (a job's `inputs` past the first; none: the input alone). Each picture is
+    /// held to `max_pixels`; the joined timeline to `max_duration_secs`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub joined: Vec<super::stitch::JoinedFile>,
+    pub joined: Vec<JoinedFile>,
+}
+
+/// A file joined after the input, with the ranges of it kept (none: all of it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JoinedFile {
+    pub path: std::path::PathBuf,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clips: Vec<crate::types::TimeRange>,
 }
 
 /// The server's `[limits]` that every decode is held to.

@@ -9,30 +9,21 @@
 //! it as a [`Source`], which is the one file when nothing is joined.
 
 use std::collections::VecDeque;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use ffmpeg::{Rational, filter, frame};
 use ffmpeg_next as ffmpeg;
-use serde::{Deserialize, Serialize};
 
 use super::MediaError;
-use super::decode_limits::DecodeLimits;
+use super::decode_limits::{DecodeLimits, JoinedFile};
 use super::filters::{close, feed, pull, sink_time_base};
 use super::input::{AudioFormat, Decoded, Demuxer, VideoFormat};
 use super::probe::{audio_tracks, pixel_name};
 use super::stitch_audio::{Lead, TrackLane, joined_tracks, source_track};
-use crate::types::{AudioTrack, TimeRange};
+use crate::types::AudioTrack;
 
 /// The most inputs one job joins (the first and those after it).
 pub const MAX_JOINED: usize = 20;
-
-/// A file joined after the input, with the ranges of it kept (none: all of it).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct JoinedFile {
-    pub path: PathBuf,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub clips: Vec<TimeRange>,
-}
 
 /// The input as every output is made from it: one file, or files joined.
 pub(super) enum Source {
