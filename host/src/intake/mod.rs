@@ -12,4 +12,4 @@ mod sources;
 
 pub use decide::{Decision, decide};
 pub use read::{IntakeError, Probed, Reading, input_paths, read_inputs};
-pub use sources::{InputSources, local_files, transfer_client};
+pub use sources::{FetchError, InputSources, local_files, transfer_client};

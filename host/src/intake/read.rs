@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::InputSources;
+use super::sources::FetchError;
 use crate::config::Limits;
 use crate::confined::{Engine, EngineError};
 use crate::job::JobSpec;
@@ -82,17 +83,17 @@ pub async fn read_inputs(
             Reading::Whole => (sources.fetch(input, left, &path).await, String::new()),
             Reading::Window { bytes: window, time } => match tokio::time::timeout(time, sources.fetch_window(input, left, window, &path)).await {
                 Ok(Ok(w)) => (Ok(w.size.unwrap_or(w.read)), partly_read(&w)),
-                Ok(Err(message)) => (Err(message), String::new()),
-                Err(_) => (Err(format!("The input could not be fetched: a dry run reads its input for at most {} s.", time.as_secs())), String::new()),
+                Ok(Err(err)) => (Err(err), String::new()),
+                Err(_) => (Err(FetchError::TimedOut(time)), String::new()),
             },
         };
         match read {
             Ok(read) => bytes += read,
-            Err(message) if number > 1 && message.contains("max_input_bytes") => {
+            Err(err) if number > 1 && err.too_large() => {
                 let max = limits.max_input_bytes;
-                return Err(IntakeError::user(name(number, format!("{message} (the inputs of a job share max_input_bytes: {left} of {max} were left)"))));
+                return Err(IntakeError::user(name(number, format!("{err} (the inputs of a job share max_input_bytes: {left} of {max} were left)"))));
             }
-            Err(message) => return Err(IntakeError::user(name(number, message))),
+            Err(err) => return Err(IntakeError::user(name(number, err.to_string()))),
         }
         let (info, metadata) = match engine.probe(label, &path).await {
             Ok(probed) => probed,

@@ -41,42 +41,71 @@ pub struct InputSources<'a> {
     pub uploads: &'a TenantUploads,
 }
 
+/// Why an input could not be fetched; each says it in words a user can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// A direct upload that cannot be read (the message says why).
+    #[error("{0}")]
+    Upload(String),
+    /// The bytes could not be had, from a URL or a storage service.
+    #[error("The input could not be fetched: {0}")]
+    Transfer(storage::StorageError),
+    /// An input in a storage service that names no object.
+    #[error("The input needs a 'key' (or 'path') of the object to fetch.")]
+    NoObject,
+    /// The storage plugin refused the object's key (one that leaves its root, say).
+    #[error("{0}")]
+    ObjectKey(crate::plugins::PluginError),
+    /// The storage service's target could not be made from the input's block.
+    #[error("{0}")]
+    Service(storage::StorageError),
+    /// A dry run's read of the input took longer than it waits.
+    #[error("The input could not be fetched: a dry run reads its input for at most {} s.", .0.as_secs())]
+    TimedOut(std::time::Duration),
+}
+
+impl FetchError {
+    /// Whether the input was refused for its size (`max_input_bytes`).
+    pub fn too_large(&self) -> bool {
+        matches!(self, FetchError::Transfer(_) | FetchError::Upload(_)) && self.to_string().contains("max_input_bytes")
+    }
+}
+
 impl InputSources<'_> {
     /// Fetch one of the job's inputs, of at most `max_bytes`, to `dest`; returns its
-    /// size, or a message for the user.
-    pub async fn fetch(&self, input: &InputSpec, max_bytes: u64, dest: &Path) -> Result<u64, String> {
+    /// size.
+    pub async fn fetch(&self, input: &InputSpec, max_bytes: u64, dest: &Path) -> Result<u64, FetchError> {
         if let Some(id) = &input.upload {
-            return self.uploads.fetch(id, dest, max_bytes).await;
+            return self.uploads.fetch(id, dest, max_bytes).await.map_err(FetchError::Upload);
         }
         if let Some(url) = &input.url {
-            return storage::fetch_http(self.http, url, dest, max_bytes).await.map_err(|e| format!("The input could not be fetched: {e}"));
+            return storage::fetch_http(self.http, url, dest, max_bytes).await.map_err(FetchError::Transfer);
         }
         let (key, source) = self.object_source(input).await?;
-        source.download(&key, dest, max_bytes).await.map_err(|e| format!("The input could not be fetched: {e}"))
+        source.download(&key, dest, max_bytes).await.map_err(FetchError::Transfer)
     }
 
     /// Fetch the part of an input a probe needs (`window` bytes of at most `max_bytes`;
     /// see [`storage::fetch_http_window`]) to `dest`.
-    pub async fn fetch_window(&self, input: &InputSpec, max_bytes: u64, window: u64, dest: &Path) -> Result<storage::Window, String> {
+    pub async fn fetch_window(&self, input: &InputSpec, max_bytes: u64, window: u64, dest: &Path) -> Result<storage::Window, FetchError> {
         if let Some(id) = &input.upload {
             // On this server's disk: the whole file, without a copy.
-            let size = self.uploads.fetch(id, dest, max_bytes).await?;
+            let size = self.uploads.fetch(id, dest, max_bytes).await.map_err(FetchError::Upload)?;
             return Ok(storage::Window { size: Some(size), read: size, coverage: storage::Coverage::Whole });
         }
-        let failed = |e: storage::StorageError| format!("The input could not be fetched: {e}");
         if let Some(url) = &input.url {
-            return storage::fetch_http_window(self.http, url, dest, max_bytes, window).await.map_err(failed);
+            return storage::fetch_http_window(self.http, url, dest, max_bytes, window).await.map_err(FetchError::Transfer);
         }
         let (key, source) = self.object_source(input).await?;
-        source.download_window(&key, dest, max_bytes, window).await.map_err(failed)
+        source.download_window(&key, dest, max_bytes, window).await.map_err(FetchError::Transfer)
     }
 
     /// An input in a storage service: its object's key and the service's client.
-    async fn object_source(&self, input: &InputSpec) -> Result<(String, storage::Destination), String> {
+    async fn object_source(&self, input: &InputSpec) -> Result<(String, storage::Destination), FetchError> {
         let service = input.service.as_deref().unwrap_or_default();
-        let (object, block) = input.object().ok_or_else(|| "The input needs a 'key' (or 'path') of the object to fetch.".to_string())?;
-        let key = self.plugins.storage_object_key(service, &block, object).await.map_err(|e| e.to_string())?;
-        let source = storage::destination(self.plugins, service, &input.raw.to_string(), self.local, self.http).await.map_err(|e| e.to_string())?;
+        let (object, block) = input.object().ok_or(FetchError::NoObject)?;
+        let key = self.plugins.storage_object_key(service, &block, object).await.map_err(FetchError::ObjectKey)?;
+        let source = storage::destination(self.plugins, service, &input.raw.to_string(), self.local, self.http).await.map_err(FetchError::Service)?;
         Ok((key, source))
     }
 }
