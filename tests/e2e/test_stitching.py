@@ -100,6 +100,7 @@ def test_inputs_are_joined_frame_exact_conformed_and_in_sync(shared_copra, s3, i
         "mp4": {"key": "joined", "path": "/joined.mp4", "metrics": ["psnr"]},
         "webm": {"key": "webm", "path": "/joined.webm", "if": "{{ input.duration }} > 2.5"},
         f"mp4:{W}x{H}": {"key": "skipped", "path": "/skipped.mp4", "if": "{{ input.duration }} < 1"},
+        "mp3": {"key": "audio", "path": "/joined.mp3"},
     }
     final, files = run(shared_copra, s3, inputs, outputs, tmp_path)
     assert final["status"] == "job.completed", (final["input"], [o.get("error") for o in final["outputs"]], shared_copra.logs()[-4000:])
@@ -136,6 +137,16 @@ def test_inputs_are_joined_frame_exact_conformed_and_in_sync(shared_copra, s3, i
     assert abs(tone(at(0.2)) - 440) < 15 and abs(tone(at(0.65)) - 440) < 15
     assert abs(tone(at(1.85)) - 660) < 15 and abs(tone(at(2.45)) - 660) < 15
     assert np.abs(at(1.0)).max() < 0.01, "the bumper is silent"
+    # An audio-only output reads no pictures: each input's part ends where its container
+    # says, and the same silence sits in the same place.
+    mp3 = ffprobe(files["audio"])
+    assert abs(float(mp3["format"]["duration"]) - TOTAL) < 0.08, mp3["format"]
+    log = subprocess.run(["ffmpeg", "-nostdin", "-i", str(files["audio"]), "-af", "silencedetect=n=-40dB:d=0.02", "-f", "null", "-"],
+                         capture_output=True, text=True).stderr
+    starts = [float(line.split("silence_start:")[1].split()[0]) for line in log.splitlines() if "silence_start:" in line]
+    assert len(starts) == 1 and abs(starts[0] - BUMPER[0]) < 0.06, log[-2000:]
+    pcm = samples(files["audio"])
+    assert abs(tone(pcm[int(0.2 * 48000):][:4800]) - 440) < 15 and abs(tone(pcm[int(2.2 * 48000):][:4800]) - 660) < 15
 
     # The metadata: the input's part says what was joined; quality is measured against
     # the joined timeline frame by frame.

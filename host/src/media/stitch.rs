@@ -245,7 +245,7 @@ impl Stitched {
             // Audio is handed out up to the pictures so far (all of it when there are none).
             if let Some(target) = self.audio.as_ref().filter(|_| want_audio) {
                 let until = if self.video.is_some() && want_video { Some(self.part.flow.video_end) } else { None };
-                let lead = self.part.lead();
+                let lead = self.part.lead(want_video);
                 for lane in &mut self.part.lanes {
                     lane.give(until, false, lead, target, self.start, each);
                 }
@@ -301,7 +301,7 @@ impl Stitched {
             (None, _) => self.part.lanes.iter().map(|l| l.samples).max().unwrap_or(0) as f64 / rate,
         };
         if let Some(target) = self.audio.as_ref().filter(|_| want_audio) {
-            let lead = self.part.lead();
+            let lead = self.part.lead(want_video);
             for lane in &mut self.part.lanes {
                 lane.give(Some(end), true, lead, target, self.start, each);
                 lane.pad(end, target, self.start, each);
@@ -326,9 +326,10 @@ impl Part {
         Part { demuxer, tracks, first, flow, lanes: Vec::new() }
     }
 
-    /// Where this file's timeline starts against its audio's.
-    fn lead(&self) -> Lead {
-        match (self.first, self.flow.format.is_some(), self.flow.lead) {
+    /// Where this file's timeline starts against its audio's. A reader of the audio
+    /// alone (`want_video` false) never learns it: its audio is not held back for it.
+    fn lead(&self, want_video: bool) -> Lead {
+        match (self.first || !want_video, self.flow.format.is_some(), self.flow.lead) {
             (true, _, _) | (false, false, _) => Lead::None,
             (false, true, None) => Lead::Unknown,
             (false, true, Some(lead)) => Lead::At(lead),
