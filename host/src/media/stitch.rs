@@ -93,8 +93,9 @@ impl Source {
 pub(super) struct Stitched {
     /// The file being decoded and how its frames are conformed.
     part: Part,
-    /// The files still to come, with their number (the first input is 1).
-    rest: VecDeque<(usize, JoinedFile)>,
+    /// The files still to come, with their number (the first input is 1) and their
+    /// audio tracks (listed once, at open).
+    rest: VecDeque<(usize, JoinedFile, Vec<AudioTrack>)>,
     limits: DecodeLimits,
     /// The joined video: the first file's.
     video: Option<VideoFormat>,
@@ -161,10 +162,11 @@ impl Stitched {
         }
         let audio = audio.map(|a| AudioFormat { time_base: Rational::new(1, a.rate.max(1) as i32), ..a });
         let tracks = joined_tracks(listed.iter().map(Vec::as_slice));
-        let first_tracks = listed.swap_remove(0);
+        let mut listed = listed.into_iter();
+        let first_tracks = listed.next().unwrap_or_default();
         let mut stitched = Stitched {
             part: Part::new(first, first_tracks, true),
-            rest: limits.joined.iter().cloned().enumerate().map(|(i, f)| (i + 2, f)).collect(),
+            rest: limits.joined.iter().cloned().zip(listed).enumerate().map(|(i, (f, t))| (i + 2, f, t)).collect(),
             limits: limits.clone(),
             wanted: tracks.first().map(|t| t.stream).into_iter().collect(),
             tracks,
@@ -253,12 +255,11 @@ impl Stitched {
             return Ok(true);
         }
         self.finish_part(want_video, want_audio, each)?;
-        let Some((number, next)) = self.rest.pop_front() else { return Ok(false) };
+        let Some((number, next, tracks)) = self.rest.pop_front() else { return Ok(false) };
         // The duration limit holds on the joined timeline: each file may decode what
         // the files before it left.
         let limits = DecodeLimits { max_duration_secs: (self.limits.max_duration_secs - self.start).max(0.0), ..self.limits.clone() };
         let demuxer = Demuxer::open_clips(&next.path, &limits, &next.clips).map_err(|e| at_input(number, e))?;
-        let tracks = audio_tracks(&next.path, &self.limits).map_err(|e| at_input(number, e))?;
         let mut part = Part::new(demuxer, tracks, false);
         part.flow.video = match (&self.video, &part.flow.format) {
             (Some(target), Some(format)) => Some(conform_video(format, target)?),
