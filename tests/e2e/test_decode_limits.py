@@ -15,7 +15,9 @@ import uuid
 
 import pytest
 
-from conftest import Copra, ffprobe, make_video
+import requests
+
+from conftest import KEY_A, Copra, ffprobe, make_video
 
 MAX_DURATION_SECS = 10
 # 320x240 is within, 1280x720 is not.
@@ -59,7 +61,8 @@ def inputs(media_dir, media_server):
     # Within the limit alone (8 s), past it twice over, and declaring 2 s.
     mkv_declaring(media_dir / "limits-holds8.mkv", 2, 8)
     make_video(media_dir / "limits-large.mp4", size="1280x720", duration=1)
-    names = ("raw60.h264", "declares2.mkv", "grows.h264", "ok.mp4", "holds8.mkv", "large.mp4")
+    make_video(media_dir / "limits-long.mp4", size="320x240", duration=MAX_DURATION_SECS + 2)
+    names = ("raw60.h264", "declares2.mkv", "grows.h264", "ok.mp4", "holds8.mkv", "large.mp4", "long.mp4")
     return {name: f"{media_server}/limits-{name}" for name in names}
 
 
@@ -242,3 +245,15 @@ def test_a_joined_input_above_max_pixels_fails_the_job_naming_it(server, inputs)
     assert final["status"] == "job.failed", final
     error = final["input"]["error"]
     assert error.startswith("Input 2: ") and "max_pixels" in error, error
+
+
+def test_an_input_refused_for_its_length_still_shows_its_metadata(server, inputs):
+    """Refused before any decode, from what the probe found: the input fails naming the
+    limit, and its metadata says what it was."""
+    created = server.post_job(job(inputs["long.mp4"], {"mp4:240p": {"path": "/long.mp4"}}))
+    assert created.status_code == 201, created.text
+    final = server.wait_job(created.json()["id"], timeout=120)
+    assert final["status"] == "job.failed" and "max_duration_secs" in final["input"]["error"], final
+    metadata = requests.get(f"{server.url}/v2/metadata/jobs/{final['id']}", auth=(KEY_A, ""), timeout=10).json()
+    source = metadata.get("metadata", metadata)["source"]
+    assert abs(float(source["format"]["duration"]) - (MAX_DURATION_SECS + 2)) < 0.2, source["format"]

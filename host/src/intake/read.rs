@@ -38,17 +38,19 @@ pub struct Probed {
 
 /// Why the inputs cannot be used: a message for the user, and when the engine's
 /// process died (not a media error), that error, so that a worker can give the job
-/// back for another attempt.
+/// back for another attempt. Once the first input was probed, its metadata comes too
+/// (a job refused for its length still shows what it was).
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
 pub struct IntakeError {
     pub message: String,
     pub crash: Option<EngineError>,
+    pub metadata: Option<Value>,
 }
 
 impl IntakeError {
     fn user(message: String) -> Self {
-        IntakeError { message, crash: None }
+        IntakeError { message, crash: None, metadata: None }
     }
 }
 
@@ -69,6 +71,24 @@ pub async fn read_inputs(
     work: &Path,
     reading: Reading,
     limits: &Limits,
+) -> Result<Probed, IntakeError> {
+    let mut first_metadata = None;
+    read(sources, engine, label, spec, work, reading, limits, &mut first_metadata)
+        .await
+        .map_err(|err| IntakeError { metadata: first_metadata, ..err })
+}
+
+/// [`read_inputs`], noting the first input's metadata in `first_metadata` once probed.
+#[allow(clippy::too_many_arguments)]
+async fn read(
+    sources: &InputSources<'_>,
+    engine: &Engine,
+    label: &str,
+    spec: &JobSpec,
+    work: &Path,
+    reading: Reading,
+    limits: &Limits,
+    first_metadata: &mut Option<Value>,
 ) -> Result<Probed, IntakeError> {
     let (first_path, joined) = input_paths(spec, work);
     let paths = std::iter::once(first_path).chain(joined.into_iter().map(|j| j.path));
@@ -97,10 +117,13 @@ pub async fn read_inputs(
         }
         let (info, metadata) = match engine.probe(label, &path).await {
             Ok(probed) => probed,
-            Err(err) if err.is_crash() => return Err(IntakeError { message: err.to_string(), crash: Some(err) }),
+            Err(err) if err.is_crash() => return Err(IntakeError { message: err.to_string(), crash: Some(err), metadata: None }),
             Err(err) if numbered => return Err(IntakeError::user(format!("Input {number} is not a media file that can be read{partial}: {err}"))),
             Err(err) => return Err(IntakeError::user(format!("The input is not a media file that can be read{partial}: {err}"))),
         };
+        if number == 1 {
+            *first_metadata = Some(metadata.clone());
+        }
         let info = crate::job::clips::joined_info(&input.clips, info).map_err(|m| IntakeError::user(name(number, m)))?;
         // Each input is held to the limits on its own too (a later one is conformed to
         // the first's size, but decoded at its own).

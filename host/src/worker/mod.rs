@@ -336,6 +336,9 @@ impl Worker {
                 if let Some(crash) = &err.crash {
                     self.give_back(&job.id, job.attempts, crash).await?;
                 }
+                if let Some(metadata) = &err.metadata {
+                    run.input_probed(metadata).await?;
+                }
                 return Ok(run.fail_input(outputs, err.message).await?);
             }
         };
