@@ -84,15 +84,18 @@ pub fn is_tag(tag: &str) -> bool {
         && subtags.iter().all(|s| (1..=8).contains(&s.len()) && s.chars().all(|c| c.is_ascii_alphanumeric()))
 }
 
-/// The most characters of a track's name (a title from a file, a name from a job).
-pub const MAX_TRACK_NAME: usize = 100;
+/// Whether `tag` is a language tag ([`is_tag`]) whose primary subtag is an ISO 639
+/// code (2 or 3 letters): what a playlist announces as a rendition's `LANGUAGE`.
+pub fn is_iso_tag(tag: &str) -> bool {
+    is_tag(tag) && tag.split('-').next().is_some_and(|primary| (2..=3).contains(&primary.len()))
+}
 
 /// A track's title, from a stranger's file, as a name players are told: plain text
 /// without control characters, quotes, backslashes, commas or angle brackets (it goes
-/// into playlist attributes, manifests and cue files), at most [`MAX_TRACK_NAME`]
-/// characters; none when nothing is left.
-pub fn track_name(title: &str) -> Option<String> {
-    let name: String = title.chars().filter(|c| !c.is_control() && !matches!(c, '"' | '\\' | ',' | '<' | '>')).take(MAX_TRACK_NAME).collect();
+/// into playlist attributes, manifests and cue files), at most `max` characters; none
+/// when nothing is left.
+pub fn track_name(title: &str, max: usize) -> Option<String> {
+    let name: String = title.chars().filter(|c| !c.is_control() && !matches!(c, '"' | '\\' | ',' | '<' | '>')).take(max).collect();
     let name = name.trim();
     (!name.is_empty()).then(|| name.to_string())
 }
@@ -133,8 +136,9 @@ mod tests {
         for bad in ["", "e", "x", "en-", "en--US", "en\"/../x", "12", "en_US", &"a".repeat(36), "en-toolongsubtag"] {
             assert!(!is_tag(bad), "{bad}");
         }
-        assert_eq!(track_name("Fran\u{e7}ais \"SDH\", <b>\n").as_deref(), Some("Français SDH b"));
-        assert_eq!(track_name("\"\""), None);
-        assert_eq!(track_name(&"n".repeat(500)).map(|n| n.len()), Some(MAX_TRACK_NAME));
+        assert!(is_iso_tag("pt-BR") && is_iso_tag("fra") && !is_iso_tag("english") && !is_iso_tag("x-klingon"));
+        assert_eq!(track_name("Fran\u{e7}ais \"SDH\", <b>\n", 100).as_deref(), Some("Français SDH b"));
+        assert_eq!(track_name("\"\"", 100), None);
+        assert_eq!(track_name(&"n".repeat(500), 64).map(|n| n.len()), Some(64));
     }
 }

@@ -30,7 +30,7 @@ pub fn check(selection: &AudioSelection) -> Result<(), String> {
     if languages.is_empty() || languages.len() > MAX_LANGUAGES {
         return Err(format!("package names {} audio languages, outside 1..={MAX_LANGUAGES}", languages.len()));
     }
-    match languages.iter().find(|l| !crate::languages::is_tag(l)) {
+    match languages.iter().find(|l| !crate::languages::is_iso_tag(l)) {
         Some(bad) => Err(format!("package names audio language '{}', which is not a language tag", bad.escape_debug())),
         None => Ok(()),
     }
@@ -47,12 +47,15 @@ pub enum SelectError {
     TooMany(usize),
 }
 
+/// Longest track name a playlist announces.
+const MAX_TITLE: usize = 64;
+
 /// A track as a playlist may announce it: its language as a BCP 47 tag (or none, if
 /// the file's tag is not one) and its title as plain text without quotes. The tags
 /// are the input's, written by whoever made the file.
 fn announced(track: &AudioTrack) -> AudioTrack {
-    let language = track.language.as_deref().filter(|l| crate::languages::is_tag(l)).and_then(bcp47);
-    let title = track.title.as_deref().and_then(crate::languages::track_name);
+    let language = track.language.as_deref().filter(|l| crate::languages::is_iso_tag(l)).and_then(bcp47);
+    let title = track.title.as_deref().and_then(|t| crate::languages::track_name(t, MAX_TITLE));
     AudioTrack { stream: track.stream, language, title, channels: track.channels }
 }
 

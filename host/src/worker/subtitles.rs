@@ -130,7 +130,7 @@ impl JobRun<'_> {
                 tracing::info!(stream = track.stream, language, "an input subtitle track is not used: its language is taken, or it is empty, or one too many");
                 continue;
             }
-            let name = crate::languages::track_name(&track.title).unwrap_or_else(|| language.clone());
+            let name = crate::languages::track_name(&track.title, MAX_NAME).unwrap_or_else(|| language.clone());
             let default = track.default && !has_default && !taken.iter().any(|(s, _)| s.default);
             let cues = track.cues.into_iter().map(|c| subtitles::Cue { start: c.start, end: c.end, text: c.text }).collect();
             taken.push((SubtitleSpec { url: String::new(), language, name, default }, cues));
@@ -216,6 +216,9 @@ fn has_text_subtitles(metadata: &Value) -> bool {
     let text = |s: &&Value| s["codec_type"] == "subtitle" && matches!(s["codec_name"].as_str(), Some("mov_text" | "subrip" | "srt" | "webvtt" | "ass" | "ssa" | "text"));
     metadata["streams"].as_array().is_some_and(|streams| streams.iter().any(|s| text(&s)))
 }
+
+/// Longest name an input's subtitle track is given.
+const MAX_NAME: usize = 100;
 
 /// An input's language tag as a track's: a well-formed tag, or `und`, safe in file
 /// names and playlist attributes.
