@@ -76,7 +76,7 @@ impl MediaInfo {
 
 /// The kind of an output, which also prefixes its statuses (`video.encoded`, ...).
 /// Stored through sea-orm as its lowercase name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sea_orm::EnumIter, sea_orm::DeriveActiveEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sea_orm::EnumIter, sea_orm::DeriveActiveEnum, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
 pub enum OutputType {

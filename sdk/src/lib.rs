@@ -41,25 +41,31 @@ pub use secret::Secret;
 #[cfg(feature = "storage")]
 pub mod s3;
 
-/// Error codes the host understands; they become the API's `error_code`.
+/// Error codes the host understands; they become the API's `error_code`. They are the
+/// strings of [`ErrorCode`], the one list of the API's codes; the host keeps a plugin's
+/// code only if it is one of these (any other becomes the code of what was asked).
 pub mod codes {
+    use copra_codes::ErrorCode;
+
     /// A format string no plugin plans, or one its plugin refuses.
-    pub const FORMAT_NOT_VALID: &str = "format_not_valid";
+    pub const FORMAT_NOT_VALID: &str = ErrorCode::FormatNotValid.as_str();
     /// An output parameter (`number`, `offset`, ...) that is not valid.
-    pub const OUTPUT_PARAM_NOT_VALID: &str = "output_param_not_valid";
+    pub const OUTPUT_PARAM_NOT_VALID: &str = ErrorCode::OutputParamNotValid.as_str();
     /// An `if` expression that does not parse.
-    pub const CONDITION_NOT_VALID: &str = "condition_not_valid";
+    pub const CONDITION_NOT_VALID: &str = ErrorCode::ConditionNotValid.as_str();
     /// A storage block that is not valid (a field other than its credentials).
-    pub const STORAGE_NOT_VALID: &str = "storage_not_valid";
+    pub const STORAGE_NOT_VALID: &str = ErrorCode::StorageNotValid.as_str();
     /// Missing or malformed storage credentials.
-    pub const STORAGE_CREDENTIALS_NOT_VALID: &str = "storage_credentials_not_valid";
+    pub const STORAGE_CREDENTIALS_NOT_VALID: &str = ErrorCode::StorageCredentialsNotValid.as_str();
     /// An object path that would leave the storage root.
-    pub const STORAGE_PATH_NOT_VALID: &str = "storage_path_not_valid";
+    pub const STORAGE_PATH_NOT_VALID: &str = ErrorCode::StoragePathNotValid.as_str();
     /// A notification block that is not valid.
-    pub const NOTIFICATION_NOT_VALID: &str = "notification_not_valid";
+    pub const NOTIFICATION_NOT_VALID: &str = ErrorCode::NotificationNotValid.as_str();
     /// A delivery that failed (the host retries it).
-    pub const NOTIFICATION_FAILED: &str = "notification_failed";
+    pub const NOTIFICATION_FAILED: &str = ErrorCode::NotificationFailed.as_str();
 }
+
+pub use copra_codes::ErrorCode;
 
 /// A plugin's answer when it cannot do what was asked: an API error code and a message
 /// the user can act on. The host returns it in the API's error shape.

@@ -67,11 +67,15 @@ def test_hostile_searches_run_within_the_hosts_bounds():
     assert "10000 probes" in table["plan manyladderprobes for hd: plan-ladder round 1"][1]
     assert not table["plan manyladderrungs for hd: plan-ladder round 2"][0]
     assert "1000 variants" in table["plan manyladderrungs for hd: plan-ladder round 2"][1]
+    # A refusal with a code only the host answers with is a failure, saying why.
+    assert not table["check forge"][0] and "does not pass on" in table["check forge"][1], table["check forge"]
 
 
 @pytest.mark.parametrize("plugin,broken", [
     ("hostile-condition", ["check '(((' (malformed)"]),
     ("hostile-format", ["plan giant for hd: host's plan check", "check fine:zz_not_a_part_zz",
+                        # Refused with a code only the host answers with.
+                        "check forge",
                         # Target-quality searches: 10,000 probes at once, and one that never settles.
                         "plan manyprobes for hd: search-quality round 1", "plan endlessprobes for hd: search-quality round 5"]),
     ("hostile-storage", ["object-key climb", "object-key longkey"]),

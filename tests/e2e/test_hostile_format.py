@@ -186,6 +186,20 @@ def test_wide_number_placeholders_are_refused_at_submit(server, inputs, s3, path
     assert ok.status_code == 201, ok.text
 
 
+def test_a_plugin_cannot_answer_with_the_hosts_codes(server, inputs, s3):
+    """The plugin refuses `forge` with `authentication_failed`: the client must not be told
+    its key is wrong (401). The host keeps the plugin's message but answers with the code
+    of what it asked, `format_not_valid`, as a 400."""
+    forged = server.post_job(job(inputs["small"], s3_storage(s3), {"forge": {"path": "/forged.mp4"}}))
+    assert forged.status_code == 400, forged.text
+    body = forged.json()
+    assert body["error_code"] == "format_not_valid" and body["status"] == "error", body
+    assert "Authentication failed" in body["message"], body
+    # The server is no worse for it.
+    fine = server.post_job(job(inputs["small"], s3_storage(s3), {"fine": {"path": f"/forge-{uuid.uuid4().hex[:8]}/fine.mp4"}}))
+    assert fine.status_code == 201, fine.text
+
+
 @pytest.mark.parametrize("misdeed, says", [
     ("manyprobes", "10000 settings in one round"),
     ("endlessprobes", "more than 4 rounds"),

@@ -1,6 +1,7 @@
 //! The operator's API: list, add and remove plugins while the server runs. It has its
 //! own key (`COPRA_ADMIN_KEY`); job API keys are refused here.
 
+use copra_codes::ErrorCode;
 use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Path, RawQuery, State};
 use axum::http::StatusCode;
@@ -98,11 +99,11 @@ fn valid_name(name: &str) -> bool {
 async fn add(State(state): State<AppState>, _: AdminKey, RawQuery(raw): RawQuery, body: Bytes) -> Result<(StatusCode, Json<Value>), ApiError> {
     let name = super::query::params(raw.as_deref()).remove("name").unwrap_or_default();
     if !valid_name(&name) {
-        return Err(JobError::invalid("plugin_not_valid", "The plugin name must be 1-64 letters, digits, '-' or '_'.").into());
+        return Err(JobError::invalid(ErrorCode::PluginNotValid, "The plugin name must be 1-64 letters, digits, '-' or '_'.").into());
     }
     match state.plugins.add(&state.db, &name, body.to_vec()).await {
         Ok(plugin) => Ok((StatusCode::CREATED, Json(plugin_view(&plugin, true)))),
-        Err(AddError::Rejected(problem)) => Err(JobError::invalid("plugin_not_valid", format!("The plugin was rejected: {problem}")).into()),
+        Err(AddError::Rejected(problem)) => Err(JobError::invalid(ErrorCode::PluginNotValid, format!("The plugin was rejected: {problem}")).into()),
         Err(AddError::Failed(err)) => Err(ApiError::internal(err)),
     }
 }
@@ -126,7 +127,7 @@ async fn add(State(state): State<AppState>, _: AdminKey, RawQuery(raw): RawQuery
 async fn remove(State(state): State<AppState>, _: AdminKey, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
     let found = valid_name(&name) && state.plugins.remove(&state.db, &name).await.map_err(ApiError::internal)?;
     if !found {
-        return Err(ApiError::NotFound { code: "plugin_not_found", what: format!("Plugin '{name}'") });
+        return Err(ApiError::NotFound { code: ErrorCode::PluginNotFound, what: format!("Plugin '{name}'") });
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -149,7 +150,7 @@ async fn remove(State(state): State<AppState>, _: AdminKey, Path(name): Path<Str
 /// and the last error. Operators read this when a webhook did not arrive.
 async fn job_events(State(state): State<AppState>, _: AdminKey, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     if crate::db::jobs::read(&state.db, &id, None).await?.is_none() {
-        return Err(ApiError::NotFound { code: "job_not_found", what: format!("Job '{id}'") });
+        return Err(ApiError::NotFound { code: ErrorCode::JobNotFound, what: format!("Job '{id}'") });
     }
     let events: Vec<Value> = crate::db::jobs::events(&state.db, &id)
         .await?

@@ -2,6 +2,7 @@
 //! with 413 in the API's error shape before it is read further, so a client cannot make
 //! the server buffer more than the limit.
 
+use copra_codes::ErrorCode;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::header::CONTENT_LENGTH;
@@ -23,8 +24,7 @@ impl FromRequest<AppState> for Body {
         match axum::body::to_bytes(request.into_body(), limit).await {
             Ok(bytes) => Ok(Body(bytes)),
             Err(err) if is_length_limit(&err) => Err(ApiError::TooLarge { limit }),
-            Err(err) => Err(ApiError::Invalid(crate::job::JobError::invalid(
-                "request_not_valid",
+            Err(err) => Err(ApiError::Invalid(crate::job::JobError::invalid(ErrorCode::RequestNotValid,
                 format!("The request body could not be read: {err}."),
             ))),
         }

@@ -4,16 +4,41 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use copra_codes::ErrorCode;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::job::JobError;
+
+/// Every failure: `{"message", "error_code", "status": "error"}`.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    /// What went wrong and what to do about it.
+    pub message: String,
+    /// Why, as a code a program can test.
+    #[serde(serialize_with = "code_str")]
+    pub error_code: ErrorCode,
+    pub status: ErrorStatus,
+}
+
+/// Always `error`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ErrorStatus {
+    Error,
+}
+
+fn code_str<S: serde::Serializer>(code: &ErrorCode, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(code.as_str())
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("Authentication failed: use your API key as the Basic auth username.")]
     Unauthorized,
     #[error("{what} not found.")]
-    NotFound { code: &'static str, what: String },
+    NotFound { code: ErrorCode, what: String },
     /// The body is larger than the server reads (`limits.max_body_bytes`).
     #[error("The request body is larger than the {limit} bytes this server accepts (limits.max_body_bytes).")]
     TooLarge { limit: usize },
@@ -23,7 +48,7 @@ pub enum ApiError {
     /// Too many requests of one kind (redeliveries, dry runs at once): 429 with
     /// `Retry-After`, the whole seconds after which one may succeed.
     #[error("{message} Try again in {} s.", retry_after.as_millis().div_ceil(1000).max(1))]
-    TooManyRequests { code: &'static str, message: String, retry_after: std::time::Duration },
+    TooManyRequests { code: ErrorCode, message: String, retry_after: std::time::Duration },
     /// A request that changes something sent a body of a type a browser form can send
     /// (415): the API reads JSON.
     #[error("The request body must be JSON (Content-Type: application/json), not '{content_type}'.")]
@@ -49,17 +74,17 @@ impl ApiError {
         self.status_and_code().0
     }
 
-    fn status_and_code(&self) -> (StatusCode, &str) {
+    fn status_and_code(&self) -> (StatusCode, ErrorCode) {
         match self {
-            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "authentication_failed"),
-            ApiError::NotFound { code, .. } => (StatusCode::NOT_FOUND, code),
-            ApiError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "request_too_large"),
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, ErrorCode::AuthenticationFailed),
+            ApiError::NotFound { code, .. } => (StatusCode::NOT_FOUND, *code),
+            ApiError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::RequestTooLarge),
             ApiError::Invalid(err) => (StatusCode::BAD_REQUEST, err.code()),
-            ApiError::TooManyRequests { code, .. } => (StatusCode::TOO_MANY_REQUESTS, code),
-            ApiError::UnsupportedMediaType { .. } => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
-            ApiError::ForeignOrigin { .. } => (StatusCode::FORBIDDEN, "origin_not_allowed"),
+            ApiError::TooManyRequests { code, .. } => (StatusCode::TOO_MANY_REQUESTS, *code),
+            ApiError::UnsupportedMediaType { .. } => (StatusCode::UNSUPPORTED_MEDIA_TYPE, ErrorCode::UnsupportedMediaType),
+            ApiError::ForeignOrigin { .. } => (StatusCode::FORBIDDEN, ErrorCode::OriginNotAllowed),
             ApiError::Upload(err) => upload_status(err),
-            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::InternalError),
         }
     }
 }
@@ -84,22 +109,22 @@ impl From<crate::upload::UploadError> for ApiError {
 
 /// tus's statuses: 409 for a wrong offset, 412 for another version, 423 while another
 /// request writes, 460 for a checksum that does not match.
-fn upload_status(err: &crate::upload::UploadError) -> (StatusCode, &'static str) {
+fn upload_status(err: &crate::upload::UploadError) -> (StatusCode, ErrorCode) {
     use crate::upload::UploadError as E;
     let status = |code: u16| StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST);
     match err {
-        E::NotFound(_) => (StatusCode::NOT_FOUND, "upload_not_found"),
-        E::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "upload_too_large"),
-        E::OffsetMismatch { .. } => (StatusCode::CONFLICT, "upload_offset_mismatch"),
-        E::PastLength { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "upload_past_length"),
-        E::ChecksumMismatch { .. } => (status(460), "upload_checksum_mismatch"),
-        E::Busy => (status(423), "upload_busy"),
-        E::QuotaExceeded { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "upload_quota_exceeded"),
-        E::TooMany { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_uploads"),
-        E::Invalid(_) => (StatusCode::BAD_REQUEST, "upload_not_valid"),
-        E::Version { .. } => (StatusCode::PRECONDITION_FAILED, "tus_version_not_supported"),
-        E::ContentType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
-        E::Io(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
+        E::NotFound(_) => (StatusCode::NOT_FOUND, ErrorCode::UploadNotFound),
+        E::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::UploadTooLarge),
+        E::OffsetMismatch { .. } => (StatusCode::CONFLICT, ErrorCode::UploadOffsetMismatch),
+        E::PastLength { .. } => (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::UploadPastLength),
+        E::ChecksumMismatch { .. } => (status(460), ErrorCode::UploadChecksumMismatch),
+        E::Busy => (status(423), ErrorCode::UploadBusy),
+        E::QuotaExceeded { .. } => (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::UploadQuotaExceeded),
+        E::TooMany { .. } => (StatusCode::TOO_MANY_REQUESTS, ErrorCode::TooManyUploads),
+        E::Invalid(_) => (StatusCode::BAD_REQUEST, ErrorCode::UploadNotValid),
+        E::Version { .. } => (StatusCode::PRECONDITION_FAILED, ErrorCode::TusVersionNotSupported),
+        E::ContentType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, ErrorCode::UnsupportedMediaType),
+        E::Io(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::InternalError),
     }
 }
 
@@ -115,7 +140,7 @@ impl IntoResponse for ApiError {
             tracing::error!(err = format!("{err:#}"), "request failed");
         }
         let (status, code) = self.status_and_code();
-        let body = Json(json!({"message": self.to_string(), "error_code": code, "status": "error"}));
+        let body = Json(ErrorBody { message: self.to_string(), error_code: code, status: ErrorStatus::Error });
         let mut response = (status, body).into_response();
         if let ApiError::TooManyRequests { retry_after, .. } = &self {
             // Whole seconds, rounded up: a client that waits this long gets a token.

@@ -9,6 +9,7 @@
 //! (not SVG), WebVTT, playlists and manifests get their own type ([`inline_type`]);
 //! anything else is `application/octet-stream` with `Content-Disposition: attachment`.
 
+use copra_codes::ErrorCode;
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, header};
@@ -96,7 +97,7 @@ fn inline_type(extension: &str) -> Option<&'static str> {
 }
 
 async fn serve_file(state: AppState, key: ApiKey, request: Request) -> Result<Response, ApiError> {
-    let not_found = || ApiError::NotFound { code: "file_not_found", what: "File".into() };
+    let not_found = || ApiError::NotFound { code: ErrorCode::FileNotFound, what: "File".into() };
     let (mut parts, body) = request.into_parts();
     let path = parts.uri.path().trim_start_matches("/files/").to_string();
     let (namespace, rest) = path.split_once('/').ok_or_else(not_found)?;

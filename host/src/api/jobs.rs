@@ -1,11 +1,13 @@
 //! `POST /v2/jobs`, `GET /v2/jobs` (the caller's jobs, newest first) and `GET /v2/jobs/{id}`.
 
+use copra_codes::ErrorCode;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use sea_orm::Iterable;
-use serde_json::{Value, json};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
 
 use super::auth::ApiKey;
 use super::body::Body;
@@ -54,15 +56,15 @@ async fn create(
     key: ApiKey,
     RawQuery(raw): RawQuery,
     Body(body): Body,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<Response, ApiError> {
     // `dry_run`: plan the job without running it (see `intake::dry_run`).
     let dry = query::flag(&query::params(raw.as_deref()), "dry_run")?;
     let body: Value = serde_json::from_slice(&body)
-        .map_err(|e| JobError::invalid("request_not_valid", format!("The request body is not valid JSON: {e}.")))?;
+        .map_err(|e| JobError::invalid(ErrorCode::RequestNotValid, format!("The request body is not valid JSON: {e}.")))?;
     let spec = JobSpec::parse(&body)?;
     if dry {
         let _running = state.dry_runs.enter(&key.owner).map_err(|busy| ApiError::TooManyRequests {
-            code: "too_many_dry_runs",
+            code: ErrorCode::TooManyDryRuns,
             message: busy.to_string(),
             retry_after: std::time::Duration::from_secs(crate::job::dry_run_gate::RETRY_AFTER_SECS),
         })?;
@@ -70,10 +72,10 @@ async fn create(
             DryRunError::Invalid(err) => ApiError::from(err),
             DryRunError::Internal(message) => ApiError::internal(anyhow::anyhow!(message)),
         })?;
-        return Ok((StatusCode::OK, Json(plan)));
+        return Ok((StatusCode::OK, Json(plan)).into_response());
     }
     let (job, outputs) = submit(&state, &key, spec, "coconut_v2").await?;
-    Ok((StatusCode::CREATED, Json(view::job_view(&job, &outputs))))
+    Ok((StatusCode::CREATED, Json(view::job_view(&job, &outputs))).into_response())
 }
 
 /// Submit through the job layer's use case. Every API submits through here, so a job
@@ -104,7 +106,7 @@ pub(super) async fn submit(
     ),
     security(("basicAuth" = []), ("bearerAuth" = []))
 )]
-async fn show(State(state): State<AppState>, key: ApiKey, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn show(State(state): State<AppState>, key: ApiKey, Path(id): Path<String>) -> Result<Json<view::JobView>, ApiError> {
     let (job, outputs) = own_job(&state, &key, &id).await?;
     Ok(Json(view::job_view(&job, &outputs)))
 }
@@ -114,7 +116,7 @@ async fn show(State(state): State<AppState>, key: ApiKey, Path(id): Path<String>
 pub(super) async fn own_job(state: &AppState, key: &ApiKey, id: &str) -> Result<(job::Model, Vec<output::Model>), ApiError> {
     db::jobs::read(&state.db, id, Some(&key.owner))
         .await?
-        .ok_or_else(|| ApiError::NotFound { code: "job_not_found", what: format!("Job '{id}'") })
+        .ok_or_else(|| ApiError::NotFound { code: ErrorCode::JobNotFound, what: format!("Job '{id}'") })
 }
 
 #[utoipa::path(
@@ -137,21 +139,21 @@ pub(super) async fn own_job(state: &AppState, key: &ApiKey, id: &str) -> Result<
 )]
 /// The caller's jobs, newest first: `limit` (1-100, default 20) and `status`
 /// (`job.starting`, `job.completed` or `job.failed`). Another key's jobs are never listed.
-async fn list(State(state): State<AppState>, key: ApiKey, RawQuery(raw): RawQuery) -> Result<Json<Value>, ApiError> {
+async fn list(State(state): State<AppState>, key: ApiKey, RawQuery(raw): RawQuery) -> Result<Json<view::JobList>, ApiError> {
     let params = query::params(raw.as_deref());
     query::only(&params, &["limit", "status"])?;
     let limit = match params.get("limit") {
         None => LIST_DEFAULT,
         Some(text) => text.parse::<u64>().ok().filter(|n| (1..=LIST_MAX).contains(n)).ok_or_else(|| {
-            JobError::invalid("request_not_valid", format!("The limit must be a whole number from 1 to {LIST_MAX}, not '{text}'."))
+            JobError::invalid(ErrorCode::RequestNotValid, format!("The limit must be a whole number from 1 to {LIST_MAX}, not '{text}'."))
         })?,
     };
     let status = match params.get("status") {
         None => None,
         Some(text) => Some(JobStatus::iter().find(|s| s.as_str() == text).ok_or_else(|| {
-            JobError::invalid("request_not_valid", format!("The status must be job.starting, job.completed or job.failed, not '{text}'."))
+            JobError::invalid(ErrorCode::RequestNotValid, format!("The status must be job.starting, job.completed or job.failed, not '{text}'."))
         })?),
     };
-    let jobs: Vec<Value> = db::list::list(&state.db, &key.owner, status, limit).await?.iter().map(|(j, o)| view::job_view(j, o)).collect();
-    Ok(Json(json!({ "jobs": jobs })))
+    let jobs = db::list::list(&state.db, &key.owner, status, limit).await?.iter().map(|(j, o)| view::job_view(j, o)).collect();
+    Ok(Json(view::JobList { jobs }))
 }

@@ -1,6 +1,7 @@
 //! `GET /v2/metadata/jobs/{id}` and `GET /v2/metadata/jobs/{id}/{key}`: ffprobe-shaped
 //! metadata of the input (key `source`) and of every finished output.
 
+use copra_codes::ErrorCode;
 use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -76,5 +77,5 @@ async fn one(
     let mut all = collect(&state, &key, &id).await?;
     all.remove(&name)
         .map(Json)
-        .ok_or_else(|| ApiError::NotFound { code: "metadata_not_found", what: format!("Metadata for '{name}' of job '{id}'") })
+        .ok_or_else(|| ApiError::NotFound { code: ErrorCode::MetadataNotFound, what: format!("Metadata for '{name}' of job '{id}'") })
 }

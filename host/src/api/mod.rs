@@ -20,6 +20,7 @@ mod uploads;
 mod webhook_secret;
 mod webhooks;
 
+use copra_codes::ErrorCode;
 use std::sync::Arc;
 
 use axum::Router;
@@ -94,5 +95,5 @@ async fn health(axum::extract::State(state): axum::extract::State<AppState>) -> 
 }
 
 async fn not_found() -> ApiError {
-    ApiError::NotFound { code: "not_found", what: "Route".into() }
+    ApiError::NotFound { code: ErrorCode::NotFound, what: "Route".into() }
 }

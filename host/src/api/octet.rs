@@ -5,6 +5,7 @@
 //! queue, same worker. Only the shapes differ: answers are Octet's job view, errors are
 //! `{"error": "<why>"}` (Octet's "error describes why the request was invalid").
 
+use copra_codes::ErrorCode;
 use axum::extract::{FromRequest, FromRequestParts, Path, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
@@ -71,7 +72,7 @@ async fn show(State(state): State<AppState>, OctetKey(key): OctetKey, Path(id): 
 }
 
 async fn not_found() -> OctetError {
-    ApiError::NotFound { code: "not_found", what: "Route".into() }.into()
+    ApiError::NotFound { code: ErrorCode::NotFound, what: "Route".into() }.into()
 }
 
 /// The request body within the server's limit, refused in Octet's error shape.
@@ -128,7 +129,7 @@ impl IntoResponse for OctetError {
                 "Authentication failed: send your API key as a Bearer token or as the Basic auth username.".to_string()
             }
             ApiError::Invalid(err) => {
-                tracing::info!(code = err.code(), message = %err, "octet request refused");
+                tracing::info!(code = err.code().as_str(), message = %err, "octet request refused");
                 err.to_string()
             }
             ApiError::Internal(err) => {

@@ -1,6 +1,7 @@
 //! Query strings read by hand, so a malformed one gets the API's error shape (axum's
 //! `Query` answers its own plain-text 400).
 
+use copra_codes::ErrorCode;
 use std::collections::HashMap;
 
 use crate::job::JobError;
@@ -13,7 +14,7 @@ pub fn params(raw: Option<&str>) -> HashMap<String, String> {
 /// Refuses names not in `known`, so a typo in a new route's query is not silently ignored.
 pub fn only(params: &HashMap<String, String>, known: &[&str]) -> Result<(), JobError> {
     match params.keys().find(|name| !known.contains(&name.as_str())) {
-        Some(name) => Err(JobError::invalid("request_not_valid", format!("Unknown query parameter '{name}'."))),
+        Some(name) => Err(JobError::invalid(ErrorCode::RequestNotValid, format!("Unknown query parameter '{name}'."))),
         None => Ok(()),
     }
 }
@@ -23,7 +24,7 @@ pub fn flag(params: &HashMap<String, String>, name: &str) -> Result<bool, JobErr
     match params.get(name).map(String::as_str) {
         None | Some("false") | Some("0") => Ok(false),
         Some("true") | Some("1") | Some("") => Ok(true),
-        Some(other) => Err(JobError::invalid("request_not_valid", format!("The query parameter '{name}' must be true or false, not '{other}'."))),
+        Some(other) => Err(JobError::invalid(ErrorCode::RequestNotValid, format!("The query parameter '{name}' must be true or false, not '{other}'."))),
     }
 }
 

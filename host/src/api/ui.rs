@@ -8,6 +8,7 @@
 //! origin. Media and images may also come from `https:` (outputs on object storage) and
 //! `blob:` (outputs of the `local` storage, fetched with the key).
 
+use copra_codes::ErrorCode;
 use axum::Router;
 use axum::extract::Path;
 use axum::http::{HeaderValue, header};
@@ -66,7 +67,7 @@ async fn asset(Path(path): Path<String>) -> Result<Response, ApiError> {
     let (_, content_type, bytes) = ASSETS
         .iter()
         .find(|(name, _, _)| *name == path)
-        .ok_or_else(|| ApiError::NotFound { code: "not_found", what: "Route".into() })?;
+        .ok_or_else(|| ApiError::NotFound { code: ErrorCode::NotFound, what: "Route".into() })?;
     Ok(respond(content_type, bytes))
 }
 

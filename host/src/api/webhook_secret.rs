@@ -3,6 +3,7 @@
 //! it for `webhook_secret_overlap_secs`). Neither takes a tenant: a key reads and rotates
 //! its own secret, never another's.
 
+use copra_codes::ErrorCode;
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -56,7 +57,7 @@ async fn show(State(state): State<AppState>, key: ApiKey) -> Result<Json<Value>,
 async fn rotate(State(state): State<AppState>, key: ApiKey) -> Result<Json<Value>, ApiError> {
     match secrets::rotate(&state.db, &state.config.webhooks, &key.owner, now_ms()).await {
         Ok(secrets) => Ok(Json(view(&secrets))),
-        Err(err @ RotateError::Configured) => Err(JobError::invalid("webhook_secret_configured", format!("{err}.")).into()),
+        Err(err @ RotateError::Configured) => Err(JobError::invalid(ErrorCode::WebhookSecretConfigured, format!("{err}.")).into()),
         Err(RotateError::Db(err)) => Err(err.into()),
     }
 }

@@ -4,6 +4,7 @@
 //! at most `[webhooks] redeliveries_per_minute` per key, then a 429 with `Retry-After`).
 //! Another key's job is a 404, like every job route.
 
+use copra_codes::ErrorCode;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -72,9 +73,9 @@ async fn redeliver(State(state): State<AppState>, key: ApiKey, Path((id, event_i
 /// A redelivery refused, in the API's shape.
 fn refusal(err: RedeliverError) -> ApiError {
     match err {
-        RedeliverError::NotFound { .. } => ApiError::NotFound { code: "event_not_found", what: err.to_string() },
-        RedeliverError::NoNotification { .. } => JobError::invalid("notification_not_found", err.to_string()).into(),
-        RedeliverError::TooMany { retry_after, .. } => ApiError::TooManyRequests { code: "too_many_redeliveries", message: err.to_string(), retry_after },
+        RedeliverError::NotFound { .. } => ApiError::NotFound { code: ErrorCode::EventNotFound, what: err.to_string() },
+        RedeliverError::NoNotification { .. } => JobError::invalid(ErrorCode::NotificationNotFound, err.to_string()).into(),
+        RedeliverError::TooMany { retry_after, .. } => ApiError::TooManyRequests { code: ErrorCode::TooManyRedeliveries, message: err.to_string(), retry_after },
         RedeliverError::Spec(_) | RedeliverError::Db(_) => ApiError::internal(err),
     }
 }

@@ -8,7 +8,7 @@ use serde::Serialize;
 pub use crate::types::OutputType;
 
 /// A job's overall status (Coconut has three).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, utoipa::ToSchema)]
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
 pub enum JobStatus {
     #[sea_orm(string_value = "job.starting")]
@@ -38,7 +38,8 @@ impl JobStatus {
 }
 
 /// The input's status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, utoipa::ToSchema)]
+#[schema(as = InputStatusName)]
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
 pub enum InputStatus {
     #[sea_orm(string_value = "input.starting")]

@@ -4,6 +4,7 @@
 //! job over `max_job_pictures` or `max_job_memory_mib` even then is a 400 now instead of
 //! a failed job later. The real plans are checked again once the input is probed.
 
+use copra_codes::ErrorCode;
 use super::{JobError, JobSpec};
 use crate::config::Limits;
 use crate::media;
@@ -30,5 +31,5 @@ pub async fn check_budget(plugins: &Plugins, limits: &Limits, spec: &JobSpec) ->
         }
     }
     let keyed: Vec<(&str, &OutputPlan)> = plans.iter().map(|(key, plan)| (*key, plan)).collect();
-    media::check_job(&smallest, &keyed, limits, true).map_err(|refusal| JobError::invalid("outputs_not_valid", refusal.to_string()))
+    media::check_job(&smallest, &keyed, limits, true).map_err(|refusal| JobError::invalid(ErrorCode::OutputsNotValid, refusal.to_string()))
 }

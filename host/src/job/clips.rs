@@ -1,6 +1,7 @@
 //! The input's `clips`: ranges of the input joined, in order, into the timeline every
 //! output is made from (`"input": {"url": …, "clips": [{"offset": 10, "duration": 5}, …]}`).
 
+use copra_codes::ErrorCode;
 use serde_json::Value;
 
 use super::JobError;
@@ -12,7 +13,7 @@ pub const MAX_CLIPS: usize = 100;
 /// The clips of an input block, checked: 1 to [`MAX_CLIPS`], each an `offset` (0 or more
 /// seconds) and a `duration` (more than 0), in the input's order and not overlapping.
 pub fn parse(value: Option<&Value>) -> Result<Vec<TimeRange>, JobError> {
-    let invalid = |message: String| JobError::invalid("input_not_valid", message);
+    let invalid = |message: String| JobError::invalid(ErrorCode::InputNotValid, message);
     let Some(value) = value.filter(|v| !v.is_null()) else { return Ok(Vec::new()) };
     let Some(items) = value.as_array().filter(|items| (1..=MAX_CLIPS).contains(&items.len())) else {
         return Err(invalid(format!("The input's 'clips' must be a list of 1 to {MAX_CLIPS} objects with an 'offset' and a 'duration'.")));
@@ -96,7 +97,7 @@ mod tests {
             (json!(vec![json!({"offset": 0, "duration": 0.1}); 101]), "1 to 100"),
         ] {
             let err = parse(Some(&v)).unwrap_err();
-            assert_eq!(err.code(), "input_not_valid");
+            assert_eq!(err.code(), ErrorCode::InputNotValid);
             assert!(err.to_string().contains(says), "{v}: {err}");
         }
     }

@@ -31,7 +31,7 @@ pub struct Follower {
     job_id: String,
     owner: String,
     last_event_id: i64,
-    last_status: Option<Value>,
+    last_status: Option<super::view::JobView>,
     /// Messages read but not sent yet, next first.
     queue: VecDeque<Message>,
     ended: bool,
@@ -90,7 +90,8 @@ impl Follower {
         }
         let status = super::view::job_view(&job, &outputs);
         if self.last_status.as_ref() != Some(&status) {
-            self.queue.push_back(Message::Status { last_event_id: self.last_event_id, data: status.to_string() });
+            let data = serde_json::to_string(&status).unwrap_or_default();
+            self.queue.push_back(Message::Status { last_event_id: self.last_event_id, data });
             self.last_status = Some(status);
         }
         // Ends once the final event and the final status are out; a client resuming

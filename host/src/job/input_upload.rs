@@ -3,6 +3,7 @@
 //! and it is held for the job; the worker then reads it from the shared data directory
 //! instead of fetching anything.
 
+use copra_codes::ErrorCode;
 use std::path::Path;
 
 use super::{JobError, JobSpec};
@@ -36,13 +37,12 @@ pub async fn resolve(config: &Config, owner: &str, spec: &mut JobSpec) -> Result
         // Taken by another API node, which copied it to the work area once finished.
         Err(UploadError::NotFound(_)) if uploads.in_area(&tenant, &id).await => return Ok(()),
         Err(UploadError::NotFound(_)) => {
-            return Err(JobError::invalid("input_not_valid", format!("The input upload '{}' does not exist (or it expired).", id.escape_debug())));
+            return Err(JobError::invalid(ErrorCode::InputNotValid, format!("The input upload '{}' does not exist (or it expired).", id.escape_debug())));
         }
-        Err(other) => return Err(JobError::invalid("input_not_valid", format!("The input upload '{id}' cannot be read: {other}"))),
+        Err(other) => return Err(JobError::invalid(ErrorCode::InputNotValid, format!("The input upload '{id}' cannot be read: {other}"))),
     };
     if !upload.finished() {
-        return Err(JobError::invalid(
-            "input_not_valid",
+        return Err(JobError::invalid(ErrorCode::InputNotValid,
             format!("The input upload '{id}' is not finished: {} of its {} bytes have arrived.", upload.offset, upload.length),
         ));
     }
@@ -55,7 +55,7 @@ pub async fn hold(config: &Config, owner: &str, spec: &JobSpec, job_id: &str) ->
     let Some(id) = &spec.input.upload else { return Ok(()) };
     match Uploads::of(config).hold(&Tenant::of_owner(owner), id, job_id).await {
         Ok(()) | Err(UploadError::NotFound(_)) => Ok(()),
-        Err(err) => Err(JobError::invalid("input_not_valid", format!("The input upload '{id}' cannot be held for the job: {err}"))),
+        Err(err) => Err(JobError::invalid(ErrorCode::InputNotValid, format!("The input upload '{id}' cannot be held for the job: {err}"))),
     }
 }
 

@@ -3,6 +3,7 @@
 //! `metrics` (and `metrics_per_frame`) over the job's. Checked at submit, so a typo is a
 //! 400 and not an output measured with nothing.
 
+use copra_codes::ErrorCode;
 use serde_json::Value;
 
 use super::{JobError, JobSpec, OutputSpec};
@@ -10,14 +11,14 @@ use crate::media::Metric;
 
 /// Check the job's and every output's metric parameters.
 pub fn check(spec: &JobSpec) -> Result<(), JobError> {
-    parse(spec.settings.get("metrics")).map_err(|m| JobError::invalid("settings_not_valid", format!("The settings' metrics {m}")))?;
+    parse(spec.settings.get("metrics")).map_err(|m| JobError::invalid(ErrorCode::SettingsNotValid, format!("The settings' metrics {m}")))?;
     flag(spec.settings.get("metrics_per_frame"))
-        .map_err(|()| JobError::invalid("settings_not_valid", "The settings' metrics_per_frame must be true or false."))?;
+        .map_err(|()| JobError::invalid(ErrorCode::SettingsNotValid, "The settings' metrics_per_frame must be true or false."))?;
     for output in &spec.outputs {
         parse(output.params.get("metrics"))
-            .map_err(|m| JobError::invalid("output_param_not_valid", format!("The metrics of output '{}' {m}", output.key)))?;
+            .map_err(|m| JobError::invalid(ErrorCode::OutputParamNotValid, format!("The metrics of output '{}' {m}", output.key)))?;
         flag(output.params.get("metrics_per_frame"))
-            .map_err(|()| JobError::invalid("output_param_not_valid", format!("The metrics_per_frame of output '{}' must be true or false.", output.key)))?;
+            .map_err(|()| JobError::invalid(ErrorCode::OutputParamNotValid, format!("The metrics_per_frame of output '{}' must be true or false.", output.key)))?;
     }
     Ok(())
 }
@@ -94,11 +95,11 @@ mod tests {
     #[test]
     fn unknown_metrics_are_refused() {
         let err = parsed(json!({"metrics": ["vmaf", "butteraugli"]}), json!({"path": "a.mp4"})).unwrap_err();
-        assert_eq!(err.code(), "settings_not_valid");
+        assert_eq!(err.code(), ErrorCode::SettingsNotValid);
         assert!(err.to_string().contains("butteraugli"), "{err}");
         let err = parsed(json!({}), json!({"path": "a.mp4", "metrics": "vmaf"})).unwrap_err();
-        assert_eq!(err.code(), "output_param_not_valid");
+        assert_eq!(err.code(), ErrorCode::OutputParamNotValid);
         let err = parsed(json!({}), json!({"path": "a.mp4", "metrics_per_frame": "yes"})).unwrap_err();
-        assert_eq!(err.code(), "output_param_not_valid");
+        assert_eq!(err.code(), ErrorCode::OutputParamNotValid);
     }
 }

@@ -15,23 +15,24 @@ pub mod subtitles;
 pub mod validate;
 pub mod view;
 
+pub use copra_codes::ErrorCode;
 pub use spec::{JobSpec, OutputSpec};
 
 /// A job that cannot be accepted, with the Coconut error code that says why.
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
 pub struct JobError {
-    code: String,
+    code: ErrorCode,
     message: String,
 }
 
 impl JobError {
-    pub fn invalid(code: impl Into<String>, message: impl Into<String>) -> Self {
-        JobError { code: code.into(), message: message.into() }
+    pub fn invalid(code: ErrorCode, message: impl Into<String>) -> Self {
+        JobError { code, message: message.into() }
     }
 
-    pub fn code(&self) -> &str {
-        &self.code
+    pub fn code(&self) -> ErrorCode {
+        self.code
     }
 }
 

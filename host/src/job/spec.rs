@@ -4,6 +4,7 @@
 //! expressions, storage credentials, notification settings) is checked by
 //! [`super::validate`].
 
+use copra_codes::ErrorCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -126,16 +127,16 @@ const HOST_PARAMS: &[&str] = &["key", "path", "url", "if", "metrics", "metrics_p
 impl JobSpec {
     /// Parse a request body. Errors name the field at fault.
     pub fn parse(body: &Value) -> Result<Self, JobError> {
-        let obj = body.as_object().ok_or_else(|| JobError::invalid("request_not_valid", "The request body must be a JSON object."))?;
+        let obj = body.as_object().ok_or_else(|| JobError::invalid(ErrorCode::RequestNotValid, "The request body must be a JSON object."))?;
         for field in obj.keys() {
             if !["input", "inputs", "storage", "outputs", "notification", "settings", "subtitles"].contains(&field.as_str()) {
-                return Err(JobError::invalid("request_not_valid", format!("Unknown job parameter '{field}'.")));
+                return Err(JobError::invalid(ErrorCode::RequestNotValid, format!("Unknown job parameter '{field}'.")));
             }
         }
 
         let (input, joined) = match (obj.get("input"), obj.get("inputs")) {
             (Some(_), Some(_)) => {
-                return Err(JobError::invalid("input_not_valid", "A job has either an 'input' or a list of 'inputs', not both."));
+                return Err(JobError::invalid(ErrorCode::InputNotValid, "A job has either an 'input' or a list of 'inputs', not both."));
             }
             (None, Some(inputs)) => {
                 let mut inputs = parse_inputs(inputs)?;
@@ -146,8 +147,8 @@ impl JobSpec {
         };
         let storage = match obj.get("storage") {
             Some(Value::Object(s)) if s.get("service").and_then(Value::as_str).is_some() => Value::Object(s.clone()),
-            Some(Value::Object(_)) => return Err(JobError::invalid("storage_not_valid", "The storage must define a 'service'.")),
-            _ => return Err(JobError::invalid("storage_not_valid", "The storage is missing; it must be an object with a 'service'.")),
+            Some(Value::Object(_)) => return Err(JobError::invalid(ErrorCode::StorageNotValid, "The storage must define a 'service'.")),
+            _ => return Err(JobError::invalid(ErrorCode::StorageNotValid, "The storage is missing; it must be an object with a 'service'.")),
         };
         let outputs = parse_outputs(obj.get("outputs"))?;
         let notification = match obj.get("notification") {
@@ -156,12 +157,12 @@ impl JobSpec {
                 check_progress_interval(n.get("progress_interval"))?;
                 Some(Value::Object(n.clone()))
             }
-            Some(_) => return Err(JobError::invalid("notification_not_valid", "The notification must be an object.")),
+            Some(_) => return Err(JobError::invalid(ErrorCode::NotificationNotValid, "The notification must be an object.")),
         };
         let settings = match obj.get("settings") {
             None | Some(Value::Null) => Value::Object(Map::new()),
             Some(Value::Object(s)) => Value::Object(s.clone()),
-            Some(_) => return Err(JobError::invalid("settings_not_valid", "The settings must be an object.")),
+            Some(_) => return Err(JobError::invalid(ErrorCode::SettingsNotValid, "The settings must be an object.")),
         };
         let subtitles = super::subtitles::parse(obj.get("subtitles"))?;
         let spec = JobSpec { input, joined, storage, outputs, notification, settings, subtitles };
@@ -197,8 +198,7 @@ fn check_progress_interval(value: Option<&Value>) -> Result<(), JobError> {
     match value {
         None => Ok(()),
         Some(v) if v.as_u64().is_some_and(|n| (1..=86_400).contains(&n)) => Ok(()),
-        Some(v) => Err(JobError::invalid(
-            "request_not_valid",
+        Some(v) => Err(JobError::invalid(ErrorCode::RequestNotValid,
             format!("The notification's progress_interval must be a whole number of seconds from 1 to 86400, not {v}."),
         )),
     }
@@ -210,14 +210,13 @@ fn check_progress_interval(value: Option<&Value>) -> Result<(), JobError> {
 fn parse_inputs(value: &Value) -> Result<Vec<InputSpec>, JobError> {
     let items = match value {
         Value::Array(items) if (1..=crate::media::MAX_JOINED).contains(&items.len()) => items,
-        _ => return Err(JobError::invalid("input_not_valid", format!("The 'inputs' must be a list of 1 to {} input objects.", crate::media::MAX_JOINED))),
+        _ => return Err(JobError::invalid(ErrorCode::InputNotValid, format!("The 'inputs' must be a list of 1 to {} input objects.", crate::media::MAX_JOINED))),
     };
     let mut inputs = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
-        let input = parse_input(Some(item)).map_err(|e| JobError::invalid(e.code().to_string(), format!("In 'inputs' item {i}: {e}")))?;
+        let input = parse_input(Some(item)).map_err(|e| JobError::invalid(e.code(), format!("In 'inputs' item {i}: {e}")))?;
         if i > 0 && input.upload.is_some() {
-            return Err(JobError::invalid(
-                "input_not_valid",
+            return Err(JobError::invalid(ErrorCode::InputNotValid,
                 format!("In 'inputs' item {i}: only the first input can be a direct upload; give the others by 'url' or storage 'service'."),
             ));
         }
@@ -228,7 +227,7 @@ fn parse_inputs(value: &Value) -> Result<Vec<InputSpec>, JobError> {
 
 fn parse_input(input: Option<&Value>) -> Result<InputSpec, JobError> {
     let Some(Value::Object(obj)) = input else {
-        return Err(JobError::invalid("input_not_valid", "The input is missing; it must be an object with a 'url'."));
+        return Err(JobError::invalid(ErrorCode::InputNotValid, "The input is missing; it must be an object with a 'url'."));
     };
     let clips = super::clips::parse(obj.get("clips"))?;
     let mut obj = obj.clone();
@@ -237,35 +236,35 @@ fn parse_input(input: Option<&Value>) -> Result<InputSpec, JobError> {
     let service = obj.get("service").and_then(Value::as_str).map(str::to_string);
     if let Some(upload) = obj.get("upload") {
         let Some(id) = upload.as_str().filter(|id| !id.is_empty()) else {
-            return Err(JobError::invalid("input_not_valid", "The input's 'upload' must be the id of an upload (/v2/uploads)."));
+            return Err(JobError::invalid(ErrorCode::InputNotValid, "The input's 'upload' must be the id of an upload (/v2/uploads)."));
         };
         if url.is_some() || service.is_some() {
-            return Err(JobError::invalid("input_not_valid", "The input must have one of 'url', 'service' or 'upload'."));
+            return Err(JobError::invalid(ErrorCode::InputNotValid, "The input must have one of 'url', 'service' or 'upload'."));
         }
         return Ok(InputSpec { url: None, service: None, upload: Some(id.to_string()), clips, raw: Value::Object(obj) });
     }
     match (&url, &service) {
         (Some(url), None) => {
-            let parsed = url::Url::parse(url).map_err(|_| JobError::invalid("input_not_valid", format!("The input URL '{url}' is not a valid URL.")))?;
+            let parsed = url::Url::parse(url).map_err(|_| JobError::invalid(ErrorCode::InputNotValid, format!("The input URL '{url}' is not a valid URL.")))?;
             if !matches!(parsed.scheme(), "http" | "https") {
-                return Err(JobError::invalid("input_not_valid", format!("The input URL '{url}' must use http or https.")));
+                return Err(JobError::invalid(ErrorCode::InputNotValid, format!("The input URL '{url}' must use http or https.")));
             }
         }
         (None, Some(_)) => {}
         (Some(_), Some(_)) => {
-            return Err(JobError::invalid("input_not_valid", "The input must have either a 'url' or a 'service', not both."));
+            return Err(JobError::invalid(ErrorCode::InputNotValid, "The input must have either a 'url' or a 'service', not both."));
         }
-        (None, None) => return Err(JobError::invalid("input_not_valid", "The input must have a 'url'.")),
+        (None, None) => return Err(JobError::invalid(ErrorCode::InputNotValid, "The input must have a 'url'.")),
     }
     Ok(InputSpec { url, service, upload: None, clips, raw: Value::Object(obj) })
 }
 
 fn parse_outputs(outputs: Option<&Value>) -> Result<Vec<OutputSpec>, JobError> {
     let Some(Value::Object(map)) = outputs else {
-        return Err(JobError::invalid("outputs_not_valid", "The outputs are missing; they must be an object keyed by format."));
+        return Err(JobError::invalid(ErrorCode::OutputsNotValid, "The outputs are missing; they must be an object keyed by format."));
     };
     if map.is_empty() {
-        return Err(JobError::invalid("outputs_not_valid", "At least one output is required."));
+        return Err(JobError::invalid(ErrorCode::OutputsNotValid, "At least one output is required."));
     }
     let mut specs = Vec::new();
     for (format, value) in map {
@@ -273,15 +272,14 @@ fn parse_outputs(outputs: Option<&Value>) -> Result<Vec<OutputSpec>, JobError> {
             Value::Array(items) if !items.is_empty() => items.iter().collect(),
             Value::Object(_) => vec![value],
             _ => {
-                return Err(JobError::invalid(
-                    "outputs_not_valid",
+                return Err(JobError::invalid(ErrorCode::OutputsNotValid,
                     format!("The output '{format}' must be an object or a non-empty array of objects."),
                 ));
             }
         };
         for (index, definition) in definitions.into_iter().enumerate() {
             let Value::Object(params) = definition else {
-                return Err(JobError::invalid("outputs_not_valid", format!("The output '{format}' #{index} must be an object.")));
+                return Err(JobError::invalid(ErrorCode::OutputsNotValid, format!("The output '{format}' #{index} must be an object.")));
             };
             specs.push(parse_output(format, index, params)?);
         }
@@ -289,7 +287,7 @@ fn parse_outputs(outputs: Option<&Value>) -> Result<Vec<OutputSpec>, JobError> {
     let mut seen = std::collections::HashSet::new();
     for spec in &specs {
         if !seen.insert(spec.key.as_str()) {
-            return Err(JobError::invalid("outputs_not_valid", format!("Two outputs share the key '{}'.", spec.key)));
+            return Err(JobError::invalid(ErrorCode::OutputsNotValid, format!("Two outputs share the key '{}'.", spec.key)));
         }
     }
     Ok(specs)
@@ -300,7 +298,7 @@ fn parse_output(format: &str, index: usize, params: &Map<String, Value>) -> Resu
         match params.get(name) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(_) => Err(JobError::invalid("output_param_not_valid", format!("The output parameter '{name}' of '{format}' must be a string."))),
+            Some(_) => Err(JobError::invalid(ErrorCode::OutputParamNotValid, format!("The output parameter '{name}' of '{format}' must be a string."))),
         }
     };
     let key = string("key")?.unwrap_or_else(|| format!("{format}:{index}"));
@@ -387,8 +385,7 @@ pub fn check_numbered_path(path: &str, max_digits: usize) -> Result<(), JobError
     }
     let shown: String = path.chars().take(80).collect();
     let asked = width.map_or_else(|| "a number too long to read".to_string(), |w| w.to_string());
-    Err(JobError::invalid(
-        "output_param_not_valid",
+    Err(JobError::invalid(ErrorCode::OutputParamNotValid,
         format!(
             "The path '{shown}' asks for numbers {asked} digits wide; at most {max_digits} digits are allowed \
              (the server's [limits] max_path_digits)."
@@ -426,17 +423,17 @@ mod tests {
     #[test]
     fn input_must_be_http() {
         let body = json!({"input": {"url": "ftp://x/y"}, "storage": {"service": "s3"}, "outputs": {"mp4": {}}});
-        assert_eq!(JobSpec::parse(&body).unwrap_err().code(), "input_not_valid");
+        assert_eq!(JobSpec::parse(&body).unwrap_err().code(), ErrorCode::InputNotValid);
         let body = json!({"storage": {"service": "s3"}, "outputs": {"mp4": {}}});
-        assert_eq!(JobSpec::parse(&body).unwrap_err().code(), "input_not_valid");
+        assert_eq!(JobSpec::parse(&body).unwrap_err().code(), ErrorCode::InputNotValid);
     }
 
     #[test]
     fn storage_and_outputs_are_required() {
         let body = json!({"input": {"url": "http://x/y"}, "outputs": {"mp4": {}}});
-        assert_eq!(JobSpec::parse(&body).unwrap_err().code(), "storage_not_valid");
+        assert_eq!(JobSpec::parse(&body).unwrap_err().code(), ErrorCode::StorageNotValid);
         let body = json!({"input": {"url": "http://x/y"}, "storage": {"service": "s3"}, "outputs": {}});
-        assert_eq!(JobSpec::parse(&body).unwrap_err().code(), "outputs_not_valid");
+        assert_eq!(JobSpec::parse(&body).unwrap_err().code(), ErrorCode::OutputsNotValid);
     }
 
     #[test]
@@ -463,7 +460,7 @@ mod tests {
         };
         assert_eq!(with(json!(5)).unwrap().progress_interval(), Some(std::time::Duration::from_secs(5)));
         for bad in [json!(0), json!(-1), json!(1.5), json!("5"), json!(null), json!(86_401)] {
-            assert_eq!(with(bad.clone()).unwrap_err().code(), "request_not_valid", "{bad}");
+            assert_eq!(with(bad.clone()).unwrap_err().code(), ErrorCode::RequestNotValid, "{bad}");
         }
         assert_eq!(JobSpec::parse(&job(json!({"mp4": {"path": "a.mp4"}}))).unwrap().progress_interval(), None);
     }
@@ -496,7 +493,7 @@ mod tests {
         }
         for (path, asked) in [("/t_%.99999d.jpg", "99999"), ("/t_%099999d.jpg", "99999"), ("/t_%11d.jpg", "11"), ("/t_%.99999999999999999999999d.jpg", "too long")] {
             let err = check_numbered_path(path, 10).unwrap_err();
-            assert_eq!(err.code(), "output_param_not_valid");
+            assert_eq!(err.code(), ErrorCode::OutputParamNotValid);
             let message = err.to_string();
             assert!(message.contains(asked) && message.contains("max_path_digits") && message.contains("at most 10"), "{message}");
         }
@@ -506,7 +503,7 @@ mod tests {
     fn inputs_are_a_short_list_of_input_blocks() {
         assert_eq!(parse_inputs(&json!([{"url": "http://a/1.mp4"}, {"url": "http://a/2.mp4", "clips": [{"offset": 1, "duration": 2}]}])).unwrap().len(), 2);
         let err = parse_inputs(&json!([])).unwrap_err();
-        assert_eq!(err.code(), "input_not_valid");
+        assert_eq!(err.code(), ErrorCode::InputNotValid);
         let err = parse_inputs(&json!([{"url": "http://a/1.mp4"}, {"url": "ftp://a/2.mp4"}])).unwrap_err();
         assert!(err.to_string().starts_with("In 'inputs' item 1: "), "{err}");
         let err = parse_inputs(&json!([{"url": "http://a/1.mp4"}, {"upload": "abc"}])).unwrap_err();

@@ -2,6 +2,7 @@
 //! outbound policy), seal its secrets, build its rows and hand them to the queue. The
 //! HTTP handlers only translate requests into a `JobSpec` and answers out of the rows.
 
+use copra_codes::ErrorCode;
 use sea_orm::{DatabaseConnection, DbErr};
 
 use super::status::{InputStatus, JobStatus, OutputState};
@@ -89,8 +90,7 @@ impl Submitter<'_> {
 pub async fn check(plugins: &Plugins, config: &Config, spec: &JobSpec) -> Result<Vec<crate::db::status::OutputType>, JobError> {
     let limits = &config.limits;
     if spec.outputs.len() > limits.max_outputs {
-        return Err(JobError::invalid(
-            "outputs_not_valid",
+        return Err(JobError::invalid(ErrorCode::OutputsNotValid,
             format!(
                 "The job has {} outputs; this server takes at most {} per job (limits.max_outputs).",
                 spec.outputs.len(),

@@ -5,6 +5,7 @@
 //! "subtitles": [{"url": "https://example.com/en.vtt", "language": "en", "name": "English", "default": true}]
 //! ```
 
+use copra_codes::ErrorCode;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -30,7 +31,7 @@ pub struct SubtitleSpec {
 /// The job's subtitle tracks, checked: 1 to [`MAX_TRACKS`], each with an `http(s)` URL
 /// and a language tag, languages distinct, at most one `default`.
 pub fn parse(value: Option<&Value>) -> Result<Vec<SubtitleSpec>, JobError> {
-    let invalid = |message: String| JobError::invalid("subtitles_not_valid", message);
+    let invalid = |message: String| JobError::invalid(ErrorCode::SubtitlesNotValid, message);
     let Some(value) = value.filter(|v| !v.is_null()) else { return Ok(Vec::new()) };
     let Some(items) = value.as_array().filter(|items| (1..=MAX_TRACKS).contains(&items.len())) else {
         return Err(invalid(format!("'subtitles' must be a list of 1 to {MAX_TRACKS} objects, each with a 'url' and a 'language'.")));
@@ -110,7 +111,7 @@ mod tests {
             (json!([{"storage": {}, "language": "en"}]), "not supported yet"),
         ] {
             let err = parse(Some(&v)).unwrap_err();
-            assert_eq!(err.code(), "subtitles_not_valid");
+            assert_eq!(err.code(), ErrorCode::SubtitlesNotValid);
             assert!(err.to_string().contains(says), "{v}: {err}");
         }
     }

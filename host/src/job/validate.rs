@@ -1,6 +1,7 @@
 //! Submit-time checks that need plugins: every problem a job can be known to have
 //! before any work starts is a 400 here, not a failed job later.
 
+use copra_codes::ErrorCode;
 use crate::config::Limits;
 use crate::net::{Outbound, UrlRefused};
 use crate::plugins::{PluginError, Plugins, StorageTarget};
@@ -16,20 +17,20 @@ use super::{JobError, JobSpec};
 pub async fn validate(spec: &JobSpec, plugins: &Plugins, limits: &Limits, outbound: &Outbound) -> Result<Vec<OutputType>, JobError> {
     for input in spec.inputs() {
         if let Some(url) = &input.url {
-            outbound.check_url(url).map_err(|e| refused_url("input_not_valid", &format!("The input URL '{}'", crate::secret::redact_url(url)), e))?;
+            outbound.check_url(url).map_err(|e| refused_url(ErrorCode::InputNotValid, &format!("The input URL '{}'", crate::secret::redact_url(url)), e))?;
         }
     }
     for track in &spec.subtitles {
         let what = format!("The '{}' subtitles' URL '{}'", track.language, crate::secret::redact_url(&track.url));
-        outbound.check_url(&track.url).map_err(|e| refused_url("subtitles_not_valid", &what, e))?;
+        outbound.check_url(&track.url).map_err(|e| refused_url(ErrorCode::SubtitlesNotValid, &what, e))?;
     }
 
     let storage_json = spec.storage.to_string();
     let service = spec.storage_service();
-    let target = plugins.storage_resolve(service, &storage_json).await.map_err(|e| rejected(e, "storage_not_valid", || {
+    let target = plugins.storage_resolve(service, &storage_json).await.map_err(|e| rejected(e, ErrorCode::StorageNotValid, || {
         format!("The storage service '{service}' is not supported.")
     }))?;
-    check_endpoint(&target, outbound, "storage_not_valid")?;
+    check_endpoint(&target, outbound, ErrorCode::StorageNotValid)?;
 
     for input in spec.inputs() {
         check_input_service(input, plugins, outbound).await?;
@@ -38,7 +39,7 @@ pub async fn validate(spec: &JobSpec, plugins: &Plugins, limits: &Limits, outbou
     let mut types = Vec::with_capacity(spec.outputs.len());
     for output in &spec.outputs {
         let output_type = plugins.format_check(&output.format, &output.plugin_params()).await.map_err(|e| {
-            rejected(e, "format_not_valid", || format!("The format '{}' is not supported.", output.format))
+            rejected(e, ErrorCode::FormatNotValid, || format!("The format '{}' is not supported.", output.format))
         })?;
         types.push(output_type);
         if let Some(condition) = &output.condition {
@@ -47,17 +48,17 @@ pub async fn validate(spec: &JobSpec, plugins: &Plugins, limits: &Limits, outbou
                 // not say which output or what it read.
                 PluginError::Rejected { code, message } => {
                     let shown: String = condition.chars().take(200).collect();
+                    let code = ErrorCode::from_plugin(&code, ErrorCode::ConditionNotValid);
                     JobError::invalid(code, format!("The 'if' of output '{}' is not valid: {message} (in '{shown}').", output.key))
                 }
-                e => rejected(e, "condition_not_valid", || "No condition plugin is loaded to evaluate 'if'.".to_string()),
+                e => rejected(e, ErrorCode::ConditionNotValid, || "No condition plugin is loaded to evaluate 'if'.".to_string()),
             })?;
         }
         let mut paths: Vec<&str> = output.path.iter().map(String::as_str).collect();
         match output_type {
             OutputType::Httpstream => {
                 if output.path.is_some() || output.url.is_some() {
-                    return Err(JobError::invalid(
-                        "output_param_not_valid",
+                    return Err(JobError::invalid(ErrorCode::OutputParamNotValid,
                         format!("The output '{}' takes its paths in its 'hls' and 'dash' blocks, not 'path' or 'url'.", output.key),
                     ));
                 }
@@ -65,13 +66,12 @@ pub async fn validate(spec: &JobSpec, plugins: &Plugins, limits: &Limits, outbou
             }
             // Pictures are many files at numbered paths; a GIF is one file like a video.
             OutputType::Image if output.path.is_none() && !output.format.starts_with("gif") => {
-                return Err(JobError::invalid(
-                    "output_param_not_valid",
+                return Err(JobError::invalid(ErrorCode::OutputParamNotValid,
                     format!("The output '{}' makes pictures: it needs a 'path' (numbered like 'thumb_%.2d.jpg').", output.key),
                 ));
             }
             _ if output.path.is_none() && output.url.is_none() => {
-                return Err(JobError::invalid("output_param_not_valid", format!("The output '{}' needs a 'path' or a 'url'.", output.key)));
+                return Err(JobError::invalid(ErrorCode::OutputParamNotValid, format!("The output '{}' needs a 'path' or a 'url'.", output.key)));
             }
             _ => {}
         }
@@ -81,32 +81,32 @@ pub async fn validate(spec: &JobSpec, plugins: &Plugins, limits: &Limits, outbou
         for path in paths {
             check_numbered_path(path, limits.max_path_digits)?;
             plugins.storage_object_key(service, &storage_json, path).await.map_err(|e| {
-                rejected(e, "output_param_not_valid", || format!("The storage service '{service}' is not supported."))
+                rejected(e, ErrorCode::OutputParamNotValid, || format!("The storage service '{service}' is not supported."))
             })?;
         }
         if let Some(url) = &output.url {
             let ok = url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
             if !ok {
-                return Err(JobError::invalid("output_param_not_valid", format!("The output url '{}' of '{}' is not a valid http(s) URL.", crate::secret::redact_url(url), output.key)));
+                return Err(JobError::invalid(ErrorCode::OutputParamNotValid, format!("The output url '{}' of '{}' is not a valid http(s) URL.", crate::secret::redact_url(url), output.key)));
             }
-            outbound.check_url(url).map_err(|e| refused_url("output_param_not_valid", &format!("The output url '{}' of '{}'", crate::secret::redact_url(url), output.key), e))?;
+            outbound.check_url(url).map_err(|e| refused_url(ErrorCode::OutputParamNotValid, &format!("The output url '{}' of '{}'", crate::secret::redact_url(url), output.key), e))?;
         }
     }
 
     if let (Some(kind), Some(notification)) = (spec.notification_type(), &spec.notification) {
         let config = notification.to_string();
         let unsupported = || format!("The notification type '{kind}' is not supported.");
-        plugins.notifier_check(kind, &config).await.map_err(|e| rejected(e, "notification_not_valid", unsupported))?;
-        let hosts = plugins.notifier_hosts(kind, &config).await.map_err(|e| rejected(e, "notification_not_valid", unsupported))?;
+        plugins.notifier_check(kind, &config).await.map_err(|e| rejected(e, ErrorCode::NotificationNotValid, unsupported))?;
+        let hosts = plugins.notifier_hosts(kind, &config).await.map_err(|e| rejected(e, ErrorCode::NotificationNotValid, unsupported))?;
         for host in hosts {
-            outbound.check_authority(&host).map_err(|e| refused_url("notification_not_valid", &format!("The notification's host '{host}'"), e))?;
+            outbound.check_authority(&host).map_err(|e| refused_url(ErrorCode::NotificationNotValid, &format!("The notification's host '{host}'"), e))?;
         }
     }
     Ok(types)
 }
 
 /// An opendal target's endpoint must be one the policy lets the server reach.
-fn check_endpoint(target: &StorageTarget, outbound: &Outbound, code: &str) -> Result<(), JobError> {
+fn check_endpoint(target: &StorageTarget, outbound: &Outbound, code: ErrorCode) -> Result<(), JobError> {
     if let StorageTarget::Opendal { scheme, options, .. } = target {
         endpoint::check_target(outbound.policy(), scheme, options).map_err(|message| JobError::invalid(code, message))?;
     }
@@ -114,7 +114,7 @@ fn check_endpoint(target: &StorageTarget, outbound: &Outbound, code: &str) -> Re
 }
 
 /// `what` (a sentence's subject) refused by the outbound policy, as a 400.
-fn refused_url(code: &str, what: &str, err: UrlRefused) -> JobError {
+fn refused_url(code: ErrorCode, what: &str, err: UrlRefused) -> JobError {
     match err {
         UrlRefused::NotHttp => JobError::invalid(code, format!("{what} is not an http(s) address with a host.")),
         UrlRefused::Refused(refused) => JobError::invalid(code, format!("{what} cannot be used: {refused}.")),
@@ -124,11 +124,11 @@ fn refused_url(code: &str, what: &str, err: UrlRefused) -> JobError {
 /// A plugin's own rejection keeps its code; a missing plugin becomes `missing_code`;
 /// a plugin that broke is reported as such (it is the operator's problem, not the
 /// user's, but the job still cannot be accepted).
-fn rejected(err: PluginError, missing_code: &str, missing: impl FnOnce() -> String) -> JobError {
+fn rejected(err: PluginError, asked: ErrorCode, missing: impl FnOnce() -> String) -> JobError {
     match err {
-        PluginError::Rejected { code, message } => JobError::invalid(code, message),
-        PluginError::Missing { .. } => JobError::invalid(missing_code, missing()),
-        other => JobError::invalid(other.code().to_string(), other.to_string()),
+        PluginError::Rejected { code, message } => JobError::invalid(ErrorCode::from_plugin(&code, asked), message),
+        PluginError::Missing { .. } => JobError::invalid(asked, missing()),
+        other => JobError::invalid(other.api_code(asked), other.to_string()),
     }
 }
 
@@ -140,13 +140,13 @@ async fn check_input_service(input: &super::spec::InputSpec, plugins: &Plugins, 
     let target = plugins
         .storage_resolve(input_service, &input.raw.to_string())
         .await
-        .map_err(|e| rejected(e, "input_not_valid", || format!("The input service '{input_service}' is not supported.")))?;
-    check_endpoint(&target, outbound, "input_not_valid")?;
+        .map_err(|e| rejected(e, ErrorCode::InputNotValid, || format!("The input service '{input_service}' is not supported.")))?;
+    check_endpoint(&target, outbound, ErrorCode::InputNotValid)?;
     let (object, block) =
-        input.object().ok_or_else(|| JobError::invalid("input_not_valid", "The input needs a 'key' (or 'path') of the object to fetch."))?;
+        input.object().ok_or_else(|| JobError::invalid(ErrorCode::InputNotValid, "The input needs a 'key' (or 'path') of the object to fetch."))?;
     plugins
         .storage_object_key(input_service, &block, object)
         .await
-        .map_err(|e| rejected(e, "input_not_valid", || format!("The input service '{input_service}' is not supported.")))?;
+        .map_err(|e| rejected(e, ErrorCode::InputNotValid, || format!("The input service '{input_service}' is not supported.")))?;
     Ok(())
 }

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use copra_codes::ErrorCode;
 use wasmtime::Store;
 
 use super::bindings::types as wit;
@@ -26,7 +27,7 @@ pub enum PluginError {
     #[error("{message}")]
     Refused {
         /// The API error code (`storage_not_valid`, `storage_path_not_valid`, ...).
-        code: &'static str,
+        code: ErrorCode,
         /// What was refused, naming the plugin and the grant key to change.
         message: String,
     },
@@ -81,16 +82,27 @@ pub enum PluginError {
 }
 
 impl PluginError {
-    /// The API error code for this failure.
+    /// The error code for this failure as the plugin or the host named it (a
+    /// plugin's own code is kept as it said it, for the log and the job's message).
     pub fn code(&self) -> &str {
         match self {
             PluginError::Rejected { code, .. } => code,
-            PluginError::Refused { code, .. } => code,
-            PluginError::Missing { .. } => "plugin_not_found",
-            PluginError::Unavailable { .. } => "plugin_version_unavailable",
-            PluginError::Timeout { .. } | PluginError::Deadline { .. } => "plugin_timeout",
-            PluginError::MemoryExceeded { .. } => "plugin_memory_exceeded",
-            PluginError::Trapped { .. } => "plugin_failed",
+            other => other.api_code(ErrorCode::PluginFailed).as_str(),
+        }
+    }
+
+    /// The API's code for this failure when `asked` is the code of what the plugin was
+    /// asked about (`format_not_valid` for a format check): a plugin's own code is kept
+    /// only if it is one a plugin may answer, so a plugin never answers as the host.
+    pub fn api_code(&self, asked: ErrorCode) -> ErrorCode {
+        match self {
+            PluginError::Rejected { code, .. } => ErrorCode::from_plugin(code, asked),
+            PluginError::Refused { code, .. } => *code,
+            PluginError::Missing { .. } => ErrorCode::PluginNotFound,
+            PluginError::Unavailable { .. } => ErrorCode::PluginVersionUnavailable,
+            PluginError::Timeout { .. } | PluginError::Deadline { .. } => ErrorCode::PluginTimeout,
+            PluginError::MemoryExceeded { .. } => ErrorCode::PluginMemoryExceeded,
+            PluginError::Trapped { .. } => ErrorCode::PluginFailed,
         }
     }
 

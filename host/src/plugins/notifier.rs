@@ -4,6 +4,7 @@
 //! for but not granted is refused before any socket opens. Which addresses those names
 //! may resolve to is the outbound policy's decision.
 
+use copra_codes::ErrorCode;
 use std::time::Duration;
 
 use super::error::quoted;
@@ -63,7 +64,7 @@ impl Plugins {
             .await?;
         if asked.len() > MAX_HOSTS {
             return Err(PluginError::Refused {
-                code: "notification_not_valid",
+                code: ErrorCode::NotificationNotValid,
                 message: format!("The notifier plugin '{}' asks to reach {} hosts; at most {MAX_HOSTS} are allowed.", plugin.name, asked.len()),
             });
         }
@@ -71,7 +72,7 @@ impl Plugins {
             tracing::warn!(plugin = %plugin.name, host = %quoted(&host), "notifier asked for a host it was not granted");
             let (name, host) = (&plugin.name, quoted(&host));
             PluginError::Refused {
-                code: "notification_not_valid",
+                code: ErrorCode::NotificationNotValid,
                 message: format!(
                     "The notifier plugin '{name}' would send to {host}, which the server does not allow it to reach. The \
                      operator grants hosts in the config file: `[plugins.{name}] allowed_hosts = [{host}]` (or a pattern \

@@ -3,6 +3,7 @@
 //! must be granted to the plugin (`[plugins.NAME] schemes`, never `fs`), and every key
 //! must pass [`crate::object_key::object_key`].
 
+use copra_codes::ErrorCode;
 use opendal::Scheme;
 
 use super::bindings::storage::exports::copra::plugin::storage::Target as WitTarget;
@@ -94,7 +95,7 @@ impl Plugins {
         key::object_key(&raw).map_err(|why| {
             tracing::warn!(plugin = %plugin.name, key = %quoted(&raw), %why, "storage plugin answered a key the host refuses");
             PluginError::Refused {
-                code: "storage_path_not_valid",
+                code: ErrorCode::StoragePathNotValid,
                 message: format!(
                     "The storage plugin '{}' answered the object key {} for the path {}, which the server refuses: {why}.",
                     plugin.name,
@@ -123,7 +124,7 @@ fn scheme_refused(plugin: &str, scheme: &str) -> PluginError {
             scheme = quoted(scheme)
         )
     };
-    PluginError::Refused { code: "storage_not_valid", message }
+    PluginError::Refused { code: ErrorCode::StorageNotValid, message }
 }
 
 /// `options` with the host's [`FORCED_OPTIONS`] for `scheme` in place of the plugin's.
@@ -152,7 +153,7 @@ mod tests {
     #[test]
     fn refusals_name_the_plugin_the_scheme_and_the_grant_key() {
         let PluginError::Refused { code, message } = scheme_refused("sneaky", "gcs") else { panic!() };
-        assert_eq!(code, "storage_not_valid");
+        assert_eq!(code, ErrorCode::StorageNotValid);
         assert!(message.contains("'sneaky'") && message.contains("\"gcs\"") && message.contains("[plugins.sneaky] schemes"), "{message}");
         let PluginError::Refused { message, .. } = scheme_refused("sneaky", "FS") else { panic!() };
         assert!(message.contains("never granted") && message.contains("[plugins.sneaky] schemes"), "{message}");

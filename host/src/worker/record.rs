@@ -124,7 +124,7 @@ impl JobRun<'_> {
     ) -> Result<(), WriteError> {
         let (id, wants_metadata, event_metadata) = (row.id, self.wants_metadata(), metadata.clone());
         let event = self.event(EventName::OutputCompleted, format!("output.completed:{}", row.key), move |_, outputs| {
-            let data = outputs.iter().find(|o| o.id == id).map(view::output_view).unwrap_or(Value::Null);
+            let data = outputs.iter().find(|o| o.id == id).map(|o| json!(view::output_view(o))).unwrap_or(Value::Null);
             (data, wants_metadata.then_some(event_metadata))
         });
         let change = OutputChange { state: Some(OutputState::Done), url, urls, metadata: Some(metadata), ..Default::default() };
@@ -164,7 +164,7 @@ impl JobRun<'_> {
         let name = if status == JobStatus::Completed { EventName::JobCompleted } else { EventName::JobFailed };
         let wants_metadata = self.wants_metadata();
         self.event(name, name.as_str().into(), move |job, outputs| {
-            (view::job_view(job, outputs), wants_metadata.then(|| all_metadata(job, outputs)))
+            (json!(view::job_view(job, outputs)), wants_metadata.then(|| all_metadata(job, outputs)))
         })
     }
 
@@ -175,7 +175,7 @@ impl JobRun<'_> {
     /// `job.progress`, for a job that asked for progress webhooks: its `data` is the job
     /// as it stands. One per percent value (a run again after a crash adds none twice).
     pub async fn progress_event(&self, percent: i32) -> Result<(), WriteError> {
-        let event = self.event(EventName::JobProgress, format!("job.progress:{percent}"), |job, outputs| (view::job_view(job, outputs), None));
+        let event = self.event(EventName::JobProgress, format!("job.progress:{percent}"), |job, outputs| (json!(view::job_view(job, outputs)), None));
         self.apply(JobChange::default(), Vec::new(), Some(event)).await
     }
 }

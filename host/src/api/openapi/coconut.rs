@@ -177,90 +177,6 @@ pub struct Settings {
     pub ultrafast: Option<bool>,
 }
 
-/// An encoding job.
-#[derive(Serialize, ToSchema)]
-pub struct Job {
-    pub id: String,
-    /// Overall job status.
-    #[schema(example = "job.completed")]
-    pub status: JobStatus,
-    #[schema(example = "100%", pattern = "^[0-9]{1,3}%$")]
-    pub progress: String,
-    /// `2021-02-15 14:39:46 +0000`, as Coconut writes times.
-    pub created_at: String,
-    /// `null` until the job ends.
-    pub completed_at: Option<String>,
-    pub input: InputStatus,
-    pub outputs: Vec<OutputStatus>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub enum JobStatus {
-    #[serde(rename = "job.starting")]
-    Starting,
-    #[serde(rename = "job.completed")]
-    Completed,
-    #[serde(rename = "job.failed")]
-    Failed,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct InputStatus {
-    pub status: InputStatusName,
-    /// Why the input failed (with `input.failed`).
-    #[schema(nullable = false)]
-    pub error: Option<String>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub enum InputStatusName {
-    #[serde(rename = "input.starting")]
-    Starting,
-    #[serde(rename = "input.transferring")]
-    Transferring,
-    #[serde(rename = "input.transferred")]
-    Transferred,
-    #[serde(rename = "input.failed")]
-    Failed,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct OutputStatus {
-    #[schema(example = "mp4:720p")]
-    pub key: String,
-    #[schema(example = "mp4")]
-    pub format: String,
-    #[serde(rename = "type")]
-    pub kind: OutputType,
-    /// Per-output status: `<type>.<state>` (`video.encoded`, `image.created`, ...).
-    #[schema(example = "video.encoded")]
-    pub status: String,
-    /// The uploaded file (one-file outputs).
-    #[schema(format = Uri, nullable = false)]
-    pub url: Option<String>,
-    /// The uploaded files (numbered images, packages).
-    #[schema(nullable = false)]
-    pub urls: Option<Vec<String>>,
-    /// Why the output failed.
-    #[schema(nullable = false)]
-    pub error: Option<String>,
-}
-
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum OutputType {
-    Video,
-    Image,
-    Httpstream,
-    Audio,
-}
-
-/// `GET /v2/jobs`: the caller's jobs, newest first.
-#[derive(Serialize, ToSchema)]
-pub struct JobList {
-    pub jobs: Vec<Job>,
-}
-
 /// `POST /v2/jobs?dry_run=true`: what a submit would do, nothing run.
 #[derive(Serialize, ToSchema)]
 pub struct DryRunPlan {
@@ -384,19 +300,4 @@ pub struct WebhookSigningSecret {
     /// Set by the operator in the config file (`[webhooks.secrets]`): rotated there,
     /// not through the API.
     pub configured: bool,
-}
-
-/// Every failure: `{"message", "error_code", "status": "error"}`.
-#[derive(Serialize, ToSchema)]
-pub struct Error {
-    pub message: String,
-    #[schema(example = "job_not_found")]
-    pub error_code: String,
-    pub status: ErrorStatus,
-}
-
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum ErrorStatus {
-    Error,
 }

@@ -16,7 +16,10 @@ use axum::routing::get;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+pub use super::error::{ErrorBody as Error, ErrorStatus};
 pub use coconut::*;
+pub use crate::db::status::{InputStatus as InputStatusName, JobStatus, OutputType};
+pub use crate::job::view::{InputView as InputStatus, JobList, JobView as Job, OutputUrl, OutputView as OutputStatus};
 pub use operator::*;
 
 use super::AppState;
@@ -63,9 +66,9 @@ use super::AppState;
     ),
     components(schemas(
         CreateJobRequest, Input, Clip, SubtitleTrack, Storage, Credentials, Outputs, OneOrMany, Output, Notification, NotificationType,
-        Settings, Job, JobStatus, InputStatus, InputStatusName, OutputStatus, OutputType, JobList, DryRunPlan,
+        Settings, Job, JobStatus, InputStatus, InputStatusName, OutputStatus, OutputUrl, OutputType, JobList, DryRunPlan,
         MetadataResponse, Metadata, Stream, Format, WebhookLog, WebhookEvent, DeliveryState, WebhookAttempt, WebhookSigningSecret, Error,
-        ErrorStatus, PluginList, Plugin, LoadError, AdminJobEvents, AdminEvent, Health, Ready, ReadyPlugins, OctetJob,
+        ErrorStatus, copra_codes::ErrorCode, PluginList, Plugin, LoadError, AdminJobEvents, AdminEvent, Health, Ready, ReadyPlugins, OctetJob,
         OctetStatus, OctetOutput, OctetError, crate::job::octet::Request, super::uploads::UploadView,
     )),
     modifiers(&Security),

@@ -72,11 +72,20 @@ impl Report {
 pub(super) fn judged(err: &PluginError) -> (bool, String) {
     match err {
         PluginError::Rejected { code, message } if !code.is_empty() && !message.trim().is_empty() => {
-            (true, format!("refused ({code}): {message}"))
+            match copra_codes::ErrorCode::parse(code) {
+                Some(known) if known.plugin_may_answer() => (true, format!("refused ({code}): {message}")),
+                _ => (false, format!("refused with the code '{code}', which the host does not pass on (it answers with the code of what was asked): use one of the SDK's `codes` ({})", plugin_codes())),
+            }
         }
         PluginError::Rejected { code, message } => (false, format!("refused without a code or a message (code '{code}', message '{message}')")),
         other => (false, format!("{}: {}", other.code(), other.describe())),
     }
+}
+
+/// The codes a plugin may answer with, as a list for a message.
+fn plugin_codes() -> String {
+    let codes: Vec<&str> = copra_codes::ErrorCode::ALL.iter().filter(|c| c.plugin_may_answer()).map(|c| c.as_str()).collect();
+    codes.join(", ")
 }
 
 /// Time one call.

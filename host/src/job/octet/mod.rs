@@ -15,6 +15,7 @@
 //! reports what an Octet user would look for — `pending`, `processing`, `complete` or
 //! `error`, per job and per `dest_path`.
 
+use copra_codes::ErrorCode;
 use std::fmt;
 
 use serde::Deserialize;
@@ -274,7 +275,7 @@ fn without_position(message: &str) -> &str {
 }
 
 fn invalid(message: impl Into<String>) -> JobError {
-    JobError::invalid("request_not_valid", message)
+    JobError::invalid(ErrorCode::RequestNotValid, message)
 }
 
 #[cfg(test)]

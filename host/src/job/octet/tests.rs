@@ -1,3 +1,4 @@
+use copra_codes::ErrorCode;
 use serde_json::{Value, json};
 
 use super::view::output_status;
@@ -53,7 +54,7 @@ fn resolutions() {
     assert_eq!(format_of(json!({"resolution": "1280x-1"})).unwrap(), "mp4:h264_1280x:none:");
     for bad in ["-1x-1", "1280", "1280x", "x720", "0x720", "1x720", "9000x720", "axb", "1280x720x3", "-2x720", ""] {
         let err = format_of(json!({"resolution": bad})).unwrap_err();
-        assert_eq!(err.code(), "output_param_not_valid", "{bad}");
+        assert_eq!(err.code(), ErrorCode::OutputParamNotValid, "{bad}");
         assert!(err.to_string().starts_with("outputs[0].resolution"), "{bad}: {err}");
     }
 }
@@ -115,7 +116,7 @@ fn closed_vocabularies_name_the_field() {
         ("scale_interp_algo", "spline"),
     ] {
         let err = format_of(json!({ field: value })).unwrap_err();
-        assert_eq!(err.code(), "request_not_valid");
+        assert_eq!(err.code(), ErrorCode::RequestNotValid);
         let message = err.to_string();
         assert!(message.starts_with(&format!("outputs[0].{field}: unknown variant `{value}`")), "{message}");
         assert!(!message.contains(" at line "), "no JSON positions: {message}");
@@ -134,7 +135,7 @@ fn structure_errors() {
     let body = json!({"input": {}, "destination": {}, "outputs": []});
     assert_eq!(job(&body).unwrap_err().to_string(), "input: missing field `url`.");
     let mut body = request(json!([]));
-    assert_eq!(job(&body).unwrap_err().code(), "outputs_not_valid");
+    assert_eq!(job(&body).unwrap_err().code(), ErrorCode::OutputsNotValid);
     body["extra"] = json!(1);
     assert!(job(&body).unwrap_err().to_string().starts_with("unknown field `extra`"));
     let body = request(json!([{"codec": "h264", "resolution": "1280x720", "dest_path": "a.mp4", "audio": true}]));
@@ -151,10 +152,10 @@ fn input_callback_and_paths_are_checked() {
     let one = json!([{"codec": "h264", "resolution": "1280x720", "dest_path": "a.mp4"}]);
     let mut body = request(one.clone());
     body["input"]["url"] = json!("ftp://example.com/in.mp4");
-    assert_eq!(job(&body).unwrap_err().code(), "input_not_valid");
+    assert_eq!(job(&body).unwrap_err().code(), ErrorCode::InputNotValid);
     let mut body = request(one);
     body["callback"] = json!("not a url");
-    assert_eq!(job(&body).unwrap_err().code(), "notification_not_valid");
+    assert_eq!(job(&body).unwrap_err().code(), ErrorCode::NotificationNotValid);
     let two = json!([
         {"codec": "h264", "resolution": "1280x720", "dest_path": "same.mp4"},
         {"codec": "h264", "resolution": "640x360", "dest_path": "same.mp4"}

@@ -1,6 +1,7 @@
 //! An Octet request translated into the job Copra runs: an `s3` storage block, a
 //! `format-video` string per output, an `http` notification asking for Octet's body.
 
+use copra_codes::ErrorCode;
 use serde_json::{Map, Value, json};
 
 use super::{Destination, JobError, NOTIFICATION_API, Output, Provider, Rc, Request};
@@ -13,22 +14,21 @@ pub fn to_job(request: &Request) -> Result<JobSpec, JobError> {
     let url = &request.input.url;
     let input_ok = url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
     if !input_ok {
-        return Err(JobError::invalid("input_not_valid", format!("input.url '{url}' must be an http(s) URL.")));
+        return Err(JobError::invalid(ErrorCode::InputNotValid, format!("input.url '{url}' must be an http(s) URL.")));
     }
     let input = InputSpec { url: Some(url.clone()), service: None, upload: None, clips: Vec::new(), raw: json!({ "url": url }) };
 
     if request.outputs.is_empty() {
-        return Err(JobError::invalid("outputs_not_valid", "outputs must list at least one output."));
+        return Err(JobError::invalid(ErrorCode::OutputsNotValid, "outputs must list at least one output."));
     }
     let mut outputs = Vec::with_capacity(request.outputs.len());
     for (index, output) in request.outputs.iter().enumerate() {
         let path = output.dest_path.trim();
         if path.is_empty() {
-            return Err(JobError::invalid("output_param_not_valid", format!("outputs[{index}].dest_path must not be empty.")));
+            return Err(JobError::invalid(ErrorCode::OutputParamNotValid, format!("outputs[{index}].dest_path must not be empty.")));
         }
         if let Some(first) = request.outputs[..index].iter().position(|o| o.dest_path.trim() == path) {
-            return Err(JobError::invalid(
-                "output_param_not_valid",
+            return Err(JobError::invalid(ErrorCode::OutputParamNotValid,
                 format!("outputs[{index}].dest_path '{path}' is also the dest_path of outputs[{first}]."),
             ));
         }
@@ -51,7 +51,7 @@ pub fn to_job(request: &Request) -> Result<JobSpec, JobError> {
         Some(callback) => {
             let ok = url::Url::parse(callback).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
             if !ok {
-                return Err(JobError::invalid("notification_not_valid", format!("callback '{callback}' must be an http(s) URL.")));
+                return Err(JobError::invalid(ErrorCode::NotificationNotValid, format!("callback '{callback}' must be an http(s) URL.")));
             }
             Some(json!({ "type": "http", "url": callback, "api": NOTIFICATION_API }))
         }
@@ -93,8 +93,7 @@ enum Size {
 /// pixels, the range the format plugin takes.
 fn resolution(index: usize, text: &str) -> Result<Size, JobError> {
     let bad = |why: &str| {
-        JobError::invalid(
-            "output_param_not_valid",
+        JobError::invalid(ErrorCode::OutputParamNotValid,
             format!("outputs[{index}].resolution '{text}' is not valid: {why} (e.g. 1920x1080, -1x1080 or 1280x-1)."),
         )
     };
@@ -123,7 +122,7 @@ fn resolution(index: usize, text: &str) -> Result<Size, JobError> {
 ///   is the plugin's constant quality at `cq`, so `rc` is left out there.
 /// - `qp=-1` is Octet's "automatic" and is left out.
 fn format_string(index: usize, o: &Output) -> Result<String, JobError> {
-    let bad = |message: String| JobError::invalid("output_param_not_valid", format!("outputs[{index}].{message}"));
+    let bad = |message: String| JobError::invalid(ErrorCode::OutputParamNotValid, format!("outputs[{index}].{message}"));
     if let Some(kbps) = o.bitrate_kbps.filter(|k| *k < 1) {
         return Err(bad(format!("bitrate_kbps {kbps} must be a positive number of kbit/s.")));
     }

@@ -14,6 +14,8 @@ struct Hostile;
 /// Every misdeed, and the output type it claims.
 const FORMATS: &[(&str, OutputType)] = &[
     ("fine", OutputType::Video),
+    // Refused at check with the host's own code, `authentication_failed`.
+    ("forge", OutputType::Video),
     ("giant", OutputType::Video),
     ("manythumbs", OutputType::Image),
     ("stats", OutputType::Video),
@@ -213,6 +215,10 @@ impl Format for Hostile {
 
     /// Every misdeed passes the check, so that it happens at run time inside a job.
     fn check(format: &str, _params: &Json) -> Result<OutputType, Error> {
+        // Answers as the host would, to make the client think its key is wrong.
+        if name(format) == "forge" {
+            return Err(Error::new("authentication_failed", "Authentication failed: use your API key as the Basic auth username."));
+        }
         FORMATS
             .iter()
             .find(|(n, _)| *n == name(format))
