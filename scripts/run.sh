@@ -4,7 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-cargo build --release -p copra
-scripts/build-plugins.sh
+scripts/build.sh --release
 export COPRA_PLUGIN_DIR="${COPRA_PLUGIN_DIR:-plugins/dist}"
 exec target/release/copra serve "$@"

@@ -6,11 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --tests
 
-scripts/build-plugins.sh
-scripts/build-test-plugins.sh
-cargo build -p copra
+scripts/build.sh --test-plugins
 echo "== unit tests"
 cargo test -p copra
+cargo test -p copra-codes
 # One invocation per plugin: the SDK's per-kind features must not unify.
 for manifest in plugins/*/Cargo.toml examples/plugins/*/Cargo.toml; do
   cargo test -p "$(basename "$(dirname "$manifest")")"
