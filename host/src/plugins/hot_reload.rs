@@ -9,8 +9,13 @@ use ::notify::{RecommendedWatcher, RecursiveMode, Watcher};
 
 use super::Plugins;
 
-/// Events closer together than this are one change (a copy is many writes).
+/// While a file is being written (created, or written without being closed yet), events
+/// closer together than this are one change: a copy is many writes.
 const SETTLE: Duration = Duration::from_millis(100);
+/// Once the last event says a file is complete (renamed into place, closed after
+/// writing, removed), the quiet time before reloading: a burst of such events (several
+/// plugins moved in at once) is still one reload.
+const SETTLE_COMPLETE: Duration = Duration::from_millis(15);
 
 /// The watcher stops when the returned value is dropped: keep it for the server's life.
 pub struct PluginWatcher {
@@ -28,17 +33,26 @@ impl Plugins {
                 Err(_) => true,
             };
             if relevant {
-                let _ = tx.send(());
+                let complete = event.as_ref().is_ok_and(|e| completes(&e.kind));
+                let _ = tx.send(complete);
             }
         })?;
         watcher.watch(self.plugin_dir(), RecursiveMode::NonRecursive)?;
 
         let plugins = Arc::downgrade(self);
         tokio::spawn(async move {
-            while rx.recv().await.is_some() {
-                // Let a burst of events settle, then reload once.
-                tokio::time::sleep(SETTLE).await;
-                while rx.try_recv().is_ok() {}
+            while let Some(mut complete) = rx.recv().await {
+                // Let a burst of events settle, then reload once: a short quiet time
+                // once the last event says the file is whole, a longer one while it is
+                // being written.
+                loop {
+                    let quiet = if complete { SETTLE_COMPLETE } else { SETTLE };
+                    match tokio::time::timeout(quiet, rx.recv()).await {
+                        Ok(Some(next)) => complete = next,
+                        Ok(None) => return,
+                        Err(_) => break,
+                    }
+                }
                 let Some(plugins) = plugins.upgrade() else { return };
                 let errors = plugins.reload().await;
                 tracing::info!(plugins = plugins.list().len(), errors = errors.len(), "plugin directory reloaded");
@@ -46,6 +60,15 @@ impl Plugins {
         });
         Ok(PluginWatcher { _watcher: watcher })
     }
+}
+
+/// Whether an event leaves a file whole: renamed into place, closed after writing, or
+/// removed. A creation or a write is followed by more writes.
+fn completes(kind: &EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(_)) | EventKind::Access(AccessKind::Close(AccessMode::Write))
+    )
 }
 
 /// Whether an event can change what a file holds. Reading a component (as a reload
@@ -76,5 +99,15 @@ mod tests {
         assert!(changes(&EventKind::Modify(ModifyKind::Data(DataChange::Content))));
         assert!(changes(&EventKind::Modify(ModifyKind::Name(RenameMode::To))));
         assert!(changes(&EventKind::Access(AccessKind::Close(AccessMode::Write))));
+    }
+
+    #[test]
+    fn only_a_rename_a_close_after_writing_or_a_removal_leaves_a_file_whole() {
+        assert!(completes(&EventKind::Modify(ModifyKind::Name(RenameMode::To))));
+        assert!(completes(&EventKind::Access(AccessKind::Close(AccessMode::Write))));
+        assert!(completes(&EventKind::Remove(::notify::event::RemoveKind::File)));
+        assert!(!completes(&EventKind::Create(CreateKind::File)));
+        assert!(!completes(&EventKind::Modify(ModifyKind::Data(DataChange::Content))));
+        assert!(!completes(&EventKind::Any));
     }
 }

@@ -351,7 +351,7 @@ impl Plugins {
             setup(store.data_mut());
             let result = error::within(deadline, f(&plugin.pre, &mut store)).await;
             let outcome = error::outcome(plugin, &store, result);
-            crate::metrics::plugin_call(&plugin.name, function, outcome.is_ok(), started.elapsed());
+            plugin.call_times.record(&plugin.name, function, outcome.is_ok(), started.elapsed());
             outcome
         }
         .instrument(span)

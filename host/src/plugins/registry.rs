@@ -132,6 +132,8 @@ pub struct LoadedPlugin {
     pub(super) sandbox: Arc<Sandbox>,
     calls: AtomicU64,
     errors: AtomicU64,
+    /// Its calls' times, for `/metrics`.
+    pub(super) call_times: crate::metrics::PluginCalls,
 }
 
 impl LoadedPlugin {
@@ -146,6 +148,7 @@ impl LoadedPlugin {
             sandbox,
             calls: AtomicU64::new(0),
             errors: AtomicU64::new(0),
+            call_times: Default::default(),
         }
     }
 

@@ -144,26 +144,29 @@ impl Sandbox {
         let state = PluginState::new(plugin, hosts, &self.env, self.memory_bytes, net);
         let mut store = Store::new(engine, state);
         store.limiter(|state| &mut state.limits);
-        self.renew_budget(&mut store);
-        store
-    }
-
-    /// Give `store` the full CPU budget again. The guest yields the runtime thread at
-    /// every epoch tick (so a busy plugin never holds it), and traps with
-    /// `Trap::Interrupt` once it has run for the budget's number of ticks. Ticks spent
-    /// waiting on host I/O are not counted: the wall-clock deadline bounds those.
-    pub fn renew_budget(&self, store: &mut Store<PluginState>) {
+        // The guest yields the runtime thread at every epoch tick (so a busy plugin never
+        // holds it), and traps with `Trap::Interrupt` once it has run for the budget's
+        // number of ticks. Ticks spent waiting on host I/O are not counted: the
+        // wall-clock deadline bounds those. Installed once per store; each call only
+        // resets the count (see `renew_budget`).
         let budget = self.budget_ticks();
-        let mut spent = 0u64;
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |_| {
-            spent += 1;
-            if spent >= budget {
+        store.epoch_deadline_callback(move |mut store| {
+            let spent = &mut store.data_mut().ticks_spent;
+            *spent += 1;
+            if *spent >= budget {
                 Ok(UpdateDeadline::Interrupt)
             } else {
                 Ok(UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now())))
             }
         });
+        store.set_epoch_deadline(1);
+        store
+    }
+
+    /// Give `store` (made by [`Self::store`]) the full CPU budget again, for its next call.
+    pub fn renew_budget(&self, store: &mut Store<PluginState>) {
+        store.data_mut().ticks_spent = 0;
+        store.set_epoch_deadline(1);
     }
 
     /// The granted scheme a storage target names, by its canonical name in any case

@@ -30,6 +30,8 @@ pub struct PluginState {
     /// The delivery a notifier's `notify` call signs for; `None` in every other call,
     /// where `sign-webhook` answers with an error.
     pub(super) signing: Option<WebhookSigning>,
+    /// Epoch ticks the current call has run for (see `Sandbox::store`).
+    pub(super) ticks_spent: u64,
 }
 
 /// What `sign-webhook` signs with during one delivery: the event's stable id and the
@@ -134,6 +136,7 @@ impl PluginState {
                 exceeded: false,
             },
             signing: None,
+            ticks_spent: 0,
         }
     }
 
