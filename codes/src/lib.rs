@@ -165,13 +165,15 @@ impl ErrorCode {
         )
     }
 
+    /// The code a plugin's error names, if it is one a plugin may answer.
+    pub fn of_plugin(code: &str) -> Option<ErrorCode> {
+        ErrorCode::parse(code).filter(|code| code.plugin_may_answer())
+    }
+
     /// The code of a plugin's error as the host answers it: the plugin's own when it is
     /// one a plugin may answer, else `fallback` (the code of what was asked of it).
     pub fn from_plugin(code: &str, fallback: ErrorCode) -> ErrorCode {
-        match ErrorCode::parse(code) {
-            Some(code) if code.plugin_may_answer() => code,
-            _ => fallback,
-        }
+        ErrorCode::of_plugin(code).unwrap_or(fallback)
     }
 }
 
@@ -183,7 +185,28 @@ impl core::fmt::Display for ErrorCode {
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
+
+    use std::format;
+    use std::string::String;
+
     use super::ErrorCode;
+
+    /// The OpenAPI schema names each code by its variant in snake_case (`schema(rename_all)`),
+    /// the server writes `as_str`: they must be the same words.
+    #[test]
+    fn each_variant_is_its_code_in_snake_case() {
+        for code in ErrorCode::ALL {
+            let mut snake = String::new();
+            for (i, c) in format!("{code:?}").chars().enumerate() {
+                if c.is_ascii_uppercase() && i > 0 {
+                    snake.push('_');
+                }
+                snake.push(c.to_ascii_lowercase());
+            }
+            assert_eq!(snake, code.as_str());
+        }
+    }
 
     #[test]
     fn every_code_reads_back_and_is_unique() {

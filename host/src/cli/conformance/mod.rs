@@ -72,9 +72,9 @@ impl Report {
 pub(super) fn judged(err: &PluginError) -> (bool, String) {
     match err {
         PluginError::Rejected { code, message } if !code.is_empty() && !message.trim().is_empty() => {
-            match copra_codes::ErrorCode::parse(code) {
-                Some(known) if known.plugin_may_answer() => (true, format!("refused ({code}): {message}")),
-                _ => (false, format!("refused with the code '{code}', which the host does not pass on (it answers with the code of what was asked): use one of the SDK's `codes` ({})", plugin_codes())),
+            match copra_codes::ErrorCode::of_plugin(code) {
+                Some(_) => (true, format!("refused ({code}): {message}")),
+                None => (false, format!("refused with the code '{code}', which the host does not pass on (it answers with the code of what was asked): use one of the SDK's `codes` ({})", plugin_codes())),
             }
         }
         PluginError::Rejected { code, message } => (false, format!("refused without a code or a message (code '{code}', message '{message}')")),
