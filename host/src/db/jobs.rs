@@ -8,7 +8,7 @@
 
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
+    ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
     QueryOrder, Set, Statement, TransactionTrait,
 };
 
@@ -16,14 +16,21 @@ use super::status::{EventName, InputStatus, JobStatus, OutputState};
 use super::{event, job, now_ms, output};
 
 /// Store a new job and its outputs atomically; returns them as stored (the outputs with
-/// their ids). Two inserts in one transaction and one read of the outputs: on the submit
-/// path every round trip to the database counts.
-pub async fn insert(db: &DatabaseConnection, job: job::Model, outputs: Vec<output::Model>) -> Result<(job::Model, Vec<output::Model>), DbErr> {
-    if let Some(file) = super::direct::file_of(db) {
+/// their ids). On PostgreSQL the same statement sends a `NOTIFY` on `channel` with the
+/// job's id, delivered once it commits (the workers of other processes listen there).
+/// On the submit path every round trip to the database counts: on a SQLite file and on
+/// PostgreSQL this is one ([`super::direct`]).
+pub async fn insert(db: &DatabaseConnection, job: job::Model, outputs: Vec<output::Model>, channel: &str) -> Result<(job::Model, Vec<output::Model>), DbErr> {
+    if let Some(file) = super::direct::sqlite::file_of(db) {
         let _writer = super::writer(db).await;
-        let outputs = super::direct::insert(&file, &job, outputs)?;
+        let outputs = super::direct::sqlite::insert(&file, &job, outputs)?;
         return Ok((job, outputs));
     }
+    if db.get_database_backend() == DatabaseBackend::Postgres {
+        let outputs = super::direct::postgres::insert(db.get_postgres_connection_pool(), &job, outputs, channel).await?;
+        return Ok((job, outputs));
+    }
+    // An in-memory SQLite database (tests).
     let id = job.id.clone();
     {
         let _writer = super::writer(db).await;
@@ -49,12 +56,15 @@ pub async fn find<C: ConnectionTrait>(db: &C, id: &str, owner: Option<&str>) -> 
     Ok(found.into_iter().next())
 }
 
-/// [`find`] for a reader: on a SQLite file, on the caller's own thread
-/// ([`super::direct`]), without a round trip to sqlx's connection thread.
+/// [`find`] for a reader: on a SQLite file on the caller's own thread, on PostgreSQL
+/// one prepared query ([`super::direct`]).
 pub async fn read(db: &DatabaseConnection, id: &str, owner: Option<&str>) -> Result<Option<(job::Model, Vec<output::Model>)>, DbErr> {
-    match super::direct::file_of(db) {
-        Some(file) => super::direct::find(&file, id, owner),
-        None => find(db, id, owner).await,
+    if let Some(file) = super::direct::sqlite::file_of(db) {
+        return super::direct::sqlite::find(&file, id, owner);
+    }
+    match db.get_database_backend() {
+        DatabaseBackend::Postgres => super::direct::postgres::find(db.get_postgres_connection_pool(), id, owner).await,
+        _ => find(db, id, owner).await,
     }
 }
 

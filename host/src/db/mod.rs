@@ -42,18 +42,33 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(5))
                 .foreign_keys(true)
-                // Checkpoints run in the background (direct::spawn_checkpointer), not in
+                // Checkpoints run in the background (direct::sqlite::spawn_checkpointer), not in
                 // a commit; the log is cut back to 64 MiB after one.
                 .pragma("wal_autocheckpoint", "0")
                 .pragma("journal_size_limit", "67108864")
         });
     }
+    if url.starts_with("postgres") {
+        // One server process per connection, on the same cores as this one: more
+        // connections than the machine can run at once only queue in the kernel
+        // instead of in the pool. And no ping before each query (sqlx's default): that
+        // was a second round trip on every read; a connection that broke fails its one
+        // query and is dropped from the pool.
+        let cores = std::thread::available_parallelism().map_or(2, usize::from) as u32;
+        options.max_connections(pg_pool_size(cores)).test_before_acquire(false);
+    }
     let db = Database::connect(options).await?;
     migration::run(&db).await?;
-    if let Some(file) = direct::file_of(&db) {
-        direct::spawn_checkpointer(file);
+    if let Some(file) = direct::sqlite::file_of(&db) {
+        direct::sqlite::spawn_checkpointer(file);
     }
     Ok(db)
+}
+
+/// Connections to PostgreSQL for a machine with `cores` cores: enough that workers'
+/// writes and the API's reads do not wait on each other, few enough for its cores.
+fn pg_pool_size(cores: u32) -> u32 {
+    (cores * 4).clamp(8, 32)
 }
 
 /// The file of a `sqlite://` URL (not `:memory:`).

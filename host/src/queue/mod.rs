@@ -28,18 +28,11 @@ pub async fn enqueue(
     wake: &tokio::sync::Notify,
 ) -> Result<(job::Model, Vec<output::Model>), DbErr> {
     // The rows as stored, taken before the worker is woken: the answer is the job as
-    // submitted, not as a worker that already took it has made it.
-    let id = job.id.clone();
-    let stored = db::jobs::insert(db, job, outputs).await?;
+    // submitted, not as a worker that already took it has made it. On PostgreSQL the
+    // insert's own statement sends the NOTIFY, delivered once the job is committed, so a
+    // woken worker finds it.
+    let stored = db::jobs::insert(db, job, outputs, CHANNEL).await?;
     wake.notify_one();
-    if db.get_database_backend() == DatabaseBackend::Postgres {
-        // Sent once the job is committed, so a woken worker finds it. A lost notification
-        // only costs the workers' fallback poll.
-        let notify = Statement::from_sql_and_values(DatabaseBackend::Postgres, "SELECT pg_notify($1, $2)", [CHANNEL.into(), id.clone().into()]);
-        if let Err(err) = db.execute(notify).await {
-            tracing::warn!(%err, job_id = %id, "NOTIFY of the new job failed; workers will find it on their next poll");
-        }
-    }
     Ok(stored)
 }
 

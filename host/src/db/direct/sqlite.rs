@@ -8,7 +8,7 @@
 //! the kernel, waking threads) and capped reads near 13,000 a second on two cores. Here
 //! each thread that asks keeps a connection of its own to the same file (opened on first
 //! use, statements cached), so a read is a few microseconds of SQLite on the request's
-//! own thread. Writes still queue on the process's writer lock ([`super::writer`]), so
+//! own thread. Writes still queue on the process's writer lock ([`crate::db::writer`]), so
 //! they never wait in SQLite's busy handler behind sqlx's writers.
 //!
 //! Everything else goes through sea-orm; PostgreSQL and in-memory databases never come
@@ -22,7 +22,7 @@ use rusqlite::types::{FromSql, Type, Value as SqlValue};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior};
 use sea_orm::{ActiveEnum, ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, EntityTrait, QueryTrait};
 
-use super::{job, output};
+use crate::db::{job, output};
 
 /// Statements kept prepared per connection.
 const CACHED_STATEMENTS: usize = 16;
@@ -276,7 +276,7 @@ mod tests {
 
         // Written by sea-orm (and changed, so every column has a value), read here.
         let (other, other_outputs) = new_job("j2", "owner-b");
-        crate::db::jobs::insert(&db, other, other_outputs).await.unwrap();
+        crate::db::jobs::insert(&db, other, other_outputs, "unused").await.unwrap();
         let mut changed: job::ActiveModel = crate::db::jobs::find(&db, "j2", None).await.unwrap().unwrap().0.into();
         changed.status = Set(JobStatus::Completed);
         changed.input_status = Set(InputStatus::Transferred);
