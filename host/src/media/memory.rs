@@ -67,8 +67,11 @@ pub fn memory_breakdown(info: &MediaInfo, plans: &[OutputPlan]) -> MemoryEstimat
     MemoryEstimate { base: BASE, decode: decode(info, plans, cpus), outputs }
 }
 
+/// The machine's cores, read once: `available_parallelism` reads the cgroup's files on
+/// every call, and every submit's budget check asks.
 fn cpus() -> u64 {
-    std::thread::available_parallelism().map_or(4, |n| n.get() as u64)
+    static CPUS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(4, |n| n.get() as u64))
 }
 
 /// The decoders: the video decoder's references and frame threads, each at the
