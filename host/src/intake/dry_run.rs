@@ -8,7 +8,7 @@
 //! caller holds a place of the [`crate::job::dry_run_gate`] while it runs, and the input is
 //! not downloaded but read in part (`limits.dry_run_probe_bytes`: its first and last
 //! bytes with ranged reads, into a sparse file of its full size; see
-//! [`storage::fetch_http_window`]) and probed from that.
+//! [`crate::storage::fetch_http_window`]) and probed from that.
 
 use std::sync::Arc;
 
@@ -19,7 +19,6 @@ use crate::job::{JobError, JobSpec};
 use crate::config::Config;
 use crate::media;
 use crate::plugins::Plugins;
-use crate::storage;
 
 /// The longest a dry run reads its input: it holds an API request and a place of the
 /// gate, so a trickling server is cut long before `transfer_total_secs`.
@@ -48,7 +47,7 @@ pub async fn dry_run(plugins: &Arc<Plugins>, config: &Config, owner: &str, spec:
 
     // Storage: resolved as the worker would, reported rather than refused (a real
     // submit accepts the job and fails its outputs).
-    let destination = storage::destination(plugins, spec.storage_service(), &spec.storage.to_string(), &local, &http).await;
+    let destination = plugins.storage_destination(spec.storage_service(), &spec.storage.to_string(), &local, &http).await;
     let storage_view = match &destination {
         Ok(_) => json!({"service": spec.storage_service(), "valid": true}),
         Err(err) => json!({"service": spec.storage_service(), "valid": false, "error": err.to_string()}),

@@ -105,7 +105,7 @@ impl InputSources<'_> {
         let service = input.service.as_deref().unwrap_or_default();
         let (object, block) = input.object().ok_or(FetchError::NoObject)?;
         let key = self.plugins.storage_object_key(service, &block, object).await.map_err(FetchError::ObjectKey)?;
-        let source = storage::destination(self.plugins, service, &input.raw.to_string(), self.local, self.http).await.map_err(FetchError::Service)?;
+        let source = self.plugins.storage_destination(service, &input.raw.to_string(), self.local, self.http).await.map_err(FetchError::Service)?;
         Ok((key, source))
     }
 }

@@ -4,7 +4,8 @@
 use copra_codes::ErrorCode;
 use crate::config::Limits;
 use crate::net::{Outbound, UrlRefused};
-use crate::plugins::{PluginError, Plugins, StorageTarget};
+use crate::plugins::{PluginError, Plugins};
+use crate::storage::StorageTarget;
 use crate::storage::endpoint;
 use crate::types::OutputType;
 

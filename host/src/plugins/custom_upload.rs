@@ -1,8 +1,11 @@
-//! Uploads done by a storage plugin itself (`custom` targets): the host streams a
-//! finished file through the plugin's `upload` resource in chunks, each chunk call with
-//! a fresh CPU budget and its own wall-clock deadline.
+//! A storage block's destination, and the uploads a storage plugin does itself (`custom`
+//! targets): the host streams a finished file through the plugin's `upload` resource in
+//! chunks, each chunk call with a fresh CPU budget and its own wall-clock deadline.
 
 use std::path::Path;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
 
 use tokio::io::AsyncReadExt;
 use tracing::Instrument;
@@ -10,11 +13,29 @@ use tracing::Instrument;
 use super::error::{outcome, within};
 use super::registry::PluginKind;
 use super::{PluginError, Plugins};
+use crate::net::HttpClient;
+use crate::storage::{self, Destination, LocalFiles, SelfUpload, StorageError, StorageTarget};
 
 /// Bytes handed to the plugin per `write` call.
 const CHUNK: usize = 1 << 20;
 
 impl Plugins {
+    /// Ask the storage plugin for `service` where a storage block's files go, and build
+    /// the destination (see [`storage::destination`]).
+    pub async fn storage_destination(
+        self: &Arc<Self>,
+        service: &str,
+        spec_json: &str,
+        local: &LocalFiles,
+        http: &HttpClient,
+    ) -> Result<Destination, StorageError> {
+        let target = self.storage_resolve(service, spec_json).await.map_err(|e| StorageError::Config(e.describe()))?;
+        let uploader = matches!(target, StorageTarget::Custom).then(|| {
+            Arc::new(PluginUpload { plugins: self.clone(), service: service.to_string(), spec_json: spec_json.to_string() }) as Arc<dyn SelfUpload>
+        });
+        storage::destination(target, uploader, local, http).await
+    }
+
     /// Stream `file` to `key` (already checked by [`Plugins::storage_object_key`])
     /// through a storage plugin's own `upload`. Returns the file's URL.
     pub async fn storage_upload(
@@ -61,5 +82,27 @@ impl Plugins {
         }
         .instrument(span)
         .await
+    }
+}
+
+/// A `custom` target's uploads, through its storage plugin.
+struct PluginUpload {
+    plugins: Arc<Plugins>,
+    service: String,
+    spec_json: String,
+}
+
+impl SelfUpload for PluginUpload {
+    fn service(&self) -> &str {
+        &self.service
+    }
+
+    fn upload<'a>(&'a self, key: &'a str, content_type: &'a str, file: &'a Path) -> BoxFuture<'a, Result<String, StorageError>> {
+        Box::pin(async move {
+            self.plugins
+                .storage_upload(&self.service, &self.spec_json, key, content_type, file)
+                .await
+                .map_err(|e| StorageError::UploadFailed { key: key.to_string(), message: e.describe() })
+        })
     }
 }

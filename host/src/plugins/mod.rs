@@ -55,7 +55,6 @@ use sandbox::Sandbox;
 use state::PluginState;
 pub use state::{LastStatus, WebhookSigning};
 pub use sandbox::{grantable_schemes, is_never_granted};
-pub use storage::StorageTarget;
 pub use hot_reload::PluginWatcher;
 
 /// A plugin file that could not be loaded, for the operator.

@@ -12,40 +12,7 @@ use super::registry::PluginKind;
 use super::sandbox;
 use super::{PluginError, Plugins};
 use crate::object_key as key;
-
-/// Where a storage plugin says files go.
-#[derive(Clone)]
-pub enum StorageTarget {
-    /// Streamed natively through opendal, with a scheme the plugin was granted.
-    Opendal {
-        /// The scheme's canonical opendal name (`s3`).
-        scheme: String,
-        /// The service's configuration (credentials among them).
-        options: Vec<(String, String)>,
-        /// What an object's URL starts with.
-        url_base: String,
-    },
-    /// The host's own storage below its data directory.
-    Local,
-    /// The plugin uploads each file itself, through [`Plugins::storage_upload`].
-    Custom,
-}
-
-impl std::fmt::Debug for StorageTarget {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            // Option values hold credentials: show their names only.
-            StorageTarget::Opendal { scheme, options, url_base } => f
-                .debug_struct("Opendal")
-                .field("scheme", scheme)
-                .field("options", &options.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>())
-                .field("url_base", url_base)
-                .finish(),
-            StorageTarget::Local => f.write_str("Local"),
-            StorageTarget::Custom => f.write_str("Custom"),
-        }
-    }
-}
+use crate::storage::StorageTarget;
 
 /// Options the host sets on a target whatever the plugin said: an S3 or GCS target
 /// never picks up the server's own cloud configuration, environment or instance

@@ -1,4 +1,4 @@
-//! Moving files: building opendal operators from what storage plugins return, streaming
+//! Moving files: building opendal operators from what a storage block resolves to, streaming
 //! outputs to them, and fetching inputs. Nothing here holds a whole file in memory.
 
 use std::path::{Path, PathBuf};
@@ -10,7 +10,6 @@ use opendal::{Operator, Scheme};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::net::HttpClient;
-use crate::plugins::{Plugins, StorageTarget};
 
 pub mod endpoint;
 mod harden;
@@ -23,10 +22,12 @@ pub mod object_options;
 mod sftp;
 mod swift_auth;
 mod swift_upload;
+mod target;
 mod window;
 pub mod work_area;
 
 pub use http::{fetch_http, put_http};
+pub use target::{SelfUpload, StorageTarget};
 pub use window::{Coverage, Window, fetch_http_window};
 use http::too_large;
 
@@ -78,8 +79,8 @@ enum Place {
     Local { root: PathBuf, operator: Operator, url_base: String, quota: Option<u64> },
     /// An SFTP server, through the host's own SSH client.
     Sftp { target: Arc<sftp::SftpTarget>, url_base: String, http: HttpClient },
-    /// The storage plugin uploads each file itself (`custom` target).
-    Plugin { plugins: Arc<Plugins>, service: String, spec_json: String },
+    /// The storage service uploads each file itself (`custom` target).
+    SelfUploading(Arc<dyn SelfUpload>),
 }
 
 /// Where one tenant's `local` files live and the URL prefix they are served under (see
@@ -92,17 +93,16 @@ pub struct LocalFiles {
     pub quota: Option<u64>,
 }
 
-/// Ask the storage plugin for `service` where a storage block's files go, and build the
-/// destination. A `local` target is the tenant's own directory, `local`. An opendal
-/// target is checked against the outbound policy and talks through `http`.
+/// Build the destination of a storage block that resolved to `target`. A `local` target
+/// is the tenant's own directory, `local`. An opendal target is checked against the
+/// outbound policy and talks through `http`. A `custom` target uploads through
+/// `uploader`, which its service gives.
 pub async fn destination(
-    plugins: &Arc<Plugins>,
-    service: &str,
-    spec_json: &str,
+    target: StorageTarget,
+    uploader: Option<Arc<dyn SelfUpload>>,
     local: &LocalFiles,
     http: &HttpClient,
 ) -> Result<Destination, StorageError> {
-    let target = plugins.storage_resolve(service, spec_json).await.map_err(|e| StorageError::Config(e.describe()))?;
     let config = |e: opendal::Error| StorageError::Config(e.to_string());
     let place = match target {
         StorageTarget::Opendal { scheme, options, url_base } if scheme == "sftp" => {
@@ -137,9 +137,10 @@ pub async fn destination(
             let operator = Operator::via_iter(Scheme::Fs, [("root".to_string(), root)]).map_err(config)?;
             Place::Local { root: local.root.clone(), operator, url_base: local.url_base.clone(), quota: local.quota }
         }
-        StorageTarget::Custom => {
-            Place::Plugin { plugins: plugins.clone(), service: service.to_string(), spec_json: spec_json.to_string() }
-        }
+        StorageTarget::Custom => match uploader {
+            Some(uploader) => Place::SelfUploading(uploader),
+            None => return Err(StorageError::Config("the storage service uploads files itself, but it gave no uploader".into())),
+        },
     };
     Ok(Destination { place, retry: false })
 }
@@ -193,10 +194,7 @@ impl Destination {
                 target.upload(http.policy(), http.timeouts().connect, file, key).await.map_err(failed)?;
                 Ok(url(url_base))
             }
-            Place::Plugin { plugins, service, spec_json } => plugins
-                .storage_upload(service, spec_json, key, content_type, file)
-                .await
-                .map_err(|e| StorageError::UploadFailed { key: key.to_string(), message: e.describe() }),
+            Place::SelfUploading(uploader) => uploader.upload(key, content_type, file).await,
         }
     }
 
@@ -205,9 +203,9 @@ impl Destination {
             Place::Opendal { operator, .. } | Place::Local { operator, .. } => Ok(operator),
             // SFTP inputs are read by `Destination::download` before it asks for this.
             Place::Sftp { .. } => Err(StorageError::Download { what: what.to_string(), message: "not an opendal target".into() }),
-            Place::Plugin { service, .. } => Err(StorageError::Download {
+            Place::SelfUploading(uploader) => Err(StorageError::Download {
                 what: what.to_string(),
-                message: format!("the storage service '{service}' can store outputs but not serve inputs"),
+                message: format!("the storage service '{}' can store outputs but not serve inputs", uploader.service()),
             }),
         }
     }

@@ -347,7 +347,7 @@ impl Worker {
         tracing::info!(width = info.width, height = info.height, duration = info.duration, "input probed");
 
         // 2. Decide and plan every output.
-        let destination = storage::destination(&self.plugins, spec.storage_service(), &spec.storage.to_string(), &local, &self.http)
+        let destination = self.plugins.storage_destination(spec.storage_service(), &spec.storage.to_string(), &local, &self.http)
             .await
             .map(|d| d.retrying(job.attempts > 1))
             .map_err(|e| e.to_string());

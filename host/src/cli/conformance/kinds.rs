@@ -7,7 +7,8 @@ use serde_json::json;
 
 use super::{Report, fixtures, judged, timed, twice};
 use crate::config::Limits;
-use crate::plugins::{PluginError, Plugins, StorageTarget};
+use crate::plugins::{PluginError, Plugins};
+use crate::storage::StorageTarget;
 use crate::types::{LadderProbe, LadderStep, MediaInfo, OutputPlan, OutputType, QualityProbe, QualityStep};
 
 /// The params a package is checked with when it refuses none.
