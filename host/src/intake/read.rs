@@ -128,7 +128,7 @@ async fn read(
         // Each input is held to the limits on its own too (a later one is conformed to
         // the first's size, but decoded at its own).
         if numbered {
-            media::check_input(&info, limits).map_err(|m| IntakeError::user(name(number, m)))?;
+            media::check_input(&info, limits).map_err(|refused| IntakeError::user(name(number, refused.to_string())))?;
         }
         probed.push((info, metadata));
     }
@@ -144,7 +144,7 @@ async fn read(
         info
     };
     // Held to the limits on pixels and duration before anything is decoded.
-    media::check_input(&info, limits).map_err(IntakeError::user)?;
+    media::check_input(&info, limits).map_err(|refused| IntakeError::user(refused.to_string()))?;
     Ok(Probed { info, metadata, bytes })
 }
 

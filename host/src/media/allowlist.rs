@@ -10,6 +10,7 @@
 //! passthrough (`x264-params`, `svtav1-params`) is on it; `x265-params` is parsed and
 //! each of its keys checked against its own list.
 
+use super::refusal::PlanRefused;
 use crate::types::rate_kbps;
 
 /// FFmpeg muxers a file output may name, plus `image2` (pictures) and `httpstream`
@@ -108,29 +109,29 @@ pub(super) fn plain(text: &str, max: usize) -> bool {
 
 /// Check a plan's options for `encoder` (an FFmpeg encoder name); `at` names the part
 /// of the plan in the message.
-pub(super) fn check_encoder_options(at: &str, encoder: &str, options: &[(String, String)]) -> Result<(), String> {
+pub(super) fn check_encoder_options(at: &str, encoder: &str, options: &[(String, String)]) -> Result<(), PlanRefused> {
     if options.len() > MAX_OPTIONS {
-        return Err(format!("{at} has {} encoder options; at most {MAX_OPTIONS}", options.len()));
+        return Err(PlanRefused::Value(format!("{at} has {} encoder options; at most {MAX_OPTIONS}", options.len())));
     }
     let allowed = ENCODER_OPTIONS.iter().find(|(name, _)| *name == encoder).map_or(&[][..], |(_, keys)| *keys);
     for (key, value) in options {
         if !plain(key, MAX_KEY) || key.is_empty() {
-            return Err(format!("{at} has an encoder option whose name is not a short plain word"));
+            return Err(PlanRefused::Value(format!("{at} has an encoder option whose name is not a short plain word")));
         }
         if !plain(value, MAX_VALUE) {
-            return Err(format!(
+            return Err(PlanRefused::Value(format!(
                 "{at} encoder option '{key}' has a value that is not short plain text (at most {MAX_VALUE} printable characters)"
-            ));
+            )));
         }
         if let Some((_, max_kbps)) = RATE_OPTIONS.iter().find(|(name, _)| name == key) {
-            let kbps = rate_kbps(value).ok_or_else(|| format!("{at} encoder option '{key}={value}' is not a rate such as 4000k"))?;
+            let kbps = rate_kbps(value).ok_or_else(|| PlanRefused::Value(format!("{at} encoder option '{key}={value}' is not a rate such as 4000k")))?;
             if kbps == 0 || kbps > *max_kbps {
-                return Err(format!("{at} encoder option '{key}={value}' is outside 1k..={max_kbps}k"));
+                return Err(PlanRefused::Value(format!("{at} encoder option '{key}={value}' is outside 1k..={max_kbps}k")));
             }
             continue;
         }
         if !allowed.contains(&key.as_str()) {
-            return Err(format!("{at} encoder option '{key}' is not one the host allows for {encoder}"));
+            return Err(PlanRefused::Value(format!("{at} encoder option '{key}' is not one the host allows for {encoder}")));
         }
         if key == "x265-params" {
             check_x265_params(at, value)?;
@@ -141,16 +142,16 @@ pub(super) fn check_encoder_options(at: &str, encoder: &str, options: &[(String,
 
 
 /// `x265-params` is `key=value` pairs joined by `:`; every key must be on [`X265_PARAMS`].
-fn check_x265_params(at: &str, value: &str) -> Result<(), String> {
+fn check_x265_params(at: &str, value: &str) -> Result<(), PlanRefused> {
     for pair in value.split(':') {
         let Some((key, val)) = pair.split_once('=') else {
-            return Err(format!("{at} x265-params entry '{pair}' is not key=value"));
+            return Err(PlanRefused::Value(format!("{at} x265-params entry '{pair}' is not key=value")));
         };
         if !X265_PARAMS.contains(&key) {
-            return Err(format!("{at} x265-params key '{key}' is not one the host allows"));
+            return Err(PlanRefused::Value(format!("{at} x265-params key '{key}' is not one the host allows")));
         }
         if val.is_empty() || val.contains('=') {
-            return Err(format!("{at} x265-params entry '{pair}' has no plain value"));
+            return Err(PlanRefused::Value(format!("{at} x265-params entry '{pair}' has no plain value")));
         }
     }
     Ok(())
@@ -164,7 +165,7 @@ mod tests {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
-    fn check(encoder: &str, pairs: &[(&str, &str)]) -> Result<(), String> {
+    fn check(encoder: &str, pairs: &[(&str, &str)]) -> Result<(), PlanRefused> {
         check_encoder_options("video", encoder, &opts(pairs))
     }
 
@@ -195,7 +196,7 @@ mod tests {
             ("png", "quality", "1"),
             ("aac", "b", "1"),
         ] {
-            let err = check(encoder, &[(key, value)]).unwrap_err();
+            let err = check(encoder, &[(key, value)]).unwrap_err().to_string();
             assert!(err.contains(key) && err.contains("not one the host allows"), "{encoder} {key}: {err}");
         }
     }
@@ -203,24 +204,24 @@ mod tests {
     #[test]
     fn x265_params_keys_are_checked_one_by_one() {
         for value in ["csv=/tmp/pwned", "log-level=error:csv=/tmp/pwned", "analysis-save=/tmp/x", "qpfile=/tmp/q", "zonefile=/z"] {
-            let err = check("libx265", &[("x265-params", value)]).unwrap_err();
+            let err = check("libx265", &[("x265-params", value)]).unwrap_err().to_string();
             assert!(err.contains("x265-params key"), "{value}: {err}");
         }
-        assert!(check("libx265", &[("x265-params", "log-level")]).unwrap_err().contains("key=value"));
+        assert!(check("libx265", &[("x265-params", "log-level")]).unwrap_err().to_string().contains("key=value"));
         assert!(check("libx265", &[("x265-params", "scenecut=0:log-level=error=1")]).is_err());
         check("libx265", &[("x265-params", "scenecut=0:vbv-maxrate=3000:vbv-bufsize=6000")]).unwrap();
     }
 
     #[test]
     fn values_and_rates_are_bounded() {
-        assert!(check("libx264", &[("preset", "med\nium")]).unwrap_err().contains("plain"));
-        assert!(check("libx264", &[("preset", &"x".repeat(200))]).unwrap_err().contains("plain"));
-        assert!(check("libx264", &[("maxrate", "900000k")]).unwrap_err().contains("maxrate"));
+        assert!(check("libx264", &[("preset", "med\nium")]).unwrap_err().to_string().contains("plain"));
+        assert!(check("libx264", &[("preset", &"x".repeat(200))]).unwrap_err().to_string().contains("plain"));
+        assert!(check("libx264", &[("maxrate", "900000k")]).unwrap_err().to_string().contains("maxrate"));
         assert!(check("libx264", &[("maxrate", "0k")]).is_err());
-        assert!(check("libx264", &[("bufsize", "lots")]).unwrap_err().contains("rate"));
+        assert!(check("libx264", &[("bufsize", "lots")]).unwrap_err().to_string().contains("rate"));
         check("libx264", &[("maxrate", "4M"), ("bufsize", "8000000")]).unwrap();
         let many: Vec<(String, String)> = (0..40).map(|i| ("preset".to_string(), i.to_string())).collect();
-        assert!(check_encoder_options("video", "libx264", &many).unwrap_err().contains("at most"));
+        assert!(check_encoder_options("video", "libx264", &many).unwrap_err().to_string().contains("at most"));
         assert_eq!(rate_kbps("4000k"), Some(4000));
         assert_eq!(rate_kbps("4M"), Some(4000));
         assert_eq!(rate_kbps("1500"), Some(2));

@@ -9,6 +9,8 @@
 use crate::languages::{bcp47, iso639_2 as three_letters, same_language};
 use crate::types::{AudioSelection, AudioTrack};
 
+use super::refusal::PlanRefused;
+
 /// The most languages a plan may name.
 pub const MAX_LANGUAGES: usize = 16;
 
@@ -25,13 +27,13 @@ pub fn iso639_2(tag: &str) -> Option<String> {
 }
 
 /// Why a plugin's selection is refused, if it is.
-pub fn check(selection: &AudioSelection) -> Result<(), String> {
+pub fn check(selection: &AudioSelection) -> Result<(), PlanRefused> {
     let AudioSelection::Languages(languages) = selection else { return Ok(()) };
     if languages.is_empty() || languages.len() > MAX_LANGUAGES {
-        return Err(format!("package names {} audio languages, outside 1..={MAX_LANGUAGES}", languages.len()));
+        return Err(PlanRefused::Value(format!("package names {} audio languages, outside 1..={MAX_LANGUAGES}", languages.len())));
     }
     match languages.iter().find(|l| !crate::languages::is_iso_tag(l)) {
-        Some(bad) => Err(format!("package names audio language '{}', which is not a language tag", bad.escape_debug())),
+        Some(bad) => Err(PlanRefused::Value(format!("package names audio language '{}', which is not a language tag", bad.escape_debug()))),
         None => Ok(()),
     }
 }

@@ -46,6 +46,7 @@ mod piece;
 mod plan_check;
 mod probe;
 mod quality;
+mod refusal;
 mod split;
 mod stitch;
 mod stitch_audio;
@@ -73,6 +74,7 @@ pub use plan_check::{
     MAX_LADDER_PROBES, MAX_LADDER_ROUNDS, MAX_SEARCH_ROUNDS, MAX_SEARCH_SETTINGS, check_input, check_ladder_step, check_plan, check_search_step,
     ladder_probe_plan, plan_at_setting, plan_with_ladder,
 };
+pub use refusal::{InputRefused, PlanRefused};
 pub use probe::{probe, probe_output};
 pub use quality::{LadderReport, LadderRung, Metric, Quality, QualityReport, QualityTarget, TargetSearch, VariantQuality, measure};
 

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::*;
+use crate::media::{InputRefused, PlanRefused};
 use crate::types::{Fit, HlsPlan, SpritePlan, VariantPlan};
 
 fn video() -> VideoPlan {
@@ -102,7 +103,7 @@ fn limits() -> Limits {
 
 /// The refusal of `plan`, which must mention every one of `needles`.
 fn refused(plan: &OutputPlan, needles: &[&str]) {
-    let err = check_plan(plan, &limits()).expect_err("the plan should be refused");
+    let err = check_plan(plan, &limits()).expect_err("the plan should be refused").to_string();
     for needle in needles {
         assert!(err.contains(needle), "'{needle}' not in: {err}");
     }
@@ -154,7 +155,10 @@ fn sizes_are_bounded() {
     odd.video.as_mut().unwrap().pix_fmt = "yuv444p".into();
     check_plan(&odd, &limits()).unwrap();
     let small = Limits { max_pixels: 640 * 360, ..limits() };
-    assert!(check_plan(&file(), &small).unwrap_err().contains("max_pixels"));
+    assert!(check_plan(&file(), &small).unwrap_err().to_string().contains("max_pixels"));
+    // Who can act on it: the operator's limit, or the plugin's value.
+    assert!(matches!(check_plan(&file(), &small), Err(PlanRefused::OverLimit(_))));
+    assert!(matches!(check_plan(&giant, &limits()), Err(PlanRefused::Value(_))));
 }
 
 #[test]
@@ -210,6 +214,7 @@ fn burn_in_names_a_language_and_never_a_file() {
     let mut plan = file();
     plan.video.as_mut().unwrap().burn_in_file = Some("/etc/passwd".into());
     refused(&plan, &["subtitle file", "only the host"]);
+    assert!(matches!(check_plan(&plan, &limits()), Err(PlanRefused::HostOnly(_))));
 }
 
 #[test]
@@ -349,6 +354,7 @@ fn plan_shapes_are_one_kind() {
     let mut plan = file();
     plan.container = "image2".into();
     refused(&plan, &["needs pictures or a package"]);
+    assert!(matches!(check_plan(&plan, &limits()), Err(PlanRefused::Shape(_))));
 }
 
 #[test]
@@ -357,9 +363,13 @@ fn inputs_are_held_to_pixels_and_duration() {
     let info = |width, height, duration| MediaInfo { width, height, duration, has_video: true, ..Default::default() };
     check_input(&info(640, 480, 10.0), &limits).unwrap();
     check_input(&MediaInfo { duration: 5.0, has_audio: true, ..Default::default() }, &limits).unwrap();
-    let err = check_input(&info(1280, 720, 1.0), &limits).unwrap_err();
+    assert_eq!(
+        check_input(&info(1280, 720, 1.0), &limits),
+        Err(InputRefused::TooManyPixels { width: 1280, height: 720, pixels: 921_600, limit: 307_200 })
+    );
+    let err = check_input(&info(1280, 720, 1.0), &limits).unwrap_err().to_string();
     assert!(err.contains("1280x720") && err.contains("max_pixels") && err.contains("COPRA_LIMITS_MAX_PIXELS"), "{err}");
-    let err = check_input(&info(320, 240, 11.0), &limits).unwrap_err();
+    let err = check_input(&info(320, 240, 11.0), &limits).unwrap_err().to_string();
     assert!(err.contains("11.0 seconds") && err.contains("max_duration_secs") && err.contains("COPRA_LIMITS_MAX_DURATION_SECS"), "{err}");
 }
 
@@ -368,14 +378,14 @@ fn a_searched_setting_is_held_to_the_plan_check() {
     let mut searched = file();
     searched.target_vmaf = Some(93.0);
     assert_eq!(plan_at_setting(searched.clone(), 30.5, &limits()).unwrap().video.unwrap().crf, Some(30.5));
-    let err = plan_at_setting(searched, 90.0, &limits()).unwrap_err();
+    let err = plan_at_setting(searched, 90.0, &limits()).unwrap_err().to_string();
     assert!(err.contains("crf 90") && err.contains("range"), "{err}");
     let mut no_crf = file();
     no_crf.video.as_mut().unwrap().crf = None;
-    assert!(plan_at_setting(no_crf, 23.0, &limits()).unwrap_err().contains("no constant-quality setting"));
+    assert!(plan_at_setting(no_crf, 23.0, &limits()).unwrap_err().to_string().contains("no constant-quality setting"));
     let mut audio_only = file();
     audio_only.video = None;
-    assert!(plan_at_setting(audio_only, 23.0, &limits()).unwrap_err().contains("no video"));
+    assert!(plan_at_setting(audio_only, 23.0, &limits()).unwrap_err().to_string().contains("no video"));
 }
 
 #[test]
@@ -398,22 +408,23 @@ fn a_ladder_planned_from_the_content_is_held_to_the_plan_check() {
     check_plan(&auto, &limits()).unwrap();
     // The step: bounded probes a round, bounded rounds, a ladder of at least one rung.
     check_ladder_step(&LadderStep::Probe(vec![video(); MAX_LADDER_PROBES]), 0).unwrap();
-    assert!(check_ladder_step(&LadderStep::Probe(vec![video(); 10_000]), 0).unwrap_err().contains("10000 probes"));
+    assert!(check_ladder_step(&LadderStep::Probe(vec![video(); 10_000]), 0).unwrap_err().to_string().contains("10000 probes"));
     assert!(check_ladder_step(&LadderStep::Probe(vec![]), 0).is_err());
-    assert!(check_ladder_step(&LadderStep::Probe(vec![video()]), MAX_LADDER_ROUNDS).unwrap_err().contains("rounds"));
-    assert!(check_ladder_step(&LadderStep::Done(vec![]), 1).unwrap_err().contains("no rungs"));
+    assert!(check_ladder_step(&LadderStep::Probe(vec![video()]), MAX_LADDER_ROUNDS).unwrap_err().to_string().contains("rounds"));
+    assert!(check_ladder_step(&LadderStep::Done(vec![]), 1).unwrap_err().to_string().contains("no rungs"));
+    assert!(matches!(check_ladder_step(&LadderStep::Probe(vec![video()]), MAX_LADDER_ROUNDS), Err(PlanRefused::Step(_))));
     // Each probe as the sample file it becomes.
     let window = TimeRange { offset: 1.0, duration: Some(2.0) };
     let sample = ladder_probe_plan(&video(), &window, &limits()).unwrap();
     assert!(sample.audio.is_none() && sample.range == Some(window.clone()) && sample.target_vmaf.is_none());
     let giant = VideoPlan { width: 100_000, ..video() };
-    assert!(ladder_probe_plan(&giant, &window, &limits()).unwrap_err().contains("100000"));
+    assert!(ladder_probe_plan(&giant, &window, &limits()).unwrap_err().to_string().contains("100000"));
     let bitrate = VideoPlan { crf: None, bitrate_kbps: Some(1000), ..video() };
-    assert!(ladder_probe_plan(&bitrate, &window, &limits()).unwrap_err().contains("constant-quality"));
+    assert!(ladder_probe_plan(&bitrate, &window, &limits()).unwrap_err().to_string().contains("constant-quality"));
     // The ladder settled on, as the package it becomes.
     let planned = plan_with_ladder(auto.clone(), vec![rung("720p"), rung("720p-2")], &limits()).unwrap();
     assert_eq!(planned.packaging.unwrap().variants.len(), 2);
     assert!(planned.target_vmaf.is_none(), "a planned ladder is not planned again");
-    let err = plan_with_ladder(auto, (0..1000).map(|i| rung(&format!("r{i}"))).collect(), &limits()).unwrap_err();
+    let err = plan_with_ladder(auto, (0..1000).map(|i| rung(&format!("r{i}"))).collect(), &limits()).unwrap_err().to_string();
     assert!(err.contains("1000 variants"), "{err}");
 }

@@ -73,7 +73,7 @@ impl JobRun<'_> {
                 }
             }
         }
-        Err(SearchError::LadderRefused(format!("it did not settle within {} rounds", media::MAX_LADDER_ROUNDS)))
+        Err(SearchError::LadderRefused(media::PlanRefused::Step(format!("it did not settle within {} rounds", media::MAX_LADDER_ROUNDS))))
     }
 }
 

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use super::record::JobRun;
 use crate::config::Limits;
 use crate::job::OutputSpec;
-use crate::media::{self, Metric, OutputTarget, QualityTarget, TargetSearch};
+use crate::media::{self, Metric, OutputTarget, PlanRefused, QualityTarget, TargetSearch};
 use crate::types::{MediaInfo, OutputPlan, QualityProbe, QualityStep, TimeRange};
 
 /// Seconds of each sample.
@@ -28,13 +28,13 @@ const PROBE_SUBSAMPLE: u32 = 3;
 #[derive(Debug, thiserror::Error)]
 pub(super) enum SearchError {
     #[error("The format plugin's search for the target quality was refused: {0}.")]
-    Refused(String),
+    Refused(PlanRefused),
     #[error("The format plugin could not search for the target quality: {0}")]
     Plugin(String),
     #[error("Encoding the samples for the target quality failed: {0}")]
     Samples(String),
     #[error("The format plugin's plan for the ladder was refused: {0}.")]
-    LadderRefused(String),
+    LadderRefused(PlanRefused),
     #[error("The format plugin could not plan the ladder from the content: {0}")]
     LadderPlugin(String),
 }
@@ -83,7 +83,7 @@ impl JobRun<'_> {
                 }
             }
         }
-        Err(SearchError::Refused(format!("it did not settle within {} rounds", media::MAX_SEARCH_ROUNDS)))
+        Err(SearchError::Refused(PlanRefused::Step(format!("it did not settle within {} rounds", media::MAX_SEARCH_ROUNDS))))
     }
 
     /// Encode every sample at every setting (one decode of the input), measure them all

@@ -55,7 +55,7 @@ pub(super) async fn format(report: &mut Report, plugins: &Arc<Plugins>, provides
                 let check = if i == 0 { format!("plan {format} for {fixture}") } else { format!("plan {format} {params} for {fixture}") };
                 let Some(plan) = twice(report, check.clone(), || plugins.format_plan(format, &params, &input)).await else { continue };
                 if let Err(why) = crate::media::check_plan(&plan, &limits) {
-                    report.row(format!("{check}: host's plan check"), false, 0, why);
+                    report.row(format!("{check}: host's plan check"), false, 0, why.to_string());
                 } else if plan.target_vmaf.is_some() && plan.packaging.is_some() {
                     ladder(report, plugins, format, &params, &input, &plan, &check).await;
                 } else if plan.target_vmaf.is_some() {
