@@ -60,7 +60,7 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
     let db = Database::connect(options).await?;
     migration::run(&db).await?;
     if let Some(file) = direct::sqlite::file_of(&db) {
-        direct::sqlite::spawn_checkpointer(file);
+        direct::sqlite::spawn_checkpointer(file, &SQLITE_WRITER);
     }
     Ok(db)
 }
@@ -93,12 +93,15 @@ fn create_private_file(path: &std::path::Path) -> std::io::Result<()> {
 /// write transactions on SQLite queue here, in memory, and wake as soon as the one before
 /// them commits. On PostgreSQL writers run side by side: `None`.
 pub async fn writer(db: &DatabaseConnection) -> Option<tokio::sync::MutexGuard<'static, ()>> {
-    static SQLITE_WRITER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     match sea_orm::ConnectionTrait::get_database_backend(db) {
         sea_orm::DatabaseBackend::Sqlite => Some(SQLITE_WRITER.lock().await),
         _ => None,
     }
 }
+
+/// The process's SQLite writers' queue (see [`writer`]); the checkpointer takes it too
+/// when it must reset the write-ahead log.
+static SQLITE_WRITER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Now, in the unit the database stores.
 pub fn now_ms() -> i64 {

@@ -24,6 +24,9 @@ use sea_orm::{ActiveEnum, ConnectionTrait, DatabaseBackend, DatabaseConnection, 
 
 use crate::db::{job, output};
 
+/// How long a statement waits for a lock another connection holds.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Statements kept prepared per connection.
 const CACHED_STATEMENTS: usize = 16;
 
@@ -49,7 +52,7 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
     // The file exists: the pool created it and ran the migrations before anyone asks.
     let connection = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
     // The same settings as the pool's connections (journal_mode=WAL is the file's own).
-    connection.busy_timeout(Duration::from_secs(5))?;
+    connection.busy_timeout(BUSY_TIMEOUT)?;
     connection.pragma_update(None, "synchronous", "NORMAL")?;
     connection.pragma_update(None, "foreign_keys", true)?;
     connection.pragma_update(None, "wal_autocheckpoint", 0)?;
@@ -76,36 +79,81 @@ fn with_connection<T>(path: &Path, work: impl FnOnce(&mut Connection) -> rusqlit
 }
 
 /// How often the write-ahead log is copied back into the database file.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// Frames (pages) the write-ahead log may hold before the log is started again from its
+/// beginning: 16 MiB of 4 KiB pages.
+const WAL_RESTART_FRAMES: i64 = 4096;
 
 /// Checkpoint the database's write-ahead log in the background, for as long as the
 /// runtime runs. By default SQLite checkpoints inside whichever commit finds the log past
 /// 1,000 pages: that commit wrote the log back and fsynced the file while holding the
-/// writer lock, and every submit queued behind it (the tail of the submit latency). So no
-/// connection checkpoints on commit (`wal_autocheckpoint = 0`) and this does it instead,
-/// on a blocking thread; a passive checkpoint never waits for readers or writers.
-pub fn spawn_checkpointer(path: PathBuf) {
+/// writer lock, and every submit queued behind it. So no connection checkpoints on
+/// commit (`wal_autocheckpoint = 0`) and this does it instead, on a blocking thread.
+///
+/// A passive checkpoint waits for no reader or writer, but under a steady stream of
+/// submits it never catches up with the end of the log, and the log is only started
+/// again from its beginning after a checkpoint that did: the log grew without end
+/// (4.7 GB after 100,000 submits, and the kernel then throttled every write to it).
+/// So once the log holds [`WAL_RESTART_FRAMES`] frames, the checkpointer takes the
+/// process's writer lock (`writer`, the queue every write of this process waits in),
+/// copies the few frames the passive checkpoint left, and restarts the log; the next
+/// commit writes from its beginning, and `journal_size_limit` cuts the file back.
+pub fn spawn_checkpointer(path: PathBuf, writer: &'static tokio::sync::Mutex<()>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
             let file = path.clone();
-            let done = tokio::task::spawn_blocking(move || {
-                with_connection(&file, |connection| connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())))
-            })
-            .await;
-            match done {
-                Ok(Ok(())) => {}
+            let passive = tokio::task::spawn_blocking(move || checkpoint(&file, Mode::Passive)).await;
+            let restart = match passive {
+                Ok(Ok(frames)) => frames >= WAL_RESTART_FRAMES,
                 Ok(Err(err)) if !path.exists() => {
                     tracing::debug!(%err, "the database file is gone; checkpoints stop");
                     return;
                 }
-                Ok(Err(err)) => tracing::warn!(%err, "checkpoint of the write-ahead log failed; trying again"),
+                Ok(Err(err)) => {
+                    tracing::warn!(%err, "checkpoint of the write-ahead log failed; trying again");
+                    false
+                }
                 Err(_) => return,
+            };
+            if restart {
+                let _writes_wait = writer.lock().await;
+                let file = path.clone();
+                match tokio::task::spawn_blocking(move || checkpoint(&file, Mode::Restart)).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(err)) => tracing::warn!(%err, "restarting the write-ahead log failed; trying again"),
+                    Err(_) => return,
+                }
             }
         }
     });
+}
+
+/// Run a passive checkpoint; returns the frames the log holds.
+fn checkpoint(path: &Path, mode: Mode) -> Result<i64, DbErr> {
+    with_connection(path, |connection| match mode {
+        Mode::Passive => connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get::<_, i64>(1)),
+        Mode::Restart => {
+            // Without waiting: a reader still on an older snapshot would make SQLite's
+            // busy handler sleep (1, 2, 5, 10 ... ms) while every submit waits for the
+            // writer lock. Such a restart is left to the next tick.
+            connection.busy_timeout(Duration::ZERO)?;
+            let frames = connection.query_row("PRAGMA wal_checkpoint(RESTART)", [], |row| row.get::<_, i64>(1));
+            connection.busy_timeout(BUSY_TIMEOUT)?;
+            frames
+        }
+    })
+}
+
+#[derive(Clone, Copy)]
+enum Mode {
+    /// Copy what no reader needs; wait for nobody.
+    Passive,
+    /// Copy everything and start the log again from its beginning.
+    Restart,
 }
 
 const JOB: &str = "SELECT id, owner, status, input_status, progress, spec, input_metadata, error, created_at, \
@@ -321,6 +369,29 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         assert_eq!(find(&file, "j299", None).unwrap().unwrap().1.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn the_log_stays_bounded_under_a_steady_stream_of_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let db = crate::db::connect(&format!("sqlite://{}?mode=rwc", path.display())).await.unwrap();
+        let file = file_of(&db).unwrap();
+        let wal = path.with_extension("db-wal");
+        // About 40 KiB of log a job (its row and outputs, with their indexes): 3,000 jobs
+        // are 120 MB of log if it is never started again.
+        let mut largest = 0;
+        for i in 0..3000 {
+            let (job, outputs) = new_job(&format!("j{i}"), "o");
+            insert(&file, &job, outputs).unwrap();
+            if i % 20 == 0 {
+                // The checkpointer runs between the writes, as it does between submits.
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            largest = largest.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+        }
+        assert!(largest < 64 << 20, "the write-ahead log grew to {largest} bytes");
+        assert_eq!(find(&file, "j2999", None).unwrap().unwrap().1.len(), 3);
     }
 
     #[tokio::test]
