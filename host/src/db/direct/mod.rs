@@ -4,5 +4,7 @@
 //! Everything else goes through sea-orm. The unit tests check that both ways read and
 //! write the same rows.
 
+#[cfg(test)]
+mod fixtures;
 pub mod postgres;
 pub mod sqlite;

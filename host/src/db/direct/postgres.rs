@@ -142,7 +142,8 @@ mod tests {
     use sea_orm::{ActiveModelTrait, ConnectionTrait, Database, DatabaseConnection, Set};
 
     use super::*;
-    use crate::db::status::{InputStatus, JobStatus, OutputState, OutputType};
+    use crate::db::direct::fixtures::{every_column_set, new_job};
+    use crate::db::status::OutputState;
 
     /// The local PostgreSQL the test rig runs (trust auth).
     const SERVER: &str = "postgres://postgres@127.0.0.1:5432";
@@ -180,44 +181,6 @@ mod tests {
         }
     }
 
-    fn new_job(id: &str, owner: &str, outputs: usize) -> (job::Model, Vec<output::Model>) {
-        let job = job::Model {
-            id: id.into(),
-            owner: owner.into(),
-            status: JobStatus::Starting,
-            input_status: InputStatus::Starting,
-            progress: 0,
-            spec: r#"{"input":{"url":"http://x/a.mp4"}}"#.into(),
-            input_metadata: None,
-            error: None,
-            created_at: 1_764_000_000_000,
-            completed_at: None,
-            lease_owner: None,
-            lease_expires_at: None,
-            attempts: 0,
-        };
-        let kinds = [("mp4:360p", OutputType::Video), ("jpg:200x", OutputType::Image), ("webm", OutputType::Video)];
-        let outputs = (0..outputs)
-            .map(|position| {
-                let (key, output_type) = kinds[position % kinds.len()];
-                output::Model {
-                    id: 0,
-                    job_id: id.into(),
-                    position: position as i32,
-                    key: format!("{key}#{position}"),
-                    format: key.into(),
-                    output_type,
-                    state: OutputState::Waiting,
-                    url: None,
-                    urls: None,
-                    metadata: None,
-                    error: None,
-                }
-            })
-            .collect();
-        (job, outputs)
-    }
-
     #[tokio::test]
     async fn both_ways_read_and_write_the_same_rows() {
         let scratch = Scratch::new().await;
@@ -233,16 +196,7 @@ mod tests {
         assert_eq!(find(pool, "j1", Some("owner-a")).await.unwrap().unwrap(), via_orm);
 
         // Changed by sea-orm so every column has a value, read here.
-        let mut changed: job::ActiveModel = job.into();
-        changed.status = Set(JobStatus::Completed);
-        changed.input_status = Set(InputStatus::Transferred);
-        changed.progress = Set(100);
-        changed.input_metadata = Set(Some("{}".into()));
-        changed.error = Set(Some("e".into()));
-        changed.completed_at = Set(Some(5));
-        changed.lease_owner = Set(Some("w".into()));
-        changed.lease_expires_at = Set(Some(6));
-        changed.attempts = Set(2);
+        let changed = every_column_set(job);
         changed.update(db).await.unwrap();
         let mut output: output::ActiveModel = stored[1].clone().into();
         output.state = Set(OutputState::Done);

@@ -272,41 +272,13 @@ fn output_row(row: &Row<'_>) -> rusqlite::Result<output::Model> {
 
 #[cfg(test)]
 mod tests {
-    use sea_orm::{ActiveModelTrait, Set};
+    use sea_orm::ActiveModelTrait;
 
     use super::*;
-    use crate::db::status::{InputStatus, JobStatus, OutputState, OutputType};
+    use crate::db::direct::fixtures;
 
     fn new_job(id: &str, owner: &str) -> (job::Model, Vec<output::Model>) {
-        let job = job::Model {
-            id: id.into(),
-            owner: owner.into(),
-            status: JobStatus::Starting,
-            input_status: InputStatus::Starting,
-            progress: 0,
-            spec: r#"{"input":{"url":"http://x/a.mp4"}}"#.into(),
-            input_metadata: None,
-            error: None,
-            created_at: 1_764_000_000_000,
-            completed_at: None,
-            lease_owner: None,
-            lease_expires_at: None,
-            attempts: 0,
-        };
-        let output = |position: i32, key: &str, output_type| output::Model {
-            id: 0,
-            job_id: id.into(),
-            position,
-            key: key.into(),
-            format: key.into(),
-            output_type,
-            state: OutputState::Waiting,
-            url: None,
-            urls: None,
-            metadata: None,
-            error: None,
-        };
-        (job, vec![output(0, "mp4:360p", OutputType::Video), output(1, "jpg:200x", OutputType::Image), output(2, "webm", OutputType::Video)])
+        fixtures::new_job(id, owner, 3)
     }
 
     #[tokio::test]
@@ -325,16 +297,7 @@ mod tests {
         // Written by sea-orm (and changed, so every column has a value), read here.
         let (other, other_outputs) = new_job("j2", "owner-b");
         crate::db::jobs::insert(&db, other, other_outputs, "unused").await.unwrap();
-        let mut changed: job::ActiveModel = crate::db::jobs::find(&db, "j2", None).await.unwrap().unwrap().0.into();
-        changed.status = Set(JobStatus::Completed);
-        changed.input_status = Set(InputStatus::Transferred);
-        changed.progress = Set(100);
-        changed.input_metadata = Set(Some("{}".into()));
-        changed.error = Set(Some("e".into()));
-        changed.completed_at = Set(Some(5));
-        changed.lease_owner = Set(Some("w".into()));
-        changed.lease_expires_at = Set(Some(6));
-        changed.attempts = Set(2);
+        let changed = fixtures::every_column_set(crate::db::jobs::find(&db, "j2", None).await.unwrap().unwrap().0);
         changed.update(&db).await.unwrap();
         let via_orm = crate::db::jobs::find(&db, "j2", Some("owner-b")).await.unwrap().unwrap();
         assert_eq!(find(&file, "j2", Some("owner-b")).unwrap().unwrap(), via_orm);
