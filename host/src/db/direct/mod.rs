@@ -8,3 +8,17 @@
 mod fixtures;
 pub mod postgres;
 pub mod sqlite;
+
+use crate::db::output;
+
+/// `outputs` with the ids their insert returned. `RETURNING` gives rows in no promised
+/// order, so each id comes with its output's position.
+fn with_ids(outputs: Vec<output::Model>, ids: &[(i32, i64)]) -> Vec<output::Model> {
+    outputs
+        .into_iter()
+        .map(|mut o| {
+            o.id = ids.iter().find(|(position, _)| *position == o.position).map_or(0, |(_, id)| *id);
+            o
+        })
+        .collect()
+}

@@ -71,14 +71,7 @@ pub async fn insert(pool: &PgPool, job: &job::Model, outputs: Vec<output::Model>
         .fetch_all(pool)
         .await
         .map_err(db_err)?;
-    Ok(outputs
-        .into_iter()
-        .map(|mut o| {
-            // RETURNING gives rows in no promised order: each id comes with its position.
-            o.id = ids.iter().find(|(position, _)| *position == o.position).map_or(0, |(_, id)| *id);
-            o
-        })
-        .collect())
+    Ok(super::with_ids(outputs, &ids))
 }
 
 /// A job with its outputs, only if `owner` created it (owner `None`: any job).

@@ -132,7 +132,7 @@ pub fn spawn_checkpointer(path: PathBuf, writer: &'static tokio::sync::Mutex<()>
     });
 }
 
-/// Run a passive checkpoint; returns the frames the log holds.
+/// Run a checkpoint of `mode`; returns the frames the log holds.
 fn checkpoint(path: &Path, mode: Mode) -> Result<i64, DbErr> {
     with_connection(path, |connection| match mode {
         Mode::Passive => connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get::<_, i64>(1)),
@@ -190,7 +190,6 @@ pub fn insert(path: &Path, job: &job::Model, outputs: Vec<output::Model>) -> Res
         write.prepare_cached(&job_insert.sql)?.execute(rusqlite::params_from_iter(job_values))?;
         let mut ids = Vec::new();
         if let (Some(statement), Some(values)) = (&outputs_insert, output_values) {
-            // RETURNING gives rows in no promised order: each id comes with its position.
             let sql = format!("{} RETURNING position, id", statement.sql);
             let mut insert = write.prepare_cached(&sql)?;
             ids = insert.query_map(rusqlite::params_from_iter(values), |row| Ok((row.get::<_, i32>(0)?, row.get::<_, i64>(1)?)))?.collect::<rusqlite::Result<Vec<_>>>()?;
@@ -198,13 +197,7 @@ pub fn insert(path: &Path, job: &job::Model, outputs: Vec<output::Model>) -> Res
         write.commit()?;
         Ok(ids)
     })?;
-    Ok(outputs
-        .into_iter()
-        .map(|mut o| {
-            o.id = ids.iter().find(|(position, _)| *position == o.position).map_or(0, |(_, id)| *id);
-            o
-        })
-        .collect())
+    Ok(super::with_ids(outputs, &ids))
 }
 
 /// A statement's values as SQLite takes them.
