@@ -23,7 +23,7 @@ const ENDPOINT_KEYS: &[&str] = &["endpoint", "auth_url"];
 /// [`super::harden`]). The error is a sentence for the user.
 pub fn check_target(policy: &Policy, scheme: &str, options: &[(String, String)]) -> Result<Vec<(String, String)>, String> {
     // The per-object options the host applies itself (`copra.`, s3 only) are checked here too.
-    super::object_options::split(scheme, options)?;
+    super::object_options::split(scheme, options).map_err(|refused| refused.to_string())?;
     if scheme == "sftp" {
         // Not HTTP: the host's own client (see `storage::sftp`), host checked here.
         return super::sftp::SftpTarget::parse(policy, options).map(|_| options.to_vec()).map_err(|refused| refused.to_string());

@@ -38,6 +38,9 @@ const CHUNK: usize = 8 << 20;
 pub enum StorageError {
     #[error("storage is not usable: {0}")]
     Config(String),
+    /// A target's `copra.` options are refused.
+    #[error("storage is not usable: {0}")]
+    Options(#[from] object_options::ObjectOptionsError),
     #[error("upload of '{key}' failed: {source}")]
     Upload { key: String, source: opendal::Error },
     #[error("download of '{what}' failed: {message}")]
@@ -111,7 +114,7 @@ pub async fn destination(
         }
         StorageTarget::Opendal { scheme, options, mut url_base } => {
             let options = endpoint::check_target(http.policy(), &scheme, &options).map_err(StorageError::Config)?;
-            let (mut options, object) = object_options::split(&scheme, &options).map_err(StorageError::Config)?;
+            let (mut options, object) = object_options::split(&scheme, &options)?;
             if scheme == "swift" {
                 if swift_auth::signs_in(&options) {
                     options = swift_auth::sign_in(http, &options).await.map_err(StorageError::Config)?;

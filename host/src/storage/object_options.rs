@@ -22,6 +22,26 @@ const ACLS: &[&str] = &[
     "bucket-owner-full-control",
 ];
 
+/// Why a target's `copra.` options are refused. Each is a sentence for the user that
+/// names the option.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ObjectOptionsError {
+    #[error("The storage option '{0}' is only supported for s3 targets.")]
+    OnlyS3(String),
+    #[error("The storage option '{0}' is not supported.")]
+    Unsupported(String),
+    #[error("The storage acl '{0}' is not one of {list}.", list = ACLS.join(", "))]
+    NotAnAcl(String),
+    #[error("The storage expires '{0}' is not an HTTP date (e.g. 'Wed, 21 Oct 2037 07:28:00 GMT').")]
+    NotADate(String),
+    /// The option, named without `copra.` (`cache_control`, `expires`).
+    #[error("The storage {0} is not valid as a header value (visible ASCII, at most 1024 bytes).")]
+    NotAHeaderValue(&'static str),
+    /// The ACL is set with a request signed by the target's own key pair.
+    #[error("The storage acl needs the target's own access_key_id and secret_access_key.")]
+    AclWithoutKeys,
+}
+
 /// What the host does to each object it writes to one target.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ObjectOptions {
@@ -35,7 +55,7 @@ pub struct ObjectOptions {
 
 /// Take the `copra.` options out of a target's options. They are allowed only for `s3`
 /// targets and only with checked values; anything else is a sentence for the user.
-pub fn split(scheme: &str, options: &[(String, String)]) -> Result<(Vec<(String, String)>, ObjectOptions), String> {
+pub fn split(scheme: &str, options: &[(String, String)]) -> Result<(Vec<(String, String)>, ObjectOptions), ObjectOptionsError> {
     let mut rest = Vec::with_capacity(options.len());
     let mut object = ObjectOptions::default();
     for (key, value) in options {
@@ -44,34 +64,33 @@ pub fn split(scheme: &str, options: &[(String, String)]) -> Result<(Vec<(String,
             continue;
         };
         if scheme != "s3" {
-            return Err(format!("The storage option '{key}' is only supported for s3 targets."));
+            return Err(ObjectOptionsError::OnlyS3(key.clone()));
         }
         match name {
             "acl" if ACLS.contains(&value.as_str()) => object.acl = Some(value.clone()),
-            "acl" => return Err(format!("The storage acl '{value}' is not one of {}.", ACLS.join(", "))),
+            "acl" => return Err(ObjectOptionsError::NotAnAcl(value.clone())),
             "cache_control" => object.cache_control = Some(header_value("cache_control", value)?.to_str().unwrap_or_default().to_string()),
             "expires" => {
-                httpdate::parse_http_date(value)
-                    .map_err(|_| format!("The storage expires '{value}' is not an HTTP date (e.g. 'Wed, 21 Oct 2037 07:28:00 GMT')."))?;
+                httpdate::parse_http_date(value).map_err(|_| ObjectOptionsError::NotADate(value.clone()))?;
                 object.create_headers.insert(HeaderName::from_static("expires"), header_value("expires", value)?);
             }
-            _ => return Err(format!("The storage option '{key}' is not supported.")),
+            _ => return Err(ObjectOptionsError::Unsupported(key.clone())),
         }
     }
     // The ACL is set with a request signed by the target's own key pair.
     let has = |name: &str| rest.iter().any(|(key, value)| key == name && !value.is_empty());
     if object.acl.is_some() && !(has("access_key_id") && has("secret_access_key")) {
-        return Err("The storage acl needs the target's own access_key_id and secret_access_key.".into());
+        return Err(ObjectOptionsError::AclWithoutKeys);
     }
     Ok((rest, object))
 }
 
 /// A value that can be a header: visible ASCII and spaces, at most 1 KiB.
-fn header_value(field: &str, value: &str) -> Result<HeaderValue, String> {
+fn header_value(field: &'static str, value: &str) -> Result<HeaderValue, ObjectOptionsError> {
     let fits = !value.is_empty() && value.len() <= 1024 && value.chars().all(|c| c == ' ' || c.is_ascii_graphic());
     fits.then(|| HeaderValue::from_str(value).ok())
         .flatten()
-        .ok_or_else(|| format!("The storage {field} is not valid as a header value (visible ASCII, at most 1024 bytes)."))
+        .ok_or(ObjectOptionsError::NotAHeaderValue(field))
 }
 
 /// Whether an S3 request creates an object: `PutObject` (a PUT that is neither an
@@ -123,9 +142,17 @@ mod tests {
         ] {
             assert!(split("s3", &options(&[bad])).is_err(), "{bad:?}");
         }
-        assert!(split("azblob", &options(&[("copra.acl", "private")])).is_err());
+        assert_eq!(split("azblob", &options(&[("copra.acl", "private")])).unwrap_err(), ObjectOptionsError::OnlyS3("copra.acl".into()));
+        let sentence = |bad: (&str, &str)| split("s3", &options(&[bad])).unwrap_err().to_string();
+        assert!(sentence(("copra.acl", "everyone")).starts_with("The storage acl 'everyone' is not one of private, public-read,"));
+        assert_eq!(
+            sentence(("copra.cache_control", "a\nb")),
+            "The storage cache_control is not valid as a header value (visible ASCII, at most 1024 bytes)."
+        );
+        assert!(sentence(("copra.expires", "tomorrow")).starts_with("The storage expires 'tomorrow' is not an HTTP date"));
         let err = split("s3", &options(&[("bucket", "b"), ("copra.acl", "private")])).unwrap_err();
-        assert!(err.contains("access_key_id"), "{err}");
+        assert_eq!(err, ObjectOptionsError::AclWithoutKeys);
+        assert!(err.to_string().contains("access_key_id"), "{err}");
     }
 
     #[test]
