@@ -9,7 +9,7 @@ use base64::Engine;
 type Options = Vec<(String, String)>;
 
 /// Why a target's options are refused.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error)]
 pub enum HardenError {
     #[error("The storage option '{key}' is not supported: {instead}")]
     Unsupported { key: String, instead: &'static str },
@@ -28,8 +28,8 @@ pub enum HardenError {
     #[error("The swift storage target needs an endpoint and a token.")]
     SwiftToken,
     /// A sign-in the host would make is refused (`swift_auth::check`).
-    #[error("{0}")]
-    SwiftSignIn(String),
+    #[error(transparent)]
+    SwiftSignIn(#[from] super::swift_auth::SwiftAuthError),
 }
 
 /// `options` hardened for `scheme` (canonical opendal name). Schemes without a rule
@@ -134,7 +134,7 @@ fn check_service_account(content: &str) -> Result<(), HardenError> {
 /// a sign-in the host makes (see [`super::swift_auth`]).
 fn swift(options: &[(String, String)]) -> Result<Options, HardenError> {
     if super::swift_auth::signs_in(options) {
-        super::swift_auth::check(options).map_err(HardenError::SwiftSignIn)?;
+        super::swift_auth::check(options)?;
     } else if get(options, "endpoint").is_none() || get(options, "token").is_none() {
         return Err(HardenError::SwiftToken);
     }

@@ -41,6 +41,9 @@ pub enum StorageError {
     /// A target's `copra.` options are refused.
     #[error("storage is not usable: {0}")]
     Options(#[from] object_options::ObjectOptionsError),
+    /// A `swift` target's sign-in failed.
+    #[error("storage is not usable: {0}")]
+    SwiftSignIn(#[from] swift_auth::SwiftAuthError),
     #[error("upload of '{key}' failed: {source}")]
     Upload { key: String, source: opendal::Error },
     #[error("download of '{what}' failed: {message}")]
@@ -117,7 +120,7 @@ pub async fn destination(
             let (mut options, object) = object_options::split(&scheme, &options)?;
             if scheme == "swift" {
                 if swift_auth::signs_in(&options) {
-                    options = swift_auth::sign_in(http, &options).await.map_err(StorageError::Config)?;
+                    options = swift_auth::sign_in(http, &options).await?;
                 }
                 // A signed-in account's URL is known only now: objects are below it.
                 if url_base.is_empty() {

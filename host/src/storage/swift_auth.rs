@@ -7,12 +7,45 @@
 
 use serde_json::{Value, json};
 
-use crate::net::{BodyLimits, Failure, HttpClient, SIGN_IN_CAP};
+use crate::net::{BodyError, BodyLimits, Failure, HttpClient, SIGN_IN_CAP, UrlRefused};
 
 /// The longest a sign-in may take, answer included: it runs inside a dry run's API
 /// request and before each upload, so it is held far below `transfer_total_secs`.
 const SIGN_IN_TIME: std::time::Duration = std::time::Duration::from_secs(60);
 use crate::secret::Secret;
+
+/// Why a swift sign-in failed. Each is a sentence for the user; the identity service
+/// is named by its URL without a query or user info.
+#[derive(Debug, thiserror::Error)]
+pub enum SwiftAuthError {
+    /// Refused before any request (`check`).
+    #[error("The swift storage sign-in needs a username and an api_key or password.")]
+    NoCredentials,
+    /// The policy refuses the `auth_url` itself.
+    #[error("The swift auth_url '{auth_url}' cannot be used: {source}.")]
+    AuthUrl { auth_url: String, source: UrlRefused },
+    /// The policy refused the `auth_url`'s resolved addresses or a redirect.
+    #[error("The swift auth_url '{auth_url}' cannot be used: {why}.")]
+    AuthUrlRefused { auth_url: String, why: String },
+    #[error("The swift identity service at '{auth_url}' did not answer within {secs} s.")]
+    NoAnswer { auth_url: String, secs: u64 },
+    #[error("The swift identity service at '{auth_url}' could not be reached: {failure}.")]
+    Unreachable { auth_url: String, failure: Failure },
+    #[error("The swift identity service at '{auth_url}' refused the credentials (HTTP {status}).")]
+    CredentialsRefused { auth_url: String, status: reqwest::StatusCode },
+    #[error("The swift identity service at '{auth_url}' answered HTTP {status}.")]
+    Status { auth_url: String, status: reqwest::StatusCode },
+    /// The answer could not be read within its bounds (size, idle and total time).
+    #[error("The swift sign-in at '{auth_url}' failed: {source}.")]
+    Answer { auth_url: String, source: BodyError },
+    #[error("The swift identity service's answer is not JSON: {0}.")]
+    NotJson(#[source] serde_json::Error),
+    #[error("The swift identity service at '{auth_url}' gave no object-store endpoint{}.", in_region(.region.as_deref()))]
+    NoEndpoint { auth_url: String, region: Option<String> },
+    /// The catalog's storage URL is one the policy refuses.
+    #[error("The swift storage URL '{endpoint}' cannot be used: {source}.")]
+    StorageUrl { endpoint: String, source: UrlRefused },
+}
 
 /// Options that name a sign-in rather than a ready target; none of them reach opendal.
 pub const AUTH_KEYS: &[&str] = &["auth_url", "username", "api_key", "password", "tenant", "region"];
@@ -34,16 +67,16 @@ pub fn signs_in(options: &[(String, String)]) -> bool {
 
 /// The target's sign-in options, checked before any request: the identity URL is an
 /// http(s) URL the policy allows, and there are a user name and an API key or password.
-pub fn check(options: &[(String, String)]) -> Result<(), String> {
+pub fn check(options: &[(String, String)]) -> Result<(), SwiftAuthError> {
     if get(options, "username").is_none() || (get(options, "api_key").is_none() && get(options, "password").is_none()) {
-        return Err("The swift storage sign-in needs a username and an api_key or password.".into());
+        return Err(SwiftAuthError::NoCredentials);
     }
     Ok(())
 }
 
 /// Sign in and return the target's options for opendal: the sign-in options replaced
 /// by the `endpoint` and `token` the identity service gave.
-pub async fn sign_in(http: &HttpClient, options: &[(String, String)]) -> Result<Vec<(String, String)>, String> {
+pub async fn sign_in(http: &HttpClient, options: &[(String, String)]) -> Result<Vec<(String, String)>, SwiftAuthError> {
     check(options)?;
     let auth_url = get(options, "auth_url").unwrap_or_default().trim_end_matches('/');
     let user = get(options, "username").unwrap_or_default();
@@ -56,32 +89,35 @@ pub async fn sign_in(http: &HttpClient, options: &[(String, String)]) -> Result<
     };
     let shown_url = crate::secret::redact_url(auth_url);
     let auth_url = shown_url.trim_end_matches("?***");
-    let request = http.request(reqwest::Method::POST, &url).map_err(|e| format!("The swift auth_url '{auth_url}' cannot be used: {e}."))?;
+    let named = || auth_url.to_string();
+    let request = http.request(reqwest::Method::POST, &url).map_err(|source| SwiftAuthError::AuthUrl { auth_url: named(), source })?;
     let started = tokio::time::Instant::now();
     let sent = tokio::time::timeout(SIGN_IN_TIME, request.timeout(SIGN_IN_TIME).json(&body).send()).await;
     let response = sent
-        .map_err(|_| format!("The swift identity service at '{auth_url}' did not answer within {} s.", SIGN_IN_TIME.as_secs()))?
+        .map_err(|_| SwiftAuthError::NoAnswer { auth_url: named(), secs: SIGN_IN_TIME.as_secs() })?
         .map_err(|e| match Failure::of(&e) {
-            Failure::Refused(why) => format!("The swift auth_url '{auth_url}' cannot be used: {why}."),
-            other => format!("The swift identity service at '{auth_url}' could not be reached: {other}."),
+            Failure::Refused(why) => SwiftAuthError::AuthUrlRefused { auth_url: named(), why },
+            failure => SwiftAuthError::Unreachable { auth_url: named(), failure },
         })?;
     let status = response.status();
     if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
-        return Err(format!("The swift identity service at '{auth_url}' refused the credentials (HTTP {status})."));
+        return Err(SwiftAuthError::CredentialsRefused { auth_url: named(), status });
     }
     if !status.is_success() {
-        return Err(format!("The swift identity service at '{auth_url}' answered HTTP {status}."));
+        return Err(SwiftAuthError::Status { auth_url: named(), status });
     }
     let header_token = response.headers().get("x-subject-token").and_then(|v| v.to_str().ok()).map(str::to_string);
     let timeouts = http.timeouts();
     let limits = BodyLimits::new(SIGN_IN_CAP, timeouts.idle, SIGN_IN_TIME.saturating_sub(started.elapsed()));
     let bytes = crate::net::read_response(response, "the swift identity service's answer", limits)
         .await
-        .map_err(|e| format!("The swift sign-in at '{auth_url}' failed: {e}."))?;
-    let answer: Value = serde_json::from_slice(&bytes).map_err(|e| format!("The swift identity service's answer is not JSON: {e}."))?;
+        .map_err(|source| SwiftAuthError::Answer { auth_url: named(), source })?;
+    let answer: Value = serde_json::from_slice(&bytes).map_err(SwiftAuthError::NotJson)?;
     let session = if v3 { v3_session(&answer, header_token, region) } else { v2_session(&answer, region) }
-        .ok_or_else(|| format!("The swift identity service at '{auth_url}' gave no object-store endpoint{}.", in_region(region)))?;
-    http.check_url(&session.endpoint).map_err(|e| format!("The swift storage URL '{}' cannot be used: {e}.", session.endpoint))?;
+        .ok_or_else(|| SwiftAuthError::NoEndpoint { auth_url: named(), region: region.map(str::to_string) })?;
+    if let Err(source) = http.check_url(&session.endpoint) {
+        return Err(SwiftAuthError::StorageUrl { endpoint: session.endpoint, source });
+    }
     let mut out: Vec<(String, String)> = options.iter().filter(|(k, _)| !AUTH_KEYS.contains(&k.as_str()) && k != "endpoint" && k != "token").cloned().collect();
     out.push(("endpoint".into(), session.endpoint));
     out.push(("token".into(), session.token.expose().clone()));
@@ -163,7 +199,54 @@ mod tests {
         assert_eq!(body["auth"]["passwordCredentials"]["password"], "p");
         assert_eq!(body["auth"]["tenantName"], "t");
         let opts = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>();
-        assert!(check(&opts(&[("auth_url", "https://id"), ("username", "u")])).is_err());
+        let err = check(&opts(&[("auth_url", "https://id"), ("username", "u")])).unwrap_err();
+        assert!(matches!(err, SwiftAuthError::NoCredentials), "{err}");
+        assert_eq!(err.to_string(), "The swift storage sign-in needs a username and an api_key or password.");
         assert!(check(&opts(&[("auth_url", "https://id"), ("username", "u"), ("api_key", "k")])).is_ok());
+    }
+
+    /// An identity service on loopback whose `/v2.0/tokens` answers `status` and `body`.
+    async fn identity(status: u16, body: &'static str) -> String {
+        let answer = move || async move { (axum::http::StatusCode::from_u16(status).unwrap(), body) };
+        let app = axum::Router::new().route("/v2.0/tokens", axum::routing::post(answer));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/v2.0", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        url
+    }
+
+    #[tokio::test]
+    async fn a_failed_sign_in_is_a_sentence_naming_the_identity_service() {
+        let client = |allow: &str| {
+            let timeouts = crate::net::Timeouts { connect: std::time::Duration::from_secs(2), idle: std::time::Duration::from_secs(5), total: None };
+            crate::net::Outbound::new(crate::net::Policy::parse(allow).unwrap()).client(timeouts).unwrap()
+        };
+        let http = client("127.0.0.1/32");
+        let target = |auth_url: &str| {
+            [("auth_url", auth_url), ("container", "c"), ("username", "u"), ("api_key", "k"), ("region", "ORD")].map(|(k, v)| (k.to_string(), v.to_string()))
+        };
+
+        let refused = identity(401, "").await;
+        let err = sign_in(&http, &target(&refused)).await.unwrap_err();
+        assert!(matches!(err, SwiftAuthError::CredentialsRefused { .. }), "{err}");
+        assert_eq!(err.to_string(), format!("The swift identity service at '{refused}' refused the credentials (HTTP 401 Unauthorized)."));
+
+        let err = sign_in(&client(""), &target(&refused)).await.unwrap_err();
+        assert!(matches!(err, SwiftAuthError::AuthUrl { .. }), "{err}");
+        assert!(err.to_string().starts_with(&format!("The swift auth_url '{refused}' cannot be used: ")), "{err}");
+        assert!(err.to_string().contains("COPRA_OUTBOUND_ALLOW"), "{err}");
+
+        let not_json = identity(200, "<html>").await;
+        let err = sign_in(&http, &target(&not_json)).await.unwrap_err();
+        assert!(err.to_string().starts_with("The swift identity service's answer is not JSON: "), "{err}");
+
+        let no_store = identity(200, r#"{"access":{"token":{"id":"t"},"serviceCatalog":[]}}"#).await;
+        let err = sign_in(&http, &target(&no_store)).await.unwrap_err();
+        assert_eq!(err.to_string(), format!("The swift identity service at '{no_store}' gave no object-store endpoint in the region 'ORD'."));
+
+        let private = r#"{"access":{"token":{"id":"t"},"serviceCatalog":[{"type":"object-store","endpoints":[{"region":"ORD","publicURL":"http://10.0.0.1/v1/AUTH_a"}]}]}}"#;
+        let err = sign_in(&http, &target(&identity(200, private).await)).await.unwrap_err();
+        assert!(matches!(err, SwiftAuthError::StorageUrl { .. }), "{err}");
+        assert!(err.to_string().starts_with("The swift storage URL 'http://10.0.0.1/v1/AUTH_a' cannot be used: "), "{err}");
     }
 }
