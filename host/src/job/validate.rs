@@ -109,7 +109,7 @@ pub async fn validate(spec: &JobSpec, plugins: &Plugins, limits: &Limits, outbou
 /// An opendal target's endpoint must be one the policy lets the server reach.
 fn check_endpoint(target: &StorageTarget, outbound: &Outbound, code: ErrorCode) -> Result<(), JobError> {
     if let StorageTarget::Opendal { scheme, options, .. } = target {
-        endpoint::check_target(outbound.policy(), scheme, options).map_err(|message| JobError::invalid(code, message))?;
+        endpoint::check_target(outbound.policy(), scheme, options).map_err(|refused| JobError::invalid(code, refused.to_string()))?;
     }
     Ok(())
 }

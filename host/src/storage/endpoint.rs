@@ -12,32 +12,56 @@ use opendal::raw::{HttpBody, HttpFetch};
 
 use futures::TryStreamExt;
 
-use crate::net::{AtLimit, BodyError, BodyLimits, ERROR_BODY_CAP, Failure, HttpClient, Policy, UrlRefused, XML_ANSWER_CAP, capped};
+use super::harden::HardenError;
+use super::object_options::ObjectOptionsError;
+use super::sftp::SftpError;
+use crate::net::{AtLimit, BodyError, BodyLimits, ERROR_BODY_CAP, Failure, HttpClient, Policy, Refused, UrlRefused, XML_ANSWER_CAP, capped};
 
 /// Option keys that hold a URL the operator's requests go to.
 const ENDPOINT_KEYS: &[&str] = &["endpoint", "auth_url"];
+
+/// Why an opendal target is refused before an operator is built. Each is a sentence
+/// for the user that names the option at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    /// A `copra.` option (see [`super::object_options`]).
+    #[error(transparent)]
+    ObjectOptions(#[from] ObjectOptionsError),
+    /// An sftp target's host, port or credentials.
+    #[error(transparent)]
+    Sftp(#[from] SftpError),
+    #[error("The storage {key} '{value}' is not an http(s) URL with a host.")]
+    NotHttp { key: String, value: String },
+    /// The policy refuses the endpoint's address (the sentence names the setting).
+    #[error("The storage {key} '{value}' cannot be used: {refused}.")]
+    Refused { key: String, value: String, refused: Refused },
+    /// Credentials or options that would reach beyond the target (see [`super::harden`]).
+    #[error(transparent)]
+    Harden(#[from] HardenError),
+}
 
 /// Check an opendal target's options before an operator is built and return them
 /// hardened. An endpoint must be an http(s) URL whose literal host the policy allows
 /// (names are checked when resolved); credentials come only from the target (see
 /// [`super::harden`]). The error is a sentence for the user.
-pub fn check_target(policy: &Policy, scheme: &str, options: &[(String, String)]) -> Result<Vec<(String, String)>, String> {
+pub fn check_target(policy: &Policy, scheme: &str, options: &[(String, String)]) -> Result<Vec<(String, String)>, TargetError> {
     // The per-object options the host applies itself (`copra.`, s3 only) are checked here too.
-    super::object_options::split(scheme, options).map_err(|refused| refused.to_string())?;
+    super::object_options::split(scheme, options)?;
     if scheme == "sftp" {
         // Not HTTP: the host's own client (see `storage::sftp`), host checked here.
-        return super::sftp::SftpTarget::parse(policy, options).map(|_| options.to_vec()).map_err(|refused| refused.to_string());
+        super::sftp::SftpTarget::parse(policy, options)?;
+        return Ok(options.to_vec());
     }
     for (key, value) in options {
         if ENDPOINT_KEYS.contains(&key.as_str()) {
             match policy.check_url(value) {
                 Ok(()) => {}
-                Err(UrlRefused::NotHttp) => return Err(format!("The storage {key} '{value}' is not an http(s) URL with a host.")),
-                Err(UrlRefused::Refused(refused)) => return Err(format!("The storage {key} '{value}' cannot be used: {refused}.")),
+                Err(UrlRefused::NotHttp) => return Err(TargetError::NotHttp { key: key.clone(), value: value.clone() }),
+                Err(UrlRefused::Refused(refused)) => return Err(TargetError::Refused { key: key.clone(), value: value.clone(), refused }),
             }
         }
     }
-    super::harden::harden(scheme, options).map_err(|refused| refused.to_string())
+    Ok(super::harden::harden(scheme, options)?)
 }
 
 /// Give an operator the policy's client for every request it makes, and fail any of
@@ -162,11 +186,28 @@ mod tests {
     fn an_endpoint_at_a_refused_address_is_refused_with_the_setting() {
         let target = options(&[("bucket", "b"), ("endpoint", "http://127.0.0.1:9000")]);
         let err = check_target(&policy(""), "s3", &target).unwrap_err();
-        assert!(err.contains("http://127.0.0.1:9000") && err.contains("COPRA_OUTBOUND_ALLOW=127.0.0.1/32"), "{err}");
+        assert!(matches!(err, TargetError::Refused { .. }), "{err}");
+        let err = err.to_string();
+        assert!(err.starts_with("The storage endpoint 'http://127.0.0.1:9000' cannot be used: "), "{err}");
+        assert!(err.contains("COPRA_OUTBOUND_ALLOW=127.0.0.1/32"), "{err}");
         assert!(check_target(&policy("127.0.0.1/32"), "s3", &target).is_ok());
-        let err = check_target(&policy(""), "s3", &options(&[("endpoint", "http://[::ffff:169.254.169.254]/")])).unwrap_err();
+        let err = check_target(&policy(""), "s3", &options(&[("endpoint", "http://[::ffff:169.254.169.254]/")])).unwrap_err().to_string();
         assert!(err.contains("link-local"), "{err}");
-        assert!(check_target(&policy(""), "s3", &options(&[("endpoint", "file:///etc")])).is_err());
+        let err = check_target(&policy(""), "s3", &options(&[("endpoint", "file:///etc")])).unwrap_err().to_string();
+        assert_eq!(err, "The storage endpoint 'file:///etc' is not an http(s) URL with a host.");
+    }
+
+    #[test]
+    fn each_check_keeps_its_own_sentence() {
+        let err = check_target(&policy(""), "azblob", &options(&[("copra.acl", "private")])).unwrap_err();
+        assert!(matches!(err, TargetError::ObjectOptions(ObjectOptionsError::OnlyS3(_))), "{err}");
+        assert_eq!(err.to_string(), "The storage option 'copra.acl' is only supported for s3 targets.");
+        let err = check_target(&policy(""), "s3", &options(&[("role_arn", "arn:aws:iam::1:role/x")])).unwrap_err();
+        assert!(matches!(err, TargetError::Harden(_)), "{err}");
+        assert!(err.to_string().starts_with("The storage option 'role_arn' is not supported: "), "{err}");
+        let err = check_target(&policy(""), "sftp", &options(&[("user", "u")])).unwrap_err();
+        assert!(matches!(err, TargetError::Sftp(_)), "{err}");
+        assert!(err.to_string().starts_with("The sftp storage target has no "), "{err}");
     }
 
     use crate::net::endless_server as endless;

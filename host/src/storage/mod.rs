@@ -41,6 +41,9 @@ pub enum StorageError {
     /// A target's `copra.` options are refused.
     #[error("storage is not usable: {0}")]
     Options(#[from] object_options::ObjectOptionsError),
+    /// An opendal target is refused before its operator is built.
+    #[error("storage is not usable: {0}")]
+    Target(#[from] endpoint::TargetError),
     /// A `swift` target's sign-in failed.
     #[error("storage is not usable: {0}")]
     SwiftSignIn(#[from] swift_auth::SwiftAuthError),
@@ -116,7 +119,7 @@ pub async fn destination(
             Place::Sftp { target: Arc::new(target), url_base, http: http.clone() }
         }
         StorageTarget::Opendal { scheme, options, mut url_base } => {
-            let options = endpoint::check_target(http.policy(), &scheme, &options).map_err(StorageError::Config)?;
+            let options = endpoint::check_target(http.policy(), &scheme, &options)?;
             let (mut options, object) = object_options::split(&scheme, &options)?;
             if scheme == "swift" {
                 if swift_auth::signs_in(&options) {
