@@ -54,6 +54,9 @@ pub enum StorageError {
     /// An upload done by a plugin or by HTTP PUT to a URL the user gave.
     #[error("upload of '{key}' failed: {message}")]
     UploadFailed { key: String, message: String },
+    /// The host's own request for an S3 output failed (its ACL).
+    #[error("upload of '{key}' failed: {source}")]
+    S3 { key: String, source: multipart::S3Error },
     #[error("local file error: {0}")]
     Io(#[from] std::io::Error),
     /// A `local` write would pass the tenant's `limits.local_quota_bytes`.
@@ -183,7 +186,7 @@ impl Destination {
                 }
                 upload_opendal(operator, file, key, content_type, object.cache_control.as_deref()).await?;
                 if let (Some(acl), Some((bucket, http))) = (&object.acl, s3) {
-                    bucket.put_acl(http, key, acl).await.map_err(|message| StorageError::UploadFailed { key: key.to_string(), message })?;
+                    bucket.put_acl(http, key, acl).await.map_err(|source| StorageError::S3 { key: key.to_string(), source })?;
                 }
                 Ok(url(url_base))
             }

@@ -10,10 +10,38 @@
 use reqsign::{AwsCredential, AwsV4Signer};
 use serde::Deserialize;
 
-use crate::net::{BodyLimits, ERROR_BODY_CAP, HttpClient, XML_ANSWER_CAP};
+use crate::net::{BodyError, BodyLimits, ERROR_BODY_CAP, Failure, HttpClient, UrlRefused, XML_ANSWER_CAP};
 
 /// The longest an answer to one of these small requests may take to arrive in all.
 const ANSWER_TIME: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Why one of the host's own signed S3 requests (listing and aborting open uploads,
+/// setting an ACL) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum S3Error {
+    /// The policy refuses the bucket's URL.
+    #[error(transparent)]
+    Url(#[from] UrlRefused),
+    #[error("the S3 request could not be made: {0}")]
+    Build(#[source] reqwest::Error),
+    #[error("signing the request failed: {0}")]
+    Sign(anyhow::Error),
+    /// The request got no answer (refused by the policy, no connection, timeout).
+    #[error("{0}")]
+    Network(Failure),
+    /// An error answer, with the first bytes of its body.
+    #[error("{method} answered {status}: {answer}")]
+    Status { method: reqwest::Method, status: reqwest::StatusCode, answer: String },
+    /// The answer could not be read within its bounds (size, idle and total time).
+    #[error(transparent)]
+    Answer(#[from] BodyError),
+    #[error("the S3 answer is not UTF-8 text")]
+    NotUtf8,
+    #[error("the list of open multipart uploads could not be read: {0}")]
+    Listing(#[source] quick_xml::DeError),
+    #[error("setting the acl '{acl}' failed: {source}")]
+    Acl { acl: String, source: Box<S3Error> },
+}
 
 /// An S3 bucket as an opendal target names it.
 pub struct S3Bucket {
@@ -71,12 +99,11 @@ impl S3Bucket {
     }
 
     /// Abort every open multipart upload of exactly `key`; returns how many there were.
-    pub async fn abort_open_uploads(&self, http: &HttpClient, key: &str) -> Result<usize, String> {
+    pub async fn abort_open_uploads(&self, http: &HttpClient, key: &str) -> Result<usize, S3Error> {
         let object = self.object(key);
         let list_url = format!("{}?uploads&prefix={}", self.base, encode(&object, false));
         let body = self.send(http, reqwest::Method::GET, &list_url).await?;
-        let listed: ListMultipartUploadsResult =
-            quick_xml::de::from_str(&body).map_err(|e| format!("the list of open multipart uploads could not be read: {e}"))?;
+        let listed: ListMultipartUploadsResult = quick_xml::de::from_str(&body).map_err(S3Error::Listing)?;
         let mut aborted = 0;
         for upload in listed.upload.iter().filter(|u| u.key == object) {
             let url = format!("{}/{}?uploadId={}", self.base, encode(&object, true), encode(&upload.upload_id, false));
@@ -88,32 +115,33 @@ impl S3Bucket {
 
     /// Give the object written at `key` the canned `acl` (`PutObjectAcl`, signed with
     /// the `x-amz-acl` header).
-    pub async fn put_acl(&self, http: &HttpClient, key: &str, acl: &str) -> Result<(), String> {
+    pub async fn put_acl(&self, http: &HttpClient, key: &str, acl: &str) -> Result<(), S3Error> {
         let url = format!("{}/{}?acl", self.base, encode(&self.object(key), true));
-        self.send_with(http, reqwest::Method::PUT, &url, &[("x-amz-acl", acl)]).await.map(drop).map_err(|e| format!("setting the acl '{acl}' failed: {e}"))
+        let sent = self.send_with(http, reqwest::Method::PUT, &url, &[("x-amz-acl", acl)]).await;
+        sent.map(drop).map_err(|source| S3Error::Acl { acl: acl.to_string(), source: Box::new(source) })
     }
 
-    async fn send(&self, http: &HttpClient, method: reqwest::Method, url: &str) -> Result<String, String> {
+    async fn send(&self, http: &HttpClient, method: reqwest::Method, url: &str) -> Result<String, S3Error> {
         self.send_with(http, method, url, &[]).await
     }
 
-    async fn send_with(&self, http: &HttpClient, method: reqwest::Method, url: &str, headers: &[(&str, &str)]) -> Result<String, String> {
-        let mut builder = http.request(method.clone(), url).map_err(|e| e.to_string())?;
+    async fn send_with(&self, http: &HttpClient, method: reqwest::Method, url: &str, headers: &[(&str, &str)]) -> Result<String, S3Error> {
+        let mut builder = http.request(method.clone(), url)?;
         for (name, value) in headers {
             builder = builder.header(*name, *value);
         }
-        let mut request = builder.build().map_err(|e| e.to_string())?;
-        self.signer.sign(&mut request, &self.credential).map_err(|e| format!("signing the request failed: {e}"))?;
-        let response = http.inner().execute(request).await.map_err(|e| crate::net::Failure::of(&e).to_string())?;
+        let mut request = builder.build().map_err(S3Error::Build)?;
+        self.signer.sign(&mut request, &self.credential).map_err(S3Error::Sign)?;
+        let response = http.inner().execute(request).await.map_err(|e| S3Error::Network(Failure::of(&e)))?;
         let status = response.status();
         let timeouts = http.timeouts();
         let limits = |cap| BodyLimits::new(cap, timeouts.idle, timeouts.total.unwrap_or(ANSWER_TIME).min(ANSWER_TIME));
         if !status.is_success() {
             let prefix = crate::net::response_prefix(response, limits(ERROR_BODY_CAP)).await;
-            return Err(format!("{method} answered {status}: {}", crate::net::shown(&prefix, 300)));
+            return Err(S3Error::Status { method, status, answer: crate::net::shown(&prefix, 300) });
         }
-        let body = crate::net::read_response(response, "the S3 answer", limits(XML_ANSWER_CAP)).await.map_err(|e| e.to_string())?;
-        String::from_utf8(body.to_vec()).map_err(|_| "the S3 answer is not UTF-8 text".to_string())
+        let body = crate::net::read_response(response, "the S3 answer", limits(XML_ANSWER_CAP)).await?;
+        String::from_utf8(body.to_vec()).map_err(|_| S3Error::NotUtf8)
     }
 }
 
@@ -149,10 +177,14 @@ mod tests {
         };
         let listing = endless("HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n<ListMultipartUploadsResult>").await;
         let err = bucket(&listing).abort_open_uploads(&http, "out/a.mp4").await.unwrap_err();
-        assert!(err.contains("1048576 bytes"), "{err}");
+        assert!(matches!(err, S3Error::Answer(BodyError::TooLarge { .. })), "{err}");
+        assert!(err.to_string().contains("1048576 bytes"), "{err}");
         let refused = endless("HTTP/1.1 403 Forbidden\r\nconnection: close\r\n\r\n<Error><Code>AccessDenied</Code>").await;
         let err = bucket(&refused).put_acl(&http, "out/a.mp4", "public-read").await.unwrap_err();
-        assert!(err.contains("403") && err.contains("AccessDenied") && err.len() < 1000, "{err}");
+        assert!(matches!(&err, S3Error::Acl { source, .. } if matches!(**source, S3Error::Status { .. })), "{err}");
+        let err = err.to_string();
+        assert!(err.starts_with("setting the acl 'public-read' failed: PUT answered 403 Forbidden: "), "{err}");
+        assert!(err.contains("AccessDenied") && err.len() < 1000, "{err}");
     }
 
     #[test]
