@@ -57,6 +57,9 @@ pub enum StorageError {
     /// The host's own request for an S3 output failed (its ACL).
     #[error("upload of '{key}' failed: {source}")]
     S3 { key: String, source: multipart::S3Error },
+    /// The host's own streaming of a Swift output failed.
+    #[error("upload of '{key}' failed: {source}")]
+    Swift { key: String, source: swift_upload::SwiftError },
     #[error("local file error: {0}")]
     Io(#[from] std::io::Error),
     /// A `local` write would pass the tenant's `limits.local_quota_bytes`.
@@ -172,8 +175,7 @@ impl Destination {
         match &self.place {
             Place::Opendal { operator, url_base, s3, swift, object } => {
                 if let Some((swift, http)) = swift {
-                    let message = |message| StorageError::UploadFailed { key: key.to_string(), message };
-                    swift.upload(http, file, key, content_type).await.map_err(message)?;
+                    swift.upload(http, file, key, content_type).await.map_err(|source| StorageError::Swift { key: key.to_string(), source })?;
                     return Ok(url(url_base));
                 }
                 if let (true, Some((bucket, http))) = (self.retry, s3) {

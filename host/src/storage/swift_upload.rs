@@ -16,8 +16,28 @@ use futures::StreamExt;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use crate::net::{Activity, BodyLimits, ERROR_BODY_CAP, HttpClient, until_idle};
+use crate::net::{Activity, BodyLimits, ERROR_BODY_CAP, Failure, HttpClient, Stalled, UrlRefused, until_idle};
 use crate::secret::Secret;
+
+/// Why a Swift output was not stored. Each is a sentence for the job's output.
+#[derive(Debug, thiserror::Error)]
+pub enum SwiftError {
+    /// The local output file (its size, or its bytes).
+    #[error("the file could not be read: {0}")]
+    File(#[source] std::io::Error),
+    /// The policy refuses the object's URL.
+    #[error(transparent)]
+    Url(#[from] UrlRefused),
+    /// The request got no answer (refused by the policy, no connection, timeout).
+    #[error("{0}")]
+    Network(Failure),
+    /// Nothing moved for the client's idle time.
+    #[error(transparent)]
+    Stalled(#[from] Stalled),
+    /// An error answer to `what`, with the first bytes of its body.
+    #[error("swift answered {what} with HTTP {status}: {answer}")]
+    Status { what: &'static str, status: reqwest::StatusCode, answer: String },
+}
 
 /// The largest object sent as one PUT, and the size of each segment of a larger one
 /// (Swift refuses single objects over 5 GiB by default).
@@ -59,8 +79,8 @@ impl SwiftTarget {
     }
 
     /// Stream `file` to `key`. The error is a sentence for the job's output.
-    pub async fn upload(&self, http: &HttpClient, file: &Path, key: &str, content_type: &str) -> Result<(), String> {
-        let size = tokio::fs::metadata(file).await.map_err(|e| format!("the file could not be read: {e}"))?.len();
+    pub async fn upload(&self, http: &HttpClient, file: &Path, key: &str, content_type: &str) -> Result<(), SwiftError> {
+        let size = tokio::fs::metadata(file).await.map_err(SwiftError::File)?.len();
         let object = self.object(key);
         if size <= self.segment {
             return self.put_range(http, &self.url(&object), file, 0, size, content_type).await;
@@ -76,42 +96,38 @@ impl SwiftTarget {
         }
         let manifest = serde_json::to_vec(&segments).unwrap_or_default();
         let url = format!("{}?multipart-manifest=put", self.url(&object));
-        let request = http.put(&url).map_err(|e| e.to_string())?.header("X-Auth-Token", self.token.expose()).header(reqwest::header::CONTENT_TYPE, content_type);
-        let response = request.body(manifest).send().await.map_err(|e| crate::net::Failure::of(&e).to_string())?;
+        let request = http.put(&url)?.header("X-Auth-Token", self.token.expose()).header(reqwest::header::CONTENT_TYPE, content_type);
+        let response = request.body(manifest).send().await.map_err(|e| SwiftError::Network(Failure::of(&e)))?;
         checked(http, response, "the large object's manifest").await
     }
 
     /// PUT `length` bytes of `file` from `offset` to `url`, streamed.
-    async fn put_range(&self, http: &HttpClient, url: &str, file: &Path, offset: u64, length: u64, content_type: &str) -> Result<(), String> {
-        let mut source = tokio::fs::File::open(file).await.map_err(|e| format!("the file could not be read: {e}"))?;
-        source.seek(std::io::SeekFrom::Start(offset)).await.map_err(|e| format!("the file could not be read: {e}"))?;
+    async fn put_range(&self, http: &HttpClient, url: &str, file: &Path, offset: u64, length: u64, content_type: &str) -> Result<(), SwiftError> {
+        let mut source = tokio::fs::File::open(file).await.map_err(SwiftError::File)?;
+        source.seek(std::io::SeekFrom::Start(offset)).await.map_err(SwiftError::File)?;
         let (activity, idle) = (Activity::new(), http.timeouts().idle);
         let moved = activity.clone();
         let pieces = tokio_util::io::ReaderStream::with_capacity(source.take(length), PIECE).inspect(move |_| moved.touch());
         let request = http
-            .put(url)
-            .map_err(|e| e.to_string())?
+            .put(url)?
             .header("X-Auth-Token", self.token.expose())
             .header(reqwest::header::CONTENT_TYPE, content_type)
             .header(reqwest::header::CONTENT_LENGTH, length)
             .body(reqwest::Body::wrap_stream(pieces));
-        let response = until_idle(request.send(), &activity, idle)
-            .await
-            .map_err(|stalled| stalled.to_string())?
-            .map_err(|e| crate::net::Failure::of(&e).to_string())?;
+        let response = until_idle(request.send(), &activity, idle).await?.map_err(|e| SwiftError::Network(Failure::of(&e)))?;
         checked(http, response, "the upload").await
     }
 }
 
 /// Ok for a 2xx answer; else the status and the first bytes of the answer.
-async fn checked(http: &HttpClient, response: reqwest::Response, what: &str) -> Result<(), String> {
+async fn checked(http: &HttpClient, response: reqwest::Response, what: &'static str) -> Result<(), SwiftError> {
     let status = response.status();
     if status.is_success() {
         return Ok(());
     }
     let limits = BodyLimits::new(ERROR_BODY_CAP, http.timeouts().idle, std::time::Duration::from_secs(30));
     let prefix = crate::net::response_prefix(response, limits).await;
-    Err(format!("swift answered {what} with HTTP {status}: {}", crate::net::shown(&prefix, 300)))
+    Err(SwiftError::Status { what, status, answer: crate::net::shown(&prefix, 300) })
 }
 
 #[cfg(test)]
@@ -181,6 +197,13 @@ mod tests {
 
         swift.token = Secret::new("wrong".into());
         let err = swift.upload(&client(), &file, "/v/a.mp4", "video/mp4").await.unwrap_err();
-        assert!(err.contains("401") && !err.contains("wrong"), "{err}");
+        assert!(matches!(err, SwiftError::Status { status: reqwest::StatusCode::UNAUTHORIZED, .. }), "{err}");
+        let err = err.to_string();
+        assert!(err.starts_with("swift answered the upload with HTTP 401 Unauthorized"), "{err}");
+        assert!(!err.contains("wrong"), "{err}");
+
+        let err = swift.upload(&client(), &dir.path().join("missing.mp4"), "/v/a.mp4", "video/mp4").await.unwrap_err();
+        assert!(matches!(err, SwiftError::File(_)), "{err}");
+        assert!(err.to_string().starts_with("the file could not be read: "), "{err}");
     }
 }
