@@ -51,6 +51,9 @@ pub enum StorageError {
     Upload { key: String, source: opendal::Error },
     #[error("download of '{what}' failed: {message}")]
     Download { what: String, message: String },
+    /// A ranged read of an HTTP(S) input (see [`fetch_http_window`]).
+    #[error("download of '{what}' failed: {source}")]
+    Window { what: String, source: window::WindowError },
     /// An upload done by a plugin or by HTTP PUT to a URL the user gave.
     #[error("upload of '{key}' failed: {message}")]
     UploadFailed { key: String, message: String },

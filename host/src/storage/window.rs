@@ -11,7 +11,24 @@ use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
 use super::http::too_large;
 use super::{CHUNK, Destination, Place, StorageError};
-use crate::net::{Activity, HttpClient, until_idle};
+use crate::net::{Activity, Failure, HttpClient, Stalled, UrlRefused, until_idle};
+
+/// Why a ranged read of an HTTP(S) input failed (see [`fetch_http_window`]).
+#[derive(Debug, thiserror::Error)]
+pub enum WindowError {
+    /// The policy refuses the input's URL.
+    #[error(transparent)]
+    Url(#[from] UrlRefused),
+    /// The request got no answer, or its body broke off (refused by the policy, no
+    /// connection, timeout).
+    #[error("{0}")]
+    Network(Failure),
+    /// Nothing arrived for the client's idle time.
+    #[error(transparent)]
+    Stalled(#[from] Stalled),
+    #[error("the local copy could not be written: {0}")]
+    Write(#[source] std::io::Error),
+}
 
 /// What a windowed read fetched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,9 +54,10 @@ pub enum Coverage {
 /// Fetch an HTTP(S) input's window (`window` bytes at most) to `dest`.
 pub async fn fetch_http_window(client: &HttpClient, url: &str, dest: &Path, max_bytes: u64, window: u64) -> Result<Window, StorageError> {
     let err = |message: String| StorageError::Download { what: crate::secret::redact_url(url), message };
+    let failed = |source: WindowError| StorageError::Window { what: crate::secret::redact_url(url), source };
     let half = (window / 2).max(1);
     let mut out = tokio::fs::File::create(dest).await?;
-    let head = ranged(client, url, 0, half - 1).await.map_err(err)?;
+    let head = ranged(client, url, 0, half - 1).await.map_err(failed)?;
     let status = head.status();
     let result = if status == reqwest::StatusCode::PARTIAL_CONTENT {
         let total = head
@@ -51,15 +69,15 @@ pub async fn fetch_http_window(client: &HttpClient, url: &str, dest: &Path, max_
         if let Some(total) = total.filter(|t| *t > max_bytes) {
             return Err(err(too_large(&format!("it is {total} bytes"), max_bytes)));
         }
-        let mut read = copy(client, head, &mut out, half).await.map_err(err)?;
+        let mut read = copy(client, head, &mut out, half).await.map_err(failed)?;
         match total {
             Some(total) if total > read => {
                 out.set_len(total).await?;
                 let start = total.saturating_sub(half).max(read);
-                let tail = ranged(client, url, start, total - 1).await.map_err(err)?;
+                let tail = ranged(client, url, start, total - 1).await.map_err(failed)?;
                 if tail.status() == reqwest::StatusCode::PARTIAL_CONTENT {
                     out.seek(std::io::SeekFrom::Start(start)).await?;
-                    read += copy(client, tail, &mut out, total - start).await.map_err(err)?;
+                    read += copy(client, tail, &mut out, total - start).await.map_err(failed)?;
                 }
                 Ok(Window { read, size: Some(total), coverage: Coverage::HeadAndTail })
             }
@@ -71,7 +89,7 @@ pub async fn fetch_http_window(client: &HttpClient, url: &str, dest: &Path, max_
             return Err(err(too_large(&format!("it is {length} bytes"), max_bytes)));
         }
         let length = head.content_length();
-        let read = copy(client, head, &mut out, window).await.map_err(err)?;
+        let read = copy(client, head, &mut out, window).await.map_err(failed)?;
         let whole = length == Some(read) || read < window;
         Ok(Window { read, size: length, coverage: if whole { Coverage::Whole } else { Coverage::Head } })
     } else {
@@ -86,27 +104,24 @@ pub async fn fetch_http_window(client: &HttpClient, url: &str, dest: &Path, max_
 }
 
 /// GET `first..=last` of `url`.
-async fn ranged(client: &HttpClient, url: &str, first: u64, last: u64) -> Result<reqwest::Response, String> {
-    let request = client.get(url).map_err(|e| e.to_string())?.header(reqwest::header::RANGE, format!("bytes={first}-{last}"));
+async fn ranged(client: &HttpClient, url: &str, first: u64, last: u64) -> Result<reqwest::Response, WindowError> {
+    let request = client.get(url)?.header(reqwest::header::RANGE, format!("bytes={first}-{last}"));
     let (activity, idle) = (Activity::new(), client.timeouts().idle);
-    until_idle(request.send(), &activity, idle)
-        .await
-        .map_err(|stalled| stalled.to_string())?
-        .map_err(|e| crate::net::Failure::of(&e).to_string())
+    until_idle(request.send(), &activity, idle).await?.map_err(|e| WindowError::Network(Failure::of(&e)))
 }
 
 /// Write at most `most` bytes of an answer's body at the file's position; the rest of
 /// the body is not read (the connection is dropped).
-async fn copy(client: &HttpClient, response: reqwest::Response, out: &mut tokio::fs::File, most: u64) -> Result<u64, String> {
+async fn copy(client: &HttpClient, response: reqwest::Response, out: &mut tokio::fs::File, most: u64) -> Result<u64, WindowError> {
     let (activity, idle) = (Activity::new(), client.timeouts().idle);
     let mut stream = response.bytes_stream();
     let mut written = 0u64;
     while written < most {
-        let next = until_idle(stream.try_next(), &activity, idle).await.map_err(|stalled| stalled.to_string())?;
-        let Some(chunk) = next.map_err(|e| crate::net::Failure::of(&e).to_string())? else { break };
+        let next = until_idle(stream.try_next(), &activity, idle).await?;
+        let Some(chunk) = next.map_err(|e| WindowError::Network(Failure::of(&e)))? else { break };
         activity.touch();
         let take = chunk.len().min((most - written) as usize);
-        out.write_all(&chunk[..take]).await.map_err(|e| e.to_string())?;
+        out.write_all(&chunk[..take]).await.map_err(WindowError::Write)?;
         written += take as u64;
     }
     Ok(written)
@@ -182,5 +197,17 @@ mod tests {
         assert_eq!(std::fs::read(&dest).unwrap(), data);
         let err = source.download_window("in.bin", &dest, 1 << 20, 1 << 20).await.unwrap_err().to_string();
         assert!(err.contains("max_input_bytes"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_refused_input_url_is_a_typed_download_error() {
+        let timeouts = crate::net::Timeouts { connect: std::time::Duration::from_secs(2), idle: std::time::Duration::from_secs(2), total: None };
+        let client = crate::net::Outbound::new(crate::net::Policy::parse("").unwrap()).client(timeouts).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let err = fetch_http_window(&client, "http://127.0.0.1:9/in.mp4", &dir.path().join("probe"), 1 << 20, 1 << 10).await.unwrap_err();
+        assert!(matches!(err, StorageError::Window { source: WindowError::Url(_), .. }), "{err}");
+        let err = err.to_string();
+        assert!(err.starts_with("download of 'http://127.0.0.1:9/in.mp4' failed: "), "{err}");
+        assert!(err.contains("COPRA_OUTBOUND_ALLOW"), "{err}");
     }
 }
