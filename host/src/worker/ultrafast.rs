@@ -367,3 +367,16 @@ impl JobRun<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_note_and_the_failure_keep_their_words() {
+        assert_eq!(Unchunkable::Codec { codec: "vp8".into(), container: "webm".into() }.to_string(), "vp8 in webm");
+        assert_eq!(Unchunkable::from(PackageUnchunkable::Codec { codec: "av1".into() }).to_string(), "av1 rungs");
+        let failed = JoinFailed::Chunk { number: 2, count: 5, attempts: 3, why: "its worker stopped each time".into() };
+        assert_eq!(failed.to_string(), "Chunk 2 of 5 failed after 3 attempts: its worker stopped each time");
+    }
+}

@@ -145,3 +145,14 @@ impl JobRun<'_> {
         Ok(made.map(Produced::Package).map_err(JoinFailed::Package))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn why_a_package_is_not_chunked_is_said_as_before() {
+        assert_eq!(PackageUnchunkable::NoSegmentKeyframes.to_string(), "a package without keyframes at its segment instants");
+        assert_eq!(JoinFailed::NotPackage.to_string(), "the output is not a package");
+    }
+}
