@@ -11,10 +11,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::chunk_encode::{ChunkOutput, ChunkPlan, staged_pieces};
-use super::stage::{Stage, chunk_files, piece_name};
+use super::stage::{Stage, StageError, chunk_files, piece_name};
 use super::record::JobRun;
-use super::ultrafast_package::{alignment, audio_renditions, chunk_outputs, package_chunkable};
+use super::ultrafast_package::{PackageUnchunkable, alignment, audio_renditions, chunk_outputs, package_chunkable};
 use super::{MAX_ATTEMPTS, Planned, output_upload};
+use crate::confined::EngineError;
 use crate::db::jobs::WriteError;
 use crate::media::{self, Produced};
 use crate::queue::chunks::{self, ChunkState};
@@ -24,28 +25,72 @@ use crate::types::{MediaInfo, OutputPlan};
 /// How often the coordinator looks at its chunks while none is left for it to encode.
 const LOOK_EVERY: Duration = Duration::from_millis(300);
 
+/// Why an output cannot be encoded in chunks: the words the job's `job.note` puts in
+/// brackets (`ultrafast: output <key> (<why>) is encoded in one piece`). None is a
+/// failure; the output takes the normal path.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum Unchunkable {
+    #[error("pictures")]
+    Pictures,
+    /// Only the whole input is cut into chunks.
+    #[error("an output of part of the input")]
+    Range,
+    #[error("several audio tracks")]
+    Tracks,
+    /// Its quality is measured on its whole encode, in one decode with the other outputs.
+    #[error("quality metrics")]
+    Metrics,
+    #[error(transparent)]
+    Package(#[from] PackageUnchunkable),
+    #[error("an output without video")]
+    NoVideo,
+    /// A frame rate other than the input's would retime frames across chunk edges.
+    #[error("an output with its own frame rate")]
+    OwnFrameRate,
+    /// Joined by stream copy: H.264 or HEVC in MP4, MOV or Matroska, VP9 in WebM.
+    #[error("{codec} in {container}")]
+    Codec { codec: String, container: String },
+}
+
+/// Why a chunked output failed: its chunks, or making it from their pieces. The
+/// output's error message, as its user reads it.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum JoinFailed {
+    /// A chunk failed for good (`why`: its last error, or that its worker stopped).
+    #[error("Chunk {number} of {count} failed after {attempts} attempts: {why}")]
+    Chunk { number: i64, count: usize, attempts: i32, why: String },
+    #[error("Fetching the chunks' pieces failed: {0}")]
+    Fetch(#[source] StageError),
+    #[error("Joining the chunks failed: {0}")]
+    Join(#[source] EngineError),
+    #[error("Packaging the chunks failed: {0}")]
+    Package(#[source] EngineError),
+    #[error("the output is not a package")]
+    NotPackage,
+}
+
 /// Whether an output's plan can be encoded in chunks and joined by stream copy, for an
 /// input of `input_fps` frames a second; if not, why.
-pub(super) fn chunkable(plan: &OutputPlan, input_fps: f64) -> Result<(), String> {
+pub(super) fn chunkable(plan: &OutputPlan, input_fps: f64) -> Result<(), Unchunkable> {
     if plan.image.is_some() {
-        return Err("pictures".into());
+        return Err(Unchunkable::Pictures);
     }
     if plan.range.is_some() {
-        return Err("an output of part of the input".into());
+        return Err(Unchunkable::Range);
     }
     if !plan.tracks.is_empty() {
-        return Err("several audio tracks".into());
+        return Err(Unchunkable::Tracks);
     }
     if let Some(package) = &plan.packaging {
-        return package_chunkable(package, input_fps);
+        return Ok(package_chunkable(package, input_fps)?);
     }
-    let Some(video) = &plan.video else { return Err("an output without video".into()) };
+    let Some(video) = &plan.video else { return Err(Unchunkable::NoVideo) };
     if video.fps.is_some() {
-        return Err("an output with its own frame rate".into());
+        return Err(Unchunkable::OwnFrameRate);
     }
     match (plan.container.as_str(), video.codec.as_str()) {
         ("mp4" | "mov" | "matroska", "h264" | "hevc" | "h265") | ("webm", "vp9") => Ok(()),
-        (container, codec) => Err(format!("{codec} in {container}")),
+        (container, codec) => Err(Unchunkable::Codec { codec: codec.to_string(), container: container.to_string() }),
     }
 }
 
@@ -72,7 +117,7 @@ impl JobRun<'_> {
     ) -> anyhow::Result<Vec<Planned>> {
         // An output whose quality is measured is measured on its whole encode, with the
         // job's other outputs, in one decode of the input.
-        let chunk = |p: &Planned| if p.metrics.is_empty() { chunkable(&p.target.plan, info.fps) } else { Err("quality metrics".into()) };
+        let chunk = |p: &Planned| if p.metrics.is_empty() { chunkable(&p.target.plan, info.fps) } else { Err(Unchunkable::Metrics) };
         let (chunked, rest): (Vec<Planned>, Vec<Planned>) = planned.into_iter().partition(|p| chunk(p).is_ok());
         for p in &rest {
             if let Err(why) = chunk(p) {
@@ -185,9 +230,9 @@ impl JobRun<'_> {
         let encode_secs = encode_started.elapsed().as_secs_f64();
         let states = match (states, audio) {
             (Ok(states), Ok(())) => states,
-            (Err(message), _) => {
+            (Err(failed), _) => {
                 for p in chunked {
-                    self.fail_output(&p.row, message.clone()).await?;
+                    self.fail_output(&p.row, failed.to_string()).await?;
                 }
                 return Ok(());
             }
@@ -216,11 +261,11 @@ impl JobRun<'_> {
             } else {
                 let names: Vec<String> = states.iter().map(|s| piece_name(s.id, p.row.position, None)).collect();
                 match stage.get_pieces(&names, work).await {
-                    Err(err) => Err(format!("Fetching the chunks' pieces failed: {err}")),
+                    Err(err) => Err(JoinFailed::Fetch(err)),
                     Ok(pieces) => {
                         let joined = self.engine.join(job_id, &pieces, audio.first().map(PathBuf::as_path), &p.target.plan.container, &p.target.path).await;
                         stage.discard_fetched(&pieces).await;
-                        joined.map(|()| Produced::File).map_err(|err| format!("Joining the chunks failed: {err}"))
+                        joined.map(|()| Produced::File).map_err(JoinFailed::Join)
                     }
                 }
             };
@@ -232,8 +277,8 @@ impl JobRun<'_> {
                         continue;
                     }
                 },
-                Err(message) => {
-                    self.fail_output(&p.row, message).await?;
+                Err(failed) => {
+                    self.fail_output(&p.row, failed.to_string()).await?;
                     continue;
                 }
             };
@@ -271,8 +316,8 @@ impl JobRun<'_> {
     }
 
     /// Encode this job's chunks that no one holds, and wait for the rest; the job's
-    /// progress is the sum over its chunks. Err(message): a chunk failed for good.
-    async fn await_chunks(&self, job_id: &str, cancel: &Arc<AtomicBool>) -> anyhow::Result<Result<Vec<ChunkState>, String>> {
+    /// progress is the sum over its chunks. Ok(Err(why)): a chunk failed for good.
+    async fn await_chunks(&self, job_id: &str, cancel: &Arc<AtomicBool>) -> anyhow::Result<Result<Vec<ChunkState>, JoinFailed>> {
         let worker = self.worker;
         let mut last_percent = -1;
         loop {
@@ -296,12 +341,7 @@ impl JobRun<'_> {
             let given_up = |s: &&ChunkState| s.status == "failed" || (s.status == "pending" && s.attempts >= MAX_ATTEMPTS && !s.leased);
             if let Some(bad) = states.iter().find(given_up) {
                 let why = bad.error.clone().unwrap_or_else(|| "its worker stopped each time".into());
-                return Ok(Err(format!(
-                    "Chunk {} of {} failed after {} attempts: {why}",
-                    bad.idx + 1,
-                    states.len(),
-                    bad.attempts
-                )));
+                return Ok(Err(JoinFailed::Chunk { number: i64::from(bad.idx) + 1, count: states.len(), attempts: bad.attempts, why }));
             }
             match chunks::claim(&worker.db, &worker.identity, &worker.config.queue, MAX_ATTEMPTS, Some(job_id)).await? {
                 Some(chunk) => {
@@ -325,5 +365,18 @@ impl JobRun<'_> {
                 None => tokio::time::sleep(LOOK_EVERY).await,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_note_and_the_failure_keep_their_words() {
+        assert_eq!(Unchunkable::Codec { codec: "vp8".into(), container: "webm".into() }.to_string(), "vp8 in webm");
+        assert_eq!(Unchunkable::from(PackageUnchunkable::Codec { codec: "av1".into() }).to_string(), "av1 rungs");
+        let failed = JoinFailed::Chunk { number: 2, count: 5, attempts: 3, why: "its worker stopped each time".into() };
+        assert_eq!(failed.to_string(), "Chunk 2 of 5 failed after 3 attempts: its worker stopped each time");
     }
 }

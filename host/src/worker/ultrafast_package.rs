@@ -14,30 +14,52 @@ use super::Planned;
 use super::chunk_encode::ChunkOutput;
 use super::stage::{Stage, piece_name};
 use super::record::JobRun;
+use super::ultrafast::JoinFailed;
 use crate::db::jobs::WriteError;
 use crate::job::status::OutputState;
-use crate::media::{self, Produced};
+use crate::media::{self, MediaError, Produced};
 use crate::queue::chunks::ChunkState;
 use crate::types::{AudioPlan, OutputPlan, StreamPlan};
+
+/// Why a package cannot be made from chunks: the words the job's `job.note` puts in
+/// brackets before saying the output is encoded in one piece (the normal path, which
+/// every package takes).
+#[derive(Debug, thiserror::Error)]
+pub(super) enum PackageUnchunkable {
+    /// The package's ladder is not one the host can make (the planning error's words).
+    #[error(transparent)]
+    Ladder(#[from] MediaError),
+    #[error("a package without video")]
+    NoVideo,
+    /// A rung's frame rate is not the input's: chunk edges could drop or repeat a frame.
+    #[error("a package with its own frame rate")]
+    OwnFrameRate,
+    /// A rung has no keyframe interval: its joins would not fall on segment instants.
+    #[error("a package without keyframes at its segment instants")]
+    NoSegmentKeyframes,
+    /// Only H.264 and HEVC rungs are joined by stream copy.
+    #[error("{codec} rungs")]
+    Codec { codec: String },
+}
 
 /// Whether a package can be made from chunks, for an input of `input_fps` frames a
 /// second; if not, why. Ladders name a frame rate (the input's, capped): the rate
 /// filter then keeps every frame where it is, so chunks join as without it; another
 /// rate would retime frames, and chunk edges could drop or repeat one.
-pub(super) fn package_chunkable(package: &StreamPlan, input_fps: f64) -> Result<(), String> {
-    let ladder = media::ladder(package).map_err(|e| e.to_string())?;
+pub(super) fn package_chunkable(package: &StreamPlan, input_fps: f64) -> Result<(), PackageUnchunkable> {
+    let ladder = media::ladder(package)?;
     if ladder.video.is_empty() {
-        return Err("a package without video".into());
+        return Err(PackageUnchunkable::NoVideo);
     }
     for (video, _) in &ladder.video {
         if video.fps.is_some_and(|fps| (fps - input_fps).abs() > 1e-6) {
-            return Err("a package with its own frame rate".into());
+            return Err(PackageUnchunkable::OwnFrameRate);
         }
         if !video.keyframe_interval.is_some_and(|i| i > 0.0) {
-            return Err("a package without keyframes at its segment instants".into());
+            return Err(PackageUnchunkable::NoSegmentKeyframes);
         }
         if !matches!(video.codec.as_str(), "h264" | "hevc" | "h265") {
-            return Err(format!("{} rungs", video.codec));
+            return Err(PackageUnchunkable::Codec { codec: video.codec.clone() });
         }
     }
     Ok(())
@@ -84,7 +106,7 @@ pub(super) fn alignment(chunked: &[Planned]) -> Vec<f64> {
 
 impl JobRun<'_> {
     /// Make the package of `p` from its rungs' pieces and its `audio` renditions.
-    /// Err: the job's lease or a write; Ok(Err(message)): the output failed.
+    /// Err: the job's lease or a write; Ok(Err(why)): the output failed.
     pub(super) async fn package_pieces(
         &self,
         p: &Planned,
@@ -93,8 +115,8 @@ impl JobRun<'_> {
         states: &[ChunkState],
         audio: Vec<PathBuf>,
         cancel: &Arc<AtomicBool>,
-    ) -> anyhow::Result<Result<Produced, String>> {
-        let Some(package) = p.target.plan.packaging.clone() else { return Ok(Err("the output is not a package".into())) };
+    ) -> anyhow::Result<Result<Produced, JoinFailed>> {
+        let Some(package) = p.target.plan.packaging.clone() else { return Ok(Err(JoinFailed::NotPackage)) };
         let rungs = chunk_outputs(p.row.position, &p.target.plan).len();
         // Each rung's pieces (downloaded to `work` from a store).
         let mut video: Vec<Vec<PathBuf>> = Vec::with_capacity(rungs);
@@ -106,7 +128,7 @@ impl JobRun<'_> {
                     for fetched in &video {
                         stage.discard_fetched(fetched).await;
                     }
-                    return Ok(Err(format!("Fetching the chunks' pieces failed: {err}")));
+                    return Ok(Err(JoinFailed::Fetch(err)));
                 }
             }
         }
@@ -120,6 +142,17 @@ impl JobRun<'_> {
         if cancel.load(Ordering::Relaxed) {
             return Err(WriteError::LeaseLost(self.lease.job_id.clone()).into());
         }
-        Ok(made.map(Produced::Package).map_err(|err| format!("Packaging the chunks failed: {err}")))
+        Ok(made.map(Produced::Package).map_err(JoinFailed::Package))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn why_a_package_is_not_chunked_is_said_as_before() {
+        assert_eq!(PackageUnchunkable::NoSegmentKeyframes.to_string(), "a package without keyframes at its segment instants");
+        assert_eq!(JoinFailed::NotPackage.to_string(), "the output is not a package");
     }
 }
