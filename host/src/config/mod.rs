@@ -252,7 +252,7 @@ impl Config {
 
         let outbound_allow = env("COPRA_OUTBOUND_ALLOW").unwrap_or_else(|| file_config.outbound_allow.join(","));
         let outbound = crate::net::Policy::parse(&outbound_allow)
-            .map_err(|message| ConfigError::Invalid { name: "COPRA_OUTBOUND_ALLOW", message })?;
+            .map_err(|e| ConfigError::Invalid { name: "COPRA_OUTBOUND_ALLOW", message: e.to_string() })?;
 
         let number = |name: &'static str, file: Option<u64>, default: u64| match env(name) {
             Some(v) => v.parse::<u64>().map_err(|_| ConfigError::Invalid { name, message: format!("'{v}' is not a number") }),

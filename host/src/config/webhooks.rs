@@ -143,7 +143,7 @@ pub(super) fn load(
             .collect::<Result<Vec<_>, _>>()?,
         None => file.retry_schedule_secs.unwrap_or_else(|| DEFAULT_RETRY_SCHEDULE_SECS.to_vec()),
     };
-    let retry_schedule = schedule(&seconds).map_err(|message| invalid("webhooks.retry_schedule_secs", message))?;
+    let retry_schedule = schedule(&seconds).map_err(|e| invalid("webhooks.retry_schedule_secs", e.to_string()))?;
     Ok(WebhookConfig {
         root,
         tenant_secrets,
@@ -154,21 +154,27 @@ pub(super) fn load(
     })
 }
 
+/// Why a retry schedule (`[webhooks] retry_schedule_secs`,
+/// `COPRA_WEBHOOKS_RETRY_SCHEDULE_SECS`) was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScheduleError {
+    /// More waits than [`MAX_RETRIES`].
+    #[error("{0} retries are more than the {MAX_RETRIES} allowed")]
+    TooMany(usize),
+    /// A wait of 0 s or of more than a week ([`MAX_RETRY_SECS`]).
+    #[error("each wait must be 1 to {MAX_RETRY_SECS} seconds; {0} is not")]
+    Wait(u64),
+}
+
 /// Check a schedule: each wait 1 s to a week, at most [`MAX_RETRIES`] of them. An empty
 /// schedule means one attempt and no retry.
-fn schedule(seconds: &[u64]) -> Result<Vec<Duration>, String> {
+fn schedule(seconds: &[u64]) -> Result<Vec<Duration>, ScheduleError> {
     if seconds.len() > MAX_RETRIES {
-        return Err(format!("{} retries are more than the {MAX_RETRIES} allowed", seconds.len()));
+        return Err(ScheduleError::TooMany(seconds.len()));
     }
     seconds
         .iter()
-        .map(|&s| {
-            if (1..=MAX_RETRY_SECS).contains(&s) {
-                Ok(Duration::from_secs(s))
-            } else {
-                Err(format!("each wait must be 1 to {MAX_RETRY_SECS} seconds; {s} is not"))
-            }
-        })
+        .map(|&s| if (1..=MAX_RETRY_SECS).contains(&s) { Ok(Duration::from_secs(s)) } else { Err(ScheduleError::Wait(s)) })
         .collect()
 }
 
@@ -235,5 +241,13 @@ mod tests {
         assert!(err.contains("webhook_secret_overlap_secs"), "{err}");
         let env = |name: &str| (name == "COPRA_WEBHOOK_SECRET_OVERLAP_SECS").then(|| "0".to_string());
         assert_eq!(load(FileWebhooks::default(), None, None, &[], dir.path(), &env).unwrap().secret_overlap, Duration::ZERO);
+    }
+
+    #[test]
+    fn schedule_mistakes_are_told() {
+        assert_eq!(schedule(&[0]).unwrap_err().to_string(), "each wait must be 1 to 604800 seconds; 0 is not");
+        assert_eq!(schedule(&[5, 604801]).unwrap_err(), ScheduleError::Wait(604801));
+        assert_eq!(schedule(&[1; 101]).unwrap_err().to_string(), "101 retries are more than the 100 allowed");
+        assert_eq!(schedule(&[1, 604800]).unwrap(), [Duration::from_secs(1), Duration::from_secs(604800)]);
     }
 }

@@ -48,6 +48,24 @@ impl Related<super::job::Entity> for Entity {
 impl ActiveModelBehavior for ActiveModel {}
 
 impl Model {
+    /// A new output row: waiting for its job's worker, nothing produced yet, no id (the
+    /// database gives it one).
+    pub fn waiting(job_id: impl Into<String>, position: i32, key: impl Into<String>, format: impl Into<String>, output_type: OutputType) -> Self {
+        Model {
+            id: 0,
+            job_id: job_id.into(),
+            position,
+            key: key.into(),
+            format: format.into(),
+            output_type,
+            state: OutputState::Waiting,
+            url: None,
+            urls: None,
+            metadata: None,
+            error: None,
+        }
+    }
+
     /// The output's status as the API shows it (`video.encoding`, `image.created`, ...).
     pub fn status(&self) -> String {
         super::status::output_status(self.output_type, self.state)

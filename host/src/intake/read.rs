@@ -124,7 +124,7 @@ async fn read(
         if number == 1 {
             *first_metadata = Some(metadata.clone());
         }
-        let info = crate::job::clips::joined_info(&input.clips, info).map_err(|m| IntakeError::user(name(number, m)))?;
+        let info = crate::job::clips::joined_info(&input.clips, info).map_err(|e| IntakeError::user(name(number, e.to_string())))?;
         // Each input is held to the limits on its own too (a later one is conformed to
         // the first's size, but decoded at its own).
         if numbered {
@@ -138,7 +138,7 @@ async fn read(
     } else {
         let others: Vec<MediaInfo> = probed.into_iter().map(|(info, _)| info).collect();
         let parts: Vec<Value> = std::iter::once(&first).chain(&others).map(part_of_timeline).collect();
-        let info = crate::job::inputs::joined_info(first, &others).map_err(IntakeError::user)?;
+        let info = crate::job::inputs::joined_info(first, &others).map_err(|e| IntakeError::user(e.to_string()))?;
         metadata["joined"] = json!({"duration": info.duration, "inputs": parts});
         tracing::info!(inputs = others.len() + 1, duration = info.duration, "inputs joined");
         info

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::config::Config;
-use crate::job::input_upload::TenantUploads;
+use crate::job::input_upload::{InputUploadError, TenantUploads};
 use crate::job::spec::InputSpec;
 use crate::net::HttpClient;
 use crate::plugins::Plugins;
@@ -46,7 +46,7 @@ pub struct InputSources<'a> {
 pub enum FetchError {
     /// A direct upload that cannot be read (the message says why).
     #[error("{0}")]
-    Upload(String),
+    Upload(InputUploadError),
     /// The bytes could not be had, from a URL or a storage service.
     #[error("The input could not be fetched: {0}")]
     Transfer(storage::StorageError),
@@ -67,7 +67,11 @@ pub enum FetchError {
 impl FetchError {
     /// Whether the input was refused for its size (`max_input_bytes`).
     pub fn too_large(&self) -> bool {
-        matches!(self, FetchError::Transfer(_) | FetchError::Upload(_)) && self.to_string().contains("max_input_bytes")
+        match self {
+            FetchError::Upload(err) => matches!(err, InputUploadError::TooLarge { .. }),
+            FetchError::Transfer(_) => self.to_string().contains("max_input_bytes"),
+            _ => false,
+        }
     }
 }
 

@@ -54,16 +54,31 @@ pub fn parse(value: Option<&Value>) -> Result<Vec<TimeRange>, JobError> {
 /// How long `clips` of an input of `duration` seconds last together.
 pub use crate::media::joined_duration;
 
+/// Why an input's clips do not fit the input as probed, for the user.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ClipError {
+    /// A clip that starts at or after the input's end.
+    #[error("The input's clip {index} starts at {offset} s, past the input's end ({duration:.3} s).")]
+    PastEnd {
+        /// The clip's index in the input's `clips`, from 0.
+        index: usize,
+        /// Where the clip starts, in seconds.
+        offset: f64,
+        /// How long the input is, in seconds.
+        duration: f64,
+    },
+}
+
 /// The input as its clips joined show it (its duration theirs); an error when a clip
 /// starts past the input's end.
-pub fn joined_info(clips: &[TimeRange], mut info: crate::types::MediaInfo) -> Result<crate::types::MediaInfo, String> {
+pub fn joined_info(clips: &[TimeRange], mut info: crate::types::MediaInfo) -> Result<crate::types::MediaInfo, ClipError> {
     if clips.is_empty() {
         return Ok(info);
     }
     if info.duration > 0.0
         && let Some((i, clip)) = clips.iter().enumerate().find(|(_, c)| c.offset >= info.duration)
     {
-        return Err(format!("The input's clip {i} starts at {} s, past the input's end ({:.3} s).", clip.offset, info.duration));
+        return Err(ClipError::PastEnd { index: i, offset: clip.offset, duration: info.duration });
     }
     info.duration = joined_duration(clips, info.duration);
     Ok(info)
@@ -100,5 +115,16 @@ mod tests {
             assert_eq!(err.code(), ErrorCode::InputNotValid);
             assert!(err.to_string().contains(says), "{v}: {err}");
         }
+    }
+
+    #[test]
+    fn a_clip_past_the_end_is_told() {
+        let info = crate::types::MediaInfo { duration: 8.5, ..Default::default() };
+        let clips = [TimeRange { offset: 1.0, duration: Some(2.0) }, TimeRange { offset: 9.0, duration: Some(1.0) }];
+        let err = joined_info(&clips, info.clone()).unwrap_err();
+        assert_eq!(err, ClipError::PastEnd { index: 1, offset: 9.0, duration: 8.5 });
+        assert_eq!(err.to_string(), "The input's clip 1 starts at 9 s, past the input's end (8.500 s).");
+        assert_eq!(joined_info(&clips[..1], info.clone()).unwrap().duration, 2.0);
+        assert_eq!(joined_info(&[], info).unwrap().duration, 8.5);
     }
 }

@@ -71,20 +71,40 @@ impl TenantUploads {
     }
 
     /// Put the upload `id` at `dest` (this node's file, linked or copied, or a download
-    /// from the work area); returns its size, or a message for the user.
-    pub async fn fetch(&self, id: &str, dest: &Path, max_bytes: u64) -> Result<u64, String> {
+    /// from the work area); returns its size.
+    pub async fn fetch(&self, id: &str, dest: &Path, max_bytes: u64) -> Result<u64, InputUploadError> {
         fetch(&self.uploads, &self.tenant, id, dest, max_bytes).await
     }
 }
 
-async fn fetch(uploads: &Uploads, tenant: &Tenant, id: &str, dest: &Path, max_bytes: u64) -> Result<u64, String> {
+/// Why a job's input upload could not be read by the worker; each a sentence for the
+/// user.
+#[derive(Debug, thiserror::Error)]
+pub enum InputUploadError {
+    /// The upload is gone since the job was submitted.
+    #[error("The input upload '{0}' no longer exists (it was deleted or it expired).")]
+    Gone(String),
+    /// The upload store failed otherwise.
+    #[error("The input upload could not be read: {0}")]
+    Unreadable(UploadError),
+    /// The upload is larger than the server takes as an input.
+    #[error("The input upload is {size} bytes, more than the {max} this server takes (limits.max_input_bytes).")]
+    TooLarge {
+        /// The upload's size in bytes.
+        size: u64,
+        /// `limits.max_input_bytes` (or what the job's inputs have left of it).
+        max: u64,
+    },
+}
+
+async fn fetch(uploads: &Uploads, tenant: &Tenant, id: &str, dest: &Path, max_bytes: u64) -> Result<u64, InputUploadError> {
     let size = uploads.fetch(tenant, id, dest).await.map_err(|err| match err {
-        UploadError::NotFound(_) => format!("The input upload '{id}' no longer exists (it was deleted or it expired)."),
-        other => format!("The input upload could not be read: {other}"),
+        UploadError::NotFound(_) => InputUploadError::Gone(id.to_string()),
+        other => InputUploadError::Unreadable(other),
     })?;
     if size > max_bytes {
         let _ = tokio::fs::remove_file(dest).await;
-        return Err(format!("The input upload is {size} bytes, more than the {max_bytes} this server takes (limits.max_input_bytes)."));
+        return Err(InputUploadError::TooLarge { size, max: max_bytes });
     }
     Ok(size)
 }
@@ -101,5 +121,22 @@ mod tests {
         assert_eq!(id_in_url(public, "http://copra.example:8080/v2/uploads/../x"), None);
         assert_eq!(id_in_url(public, "http://other.example/v2/uploads/abc123"), None);
         assert_eq!(id_in_url(public, "http://copra.example:8080/files/abc123"), None);
+    }
+
+    #[test]
+    fn fetch_failures_are_told() {
+        assert_eq!(
+            InputUploadError::Gone("abc123".into()).to_string(),
+            "The input upload 'abc123' no longer exists (it was deleted or it expired)."
+        );
+        let io = std::io::Error::other("disk on fire");
+        assert_eq!(
+            InputUploadError::Unreadable(UploadError::Io(io)).to_string(),
+            "The input upload could not be read: the upload store failed: disk on fire"
+        );
+        assert_eq!(
+            InputUploadError::TooLarge { size: 2000, max: 1000 }.to_string(),
+            "The input upload is 2000 bytes, more than the 1000 this server takes (limits.max_input_bytes)."
+        );
     }
 }

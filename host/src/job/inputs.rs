@@ -7,17 +7,26 @@
 
 use crate::types::MediaInfo;
 
+/// Why the inputs cannot be joined, for the user.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JoinError {
+    /// A later input (numbered from 1, as the user counts) without pictures after a
+    /// first input with them.
+    #[error("Input {0} has no video, but the first input has: every joined input needs pictures.")]
+    NoVideo(usize),
+}
+
 /// The joined input as plans and conditions see it: the first's pictures and audio
 /// (a later input's audio when the first has none), the durations added up, and the
 /// audio tracks of the input that has the most (a programme's languages after a
 /// one-track intro; each input plays a track in its language, else its main audio).
 /// Each `info` is already its own clips joined. An error, for the user, when a later
 /// input has no video but the first has.
-pub fn joined_info(first: MediaInfo, others: &[MediaInfo]) -> Result<MediaInfo, String> {
+pub fn joined_info(first: MediaInfo, others: &[MediaInfo]) -> Result<MediaInfo, JoinError> {
     let mut info = first;
     for (i, other) in others.iter().enumerate() {
         if info.has_video && !other.has_video {
-            return Err(format!("Input {} has no video, but the first input has: every joined input needs pictures.", i + 2));
+            return Err(JoinError::NoVideo(i + 2));
         }
         if !info.has_audio && other.has_audio {
             info.has_audio = true;
@@ -71,6 +80,9 @@ mod tests {
         assert_eq!(joined.audio_tracks.len(), 2, "the programme's two languages");
         assert_eq!((joined.width, joined.height), (640, 360));
         let err = joined_info(info(2.0, true, true), &[info(1.0, false, true)]).unwrap_err();
-        assert!(err.contains("Input 2 has no video"), "{err}");
+        assert_eq!(err, JoinError::NoVideo(2));
+        assert_eq!(err.to_string(), "Input 2 has no video, but the first input has: every joined input needs pictures.");
+        let err = joined_info(info(2.0, true, true), &[info(1.0, true, true), info(1.0, false, false)]).unwrap_err();
+        assert_eq!(err, JoinError::NoVideo(3));
     }
 }

@@ -38,16 +38,28 @@ impl JobSpec {
     }
 }
 
-/// A list of metric names, each once; `Err` ends a sentence about what is wrong.
-fn parse(value: Option<&Value>) -> Result<Option<Vec<Metric>>, String> {
+/// Why a `metrics` parameter was refused: the end of a sentence that names the
+/// parameter ("The settings' metrics …", "The metrics of output 'x' …").
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum MetricsError {
+    /// Something other than a list.
+    #[error("must be a list of names (vmaf, psnr, ssim).")]
+    NotList,
+    /// An item that is not the name of a metric (shown as JSON, as written).
+    #[error("name an unknown metric {0}; the metrics are vmaf, psnr and ssim.")]
+    Unknown(Value),
+}
+
+/// A list of metric names, each once.
+fn parse(value: Option<&Value>) -> Result<Option<Vec<Metric>>, MetricsError> {
     let names = match value {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::Array(names)) => names,
-        Some(_) => return Err("must be a list of names (vmaf, psnr, ssim).".into()),
+        Some(_) => return Err(MetricsError::NotList),
     };
     let mut metrics = Vec::new();
     for name in names {
-        let metric = name.as_str().and_then(Metric::parse).ok_or_else(|| format!("name an unknown metric {name}; the metrics are vmaf, psnr and ssim."))?;
+        let metric = name.as_str().and_then(Metric::parse).ok_or_else(|| MetricsError::Unknown(name.clone()))?;
         if !metrics.contains(&metric) {
             metrics.push(metric);
         }
@@ -101,5 +113,19 @@ mod tests {
         assert_eq!(err.code(), ErrorCode::OutputParamNotValid);
         let err = parsed(json!({}), json!({"path": "a.mp4", "metrics_per_frame": "yes"})).unwrap_err();
         assert_eq!(err.code(), ErrorCode::OutputParamNotValid);
+    }
+
+    #[test]
+    fn metrics_mistakes_end_a_sentence() {
+        assert_eq!(parse(Some(&json!("vmaf"))).unwrap_err().to_string(), "must be a list of names (vmaf, psnr, ssim).");
+        assert_eq!(
+            parse(Some(&json!(["vmaf", "butteraugli"]))).unwrap_err().to_string(),
+            "name an unknown metric \"butteraugli\"; the metrics are vmaf, psnr and ssim."
+        );
+        assert_eq!(parse(Some(&json!([3]))).unwrap_err(), MetricsError::Unknown(json!(3)));
+        let err = parsed(json!({"metrics": {"vmaf": true}}), json!({"path": "a.mp4"})).unwrap_err();
+        assert_eq!(err.to_string(), "The settings' metrics must be a list of names (vmaf, psnr, ssim).");
+        let err = parsed(json!({}), json!({"path": "a.mp4", "metrics": ["ssim", "x"]})).unwrap_err();
+        assert_eq!(err.to_string(), "The metrics of output 'mp4' name an unknown metric \"x\"; the metrics are vmaf, psnr and ssim.");
     }
 }

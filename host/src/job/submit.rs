@@ -5,7 +5,7 @@
 use copra_codes::ErrorCode;
 use sea_orm::{DatabaseConnection, DbErr};
 
-use super::status::{InputStatus, JobStatus, OutputState};
+use super::status::{InputStatus, JobStatus};
 use super::{JobError, JobSpec, stored, validate::validate};
 use crate::config::Config;
 use crate::db::{job, output};
@@ -64,19 +64,7 @@ impl Submitter<'_> {
             .iter()
             .zip(output_types)
             .enumerate()
-            .map(|(position, (spec, output_type))| output::Model {
-                id: 0,
-                job_id: id.clone(),
-                position: position as i32,
-                key: spec.key.clone(),
-                format: spec.format.clone(),
-                output_type,
-                state: OutputState::Waiting,
-                url: None,
-                urls: None,
-                metadata: None,
-                error: None,
-            })
+            .map(|(position, (spec, output_type))| output::Model::waiting(&id, position as i32, &spec.key, &spec.format, output_type))
             .collect();
         super::input_upload::hold(self.config, owner, &spec, &id).await?;
         let stored = queue::enqueue(self.db, job, outputs, self.wake).await?;

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 pub use bounded::{AtLimit, BodyError, BodyLimits, ERROR_BODY_CAP, Limited, SIGN_IN_CAP, XML_ANSWER_CAP, capped, read_prefix, read_response, read_stream, response_prefix, shown};
 pub use idle::{Activity, Stalled, until_idle};
-pub use policy::{AddressClass, Policy, Refused, Rule, classify, embedded_v4};
+pub use policy::{AddressClass, Policy, Refused, Rule, RuleError, classify, embedded_v4};
 pub use resolve::ResolveError;
 
 /// Redirects followed before a request fails; each one is checked again.

@@ -162,13 +162,33 @@ pub enum Rule {
     },
 }
 
+/// Why an entry of the operator's allow list (`COPRA_OUTBOUND_ALLOW`) was refused; each
+/// names the entry as written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuleError {
+    /// An entry with a `/` whose address part is not an IP address.
+    #[error("'{0}' is not a valid CIDR")]
+    NotCidr(String),
+    /// A CIDR whose prefix length is not a number within its address's width.
+    #[error("'{text}' has a prefix length outside 0..={max}")]
+    PrefixLength {
+        /// The entry.
+        text: String,
+        /// The longest prefix its address takes: 32 (IPv4) or 128 (IPv6).
+        max: u32,
+    },
+    /// An entry that is no CIDR, no address and no valid host name.
+    #[error("'{0}' is neither a CIDR, an address nor a host name")]
+    Unknown(String),
+}
+
 impl Rule {
-    fn parse(text: &str) -> Result<Rule, String> {
+    fn parse(text: &str) -> Result<Rule, RuleError> {
         let text = text.trim();
         if let Some((addr, len)) = text.split_once('/') {
-            let addr: IpAddr = addr.parse().map_err(|_| format!("'{text}' is not a valid CIDR"))?;
+            let addr: IpAddr = addr.parse().map_err(|_| RuleError::NotCidr(text.to_string()))?;
             let max = if addr.is_ipv4() { 32 } else { 128 };
-            let len: u32 = len.parse().ok().filter(|l| *l <= max).ok_or_else(|| format!("'{text}' has a prefix length outside 0..={max}"))?;
+            let len: u32 = len.parse().ok().filter(|l| *l <= max).ok_or_else(|| RuleError::PrefixLength { text: text.to_string(), max })?;
             return Ok(Rule::Net { addr, len });
         }
         if let Ok(addr) = text.trim_matches(['[', ']']).parse::<IpAddr>() {
@@ -185,7 +205,7 @@ impl Rule {
                 !label.is_empty() && label.len() <= 63 && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
             });
         if !valid {
-            return Err(format!("'{text}' is neither a CIDR, an address nor a host name"));
+            return Err(RuleError::Unknown(text.to_string()));
         }
         Ok(Rule::Host { name, subdomains })
     }
@@ -256,7 +276,7 @@ pub struct Policy {
 
 impl Policy {
     /// Parse a comma-separated allow list (`127.0.0.1/32, minio.internal, *.corp`).
-    pub fn parse(allow: &str) -> Result<Policy, String> {
+    pub fn parse(allow: &str) -> Result<Policy, RuleError> {
         let rules = allow.split(',').map(str::trim).filter(|e| !e.is_empty()).map(Rule::parse).collect::<Result<_, _>>()?;
         Ok(Policy { rules })
     }
@@ -395,6 +415,17 @@ mod tests {
         assert!(Policy::parse("127.0.0.1/33").is_err());
         assert!(Policy::parse("not a host").is_err());
         assert_eq!(Policy::parse(" , ").unwrap(), Policy::default());
+    }
+
+    #[test]
+    fn allow_list_mistakes_name_the_entry() {
+        let err = |allow: &str| Policy::parse(allow).unwrap_err();
+        assert_eq!(err("10.0.0.1, 10.0.0.x/8"), RuleError::NotCidr("10.0.0.x/8".into()));
+        assert_eq!(err("10.0.0.x/8").to_string(), "'10.0.0.x/8' is not a valid CIDR");
+        assert_eq!(err("127.0.0.1/33").to_string(), "'127.0.0.1/33' has a prefix length outside 0..=32");
+        assert_eq!(err("::1/129").to_string(), "'::1/129' has a prefix length outside 0..=128");
+        assert_eq!(err("fd00::/x").to_string(), "'fd00::/x' has a prefix length outside 0..=128");
+        assert_eq!(err(" not a host ").to_string(), "'not a host' is neither a CIDR, an address nor a host name");
     }
 
     #[test]

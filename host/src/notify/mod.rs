@@ -44,6 +44,7 @@ use crate::config::{Config, WebhookConfig};
 use crate::db::outbox::{self, Attempt, Outcome};
 use crate::db::{self, event, now_ms};
 use crate::job::JobSpec;
+use crate::job::stored::StoredSpecError;
 use crate::plugins::{LastStatus, PluginError, PluginKind, Pins, Plugins, WebhookSigning};
 use crate::secret::Sealer;
 
@@ -56,6 +57,36 @@ pub use fair::{IN_FLIGHT, PER_RECEIVER, PER_TENANT};
 const CLAIM_MARGIN: Duration = Duration::from_secs(15);
 /// How far each wait of the retry schedule is varied, either way.
 const JITTER: f64 = 0.2;
+
+/// Why one delivery attempt failed; recorded with the attempt (with the receiver's
+/// first words, if any) and retried on the schedule.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    /// The job's row could not be read.
+    #[error("{0}")]
+    Job(sea_orm::DbErr),
+    /// The job's stored spec could not be opened.
+    #[error("{0}")]
+    Spec(#[from] StoredSpecError),
+    /// The notifier version the job was planned with is not loaded (the message says
+    /// why).
+    #[error("{0}")]
+    NotReady(String),
+    /// The tenant's signing secret could not be read.
+    #[error("the webhook secret could not be read: {0}")]
+    Secret(sea_orm::DbErr),
+    /// The notifier plugin ran out of its deadline: the receiver did not answer in time.
+    #[error("{error}: the receiver did not answer within {} s (limits.webhook_timeout_secs)", .timeout.as_secs())]
+    Deadline {
+        /// The plugin call's error.
+        error: PluginError,
+        /// The deadline (`limits.webhook_timeout`).
+        timeout: Duration,
+    },
+    /// The notifier plugin failed otherwise (the receiver's refusal, a trap, ...).
+    #[error("{0}")]
+    Plugin(PluginError),
+}
 
 /// What the loop needs besides the database.
 #[derive(Clone)]
@@ -178,10 +209,10 @@ impl Notifier {
     }
 
     /// A job's owner and spec.
-    async fn job(&self, job_id: &str) -> Result<Option<(String, JobSpec, Pins)>, String> {
-        let job = db::job::Entity::find_by_id(job_id.to_string()).one(&self.db).await.map_err(|e| e.to_string())?;
+    async fn job(&self, job_id: &str) -> Result<Option<(String, JobSpec, Pins)>, DeliveryError> {
+        let job = db::job::Entity::find_by_id(job_id.to_string()).one(&self.db).await.map_err(DeliveryError::Job)?;
         let Some(job) = job else { return Ok(None) };
-        let (spec, pins) = crate::job::stored::open_planned(&self.sealer, &job.spec).map_err(|e| e.to_string())?;
+        let (spec, pins) = crate::job::stored::open_planned(&self.sealer, &job.spec)?;
         Ok(Some((job.owner, spec, Pins::new(pins))))
     }
 
@@ -207,15 +238,17 @@ impl Notifier {
         });
         match (&result, &outcome) {
             (Ok(()), _) => tracing::debug!(attempts, status = ?status.get(), "notification delivered"),
-            (Err(message), Outcome::Failed) => tracing::warn!(attempts, message, "notification failed for good: the retry schedule is used up"),
-            (Err(message), _) => tracing::warn!(attempts, message, "notification failed; it will be retried"),
+            (Err(message), Outcome::Failed) => {
+                tracing::warn!(attempts, message = %message, "notification failed for good: the retry schedule is used up")
+            }
+            (Err(message), _) => tracing::warn!(attempts, message = %message, "notification failed; it will be retried"),
         }
         let attempt = Attempt {
             started_at,
             duration_ms: clock.elapsed().as_millis() as i64,
             status_code: status.get(),
             // The receiver's first words (bounded, escaped) with a failure's message.
-            error: result.err().map(|message| status.with_answer(message)),
+            error: result.err().map(|message| status.with_answer(message.to_string())),
         };
         match outbox::finish(&self.db, owed, &self.claimer, attempts, &outcome, attempt).await {
             Ok(true) => {}
@@ -224,23 +257,21 @@ impl Notifier {
         }
     }
 
-    async fn deliver(&self, owed: &event::Model, status: LastStatus) -> Result<(), String> {
+    async fn deliver(&self, owed: &event::Model, status: LastStatus) -> Result<(), DeliveryError> {
         let Some((owner, spec, pins)) = self.job(&owed.job_id).await? else { return Ok(()) };
         let (Some(kind), Some(config)) = (spec.notification_type(), &spec.notification) else { return Ok(()) };
         // The notifier version the job was planned with (loaded from the database if
         // need be; no waiting here: a failed attempt is retried on the schedule).
         let pins = pins.of_kind(PluginKind::Notifier);
-        self.plugins.ready(&self.db, &pins, Duration::ZERO).await?;
+        self.plugins.ready(&self.db, &pins, Duration::ZERO).await.map_err(|e| DeliveryError::NotReady(e.to_string()))?;
         let config = config.to_string();
-        let secrets = secrets::of(&self.db, &self.webhooks, &owner, now_ms()).await.map_err(|e| format!("the webhook secret could not be read: {e}"))?;
+        let secrets = secrets::of(&self.db, &self.webhooks, &owner, now_ms()).await.map_err(DeliveryError::Secret)?;
         let signing = WebhookSigning { id: owed.webhook_id(), secrets: secrets.signing() };
         // The plugin call's wall-clock deadline covers the whole delivery, network included.
         let call = self.plugins.notifier_notify(kind, &config, &owed.payload, self.timeout, signing, status);
-        pins.scope(call).await.map_err(|e| match e {
-            PluginError::Deadline { .. } => {
-                format!("{e}: the receiver did not answer within {} s (limits.webhook_timeout_secs)", self.timeout.as_secs())
-            }
-            other => other.to_string(),
+        pins.scope(call).await.map_err(|error| match error {
+            PluginError::Deadline { .. } => DeliveryError::Deadline { error, timeout: self.timeout },
+            other => DeliveryError::Plugin(other),
         })
     }
 }
@@ -263,5 +294,23 @@ mod tests {
         }
         let spread: std::collections::HashSet<u128> = (0..50).map(|_| jittered(Duration::from_secs(100)).as_millis()).collect();
         assert!(spread.len() > 10, "the waits vary");
+    }
+
+    #[test]
+    fn delivery_failures_keep_their_sentences() {
+        let deadline = PluginError::Deadline { plugin: "webhook".into(), deadline_ms: 5000 };
+        let err = DeliveryError::Deadline { error: deadline, timeout: Duration::from_secs(5) };
+        assert_eq!(
+            err.to_string(),
+            "plugin 'webhook' did not finish within its deadline of 5000 ms (wall clock, waiting on the network included): \
+             the receiver did not answer within 5 s (limits.webhook_timeout_secs)"
+        );
+        let secret = DeliveryError::Secret(sea_orm::DbErr::Custom("the pool is closed".into()));
+        assert_eq!(secret.to_string(), "the webhook secret could not be read: Custom Error: the pool is closed");
+        let job = DeliveryError::Job(sea_orm::DbErr::Custom("the pool is closed".into()));
+        assert_eq!(job.to_string(), "Custom Error: the pool is closed");
+        assert_eq!(DeliveryError::NotReady("not loaded".into()).to_string(), "not loaded");
+        let plugin = PluginError::Deadline { plugin: "webhook".into(), deadline_ms: 1 };
+        assert_eq!(DeliveryError::Plugin(plugin).to_string(), "plugin 'webhook' did not finish within its deadline of 1 ms (wall clock, waiting on the network included)");
     }
 }

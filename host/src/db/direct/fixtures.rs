@@ -2,7 +2,7 @@
 
 use sea_orm::Set;
 
-use crate::db::status::{InputStatus, JobStatus, OutputState, OutputType};
+use crate::db::status::{InputStatus, JobStatus, OutputType};
 use crate::db::{job, output};
 
 /// A new job of `owner` with `outputs` outputs (a video, a picture, a video, ...).
@@ -26,19 +26,7 @@ pub fn new_job(id: &str, owner: &str, outputs: usize) -> (job::Model, Vec<output
     let outputs = (0..outputs)
         .map(|position| {
             let (key, output_type) = kinds[position % kinds.len()];
-            output::Model {
-                id: 0,
-                job_id: id.into(),
-                position: position as i32,
-                key: format!("{key}#{position}"),
-                format: key.into(),
-                output_type,
-                state: OutputState::Waiting,
-                url: None,
-                urls: None,
-                metadata: None,
-                error: None,
-            }
+            output::Model::waiting(id, position as i32, format!("{key}#{position}"), key, output_type)
         })
         .collect();
     (job, outputs)

@@ -220,16 +220,8 @@ fn rows(status: JobStatus, input_status: InputStatus, lease: Option<&str>) -> (j
     };
     let output = |position: i32, state: OutputState| output::Model {
         id: i64::from(position),
-        job_id: "J1".into(),
-        position,
-        key: position.to_string(),
-        format: spec.outputs[position as usize].format.clone(),
-        output_type: OutputType::Video,
         state,
-        url: None,
-        urls: None,
-        metadata: None,
-        error: None,
+        ..output::Model::waiting("J1", position, position.to_string(), &spec.outputs[position as usize].format, OutputType::Video)
     };
     (job, vec![output(0, OutputState::Working), output(1, OutputState::Waiting)])
 }
