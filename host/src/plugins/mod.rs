@@ -124,7 +124,7 @@ impl Plugins {
         let sandboxes = grants
             .iter()
             .map(|(name, grant)| Sandbox::new(name, Some(grant)).map(|s| (name.clone(), Arc::new(s))))
-            .collect::<Result<HashMap<_, _>, String>>()
+            .collect::<Result<HashMap<_, _>, _>>()
             .map_err(|e| anyhow::anyhow!("the plugin grants of the config file are not valid: {e}"))?;
         let engine = engine::new_engine()?;
         engine::spawn_epoch_ticker(&engine);
@@ -370,13 +370,6 @@ fn load_error(path: &Path, error: String) -> LoadError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn default_grants_are_valid_for_any_name() {
-        for name in ["storage-s3", "notifier-http", "format-video", "condition-expr", "anything-else"] {
-            Sandbox::new(name, None).unwrap_or_else(|e| panic!("{name}: {e}"));
-        }
-    }
 
     /// A plugin that loops must not hold the runtime thread: on a single-threaded
     /// runtime, another task keeps running while it spins, until its budget traps it.

@@ -68,9 +68,9 @@ impl Plugins {
                 message: format!("The notifier plugin '{}' asks to reach {} hosts; at most {MAX_HOSTS} are allowed.", plugin.name, asked.len()),
             });
         }
-        plugin.sandbox.granted_hosts(&asked).map_err(|host| {
-            tracing::warn!(plugin = %plugin.name, host = %quoted(&host), "notifier asked for a host it was not granted");
-            let (name, host) = (&plugin.name, quoted(&host));
+        plugin.sandbox.granted_hosts(&asked).map_err(|refused| {
+            tracing::warn!(plugin = %plugin.name, host = %quoted(&refused.entry), "notifier asked for a host it was not granted");
+            let (name, host) = (&plugin.name, quoted(&refused.entry));
             PluginError::Refused {
                 code: ErrorCode::NotificationNotValid,
                 message: format!(
