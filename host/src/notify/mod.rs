@@ -230,7 +230,7 @@ impl Notifier {
         // The notifier version the job was planned with (loaded from the database if
         // need be; no waiting here: a failed attempt is retried on the schedule).
         let pins = pins.of_kind(PluginKind::Notifier);
-        self.plugins.ready(&self.db, &pins, Duration::ZERO).await?;
+        self.plugins.ready(&self.db, &pins, Duration::ZERO).await.map_err(|e| e.to_string())?;
         let config = config.to_string();
         let secrets = secrets::of(&self.db, &self.webhooks, &owner, now_ms()).await.map_err(|e| format!("the webhook secret could not be read: {e}"))?;
         let signing = WebhookSigning { id: owed.webhook_id(), secrets: secrets.signing() };

@@ -41,6 +41,27 @@ pub enum AddError {
     Failed(#[from] anyhow::Error),
 }
 
+/// Why a job cannot run with the plugin versions it was planned with (see
+/// [`Plugins::ready`]): the message its user reads, naming the plugin and its hash.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadyError {
+    /// The database could not say which versions are stored.
+    #[error("The job's plugins could not be looked up: {0}")]
+    Lookup(#[source] sea_orm::DbErr),
+    /// The version was removed through the admin API.
+    #[error("The job was planned with plugin '{plugin}' version {version} (sha256:{sha256}), which has been removed; it is not run with another version.")]
+    Removed { plugin: String, version: String, sha256: String },
+    /// The version is stored, and does not load on this node.
+    #[error("The job was planned with plugin '{plugin}' (sha256:{sha256}), which does not load on this worker: {error:#}")]
+    DoesNotLoad { plugin: String, sha256: String, error: anyhow::Error },
+    /// The version is not stored (a file on another node), and did not arrive in time.
+    #[error(
+        "The job was planned with plugin '{plugin}' (sha256:{sha256}), which this worker did not have after waiting {waited_secs} s \
+         (plugin_version_wait_secs); it is not run with another version."
+    )]
+    Missing { plugin: String, sha256: String, waited_secs: u64 },
+}
+
 impl From<PluginKind> for Kind {
     fn from(kind: PluginKind) -> Self {
         match kind {
@@ -195,31 +216,30 @@ impl Plugins {
     /// from the database; one that is not stored (a file on another node) is waited for
     /// up to `wait`. A removed version, or one still missing at the deadline, is an
     /// error naming the plugin and its hash: the job is never run with another version.
-    pub async fn ready(self: &Arc<Self>, db: &DatabaseConnection, pins: &Pins, wait: Duration) -> Result<(), String> {
+    pub async fn ready(self: &Arc<Self>, db: &DatabaseConnection, pins: &Pins, wait: Duration) -> Result<(), ReadyError> {
         let hashes: Vec<String> = pins.iter().map(|p| p.sha256.clone()).collect();
         if hashes.is_empty() {
             return Ok(());
         }
         let deadline = Instant::now() + wait;
         loop {
-            let stored = db::plugin::find(db, &hashes).await.map_err(|e| format!("The job's plugins could not be looked up: {e}"))?;
+            let stored = db::plugin::find(db, &hashes).await.map_err(ReadyError::Lookup)?;
             let mut missing = None;
             for pin in pins.iter() {
                 // The same bytes may be stored under two names: only this plugin's own
                 // row says whether the version the job was planned with was removed.
                 let row = stored.iter().find(|r| r.sha256 == pin.sha256 && r.name == pin.plugin);
                 if let Some(row) = row.filter(|r| r.removed_at.is_some()) {
-                    return Err(format!(
-                        "The job was planned with plugin '{}' version {} (sha256:{}), which has been removed; it is not run with another version.",
-                        pin.plugin, row.version, pin.sha256
-                    ));
+                    return Err(ReadyError::Removed { plugin: pin.plugin.clone(), version: row.version.clone(), sha256: pin.sha256.clone() });
                 }
                 if self.version(&pin.sha256).is_some() {
                     continue;
                 }
                 if row.is_some() {
-                    self.keep_stored(db, &pin.plugin, &pin.sha256).await.map_err(|e| {
-                        format!("The job was planned with plugin '{}' (sha256:{}), which does not load on this worker: {e:#}", pin.plugin, pin.sha256)
+                    self.keep_stored(db, &pin.plugin, &pin.sha256).await.map_err(|error| ReadyError::DoesNotLoad {
+                        plugin: pin.plugin.clone(),
+                        sha256: pin.sha256.clone(),
+                        error,
                     })?;
                     continue;
                 }
@@ -227,12 +247,7 @@ impl Plugins {
             }
             let Some(pin) = missing else { return Ok(()) };
             if Instant::now() >= deadline {
-                return Err(format!(
-                    "The job was planned with plugin '{}' (sha256:{}), which this worker did not have after waiting {} s (plugin_version_wait_secs); it is not run with another version.",
-                    pin.plugin,
-                    pin.sha256,
-                    wait.as_secs()
-                ));
+                return Err(ReadyError::Missing { plugin: pin.plugin.clone(), sha256: pin.sha256.clone(), waited_secs: wait.as_secs() });
             }
             tracing::info!(plugin = %pin.plugin, sha256 = %pin.sha256, "waiting for the plugin version the job was planned with");
             tokio::time::sleep(RECHECK).await;
@@ -259,4 +274,34 @@ async fn write_plugin(dir: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<()
     tokio::fs::write(&staging, bytes).await?;
     tokio::fs::rename(&staging, dir.join(format!("{name}.wasm"))).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_that_cannot_run_says_which_version_and_why() {
+        let plugin = || "notifier-http".to_string();
+        let sha256 = || "ab12".to_string();
+        let removed = ReadyError::Removed { plugin: plugin(), version: "1.2.0".into(), sha256: sha256() };
+        assert_eq!(
+            removed.to_string(),
+            "The job was planned with plugin 'notifier-http' version 1.2.0 (sha256:ab12), which has been removed; it is not run with another version."
+        );
+        let error = anyhow::anyhow!("no copra:plugin world").context("compiling");
+        let broken = ReadyError::DoesNotLoad { plugin: plugin(), sha256: sha256(), error };
+        assert_eq!(
+            broken.to_string(),
+            "The job was planned with plugin 'notifier-http' (sha256:ab12), which does not load on this worker: compiling: no copra:plugin world"
+        );
+        let missing = ReadyError::Missing { plugin: plugin(), sha256: sha256(), waited_secs: 30 };
+        assert_eq!(
+            missing.to_string(),
+            "The job was planned with plugin 'notifier-http' (sha256:ab12), which this worker did not have after waiting 30 s \
+             (plugin_version_wait_secs); it is not run with another version."
+        );
+        let lookup = ReadyError::Lookup(sea_orm::DbErr::Custom("gone".into()));
+        assert!(lookup.to_string().starts_with("The job's plugins could not be looked up: ") && lookup.to_string().ends_with("gone"), "{lookup}");
+    }
 }

@@ -50,7 +50,7 @@ use std::sync::Arc;
 use crate::config::PluginGrant;
 use catalog::Catalog;
 pub use catalog::LoadError;
-pub use cluster::AddError;
+pub use cluster::{AddError, ReadyError};
 pub use condition::ConditionInstance;
 pub use error::PluginError;
 pub use hot_reload::PluginWatcher;
