@@ -45,7 +45,7 @@ use crate::db::outbox::{self, Attempt, Outcome};
 use crate::db::{self, event, now_ms};
 use crate::job::JobSpec;
 use crate::job::stored::StoredSpecError;
-use crate::plugins::{LastStatus, PluginError, PluginKind, Pins, Plugins, WebhookSigning};
+use crate::plugins::{LastStatus, PluginError, PluginKind, Pins, Plugins, ReadyError, WebhookSigning};
 use crate::secret::Sealer;
 
 /// How often the outbox is looked at without being told: retries falling due, and
@@ -71,7 +71,7 @@ pub enum DeliveryError {
     /// The notifier version the job was planned with is not loaded (the message says
     /// why).
     #[error("{0}")]
-    NotReady(String),
+    NotReady(#[from] ReadyError),
     /// The tenant's signing secret could not be read.
     #[error("the webhook secret could not be read: {0}")]
     Secret(sea_orm::DbErr),
@@ -263,7 +263,7 @@ impl Notifier {
         // The notifier version the job was planned with (loaded from the database if
         // need be; no waiting here: a failed attempt is retried on the schedule).
         let pins = pins.of_kind(PluginKind::Notifier);
-        self.plugins.ready(&self.db, &pins, Duration::ZERO).await.map_err(|e| DeliveryError::NotReady(e.to_string()))?;
+        self.plugins.ready(&self.db, &pins, Duration::ZERO).await?;
         let config = config.to_string();
         let secrets = secrets::of(&self.db, &self.webhooks, &owner, now_ms()).await.map_err(DeliveryError::Secret)?;
         let signing = WebhookSigning { id: owed.webhook_id(), secrets: secrets.signing() };
@@ -309,7 +309,9 @@ mod tests {
         assert_eq!(secret.to_string(), "the webhook secret could not be read: Custom Error: the pool is closed");
         let job = DeliveryError::Job(sea_orm::DbErr::Custom("the pool is closed".into()));
         assert_eq!(job.to_string(), "Custom Error: the pool is closed");
-        assert_eq!(DeliveryError::NotReady("not loaded".into()).to_string(), "not loaded");
+        let removed = ReadyError::Removed { plugin: "webhook".into(), version: "1.0.0".into(), sha256: "ab".into() };
+        let removed_sentence = removed.to_string();
+        assert_eq!(DeliveryError::NotReady(removed).to_string(), removed_sentence, "the plugins' own sentence, unchanged");
         let plugin = PluginError::Deadline { plugin: "webhook".into(), deadline_ms: 1 };
         assert_eq!(DeliveryError::Plugin(plugin).to_string(), "plugin 'webhook' did not finish within its deadline of 1 ms (wall clock, waiting on the network included)");
     }

@@ -6,8 +6,13 @@
 //! operator puts in the directory stay local files; the stored set comes on top (a
 //! stored plugin wins its file name).
 //!
-//! A replaced version stays addressable by hash (`kept`), and [`Plugins::ready`] loads a
-//! stored older version on demand, so a job runs with the versions it was planned with.
+//! A replaced version stays addressable by hash (the catalog's kept versions), and
+//! [`Plugins::ready`] loads a stored older version on demand, so a job runs with the
+//! versions it was planned with.
+//!
+//! These stay on the facade: each writes the directory, then reloads or has the runtime
+//! prepare a component. What they keep (kept versions, the versions that failed to load
+//! here, the admin lock) is the catalog's (`catalog`).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -17,7 +22,7 @@ use std::time::{Duration, Instant};
 use sea_orm::DatabaseConnection;
 use tracing::Instrument;
 
-use super::{Kept, LoadedPlugin, PluginKind, Pins, Plugins};
+use super::{LoadedPlugin, PluginKind, Pins, Plugins};
 use crate::db::{self, plugin::Kind};
 
 /// A kept version no job has asked for in this long is dropped (a stored one can be
@@ -36,6 +41,27 @@ pub enum AddError {
     Failed(#[from] anyhow::Error),
 }
 
+/// Why a job cannot run with the plugin versions it was planned with (see
+/// [`Plugins::ready`]): the message its user reads, naming the plugin and its hash.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadyError {
+    /// The database could not say which versions are stored.
+    #[error("The job's plugins could not be looked up: {0}")]
+    Lookup(#[source] sea_orm::DbErr),
+    /// The version was removed through the admin API.
+    #[error("The job was planned with plugin '{plugin}' version {version} (sha256:{sha256}), which has been removed; it is not run with another version.")]
+    Removed { plugin: String, version: String, sha256: String },
+    /// The version is stored, and does not load on this node.
+    #[error("The job was planned with plugin '{plugin}' (sha256:{sha256}), which does not load on this worker: {error:#}")]
+    DoesNotLoad { plugin: String, sha256: String, error: anyhow::Error },
+    /// The version is not stored (a file on another node), and did not arrive in time.
+    #[error(
+        "The job was planned with plugin '{plugin}' (sha256:{sha256}), which this worker did not have after waiting {waited_secs} s \
+         (plugin_version_wait_secs); it is not run with another version."
+    )]
+    Missing { plugin: String, sha256: String, waited_secs: u64 },
+}
+
 impl From<PluginKind> for Kind {
     fn from(kind: PluginKind) -> Self {
         match kind {
@@ -52,18 +78,18 @@ impl Plugins {
     /// component that does not load is refused and the previous version stays; then
     /// store it as the active version of its name.
     pub async fn add(self: &Arc<Self>, db: &DatabaseConnection, name: &str, bytes: Vec<u8>) -> Result<Arc<LoadedPlugin>, AddError> {
-        let _one_at_a_time = self.admin.lock().await;
-        let path = self.plugin_dir.join(format!("{name}.wasm"));
+        let _one_at_a_time = self.catalog.admin().await;
+        let dir = self.plugin_dir();
+        let path = dir.join(format!("{name}.wasm"));
         let previous = tokio::fs::read(&path).await.ok();
-        write_plugin(&self.plugin_dir, name, &bytes).await?;
+        write_plugin(dir, name, &bytes).await?;
         let errors = self.reload().await;
         let file = format!("{name}.wasm");
         let loaded = match errors.iter().find(|e| e.file == file) {
             Some(problem) => Err(AddError::Rejected(problem.error.clone())),
             None => self
-                .registry
-                .load()
-                .by_name(name)
+                .catalog
+                .active(name)
                 .ok_or_else(|| AddError::Failed(anyhow::anyhow!("plugin {name} vanished after loading"))),
         };
         let stored = match loaded {
@@ -85,7 +111,7 @@ impl Plugins {
         if stored.is_err() {
             // Put back what was there.
             match previous {
-                Some(bytes) => write_plugin(&self.plugin_dir, name, &bytes).await?,
+                Some(bytes) => write_plugin(dir, name, &bytes).await?,
                 None => tokio::fs::remove_file(&path).await.map_err(anyhow::Error::from)?,
             }
             self.reload().await;
@@ -99,24 +125,19 @@ impl Plugins {
     /// Remove the plugin `name` on every node (every stored version of it: jobs planned
     /// with one fail, saying so) and here. Returns whether there was such a plugin.
     pub async fn remove(self: &Arc<Self>, db: &DatabaseConnection, name: &str) -> anyhow::Result<bool> {
-        let _one_at_a_time = self.admin.lock().await;
+        let _one_at_a_time = self.catalog.admin().await;
         let stored = db::plugin::remove(db, name, db::now_ms()).await?;
-        let path = self.plugin_dir.join(format!("{name}.wasm"));
+        let path = self.plugin_dir().join(format!("{name}.wasm"));
         let file = tokio::fs::try_exists(&path).await.unwrap_or(false);
         if file {
             tokio::fs::remove_file(&path).await?;
             self.reload().await;
         }
-        self.forget(|p| &*p.name == name);
+        self.catalog.forget(|p| &*p.name == name);
         if stored > 0 || file {
             tracing::info!(plugin = name, stored_versions = stored, "plugin removed");
         }
         Ok(stored > 0 || file)
-    }
-
-    /// Drop kept versions that match.
-    fn forget(&self, matches: impl Fn(&LoadedPlugin) -> bool) {
-        self.kept.lock().unwrap_or_else(|e| e.into_inner()).retain(|_, k| !matches(&k.plugin));
     }
 
     /// Sync with the database now, then every `every` in the background.
@@ -143,8 +164,8 @@ impl Plugins {
     /// that are not loaded, delete the removed ones, reload if anything changed.
     async fn sync(self: &Arc<Self>, db: &DatabaseConnection) -> anyhow::Result<()> {
         let rows = db::plugin::list(db).await?;
-        let _one_at_a_time = self.admin.lock().await;
-        let registry = self.registry.load_full();
+        let _one_at_a_time = self.catalog.admin().await;
+        let registry = self.catalog.registry();
         // One active version per name; should two nodes have added one at once, the
         // later wins everywhere.
         let mut active: HashMap<&str, &db::plugin::Meta> = HashMap::new();
@@ -157,12 +178,11 @@ impl Plugins {
         let mut changed = false;
         for row in active.values() {
             let loaded = registry.by_name(&row.name).is_some_and(|p| p.sha256 == row.sha256);
-            let failed = self.sync_failed.lock().unwrap_or_else(|e| e.into_inner()).contains(&row.sha256);
-            if loaded || failed {
+            if loaded || self.catalog.sync_failed(&row.sha256) {
                 continue;
             }
             let Some(bytes) = db::plugin::wasm(db, &row.sha256).await? else { continue };
-            write_plugin(&self.plugin_dir, &row.name, &bytes).await?;
+            write_plugin(self.plugin_dir(), &row.name, &bytes).await?;
             tracing::info!(plugin = %row.name, sha256 = %row.sha256, version = %row.version, "plugin added on another node; loading it");
             changed = true;
         }
@@ -170,7 +190,7 @@ impl Plugins {
         for row in &removed {
             let loaded = registry.by_name(&row.name).is_some_and(|p| p.sha256 == row.sha256);
             if loaded && !active.contains_key(row.name.as_str()) {
-                let path = self.plugin_dir.join(format!("{}.wasm", row.name));
+                let path = self.plugin_dir().join(format!("{}.wasm", row.name));
                 match tokio::fs::remove_file(&path).await {
                     Ok(()) => changed = true,
                     Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
@@ -181,14 +201,14 @@ impl Plugins {
         }
         if changed {
             let errors = self.reload().await;
-            let mut failed = self.sync_failed.lock().unwrap_or_else(|e| e.into_inner());
-            for row in active.values().filter(|r| errors.iter().any(|e| e.file == format!("{}.wasm", r.name))) {
+            let failed = active.values().filter(|r| errors.iter().any(|e| e.file == format!("{}.wasm", r.name)));
+            self.catalog.note_sync_failed(failed.map(|row| {
                 tracing::error!(plugin = %row.name, sha256 = %row.sha256, "a stored plugin does not load on this node");
-                failed.insert(row.sha256.clone());
-            }
+                row.sha256.clone()
+            }));
         }
-        self.forget(|p| removed.iter().any(|r| r.sha256 == p.sha256 && r.name == *p.name));
-        self.kept.lock().unwrap_or_else(|e| e.into_inner()).retain(|_, k| k.last_used.elapsed() < KEEP_UNUSED);
+        self.catalog.forget(|p| removed.iter().any(|r| r.sha256 == p.sha256 && r.name == *p.name));
+        self.catalog.forget_unused(KEEP_UNUSED);
         Ok(())
     }
 
@@ -196,31 +216,30 @@ impl Plugins {
     /// from the database; one that is not stored (a file on another node) is waited for
     /// up to `wait`. A removed version, or one still missing at the deadline, is an
     /// error naming the plugin and its hash: the job is never run with another version.
-    pub async fn ready(self: &Arc<Self>, db: &DatabaseConnection, pins: &Pins, wait: Duration) -> Result<(), String> {
+    pub async fn ready(self: &Arc<Self>, db: &DatabaseConnection, pins: &Pins, wait: Duration) -> Result<(), ReadyError> {
         let hashes: Vec<String> = pins.iter().map(|p| p.sha256.clone()).collect();
         if hashes.is_empty() {
             return Ok(());
         }
         let deadline = Instant::now() + wait;
         loop {
-            let stored = db::plugin::find(db, &hashes).await.map_err(|e| format!("The job's plugins could not be looked up: {e}"))?;
+            let stored = db::plugin::find(db, &hashes).await.map_err(ReadyError::Lookup)?;
             let mut missing = None;
             for pin in pins.iter() {
                 // The same bytes may be stored under two names: only this plugin's own
                 // row says whether the version the job was planned with was removed.
                 let row = stored.iter().find(|r| r.sha256 == pin.sha256 && r.name == pin.plugin);
                 if let Some(row) = row.filter(|r| r.removed_at.is_some()) {
-                    return Err(format!(
-                        "The job was planned with plugin '{}' version {} (sha256:{}), which has been removed; it is not run with another version.",
-                        pin.plugin, row.version, pin.sha256
-                    ));
+                    return Err(ReadyError::Removed { plugin: pin.plugin.clone(), version: row.version.clone(), sha256: pin.sha256.clone() });
                 }
                 if self.version(&pin.sha256).is_some() {
                     continue;
                 }
                 if row.is_some() {
-                    self.keep_stored(db, &pin.plugin, &pin.sha256).await.map_err(|e| {
-                        format!("The job was planned with plugin '{}' (sha256:{}), which does not load on this worker: {e:#}", pin.plugin, pin.sha256)
+                    self.keep_stored(db, &pin.plugin, &pin.sha256).await.map_err(|error| ReadyError::DoesNotLoad {
+                        plugin: pin.plugin.clone(),
+                        sha256: pin.sha256.clone(),
+                        error,
                     })?;
                     continue;
                 }
@@ -228,12 +247,7 @@ impl Plugins {
             }
             let Some(pin) = missing else { return Ok(()) };
             if Instant::now() >= deadline {
-                return Err(format!(
-                    "The job was planned with plugin '{}' (sha256:{}), which this worker did not have after waiting {} s (plugin_version_wait_secs); it is not run with another version.",
-                    pin.plugin,
-                    pin.sha256,
-                    wait.as_secs()
-                ));
+                return Err(ReadyError::Missing { plugin: pin.plugin.clone(), sha256: pin.sha256.clone(), waited_secs: wait.as_secs() });
             }
             tracing::info!(plugin = %pin.plugin, sha256 = %pin.sha256, "waiting for the plugin version the job was planned with");
             tokio::time::sleep(RECHECK).await;
@@ -245,11 +259,11 @@ impl Plugins {
         let bytes = db::plugin::wasm(db, sha256).await?.ok_or_else(|| anyhow::anyhow!("not stored"))?;
         let prepared = {
             let (this, name, sha256) = (Arc::clone(self), name.to_string(), sha256.to_string());
-            tokio::task::spawn_blocking(move || this.prepare(&name, &bytes, sha256)).await??
+            tokio::task::spawn_blocking(move || this.catalog.prepare(&this.runtime, &name, &bytes, sha256)).await??
         };
-        let plugin = Arc::new(self.describe(prepared).await?);
+        let plugin = Arc::new(self.runtime.describe(prepared).await?);
         tracing::info!(plugin = name, sha256, version = %plugin.info.version, "kept an earlier plugin version for a job planned with it");
-        self.kept.lock().unwrap_or_else(|e| e.into_inner()).insert(sha256.to_string(), Kept { plugin, last_used: Instant::now() });
+        self.catalog.keep(plugin);
         Ok(())
     }
 }
@@ -260,4 +274,34 @@ async fn write_plugin(dir: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<()
     tokio::fs::write(&staging, bytes).await?;
     tokio::fs::rename(&staging, dir.join(format!("{name}.wasm"))).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_that_cannot_run_says_which_version_and_why() {
+        let plugin = || "notifier-http".to_string();
+        let sha256 = || "ab12".to_string();
+        let removed = ReadyError::Removed { plugin: plugin(), version: "1.2.0".into(), sha256: sha256() };
+        assert_eq!(
+            removed.to_string(),
+            "The job was planned with plugin 'notifier-http' version 1.2.0 (sha256:ab12), which has been removed; it is not run with another version."
+        );
+        let error = anyhow::anyhow!("no copra:plugin world").context("compiling");
+        let broken = ReadyError::DoesNotLoad { plugin: plugin(), sha256: sha256(), error };
+        assert_eq!(
+            broken.to_string(),
+            "The job was planned with plugin 'notifier-http' (sha256:ab12), which does not load on this worker: compiling: no copra:plugin world"
+        );
+        let missing = ReadyError::Missing { plugin: plugin(), sha256: sha256(), waited_secs: 30 };
+        assert_eq!(
+            missing.to_string(),
+            "The job was planned with plugin 'notifier-http' (sha256:ab12), which this worker did not have after waiting 30 s \
+             (plugin_version_wait_secs); it is not run with another version."
+        );
+        let lookup = ReadyError::Lookup(sea_orm::DbErr::Custom("gone".into()));
+        assert!(lookup.to_string().starts_with("The job's plugins could not be looked up: ") && lookup.to_string().ends_with("gone"), "{lookup}");
+    }
 }

@@ -16,8 +16,8 @@ use crate::types::MediaInfo;
 impl Plugins {
     /// Parse an `if` expression at submit time, so a syntax error is a 400.
     pub async fn condition_check(&self, expression: &str) -> Result<(), PluginError> {
-        let plugin = self.find(PluginKind::Condition, "")?;
-        self.call(&plugin, "check", async |pre, store| {
+        let plugin = self.catalog.find(PluginKind::Condition, "")?;
+        self.runtime.call(&plugin, "check", async |pre, store| {
             let bindings = pre.condition()?.instantiate_async(&mut *store).await?;
             bindings.copra_plugin_condition().call_check(&mut *store, expression).await
         })
@@ -26,9 +26,9 @@ impl Plugins {
 
     /// Evaluate an `if` expression against the probed input.
     pub async fn condition_evaluate(&self, expression: &str, input: &MediaInfo) -> Result<bool, PluginError> {
-        let plugin = self.find(PluginKind::Condition, "")?;
+        let plugin = self.catalog.find(PluginKind::Condition, "")?;
         let info = convert::media_info(input);
-        self.call(&plugin, "evaluate", async |pre, store| {
+        self.runtime.call(&plugin, "evaluate", async |pre, store| {
             let bindings = pre.condition()?.instantiate_async(&mut *store).await?;
             bindings.copra_plugin_condition().call_evaluate(&mut *store, expression, &info).await
         })
@@ -38,8 +38,8 @@ impl Plugins {
     /// A condition plugin instance kept alive, for evaluating many expressions against
     /// inputs without instantiating per call (and to measure the warm-call cost).
     pub async fn condition_instance(&self) -> Result<ConditionInstance, PluginError> {
-        let plugin = self.find(PluginKind::Condition, "")?;
-        let mut store = plugin.sandbox.store(&self.engine, plugin.name.clone(), plugin.sandbox.allowed_hosts.clone(), self.outbound.clone());
+        let plugin = self.catalog.find(PluginKind::Condition, "")?;
+        let mut store = self.runtime.store(&plugin, plugin.sandbox.allowed_hosts.clone());
         let pre = plugin.pre.condition().map_err(|e| classify(&plugin, e))?;
         let bindings = within(plugin.sandbox.deadline, pre.instantiate_async(&mut store)).await.map_err(|e| classify(&plugin, e))?;
         Ok(ConditionInstance { plugin, store, bindings })

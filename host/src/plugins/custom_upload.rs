@@ -46,12 +46,12 @@ impl Plugins {
         content_type: &str,
         file: &Path,
     ) -> Result<String, PluginError> {
-        let plugin = self.find(PluginKind::Storage, service)?;
+        let plugin = self.catalog.find(PluginKind::Storage, service)?;
         let span = tracing::debug_span!("plugin_upload", plugin = %plugin.name);
         async {
             let sandbox = &plugin.sandbox;
             let deadline = sandbox.deadline;
-            let mut store = sandbox.store(&self.engine, plugin.name.clone(), sandbox.allowed_hosts.clone(), self.outbound.clone());
+            let mut store = self.runtime.store(&plugin, sandbox.allowed_hosts.clone());
             let io_error = |e: std::io::Error| PluginError::Trapped { plugin: plugin.name.to_string(), message: format!("reading the file: {e}") };
             let mut source = tokio::fs::File::open(file).await.map_err(io_error)?;
             let size = source.metadata().await.map_err(io_error)?.len();

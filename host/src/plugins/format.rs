@@ -10,8 +10,9 @@ impl Plugins {
     /// Check a format string and the output's parameters (JSON, without the host's own
     /// keys) at submit time; the container is the part before the first `:`.
     pub async fn format_check(&self, format: &str, params_json: &str) -> Result<OutputType, PluginError> {
-        let plugin = self.find(PluginKind::Format, container_of(format))?;
+        let plugin = self.catalog.find(PluginKind::Format, container_of(format))?;
         let output_type = self
+            .runtime
             .call(&plugin, "check", async |pre, store| {
                 let bindings = pre.format()?.instantiate_async(&mut *store).await?;
                 bindings.copra_plugin_format().call_check(&mut *store, format, params_json).await
@@ -22,9 +23,10 @@ impl Plugins {
 
     /// Plan one output for a probed input.
     pub async fn format_plan(&self, format: &str, params_json: &str, input: &MediaInfo) -> Result<OutputPlan, PluginError> {
-        let plugin = self.find(PluginKind::Format, container_of(format))?;
+        let plugin = self.catalog.find(PluginKind::Format, container_of(format))?;
         let info = convert::media_info(input);
         let plan = self
+            .runtime
             .call(&plugin, "plan", async |pre, store| {
                 let bindings = pre.format()?.instantiate_async(&mut *store).await?;
                 bindings.copra_plugin_format().call_plan(&mut *store, format, params_json, &info).await
@@ -42,10 +44,11 @@ impl Plugins {
         input: &MediaInfo,
         probes: &[crate::types::QualityProbe],
     ) -> Result<crate::types::QualityStep, PluginError> {
-        let plugin = self.find(PluginKind::Format, container_of(format))?;
+        let plugin = self.catalog.find(PluginKind::Format, container_of(format))?;
         let info = convert::media_info(input);
         let probes: Vec<_> = probes.iter().map(convert::quality_probe).collect();
         let step = self
+            .runtime
             .call(&plugin, "search-quality", async |pre, store| {
                 let bindings = pre.format()?.instantiate_async(&mut *store).await?;
                 bindings.copra_plugin_format().call_search_quality(&mut *store, format, params_json, &info, &probes).await
@@ -63,10 +66,11 @@ impl Plugins {
         input: &MediaInfo,
         probes: &[crate::types::LadderProbe],
     ) -> Result<crate::types::LadderStep, PluginError> {
-        let plugin = self.find(PluginKind::Format, container_of(format))?;
+        let plugin = self.catalog.find(PluginKind::Format, container_of(format))?;
         let info = convert::media_info(input);
         let probes: Vec<_> = probes.iter().map(convert::ladder_probe).collect();
         let step = self
+            .runtime
             .call(&plugin, "plan-ladder", async |pre, store| {
                 let bindings = pre.format()?.instantiate_async(&mut *store).await?;
                 bindings.copra_plugin_format().call_plan_ladder(&mut *store, format, params_json, &info, &probes).await

@@ -7,6 +7,23 @@
 
 use std::net::IpAddr;
 
+/// What a correct grant entry looks like, for the refusals of one that is not.
+const EXAMPLE: &str = "use 'host:port', 'host:*', '*.domain:port' or '*'";
+
+/// Why an entry of `allowed_hosts` is not a host grant.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HostGrantError {
+    /// No `:port` (or nothing before it).
+    #[error("'{entry}' names no port; {}", EXAMPLE)]
+    NoPort { entry: String },
+    /// A port that is not a number from 1 to 65535, nor `*`.
+    #[error("'{entry}' has no valid port ('{port}'); {}", EXAMPLE)]
+    BadPort { entry: String, port: String },
+    /// A host that a URL would not hold, or a wildcard anywhere but a leading `*.`.
+    #[error("'{entry}' is not a host name, an address or '*.domain' followed by ':port'")]
+    NotAHost { entry: String },
+}
+
 /// One parsed entry of an `allowed_hosts` grant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostPattern {
@@ -26,18 +43,23 @@ enum HostMatch {
 
 impl HostPattern {
     /// Parse a grant entry; the error says what a correct one looks like.
-    pub fn parse(entry: &str) -> Result<Self, String> {
+    pub fn parse(entry: &str) -> Result<Self, HostGrantError> {
         let entry = entry.trim();
         if entry == "*" {
             return Ok(HostPattern { host: HostMatch::Any, port: None });
         }
-        let example = "use 'host:port', 'host:*', '*.domain:port' or '*'";
-        let (host, port) = entry.rsplit_once(':').filter(|(h, _)| !h.is_empty() && !h.ends_with(':')).ok_or_else(|| {
-            format!("'{entry}' names no port; {example}")
-        })?;
+        let (host, port) = entry
+            .rsplit_once(':')
+            .filter(|(h, _)| !h.is_empty() && !h.ends_with(':'))
+            .ok_or_else(|| HostGrantError::NoPort { entry: entry.to_string() })?;
         let port = match port {
             "*" => None,
-            p => Some(p.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| format!("'{entry}' has no valid port ('{p}'); {example}"))?),
+            p => Some(
+                p.parse::<u16>()
+                    .ok()
+                    .filter(|p| *p != 0)
+                    .ok_or_else(|| HostGrantError::BadPort { entry: entry.to_string(), port: p.to_string() })?,
+            ),
         };
         let host = host.to_ascii_lowercase();
         let host = match host.strip_prefix("*.") {
@@ -66,12 +88,12 @@ impl HostPattern {
 }
 
 /// A host name or address of a grant: no wildcard left, nothing a URL would not hold.
-fn valid_name<'a>(name: &'a str, entry: &str) -> Result<&'a str, String> {
+fn valid_name<'a>(name: &'a str, entry: &str) -> Result<&'a str, HostGrantError> {
     let name = name.trim_end_matches('.');
     let bracketed = name.starts_with('[') && name.ends_with(']');
     let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_') || (bracketed && matches!(c, ':' | '[' | ']'));
     if name.is_empty() || !name.chars().all(allowed) || (!bracketed && name.contains(':')) {
-        return Err(format!("'{entry}' is not a host name, an address or '*.domain' followed by ':port'"));
+        return Err(HostGrantError::NotAHost { entry: entry.to_string() });
     }
     Ok(name)
 }
@@ -154,5 +176,14 @@ mod tests {
         assert!(allows("127.0.0.1:*", "127.0.0.1", 9000));
         assert!(allows("127.0.0.1:9000", "127.0.0.1", 9000));
         assert!(!allows("not a grant", "127.0.0.1", 9000));
+    }
+
+    #[test]
+    fn refusals_say_what_a_grant_looks_like() {
+        let refusal = |entry: &str| HostPattern::parse(entry).unwrap_err().to_string();
+        assert_eq!(refusal(" example.com "), "'example.com' names no port; use 'host:port', 'host:*', '*.domain:port' or '*'");
+        assert_eq!(refusal("example.com:http"), "'example.com:http' has no valid port ('http'); use 'host:port', 'host:*', '*.domain:port' or '*'");
+        assert_eq!(refusal("a/b:1"), "'a/b:1' is not a host name, an address or '*.domain' followed by ':port'");
+        assert_eq!(HostPattern::parse("*.*.com:443"), Err(HostGrantError::NotAHost { entry: "*.*.com:443".into() }));
     }
 }

@@ -20,8 +20,8 @@ impl Plugins {
     /// every host it would reach is granted (so a webhook host the operator did not
     /// allow is a 400 now, not a failed delivery later).
     pub async fn notifier_check(&self, kind: &str, config_json: &str) -> Result<(), PluginError> {
-        let plugin = self.find(PluginKind::Notifier, kind)?;
-        self.call(&plugin, "check", async |pre, store| {
+        let plugin = self.catalog.find(PluginKind::Notifier, kind)?;
+        self.runtime.call(&plugin, "check", async |pre, store| {
             let bindings = pre.notifier()?.instantiate_async(&mut *store).await?;
             bindings.copra_plugin_notifier().call_check(&mut *store, config_json).await
         })
@@ -43,10 +43,10 @@ impl Plugins {
         signing: WebhookSigning,
         status: LastStatus,
     ) -> Result<(), PluginError> {
-        let plugin = self.find(PluginKind::Notifier, kind)?;
+        let plugin = self.catalog.find(PluginKind::Notifier, kind)?;
         let hosts = self.granted_hosts(&plugin, config_json).await?;
         let setup = |state: &mut PluginState| state.deliver(signing, status);
-        self.call_with(&plugin, "notify", hosts, deadline, setup, async |pre, store| {
+        self.runtime.call_with(&plugin, "notify", hosts, deadline, setup, async |pre, store| {
             let bindings = pre.notifier()?.instantiate_async(&mut *store).await?;
             bindings.copra_plugin_notifier().call_notify(&mut *store, config_json, event_json).await
         })
@@ -57,6 +57,7 @@ impl Plugins {
     /// `hosts(config)`, every one matched against its `allowed_hosts` grant.
     async fn granted_hosts(&self, plugin: &LoadedPlugin, config_json: &str) -> Result<Vec<String>, PluginError> {
         let asked = self
+            .runtime
             .call(plugin, "hosts", async |pre, store| {
                 let bindings = pre.notifier()?.instantiate_async(&mut *store).await?;
                 bindings.copra_plugin_notifier().call_hosts(&mut *store, config_json).await
@@ -68,9 +69,9 @@ impl Plugins {
                 message: format!("The notifier plugin '{}' asks to reach {} hosts; at most {MAX_HOSTS} are allowed.", plugin.name, asked.len()),
             });
         }
-        plugin.sandbox.granted_hosts(&asked).map_err(|host| {
-            tracing::warn!(plugin = %plugin.name, host = %quoted(&host), "notifier asked for a host it was not granted");
-            let (name, host) = (&plugin.name, quoted(&host));
+        plugin.sandbox.granted_hosts(&asked).map_err(|refused| {
+            tracing::warn!(plugin = %plugin.name, host = %quoted(&refused.entry), "notifier asked for a host it was not granted");
+            let (name, host) = (&plugin.name, quoted(&refused.entry));
             PluginError::Refused {
                 code: ErrorCode::NotificationNotValid,
                 message: format!(

@@ -7,8 +7,8 @@ impl Plugins {
     /// The `host:port` pairs a notifier plugin says `config_json` names (its `hosts`
     /// answer, the same one that grants its delivering calls).
     pub async fn notifier_hosts(&self, kind: &str, config_json: &str) -> Result<Vec<String>, PluginError> {
-        let plugin = self.find(PluginKind::Notifier, kind)?;
-        self.call(&plugin, "hosts", async |pre, store| {
+        let plugin = self.catalog.find(PluginKind::Notifier, kind)?;
+        self.runtime.call(&plugin, "hosts", async |pre, store| {
             let bindings = pre.notifier()?.instantiate_async(&mut *store).await?;
             bindings.copra_plugin_notifier().call_hosts(&mut *store, config_json).await
         })

@@ -12,7 +12,7 @@ use opendal::Scheme;
 use wasmtime::{Engine, Store, UpdateDeadline};
 
 use super::engine::EPOCH_TICK;
-use super::hosts::{self, HostPattern};
+use super::hosts::{self, HostGrantError, HostPattern};
 use super::outbound::PluginNet;
 use super::state::PluginState;
 use crate::config::PluginGrant;
@@ -47,6 +47,68 @@ const NEVER_GRANTED: &[Scheme] = &[
 /// Schemes the host serves with a client of its own rather than opendal's (`sftp`:
 /// see `storage::sftp`).
 const HOST_NATIVE: &[Scheme] = &[Scheme::Sftp];
+
+/// Why the grant of a plugin (`[plugins.NAME]`) is not valid: a sentence naming the
+/// grant key to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// `time_ms = 0`: no call could run at all.
+    #[error("[plugins.{plugin}] time_ms must be at least 1")]
+    NoBudget { plugin: String },
+    /// A wall-clock deadline shorter than the CPU budget it must contain.
+    #[error(
+        "[plugins.{plugin}] deadline_ms ({deadline_ms} ms) is below time_ms ({budget_ms} ms): a call's wall-clock deadline \
+         must leave room for its time budget"
+    )]
+    DeadlineBelowBudget { plugin: String, deadline_ms: u128, budget_ms: u128 },
+    /// An `allowed_hosts` entry that is not a host grant.
+    #[error("[plugins.{plugin}] allowed_hosts: {error}")]
+    Hosts {
+        plugin: String,
+        #[source]
+        error: HostGrantError,
+    },
+    /// A scheme of `schemes` that cannot be granted.
+    #[error("[plugins.{plugin}] schemes: {error}")]
+    Schemes {
+        plugin: String,
+        #[source]
+        error: SchemeError,
+    },
+}
+
+/// Why a scheme named in a grant cannot be granted.
+#[derive(Debug, thiserror::Error)]
+pub enum SchemeError {
+    /// Not a scheme name opendal reads.
+    #[error("'{text}' is not an opendal scheme: {error}")]
+    NotAScheme {
+        text: String,
+        #[source]
+        error: opendal::Error,
+    },
+    /// A name opendal reads as a custom scheme: not one of its services.
+    #[error("'{text}' is not an opendal scheme this server knows")]
+    Unknown { text: String },
+    /// One of the host's own files ([`NEVER_GRANTED`]).
+    #[error(
+        "'{text}' can never be granted: it would let a plugin read and write the server's own files. \
+         Files in the data directory are reachable through the 'local' target"
+    )]
+    NeverGranted { text: String },
+    /// A service this build of the server does not include.
+    #[error("this server is built without the opendal service '{scheme}' (it has: {})", .grantable.join(", "))]
+    NotBuilt { scheme: Scheme, grantable: Vec<&'static str> },
+}
+
+/// A host a plugin asked to reach that its grant does not allow (or that is not a
+/// concrete `host:port`).
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the host '{entry}' is not granted to the plugin")]
+pub struct NotGranted {
+    /// The entry as the plugin asked for it.
+    pub entry: String,
+}
 
 /// The limits and rights of one plugin's calls.
 pub struct Sandbox {
@@ -84,22 +146,21 @@ impl std::fmt::Debug for Sandbox {
 impl Sandbox {
     /// The sandbox of the plugin `name` from its grant (or the defaults). An error is a
     /// sentence naming the grant key to fix.
-    pub fn new(name: &str, grant: Option<&PluginGrant>) -> Result<Self, String> {
+    pub fn new(name: &str, grant: Option<&PluginGrant>) -> Result<Self, SandboxError> {
         let default = PluginGrant::default();
         let grant = grant.unwrap_or(&default);
-        let key = |field: &str| format!("[plugins.{name}] {field}");
+        let plugin = || name.to_string();
         let budget = grant.time_ms.map(Duration::from_millis).unwrap_or(DEFAULT_BUDGET);
         if budget.is_zero() {
-            return Err(format!("{} must be at least 1", key("time_ms")));
+            return Err(SandboxError::NoBudget { plugin: plugin() });
         }
         let deadline = match grant.deadline_ms.map(Duration::from_millis) {
             Some(deadline) if deadline < budget => {
-                return Err(format!(
-                    "{} ({} ms) is below time_ms ({} ms): a call's wall-clock deadline must leave room for its time budget",
-                    key("deadline_ms"),
-                    deadline.as_millis(),
-                    budget.as_millis()
-                ));
+                return Err(SandboxError::DeadlineBelowBudget {
+                    plugin: plugin(),
+                    deadline_ms: deadline.as_millis(),
+                    budget_ms: budget.as_millis(),
+                });
             }
             Some(deadline) => deadline,
             None => DEFAULT_DEADLINE.max(budget),
@@ -111,14 +172,14 @@ impl Sandbox {
         let allowed_hosts = if grant.allowed_hosts.is_empty() { defaults(DEFAULT_HOSTS) } else { grant.allowed_hosts.clone() };
         let patterns = allowed_hosts
             .iter()
-            .map(|entry| HostPattern::parse(entry).map_err(|e| format!("{}: {e}", key("allowed_hosts"))))
+            .map(|entry| HostPattern::parse(entry).map_err(|error| SandboxError::Hosts { plugin: plugin(), error }))
             .collect::<Result<Vec<_>, _>>()?;
         let schemes = grant
             .schemes
             .clone()
             .unwrap_or_else(|| defaults(DEFAULT_SCHEMES))
             .iter()
-            .map(|s| grantable_scheme(s).map_err(|e| format!("{}: {e}", key("schemes"))))
+            .map(|s| grantable_scheme(s).map_err(|error| SandboxError::Schemes { plugin: plugin(), error }))
             .collect::<Result<Vec<_>, _>>()?;
 
         Ok(Sandbox {
@@ -177,13 +238,13 @@ impl Sandbox {
     }
 
     /// The asked `host:port` entries that the grant allows, each as the concrete entry
-    /// the call's store gets. `Err` carries the first entry not granted (or malformed).
-    pub fn granted_hosts(&self, asked: &[String]) -> Result<Vec<String>, String> {
+    /// the call's store gets. `Err` names the first entry not granted (or malformed).
+    pub fn granted_hosts(&self, asked: &[String]) -> Result<Vec<String>, NotGranted> {
         asked
             .iter()
             .map(|entry| match hosts::asked(entry) {
                 Some((host, port)) if self.patterns.iter().any(|p| p.matches(&host, port)) => Ok(format!("{host}:{port}")),
-                _ => Err(entry.clone()),
+                _ => Err(NotGranted { entry: entry.clone() }),
             })
             .collect()
     }
@@ -196,20 +257,17 @@ pub fn is_never_granted(text: &str) -> bool {
 }
 
 /// A scheme an operator may grant: one opendal knows, and not one of the host's files.
-fn grantable_scheme(text: &str) -> Result<Scheme, String> {
-    let scheme: Scheme = text.parse().map_err(|e| format!("'{text}' is not an opendal scheme: {e}"))?;
+fn grantable_scheme(text: &str) -> Result<Scheme, SchemeError> {
+    let scheme: Scheme = text.parse().map_err(|error| SchemeError::NotAScheme { text: text.to_string(), error })?;
     if matches!(scheme, Scheme::Custom(_)) {
-        return Err(format!("'{text}' is not an opendal scheme this server knows"));
+        return Err(SchemeError::Unknown { text: text.to_string() });
     }
     if NEVER_GRANTED.contains(&scheme) {
-        return Err(format!(
-            "'{text}' can never be granted: it would let a plugin read and write the server's own files. \
-             Files in the data directory are reachable through the 'local' target"
-        ));
+        return Err(SchemeError::NeverGranted { text: text.to_string() });
     }
     let grantable = grantable_schemes();
     if !grantable.contains(&scheme.into_static()) {
-        return Err(format!("this server is built without the opendal service '{scheme}' (it has: {})", grantable.join(", ")));
+        return Err(SchemeError::NotBuilt { scheme, grantable });
     }
     Ok(scheme)
 }
@@ -238,6 +296,13 @@ mod tests {
     }
 
     #[test]
+    fn default_grants_are_valid_for_any_name() {
+        for name in ["storage-s3", "notifier-http", "format-video", "condition-expr", "anything-else"] {
+            Sandbox::new(name, None).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+    }
+
+    #[test]
     fn defaults_by_plugin() {
         let s3 = Sandbox::new("storage-s3", None).unwrap();
         assert_eq!(s3.granted_scheme("s3"), Some(Scheme::S3));
@@ -260,12 +325,12 @@ mod tests {
     #[test]
     fn fs_is_never_granted() {
         for fs in ["fs", "FS", "Fs", "compfs", "sqlite"] {
-            let err = Sandbox::new("x", Some(&grant(&format!("schemes = [\"{fs}\"]")))).unwrap_err();
+            let err = Sandbox::new("x", Some(&grant(&format!("schemes = [\"{fs}\"]")))).unwrap_err().to_string();
             assert!(err.contains("[plugins.x] schemes") && err.contains("never be granted"), "{err}");
         }
-        let err = Sandbox::new("x", Some(&grant("schemes = [\"nonsense\"]"))).unwrap_err();
+        let err = Sandbox::new("x", Some(&grant("schemes = [\"nonsense\"]"))).unwrap_err().to_string();
         assert!(err.contains("'nonsense'"), "{err}");
-        let err = Sandbox::new("x", Some(&grant("schemes = [\"dropbox\"]"))).unwrap_err();
+        let err = Sandbox::new("x", Some(&grant("schemes = [\"dropbox\"]"))).unwrap_err().to_string();
         assert!(err.contains("built without") && err.contains("s3"), "{err}");
         let granted = Sandbox::new("x", Some(&grant("schemes = [\"S3\"]"))).unwrap();
         assert_eq!(granted.granted_scheme("s3"), Some(Scheme::S3));
@@ -287,13 +352,13 @@ mod tests {
         for scheme in &all {
             assert!(grantable_scheme(scheme).is_ok(), "{scheme}");
         }
-        let err = grantable_scheme("dropbox").unwrap_err();
+        let err = grantable_scheme("dropbox").unwrap_err().to_string();
         assert!(err.ends_with(&format!("(it has: {})", all.join(", "))), "{err}");
     }
 
     #[test]
     fn deadline_never_below_budget() {
-        let err = Sandbox::new("x", Some(&grant("time_ms = 2000\ndeadline_ms = 500"))).unwrap_err();
+        let err = Sandbox::new("x", Some(&grant("time_ms = 2000\ndeadline_ms = 500"))).unwrap_err().to_string();
         assert!(err.contains("[plugins.x] deadline_ms") && err.contains("time_ms"), "{err}");
         let long_budget = Sandbox::new("x", Some(&grant("time_ms = 30000"))).unwrap();
         assert_eq!(long_budget.deadline, Duration::from_secs(30));
@@ -306,10 +371,10 @@ mod tests {
         let s = Sandbox::new("n", Some(&grant("allowed_hosts = [\"*.example.com:443\", \"127.0.0.1:*\"]"))).unwrap();
         let asked = vec!["A.example.com:443".to_string(), "127.0.0.1:8080".to_string()];
         assert_eq!(s.granted_hosts(&asked).unwrap(), ["a.example.com:443", "127.0.0.1:8080"]);
-        assert_eq!(s.granted_hosts(&["example.com:443".into()]).unwrap_err(), "example.com:443");
-        assert_eq!(s.granted_hosts(&["localhost:8080".into()]).unwrap_err(), "localhost:8080");
-        assert_eq!(s.granted_hosts(&["*:443".into()]).unwrap_err(), "*:443", "a plugin cannot ask for a wildcard");
-        let err = Sandbox::new("n", Some(&grant("allowed_hosts = [\"example.com\"]"))).unwrap_err();
+        assert_eq!(s.granted_hosts(&["example.com:443".into()]).unwrap_err().entry, "example.com:443");
+        assert_eq!(s.granted_hosts(&["localhost:8080".into()]).unwrap_err().entry, "localhost:8080");
+        assert_eq!(s.granted_hosts(&["*:443".into()]).unwrap_err().entry, "*:443", "a plugin cannot ask for a wildcard");
+        let err = Sandbox::new("n", Some(&grant("allowed_hosts = [\"example.com\"]"))).unwrap_err().to_string();
         assert!(err.contains("[plugins.n] allowed_hosts"), "{err}");
     }
 
@@ -318,5 +383,32 @@ mod tests {
         let s = Sandbox::new("n", Some(&grant("env = { TOKEN = \"s3cr3t\" }"))).unwrap();
         let shown = format!("{s:?}");
         assert!(shown.contains("TOKEN") && !shown.contains("s3cr3t"), "{shown}");
+    }
+
+    #[test]
+    fn refusals_keep_their_sentences() {
+        let refusal = |toml_text: &str| Sandbox::new("my-storage", Some(&grant(toml_text))).unwrap_err().to_string();
+        assert_eq!(refusal("time_ms = 0"), "[plugins.my-storage] time_ms must be at least 1");
+        assert_eq!(
+            refusal("time_ms = 2000\ndeadline_ms = 500"),
+            "[plugins.my-storage] deadline_ms (500 ms) is below time_ms (2000 ms): a call's wall-clock deadline must leave room \
+             for its time budget"
+        );
+        assert_eq!(
+            refusal("allowed_hosts = [\"example.com\"]"),
+            "[plugins.my-storage] allowed_hosts: 'example.com' names no port; use 'host:port', 'host:*', '*.domain:port' or '*'"
+        );
+        assert_eq!(
+            refusal("schemes = [\"fs\"]"),
+            "[plugins.my-storage] schemes: 'fs' can never be granted: it would let a plugin read and write the server's own \
+             files. Files in the data directory are reachable through the 'local' target"
+        );
+        assert!(refusal("schemes = [\"nonsense\"]").starts_with("[plugins.my-storage] schemes: 'nonsense' is not an opendal scheme"));
+        assert_eq!(SchemeError::Unknown { text: "x".into() }.to_string(), "'x' is not an opendal scheme this server knows");
+        assert_eq!(
+            SchemeError::NotBuilt { scheme: Scheme::Dropbox, grantable: vec!["s3", "sftp"] }.to_string(),
+            "this server is built without the opendal service 'dropbox' (it has: s3, sftp)"
+        );
+        assert_eq!(NotGranted { entry: "example.com:443".into() }.to_string(), "the host 'example.com:443' is not granted to the plugin");
     }
 }

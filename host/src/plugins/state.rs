@@ -45,6 +45,15 @@ pub struct WebhookSigning {
     pub secrets: Vec<crate::secret::WebhookSecret>,
 }
 
+/// Why `sign-webhook` gave no signature. The guest receives the sentence (the WIT
+/// function answers `result<webhook-headers, string>`).
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SignError {
+    /// Any call but a notifier's `notify` made by the host's webhook delivery.
+    #[error("sign-webhook is only available to a notifier's notify call made by the host's webhook delivery")]
+    NotADelivery,
+}
+
 /// The status of the last HTTP answer a call received, shared with the caller: 0 until
 /// an answer arrives. During a webhook delivery it also keeps the first bytes of the
 /// receiver's answer, escaped, for the delivery log (see [`super::outbound::keep_prefix`]).
@@ -147,6 +156,15 @@ impl PluginState {
         self.grant.last_status = status;
         self.grant.delivering = true;
     }
+
+    /// The Standard Webhooks headers of `body` for this call's delivery, one signature
+    /// per secret (separated by spaces).
+    fn sign(&self, body: &[u8]) -> Result<host::WebhookHeaders, SignError> {
+        let Some(signing) = &self.signing else { return Err(SignError::NotADelivery) };
+        let timestamp = chrono::Utc::now().timestamp().to_string();
+        let signature = signing.secrets.iter().map(|secret| secret.sign(&signing.id, &timestamp, body)).collect::<Vec<_>>().join(" ");
+        Ok(host::WebhookHeaders { id: signing.id.clone(), timestamp, signature })
+    }
 }
 
 impl WasiView for PluginState {
@@ -173,14 +191,9 @@ impl host::Host for PluginState {
         }
     }
 
+    /// The WIT answer is a string: the refusal's sentence.
     fn sign_webhook(&mut self, body: Vec<u8>) -> Result<host::WebhookHeaders, String> {
-        let Some(signing) = &self.signing else {
-            return Err("sign-webhook is only available to a notifier's notify call made by the host's webhook delivery".into());
-        };
-        let timestamp = chrono::Utc::now().timestamp().to_string();
-        // Standard Webhooks: several signatures are separated by spaces.
-        let signature = signing.secrets.iter().map(|secret| secret.sign(&signing.id, &timestamp, &body)).collect::<Vec<_>>().join(" ");
-        Ok(host::WebhookHeaders { id: signing.id.clone(), timestamp, signature })
+        self.sign(&body).map_err(|e| e.to_string())
     }
 }
 
@@ -255,7 +268,7 @@ mod tests {
     #[test]
     fn only_a_delivery_can_sign_and_the_secret_stays_in_the_host() {
         let err = state().sign_webhook(b"{}".to_vec()).unwrap_err();
-        assert!(err.contains("only available"), "{err}");
+        assert_eq!(err, "sign-webhook is only available to a notifier's notify call made by the host's webhook delivery");
 
         let secret = WebhookSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
         let status = LastStatus::default();

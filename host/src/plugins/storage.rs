@@ -29,8 +29,9 @@ impl Plugins {
     /// opendal target with a scheme the plugin was not granted fails with
     /// `storage_not_valid`, naming the plugin, the scheme and the grant key.
     pub async fn storage_resolve(&self, service: &str, spec_json: &str) -> Result<StorageTarget, PluginError> {
-        let plugin = self.find(PluginKind::Storage, service)?;
+        let plugin = self.catalog.find(PluginKind::Storage, service)?;
         let target = self
+            .runtime
             .call(&plugin, "resolve", async |pre, store| {
                 let bindings = pre.storage()?.instantiate_async(&mut *store).await?;
                 bindings.copra_plugin_storage().call_resolve(&mut *store, spec_json).await
@@ -52,8 +53,9 @@ impl Plugins {
     /// the host normalises it. A key that could leave the storage root (or is absurd)
     /// fails with `storage_path_not_valid`, naming the plugin and the key.
     pub async fn storage_object_key(&self, service: &str, spec_json: &str, output_path: &str) -> Result<String, PluginError> {
-        let plugin = self.find(PluginKind::Storage, service)?;
+        let plugin = self.catalog.find(PluginKind::Storage, service)?;
         let raw = self
+            .runtime
             .call(&plugin, "object-key", async |pre, store| {
                 let bindings = pre.storage()?.instantiate_async(&mut *store).await?;
                 bindings.copra_plugin_storage().call_object_key(&mut *store, spec_json, output_path).await

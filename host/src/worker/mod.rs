@@ -286,8 +286,8 @@ impl Worker {
         let run = JobRun { worker: self, lease, spec: &spec, activity, attempts: job.attempts, engine };
         // The plugin versions the job was planned with, or none: never another version.
         let pins = crate::plugins::Pins::new(pins);
-        if let Err(message) = self.plugins.ready(&self.db, &pins, self.config.plugin_sync.version_wait).await {
-            return Ok(run.fail_input(&outputs, message).await?);
+        if let Err(unready) = self.plugins.ready(&self.db, &pins, self.config.plugin_sync.version_wait).await {
+            return Ok(run.fail_input(&outputs, unready.to_string()).await?);
         }
         let result = pins.scope(self.steps(&run, &job, &outputs, work, cancel)).await;
         match result {
