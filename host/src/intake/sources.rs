@@ -69,7 +69,7 @@ impl FetchError {
     pub fn too_large(&self) -> bool {
         match self {
             FetchError::Upload(err) => matches!(err, InputUploadError::TooLarge { .. }),
-            FetchError::Transfer(_) => self.to_string().contains("max_input_bytes"),
+            FetchError::Transfer(err) => matches!(err, storage::StorageError::TooLarge { .. }),
             _ => false,
         }
     }

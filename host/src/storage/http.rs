@@ -15,6 +15,7 @@ use crate::net::{Activity, Failure, HttpClient, until_idle};
 /// idle time fails the download.
 pub async fn fetch_http(client: &HttpClient, url: &str, dest: &Path, max_bytes: u64) -> Result<u64, StorageError> {
     let err = |message: String| StorageError::Download { what: crate::secret::redact_url(url), message };
+    let refused = |source: InputTooLarge| StorageError::TooLarge { what: crate::secret::redact_url(url), source };
     let request = client.get(url).map_err(|e| err(e.to_string()))?;
     let (activity, idle) = (Activity::new(), client.timeouts().idle);
     let stalled = |_| err(stalled_message(idle));
@@ -23,7 +24,7 @@ pub async fn fetch_http(client: &HttpClient, url: &str, dest: &Path, max_bytes: 
         return Err(err(format!("the server answered {}", response.status())));
     }
     if let Some(length) = response.content_length().filter(|l| *l > max_bytes) {
-        return Err(err(too_large(&format!("it is {length} bytes"), max_bytes)));
+        return Err(refused(InputTooLarge::Announced { size: length, max_bytes }));
     }
     let mut out = tokio::fs::File::create(dest).await?;
     let mut stream = response.bytes_stream();
@@ -33,7 +34,7 @@ pub async fn fetch_http(client: &HttpClient, url: &str, dest: &Path, max_bytes: 
             activity.touch();
             total += chunk.len() as u64;
             if total > max_bytes {
-                return Err(err(too_large(&format!("more than {max_bytes} bytes arrived"), max_bytes)));
+                return Err(refused(InputTooLarge::Arrived { max_bytes }));
             }
             out.write_all(&chunk).await?;
         }
@@ -95,6 +96,36 @@ fn stalled_message(idle: std::time::Duration) -> String {
     )
 }
 
-pub(super) fn too_large(what: &str, max_bytes: u64) -> String {
-    format!("the input is too large: {what}, and an input may have at most {max_bytes} bytes (max_input_bytes, COPRA_LIMITS_MAX_INPUT_BYTES)")
+/// An input past `max_input_bytes`, refused before or while it arrived (any partial
+/// copy removed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum InputTooLarge {
+    /// Its size, announced before its bytes (a length, a range's total, an object's
+    /// size), is past the cap.
+    #[error("the input is too large: it is {size} bytes, and an input may have at most {max_bytes} bytes (max_input_bytes, COPRA_LIMITS_MAX_INPUT_BYTES)")]
+    Announced { size: u64, max_bytes: u64 },
+    /// More bytes arrived than the cap.
+    #[error(
+        "the input is too large: more than {max_bytes} bytes arrived, and an input may have at most {max_bytes} bytes (max_input_bytes, COPRA_LIMITS_MAX_INPUT_BYTES)"
+    )]
+    Arrived { max_bytes: u64 },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_input_too_large_names_its_size_and_the_limit_to_raise() {
+        let announced = InputTooLarge::Announced { size: 2_000, max_bytes: 1_000 }.to_string();
+        assert_eq!(
+            announced,
+            "the input is too large: it is 2000 bytes, and an input may have at most 1000 bytes (max_input_bytes, COPRA_LIMITS_MAX_INPUT_BYTES)"
+        );
+        let arrived = StorageError::TooLarge { what: "in.mp4".into(), source: InputTooLarge::Arrived { max_bytes: 1_000 } }.to_string();
+        assert_eq!(
+            arrived,
+            "download of 'in.mp4' failed: the input is too large: more than 1000 bytes arrived, and an input may have at most 1000 bytes (max_input_bytes, COPRA_LIMITS_MAX_INPUT_BYTES)"
+        );
+    }
 }

@@ -26,10 +26,9 @@ mod target;
 mod window;
 pub mod work_area;
 
-pub use http::{fetch_http, put_http};
+pub use http::{InputTooLarge, fetch_http, put_http};
 pub use target::{SelfUpload, StorageTarget};
 pub use window::{Coverage, Window, fetch_http_window};
-use http::too_large;
 
 /// Bytes read from disk per write; also the multipart part size for object stores.
 const CHUNK: usize = 8 << 20;
@@ -51,6 +50,9 @@ pub enum StorageError {
     Upload { key: String, source: opendal::Error },
     #[error("download of '{what}' failed: {message}")]
     Download { what: String, message: String },
+    /// An input past `max_input_bytes` (from a URL or a storage service).
+    #[error("download of '{what}' failed: {source}")]
+    TooLarge { what: String, source: InputTooLarge },
     /// A ranged read of an HTTP(S) input (see [`fetch_http_window`]).
     #[error("download of '{what}' failed: {source}")]
     Window { what: String, source: window::WindowError },
@@ -236,7 +238,11 @@ impl Destination {
                 Ok(total) => Ok(total),
                 Err(err) => {
                     let _ = tokio::fs::remove_file(dest).await;
-                    Err(StorageError::Download { what: key.to_string(), message: err.to_string() })
+                    let what = key.to_string();
+                    Err(match err {
+                        sftp::SftpError::TooLarge(max_bytes) => StorageError::TooLarge { what, source: InputTooLarge::Arrived { max_bytes } },
+                        err => StorageError::Download { what, message: err.to_string() },
+                    })
                 }
             };
         }
@@ -250,8 +256,7 @@ impl Destination {
             if total > max_bytes {
                 drop(out);
                 let _ = tokio::fs::remove_file(dest).await;
-                let message = too_large(&format!("more than {max_bytes} bytes arrived"), max_bytes);
-                return Err(StorageError::Download { what: key.to_string(), message });
+                return Err(StorageError::TooLarge { what: key.to_string(), source: InputTooLarge::Arrived { max_bytes } });
             }
             out.write_all(&chunk).await?;
         }

@@ -9,7 +9,7 @@ use std::path::Path;
 use futures::TryStreamExt;
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
-use super::http::too_large;
+use super::http::InputTooLarge;
 use super::{CHUNK, Destination, Place, StorageError};
 use crate::net::{Activity, Failure, HttpClient, Stalled, UrlRefused, until_idle};
 
@@ -55,6 +55,7 @@ pub enum Coverage {
 pub async fn fetch_http_window(client: &HttpClient, url: &str, dest: &Path, max_bytes: u64, window: u64) -> Result<Window, StorageError> {
     let err = |message: String| StorageError::Download { what: crate::secret::redact_url(url), message };
     let failed = |source: WindowError| StorageError::Window { what: crate::secret::redact_url(url), source };
+    let refused = |source: InputTooLarge| StorageError::TooLarge { what: crate::secret::redact_url(url), source };
     let half = (window / 2).max(1);
     let mut out = tokio::fs::File::create(dest).await?;
     let head = ranged(client, url, 0, half - 1).await.map_err(failed)?;
@@ -67,7 +68,7 @@ pub async fn fetch_http_window(client: &HttpClient, url: &str, dest: &Path, max_
             .and_then(|v| v.rsplit_once('/'))
             .and_then(|(_, total)| total.trim().parse::<u64>().ok());
         if let Some(total) = total.filter(|t| *t > max_bytes) {
-            return Err(err(too_large(&format!("it is {total} bytes"), max_bytes)));
+            return Err(refused(InputTooLarge::Announced { size: total, max_bytes }));
         }
         let mut read = copy(client, head, &mut out, half).await.map_err(failed)?;
         match total {
@@ -86,7 +87,7 @@ pub async fn fetch_http_window(client: &HttpClient, url: &str, dest: &Path, max_
     } else if status.is_success() {
         // The range was ignored: the first `window` bytes, and the rest left unread.
         if let Some(length) = head.content_length().filter(|l| *l > max_bytes) {
-            return Err(err(too_large(&format!("it is {length} bytes"), max_bytes)));
+            return Err(refused(InputTooLarge::Announced { size: length, max_bytes }));
         }
         let length = head.content_length();
         let read = copy(client, head, &mut out, window).await.map_err(failed)?;
@@ -142,7 +143,7 @@ impl Destination {
         let err = |e: opendal::Error| StorageError::Download { what: key.to_string(), message: e.to_string() };
         let size = operator.stat(key).await.map_err(err)?.content_length();
         if size > max_bytes {
-            return Err(StorageError::Download { what: key.to_string(), message: too_large(&format!("it is {size} bytes"), max_bytes) });
+            return Err(StorageError::TooLarge { what: key.to_string(), source: InputTooLarge::Announced { size, max_bytes } });
         }
         if size <= window {
             let read = self.download(key, dest, max_bytes).await?;
