@@ -59,8 +59,8 @@ fn plugin_view(plugin: &LoadedPlugin, stored: bool) -> Value {
     tag = "Admin",
     summary = "Loaded plugins and load errors",
     responses(
-        (status = 200, description = "The plugins.", body = super::openapi::PluginList),
-        (status = 401, description = "Not the admin key.", body = super::openapi::Error),
+        (status = 200, description = "The plugins.", body = super::schema::PluginList),
+        (status = 401, description = "Not the admin key.", body = super::schema::Error),
     ),
     security(("adminBearer" = []))
 )]
@@ -85,11 +85,11 @@ fn valid_name(name: &str) -> bool {
     params(("name" = String, Query, description = "The plugin's name: 1-64 letters, digits, '-' or '_'.")),
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The WebAssembly component."),
     responses(
-        (status = 201, description = "Loaded.", body = super::openapi::Plugin),
-        (status = 400, description = "The name or the component was refused.", body = super::openapi::Error),
-        (status = 403, description = "Sent by a browser page of another origin (`allowed_origins`).", body = super::openapi::Error),
-        (status = 415, description = "The body is of a type an HTML form sends (send `application/wasm`, `application/octet-stream`, or no type).", body = super::openapi::Error),
-        (status = 401, description = "Not the admin key.", body = super::openapi::Error),
+        (status = 201, description = "Loaded.", body = super::schema::Plugin),
+        (status = 400, description = "The name or the component was refused.", body = super::schema::Error),
+        (status = 403, description = "Sent by a browser page of another origin (`allowed_origins`).", body = super::schema::Error),
+        (status = 415, description = "The body is of a type an HTML form sends (send `application/wasm`, `application/octet-stream`, or no type).", body = super::schema::Error),
+        (status = 401, description = "Not the admin key.", body = super::schema::Error),
     ),
     security(("adminBearer" = []))
 )]
@@ -117,9 +117,9 @@ async fn add(State(state): State<AppState>, _: AdminKey, RawQuery(raw): RawQuery
     params(("name" = String, Path, description = "The plugin's name.")),
     responses(
         (status = 204, description = "Removed."),
-        (status = 403, description = "Sent by a browser page of another origin (`allowed_origins`).", body = super::openapi::Error),
-        (status = 401, description = "Not the admin key.", body = super::openapi::Error),
-        (status = 404, description = "No such plugin.", body = super::openapi::Error),
+        (status = 403, description = "Sent by a browser page of another origin (`allowed_origins`).", body = super::schema::Error),
+        (status = 401, description = "Not the admin key.", body = super::schema::Error),
+        (status = 404, description = "No such plugin.", body = super::schema::Error),
     ),
     security(("adminBearer" = []))
 )]
@@ -140,9 +140,9 @@ async fn remove(State(state): State<AppState>, _: AdminKey, Path(name): Path<Str
     summary = "Any job's events and their delivery state",
     params(("jobId" = String, Path, description = "The identifier of the job.")),
     responses(
-        (status = 200, description = "The events.", body = super::openapi::AdminJobEvents),
-        (status = 401, description = "Not the admin key.", body = super::openapi::Error),
-        (status = 404, description = "Job not found.", body = super::openapi::Error),
+        (status = 200, description = "The events.", body = super::schema::AdminJobEvents),
+        (status = 401, description = "Not the admin key.", body = super::schema::Error),
+        (status = 404, description = "Job not found.", body = super::schema::Error),
     ),
     security(("adminBearer" = []))
 )]

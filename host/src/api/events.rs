@@ -45,8 +45,8 @@ pub fn router() -> Router<AppState> {
     ),
     responses(
         (status = 200, description = "The event stream.", content_type = "text/event-stream", body = String),
-        (status = 401, description = "Authentication failed.", body = super::openapi::Error),
-        (status = 404, description = "Job not found.", body = super::openapi::Error),
+        (status = 401, description = "Authentication failed.", body = super::schema::Error),
+        (status = 404, description = "Job not found.", body = super::schema::Error),
     ),
     security(("basicAuth" = []), ("bearerAuth" = []))
 )]

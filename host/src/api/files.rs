@@ -34,8 +34,8 @@ pub fn router() -> Router<AppState> {
     params(("path" = String, Path, description = "The tenant's namespace, then the file's path.")),
     responses(
         (status = 200, description = "The file: media, pictures, WebVTT, playlists and manifests with their own type, anything else as an `application/octet-stream` attachment. Always `nosniff` and `Content-Security-Policy: sandbox`.", content_type = "application/octet-stream", body = Vec<u8>),
-        (status = 401, description = "Authentication failed.", body = super::openapi::Error),
-        (status = 404, description = "No such file.", body = super::openapi::Error),
+        (status = 401, description = "Authentication failed.", body = super::schema::Error),
+        (status = 404, description = "No such file.", body = super::schema::Error),
     ),
     security(("basicAuth" = []), ("bearerAuth" = []))
 )]

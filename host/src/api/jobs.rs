@@ -36,16 +36,16 @@ pub fn router() -> Router<AppState> {
         webhook and settings. The job runs asynchronously. With `dry_run=true` nothing is run: the \
         answer is the plan (200).",
     params(("dry_run" = Option<bool>, Query, description = "Plan the job without encoding or uploading.")),
-    request_body(content = super::openapi::CreateJobRequest, content_type = "application/json"),
+    request_body(content = super::schema::CreateJobRequest, content_type = "application/json"),
     responses(
-        (status = 201, description = "Job created.", body = super::openapi::Job),
-        (status = 200, description = "The plan of a dry run.", body = super::openapi::DryRunPlan),
-        (status = 400, description = "Invalid job configuration.", body = super::openapi::Error),
-        (status = 401, description = "Authentication failed (invalid API key).", body = super::openapi::Error),
-        (status = 413, description = "The body is larger than the server accepts.", body = super::openapi::Error),
-        (status = 403, description = "Sent by a browser page of another origin (`allowed_origins`).", body = super::openapi::Error),
-        (status = 415, description = "The body is not JSON (`Content-Type: application/json`).", body = super::openapi::Error),
-        (status = 429, description = "Too many dry runs at once (`dry_run_concurrency`, `dry_run_per_tenant`); see `Retry-After`.", body = super::openapi::Error),
+        (status = 201, description = "Job created.", body = super::schema::Job),
+        (status = 200, description = "The plan of a dry run.", body = super::schema::DryRunPlan),
+        (status = 400, description = "Invalid job configuration.", body = super::schema::Error),
+        (status = 401, description = "Authentication failed (invalid API key).", body = super::schema::Error),
+        (status = 413, description = "The body is larger than the server accepts.", body = super::schema::Error),
+        (status = 403, description = "Sent by a browser page of another origin (`allowed_origins`).", body = super::schema::Error),
+        (status = 415, description = "The body is not JSON (`Content-Type: application/json`).", body = super::schema::Error),
+        (status = 429, description = "Too many dry runs at once (`dry_run_concurrency`, `dry_run_per_tenant`); see `Retry-After`.", body = super::schema::Error),
     ),
     security(("basicAuth" = []), ("bearerAuth" = []))
 )]
@@ -100,9 +100,9 @@ pub(super) async fn submit(
     description = "A job with its overall status, progress, input status and each output's status and URLs.",
     params(("jobId" = String, Path, description = "The identifier of the job.")),
     responses(
-        (status = 200, description = "Job retrieved.", body = super::openapi::Job),
-        (status = 401, description = "Authentication failed.", body = super::openapi::Error),
-        (status = 404, description = "Job not found.", body = super::openapi::Error),
+        (status = 200, description = "Job retrieved.", body = super::schema::Job),
+        (status = 401, description = "Authentication failed.", body = super::schema::Error),
+        (status = 404, description = "Job not found.", body = super::schema::Error),
     ),
     security(("basicAuth" = []), ("bearerAuth" = []))
 )]
@@ -128,12 +128,12 @@ pub(super) async fn own_job(state: &AppState, key: &ApiKey, id: &str) -> Result<
     description = "The caller's jobs, newest first. Another key's jobs are never listed.",
     params(
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "How many jobs (default 20)."),
-        ("status" = Option<super::openapi::JobStatus>, Query, description = "Only jobs in this status."),
+        ("status" = Option<super::schema::JobStatus>, Query, description = "Only jobs in this status."),
     ),
     responses(
-        (status = 200, description = "The jobs.", body = super::openapi::JobList),
-        (status = 400, description = "A query parameter is not valid.", body = super::openapi::Error),
-        (status = 401, description = "Authentication failed.", body = super::openapi::Error),
+        (status = 200, description = "The jobs.", body = super::schema::JobList),
+        (status = 400, description = "A query parameter is not valid.", body = super::schema::Error),
+        (status = 401, description = "Authentication failed.", body = super::schema::Error),
     ),
     security(("basicAuth" = []), ("bearerAuth" = []))
 )]

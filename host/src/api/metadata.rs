@@ -42,9 +42,9 @@ async fn collect(state: &AppState, key: &ApiKey, id: &str) -> Result<Map<String,
     description = "Technical metadata (streams and format) for the input source and all output files of a job.",
     params(("jobId" = String, Path, description = "The identifier of the job.")),
     responses(
-        (status = 200, description = "Metadata retrieved.", body = super::openapi::MetadataResponse),
-        (status = 401, description = "Authentication failed.", body = super::openapi::Error),
-        (status = 404, description = "Job not found.", body = super::openapi::Error),
+        (status = 200, description = "Metadata retrieved.", body = super::schema::MetadataResponse),
+        (status = 401, description = "Authentication failed.", body = super::schema::Error),
+        (status = 404, description = "Job not found.", body = super::schema::Error),
     ),
     security(("basicAuth" = []), ("bearerAuth" = []))
 )]
@@ -63,9 +63,9 @@ async fn all(State(state): State<AppState>, key: ApiKey, Path(id): Path<String>)
         ("key" = String, Path, description = "The source or output key name (for example \"source\" or \"mp4:720p\")."),
     ),
     responses(
-        (status = 200, description = "Metadata retrieved.", body = super::openapi::Metadata),
-        (status = 401, description = "Authentication failed.", body = super::openapi::Error),
-        (status = 404, description = "Job or key not found.", body = super::openapi::Error),
+        (status = 200, description = "Metadata retrieved.", body = super::schema::Metadata),
+        (status = 401, description = "Authentication failed.", body = super::schema::Error),
+        (status = 404, description = "Job or key not found.", body = super::schema::Error),
     ),
     security(("basicAuth" = []), ("bearerAuth" = []))
 )]

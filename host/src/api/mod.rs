@@ -15,6 +15,7 @@ mod octet;
 mod openapi;
 mod ops;
 mod query;
+mod schema;
 mod ui;
 mod uploads;
 mod webhook_secret;

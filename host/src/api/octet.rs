@@ -35,12 +35,12 @@ pub fn router() -> Router<AppState> {
     summary = "Create a job (Octet v0)",
     request_body(content = crate::job::octet::Request, content_type = "application/json"),
     responses(
-        (status = 200, description = "Job created.", body = super::openapi::OctetJob),
-        (status = 400, description = "The request is not valid.", body = super::openapi::OctetError),
-        (status = 401, description = "Authentication failed.", body = super::openapi::OctetError),
-        (status = 413, description = "The body is larger than the server accepts.", body = super::openapi::OctetError),
-        (status = 403, description = "Sent by a browser page of another origin (`allowed_origins`).", body = super::openapi::OctetError),
-        (status = 415, description = "The body is not JSON (`Content-Type: application/json`).", body = super::openapi::OctetError),
+        (status = 200, description = "Job created.", body = super::schema::OctetJob),
+        (status = 400, description = "The request is not valid.", body = super::schema::OctetError),
+        (status = 401, description = "Authentication failed.", body = super::schema::OctetError),
+        (status = 413, description = "The body is larger than the server accepts.", body = super::schema::OctetError),
+        (status = 403, description = "Sent by a browser page of another origin (`allowed_origins`).", body = super::schema::OctetError),
+        (status = 415, description = "The body is not JSON (`Content-Type: application/json`).", body = super::schema::OctetError),
     ),
     security(("basicAuth" = []), ("bearerAuth" = []))
 )]
@@ -59,9 +59,9 @@ async fn create(State(state): State<AppState>, OctetKey(key): OctetKey, OctetBod
     summary = "Retrieve a job (Octet v0)",
     params(("jobId" = String, Path, description = "The job's `job_id`.")),
     responses(
-        (status = 200, description = "The job.", body = super::openapi::OctetJob),
-        (status = 401, description = "Authentication failed.", body = super::openapi::OctetError),
-        (status = 404, description = "Job not found.", body = super::openapi::OctetError),
+        (status = 200, description = "The job.", body = super::schema::OctetJob),
+        (status = 401, description = "Authentication failed.", body = super::schema::OctetError),
+        (status = 404, description = "Job not found.", body = super::schema::OctetError),
     ),
     security(("basicAuth" = []), ("bearerAuth" = []))
 )]

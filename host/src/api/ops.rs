@@ -18,7 +18,7 @@ pub fn router() -> Router<AppState> {
 
 #[utoipa::path(
     get, path = "/healthz", operation_id = "healthz", tag = "Operations", summary = "The process answers",
-    responses((status = 200, description = "Alive.", body = super::openapi::Health)),
+    responses((status = 200, description = "Alive.", body = super::schema::Health)),
     security(())
 )]
 async fn healthz() -> Json<Value> {
@@ -29,8 +29,8 @@ async fn healthz() -> Json<Value> {
     get, path = "/readyz", operation_id = "readyz", tag = "Operations", summary = "Ready for traffic",
     description = "The database answers and plugins are loaded.",
     responses(
-        (status = 200, description = "Ready.", body = super::openapi::Ready),
-        (status = 503, description = "Not ready.", body = super::openapi::Ready),
+        (status = 200, description = "Ready.", body = super::schema::Ready),
+        (status = 503, description = "Not ready.", body = super::schema::Ready),
     ),
     security(())
 )]
@@ -52,7 +52,7 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     get, path = "/metrics", operation_id = "metrics", tag = "Operations", summary = "Prometheus metrics",
     responses(
         (status = 200, description = "Prometheus text format.", content_type = "text/plain", body = String),
-        (status = 401, description = "Not the admin key.", body = super::openapi::Error),
+        (status = 401, description = "Not the admin key.", body = super::schema::Error),
     ),
     security(("adminBearer" = []))
 )]

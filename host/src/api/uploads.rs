@@ -82,10 +82,10 @@ async fn capabilities(State(state): State<AppState>) -> Response {
     ),
     responses(
         (status = 201, description = "Created: `Location` is the upload's URL; `Upload-Expires`, and `Upload-Offset` when a body was sent."),
-        (status = 400, description = "A header is missing or malformed.", body = super::openapi::Error),
-        (status = 401, description = "Authentication failed.", body = super::openapi::Error),
-        (status = 412, description = "`Tus-Resumable` is not 1.0.0.", body = super::openapi::Error),
-        (status = 413, description = "Larger than `limits.max_upload_bytes`.", body = super::openapi::Error),
+        (status = 400, description = "A header is missing or malformed.", body = super::schema::Error),
+        (status = 401, description = "Authentication failed.", body = super::schema::Error),
+        (status = 412, description = "`Tus-Resumable` is not 1.0.0.", body = super::schema::Error),
+        (status = 413, description = "Larger than `limits.max_upload_bytes`.", body = super::schema::Error),
     ),
     security(("basicAuth" = []), ("bearerAuth" = []))
 )]
@@ -151,15 +151,15 @@ async fn head_upload(State(state): State<AppState>, key: ApiKey, Path(id): Path<
     request_body(content = Vec<u8>, content_type = "application/offset+octet-stream"),
     responses(
         (status = 204, description = "Taken: `Upload-Offset` is the new offset."),
-        (status = 404, description = "No such upload of this key (or it expired).", body = super::openapi::Error),
-        (status = 400, description = "A header is missing or malformed.", body = super::openapi::Error),
-        (status = 401, description = "Authentication failed.", body = super::openapi::Error),
-        (status = 409, description = "`Upload-Offset` is not the upload's offset.", body = super::openapi::Error),
-        (status = 412, description = "`Tus-Resumable` is not 1.0.0.", body = super::openapi::Error),
-        (status = 413, description = "The chunk passes the upload's length.", body = super::openapi::Error),
-        (status = 415, description = "Not `application/offset+octet-stream`.", body = super::openapi::Error),
-        (status = 423, description = "Another request is writing to this upload.", body = super::openapi::Error),
-        (status = 460, description = "The checksum does not match: the chunk was discarded.", body = super::openapi::Error),
+        (status = 404, description = "No such upload of this key (or it expired).", body = super::schema::Error),
+        (status = 400, description = "A header is missing or malformed.", body = super::schema::Error),
+        (status = 401, description = "Authentication failed.", body = super::schema::Error),
+        (status = 409, description = "`Upload-Offset` is not the upload's offset.", body = super::schema::Error),
+        (status = 412, description = "`Tus-Resumable` is not 1.0.0.", body = super::schema::Error),
+        (status = 413, description = "The chunk passes the upload's length.", body = super::schema::Error),
+        (status = 415, description = "Not `application/offset+octet-stream`.", body = super::schema::Error),
+        (status = 423, description = "Another request is writing to this upload.", body = super::schema::Error),
+        (status = 460, description = "The checksum does not match: the chunk was discarded.", body = super::schema::Error),
     ),
     security(("basicAuth" = []), ("bearerAuth" = []))
 )]
@@ -189,9 +189,9 @@ async fn append(State(state): State<AppState>, key: ApiKey, Path(id): Path<Strin
     params(("id" = String, Path, description = "The upload's id."), TusResumable),
     responses(
         (status = 204, description = "Deleted."),
-        (status = 401, description = "Authentication failed.", body = super::openapi::Error),
-        (status = 404, description = "No such upload of this key.", body = super::openapi::Error),
-        (status = 412, description = "`Tus-Resumable` is not 1.0.0.", body = super::openapi::Error),
+        (status = 401, description = "Authentication failed.", body = super::schema::Error),
+        (status = 404, description = "No such upload of this key.", body = super::schema::Error),
+        (status = 412, description = "`Tus-Resumable` is not 1.0.0.", body = super::schema::Error),
     ),
     security(("basicAuth" = []), ("bearerAuth" = []))
 )]
@@ -223,8 +223,8 @@ pub struct UploadView {
     params(("id" = String, Path, description = "The upload's id.")),
     responses(
         (status = 200, description = "The upload.", body = UploadView),
-        (status = 401, description = "Authentication failed.", body = super::openapi::Error),
-        (status = 404, description = "No such upload of this key (or it expired).", body = super::openapi::Error),
+        (status = 401, description = "Authentication failed.", body = super::schema::Error),
+        (status = 404, description = "No such upload of this key (or it expired).", body = super::schema::Error),
     ),
     security(("basicAuth" = []), ("bearerAuth" = []))
 )]

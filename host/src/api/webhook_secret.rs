@@ -28,8 +28,8 @@ pub fn router() -> Router<AppState> {
     description = "The Standard Webhooks secret (`whsec_...`) that signs this key's webhooks: verify each \
         delivery's `webhook-signature` with it. Each API key has its own.",
     responses(
-        (status = 200, description = "The secret.", body = super::openapi::WebhookSigningSecret),
-        (status = 401, description = "Authentication failed.", body = super::openapi::Error),
+        (status = 200, description = "The secret.", body = super::schema::WebhookSigningSecret),
+        (status = 401, description = "Authentication failed.", body = super::schema::Error),
     ),
     security(("basicAuth" = []), ("bearerAuth" = []))
 )]
@@ -48,9 +48,9 @@ async fn show(State(state): State<AppState>, key: ApiKey) -> Result<Json<Value>,
         (24 hours by default) every delivery carries both signatures, the new one first, separated by \
         a space (`v1,<new> v1,<old>`), so receivers verifying with either secret accept it.",
     responses(
-        (status = 200, description = "The new secret.", body = super::openapi::WebhookSigningSecret),
-        (status = 400, description = "This key's secret is set in the server's config file (`webhook_secret_configured`).", body = super::openapi::Error),
-        (status = 401, description = "Authentication failed.", body = super::openapi::Error),
+        (status = 200, description = "The new secret.", body = super::schema::WebhookSigningSecret),
+        (status = 400, description = "This key's secret is set in the server's config file (`webhook_secret_configured`).", body = super::schema::Error),
+        (status = 401, description = "Authentication failed.", body = super::schema::Error),
     ),
     security(("basicAuth" = []), ("bearerAuth" = []))
 )]

@@ -30,9 +30,9 @@ pub fn router() -> Router<AppState> {
     description = "Every event of the job with its delivery state and attempts, oldest first.",
     params(("jobId" = String, Path, description = "The identifier of the job.")),
     responses(
-        (status = 200, description = "The log.", body = super::openapi::WebhookLog),
-        (status = 401, description = "Authentication failed.", body = super::openapi::Error),
-        (status = 404, description = "Job not found.", body = super::openapi::Error),
+        (status = 200, description = "The log.", body = super::schema::WebhookLog),
+        (status = 401, description = "Authentication failed.", body = super::schema::Error),
+        (status = 404, description = "Job not found.", body = super::schema::Error),
     ),
     security(("basicAuth" = []), ("bearerAuth" = []))
 )]
@@ -54,12 +54,12 @@ async fn list(State(state): State<AppState>, key: ApiKey, Path(id): Path<String>
         ("eventId" = String, Path, description = "The event's `id` in the webhook log."),
     ),
     responses(
-        (status = 202, description = "Owed again.", body = super::openapi::WebhookEvent),
-        (status = 400, description = "The job has no notification.", body = super::openapi::Error),
-        (status = 403, description = "Sent by a browser page of another origin (`allowed_origins`).", body = super::openapi::Error),
-        (status = 401, description = "Authentication failed.", body = super::openapi::Error),
-        (status = 404, description = "Job or event not found.", body = super::openapi::Error),
-        (status = 429, description = "Too many redeliveries for this key (`[webhooks] redeliveries_per_minute`); see `Retry-After`.", body = super::openapi::Error,
+        (status = 202, description = "Owed again.", body = super::schema::WebhookEvent),
+        (status = 400, description = "The job has no notification.", body = super::schema::Error),
+        (status = 403, description = "Sent by a browser page of another origin (`allowed_origins`).", body = super::schema::Error),
+        (status = 401, description = "Authentication failed.", body = super::schema::Error),
+        (status = 404, description = "Job or event not found.", body = super::schema::Error),
+        (status = 429, description = "Too many redeliveries for this key (`[webhooks] redeliveries_per_minute`); see `Retry-After`.", body = super::schema::Error,
             headers(("Retry-After" = u64, description = "Seconds until a redelivery is accepted again."))),
     ),
     security(("basicAuth" = []), ("bearerAuth" = []))

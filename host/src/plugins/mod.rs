@@ -16,11 +16,12 @@
 //!
 //! The other files, one concern each: `engine` (engine, epoch ticker, linker), `sandbox`
 //! (limits and rights from the grant; the store), `hosts` (host grants), `outbound`
-//! (the network policy of plugin HTTP), `state` (what a store holds), `error` (failures
-//! and how a call's result becomes one), `registry` (loaded components), `pins` (the
-//! versions a job was planned with), `convert` (WIT ↔ host types), `bindings`; and one
-//! file per kind of call: `storage`, `custom_upload`, `format`, `condition`, `notifier`
-//! (with `notifier_hosts`). This file: the facade, its start, and what it hands on.
+//! (the network policy of plugin HTTP), `last_status` (what a call last heard back),
+//! `state` (what a store holds), `error` (failures and how a call's result becomes
+//! one), `registry` (loaded components), `pins` (the versions a job was planned with),
+//! `convert` (WIT ↔ host types), `bindings`; and one file per kind of call: `storage`,
+//! `custom_upload`, `format`, `condition`, `notifier` (with `notifier_hosts`). This
+//! file: the facade, its start, and what it hands on.
 
 mod bindings;
 mod catalog;
@@ -33,6 +34,7 @@ mod error;
 mod format;
 mod hosts;
 mod hot_reload;
+mod last_status;
 mod notifier;
 mod notifier_hosts;
 mod outbound;
@@ -58,7 +60,8 @@ pub use pins::{Pin, Pins, carry, record};
 pub use registry::{LoadedPlugin, PluginKind};
 use runtime::Runtime;
 pub use sandbox::{grantable_schemes, is_never_granted};
-pub use state::{LastStatus, WebhookSigning};
+pub use last_status::LastStatus;
+pub use state::WebhookSigning;
 
 /// The plugin host: a runtime that runs components, and the catalog of what is loaded.
 pub struct Plugins {

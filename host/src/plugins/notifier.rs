@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use super::error::quoted;
 use super::registry::{LoadedPlugin, PluginKind};
-use super::state::{LastStatus, PluginState, WebhookSigning};
+use super::last_status::LastStatus;
+use super::state::{PluginState, WebhookSigning};
 use super::{PluginError, Plugins};
 
 /// Most hosts one notification configuration may name.

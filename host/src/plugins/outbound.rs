@@ -108,7 +108,7 @@ pub const ANSWER_CAP: u64 = 64 << 10;
 /// [`PREFIX_WAIT`]) and kept in `keep` for the delivery log, escaped; the notifier gets
 /// the same bytes. A notifier that never reads the answer (the `http` one) lets the rest
 /// go unread: an endless answer costs nothing, and a success is not delayed.
-pub async fn keep_prefix(response: http::Response<WasiBody>, keep: &super::state::LastStatus) -> http::Response<WasiBody> {
+pub async fn keep_prefix(response: http::Response<WasiBody>, keep: &super::last_status::LastStatus) -> http::Response<WasiBody> {
     use futures::StreamExt;
     let read_now = !response.status().is_success();
     let (parts, body) = response.into_parts();
@@ -333,7 +333,7 @@ mod tests {
         });
         let net = PluginNet::new(Outbound::new(Policy::parse("127.0.0.1/32").unwrap()));
         let response = net.send(request(&format!("http://{addr}/hook"), "hello"), None).await.unwrap();
-        let keep = super::super::state::LastStatus::default();
+        let keep = super::super::last_status::LastStatus::default();
         let started = std::time::Instant::now();
         let response = keep_prefix(response, &keep).await;
         assert!(started.elapsed() < Duration::from_secs(3));
@@ -347,7 +347,7 @@ mod tests {
         // A success is handed on at once, even when its body never comes.
         let (mute, _) = server("HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n", "abc", Duration::from_secs(30)).await;
         let response = net.send(request(&format!("http://{mute}/hook"), "hello"), None).await.unwrap();
-        let keep = super::super::state::LastStatus::default();
+        let keep = super::super::last_status::LastStatus::default();
         let started = std::time::Instant::now();
         let response = keep_prefix(response, &keep).await;
         assert!(started.elapsed() < Duration::from_millis(500) && keep.answer().is_empty());

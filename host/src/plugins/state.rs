@@ -4,7 +4,6 @@
 //! signing context that `sign-webhook` answers from.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use wasmtime::component::ResourceTable;
 use wasmtime::{StoreLimits, StoreLimitsBuilder};
@@ -13,6 +12,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
 use super::bindings::host;
+use super::last_status::LastStatus;
 use super::outbound::PluginNet;
 
 /// Enough for a panic message and a backtrace line or two.
@@ -52,45 +52,6 @@ pub enum SignError {
     /// Any call but a notifier's `notify` made by the host's webhook delivery.
     #[error("sign-webhook is only available to a notifier's notify call made by the host's webhook delivery")]
     NotADelivery,
-}
-
-/// The status of the last HTTP answer a call received, shared with the caller: 0 until
-/// an answer arrives. During a webhook delivery it also keeps the first bytes of the
-/// receiver's answer, escaped, for the delivery log (see [`super::outbound::keep_prefix`]).
-#[derive(Debug, Clone, Default)]
-pub struct LastStatus(Arc<AtomicU32>, Arc<std::sync::Mutex<String>>);
-
-impl LastStatus {
-    /// The last status seen, if any answer arrived.
-    pub fn get(&self) -> Option<u16> {
-        match self.0.load(Ordering::Relaxed) {
-            0 => None,
-            status => u16::try_from(status).ok(),
-        }
-    }
-
-    fn set(&self, status: u16) {
-        self.0.store(u32::from(status), Ordering::Relaxed);
-    }
-
-    /// The first bytes of the last answer's body, escaped ("" if none was kept).
-    pub fn answer(&self) -> String {
-        self.1.lock().map(|a| a.clone()).unwrap_or_default()
-    }
-
-    pub(super) fn set_answer(&self, text: String) {
-        if let Ok(mut answer) = self.1.lock() {
-            *answer = text;
-        }
-    }
-
-    /// A failed delivery's message with the receiver's first words, for the delivery log.
-    pub fn with_answer(&self, message: String) -> String {
-        match self.answer() {
-            answer if answer.is_empty() => message,
-            answer => format!("{message} (the receiver answered: {answer})"),
-        }
-    }
 }
 
 /// `StoreLimits`, plus a record of whether the cap was hit, so that the trap that

@@ -124,7 +124,7 @@ pub(super) struct Upload {
     /// it back as it finished (see `Produced::described_by`); else it is read here.
     pub described: Option<Result<Value, String>>,
     /// The output's quality, when it asked for it (see `quality`).
-    pub measured: Option<super::quality::Measured>,
+    pub measured: Option<super::measured::Measured>,
     /// The output's loudness, when its audio has a loudness plan (see `loudness`).
     pub loudness: Option<super::loudness::OutputLoudness>,
 }
@@ -167,13 +167,13 @@ impl Upload {
 
     /// The `quality` of the output's metadata: its scores (with the URL of a file's
     /// per-frame CSV, sent beside it), or why it was not measured.
-    async fn quality(&self, measured: &super::quality::Measured) -> Result<Value, OutputUploadError> {
+    async fn quality(&self, measured: &super::measured::Measured) -> Result<Value, OutputUploadError> {
         let mut report = measured.report();
         // An output sent to its own URL has no storage to put the CSV in.
-        if let (super::quality::Measured::File { per_frame: Some(csv), .. }, Some(path), QualityReport::Measured(scores)) =
+        if let (super::measured::Measured::File { per_frame: Some(csv), .. }, Some(path), QualityReport::Measured(scores)) =
             (measured, &self.spec.path, &mut report)
         {
-            scores.per_frame_url = Some(self.store.put(csv, &super::quality::csv_storage_path(path), "text/csv").await?);
+            scores.per_frame_url = Some(self.store.put(csv, &super::measured::csv_storage_path(path), "text/csv").await?);
         }
         Ok(json!(report))
     }

@@ -131,7 +131,7 @@ impl JobRun<'_> {
                             };
                             if done.metrics.is_empty() {
                                 // A ladder planned from the content reports how, measured or not.
-                                let measured = done.ladder.clone().map(|ladder| quality::Measured::Variants(Vec::new(), Some(ladder)));
+                                let measured = done.ladder.clone().map(|ladder| super::measured::Measured::Variants(Vec::new(), Some(ladder)));
                                 let upload = output_upload::Upload { measured, ..upload };
                                 uploads.spawn(crate::plugins::carry(upload.run()).instrument(tracing::Span::current()));
                             } else {
@@ -139,7 +139,7 @@ impl JobRun<'_> {
                                 match quality::targets(&upload.produced, &done.target.plan, &done.target.path, &done.metrics, per_frame) {
                                     Ok(targets) => waiting.push(quality::Waiting { upload, targets, search: done.search.clone(), ladder: done.ladder.clone() }),
                                     Err(why) => {
-                                        let upload = output_upload::Upload { measured: Some(quality::Measured::Not(why)), ..upload };
+                                        let upload = output_upload::Upload { measured: Some(super::measured::Measured::Not(why)), ..upload };
                                         uploads.spawn(crate::plugins::carry(upload.run()).instrument(tracing::Span::current()));
                                     }
                                 }

@@ -11,11 +11,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::chunk_encode::{ChunkOutput, ChunkPlan, staged_pieces};
-use super::stage::{Stage, StageError, chunk_files, piece_name};
+use super::stage::{Stage, chunk_files, piece_name};
 use super::record::JobRun;
-use super::ultrafast_package::{PackageUnchunkable, alignment, audio_renditions, chunk_outputs, package_chunkable};
+use super::ultrafast_errors::{JoinFailed, Unchunkable};
+use super::ultrafast_package::{alignment, audio_renditions, chunk_outputs, package_chunkable};
 use super::{MAX_ATTEMPTS, Planned, output_upload};
-use crate::confined::EngineError;
 use crate::db::jobs::WriteError;
 use crate::media::{self, Produced};
 use crate::queue::chunks::{self, ChunkState};
@@ -24,50 +24,6 @@ use crate::types::{MediaInfo, OutputPlan};
 
 /// How often the coordinator looks at its chunks while none is left for it to encode.
 const LOOK_EVERY: Duration = Duration::from_millis(300);
-
-/// Why an output cannot be encoded in chunks: the words the job's `job.note` puts in
-/// brackets (`ultrafast: output <key> (<why>) is encoded in one piece`). None is a
-/// failure; the output takes the normal path.
-#[derive(Debug, thiserror::Error)]
-pub(super) enum Unchunkable {
-    #[error("pictures")]
-    Pictures,
-    /// Only the whole input is cut into chunks.
-    #[error("an output of part of the input")]
-    Range,
-    #[error("several audio tracks")]
-    Tracks,
-    /// Its quality is measured on its whole encode, in one decode with the other outputs.
-    #[error("quality metrics")]
-    Metrics,
-    #[error(transparent)]
-    Package(#[from] PackageUnchunkable),
-    #[error("an output without video")]
-    NoVideo,
-    /// A frame rate other than the input's would retime frames across chunk edges.
-    #[error("an output with its own frame rate")]
-    OwnFrameRate,
-    /// Joined by stream copy: H.264 or HEVC in MP4, MOV or Matroska, VP9 in WebM.
-    #[error("{codec} in {container}")]
-    Codec { codec: String, container: String },
-}
-
-/// Why a chunked output failed: its chunks, or making it from their pieces. The
-/// output's error message, as its user reads it.
-#[derive(Debug, thiserror::Error)]
-pub(super) enum JoinFailed {
-    /// A chunk failed for good (`why`: its last error, or that its worker stopped).
-    #[error("Chunk {number} of {count} failed after {attempts} attempts: {why}")]
-    Chunk { number: i64, count: usize, attempts: i32, why: String },
-    #[error("Fetching the chunks' pieces failed: {0}")]
-    Fetch(#[source] StageError),
-    #[error("Joining the chunks failed: {0}")]
-    Join(#[source] EngineError),
-    #[error("Packaging the chunks failed: {0}")]
-    Package(#[source] EngineError),
-    #[error("the output is not a package")]
-    NotPackage,
-}
 
 /// Whether an output's plan can be encoded in chunks and joined by stream copy, for an
 /// input of `input_fps` frames a second; if not, why.
@@ -296,7 +252,7 @@ impl JobRun<'_> {
                 mime_type: p.target.plan.mime_type.clone(),
                 segments: Default::default(),
                 described: None,
-                measured: p.ladder.clone().map(|ladder| super::quality::Measured::Variants(Vec::new(), Some(ladder))),
+                measured: p.ladder.clone().map(|ladder| super::measured::Measured::Variants(Vec::new(), Some(ladder))),
                 loudness,
             };
             let (row, result) = upload.run().await;
@@ -365,18 +321,5 @@ impl JobRun<'_> {
                 None => tokio::time::sleep(LOOK_EVERY).await,
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_note_and_the_failure_keep_their_words() {
-        assert_eq!(Unchunkable::Codec { codec: "vp8".into(), container: "webm".into() }.to_string(), "vp8 in webm");
-        assert_eq!(Unchunkable::from(PackageUnchunkable::Codec { codec: "av1".into() }).to_string(), "av1 rungs");
-        let failed = JoinFailed::Chunk { number: 2, count: 5, attempts: 3, why: "its worker stopped each time".into() };
-        assert_eq!(failed.to_string(), "Chunk 2 of 5 failed after 3 attempts: its worker stopped each time");
     }
 }

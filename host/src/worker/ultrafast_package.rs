@@ -14,33 +14,12 @@ use super::Planned;
 use super::chunk_encode::ChunkOutput;
 use super::stage::{Stage, piece_name};
 use super::record::JobRun;
-use super::ultrafast::JoinFailed;
+use super::ultrafast_errors::{JoinFailed, PackageUnchunkable};
 use crate::db::jobs::WriteError;
 use crate::job::status::OutputState;
-use crate::media::{self, MediaError, Produced};
+use crate::media::{self, Produced};
 use crate::queue::chunks::ChunkState;
 use crate::types::{AudioPlan, OutputPlan, StreamPlan};
-
-/// Why a package cannot be made from chunks: the words the job's `job.note` puts in
-/// brackets before saying the output is encoded in one piece (the normal path, which
-/// every package takes).
-#[derive(Debug, thiserror::Error)]
-pub(super) enum PackageUnchunkable {
-    /// The package's ladder is not one the host can make (the planning error's words).
-    #[error(transparent)]
-    Ladder(#[from] MediaError),
-    #[error("a package without video")]
-    NoVideo,
-    /// A rung's frame rate is not the input's: chunk edges could drop or repeat a frame.
-    #[error("a package with its own frame rate")]
-    OwnFrameRate,
-    /// A rung has no keyframe interval: its joins would not fall on segment instants.
-    #[error("a package without keyframes at its segment instants")]
-    NoSegmentKeyframes,
-    /// Only H.264 and HEVC rungs are joined by stream copy.
-    #[error("{codec} rungs")]
-    Codec { codec: String },
-}
 
 /// Whether a package can be made from chunks, for an input of `input_fps` frames a
 /// second; if not, why. Ladders name a frame rate (the input's, capped): the rate
@@ -143,16 +122,5 @@ impl JobRun<'_> {
             return Err(WriteError::LeaseLost(self.lease.job_id.clone()).into());
         }
         Ok(made.map(Produced::Package).map_err(JoinFailed::Package))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn why_a_package_is_not_chunked_is_said_as_before() {
-        assert_eq!(PackageUnchunkable::NoSegmentKeyframes.to_string(), "a package without keyframes at its segment instants");
-        assert_eq!(JoinFailed::NotPackage.to_string(), "the output is not a package");
     }
 }

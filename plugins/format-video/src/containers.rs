@@ -1,8 +1,8 @@
 //! What each format name means: the muxer, the file it makes and the codecs it can hold.
 //! Adding a container is one entry here; the grammar checks codecs against these lists.
 
-use crate::audio::AudioCodec;
-use crate::audio::AudioCodec::{Aac, Flac, Mp3, Opus, Pcm, Vorbis};
+use crate::audio_codecs::AudioCodec;
+use crate::audio_codecs::AudioCodec::{Aac, Flac, Mp3, Opus, Pcm, Vorbis};
 use crate::codecs::VideoCodec;
 use crate::codecs::VideoCodec::{Av1, H264, Hevc, Mpeg4, Theora, Vp8, Vp9};
 

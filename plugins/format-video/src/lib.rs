@@ -12,6 +12,7 @@
 //! relies on `check` having run.
 
 mod audio;
+mod audio_codecs;
 mod audio_tracks;
 mod codecs;
 mod containers;

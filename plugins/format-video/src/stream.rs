@@ -6,7 +6,8 @@
 use copra_sdk::format::{AudioPlan, HlsPlan, MediaInfo, OutputPlan, OutputType, StreamPlan, VariantPlan, VideoPlan};
 use copra_sdk::{Error, Json};
 
-use crate::audio::{self, Audio, AudioCodec, AudioSpec};
+use crate::audio::{self, Audio, AudioSpec};
+use crate::audio_codecs::AudioCodec;
 use crate::codecs::VideoCodec;
 use crate::containers::{Kind, STREAM, lookup};
 use crate::encode::{Encoding, Rate};

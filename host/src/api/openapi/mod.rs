@@ -1,11 +1,8 @@
 //! `GET /openapi.json`: the API described as OpenAPI 3.1, generated with `utoipa` from
-//! the handlers' `#[utoipa::path]` attributes and the types in [`coconut`] and
-//! [`operator`]. It covers `/v2` (consistent with Coconut's own OpenAPI document: the
-//! same paths, schema names and `basicAuth` scheme), `/v0`, `/admin` and the operator's
-//! routes. Served without auth: it describes the API, it holds nothing of anyone's.
-
-mod coconut;
-mod operator;
+//! the handlers' `#[utoipa::path]` attributes and the shapes in `api::schema`. It covers
+//! `/v2` (consistent with Coconut's own OpenAPI document: the same paths, schema names
+//! and `basicAuth` scheme), `/v0`, `/admin` and the operator's routes. Served without
+//! auth: it describes the API, it holds nothing of anyone's.
 
 use std::sync::OnceLock;
 
@@ -16,11 +13,7 @@ use axum::routing::get;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-pub use super::error::{ErrorBody as Error, ErrorStatus};
-pub use coconut::*;
-pub use crate::db::status::{InputStatus as InputStatusName, JobStatus, OutputType};
-pub use crate::job::view::{InputView as InputStatus, JobList, JobView as Job, OutputUrl, OutputView as OutputStatus};
-pub use operator::*;
+use super::schema::*;
 
 use super::AppState;
 
