@@ -8,6 +8,7 @@
 //! cross rooms live in `types`.
 
 pub mod api;
+pub mod app;
 pub mod cli;
 pub mod cluster;
 pub mod config;
