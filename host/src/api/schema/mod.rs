@@ -1,7 +1,8 @@
-//! The shapes of the API's answers and requests, one definition each, for the
-//! handlers that return them and the OpenAPI document (`openapi`) that describes them:
-//! the Coconut v2 API's (`coconut`), the operator's and Octet's (`operator`), and the
-//! answers `job::view` builds.
+//! The shapes of the API's answers and requests, one definition each, named by the
+//! handlers' `#[utoipa::path]` attributes and gathered by the OpenAPI document
+//! (`openapi`): the Coconut v2 API's (`coconut`) and the operator's and Octet's
+//! (`operator`), which only describe (the contract test checks the server against
+//! them), and the answers `job::view` builds, which the handlers return.
 
 mod coconut;
 mod operator;
