@@ -3,9 +3,10 @@
 //! scores. libvmaf is built from its vendored source with the models compiled in, so no
 //! model file is read at run time (the engine's process could not read one anyway).
 //!
-//! PSNR and SSIM come from libvmaf's own feature extractors (`psnr`, `float_ssim`), the
-//! ones `ffmpeg -lavfi libvmaf=feature=name=psnr|name=float_ssim` runs: the figures are
-//! the reference implementation's, not a look-alike's.
+//! PSNR comes from libvmaf's own feature extractor (`psnr`), the one `ffmpeg -lavfi
+//! libvmaf=feature=name=psnr` runs: the figures are the reference implementation's. Its
+//! `float_ssim` extractor can be asked for too; the tests of [`super::ssim`] hold that
+//! module's figures to it.
 
 use std::ffi::{CStr, CString};
 use std::ptr;
@@ -39,12 +40,14 @@ impl Layout {
         if self.bits > 8 { 2 } else { 1 }
     }
 
-    /// Width and height of plane `plane` (0: luma; 1, 2: chroma at half size, rounded up).
+    /// Width and height of plane `plane` in libvmaf's pictures (0: luma; 1, 2: chroma at
+    /// half size, rounded down). FFmpeg rounds an odd size's chroma up: its last column
+    /// and row are not libvmaf's, and filling them overran its pictures.
     pub fn plane_size(&self, plane: usize) -> (usize, usize) {
         if plane == 0 {
             (self.width as usize, self.height as usize)
         } else {
-            (self.width.div_ceil(2) as usize, self.height.div_ceil(2) as usize)
+            ((self.width / 2) as usize, (self.height / 2) as usize)
         }
     }
 }
@@ -147,10 +150,6 @@ impl Scorer {
             check("preparing its pictures", unsafe { sys::vmaf_preallocate_pictures(scorer.context, pool) })?;
         }
         Ok(scorer)
-    }
-
-    pub fn frames(&self) -> u32 {
-        self.frames
     }
 
     /// Read one pair; `fill(plane, row, bytes)` writes each row of each plane of the
@@ -259,3 +258,7 @@ pub fn version() -> String {
     // SAFETY: a static NUL-terminated string.
     unsafe { CStr::from_ptr(sys::vmaf_version()) }.to_string_lossy().into_owned()
 }
+
+#[cfg(test)]
+#[path = "libvmaf_tests.rs"]
+mod tests;

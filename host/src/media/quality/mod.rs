@@ -5,7 +5,8 @@
 //! output's own `offset`), as the `ffmpeg` command's frame sync pairs them, and scaled
 //! to the source's size with bicubic, as Netflix recommends for VMAF. The scores are
 //! libvmaf's ([`libvmaf`]): the model is `vmaf_v0.6.1`, or `vmaf_4k_v0.6.1` for a
-//! source of 4K and above.
+//! source of 4K and above. SSIM is libvmaf's `float_ssim` as defined there, computed by
+//! [`ssim`] at a fraction of its cost and checked against it.
 //!
 //! `pairing` walks the source and the outputs in step; `scores` turns what libvmaf
 //! recorded into the figures an output's metadata reports (and the per-frame CSV).
@@ -13,6 +14,7 @@
 mod libvmaf;
 mod pairing;
 mod scores;
+mod ssim;
 
 use std::path::{Path, PathBuf};
 

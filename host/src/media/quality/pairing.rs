@@ -12,6 +12,7 @@ use ffmpeg_next as ffmpeg;
 
 use super::libvmaf::{Features, Layout, Scorer};
 use super::scores::{self, Quality};
+use super::ssim::{Luma, Ssim};
 use super::{Metric, QualityTarget};
 use crate::media::MediaError;
 use crate::media::decode_limits::DecodeLimits;
@@ -102,7 +103,13 @@ struct Lane {
     queue: VecDeque<(frame::Video, f64)>,
     ended: bool,
     convert: Converter,
-    scorer: Scorer,
+    /// libvmaf, for VMAF and PSNR (none when the output asked for SSIM alone).
+    scorer: Option<Scorer>,
+    ssim: Option<Ssim>,
+    /// SSIM of each frame scored.
+    ssim_scores: Vec<f64>,
+    /// Pairs read so far.
+    frames: u32,
     target: QualityTarget,
     model: &'static str,
     layout: Layout,
@@ -118,15 +125,27 @@ impl Lane {
         let features = Features {
             model: target.metrics.contains(&Metric::Vmaf).then_some(model),
             psnr: target.metrics.contains(&Metric::Psnr),
-            ssim: target.metrics.contains(&Metric::Ssim),
+            ssim: false,
         };
-        let scorer = Scorer::new(&features, layout, threads, target.subsample).map_err(|e| MediaError::Quality(e.to_string()))?;
+        let scorer = (features.model.is_some() || features.psnr)
+            .then(|| Scorer::new(&features, layout, threads, target.subsample))
+            .transpose()
+            .map_err(|e| MediaError::Quality(e.to_string()))?;
+        let ssim = target
+            .metrics
+            .contains(&Metric::Ssim)
+            .then(|| Ssim::new(layout.width as usize, layout.height as usize, layout.bits))
+            .transpose()
+            .map_err(|e| MediaError::Quality(e.to_string()))?;
         Ok(Lane {
             demuxer,
             queue: VecDeque::new(),
             ended: false,
             convert: Converter::new(layout),
             scorer,
+            ssim,
+            ssim_scores: Vec::new(),
+            frames: 0,
             target: target.clone(),
             model,
             layout,
@@ -167,21 +186,32 @@ impl Lane {
             }
             let Some((distorted, _)) = self.queue.pop_front() else { break };
             let layout = self.layout;
-            self.scorer
-                .push(&mut |is_reference, plane, row, line| {
-                    let picture = if is_reference { shown } else { &distorted };
-                    copy_row(picture, layout, plane, row, line);
-                })
-                .map_err(|e| MediaError::Quality(e.to_string()))?;
+            if let Some(scorer) = self.scorer.as_mut() {
+                scorer
+                    .push(&mut |is_reference, plane, row, line| {
+                        let picture = if is_reference { shown } else { &distorted };
+                        copy_row(picture, layout, plane, row, line);
+                    })
+                    .map_err(|e| MediaError::Quality(e.to_string()))?;
+            }
+            // Scored on the frames libvmaf scores (all of them but for a subsampled probe).
+            if let Some(ssim) = self.ssim.as_mut()
+                && self.frames % self.target.subsample.max(1) == 0
+            {
+                let score = ssim.score(luma(shown), luma(&distorted)).map_err(|e| MediaError::Quality(e.to_string()))?;
+                self.ssim_scores.push(score);
+            }
+            self.frames += 1;
         }
         Ok(())
     }
 
     fn finish(mut self) -> Result<Quality, MediaError> {
-        if self.scorer.frames() == 0 {
+        if self.frames == 0 {
             return Err(MediaError::Unsupported("the output has no frame to measure".into()));
         }
-        scores::collect(&mut self.scorer, &self.target, self.model, self.layout).map_err(|e| MediaError::Quality(e.to_string()))
+        let measured = scores::Measured { frames: self.frames, ssim: &self.ssim_scores };
+        scores::collect(self.scorer.as_mut(), measured, &self.target, self.model, self.layout).map_err(|e| MediaError::Quality(e.to_string()))
     }
 }
 
@@ -195,6 +225,11 @@ fn copy_row(picture: &frame::Video, layout: Layout, plane: usize, row: usize, li
     if let Some(source) = data.get(start..start + bytes) {
         line[..bytes].copy_from_slice(source);
     }
+}
+
+/// The luma plane of a picture at the source's layout.
+fn luma(picture: &frame::Video) -> Luma<'_> {
+    Luma { data: picture.data(0), stride: picture.stride(0) }
 }
 
 /// Pictures of any format and size to the source's layout, bicubic.

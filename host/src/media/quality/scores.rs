@@ -136,7 +136,8 @@ pub struct PsnrScores {
     pub avg: f64,
 }
 
-/// SSIM of the luma, libvmaf's `float_ssim` (what `ffmpeg -lavfi libvmaf` reports).
+/// SSIM of the luma, as libvmaf's `float_ssim` defines it (what `ffmpeg -lavfi
+/// libvmaf=feature=name=float_ssim` reports).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SsimScores {
     pub y: f64,
@@ -153,31 +154,44 @@ pub struct Reference {
     pub libvmaf: String,
 }
 
-/// Read every score of a flushed scorer; write the per-frame CSV if asked.
-pub(super) fn collect(scorer: &mut Scorer, target: &QualityTarget, model: &str, layout: Layout) -> Result<Quality, QualityError> {
-    scorer.flush()?;
-    let frames = scorer.frames();
+/// What was measured outside libvmaf.
+pub(super) struct Measured<'a> {
+    /// Pairs read.
+    pub frames: u32,
+    /// SSIM of each frame scored, in order.
+    pub ssim: &'a [f64],
+}
+
+/// Read every score of a scorer (libvmaf's, when VMAF or PSNR was asked for) and of
+/// `measured`; write the per-frame CSV if asked.
+pub(super) fn collect(mut scorer: Option<&mut Scorer>, measured: Measured, target: &QualityTarget, model: &str, layout: Layout) -> Result<Quality, QualityError> {
+    if let Some(scorer) = scorer.as_deref_mut() {
+        scorer.flush()?;
+    }
+    let frames = measured.frames;
     let wants = |m| target.metrics.contains(&m);
     let mut rows: Vec<Row> = Vec::with_capacity(frames as usize);
     // Only the frames scored have scores (every one but for a subsampled probe).
-    for index in (0..frames).step_by(target.subsample.max(1) as usize) {
+    for (scored, index) in (0..frames).step_by(target.subsample.max(1) as usize).enumerate() {
         let mut row = Row::default();
-        if wants(Metric::Vmaf) {
-            row.vmaf = Some(scorer.vmaf_at(index)?);
-        }
-        if wants(Metric::Psnr) {
-            row.psnr = Some([
-                scorer.feature_at(libvmaf::PSNR_Y, index)?,
-                scorer.feature_at(libvmaf::PSNR_CB, index)?,
-                scorer.feature_at(libvmaf::PSNR_CR, index)?,
-            ]);
+        if let Some(scorer) = scorer.as_deref_mut() {
+            if wants(Metric::Vmaf) {
+                row.vmaf = Some(scorer.vmaf_at(index)?);
+            }
+            if wants(Metric::Psnr) {
+                row.psnr = Some([
+                    scorer.feature_at(libvmaf::PSNR_Y, index)?,
+                    scorer.feature_at(libvmaf::PSNR_CB, index)?,
+                    scorer.feature_at(libvmaf::PSNR_CR, index)?,
+                ]);
+            }
         }
         if wants(Metric::Ssim) {
-            row.ssim = Some(scorer.feature_at(libvmaf::SSIM, index)?);
+            row.ssim = measured.ssim.get(scored).copied();
         }
         rows.push(row);
     }
-    let vmaf = if wants(Metric::Vmaf) {
+    let vmaf = if let Some(scorer) = scorer.filter(|_| wants(Metric::Vmaf)) {
         let per_frame: Vec<f64> = rows.iter().filter_map(|r| r.vmaf).collect();
         let (series, series_step) = series(&per_frame);
         let mut sorted = per_frame;
