@@ -40,14 +40,14 @@ def vmaf_ffmpeg() -> Path:
     return binary
 
 
-def libvmaf(distorted: Path, source: Path, tmp: Path, offset=None, duration=None) -> dict:
+def libvmaf(distorted: Path, source: Path, tmp: Path, offset=None, duration=None, size=SIZE) -> dict:
     """Pooled means from libvmaf as the `ffmpeg` command runs it: the output scaled to
     the source's size with bicubic, both as 8-bit 4:2:0."""
     log = tmp / f"{distorted.stem}-{uuid.uuid4().hex[:6]}.json"
     command = [str(vmaf_ffmpeg()), "-v", "error", "-nostdin", "-i", str(distorted)]
     if offset is not None:
         command += ["-ss", str(offset), "-t", str(duration)]
-    w, h = SIZE
+    w, h = size
     graph = (f"[0:v]scale={w}:{h}:flags=bicubic,format=yuv420p[d];[1:v]format=yuv420p[r];"
              f"[d][r]libvmaf=log_fmt=json:log_path={log}:n_threads=2:feature=name=psnr|name=float_ssim")
     command += ["-i", str(source), "-lavfi", graph, "-f", "null", "-"]
@@ -149,6 +149,40 @@ def test_a_trimmed_output_is_compared_with_the_frames_it_shows(shared_copra, job
     assert quality["frames"] == 2 * FPS, quality
     misaligned = libvmaf(files["trimmed"], source, tmp, offset=0, duration=2)
     assert misaligned["vmaf"] + 10 < quality["vmaf"]["mean"], (misaligned, quality["vmaf"])
+
+
+def test_a_source_of_odd_size_is_measured(shared_copra, s3, media_dir, media_server, tmp_path):
+    """A 321x181 source: FFmpeg's 4:2:0 chroma of it has a row and a column more than
+    libvmaf's pictures (filling that row once overran them and crashed the measurement).
+    The figures still agree with libvmaf run by `ffmpeg`."""
+    size = (321, 181)
+    source = media_dir / "quality" / "odd.mp4"
+    source.parent.mkdir(exist_ok=True)
+    # testsrc2 rounds its size to even numbers, so it is scaled; 4:4:4, as H.264 takes odd
+    # sizes only there (Copra reads it as 4:2:0 to measure).
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc2=size=322x182:rate={FPS}:duration=2",
+                    "-vf", f"scale={size[0]}:{size[1]}", "-c:v", "libx264", "-preset", "veryfast", "-crf", "8", "-pix_fmt", "yuv444p",
+                    str(source)], check=True)
+    prefix = f"/quality-odd-{uuid.uuid4().hex[:6]}"
+    created = shared_copra.post_job({
+        "input": {"url": f"{media_server}/quality/odd.mp4"},
+        "storage": s3_storage(s3, path=prefix),
+        "settings": {"metrics": ["vmaf", "psnr", "ssim"]},
+        "outputs": {"mp4:320x::quality=2": {"key": "odd", "path": "/odd.mp4"}},
+    })
+    assert created.status_code == 201, created.text
+    final = shared_copra.wait_job(created.json()["id"], timeout=300)
+    assert final["status"] == "job.completed", (final, shared_copra.logs()[-3000:])
+    quality = metadata(shared_copra, final["id"], "odd")["quality"]
+    assert quality["reference"]["width"] == size[0] and quality["reference"]["height"] == size[1], quality
+    key = final["outputs"][0]["url"].split(f"/{s3['bucket']}/", 1)[1]
+    output = tmp_path / "odd.mp4"
+    s3["client"].download_file(s3["bucket"], key, str(output))
+    theirs = libvmaf(output, source, tmp_path, size=size)
+    assert abs(quality["vmaf"]["mean"] - theirs["vmaf"]) <= 0.5, (quality["vmaf"], theirs)
+    assert abs(quality["psnr"]["y"] - theirs["psnr_y"]) <= 0.1, (quality["psnr"], theirs)
+    assert abs(quality["psnr"]["u"] - theirs["psnr_cb"]) <= 0.1, (quality["psnr"], theirs)
+    assert abs(quality["ssim"]["y"] - theirs["float_ssim"]) <= 0.002, (quality["ssim"], theirs)
 
 
 def test_the_per_frame_csv_has_a_row_per_output_frame(shared_copra, job, s3):
