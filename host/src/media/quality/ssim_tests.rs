@@ -57,7 +57,7 @@ fn bytes(samples: &[u16], bits: u32) -> Vec<u8> {
 fn libvmafs(reference: &[u8], distorted: &[u8], layout: Layout) -> f64 {
     let features = Features { model: None, psnr: false, ssim: true };
     let mut scorer = Scorer::new(&features, layout, 0, 1).expect("a libvmaf context");
-    let neutral = vec![0u8; layout.width as usize * 2];
+    let chroma = vec![0u8; layout.width as usize * 2];
     let row_bytes = layout.width as usize * layout.sample_bytes();
     scorer
         .push(&mut |is_reference, plane, row, line| {
@@ -65,7 +65,7 @@ fn libvmafs(reference: &[u8], distorted: &[u8], layout: Layout) -> f64 {
                 let picture = if is_reference { reference } else { distorted };
                 line.copy_from_slice(&picture[row * row_bytes..(row + 1) * row_bytes]);
             } else {
-                line.copy_from_slice(&neutral[..line.len()]);
+                line.copy_from_slice(&chroma[..line.len()]);
             }
         })
         .expect("a pair read");
