@@ -32,16 +32,9 @@ pub struct Model {
     pub attempts: i32,
 }
 
+/// A job's outputs point at it, and the way from a job to its outputs is declared in
+/// the outputs' file, so this one names no other table.
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {
-    #[sea_orm(has_many = "super::output::Entity")]
-    Output,
-}
-
-impl Related<super::output::Entity> for Entity {
-    fn to() -> RelationDef {
-        Relation::Output.def()
-    }
-}
+pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -45,6 +45,13 @@ impl Related<super::job::Entity> for Entity {
     }
 }
 
+/// A job's outputs, for `find_with_related` from the jobs' table.
+impl Related<Entity> for super::job::Entity {
+    fn to() -> RelationDef {
+        Relation::Job.def().rev()
+    }
+}
+
 impl ActiveModelBehavior for ActiveModel {}
 
 impl Model {

@@ -10,9 +10,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use ffmpeg::frame;
 use ffmpeg_next as ffmpeg;
 
-use super::{DecodeLimits, MediaError};
+use super::decode_limits::DecodeLimits;
+use super::error::MediaError;
 use super::encode::{AudioEncoder, VideoEncoder, VideoSetup};
-use super::engine::Lane;
+use super::lane::Lane;
 use super::sink::{Flow, Sink};
 use super::input::{Decoded, Demuxer};
 use super::piece::PieceWriter;
@@ -111,7 +112,7 @@ pub fn encode_video_chunk(
     cancel: &AtomicBool,
     limits: &DecodeLimits,
 ) -> Result<u64, MediaError> {
-    super::init();
+    super::ffmpeg_init::init();
     let mut demuxer = if cut { Demuxer::open_cut(input, limits)? } else { Demuxer::open(input, limits)? };
     let format = demuxer.video_format().ok_or_else(|| MediaError::Unsupported("the input has no video".into()))?;
     if let Some(start) = range.start.filter(|_| !cut) {
@@ -169,7 +170,7 @@ pub fn encode_video_chunk(
 /// Encode the whole input's audio with every plan, into `pieces` (one per plan), the
 /// decode held to `limits`.
 pub fn encode_audio(input: &Path, plans: &[AudioPlan], pieces: &[PathBuf], cancel: &AtomicBool, limits: &DecodeLimits) -> Result<(), MediaError> {
-    super::init();
+    super::ffmpeg_init::init();
     let mut demuxer = Demuxer::open(input, limits)?;
     let format = demuxer.audio_format().ok_or_else(|| MediaError::Unsupported("the input has no audio".into()))?;
     let mut lanes: Vec<Lane<()>> = Vec::with_capacity(plans.len());

@@ -19,62 +19,15 @@ use ffmpeg::media::Type;
 use ffmpeg::{Rational, Rescale, format};
 use ffmpeg_next as ffmpeg;
 
-use super::{DecodeLimits, MediaError};
+use super::decode_limits::DecodeLimits;
+use super::error::MediaError;
 use super::file::write_packet;
-use super::probe::{main_stream, rotation_of};
+use super::streams::{main_stream, rotation_of};
 use super::split::ChunkRange;
+use super::cut_info::{CUT_KEY, CutInfo};
 
 /// Seconds every timestamp of a chunk file is moved forward by.
 const SHIFT_SECS: i64 = 1_000;
-const CUT_KEY: &str = "copra_cut";
-
-/// What a chunk file's reader needs to decode it as part of the whole input.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(super) struct CutInfo {
-    /// The input video stream's time base, which the file's timestamps are rescaled to.
-    pub time_base: Rational,
-    /// The input video's frame rate, as the decoder of the whole input saw it.
-    pub frame_rate: Rational,
-    /// Degrees clockwise a player turns the input's pictures.
-    pub rotation: i32,
-    /// What to subtract from each timestamp (in `time_base`) to get the input's time.
-    pub shift: i64,
-    /// The whole input's duration, in seconds.
-    pub duration: f64,
-}
-
-impl CutInfo {
-    fn text(&self) -> String {
-        let (tb, fr) = (self.time_base, self.frame_rate);
-        format!("{}/{} {}/{} {} {} {}", tb.numerator(), tb.denominator(), fr.numerator(), fr.denominator(), self.rotation, self.shift, self.duration)
-    }
-
-    fn parse(text: &str) -> Option<CutInfo> {
-        let ratio = |text: &str| {
-            let (num, den) = text.split_once('/')?;
-            let (num, den) = (num.parse::<i32>().ok()?, den.parse::<i32>().ok()?);
-            (num > 0 && den > 0).then(|| Rational::new(num, den))
-        };
-        let mut fields = text.split(' ');
-        let info = CutInfo {
-            time_base: ratio(fields.next()?)?,
-            frame_rate: ratio(fields.next()?)?,
-            rotation: fields.next()?.parse().ok()?,
-            shift: fields.next()?.parse().ok()?,
-            duration: fields.next()?.parse().ok().filter(|d: &f64| d.is_finite() && *d >= 0.0)?,
-        };
-        fields.next().is_none().then_some(info)
-    }
-
-    /// The cut of an open chunk file, from its metadata.
-    pub fn of(context: &format::context::Input, path: &Path) -> Result<CutInfo, MediaError> {
-        context
-            .metadata()
-            .get(CUT_KEY)
-            .and_then(CutInfo::parse)
-            .ok_or_else(|| MediaError::Corrupt(format!("{} is not a chunk of an ultrafast job", path.display())))
-    }
-}
 
 /// One chunk file being written.
 struct ChunkFile {
@@ -120,7 +73,7 @@ impl ChunkFile {
 /// their times and count to `max_duration_secs`, the stream's declared size to
 /// `max_pixels` (each chunk's decode holds its pictures to it too).
 pub fn cut_chunks(input: &Path, ranges: &[ChunkRange], paths: &[PathBuf], limits: &DecodeLimits) -> Result<(), MediaError> {
-    super::init();
+    super::ffmpeg_init::init();
     if ranges.is_empty() || ranges.len() != paths.len() {
         return Err(MediaError::Unsupported("one file per chunk is needed".into()));
     }
@@ -264,14 +217,5 @@ mod tests {
         let webm = dir.path().join("vp9.webm");
         ffmpeg(&[&source[..], &["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-g", "25", "-keyint_min", "25"]].concat(), &webm);
         chunks_encode_as_their_ranges(dir.path(), &webm, 3, true);
-    }
-
-    #[test]
-    fn cut_info_round_trips_and_refuses_damage() {
-        let info = CutInfo { time_base: Rational::new(1, 15360), frame_rate: Rational::new(30000, 1001), rotation: 90, shift: 15_360_000, duration: 32.04 };
-        assert_eq!(CutInfo::parse(&info.text()), Some(info));
-        for bad in ["", "1/0 25/1 0 0 1", "1/25 25/1 0 0 1 extra", "1/25 25/1 x 0 1", "1/25 25/1 0 0 NaN"] {
-            assert_eq!(CutInfo::parse(bad), None, "{bad}");
-        }
     }
 }

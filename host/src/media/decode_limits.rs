@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use ffmpeg_next as ffmpeg;
 use serde::{Deserialize, Serialize};
 
-use super::MediaError;
+use super::error::MediaError;
 
 /// What a decode may reach: the operator's `max_duration_secs` and `max_pixels`, as the
 /// media engine takes them (built from the server's `[limits]`).
@@ -194,15 +194,6 @@ pub(super) unsafe fn note_pixel_refusal(context: *mut c_void, line: &str) {
         }
         let (width, height) = refused_size(line).unwrap_or((u32::MAX, u32::MAX));
         (*guard).refused.store((u64::from(width) << 32) | u64::from(height), Ordering::Relaxed);
-    }
-}
-
-/// A refused picture's size for a message (unknown when FFmpeg's line did not say).
-pub(super) fn shown_size(width: u32, height: u32) -> String {
-    if width == u32::MAX {
-        "more pixels".to_string()
-    } else {
-        format!("{width}x{height} ({} pixels)", u64::from(width) * u64::from(height))
     }
 }
 

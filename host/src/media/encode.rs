@@ -5,7 +5,7 @@
 use ffmpeg::{Rational, codec, filter, frame};
 use ffmpeg_next as ffmpeg;
 
-use super::MediaError;
+use super::error::MediaError;
 use super::filters::{self, Picture};
 use super::input::{AudioFormat, VideoFormat, auto_threads};
 use crate::types::{AudioPlan, TimeRange, VideoPlan};
@@ -122,7 +122,7 @@ pub(super) struct VideoSetup<'a> {
     /// The format stores a frame rate, not timestamps (AVI, Ogg, Theora): frames are
     /// retimed onto a constant rate, duplicated or dropped as the ffmpeg command does.
     pub constant_rate: bool,
-    /// A GIF's palette, made by a first pass over the input (see [`super::gif`]).
+    /// A GIF's palette, made by a first pass over the input, from the GIF's first pass.
     pub palette: Option<&'a frame::Video>,
 }
 
@@ -162,7 +162,7 @@ impl VideoEncoder {
         let tone_map = plan.tone_map && filters::is_hdr(input);
         let overlays = super::overlay::Overlays::load(plan)?;
         let mut graph = match (plan.codec == "gif", setup.palette) {
-            (true, Some(palette)) => super::gif::graph(input, &picture_chain(plan, input, &setup, tone_map).join(","), palette)?,
+            (true, Some(palette)) => filters::palette_graph(input, &picture_chain(plan, input, &setup, tone_map).join(","), palette)?,
             (true, None) => return Err(MediaError::Unsupported("a GIF is encoded with a palette made by a first pass".into())),
             (false, _) if !overlays.is_empty() => overlays.graph(input, &video_chain(plan, input, &setup, tone_map), plan, setup.range)?,
             (false, _) => filters::video_graph(input, &video_chain(plan, input, &setup, tone_map))?,
@@ -311,7 +311,7 @@ fn output_pixel(plan: &VideoPlan) -> Result<ffmpeg::format::Pixel, MediaError> {
 
 /// The chain from decoded frames to what the encoder takes: the pictures (see
 /// [`picture_chain`]), then the pixel format. (A GIF's chain ends in its palette
-/// instead, see [`super::gif`].)
+/// instead: `filters::palette_graph`.)
 fn video_chain(plan: &VideoPlan, input: &VideoFormat, setup: &VideoSetup<'_>, tone_map: bool) -> String {
     let mut chain = picture_chain(plan, input, setup, tone_map);
     chain.push(format!("format={}", plan.pix_fmt));

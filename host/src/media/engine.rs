@@ -4,7 +4,7 @@
 //! own (a "lane") that owns its filter graph, encoders and muxer; decoded frames reach
 //! each lane as new references to the same buffers (nothing is copied) through a
 //! bounded channel. The slowest lane sets the pace, and memory stays flat whatever the
-//! input's length: at most `LANE_DEPTH` frames wait per lane.
+//! input's length: at most `lane::LANE_DEPTH` frames wait per lane.
 //!
 //! Scaling and encoding of N outputs therefore run side by side, where the ffmpeg
 //! command (5.x) filters every output on its one main thread.
@@ -12,26 +12,19 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use ffmpeg::frame;
-use ffmpeg_next as ffmpeg;
 
-use super::{DecodeLimits, MediaError};
-use super::sink::{Flow, OutputTarget, Produced, Sink};
+use super::decode_limits::DecodeLimits;
+use super::error::MediaError;
+use super::sink::{OutputTarget, Produced, Sink};
 use super::encode::VideoSetup;
 use super::file::FileSink;
-use super::filters::share;
+use super::lane::Lane;
 use super::image::ImageSink;
 use super::package::PackageSink;
 use super::input::{Decoded, Tracks, VideoFormat};
 use super::stitch::Source;
-
-/// Frames waiting per lane. Enough to ride out an encoder's bursts (x264 takes several
-/// frames before it gives one back) while bounding memory.
-pub(super) const LANE_DEPTH: usize = 8;
 
 /// Progress is for people watching a bar: four updates a second is plenty.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
@@ -64,7 +57,7 @@ pub fn transcode(
     cancel: &AtomicBool,
     limits: &DecodeLimits,
 ) -> Vec<Result<Produced, MediaError>> {
-    super::init();
+    super::ffmpeg_init::init();
     let started = Instant::now();
     tracing::info!(input = %input.display(), outputs = targets.len(), "transcode starting");
     let mut results: Vec<Option<Result<Produced, MediaError>>> = vec![None; targets.len()];
@@ -249,115 +242,5 @@ impl Progress {
         self.last = Some(Instant::now());
         // Without a duration the share is unknown: 0, which still says the decode moves.
         Some(if self.duration > 0.0 { (self.seconds / self.duration).clamp(0.0, 1.0) } else { 0.0 })
-    }
-}
-
-enum Message {
-    Video(frame::Video),
-    Audio(frame::Audio),
-    /// A frame of another audio track, by its stream index.
-    Track(usize, frame::Audio),
-    /// The input has ended: finish the output.
-    End,
-    /// The input broke or the job was cancelled: give up with this error.
-    Abort(MediaError),
-}
-
-/// A sink's thread and the sending end of its frame queue.
-pub(super) struct Lane<T> {
-    sender: Option<SyncSender<Message>>,
-    handle: Option<JoinHandle<Result<T, MediaError>>>,
-    pub wants_video: bool,
-    pub wants_audio: bool,
-    /// The other audio tracks it takes, by stream index.
-    wants_tracks: Vec<usize>,
-}
-
-impl<T: Send + 'static> Lane<T> {
-    /// Start `sink` on a thread of its own; `report` sees its result on that thread.
-    pub fn spawn(
-        name: String,
-        sink: Box<dyn Sink<Done = T>>,
-        report: Box<dyn FnOnce(&Result<T, MediaError>) + Send>,
-    ) -> Result<Self, MediaError> {
-        let (sender, receiver) = sync_channel(LANE_DEPTH);
-        let (wants_video, wants_audio, wants_tracks) = (sink.wants_video(), sink.wants_audio(), sink.tracks());
-        let span = tracing::Span::current();
-        let handle = std::thread::Builder::new()
-            .name(name)
-            .spawn(move || {
-                let _span = span.enter();
-                let result = run_lane(sink, receiver);
-                report(&result);
-                result
-            })
-            .map_err(|err| MediaError::Unsupported(format!("cannot start a thread for the output: {err}")))?;
-        Ok(Lane { sender: Some(sender), handle: Some(handle), wants_video, wants_audio, wants_tracks })
-    }
-
-    /// Whether the lane still takes frames.
-    pub fn open(&self) -> bool {
-        self.sender.is_some()
-    }
-
-    pub fn send_video(&mut self, frame: &frame::Video) {
-        if self.wants_video {
-            self.send(share(frame, frame::Video::empty()).map(Message::Video));
-        }
-    }
-
-    pub fn send_audio(&mut self, frame: &frame::Audio) {
-        if self.wants_audio {
-            self.send(share(frame, frame::Audio::empty()).map(Message::Audio));
-        }
-    }
-
-    pub fn send_track(&mut self, stream: usize, frame: &frame::Audio) {
-        if self.wants_tracks.contains(&stream) {
-            self.send(share(frame, frame::Audio::empty()).map(|f| Message::Track(stream, f)));
-        }
-    }
-
-    /// Queue a message; a lane that has stopped listening (done or failed) is closed.
-    fn send(&mut self, message: Result<Message, MediaError>) {
-        let Some(sender) = &self.sender else { return };
-        if sender.send(message.unwrap_or_else(Message::Abort)).is_err() {
-            self.sender = None;
-        }
-    }
-
-    /// No more frames: finish normally, or give up with `error`.
-    pub fn close(&mut self, error: Option<MediaError>) {
-        if let Some(sender) = self.sender.take() {
-            // Waits for room if the queue is full: the lane is working through it.
-            let _ = sender.send(error.map_or(Message::End, Message::Abort));
-        }
-    }
-
-    /// Wait for the lane's result.
-    pub fn join(mut self) -> Result<T, MediaError> {
-        match self.handle.take() {
-            Some(handle) => handle.join().unwrap_or_else(|_| Err(MediaError::Unsupported("the output's thread panicked".into()))),
-            None => Err(MediaError::Cancelled),
-        }
-    }
-}
-
-fn run_lane<T>(mut sink: Box<dyn Sink<Done = T>>, receiver: Receiver<Message>) -> Result<T, MediaError> {
-    loop {
-        let flow = match receiver.recv() {
-            Ok(Message::Video(frame)) => sink.video(&frame)?,
-            Ok(Message::Audio(frame)) => sink.audio(&frame)?,
-            Ok(Message::Track(stream, frame)) => sink.track(stream, &frame)?,
-            Ok(Message::End) => return sink.finish(),
-            Ok(Message::Abort(err)) => return Err(err),
-            // The engine went away without a word: it was cancelled.
-            Err(_) => return Err(MediaError::Cancelled),
-        };
-        if flow == Flow::Done {
-            // Hang up first so the decoder stops queueing frames for this output.
-            drop(receiver);
-            return sink.finish();
-        }
     }
 }

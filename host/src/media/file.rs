@@ -7,7 +7,7 @@ use std::path::Path;
 use ffmpeg::{Rational, format, frame};
 use ffmpeg_next as ffmpeg;
 
-use super::MediaError;
+use super::error::MediaError;
 use super::encode::{AudioEncoder, Emit, VideoEncoder, VideoSetup};
 use super::sink::{Flow, Produced, Sink};
 use super::input::{Tracks, VideoFormat};
@@ -49,8 +49,8 @@ pub(super) fn muxer_options(container: &str) -> ffmpeg::Dictionary<'static> {
 }
 
 impl FileSink {
-    /// Open the output's encoders and muxer; a GIF comes with its palette (see
-    /// [`super::gif`]).
+    /// Open the output's encoders and muxer; a GIF comes with its palette
+    /// (made by the GIF's first pass).
     pub fn open(
         plan: &OutputPlan,
         path: &Path,

@@ -4,9 +4,9 @@
 use ffmpeg::{Rational, filter, frame};
 use ffmpeg_next as ffmpeg;
 
-use super::MediaError;
+use super::error::MediaError;
 use super::input::{AudioFormat, VideoFormat};
-use super::probe::pixel_name;
+use super::streams::pixel_name;
 use crate::types::{Fit, TimeRange};
 
 /// How one output picture is made from an input picture: size, fit, algorithm, turn.
@@ -235,4 +235,48 @@ mod tests {
         assert_eq!(video_trim(Some(&TimeRange { offset: 0.0, duration: None })), None);
         assert_eq!(video_trim(None), None);
     }
+}
+
+/// How each frame is mapped onto the palette: ordered dithering, which compresses well,
+/// and only the rectangle that changed.
+const PALETTE_USE: &str = "paletteuse=dither=bayer:bayer_scale=5:diff_mode=rectangle";
+
+/// A GIF's second pass's graph: the decoded frames through `chain` (the GIF's range, rate,
+/// size and turn) and `paletteuse` with `palette`, given once and then ended.
+pub(super) fn palette_graph(input: &VideoFormat, chain: &str, palette: &frame::Video) -> Result<filter::Graph, MediaError> {
+    let mut graph = video_graph_sources(input)?;
+    // SAFETY: plain field of a frame made by `palette` (its time base set there).
+    let time_base = unsafe { (*palette.as_ptr()).time_base };
+    let args = format!(
+        "video_size={}x{}:pix_fmt={}:time_base={}/{}:pixel_aspect=1/1",
+        palette.width(),
+        palette.height(),
+        pixel_name(palette.format()),
+        time_base.num,
+        time_base.den.max(1),
+    );
+    graph.add(&find_filter("buffer")?, "palette", &args).map_err(MediaError::at("GIF palette source"))?;
+    let spec = format!("[in]{chain}[frames];[frames][palette]{PALETTE_USE}[out]");
+    graph
+        .output("in", 0)
+        .and_then(|p| p.output("palette", 0))
+        .and_then(|p| p.input("out", 0))
+        .and_then(|p| p.parse(&spec))
+        .map_err(MediaError::at("GIF filter graph"))?;
+    graph.validate().map_err(MediaError::at("GIF filter graph"))?;
+    let mut source = graph.get("palette").ok_or_else(|| MediaError::Unsupported("GIF graph has no palette source".into()))?;
+    // SAFETY: `source` is a buffersrc of this graph; the frame is given by a new
+    // reference (KEEP_REF), then the source is ended (a null frame).
+    let status = unsafe {
+        let sent = ffmpeg::ffi::av_buffersrc_add_frame_flags(
+            source.as_mut_ptr(),
+            palette.as_ptr() as *mut ffmpeg::ffi::AVFrame,
+            ffmpeg::ffi::AV_BUFFERSRC_FLAG_KEEP_REF as i32,
+        );
+        if sent < 0 { sent } else { ffmpeg::ffi::av_buffersrc_add_frame_flags(source.as_mut_ptr(), std::ptr::null_mut(), 0) }
+    };
+    if status < 0 {
+        return Err(MediaError::Ffmpeg { stage: "GIF palette", source: ffmpeg::Error::from(status) });
+    }
+    Ok(graph)
 }

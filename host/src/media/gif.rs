@@ -12,21 +12,16 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use ffmpeg::{filter, frame};
+use ffmpeg::frame;
 use ffmpeg_next as ffmpeg;
 
-use super::MediaError;
+use super::error::MediaError;
 use super::decode_limits::DecodeLimits;
 use super::encode::{VideoSetup, picture_chain};
 use super::filters;
-use super::input::{Decoded, VideoFormat};
+use super::input::Decoded;
 use super::stitch::Source;
-use super::probe::pixel_name;
 use crate::types::VideoPlan;
-
-/// How each frame is mapped onto the palette: ordered dithering, which compresses well,
-/// and only the rectangle that changed.
-const PALETTE_USE: &str = "paletteuse=dither=bayer:bayer_scale=5:diff_mode=rectangle";
 
 /// The first pass: decode `input`'s video over the GIF's range (the same frames the
 /// encode will see), through the GIF's own chain into `palettegen`, and return the
@@ -92,42 +87,3 @@ pub(super) fn palette(
     Ok(palette)
 }
 
-/// The second pass's graph: the decoded frames through `chain` (the GIF's range, rate,
-/// size and turn) and `paletteuse` with `palette`, given once and then ended.
-pub(super) fn graph(input: &VideoFormat, chain: &str, palette: &frame::Video) -> Result<filter::Graph, MediaError> {
-    let mut graph = filters::video_graph_sources(input)?;
-    // SAFETY: plain field of a frame made by `palette` (its time base set there).
-    let time_base = unsafe { (*palette.as_ptr()).time_base };
-    let args = format!(
-        "video_size={}x{}:pix_fmt={}:time_base={}/{}:pixel_aspect=1/1",
-        palette.width(),
-        palette.height(),
-        pixel_name(palette.format()),
-        time_base.num,
-        time_base.den.max(1),
-    );
-    graph.add(&filters::find_filter("buffer")?, "palette", &args).map_err(MediaError::at("GIF palette source"))?;
-    let spec = format!("[in]{chain}[frames];[frames][palette]{PALETTE_USE}[out]");
-    graph
-        .output("in", 0)
-        .and_then(|p| p.output("palette", 0))
-        .and_then(|p| p.input("out", 0))
-        .and_then(|p| p.parse(&spec))
-        .map_err(MediaError::at("GIF filter graph"))?;
-    graph.validate().map_err(MediaError::at("GIF filter graph"))?;
-    let mut source = graph.get("palette").ok_or_else(|| MediaError::Unsupported("GIF graph has no palette source".into()))?;
-    // SAFETY: `source` is a buffersrc of this graph; the frame is given by a new
-    // reference (KEEP_REF), then the source is ended (a null frame).
-    let status = unsafe {
-        let sent = ffmpeg::ffi::av_buffersrc_add_frame_flags(
-            source.as_mut_ptr(),
-            palette.as_ptr() as *mut ffmpeg::ffi::AVFrame,
-            ffmpeg::ffi::AV_BUFFERSRC_FLAG_KEEP_REF as i32,
-        );
-        if sent < 0 { sent } else { ffmpeg::ffi::av_buffersrc_add_frame_flags(source.as_mut_ptr(), std::ptr::null_mut(), 0) }
-    };
-    if status < 0 {
-        return Err(MediaError::Ffmpeg { stage: "GIF palette", source: ffmpeg::Error::from(status) });
-    }
-    Ok(graph)
-}

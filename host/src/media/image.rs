@@ -10,25 +10,12 @@ use std::path::{Path, PathBuf};
 use ffmpeg::{Rational, codec, filter, frame};
 use ffmpeg_next as ffmpeg;
 
-use super::MediaError;
+use super::error::MediaError;
 use super::encode::{drain, find_encoder};
-use super::sink::{Flow, Produced, Sink};
+use super::sink::{Flow, Produced, Sink, SpriteTile};
 use super::filters::{self, Picture};
 use super::input::VideoFormat;
 use crate::types::ImagePlan;
-
-/// Where one picture landed in a sprite sheet, and the input times it stands for.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct SpriteTile {
-    pub start: f64,
-    pub end: f64,
-    /// Index into the produced files.
-    pub sheet: usize,
-    pub x: u32,
-    pub y: u32,
-    pub width: u32,
-    pub height: u32,
-}
 
 pub(super) struct ImageSink {
     plan: ImagePlan,

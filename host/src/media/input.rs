@@ -11,10 +11,10 @@ use ffmpeg::media::Type;
 use ffmpeg::{ChannelLayout, Rational, Rescale, codec, format, frame};
 use ffmpeg_next as ffmpeg;
 
-use super::MediaError;
+use super::error::MediaError;
 use super::decode_limits::{Clock, DecodeLimits, PixelGuard};
 use super::clips::Timeline;
-use super::probe::{main_stream, rotation_of};
+use super::streams::{main_stream, rotation_of};
 
 /// Read errors in a row after which the input is declared broken. Demuxers report a
 /// single damaged packet and resync; a truncated file keeps failing.
@@ -151,11 +151,11 @@ impl Demuxer {
         self.audio.iter().chain(&self.tracks).map(|a| (a.index, a.format())).collect()
     }
 
-    /// Open a chunk file made by [`super::cut::cut_chunks`]: its frames come out timed
+    /// Open a chunk file made by `cut_chunks`: its frames come out timed
     /// as the same frames of the whole input, described as the whole input's are.
     pub fn open_cut(path: &Path, limits: &DecodeLimits) -> Result<Self, MediaError> {
         let mut demuxer = Self::from_context(super::open::open_local(path, limits)?, limits, &[])?;
-        let info = super::cut::CutInfo::of(&demuxer.context, path)?;
+        let info = super::cut_info::CutInfo::of(&demuxer.context, path)?;
         let video = demuxer.video.as_mut().ok_or_else(|| MediaError::Corrupt(format!("{} has no video", path.display())))?;
         video.restamp = Some(video.time_base);
         video.time_base = info.time_base;

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use ffmpeg::{Rational, Rescale, codec, format};
 use ffmpeg_next as ffmpeg;
 
-use super::MediaError;
+use super::error::MediaError;
 use super::file::{muxer_options, set_codec_tag, write_packet};
 use super::piece::PieceReader;
 
@@ -130,7 +130,7 @@ impl Feed {
 /// Join `video` pieces (in order) and the `audio` piece into `output`, a file in
 /// `container` (an FFmpeg muxer name).
 pub fn join(video: &[PathBuf], audio: Option<&Path>, container: &str, output: &Path) -> Result<(), MediaError> {
-    super::init();
+    super::ffmpeg_init::init();
     let result = join_inner(video, audio, container, output);
     if result.is_err() {
         let _ = std::fs::remove_file(output);

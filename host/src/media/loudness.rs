@@ -14,7 +14,7 @@ use std::path::Path;
 use ffmpeg::frame;
 use ffmpeg_next as ffmpeg;
 
-use super::MediaError;
+use super::error::MediaError;
 use super::decode_limits::DecodeLimits;
 use super::filters;
 use super::input::{AudioFormat, Decoded, Demuxer};
@@ -118,14 +118,14 @@ pub fn measure_loudness(
     limits: &DecodeLimits,
     progress: &dyn Fn(f64),
 ) -> Result<Vec<Result<Loudness, MediaError>>, MediaError> {
-    super::init();
+    super::ffmpeg_init::init();
     let mut demuxer = Source::open(input, limits)?;
     measure(&mut demuxer, requests, limits, progress)
 }
 
 /// Measure a file the engine made (a package's media playlist with its segments too).
 pub fn measure_output_loudness(file: &Path, limits: &DecodeLimits) -> Result<Loudness, MediaError> {
-    super::init();
+    super::ffmpeg_init::init();
     let mut demuxer = Source::One(Demuxer::open_own(file, limits)?);
     measure(&mut demuxer, &[LoudnessRequest { range: None, channels: None, through: None, stream: None }], limits, &|_| {})?
         .pop()

@@ -30,8 +30,8 @@ const OUTPUT_FIXED: u64 = 4 * MIB;
 /// Bytes a muxer keeps per frame for its index (MP4's sample table), whole-file.
 const INDEX_PER_FRAME: u64 = 48;
 /// Frames the decode loop and an output's lane hold beside the decoder's own: the
-/// queue (`engine::LANE_DEPTH`) and the one being worked on.
-const QUEUED: u64 = super::engine::LANE_DEPTH as u64 + 1;
+/// queue (`lane::LANE_DEPTH`) and the one being worked on.
+const QUEUED: u64 = super::lane::LANE_DEPTH as u64 + 1;
 /// Bytes one distinct colour costs `palettegen` (its count and hash entry, with the
 /// growth of its arrays by doubling), and the most colours there are.
 const PALETTE_COLOUR: u64 = 24;

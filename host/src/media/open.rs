@@ -25,7 +25,7 @@ use std::sync::OnceLock;
 use ffmpeg::ffi::{AVDictionary, AVFormatContext, AVIOContext};
 use ffmpeg_next as ffmpeg;
 
-use super::MediaError;
+use super::error::MediaError;
 
 /// Which demuxers a file may be read with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,7 +107,7 @@ const MAX_STREAMS: &str = "64";
 /// Open a local file for demuxing, confined to it (see the module's notes), and read
 /// its stream information from a bounded prefix, decoding no picture above the
 /// limits' `max_pixels`.
-pub(super) fn open_local(path: &Path, limits: &super::DecodeLimits) -> Result<LocalInput, MediaError> {
+pub(super) fn open_local(path: &Path, limits: &super::decode_limits::DecodeLimits) -> Result<LocalInput, MediaError> {
     if let Some(refused) = reference_file(path) {
         return Err(refused);
     }
@@ -141,7 +141,7 @@ struct Locks {
 
 fn open_with(path: &Path, locks: Locks, max_pixels: Option<i64>) -> Result<LocalInput, MediaError> {
     use std::os::unix::ffi::OsStrExt;
-    super::init();
+    super::ffmpeg_init::init();
     let shown = path.display().to_string();
     let open_error = |source| MediaError::Open { path: shown.clone(), source };
     // `file:` so that no part of the path is read as another protocol's name.

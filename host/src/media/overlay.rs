@@ -9,7 +9,7 @@
 use ffmpeg::{filter, frame};
 use ffmpeg_next as ffmpeg;
 
-use super::MediaError;
+use super::error::MediaError;
 use super::decode_limits::DecodeLimits;
 use super::filters;
 use super::input::{Decoded, Demuxer, VideoFormat};

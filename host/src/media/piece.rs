@@ -16,7 +16,7 @@ use std::path::Path;
 use ffmpeg::{Rational, Rescale, format};
 use ffmpeg_next as ffmpeg;
 
-use super::MediaError;
+use super::error::MediaError;
 use super::file::{add_stream, write_packet};
 
 /// Seconds every timestamp of a piece is moved forward by.
@@ -88,7 +88,7 @@ pub(super) struct PieceReader {
 
 impl PieceReader {
     pub fn open(path: &Path) -> Result<Self, MediaError> {
-        let input = super::open::open_local(path, &super::DecodeLimits::unlimited())?;
+        let input = super::open::open_local(path, &super::decode_limits::DecodeLimits::unlimited())?;
         input.stream(0).ok_or(MediaError::NoStreams)?;
         let time_base = input
             .metadata()

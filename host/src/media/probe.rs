@@ -7,18 +7,19 @@ use ffmpeg_next as ffmpeg;
 use ffmpeg::media::Type;
 use serde_json::{Map, Value, json};
 
-use super::MediaError;
+use super::error::MediaError;
+use super::streams::{main_stream, pixel_name, rotation_of};
 use crate::types::MediaInfo;
 
 /// Open and describe an input, confined to its one file, from a bounded prefix and
 /// decoding no picture above `limits.max_pixels`. A file FFmpeg cannot read, or one with
 /// neither audio nor video, is an error.
-pub fn probe(path: &Path, limits: &super::DecodeLimits) -> Result<(MediaInfo, Value), MediaError> {
+pub fn probe(path: &Path, limits: &super::decode_limits::DecodeLimits) -> Result<(MediaInfo, Value), MediaError> {
     let (info, mut metadata) = describe(super::open::open_local(path, limits)?, path)?;
     // Closed captions ride in the pictures (ATSC A/53 user data): only decoding a few
     // tells. The codecs that carry them, and no clips: this is the file as it is.
     if info.has_video && matches!(info.video_codec.as_str(), "h264" | "hevc" | "mpeg2video") {
-        let whole = super::DecodeLimits { clips: Vec::new(), joined: Vec::new(), ..limits.clone() };
+        let whole = super::decode_limits::DecodeLimits { clips: Vec::new(), joined: Vec::new(), ..limits.clone() };
         if carries_captions(path, &whole)
             && let Some(video) = metadata["streams"].as_array_mut().and_then(|s| s.iter_mut().find(|s| s["codec_type"] == "video"))
         {
@@ -32,7 +33,7 @@ pub fn probe(path: &Path, limits: &super::DecodeLimits) -> Result<(MediaInfo, Va
 const CAPTION_PROBE_FRAMES: u32 = 30;
 
 /// Whether the first pictures of `path` carry CEA-608/708 captions (A/53 side data).
-fn carries_captions(path: &Path, limits: &super::DecodeLimits) -> bool {
+fn carries_captions(path: &Path, limits: &super::decode_limits::DecodeLimits) -> bool {
     let Ok(mut demuxer) = super::input::Demuxer::open(path, limits) else { return false };
     let (mut pictures, mut found) = (0u32, false);
     while !found && pictures < CAPTION_PROBE_FRAMES {
@@ -56,7 +57,7 @@ pub fn probe_output(path: &Path) -> Result<(MediaInfo, Value), MediaError> {
 }
 
 /// The audio tracks of an input, as [`probe`] lists them (the main one first).
-pub(super) fn audio_tracks(path: &Path, limits: &super::DecodeLimits) -> Result<Vec<crate::types::AudioTrack>, MediaError> {
+pub(super) fn audio_tracks(path: &Path, limits: &super::decode_limits::DecodeLimits) -> Result<Vec<crate::types::AudioTrack>, MediaError> {
     Ok(describe(super::open::open_local(path, limits)?, path)?.0.audio_tracks)
 }
 
@@ -213,28 +214,6 @@ fn medium_name(medium: Type) -> &'static str {
     }
 }
 
-pub(super) fn pixel_name(format: ffmpeg::format::Pixel) -> String {
-    format.descriptor().map(|d| d.name().to_string()).unwrap_or_else(|| "none".into())
-}
-
-/// The stream the engine would use for `kind`: FFmpeg's pick, but never a cover image
-/// (an "attached picture" is a video stream of one frame, not a video).
-pub(super) fn main_stream(input: &ffmpeg::format::context::Input, kind: Type) -> Option<usize> {
-    use ffmpeg::codec::Id;
-    let usable = |s: &ffmpeg::format::stream::Stream| {
-        let params = s.parameters();
-        // Text-art "videos" are what FFmpeg makes of any .txt or .bin file.
-        let text_art = matches!(params.id(), Id::ANSI | Id::BINTEXT | Id::XBIN | Id::IDF);
-        params.medium() == kind && !text_art && !s.disposition().contains(ffmpeg::format::stream::Disposition::ATTACHED_PIC)
-    };
-    input
-        .streams()
-        .best(kind)
-        .filter(|s| usable(s))
-        .or_else(|| input.streams().find(|s| usable(s)))
-        .map(|s| s.index())
-}
-
 /// Packets read looking for a first decodable frame before the file is declared corrupt.
 const DECODE_CHECK_PACKETS: usize = 64;
 
@@ -324,25 +303,6 @@ fn profile_name(decoder: &ffmpeg::decoder::Opened) -> Option<String> {
         let name = ffmpeg::ffi::avcodec_profile_name((*ctx).codec_id, (*ctx).profile);
         (!name.is_null()).then(|| std::ffi::CStr::from_ptr(name).to_string_lossy().into_owned())
     }
-}
-
-/// Clockwise rotation a player applies, from the display matrix (or the legacy
-/// `rotate` tag), normalised to 0, 90, 180 or 270.
-pub(super) fn rotation_of(stream: &ffmpeg::format::stream::Stream) -> i32 {
-    let from_matrix = stream.side_data().find(|d| d.kind() == ffmpeg::packet::side_data::Type::DisplayMatrix).and_then(|d| {
-        let data = d.data();
-        (data.len() >= 36).then(|| {
-            // SAFETY: a display matrix is nine i32s; we checked the length.
-            let angle = unsafe { ffmpeg::ffi::av_display_rotation_get(data.as_ptr() as *const i32) };
-            -angle
-        })
-    });
-    let degrees = from_matrix
-        .filter(|a| a.is_finite())
-        .or_else(|| stream.metadata().get("rotate").and_then(|r| r.parse::<f64>().ok()))
-        .unwrap_or(0.0);
-    let quarter = ((degrees / 90.0).round() as i64).rem_euclid(4);
-    (quarter * 90) as i32
 }
 
 /// A video stream's colour description, as ffprobe names it; empty where unspecified.

@@ -7,9 +7,7 @@ use std::path::PathBuf;
 use ffmpeg::frame;
 use ffmpeg_next as ffmpeg;
 
-use super::MediaError;
-use super::image::SpriteTile;
-use super::package::Package;
+use super::error::MediaError;
 use crate::types::OutputPlan;
 
 /// One output to produce.
@@ -71,3 +69,27 @@ pub trait Sink: Send {
     fn finish(&mut self) -> Result<Self::Done, MediaError>;
 }
 
+/// Where one picture landed in a sprite sheet, and the input times it stands for.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SpriteTile {
+    pub start: f64,
+    pub end: f64,
+    /// Index into the produced files.
+    pub sheet: usize,
+    pub x: u32,
+    pub y: u32,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// What a finished package is made of, relative to the output's directory.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Package {
+    /// Every file, segments first and playlists/manifests last, so that a player never
+    /// finds a playlist whose segments are not there yet.
+    pub files: Vec<PathBuf>,
+    /// `hls/master.m3u8`, when HLS was asked for.
+    pub hls_master: Option<PathBuf>,
+    /// `dash/master.mpd`, when DASH was asked for.
+    pub dash_manifest: Option<PathBuf>,
+}

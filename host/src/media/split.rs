@@ -8,8 +8,8 @@ use ffmpeg::media::Type;
 use ffmpeg_next as ffmpeg;
 
 use super::decode_limits::{Clock, DecodeLimits};
-use super::MediaError;
-use super::probe::main_stream;
+use super::error::MediaError;
+use super::streams::main_stream;
 
 /// One chunk: the video frames whose timestamps (in the video stream's time base, from
 /// the file's start, as the engine decodes them) are in `[start, end)`; `None` is open.
@@ -31,7 +31,7 @@ pub fn chunk_ranges(input: &Path, chunk_secs: f64) -> Result<Vec<ChunkRange>, Me
 /// to `limits` (their times to `max_duration_secs`, their count to what it allows), so
 /// an input longer than it declares fails here, before any chunk is made.
 pub fn chunk_ranges_aligned(input: &Path, chunk_secs: f64, grids: &[f64], limits: &DecodeLimits) -> Result<Vec<ChunkRange>, MediaError> {
-    super::init();
+    super::ffmpeg_init::init();
     let mut context = super::open::open_local(input, limits)?;
     let index = main_stream(&context, Type::Video).ok_or_else(|| MediaError::Unsupported("the input has no video".into()))?;
     let stream = context.stream(index).ok_or(MediaError::NoStreams)?;

@@ -14,11 +14,12 @@ use std::path::Path;
 use ffmpeg::{Rational, filter, frame};
 use ffmpeg_next as ffmpeg;
 
-use super::MediaError;
+use super::error::MediaError;
 use super::decode_limits::{DecodeLimits, JoinedFile};
 use super::filters::{close, feed, pull, sink_time_base};
 use super::input::{AudioFormat, Decoded, Demuxer, VideoFormat};
-use super::probe::{audio_tracks, pixel_name};
+use super::probe::audio_tracks;
+use super::streams::pixel_name;
 use super::stitch_audio::{Lead, TrackLane, joined_tracks, source_track};
 use crate::types::AudioTrack;
 

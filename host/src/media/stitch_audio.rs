@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use ffmpeg::{filter, frame};
 use ffmpeg_next as ffmpeg;
 
-use super::MediaError;
+use super::error::MediaError;
 use super::filters::{feed, pull};
 use super::input::{AudioFormat, Decoded};
 use crate::types::AudioTrack;

@@ -11,7 +11,7 @@ use ffmpeg::{Rational, codec};
 use ffmpeg_next as ffmpeg;
 use serde::{Deserialize, Serialize};
 
-use super::MediaError;
+use super::error::MediaError;
 use super::subtitle_mux::{MAX_SUBTITLE_TRACKS, SubtitleEvent};
 
 /// The most cues one track may hold, and the most bytes of text (as a sidecar file).
@@ -42,7 +42,7 @@ fn is_text(id: codec::Id) -> bool {
 }
 
 /// Every text subtitle track of `input` (at most [`MAX_SUBTITLE_TRACKS`]), read whole.
-pub fn extract_subtitles(input: &Path, limits: &super::DecodeLimits) -> Result<Vec<InputSubtitles>, MediaError> {
+pub fn extract_subtitles(input: &Path, limits: &super::decode_limits::DecodeLimits) -> Result<Vec<InputSubtitles>, MediaError> {
     let mut file = super::open::open_local(input, limits)?;
     // SAFETY: plain field of an open input; ffmpeg-next has no getter for it.
     let start_time = unsafe { (*file.as_ptr()).start_time };

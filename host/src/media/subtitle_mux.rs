@@ -13,7 +13,7 @@ use ffmpeg::{Rational, Rescale, codec, format};
 use ffmpeg_next as ffmpeg;
 use serde::{Deserialize, Serialize};
 
-use super::MediaError;
+use super::error::MediaError;
 use super::file::{muxer_options, write_packet};
 
 /// The most tracks a file gets.
@@ -66,7 +66,7 @@ const MS: Rational = Rational(1, 1000);
 /// Put `tracks` into `file`, a `container` file the engine made, as subtitle streams
 /// after its own. The file is replaced only once the new one is complete.
 pub fn add_subtitles(file: &Path, container: &str, tracks: &[SubtitleTrack]) -> Result<(), MediaError> {
-    super::init();
+    super::ffmpeg_init::init();
     let codec = subtitle_codec(container).ok_or_else(|| MediaError::Unsupported(format!("a '{container}' file gets no subtitle track")))?;
     if tracks.len() > MAX_SUBTITLE_TRACKS {
         return Err(MediaError::Unsupported(format!("more than {MAX_SUBTITLE_TRACKS} subtitle tracks")));

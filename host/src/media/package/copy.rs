@@ -10,8 +10,9 @@ use super::ladder::Layout;
 use super::manifest::declared_kbps;
 use super::muxers::StreamSpec;
 use super::packager::Packager;
-use super::{Package, lock};
-use crate::media::MediaError;
+use super::lock;
+use crate::media::sink::Package;
+use crate::media::error::MediaError;
 use crate::media::join::PieceChain;
 use crate::types::StreamPlan;
 
@@ -19,7 +20,7 @@ use crate::types::StreamPlan;
 /// video rung's pieces in order, and each audio rendition's piece. The video pieces must
 /// have keyframes at the package's segment instants (the rungs' keyframe interval).
 pub fn package_encoded(video: &[Vec<PathBuf>], audio: &[PathBuf], plan: &StreamPlan, dir: &Path, cancel: &AtomicBool) -> Result<Package, MediaError> {
-    crate::media::init();
+    crate::media::ffmpeg_init::init();
     let result = package(video, audio, plan, dir, cancel);
     if result.is_err() {
         let _ = std::fs::remove_dir_all(dir);

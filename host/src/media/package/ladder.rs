@@ -7,7 +7,7 @@ use ffmpeg_next as ffmpeg;
 
 use super::manifest::{safe_name, unique};
 use super::muxers::rung_sar;
-use crate::media::MediaError;
+use crate::media::error::MediaError;
 use crate::types::{AudioPlan, AudioTrack, StreamPlan, VideoPlan};
 
 /// The renditions of a package, named as their directories under `hls/`.

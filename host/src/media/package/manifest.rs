@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::{DASH_MANIFEST, HLS_MASTER, MEDIA_PLAYLIST, Meter, Rendition};
-use crate::media::MediaError;
+use crate::media::error::MediaError;
 use crate::types::VideoPlan;
 
 /// The bitrate a rung announces before it is encoded: its cap, or its target.

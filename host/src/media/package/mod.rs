@@ -20,30 +20,18 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use ffmpeg::{Rational, format, frame};
 use ffmpeg_next as ffmpeg;
 
-use super::MediaError;
+use super::error::MediaError;
 use ladder::Layout;
 use manifest::declared_kbps;
 use muxers::StreamSpec;
 use packager::Packager;
 use segment_hooks::FileWatch;
 use super::encode::{AudioEncoder, VideoEncoder, VideoSetup};
-use super::engine::Lane;
+use super::lane::Lane;
 use super::sink::{Flow, Produced, Sink};
 use super::file::write_packet;
 use super::input::{Tracks, VideoFormat};
 use crate::types::{AudioTrack, StreamPlan, TimeRange};
-
-/// What a finished package is made of, relative to the output's directory.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct Package {
-    /// Every file, segments first and playlists/manifests last, so that a player never
-    /// finds a playlist whose segments are not there yet.
-    pub files: Vec<PathBuf>,
-    /// `hls/master.m3u8`, when HLS was asked for.
-    pub hls_master: Option<PathBuf>,
-    /// `dash/master.mpd`, when DASH was asked for.
-    pub dash_manifest: Option<PathBuf>,
-}
 
 /// Called with each finished segment's path, from whichever thread closed it.
 pub(super) type Ready = Box<dyn Fn(PathBuf) + Send + Sync>;

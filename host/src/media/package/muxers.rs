@@ -8,7 +8,7 @@ use ffmpeg_next as ffmpeg;
 
 use super::segment_hooks::FileWatch;
 use super::{DASH_MANIFEST, MEDIA_PLAYLIST};
-use crate::media::MediaError;
+use crate::media::error::MediaError;
 use crate::media::file::set_codec_tag;
 
 /// The sample aspect ratio that makes a `rung` display at the aspect of the `top` rung:

@@ -9,8 +9,9 @@ use super::ladder::Layout;
 use super::manifest::{master_playlist, overhead, package_files, set_bandwidth};
 use super::muxers::{StreamSpec, open_dash, open_hls};
 use super::segment_hooks::FileWatch;
-use super::{DASH_MANIFEST, HLS_MASTER, Meter, Muxers, Package, Ready, Rendition, lock};
-use crate::media::MediaError;
+use super::{DASH_MANIFEST, HLS_MASTER, Meter, Muxers, Ready, Rendition, lock};
+use crate::media::sink::Package;
+use crate::media::error::MediaError;
 use crate::media::codecs::codec_string;
 use crate::types::StreamPlan;
 

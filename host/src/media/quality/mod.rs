@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::MediaError;
+use super::error::MediaError;
 use super::decode_limits::DecodeLimits;
 
 pub use scores::{LadderReport, LadderRung, Quality, QualityReport, TargetSearch, VariantQuality};

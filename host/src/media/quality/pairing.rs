@@ -14,7 +14,7 @@ use super::libvmaf::{Features, Layout, Scorer};
 use super::scores::{self, Quality};
 use super::ssim::{Luma, Ssim};
 use super::{Metric, QualityTarget};
-use crate::media::MediaError;
+use crate::media::error::MediaError;
 use crate::media::decode_limits::DecodeLimits;
 use crate::media::input::{Decoded, Demuxer};
 
