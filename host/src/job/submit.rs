@@ -39,7 +39,8 @@ impl Submitter<'_> {
     pub async fn submit(&self, owner: &str, mut spec: JobSpec, api: &'static str) -> Result<(job::Model, Vec<output::Model>), SubmitError> {
         super::input_upload::resolve(self.config, owner, &mut spec).await?;
         // The plugin versions validation used are the ones the job runs with.
-        let (output_types, pins) = crate::plugins::record(check(self.plugins, self.config, &spec)).await;
+        let checked = crate::plugins::one_instance_each(check(self.plugins, self.config, &spec));
+        let (output_types, pins) = crate::plugins::record(checked).await;
         let output_types = output_types?;
 
         let id = crate::random_id(14);

@@ -17,8 +17,8 @@ impl Plugins {
     /// Parse an `if` expression at submit time, so a syntax error is a 400.
     pub async fn condition_check(&self, expression: &str) -> Result<(), PluginError> {
         let plugin = self.catalog.find(PluginKind::Condition, "")?;
-        self.runtime.call(&plugin, "check", async |pre, store| {
-            let bindings = pre.condition()?.instantiate_async(&mut *store).await?;
+        self.runtime.call(&plugin, "check", async |bound, store| {
+            let bindings = bound.condition()?;
             bindings.copra_plugin_condition().call_check(&mut *store, expression).await
         })
         .await
@@ -28,8 +28,8 @@ impl Plugins {
     pub async fn condition_evaluate(&self, expression: &str, input: &MediaInfo) -> Result<bool, PluginError> {
         let plugin = self.catalog.find(PluginKind::Condition, "")?;
         let info = convert::media_info(input);
-        self.runtime.call(&plugin, "evaluate", async |pre, store| {
-            let bindings = pre.condition()?.instantiate_async(&mut *store).await?;
+        self.runtime.call(&plugin, "evaluate", async |bound, store| {
+            let bindings = bound.condition()?;
             bindings.copra_plugin_condition().call_evaluate(&mut *store, expression, &info).await
         })
         .await

@@ -13,8 +13,8 @@ impl Plugins {
         let plugin = self.catalog.find(PluginKind::Format, container_of(format))?;
         let output_type = self
             .runtime
-            .call(&plugin, "check", async |pre, store| {
-                let bindings = pre.format()?.instantiate_async(&mut *store).await?;
+            .call(&plugin, "check", async |bound, store| {
+                let bindings = bound.format()?;
                 bindings.copra_plugin_format().call_check(&mut *store, format, params_json).await
             })
             .await?;
@@ -27,8 +27,8 @@ impl Plugins {
         let info = convert::media_info(input);
         let plan = self
             .runtime
-            .call(&plugin, "plan", async |pre, store| {
-                let bindings = pre.format()?.instantiate_async(&mut *store).await?;
+            .call(&plugin, "plan", async |bound, store| {
+                let bindings = bound.format()?;
                 bindings.copra_plugin_format().call_plan(&mut *store, format, params_json, &info).await
             })
             .await?;
@@ -49,8 +49,8 @@ impl Plugins {
         let probes: Vec<_> = probes.iter().map(convert::quality_probe).collect();
         let step = self
             .runtime
-            .call(&plugin, "search-quality", async |pre, store| {
-                let bindings = pre.format()?.instantiate_async(&mut *store).await?;
+            .call(&plugin, "search-quality", async |bound, store| {
+                let bindings = bound.format()?;
                 bindings.copra_plugin_format().call_search_quality(&mut *store, format, params_json, &info, &probes).await
             })
             .await?;
@@ -71,8 +71,8 @@ impl Plugins {
         let probes: Vec<_> = probes.iter().map(convert::ladder_probe).collect();
         let step = self
             .runtime
-            .call(&plugin, "plan-ladder", async |pre, store| {
-                let bindings = pre.format()?.instantiate_async(&mut *store).await?;
+            .call(&plugin, "plan-ladder", async |bound, store| {
+                let bindings = bound.format()?;
                 bindings.copra_plugin_format().call_plan_ladder(&mut *store, format, params_json, &info, &probes).await
             })
             .await?;

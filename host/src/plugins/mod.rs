@@ -2,7 +2,8 @@
 //!
 //! Each component is compiled once (cached on disk by content hash and engine
 //! compatibility hash) and pre-instantiated; every call gets a fresh `Store` from the
-//! pooling allocator with the plugin's [`sandbox`]: a memory cap, a CPU budget, a
+//! pooling allocator (the checks of one submit share one per plugin, see
+//! `shared_instances`) with the plugin's [`sandbox`]: a memory cap, a CPU budget, a
 //! wall-clock deadline and the hosts it may reach. A plugin that loops, traps, waits
 //! or grows without bound fails its own call and nothing else. Whatever a plugin
 //! answers is a request the host checks (schemes, object keys, hosts) before any I/O.
@@ -19,7 +20,8 @@
 //! (the network policy of plugin HTTP), `last_status` (what a call last heard back),
 //! `state` (what a store holds), `error` (failures and how a call's result becomes
 //! one), `registry` (loaded components), `pins` (the versions a job was planned with),
-//! `convert` (WIT ↔ host types), `bindings`; and one file per kind of call: `storage`,
+//! `convert` (WIT ↔ host types), `bindings`, `shared_instances` (one instance per plugin
+//! for a submit's checks); and one file per kind of call: `storage`,
 //! `custom_upload`, `format`, `condition`, `notifier` (with `notifier_hosts`). This
 //! file: the facade, its start, and what it hands on.
 
@@ -42,6 +44,7 @@ mod pins;
 mod registry;
 mod runtime;
 mod sandbox;
+mod shared_instances;
 mod state;
 mod storage;
 
@@ -60,6 +63,7 @@ pub use pins::{Pin, Pins, carry, record};
 pub use registry::{LoadedPlugin, PluginKind};
 use runtime::Runtime;
 pub use sandbox::{grantable_schemes, is_never_granted};
+pub use shared_instances::one_instance_each;
 pub use last_status::LastStatus;
 pub use state::WebhookSigning;
 

@@ -22,8 +22,8 @@ impl Plugins {
     /// allow is a 400 now, not a failed delivery later).
     pub async fn notifier_check(&self, kind: &str, config_json: &str) -> Result<(), PluginError> {
         let plugin = self.catalog.find(PluginKind::Notifier, kind)?;
-        self.runtime.call(&plugin, "check", async |pre, store| {
-            let bindings = pre.notifier()?.instantiate_async(&mut *store).await?;
+        self.runtime.call(&plugin, "check", async |bound, store| {
+            let bindings = bound.notifier()?;
             bindings.copra_plugin_notifier().call_check(&mut *store, config_json).await
         })
         .await?;
@@ -47,8 +47,8 @@ impl Plugins {
         let plugin = self.catalog.find(PluginKind::Notifier, kind)?;
         let hosts = self.granted_hosts(&plugin, config_json).await?;
         let setup = |state: &mut PluginState| state.deliver(signing, status);
-        self.runtime.call_with(&plugin, "notify", hosts, deadline, setup, async |pre, store| {
-            let bindings = pre.notifier()?.instantiate_async(&mut *store).await?;
+        self.runtime.call_with(&plugin, "notify", hosts, deadline, setup, async |bound, store| {
+            let bindings = bound.notifier()?;
             bindings.copra_plugin_notifier().call_notify(&mut *store, config_json, event_json).await
         })
         .await
@@ -59,8 +59,8 @@ impl Plugins {
     async fn granted_hosts(&self, plugin: &LoadedPlugin, config_json: &str) -> Result<Vec<String>, PluginError> {
         let asked = self
             .runtime
-            .call(plugin, "hosts", async |pre, store| {
-                let bindings = pre.notifier()?.instantiate_async(&mut *store).await?;
+            .call(plugin, "hosts", async |bound, store| {
+                let bindings = bound.notifier()?;
                 bindings.copra_plugin_notifier().call_hosts(&mut *store, config_json).await
             })
             .await?;

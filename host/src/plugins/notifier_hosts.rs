@@ -8,8 +8,8 @@ impl Plugins {
     /// answer, the same one that grants its delivering calls).
     pub async fn notifier_hosts(&self, kind: &str, config_json: &str) -> Result<Vec<String>, PluginError> {
         let plugin = self.catalog.find(PluginKind::Notifier, kind)?;
-        self.runtime.call(&plugin, "hosts", async |pre, store| {
-            let bindings = pre.notifier()?.instantiate_async(&mut *store).await?;
+        self.runtime.call(&plugin, "hosts", async |bound, store| {
+            let bindings = bound.notifier()?;
             bindings.copra_plugin_notifier().call_hosts(&mut *store, config_json).await
         })
         .await

@@ -89,9 +89,17 @@ impl Pre {
     }
 
     accessor!(storage, Storage, storage::StoragePluginPre<PluginState>);
-    accessor!(format, Format, format::FormatPluginPre<PluginState>);
     accessor!(condition, Condition, condition::ConditionPluginPre<PluginState>);
-    accessor!(notifier, Notifier, notifier::NotifierPluginPre<PluginState>);
+
+    /// A new instance in `store`, typed by its world.
+    pub async fn instantiate(&self, store: &mut Store<PluginState>) -> wasmtime::Result<Bound> {
+        Ok(match self {
+            Pre::Storage(pre) => Bound::Storage(pre.instantiate_async(store).await?),
+            Pre::Format(pre) => Bound::Format(pre.instantiate_async(store).await?),
+            Pre::Condition(pre) => Bound::Condition(pre.instantiate_async(store).await?),
+            Pre::Notifier(pre) => Bound::Notifier(pre.instantiate_async(store).await?),
+        })
+    }
 
     /// Every world exports `copra:plugin/plugin.describe`.
     pub async fn describe(&self, store: &mut Store<PluginState>) -> wasmtime::Result<wit::PluginInfo> {
@@ -102,6 +110,32 @@ impl Pre {
             Pre::Notifier(pre) => pre.instantiate_async(&mut *store).await?.copra_plugin_plugin().call_describe(store).await,
         }
     }
+}
+
+/// An instance of a component, typed by its world.
+pub enum Bound {
+    Storage(storage::StoragePlugin),
+    Format(format::FormatPlugin),
+    Condition(condition::ConditionPlugin),
+    Notifier(notifier::NotifierPlugin),
+}
+
+macro_rules! bound_accessor {
+    ($method:ident, $variant:ident, $ty:ty) => {
+        pub fn $method(&self) -> wasmtime::Result<&$ty> {
+            match self {
+                Bound::$variant(bound) => Ok(bound),
+                _ => Err(wasmtime::Error::msg(concat!("plugin is not a ", stringify!($method), " plugin"))),
+            }
+        }
+    };
+}
+
+impl Bound {
+    bound_accessor!(storage, Storage, storage::StoragePlugin);
+    bound_accessor!(format, Format, format::FormatPlugin);
+    bound_accessor!(condition, Condition, condition::ConditionPlugin);
+    bound_accessor!(notifier, Notifier, notifier::NotifierPlugin);
 }
 
 /// What the admin sees of a plugin.

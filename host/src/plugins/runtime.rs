@@ -17,10 +17,11 @@ use wasmtime::{Engine, Store};
 use super::bindings::types as wit;
 use super::error::{self, PluginError};
 use super::outbound::PluginNet;
-use super::registry::{self, LoadedPlugin, PluginKind, Pre};
+use super::registry::{self, Bound, LoadedPlugin, PluginKind, Pre};
 use super::sandbox::Sandbox;
 use super::state::PluginState;
 use super::engine;
+use super::shared_instances;
 
 /// The engine, its linker, and the network policy of plugin calls.
 pub(super) struct Runtime {
@@ -71,22 +72,22 @@ impl Runtime {
         plugin.sandbox.store(&self.engine, plugin.name.clone(), hosts, self.outbound.clone())
     }
 
-    /// Run one call against a fresh instance of `plugin` within its sandbox: its
-    /// granted hosts (a notifier's are granted per delivery, see `notifier_notify`) and
-    /// its deadline.
+    /// Run one call of `plugin` within its sandbox: its granted hosts (a notifier's are
+    /// granted per delivery, see `notifier_notify`) and its deadline. The instance is a
+    /// fresh one, or inside `shared_instances::one_instance_each` the task's own.
     pub(super) async fn call<R>(
         &self,
         plugin: &LoadedPlugin,
         function: &'static str,
-        f: impl AsyncFnOnce(&Pre, &mut Store<PluginState>) -> wasmtime::Result<Result<R, wit::PluginError>>,
+        f: impl AsyncFnOnce(&Bound, &mut Store<PluginState>) -> wasmtime::Result<Result<R, wit::PluginError>>,
     ) -> Result<R, PluginError> {
         let hosts = if plugin.kind == PluginKind::Notifier { Vec::new() } else { plugin.sandbox.allowed_hosts.clone() };
-        self.call_with(plugin, function, hosts, plugin.sandbox.deadline, |_| {}, f).await
+        self.run(plugin, function, hosts, plugin.sandbox.deadline, None::<fn(&mut PluginState)>, f).await
     }
 
-    /// [`Self::call`] with the hosts the call may reach, its wall-clock deadline, and
-    /// `setup` of the call's state (e.g. a webhook delivery to sign for). `function` names
-    /// the call in its span and its latency metric.
+    /// One call against a fresh instance, with the hosts the call may reach, its
+    /// wall-clock deadline, and `setup` of the call's state (e.g. a webhook delivery to
+    /// sign for). `function` names the call in its span and its latency metric.
     pub(super) async fn call_with<R>(
         &self,
         plugin: &LoadedPlugin,
@@ -94,16 +95,54 @@ impl Runtime {
         hosts: Vec<String>,
         deadline: Duration,
         setup: impl FnOnce(&mut PluginState),
-        f: impl AsyncFnOnce(&Pre, &mut Store<PluginState>) -> wasmtime::Result<Result<R, wit::PluginError>>,
+        f: impl AsyncFnOnce(&Bound, &mut Store<PluginState>) -> wasmtime::Result<Result<R, wit::PluginError>>,
+    ) -> Result<R, PluginError> {
+        self.run(plugin, function, hosts, deadline, Some(setup), f).await
+    }
+
+    /// A call without `setup` may run on the task's kept instance (fresh budget, same
+    /// deadline), and leaves it there unless it trapped.
+    async fn run<R>(
+        &self,
+        plugin: &LoadedPlugin,
+        function: &'static str,
+        hosts: Vec<String>,
+        deadline: Duration,
+        setup: Option<impl FnOnce(&mut PluginState)>,
+        f: impl AsyncFnOnce(&Bound, &mut Store<PluginState>) -> wasmtime::Result<Result<R, wit::PluginError>>,
     ) -> Result<R, PluginError> {
         let span = tracing::debug_span!("plugin_call", plugin = %plugin.name, function);
         async {
             let started = std::time::Instant::now();
-            let mut store = self.store(plugin, hosts);
-            setup(store.data_mut());
-            let result = error::within(deadline, f(&plugin.pre, &mut store)).await;
+            let shared = setup.is_none() && shared_instances::sharing();
+            let (mut store, kept) = match shared.then(|| shared_instances::take(plugin)).flatten() {
+                Some((mut store, bound)) => {
+                    plugin.sandbox.renew_budget(&mut store);
+                    (store, Some(bound))
+                }
+                None => (self.store(plugin, hosts), None),
+            };
+            if let Some(setup) = setup {
+                setup(store.data_mut());
+            }
+            let result = error::within(deadline, async {
+                let bound = match kept {
+                    Some(bound) => bound,
+                    None => plugin.pre.instantiate(&mut store).await?,
+                };
+                let answer = f(&bound, &mut store).await?;
+                Ok((answer, bound))
+            })
+            .await;
+            let (result, bound) = match result {
+                Ok((answer, bound)) => (Ok(answer), Some(bound)),
+                Err(trap) => (Err(trap), None),
+            };
             let outcome = error::outcome(plugin, &store, result);
             plugin.call_times.record(&plugin.name, function, outcome.is_ok(), started.elapsed());
+            if let (true, Some(bound)) = (shared, bound) {
+                shared_instances::put(plugin, store, bound);
+            }
             outcome
         }
         .instrument(span)

@@ -32,8 +32,8 @@ impl Plugins {
         let plugin = self.catalog.find(PluginKind::Storage, service)?;
         let target = self
             .runtime
-            .call(&plugin, "resolve", async |pre, store| {
-                let bindings = pre.storage()?.instantiate_async(&mut *store).await?;
+            .call(&plugin, "resolve", async |bound, store| {
+                let bindings = bound.storage()?;
                 bindings.copra_plugin_storage().call_resolve(&mut *store, spec_json).await
             })
             .await?;
@@ -56,8 +56,8 @@ impl Plugins {
         let plugin = self.catalog.find(PluginKind::Storage, service)?;
         let raw = self
             .runtime
-            .call(&plugin, "object-key", async |pre, store| {
-                let bindings = pre.storage()?.instantiate_async(&mut *store).await?;
+            .call(&plugin, "object-key", async |bound, store| {
+                let bindings = bound.storage()?;
                 bindings.copra_plugin_storage().call_object_key(&mut *store, spec_json, output_path).await
             })
             .await?;
