@@ -9,9 +9,14 @@
 //! instance whose call trapped, ran out of time or grew past its memory cap is dropped,
 //! never reused. The instance serves one submit of one tenant and is dropped with it.
 //! Elsewhere (the worker, deliveries) every call gets a fresh instance.
+//!
+//! Kept instances hold slots of the engine's instance pool between calls, so at most
+//! [`MAX_KEPT`] are kept across the process; past that a call's instance is dropped as
+//! before, and many concurrent submits never starve the calls of the pool.
 
 use std::cell::RefCell;
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use wasmtime::Store;
 
@@ -22,12 +27,35 @@ tokio::task_local! {
     static KEPT: RefCell<Vec<Kept>>;
 }
 
+/// Instances kept at most, across the process: a quarter of the engine's pool of
+/// component instances (`engine::new_engine`).
+const MAX_KEPT: usize = 64;
+
+/// Instances kept now.
+static KEPT_NOW: AtomicUsize = AtomicUsize::new(0);
+
 /// An instance kept for the task's next call to the same plugin version.
 struct Kept {
     kind: PluginKind,
     sha256: String,
     store: Store<PluginState>,
     bound: Bound,
+    _slot: Slot,
+}
+
+/// One of the [`MAX_KEPT`] places, given back when the instance goes.
+struct Slot;
+
+impl Slot {
+    fn take() -> Option<Slot> {
+        KEPT_NOW.fetch_update(Ordering::AcqRel, Ordering::Acquire, |now| (now < MAX_KEPT).then_some(now + 1)).ok().map(|_| Slot)
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        KEPT_NOW.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Run `fut` with its plugin calls sharing one instance per plugin version.
@@ -45,16 +73,18 @@ pub(super) fn take(plugin: &LoadedPlugin) -> Option<(Store<PluginState>, Bound)>
     KEPT.try_with(|kept| {
         let mut kept = kept.borrow_mut();
         let index = kept.iter().position(|k| k.kind == plugin.kind && k.sha256 == plugin.sha256)?;
-        let Kept { store, bound, .. } = kept.swap_remove(index);
+        let Kept { store, bound, _slot, .. } = kept.swap_remove(index);
         Some((store, bound))
     })
     .ok()
     .flatten()
 }
 
-/// Keep `plugin`'s instance for the running task's next call (when the task shares).
+/// Keep `plugin`'s instance for the running task's next call (when the task shares,
+/// and fewer than [`MAX_KEPT`] are kept); otherwise it is dropped here.
 pub(super) fn put(plugin: &LoadedPlugin, store: Store<PluginState>, bound: Bound) {
-    let _ = KEPT.try_with(|kept| kept.borrow_mut().push(Kept { kind: plugin.kind, sha256: plugin.sha256.clone(), store, bound }));
+    let Some(slot) = Slot::take() else { return };
+    let _ = KEPT.try_with(|kept| kept.borrow_mut().push(Kept { kind: plugin.kind, sha256: plugin.sha256.clone(), store, bound, _slot: slot }));
 }
 
 #[cfg(test)]
