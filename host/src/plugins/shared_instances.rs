@@ -27,9 +27,9 @@ tokio::task_local! {
     static KEPT: RefCell<Vec<Kept>>;
 }
 
-/// Instances kept at most, across the process: a quarter of the engine's pool of
+/// Instances kept at most, across the process: half of the engine's pool of
 /// component instances (`engine::new_engine`).
-const MAX_KEPT: usize = 64;
+const MAX_KEPT: usize = 128;
 
 /// Instances kept now.
 static KEPT_NOW: AtomicUsize = AtomicUsize::new(0);
