@@ -126,6 +126,26 @@ impl Plugins {
 }
 
 #[cfg(test)]
+/// The test plugin `hostile-condition` alone, loaded with `grant` (TOML), and the
+/// directory it lives in; `None`, saying so, when `scripts/build-test-plugins.sh` has
+/// not built it.
+pub(crate) async fn hostile_condition(grant: &str) -> Option<(tempfile::TempDir, Arc<Plugins>)> {
+    let wasm = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/plugins/dist/hostile-condition.wasm");
+    if !wasm.exists() {
+        eprintln!("skipped: {} is not built", wasm.display());
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let plugin_dir = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugin_dir).unwrap();
+    std::fs::copy(&wasm, plugin_dir.join("hostile-condition.wasm")).unwrap();
+    let grant: PluginGrant = toml::from_str(grant).unwrap();
+    let grants = HashMap::from([("hostile-condition".to_string(), grant)]);
+    let plugins = Plugins::start(&plugin_dir, &dir.path().join("cache"), grants, Default::default()).await.unwrap();
+    Some((dir, plugins))
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Duration;
@@ -135,18 +155,7 @@ mod tests {
     /// Needs `scripts/build-test-plugins.sh` (skipped, saying so, without it).
     #[tokio::test(flavor = "current_thread")]
     async fn a_busy_plugin_yields_the_runtime_thread() {
-        let wasm = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/plugins/dist/hostile-condition.wasm");
-        if !wasm.exists() {
-            eprintln!("skipped: {} is not built", wasm.display());
-            return;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let plugin_dir = dir.path().join("plugins");
-        std::fs::create_dir_all(&plugin_dir).unwrap();
-        std::fs::copy(&wasm, plugin_dir.join("hostile-condition.wasm")).unwrap();
-        let grant: PluginGrant = toml::from_str("time_ms = 300").unwrap();
-        let grants = HashMap::from([("hostile-condition".to_string(), grant)]);
-        let plugins = Plugins::start(&plugin_dir, &dir.path().join("cache"), grants, Default::default()).await.unwrap();
+        let Some((_dir, plugins)) = hostile_condition("time_ms = 300").await else { return };
 
         let ticks = Arc::new(std::sync::atomic::AtomicU32::new(0));
         let ticker = tokio::spawn({

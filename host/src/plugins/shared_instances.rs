@@ -89,11 +89,8 @@ pub(super) fn put(plugin: &LoadedPlugin, store: Store<PluginState>, bound: Bound
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-    use std::path::Path;
-
     use super::*;
-    use crate::plugins::{PluginError, Plugins};
+    use crate::plugins::PluginError;
     use crate::types::MediaInfo;
 
     fn kept() -> usize {
@@ -105,18 +102,7 @@ mod tests {
     /// Needs `scripts/build-test-plugins.sh` (skipped, saying so, without it).
     #[tokio::test]
     async fn calls_share_an_instance_until_one_traps() {
-        let wasm = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/plugins/dist/hostile-condition.wasm");
-        if !wasm.exists() {
-            eprintln!("skipped: {} is not built", wasm.display());
-            return;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let plugin_dir = dir.path().join("plugins");
-        std::fs::create_dir_all(&plugin_dir).unwrap();
-        std::fs::copy(&wasm, plugin_dir.join("hostile-condition.wasm")).unwrap();
-        let grant: crate::config::PluginGrant = toml::from_str("time_ms = 200").unwrap();
-        let grants = HashMap::from([("hostile-condition".to_string(), grant)]);
-        let plugins = Plugins::start(&plugin_dir, &dir.path().join("cache"), grants, Default::default()).await.unwrap();
+        let Some((_dir, plugins)) = crate::plugins::hostile_condition("time_ms = 200").await else { return };
         let input = MediaInfo::default();
 
         assert!(!sharing(), "outside a submit nothing is shared");
