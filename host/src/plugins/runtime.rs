@@ -140,7 +140,11 @@ impl Runtime {
             };
             let outcome = error::outcome(plugin, &store, result);
             plugin.call_times.record(&plugin.name, function, outcome.is_ok(), started.elapsed());
-            if let (true, Some(bound)) = (shared, bound) {
+            // An instance that wrote to stderr is not kept: its pipe has room for one
+            // call's messages (`state::STDERR_CAPACITY`), and a full one fails the next.
+            if let (true, Some(bound)) = (shared, bound)
+                && store.data().stderr.contents().is_empty()
+            {
                 shared_instances::put(plugin, store, bound);
             }
             outcome

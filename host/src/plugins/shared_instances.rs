@@ -7,7 +7,7 @@
 //! to the same plugin version in the same task, so a submit instantiates each plugin
 //! once. Every call still gets the full CPU budget and its own wall-clock deadline; an
 //! instance whose call trapped, ran out of time or grew past its memory cap is dropped,
-//! never reused. The instance serves one submit of one tenant and is dropped with it.
+//! never reused, and so is one that wrote to stderr (its pipe is sized for one call). The instance serves one submit of one tenant and is dropped with it.
 //! Elsewhere (the worker, deliveries) every call gets a fresh instance.
 //!
 //! Kept instances hold slots of the engine's instance pool between calls, so at most
