@@ -56,12 +56,9 @@ impl Plugins {
             let mut source = tokio::fs::File::open(file).await.map_err(io_error)?;
             let size = source.metadata().await.map_err(io_error)?.len();
 
-            let bindings = match plugin.pre.storage() {
-                Ok(pre) => within(deadline, pre.instantiate_async(&mut store)).await,
-                Err(e) => Err(e),
-            };
-            let bindings = outcome(&plugin, &store, bindings.map(Ok))?;
-            let storage = bindings.copra_plugin_storage();
+            let bound = within(deadline, plugin.pre.instantiate(&mut store)).await;
+            let bound = outcome(&plugin, &store, bound.map(Ok))?;
+            let storage = outcome(&plugin, &store, bound.storage().map(Ok))?.copra_plugin_storage();
             let opened = within(deadline, storage.call_open_upload(&mut store, spec_json, key, content_type, size)).await;
             let upload = outcome(&plugin, &store, opened)?;
             let mut buffer = vec![0u8; CHUNK];

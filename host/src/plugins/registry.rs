@@ -66,17 +66,6 @@ pub enum Pre {
     Notifier(notifier::NotifierPluginPre<PluginState>),
 }
 
-macro_rules! accessor {
-    ($method:ident, $variant:ident, $ty:ty) => {
-        pub fn $method(&self) -> wasmtime::Result<&$ty> {
-            match self {
-                Pre::$variant(pre) => Ok(pre),
-                _ => Err(wasmtime::Error::msg(concat!("plugin is not a ", stringify!($method), " plugin"))),
-            }
-        }
-    };
-}
-
 impl Pre {
     /// Type a pre-instantiated component by its world.
     pub fn new(kind: PluginKind, pre: InstancePre<PluginState>) -> anyhow::Result<Self> {
@@ -87,9 +76,6 @@ impl Pre {
             PluginKind::Notifier => Pre::Notifier(notifier::NotifierPluginPre::new(pre)?),
         })
     }
-
-    accessor!(storage, Storage, storage::StoragePluginPre<PluginState>);
-    accessor!(condition, Condition, condition::ConditionPluginPre<PluginState>);
 
     /// A new instance in `store`, typed by its world.
     pub async fn instantiate(&self, store: &mut Store<PluginState>) -> wasmtime::Result<Bound> {
