@@ -42,10 +42,10 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(5))
                 .foreign_keys(true)
-                // Checkpoints run in the background (direct::sqlite::spawn_checkpointer), not in
-                // a commit; the log is cut back to 64 MiB after one.
+                // Checkpoints run in the background (direct::sqlite_log::spawn_checkpointer),
+                // not in a commit; a restarted log's file keeps up to KEPT_BYTES.
                 .pragma("wal_autocheckpoint", "0")
-                .pragma("journal_size_limit", "67108864")
+                .pragma("journal_size_limit", direct::sqlite_log::KEPT_BYTES.to_string())
         });
     }
     if url.starts_with("postgres") {
@@ -60,7 +60,7 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
     let db = Database::connect(options).await?;
     migration::run(&db).await?;
     if let Some(file) = direct::sqlite::file_of(&db) {
-        direct::sqlite::spawn_checkpointer(file, &SQLITE_WRITER);
+        direct::sqlite_log::spawn_checkpointer(file, &SQLITE_WRITER);
     }
     Ok(db)
 }

@@ -8,6 +8,7 @@
 mod fixtures;
 pub mod postgres;
 pub mod sqlite;
+pub mod sqlite_log;
 
 use crate::db::output;
 

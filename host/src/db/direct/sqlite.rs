@@ -25,7 +25,7 @@ use sea_orm::{ActiveEnum, ConnectionTrait, DatabaseBackend, DatabaseConnection, 
 use crate::db::{job, output};
 
 /// How long a statement waits for a lock another connection holds.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Statements kept prepared per connection.
 const CACHED_STATEMENTS: usize = 16;
@@ -56,13 +56,13 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
     connection.pragma_update(None, "synchronous", "NORMAL")?;
     connection.pragma_update(None, "foreign_keys", true)?;
     connection.pragma_update(None, "wal_autocheckpoint", 0)?;
-    connection.pragma_update(None, "journal_size_limit", 64 << 20)?;
+    connection.pragma_update(None, "journal_size_limit", super::sqlite_log::KEPT_BYTES)?;
     connection.set_prepared_statement_cache_capacity(CACHED_STATEMENTS);
     Ok(connection)
 }
 
 /// Run `work` on this thread's connection to `path`.
-fn with_connection<T>(path: &Path, work: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T, DbErr> {
+pub(super) fn with_connection<T>(path: &Path, work: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T, DbErr> {
     CONNECTIONS
         .with(|cell| {
             let mut connections = cell.borrow_mut();
@@ -76,113 +76,6 @@ fn with_connection<T>(path: &Path, work: impl FnOnce(&mut Connection) -> rusqlit
             work(&mut connections[index].1)
         })
         .map_err(|err| DbErr::Custom(format!("SQLite ({}): {err}", path.display())))
-}
-
-/// How often the write-ahead log is copied back into the database file.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
-
-/// Frames (pages) the write-ahead log may hold before the log is started again from its
-/// beginning: 16 MiB of 4 KiB pages.
-const WAL_RESTART_FRAMES: i64 = 4096;
-
-/// Frames left to copy under the writer lock that are few enough (1 MiB).
-const LOCKED_COPY_FRAMES: i64 = 256;
-
-/// Passive passes run back to back, at most, to catch up before a restart.
-const CATCH_UP_PASSES: usize = 4;
-
-/// Checkpoint the database's write-ahead log in the background, for as long as the
-/// runtime runs. By default SQLite checkpoints inside whichever commit finds the log past
-/// 1,000 pages: that commit wrote the log back and fsynced the file while holding the
-/// writer lock, and every submit queued behind it. So no connection checkpoints on
-/// commit (`wal_autocheckpoint = 0`) and this does it instead, on a blocking thread.
-///
-/// A passive checkpoint waits for no reader or writer, but under a steady stream of
-/// submits it never catches up with the end of the log, and the log is only started
-/// again from its beginning after a checkpoint that did: the log grew without end
-/// (4.7 GB after 100,000 submits, and the kernel then throttled every write to it).
-/// So once the log holds [`WAL_RESTART_FRAMES`] frames, the checkpointer takes the
-/// process's writer lock (`writer`, the queue every write of this process waits in),
-/// copies the few frames the passive checkpoint left, and restarts the log; the next
-/// commit writes from its beginning, and `journal_size_limit` cuts the file back.
-///
-/// Every submit waits while the lock is held, so the copy under it must be short. At
-/// 4,000 submits a second a tick's worth of commits is thousands of frames, so before
-/// taking the lock the checkpointer runs passive passes back to back (each copies what
-/// came in during the one before, a shorter time each) until at most
-/// [`LOCKED_COPY_FRAMES`] are left, or [`CATCH_UP_PASSES`] have run.
-pub fn spawn_checkpointer(path: PathBuf, writer: &'static tokio::sync::Mutex<()>) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            let file = path.clone();
-            let passive = tokio::task::spawn_blocking(move || checkpoint(&file, Mode::Passive)).await;
-            let restart = match passive {
-                Ok(Ok(frames)) => frames.log >= WAL_RESTART_FRAMES,
-                Ok(Err(err)) if !path.exists() => {
-                    tracing::debug!(%err, "the database file is gone; checkpoints stop");
-                    return;
-                }
-                Ok(Err(err)) => {
-                    tracing::warn!(%err, "checkpoint of the write-ahead log failed; trying again");
-                    false
-                }
-                Err(_) => return,
-            };
-            if restart {
-                for _ in 0..CATCH_UP_PASSES {
-                    let file = path.clone();
-                    match tokio::task::spawn_blocking(move || checkpoint(&file, Mode::Passive)).await {
-                        Ok(Ok(frames)) if frames.log - frames.copied > LOCKED_COPY_FRAMES => continue,
-                        _ => break,
-                    }
-                }
-                let _writes_wait = writer.lock().await;
-                let file = path.clone();
-                let held = std::time::Instant::now();
-                match tokio::task::spawn_blocking(move || checkpoint(&file, Mode::Restart)).await {
-                    Ok(Ok(frames)) => tracing::debug!(frames = frames.log, held_ms = held.elapsed().as_secs_f64() * 1e3, "write-ahead log restarted"),
-                    Ok(Err(err)) => tracing::warn!(%err, "restarting the write-ahead log failed; trying again"),
-                    Err(_) => return,
-                }
-            }
-        }
-    });
-}
-
-/// The write-ahead log after a checkpoint.
-struct Frames {
-    /// Frames the log holds.
-    log: i64,
-    /// Of those, the frames now copied into the database file.
-    copied: i64,
-}
-
-/// Run a checkpoint of `mode`.
-fn checkpoint(path: &Path, mode: Mode) -> Result<Frames, DbErr> {
-    let frames = |row: &Row<'_>| Ok(Frames { log: row.get(1)?, copied: row.get(2)? });
-    with_connection(path, |connection| match mode {
-        Mode::Passive => connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], frames),
-        Mode::Restart => {
-            // Without waiting: a reader still on an older snapshot would make SQLite's
-            // busy handler sleep (1, 2, 5, 10 ... ms) while every submit waits for the
-            // writer lock. Such a restart is left to the next tick.
-            connection.busy_timeout(Duration::ZERO)?;
-            let frames = connection.query_row("PRAGMA wal_checkpoint(RESTART)", [], frames);
-            connection.busy_timeout(BUSY_TIMEOUT)?;
-            frames
-        }
-    })
-}
-
-#[derive(Clone, Copy)]
-enum Mode {
-    /// Copy what no reader needs; wait for nobody.
-    Passive,
-    /// Copy everything and start the log again from its beginning.
-    Restart,
 }
 
 const JOB: &str = "SELECT id, owner, status, input_status, progress, spec, input_metadata, error, created_at, \
@@ -354,29 +247,6 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         assert_eq!(find(&file, "j299", None).unwrap().unwrap().1.len(), 3);
-    }
-
-    #[tokio::test]
-    async fn the_log_stays_bounded_under_a_steady_stream_of_writes() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("s.db");
-        let db = crate::db::connect(&format!("sqlite://{}?mode=rwc", path.display())).await.unwrap();
-        let file = file_of(&db).unwrap();
-        let wal = path.with_extension("db-wal");
-        // About 40 KiB of log a job (its row and outputs, with their indexes): 3,000 jobs
-        // are 120 MB of log if it is never started again.
-        let mut largest = 0;
-        for i in 0..3000 {
-            let (job, outputs) = new_job(&format!("j{i}"), "o");
-            insert(&file, &job, outputs).unwrap();
-            if i % 20 == 0 {
-                // The checkpointer runs between the writes, as it does between submits.
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
-            largest = largest.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
-        }
-        assert!(largest < 64 << 20, "the write-ahead log grew to {largest} bytes");
-        assert_eq!(find(&file, "j2999", None).unwrap().unwrap().1.len(), 3);
     }
 
     #[tokio::test]
