@@ -4,6 +4,7 @@ pub mod budget;
 pub mod clips;
 pub mod dry_run_gate;
 pub mod follow;
+pub mod id;
 pub mod input_upload;
 pub mod inputs;
 pub mod metrics;

@@ -43,7 +43,8 @@ impl Submitter<'_> {
         let (output_types, pins) = crate::plugins::record(checked).await;
         let output_types = output_types?;
 
-        let id = crate::random_id(14);
+        let created_at = crate::db::now_ms();
+        let id = super::id::new_job_id(created_at);
         let job = job::Model {
             id: id.clone(),
             owner: owner.to_string(),
@@ -54,7 +55,7 @@ impl Submitter<'_> {
             spec: stored::seal_planned(&self.config.sealer, &spec, &pins)?,
             input_metadata: None,
             error: None,
-            created_at: crate::db::now_ms(),
+            created_at,
             completed_at: None,
             lease_owner: None,
             lease_expires_at: None,
