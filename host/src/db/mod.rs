@@ -43,9 +43,9 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
                 .busy_timeout(Duration::from_secs(5))
                 .foreign_keys(true)
                 // Checkpoints run in the background (direct::sqlite_log::spawn_checkpointer),
-                // not in a commit; a restarted log's file keeps up to KEPT_BYTES.
+                // not in a commit; a restarted log's file keeps up to LOG_KEPT_BYTES.
                 .pragma("wal_autocheckpoint", "0")
-                .pragma("journal_size_limit", direct::sqlite_log::KEPT_BYTES.to_string())
+                .pragma("journal_size_limit", direct::sqlite::LOG_KEPT_BYTES.to_string())
         });
     }
     if url.starts_with("postgres") {

@@ -27,6 +27,16 @@ use crate::db::{job, output};
 /// How long a statement waits for a lock another connection holds.
 pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The size SQLite cuts the log's file back to when the log is started again
+/// (`journal_size_limit`, set on every connection). Cutting a file frees its pages, and
+/// that happens inside the first commit after the restart, with every other write waiting
+/// behind it: at 5,500 submits a second, with the log restarted at about 280 MiB and cut to
+/// 64 MiB, the submits' p99 was 70 ms, against 16.7 ms with the file kept. So under load the
+/// file keeps its space up to this size (a tick's writes at well over ten times that rate),
+/// and the checkpointer gives it back once the writes stop
+/// ([`super::sqlite_log::spawn_checkpointer`]).
+pub const LOG_KEPT_BYTES: i64 = 256 << 20;
+
 /// Statements kept prepared per connection.
 const CACHED_STATEMENTS: usize = 16;
 
@@ -56,7 +66,7 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
     connection.pragma_update(None, "synchronous", "NORMAL")?;
     connection.pragma_update(None, "foreign_keys", true)?;
     connection.pragma_update(None, "wal_autocheckpoint", 0)?;
-    connection.pragma_update(None, "journal_size_limit", super::sqlite_log::KEPT_BYTES)?;
+    connection.pragma_update(None, "journal_size_limit", LOG_KEPT_BYTES)?;
     connection.set_prepared_statement_cache_capacity(CACHED_STATEMENTS);
     Ok(connection)
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use rusqlite::Row;
 use sea_orm::DbErr;
 
-use super::sqlite::with_connection;
+use super::sqlite::{BUSY_TIMEOUT, with_connection};
 
 /// How often the write-ahead log is copied back into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
@@ -28,15 +28,6 @@ const LOCKED_COPY_FRAMES: i64 = 256;
 
 /// Passive passes run back to back, at most, to catch up before a restart.
 const CATCH_UP_PASSES: usize = 4;
-
-/// The size SQLite cuts the log's file back to when the log is started again
-/// (`journal_size_limit`, set on every connection). Cutting a file frees its pages, and
-/// that happens inside the first commit after the restart, with every other write waiting
-/// behind it: at 5,500 submits a second, with the log restarted at about 280 MiB and cut to
-/// 64 MiB, the submits' p99 was 70 ms, against 16.7 ms with the file kept. So under load the
-/// file keeps its space up to this size (a tick's writes at well over ten times that rate),
-/// and the checkpointer gives it back once the writes stop ([`IDLE_CUT_BYTES`]).
-pub const KEPT_BYTES: i64 = 256 << 20;
 
 /// A log file larger than this is cut to nothing once a whole tick passed without a write.
 const IDLE_CUT_BYTES: u64 = 4 << 20;
@@ -149,7 +140,7 @@ fn checkpoint(path: &Path, mode: Mode) -> Result<Frames, DbErr> {
             connection.busy_timeout(Duration::ZERO)?;
             let sql = if mode == Mode::Restart { "PRAGMA wal_checkpoint(RESTART)" } else { "PRAGMA wal_checkpoint(TRUNCATE)" };
             let frames = connection.query_row(sql, [], frames);
-            connection.busy_timeout(super::sqlite::BUSY_TIMEOUT)?;
+            connection.busy_timeout(BUSY_TIMEOUT)?;
             frames
         }
     })
