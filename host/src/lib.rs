@@ -32,7 +32,8 @@ pub mod types;
 pub mod upload;
 pub mod worker;
 
-/// A random alphanumeric identifier (job ids look like Coconut's `vdq1fShawHzyz3`).
+/// A random identifier of `len` ASCII letters and digits (62 of them; a job id's random
+/// half is one, see `job::id`).
 pub fn random_id(len: usize) -> String {
     use rand::Rng;
     rand::rng().sample_iter(rand::distr::Alphanumeric).take(len).map(char::from).collect()

@@ -11,8 +11,6 @@
 //!
 //! An id is a name, not a secret: every read of a job checks its owner.
 
-use rand::Rng;
-
 /// 2026-01-01T00:00:00Z in milliseconds since 1970.
 const EPOCH_MS: i64 = 1_767_225_600_000;
 
@@ -21,18 +19,13 @@ const DIGITS: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnop
 
 /// A new job id for a job created at `now_ms`.
 pub fn new_job_id(now_ms: i64) -> String {
-    let mut id = [0u8; 14];
     let mut time = now_ms.saturating_sub(EPOCH_MS).max(0) as u64;
-    for place in id[..7].iter_mut().rev() {
+    let mut prefix = [0u8; 7];
+    for place in prefix.iter_mut().rev() {
         *place = DIGITS[(time % 62) as usize];
         time /= 62;
     }
-    let mut rng = rand::rng();
-    for place in &mut id[7..] {
-        *place = DIGITS[rng.random_range(0..62)];
-    }
-    // Only ASCII letters and digits were written.
-    String::from_utf8(id.to_vec()).unwrap_or_default()
+    prefix.iter().map(|&digit| char::from(digit)).chain(crate::random_id(7).chars()).collect()
 }
 
 #[cfg(test)]

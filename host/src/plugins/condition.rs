@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 use wasmtime::Store;
 
+use super::bindings::condition::ConditionPlugin;
 use super::convert;
 use super::error::{classify, within};
-use super::registry::{Bound, LoadedPlugin, PluginKind};
+use super::registry::{LoadedPlugin, PluginKind};
 use super::state::PluginState;
 use super::{PluginError, Plugins};
 use crate::types::MediaInfo;
@@ -40,8 +41,8 @@ impl Plugins {
         let plugin = self.catalog.find(PluginKind::Condition, "")?;
         let mut store = self.runtime.store(&plugin, plugin.sandbox.allowed_hosts.clone());
         let bound = within(plugin.sandbox.deadline, plugin.pre.instantiate(&mut store)).await.map_err(|e| classify(&plugin, e))?;
-        bound.condition().map_err(|e| classify(&plugin, e))?;
-        Ok(ConditionInstance { plugin, store, bound })
+        let bindings = bound.into_condition().map_err(|e| classify(&plugin, e))?;
+        Ok(ConditionInstance { plugin, store, bindings })
     }
 }
 
@@ -49,8 +50,7 @@ impl Plugins {
 pub struct ConditionInstance {
     plugin: Arc<LoadedPlugin>,
     store: Store<PluginState>,
-    /// A condition plugin's instance (checked when it was made).
-    bound: Bound,
+    bindings: ConditionPlugin,
 }
 
 impl ConditionInstance {
@@ -58,8 +58,7 @@ impl ConditionInstance {
     pub async fn evaluate(&mut self, expression: &str, input: &MediaInfo) -> Result<bool, PluginError> {
         self.plugin.sandbox.renew_budget(&mut self.store);
         let info = convert::media_info(input);
-        let bindings = self.bound.condition().map_err(|e| classify(&self.plugin, e))?;
-        let call = bindings.copra_plugin_condition().call_evaluate(&mut self.store, expression, &info);
+        let call = self.bindings.copra_plugin_condition().call_evaluate(&mut self.store, expression, &info);
         match within(self.plugin.sandbox.deadline, call).await {
             Ok(result) => result.map_err(PluginError::from),
             Err(trap) => Err(classify(&self.plugin, trap)),

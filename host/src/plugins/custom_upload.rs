@@ -10,7 +10,7 @@ use futures::future::BoxFuture;
 use tokio::io::AsyncReadExt;
 use tracing::Instrument;
 
-use super::error::{outcome, within};
+use super::error::{classify, outcome, within};
 use super::registry::PluginKind;
 use super::{PluginError, Plugins};
 use crate::net::HttpClient;
@@ -58,7 +58,7 @@ impl Plugins {
 
             let bound = within(deadline, plugin.pre.instantiate(&mut store)).await;
             let bound = outcome(&plugin, &store, bound.map(Ok))?;
-            let storage = outcome(&plugin, &store, bound.storage().map(Ok))?.copra_plugin_storage();
+            let storage = bound.storage().map_err(|e| classify(&plugin, e))?.copra_plugin_storage();
             let opened = within(deadline, storage.call_open_upload(&mut store, spec_json, key, content_type, size)).await;
             let upload = outcome(&plugin, &store, opened)?;
             let mut buffer = vec![0u8; CHUNK];

@@ -118,6 +118,14 @@ macro_rules! bound_accessor {
 }
 
 impl Bound {
+    /// The condition plugin's bindings, owned: for an instance kept across calls.
+    pub fn into_condition(self) -> wasmtime::Result<condition::ConditionPlugin> {
+        match self {
+            Bound::Condition(bound) => Ok(bound),
+            _ => Err(wasmtime::Error::msg("plugin is not a condition plugin")),
+        }
+    }
+
     bound_accessor!(storage, Storage, storage::StoragePlugin);
     bound_accessor!(format, Format, format::FormatPlugin);
     bound_accessor!(condition, Condition, condition::ConditionPlugin);
