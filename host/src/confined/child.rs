@@ -8,6 +8,7 @@ use std::sync::atomic::AtomicBool;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use super::error::{FailureKind, MediaFailure};
 use super::protocol::{Call, Outcome, Report, Request};
 use crate::media::{self, DecodeLimits, TranscodeEvent};
 
@@ -31,17 +32,25 @@ pub fn main() -> ! {
     std::process::exit(code)
 }
 
-fn serve() -> Result<(), String> {
+/// Why the engine's process could not take its call (said on its standard error; the
+/// parent sees a process that ended without an answer).
+#[derive(Debug, thiserror::Error)]
+enum StartError {
+    #[error("reading the request: {0}")]
+    Read(#[source] std::io::Error),
+    #[error("the request is not valid: {0}")]
+    Request(#[source] serde_json::Error),
+    #[error("confining the engine failed: {0}")]
+    Confine(#[source] super::confine::ConfineError),
+}
+
+fn serve() -> Result<(), StartError> {
     let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .take(MAX_REQUEST_BYTES)
-        .read_line(&mut line)
-        .map_err(|e| format!("reading the request: {e}"))?;
-    let request: Request = serde_json::from_str(&line).map_err(|e| format!("the request is not valid: {e}"))?;
+    std::io::stdin().lock().take(MAX_REQUEST_BYTES).read_line(&mut line).map_err(StartError::Read)?;
+    let request: Request = serde_json::from_str(&line).map_err(StartError::Request)?;
     init_logging(&request.log);
     media::init();
-    let landlock = super::confine::apply(&request.confinement).map_err(|e| format!("confining the engine failed: {e}"))?;
+    let landlock = super::confine::apply(&request.confinement).map_err(StartError::Confine)?;
     let out = Out::default();
     out.send(&Report::Confined { landlock: landlock.clone() });
     let result = match request.call {
@@ -67,9 +76,9 @@ impl Out {
     }
 }
 
-fn run(call: Call, limits: &DecodeLimits, out: &Out) -> Result<Outcome, String> {
+fn run(call: Call, limits: &DecodeLimits, out: &Out) -> Result<Outcome, MediaFailure> {
     let never = AtomicBool::new(false);
-    let text = |e: media::MediaError| e.to_string();
+    let text = MediaFailure::from;
     match call {
         Call::Probe { input } => media::probe(&input, limits).map(|(info, metadata)| Outcome::Probed { info, metadata }).map_err(text),
         Call::ProbeOutput { file } => media::probe_output(&file).map(|(info, metadata)| Outcome::Probed { info, metadata }).map_err(text),
@@ -83,9 +92,9 @@ fn run(call: Call, limits: &DecodeLimits, out: &Out) -> Result<Outcome, String> 
                         TranscodeEvent::OutputFinished { index, result } => {
                             // Read back here, saving the worker an engine of its own for it.
                             let described = result.as_ref().ok().zip(paths.get(index)).and_then(|(produced, path)| produced.described_by(path)).map(|file| {
-                                media::probe_output(&file).map(|(_, metadata)| metadata).map_err(|e| e.to_string())
+                                media::probe_output(&file).map(|(_, metadata)| metadata).map_err(MediaFailure::from)
                             });
-                            Report::OutputFinished { index, result: result.map_err(|e| e.to_string()), described }
+                            Report::OutputFinished { index, result: result.map_err(MediaFailure::from), described }
                         }
                     })
                 })
@@ -117,7 +126,7 @@ fn run(call: Call, limits: &DecodeLimits, out: &Out) -> Result<Outcome, String> 
                 move |fraction: f64| out.send(&Report::Progress { fraction })
             };
             media::measure(&input, &targets, limits, &progress)
-                .map(|results| Outcome::Measured { results: results.into_iter().map(|r| r.map_err(|e| e.to_string())).collect() })
+                .map(|results| Outcome::Measured { results: results.into_iter().map(|r| r.map_err(MediaFailure::from)).collect() })
                 .map_err(text)
         }
         Call::Loudness { input, requests } => {
@@ -132,7 +141,7 @@ fn run(call: Call, limits: &DecodeLimits, out: &Out) -> Result<Outcome, String> 
         Call::OutputLoudness { file } => Ok(Outcome::Loudness { results: vec![media::measure_output_loudness(&file, limits).map_err(text)] }),
         Call::AddSubtitles { file, container, tracks } => media::add_subtitles(&file, &container, &tracks).map(|()| Outcome::Finished).map_err(text),
         Call::ExtractSubtitles { input } => media::extract_subtitles(&input, limits).map(|tracks| Outcome::Subtitles { tracks }).map_err(text),
-        Call::SelfCheck { .. } => Err("a self-check is answered before any call".into()),
+        Call::SelfCheck { .. } => Err(MediaFailure { kind: FailureKind::Engine, message: "a self-check is answered before any call".into() }),
     }
 }
 

@@ -27,7 +27,7 @@ use tokio::sync::mpsc;
 
 pub use child::{SUBCOMMAND, main as child_main};
 pub use confine::keep_server_private;
-pub use error::EngineError;
+pub use error::{EngineError, FailureKind, MediaFailure, ProtocolError};
 pub use process::Engine;
 pub use self_check::Check;
 
@@ -45,7 +45,7 @@ pub enum Event {
     FileReady { index: usize, path: PathBuf },
     /// Output `index` is finished, or failed; with its description when the engine
     /// read it back.
-    OutputFinished { index: usize, result: Result<Produced, EngineError>, described: Option<Result<Value, String>> },
+    OutputFinished { index: usize, result: Result<Produced, EngineError>, described: Option<Result<Value, MediaFailure>> },
 }
 
 impl Engine {
@@ -83,18 +83,18 @@ impl Engine {
         reads.extend(drawn_files(targets.iter().flat_map(|t| t.plan.video_plans())));
         let access = Access { reads, writes: parents(targets.iter().map(|t| t.path.as_path())) };
         let call = Call::Transcode { input: input.to_path_buf(), targets: targets.to_vec() };
-        let mut on_report = |report: Report| -> Result<(), String> {
+        let mut on_report = |report: Report| -> Result<(), ProtocolError> {
             let event = match report {
                 Report::Progress { fraction } => Event::Progress(fraction.clamp(0.0, 1.0)),
                 Report::FileReady { index, path } => {
-                    let target = targets.get(index).ok_or("a file of an output that does not exist")?;
+                    let target = targets.get(index).ok_or(ProtocolError::UnknownOutput(index))?;
                     if !within(&target.path, &path) {
-                        return Err(format!("a file outside its output's directory ({})", path.display()));
+                        return Err(ProtocolError::FileOutside(path));
                     }
                     Event::FileReady { index, path }
                 }
                 Report::OutputFinished { index, result, described } => {
-                    let target = targets.get(index).ok_or("an output that does not exist")?;
+                    let target = targets.get(index).ok_or(ProtocolError::UnknownOutput(index))?;
                     if let Ok(produced) = &result {
                         check_produced(&target.path, produced)?;
                     }
@@ -120,7 +120,7 @@ impl Engine {
         input: &Path,
         targets: &[QualityTarget],
         progress: &mut (dyn FnMut(f64) + Send),
-    ) -> Result<Vec<Result<Quality, String>>, EngineError> {
+    ) -> Result<Vec<Result<Quality, MediaFailure>>, EngineError> {
         // A target is read with its directory: a package's rung is a playlist and its
         // segments.
         let mut reads = vec![input.to_path_buf()];
@@ -130,7 +130,7 @@ impl Engine {
         for target in targets {
             if let Some(csv) = &target.per_frame {
                 if csv.parent() != target.file.parent() {
-                    return Err(EngineError::Protocol(format!("per-frame scores outside their output's directory ({})", csv.display())));
+                    return Err(ProtocolError::ScoresOutside(csv.clone()).into());
                 }
                 writes.extend(csv.parent().map(Path::to_path_buf));
             }
@@ -138,7 +138,7 @@ impl Engine {
         writes.dedup();
         let access = Access { reads, writes };
         let call = Call::Measure { input: input.to_path_buf(), targets: targets.to_vec() };
-        let mut on_report = |report: Report| -> Result<(), String> {
+        let mut on_report = |report: Report| -> Result<(), ProtocolError> {
             if let Report::Progress { fraction } = report {
                 progress(fraction.clamp(0.0, 1.0));
             }
@@ -158,10 +158,10 @@ impl Engine {
         input: &Path,
         requests: &[LoudnessRequest],
         progress: &mut (dyn FnMut(f64) + Send),
-    ) -> Result<Vec<Result<Loudness, String>>, EngineError> {
+    ) -> Result<Vec<Result<Loudness, MediaFailure>>, EngineError> {
         let access = Access { reads: vec![input.to_path_buf()], writes: Vec::new() };
         let call = Call::Loudness { input: input.to_path_buf(), requests: requests.to_vec() };
-        let mut on_report = |report: Report| -> Result<(), String> {
+        let mut on_report = |report: Report| -> Result<(), ProtocolError> {
             if let Report::Progress { fraction } = report {
                 progress(fraction.clamp(0.0, 1.0));
             }
@@ -175,15 +175,14 @@ impl Engine {
 
     /// The loudness of a file the engine made: a file, or a package's media playlist
     /// (read with its directory, where its segments are).
-    pub async fn output_loudness(&self, label: &str, file: &Path) -> Result<Loudness, String> {
+    pub async fn output_loudness(&self, label: &str, file: &Path) -> Result<Loudness, MediaFailure> {
         let dir = file.parent().map_or_else(|| file.to_path_buf(), Path::to_path_buf);
         let access = Access { reads: vec![dir], writes: Vec::new() };
         let call = Call::OutputLoudness { file: file.to_path_buf() };
-        match self.run(label, call, access, None, &mut no_reports).await.map_err(|e| e.to_string())? {
-            Outcome::Loudness { results } if results.len() == 1 => {
-                checked_loudness(results.into_iter().next().unwrap_or_else(|| Err("no answer".into()))).map_err(|e| e.to_string())?
-            }
-            other => Err(unexpected(&other).to_string()),
+        let outcome = self.run(label, call, access, None, &mut no_reports).await.map_err(|e| MediaFailure::from(&e))?;
+        match outcome {
+            Outcome::Loudness { mut results } if results.len() == 1 => checked_loudness(results.remove(0)).map_err(|e| MediaFailure::from(&e))?,
+            other => Err(MediaFailure::from(&unexpected(&other))),
         }
     }
 
@@ -222,7 +221,7 @@ impl Engine {
         reads.extend(drawn_files(plans.iter().map(|(plan, _)| plan)));
         let access = Access { reads, writes: parents(pieces.iter().map(PathBuf::as_path)) };
         let call = Call::EncodeVideoChunk { input: input.to_path_buf(), cut, range, plans: plans.to_vec(), pieces: pieces.to_vec() };
-        let mut on_report = |report: Report| -> Result<(), String> {
+        let mut on_report = |report: Report| -> Result<(), ProtocolError> {
             if let Report::Progress { fraction } = report {
                 progress(fraction.clamp(0.0, 1.0));
             }
@@ -271,7 +270,7 @@ impl Engine {
                         && t.cues.iter().all(|c| c.start.is_finite() && c.end.is_finite() && c.start >= 0.0 && c.end > c.start)
                 };
                 if tracks.len() > crate::media::MAX_SUBTITLE_TRACKS || !tracks.iter().all(claim) {
-                    return Err(EngineError::Protocol("subtitle tracks no extraction gives".into()));
+                    return Err(ProtocolError::ImpossibleSubtitles.into());
                 }
                 Ok(tracks)
             }
@@ -323,13 +322,13 @@ impl Engine {
 
 /// A measurement is a claim: its figures must be numbers a measurement can give, as
 /// they decide a gain.
-fn checked_loudness(result: Result<Loudness, String>) -> Result<Result<Loudness, String>, EngineError> {
+fn checked_loudness(result: Result<Loudness, MediaFailure>) -> Result<Result<Loudness, MediaFailure>, EngineError> {
     let Ok(l) = result else { return Ok(result) };
     let within = |v: f64, lo: f64, hi: f64| v.is_finite() && (lo..=hi).contains(&v);
     if within(l.integrated, -70.0, 20.0) && within(l.lra, 0.0, 100.0) && within(l.true_peak, -144.0, 40.0) {
         Ok(Ok(l))
     } else {
-        Err(EngineError::Protocol(format!("a loudness no measurement gives ({l:?})")))
+        Err(ProtocolError::ImpossibleLoudness(format!("{l:?}")).into())
     }
 }
 
@@ -356,12 +355,12 @@ fn drawn_files<'a>(plans: impl Iterator<Item = &'a VideoPlan>) -> Vec<PathBuf> {
 }
 
 /// For calls that report nothing but their answer (progress is ignored).
-fn no_reports(_: Report) -> Result<(), String> {
+fn no_reports(_: Report) -> Result<(), ProtocolError> {
     Ok(())
 }
 
 fn unexpected(outcome: &Outcome) -> EngineError {
-    EngineError::Protocol(format!("an answer of the wrong kind ({outcome:?})"))
+    ProtocolError::WrongAnswer(format!("{outcome:?}")).into()
 }
 
 /// The directories files are written in (for a target that is a directory, the one it
@@ -388,17 +387,17 @@ fn plain_relative(path: &Path) -> bool {
 }
 
 /// Every file an output says it made must be its own.
-fn check_produced(target: &Path, produced: &Produced) -> Result<(), String> {
+fn check_produced(target: &Path, produced: &Produced) -> Result<(), ProtocolError> {
     match produced {
         Produced::File => Ok(()),
         Produced::Images { files, .. } => match files.iter().find(|f| !within(target, f)) {
-            Some(file) => Err(format!("a picture outside its output's directory ({})", file.display())),
+            Some(file) => Err(ProtocolError::PictureOutside(file.clone())),
             None => Ok(()),
         },
         Produced::Package(package) => {
             let named = package.files.iter().chain(&package.hls_master).chain(&package.dash_manifest);
             match named.into_iter().find(|f| !plain_relative(f)) {
-                Some(file) => Err(format!("a package file outside its directory ({})", file.display())),
+                Some(file) => Err(ProtocolError::PackageFileOutside(file.clone())),
                 None => Ok(()),
             }
         }

@@ -14,7 +14,7 @@ use tokio::io::AsyncWriteExt;
 use tokio_util::codec::{FramedRead, LinesCodec};
 
 use super::child::SUBCOMMAND;
-use super::error::{EngineError, signal_name};
+use super::error::{EngineError, MediaFailure, ProtocolError, signal_name};
 use super::protocol::{Call, Confinement, Outcome, Report, Request};
 use crate::config::Limits;
 
@@ -90,7 +90,7 @@ impl Engine {
         call: Call,
         access: Access,
         cancel: Option<&AtomicBool>,
-        on_report: &mut (dyn FnMut(Report) -> Result<(), String> + Send),
+        on_report: &mut (dyn FnMut(Report) -> Result<(), ProtocolError> + Send),
     ) -> Result<Outcome, EngineError> {
         // The files joined after the input are read wherever it is (and are not output).
         let joined = self.decode.joined.iter().map(|j| j.path.clone());
@@ -139,7 +139,7 @@ impl Engine {
         let mut watch = Watch::new(pid, self, &access);
         let mut tick = tokio::time::interval(WATCH_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut answer: Option<Result<Outcome, String>> = None;
+        let mut answer: Option<Result<Outcome, MediaFailure>> = None;
         let mut stopped: Option<EngineError> = None;
         let (mut reports_open, mut logs_open) = (true, true);
         let status = loop {
@@ -157,12 +157,12 @@ impl Engine {
                         }
                         Ok(_) => {}
                         Err(err) => {
-                            stopped.get_or_insert(EngineError::Protocol(format!("a report that is not one ({err})")));
+                            stopped.get_or_insert(ProtocolError::NotAReport(err.to_string()).into());
                             let _ = child.start_kill();
                         }
                     },
                     Some(Err(err)) => {
-                        stopped.get_or_insert(EngineError::Protocol(format!("a report that is not one ({err})")));
+                        stopped.get_or_insert(ProtocolError::NotAReport(err.to_string()).into());
                         let _ = child.start_kill();
                     }
                 },
@@ -220,10 +220,11 @@ impl Engine {
         }
         match answer {
             Some(Ok(outcome)) => Ok(outcome),
-            Some(Err(message)) if message.contains("Cannot allocate memory") => {
-                Err(EngineError::Media(format!("{message} (the engine's memory is bounded by max_job_memory_mib, {})", self.memory_mib())))
+            Some(Err(failure)) if failure.message.contains("Cannot allocate memory") => {
+                let message = format!("{} (the engine's memory is bounded by max_job_memory_mib, {})", failure.message, self.memory_mib());
+                Err(EngineError::Media(MediaFailure { message, ..failure }))
             }
-            Some(Err(message)) => Err(EngineError::Media(message)),
+            Some(Err(failure)) => Err(EngineError::Media(failure)),
             None => {
                 tracing::warn!(engine = label, pid, code = status.code(), last_lines = ?watch.kept, "the media engine ended without an answer");
                 Err(EngineError::Exit(status.code().unwrap_or(-1)))

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::error::MediaFailure;
 use super::self_check::Check;
 use crate::media::{ChunkRange, DecodeLimits, LoudnessRequest, OutputTarget, Package, Produced, Quality, QualityTarget, SubtitleTrack, InputSubtitles};
 use crate::types::{AudioPlan, Loudness, MediaInfo, StreamPlan, VideoPlan};
@@ -95,12 +96,12 @@ pub enum Report {
     /// the file that stands for it (see `Produced::described_by`), read back at once.
     OutputFinished {
         index: usize,
-        result: Result<Produced, String>,
+        result: Result<Produced, MediaFailure>,
         #[serde(default)]
-        described: Option<Result<Value, String>>,
+        described: Option<Result<Value, MediaFailure>>,
     },
     /// The call's answer; the last report.
-    Done { result: Result<Outcome, String> },
+    Done { result: Result<Outcome, MediaFailure> },
 }
 
 /// A call's answer.
@@ -113,9 +114,9 @@ pub enum Outcome {
     Package { package: Package },
     Checked { landlock: String, checks: Vec<Check> },
     /// Each target's quality, or why it could not be measured, in the targets' order.
-    Measured { results: Vec<Result<Quality, String>> },
+    Measured { results: Vec<Result<Quality, MediaFailure>> },
     /// Each request's loudness, or why it could not be measured, in the requests' order.
-    Loudness { results: Vec<Result<Loudness, String>> },
+    Loudness { results: Vec<Result<Loudness, MediaFailure>> },
     /// An input's text subtitle tracks.
     Subtitles { tracks: Vec<InputSubtitles> },
     Finished,

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::Planned;
 use super::record::JobRun;
-use crate::confined::Engine;
+use crate::confined::{Engine, MediaFailure};
 use crate::media::{self, LoudnessRequest, Produced};
 use crate::types::{AudioPlan, Loudness, LoudnessPlan, OutputPlan, TrackLoudness};
 
@@ -101,7 +101,7 @@ impl JobRun<'_> {
             let mut progress = move |_fraction: f64| activity.tick();
             self.engine.loudness(&self.lease.job_id, input, &requests, &mut progress).await
         };
-        let results: Vec<Result<Loudness, String>> = results.unwrap_or_else(|err| vec![Err(err.to_string()); requests.len()]);
+        let results: Vec<Result<Loudness, MediaFailure>> = results.unwrap_or_else(|err| vec![Err(MediaFailure::from(&err)); requests.len()]);
         let (mut kept, mut failed) = (Vec::with_capacity(planned.len()), Vec::new());
         for mut p in planned {
             let range = p.target.plan.range;
@@ -116,8 +116,8 @@ impl JobRun<'_> {
                                 put_in(loudness, source, *measured, put);
                             }
                         }
-                        Some(Err(e)) => why = Some(e.clone()),
-                        None => why = Some("no answer for it".into()),
+                        Some(Err(e)) => why = Some(e.to_string()),
+                        None => why = Some(MediaFailure::no_answer().to_string()),
                     }
                 }
             }
@@ -172,7 +172,7 @@ impl OutputLoudness {
         let (measured, not_measured) = match &self.file {
             Some(file) => match engine.output_loudness(label, file).await {
                 Ok(measured) => (Some(measured), None),
-                Err(why) => (None, Some(why)),
+                Err(why) => (None, Some(why.to_string())),
             },
             None => (None, Some("the package has neither an HLS audio rendition nor a DASH manifest to read back".to_string())),
         };

@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::confined::MediaFailure;
 use crate::media::{LadderReport, Quality, QualityReport, VariantQuality};
 
 /// An output's measurement, for its upload.
@@ -12,7 +13,7 @@ use crate::media::{LadderReport, Quality, QualityReport, VariantQuality};
 pub(super) enum Measured {
     /// A file's scores, or why there are none (the output itself is fine either way),
     /// and the per-frame CSV the engine wrote, to store beside the output.
-    File { result: Result<Quality, String>, per_frame: Option<PathBuf> },
+    File { result: Result<Quality, MediaFailure>, per_frame: Option<PathBuf> },
     /// A package's rungs (none measured when it did not ask for metrics), and how its
     /// ladder was planned from the content.
     Variants(Vec<VariantQuality>, Option<LadderReport>),
@@ -25,9 +26,8 @@ impl Measured {
     pub fn report(&self) -> QualityReport {
         match self {
             Measured::File { result: Ok(quality), .. } => QualityReport::Measured(quality.clone()),
-            Measured::File { result: Err(why), .. } | Measured::Not(why) => {
-                QualityReport::NotMeasured { error: format!("The quality was not measured: {why}") }
-            }
+            Measured::File { result: Err(why), .. } => QualityReport::NotMeasured { error: format!("The quality was not measured: {why}") },
+            Measured::Not(why) => QualityReport::NotMeasured { error: format!("The quality was not measured: {why}") },
             Measured::Variants(variants, ladder) => QualityReport::Variants { variants: variants.clone(), ladder: ladder.clone() },
         }
     }

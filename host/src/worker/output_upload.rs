@@ -16,7 +16,7 @@ use super::vtt;
 use crate::db::output;
 use crate::job::OutputSpec;
 use crate::job::spec::numbered_path;
-use crate::confined::Engine;
+use crate::confined::{Engine, MediaFailure};
 use crate::media::{Package, Produced, QualityReport, SpriteTile};
 use crate::plugins::Plugins;
 use crate::storage::{self, Destination};
@@ -48,7 +48,7 @@ pub(super) enum OutputUploadError {
     #[error("an upload stopped: {0}")]
     Task(String),
     #[error("The encoded file could not be read back: {0}")]
-    ReadBack(String),
+    ReadBack(MediaFailure),
 }
 
 /// The job's storage: where relative paths go, through its storage plugin.
@@ -122,7 +122,7 @@ pub(super) struct Upload {
     pub segments: Segments,
     /// The description of the file that stands for the output, when the engine read
     /// it back as it finished (see `Produced::described_by`); else it is read here.
-    pub described: Option<Result<Value, String>>,
+    pub described: Option<Result<Value, MediaFailure>>,
     /// The output's quality, when it asked for it (see `quality`).
     pub measured: Option<super::measured::Measured>,
     /// The output's loudness, when its audio has a loudness plan (see `loudness`).
@@ -271,7 +271,7 @@ impl Upload {
     async fn probe_metadata(&self, file: &Path) -> Result<Value, OutputUploadError> {
         let probed = match &self.described {
             Some(described) if self.produced.described_by(&self.path).as_deref() == Some(file) => described.clone(),
-            _ => self.engine.probe_output(&self.label, file).await.map(|(_, metadata)| metadata).map_err(|e| e.to_string()),
+            _ => self.engine.probe_output(&self.label, file).await.map(|(_, metadata)| metadata).map_err(|e| MediaFailure::from(&e)),
         };
         probed.map_err(OutputUploadError::ReadBack)
     }

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use super::measured::{Measured, csv_path};
 use super::output_upload::Upload;
 use super::record::JobRun;
+use crate::confined::MediaFailure;
 use crate::media::{LadderReport, Metric, Produced, Quality, QualityTarget, TargetSearch, VariantQuality};
 use crate::types::OutputPlan;
 
@@ -62,15 +63,15 @@ impl JobRun<'_> {
         }
         let mut results = match self.measure_targets(input, &all).await {
             Ok(results) => results,
-            Err(err) => vec![Err(err.to_string()); all.len()],
+            Err(err) => vec![Err(MediaFailure::from(&err)); all.len()],
         }
         .into_iter();
         waiting
             .into_iter()
             .map(|w| {
-                let mut measured: Vec<(Option<String>, QualityTarget, Result<Quality, String>)> = Vec::new();
+                let mut measured: Vec<(Option<String>, QualityTarget, Result<Quality, MediaFailure>)> = Vec::new();
                 for (name, target) in w.targets {
-                    let result = results.next().unwrap_or_else(|| Err("no answer for it".into()));
+                    let result = results.next().unwrap_or_else(|| Err(MediaFailure::no_answer()));
                     measured.push((name, target, result));
                 }
                 let measured = match measured.as_slice() {
@@ -84,7 +85,7 @@ impl JobRun<'_> {
                             .map(|(name, _, result)| VariantQuality {
                                 name: name.clone().unwrap_or_default(),
                                 quality: result.as_ref().ok().cloned(),
-                                error: result.as_ref().err().cloned(),
+                                error: result.as_ref().err().map(ToString::to_string),
                             })
                             .collect(),
                         w.ladder.clone(),
@@ -103,7 +104,7 @@ impl JobRun<'_> {
         &self,
         input: &Path,
         targets: &[QualityTarget],
-    ) -> Result<Vec<Result<Quality, String>>, crate::confined::EngineError> {
+    ) -> Result<Vec<Result<Quality, MediaFailure>>, crate::confined::EngineError> {
         tracing::info!(targets = targets.len(), "measuring quality");
         let started = std::time::Instant::now();
         let _watched = self.activity.encoding();

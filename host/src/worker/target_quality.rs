@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 
 use super::record::JobRun;
 use crate::config::Limits;
+use crate::confined::MediaFailure;
 use crate::job::OutputSpec;
 use crate::media::{self, Metric, OutputTarget, PlanRefused, QualityTarget, TargetSearch};
 use crate::types::{MediaInfo, OutputPlan, QualityProbe, QualityStep, TimeRange};
@@ -32,7 +33,9 @@ pub(super) enum SearchError {
     #[error("The format plugin could not search for the target quality: {0}")]
     Plugin(String),
     #[error("Encoding the samples for the target quality failed: {0}")]
-    Samples(String),
+    Samples(MediaFailure),
+    #[error("Encoding the samples for the target quality failed: their directory could not be made ({0})")]
+    SampleDir(#[source] std::io::Error),
     #[error("The format plugin's plan for the ladder was refused: {0}.")]
     LadderRefused(PlanRefused),
     #[error("The format plugin could not plan the ladder from the content: {0}")]
@@ -100,7 +103,7 @@ impl JobRun<'_> {
         cancel: &AtomicBool,
     ) -> Result<Vec<(f64, u32)>, SearchError> {
         let dir = work.join(format!("probes-{round}"));
-        tokio::fs::create_dir_all(&dir).await.map_err(|e| SearchError::Samples(e.to_string()))?;
+        tokio::fs::create_dir_all(&dir).await.map_err(SearchError::SampleDir)?;
         let mut targets: Vec<OutputTarget> = Vec::new();
         for (setting, samples) in plans.into_iter().enumerate() {
             for (sample, plan) in samples.into_iter().enumerate() {
@@ -114,7 +117,7 @@ impl JobRun<'_> {
             let encoding = self.activity.encoding();
             let encoded = self.engine.transcode(&self.lease.job_id, input, batch, cancel, &events).await;
             drop(encoding);
-            encoded.map_err(|e| SearchError::Samples(e.to_string()))?;
+            encoded.map_err(|e| SearchError::Samples(MediaFailure::from(&e)))?;
         }
         let measure: Vec<QualityTarget> = targets
             .iter()
@@ -126,14 +129,14 @@ impl JobRun<'_> {
                 subsample: PROBE_SUBSAMPLE,
             })
             .collect();
-        let results = self.measure_targets(input, &measure).await.map_err(|e| SearchError::Samples(e.to_string()))?;
+        let results = self.measure_targets(input, &measure).await.map_err(|e| SearchError::Samples(MediaFailure::from(&e)))?;
         let fps = info.fps.max(1.0);
         let mut per_setting = Vec::new();
         for (targets, results) in targets.chunks(windows.len()).zip(results.chunks(windows.len())) {
             let (mut weighted, mut frames, mut bytes) = (0.0, 0u64, 0u64);
             for (target, result) in targets.iter().zip(results) {
                 let quality = result.as_ref().map_err(|e| SearchError::Samples(e.clone()))?;
-                let mean = quality.vmaf.as_ref().map(|v| v.mean).ok_or_else(|| SearchError::Samples("a sample has no VMAF".into()))?;
+                let mean = quality.vmaf.as_ref().map(|v| v.mean).ok_or_else(|| SearchError::Samples(MediaFailure::no_vmaf()))?;
                 weighted += mean * quality.frames as f64;
                 frames += quality.frames;
                 bytes += tokio::fs::metadata(&target.path).await.map(|m| m.len()).unwrap_or(0);
