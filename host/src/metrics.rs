@@ -81,6 +81,13 @@ pub fn output_bytes(bytes: u64) {
     metrics::counter!("copra_output_bytes_total").increment(bytes);
 }
 
+/// A call of the media engine, or one output or measurement of it, failed: `kind` is
+/// what failed (`input`, `limit`, `encoder`, `measure`, or how the process ended:
+/// `crash`, `memory`, `cpu`, `output_bytes`, `protocol`, `spawn`).
+pub fn media_failure(kind: &'static str) {
+    metrics::counter!("copra_media_failures_total", "kind" => kind).increment(1);
+}
+
 /// A webhook attempt's result: `delivered`, `retry` (failed, will try again) or `failed`
 /// (the schedule is exhausted).
 pub fn webhook_delivery(result: &'static str) {

@@ -157,6 +157,28 @@ def test_probes_answer_and_metrics_move_with_the_work(shared_copra, media_server
     assert "# TYPE copra_plugin_call_seconds histogram" in after
 
 
+def test_media_failures_are_counted_by_what_failed(shared_copra, media_server):
+    """A file that is not media fails in the confined engine's probe: counted as the
+    input's failure, so an operator tells bad uploads from encoder or engine trouble."""
+
+    def inputs_failed():
+        got = requests.get(f"{shared_copra.url}/metrics", headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=5)
+        assert got.status_code == 200, got.text
+        return metric_values(got.text, "copra_media_failures_total").get('{kind="input"}', 0)
+
+    before = inputs_failed()
+    created = shared_copra.post_job({
+        "input": {"url": f"{media_server}/not-media.mp4"},
+        "storage": {"service": "local", "path": "/failures"},
+        "outputs": {"mp4:240p": {"path": "x.mp4"}},
+    })
+    assert created.status_code == 201, created.text
+    final = shared_copra.wait_job(created.json()["id"], timeout=60)
+    assert final["status"] == "job.failed" and final["input"]["status"] == "input.failed", final
+    # The counter is the worker's process's own, and the job's status is written after it.
+    wait_until(lambda: inputs_failed() >= before + 1, 10, "the input's failure counted")
+
+
 def test_json_logs_carry_the_job_span(tmp_path, media_server):
     server = Copra(tmp_path / "data", {"COPRA_LOG_FORMAT": "json", "RUST_LOG": "info"}).start()
     try:

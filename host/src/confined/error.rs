@@ -38,6 +38,21 @@ pub enum EngineError {
 }
 
 impl EngineError {
+    /// The `kind` label of `copra_media_failures_total`; `None` for a call cancelled on
+    /// purpose.
+    pub fn metric_kind(&self) -> Option<&'static str> {
+        Some(match self {
+            EngineError::Media(failure) => failure.kind.as_str(),
+            EngineError::Signal { .. } | EngineError::Exit(_) => "crash",
+            EngineError::Memory(_) => "memory",
+            EngineError::Cpu(_) => "cpu",
+            EngineError::OutputBytes(_) => "output_bytes",
+            EngineError::Spawn(_) => "spawn",
+            EngineError::Protocol(_) => "protocol",
+            EngineError::Cancelled => return None,
+        })
+    }
+
     /// A crash that another attempt may not meet (a limit hit or a media error would be
     /// met again, and is not).
     pub fn is_crash(&self) -> bool {
@@ -86,6 +101,20 @@ impl From<&MediaError> for MediaFailure {
             MediaError::Cancelled => FailureKind::Cancelled,
         };
         MediaFailure { kind, message: err.to_string() }
+    }
+}
+
+impl FailureKind {
+    /// The word the metrics and the wire use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Input => "input",
+            FailureKind::Limit => "limit",
+            FailureKind::Encoder => "encoder",
+            FailureKind::Measure => "measure",
+            FailureKind::Cancelled => "cancelled",
+            FailureKind::Engine => "engine",
+        }
     }
 }
 

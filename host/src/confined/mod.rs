@@ -95,8 +95,9 @@ impl Engine {
                 }
                 Report::OutputFinished { index, result, described } => {
                     let target = targets.get(index).ok_or(ProtocolError::UnknownOutput(index))?;
-                    if let Ok(produced) = &result {
-                        check_produced(&target.path, produced)?;
+                    match &result {
+                        Ok(produced) => check_produced(&target.path, produced)?,
+                        Err(failure) => counted(failure),
                     }
                     Event::OutputFinished { index, result: result.map_err(EngineError::Media), described }
                 }
@@ -145,7 +146,10 @@ impl Engine {
             Ok(())
         };
         match self.run(label, call, access, None, &mut on_report).await? {
-            Outcome::Measured { results } if results.len() == targets.len() => Ok(results),
+            Outcome::Measured { results } if results.len() == targets.len() => {
+                results.iter().filter_map(|r| r.as_ref().err()).for_each(counted);
+                Ok(results)
+            }
             other => Err(unexpected(&other)),
         }
     }
@@ -168,7 +172,10 @@ impl Engine {
             Ok(())
         };
         match self.run(label, call, access, None, &mut on_report).await? {
-            Outcome::Loudness { results } if results.len() == requests.len() => results.into_iter().map(checked_loudness).collect(),
+            Outcome::Loudness { results } if results.len() == requests.len() => {
+                results.iter().filter_map(|r| r.as_ref().err()).for_each(counted);
+                results.into_iter().map(checked_loudness).collect()
+            }
             other => Err(unexpected(&other)),
         }
     }
@@ -181,7 +188,10 @@ impl Engine {
         let call = Call::OutputLoudness { file: file.to_path_buf() };
         let outcome = self.run(label, call, access, None, &mut no_reports).await.map_err(|e| MediaFailure::from(&e))?;
         match outcome {
-            Outcome::Loudness { mut results } if results.len() == 1 => checked_loudness(results.remove(0)).map_err(|e| MediaFailure::from(&e))?,
+            Outcome::Loudness { mut results } if results.len() == 1 => {
+                results.iter().filter_map(|r| r.as_ref().err()).for_each(counted);
+                checked_loudness(results.remove(0)).map_err(|e| MediaFailure::from(&e))?
+            }
             other => Err(MediaFailure::from(&unexpected(&other))),
         }
     }
@@ -352,6 +362,12 @@ fn drawn_files<'a>(plans: impl Iterator<Item = &'a VideoPlan>) -> Vec<PathBuf> {
         files.extend(FONT_READS.iter().map(PathBuf::from));
     }
     files
+}
+
+/// One output or measurement the engine says failed, counted by its kind (a failed call
+/// as a whole is counted where it ends, in `process`).
+fn counted(failure: &MediaFailure) {
+    crate::metrics::media_failure(failure.kind.as_str());
 }
 
 /// For calls that report nothing but their answer (progress is ignored).

@@ -83,8 +83,23 @@ impl Engine {
 
     /// Run `call` in a new process, confined to `access`, and give each report but the
     /// last to `on_report` (which refuses what it cannot accept; the process is then
-    /// stopped). Returns the call's answer.
+    /// stopped). Returns the call's answer; a failed call is counted by its kind.
     pub(super) async fn run(
+        &self,
+        label: &str,
+        call: Call,
+        access: Access,
+        cancel: Option<&AtomicBool>,
+        on_report: &mut (dyn FnMut(Report) -> Result<(), ProtocolError> + Send),
+    ) -> Result<Outcome, EngineError> {
+        let answer = self.run_call(label, call, access, cancel, on_report).await;
+        if let Some(kind) = answer.as_ref().err().and_then(EngineError::metric_kind) {
+            crate::metrics::media_failure(kind);
+        }
+        answer
+    }
+
+    async fn run_call(
         &self,
         label: &str,
         call: Call,
