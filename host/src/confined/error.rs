@@ -123,11 +123,6 @@ impl MediaFailure {
     pub fn no_answer() -> MediaFailure {
         MediaFailure { kind: FailureKind::Engine, message: "no answer for it".into() }
     }
-
-    /// A measurement that should have scored VMAF and did not.
-    pub fn no_vmaf() -> MediaFailure {
-        MediaFailure { kind: FailureKind::Measure, message: "a sample has no VMAF".into() }
-    }
 }
 
 impl From<MediaError> for MediaFailure {

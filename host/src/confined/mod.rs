@@ -147,7 +147,7 @@ impl Engine {
         };
         match self.run(label, call, access, None, &mut on_report).await? {
             Outcome::Measured { results } if results.len() == targets.len() => {
-                results.iter().filter_map(|r| r.as_ref().err()).for_each(counted);
+                count_failures(&results);
                 Ok(results)
             }
             other => Err(unexpected(&other)),
@@ -173,7 +173,7 @@ impl Engine {
         };
         match self.run(label, call, access, None, &mut on_report).await? {
             Outcome::Loudness { results } if results.len() == requests.len() => {
-                results.iter().filter_map(|r| r.as_ref().err()).for_each(counted);
+                count_failures(&results);
                 results.into_iter().map(checked_loudness).collect()
             }
             other => Err(unexpected(&other)),
@@ -189,7 +189,7 @@ impl Engine {
         let outcome = self.run(label, call, access, None, &mut no_reports).await.map_err(|e| MediaFailure::from(&e))?;
         match outcome {
             Outcome::Loudness { mut results } if results.len() == 1 => {
-                results.iter().filter_map(|r| r.as_ref().err()).for_each(counted);
+                count_failures(&results);
                 checked_loudness(results.remove(0)).map_err(|e| MediaFailure::from(&e))?
             }
             other => Err(MediaFailure::from(&unexpected(&other))),
@@ -368,6 +368,11 @@ fn drawn_files<'a>(plans: impl Iterator<Item = &'a VideoPlan>) -> Vec<PathBuf> {
 /// as a whole is counted where it ends, in `process`).
 fn counted(failure: &MediaFailure) {
     crate::metrics::media_failure(failure.kind.as_str());
+}
+
+/// Each failed measurement of a call's answer, counted.
+fn count_failures<T>(results: &[Result<T, MediaFailure>]) {
+    results.iter().filter_map(|r| r.as_ref().err()).for_each(counted);
 }
 
 /// For calls that report nothing but their answer (progress is ignored).

@@ -36,6 +36,8 @@ pub(super) enum SearchError {
     Samples(MediaFailure),
     #[error("Encoding the samples for the target quality failed: their directory could not be made ({0})")]
     SampleDir(#[source] std::io::Error),
+    #[error("Encoding the samples for the target quality failed: a sample has no VMAF")]
+    SampleWithoutVmaf,
     #[error("The format plugin's plan for the ladder was refused: {0}.")]
     LadderRefused(PlanRefused),
     #[error("The format plugin could not plan the ladder from the content: {0}")]
@@ -136,7 +138,7 @@ impl JobRun<'_> {
             let (mut weighted, mut frames, mut bytes) = (0.0, 0u64, 0u64);
             for (target, result) in targets.iter().zip(results) {
                 let quality = result.as_ref().map_err(|e| SearchError::Samples(e.clone()))?;
-                let mean = quality.vmaf.as_ref().map(|v| v.mean).ok_or_else(|| SearchError::Samples(MediaFailure::no_vmaf()))?;
+                let mean = quality.vmaf.as_ref().map(|v| v.mean).ok_or(SearchError::SampleWithoutVmaf)?;
                 weighted += mean * quality.frames as f64;
                 frames += quality.frames;
                 bytes += tokio::fs::metadata(&target.path).await.map(|m| m.len()).unwrap_or(0);
