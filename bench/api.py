@@ -5,7 +5,7 @@ tool, and how soon an idle worker picks up a new job.
 - `POST /v2/jobs` throughput and latency percentiles with `wrk` on loopback, against
   `copra serve --no-worker` (jobs are stored, not run), on SQLite (single process) and on
   PostgreSQL (a database of its own, created and dropped by the bench).
-- `GET /v2/jobs/{id}` throughput with `wrk`, same servers.
+- `GET /v2/jobs/{id}` throughput with `wrk`, same servers, round 64 jobs.
 - Pickup latency: from sending `POST /v2/jobs` to the job's input leaving its first
   status (`input.transferring`: a worker claimed it and started), with an idle worker in
   the same process (SQLite), median and p95 over `--pickups` jobs. The job is read every
@@ -100,11 +100,15 @@ def wrk(url, script, seconds, connections, threads=2):
     return figures
 
 
-def lua_script(path, method, body=None):
+def lua_script(path, method, body=None, paths=None):
+    """A wrk script: `method` with `body` on the URL's path, or round `paths` in turn."""
     auth = base64.b64encode(f"{KEY}:".encode()).decode()
     lines = [f'wrk.method = "{method}"', f'wrk.headers["Authorization"] = "Basic {auth}"']
     if body is not None:
         lines += ['wrk.headers["Content-Type"] = "application/json"', f"wrk.body = [[{json.dumps(body)}]]"]
+    if paths:
+        lines += ["paths = {" + ", ".join(f'"{p}"' for p in paths) + "}", "n = 0",
+                  "request = function() n = n % #paths + 1; return wrk.format(nil, paths[n]) end"]
     path.write_text("\n".join(lines) + "\n" + LUA_DONE)
     return path
 
@@ -124,15 +128,19 @@ def api_figures(work, label, server, input_url, seconds, connections, runs):
         figures["cpu_us"] = (server.cpu_seconds() - cpu) / figures["requests"] * 1e6
         return figures
 
-    created = requests.post(f"{server.base}/v2/jobs", auth=(KEY, ""), json=job_body(input_url), timeout=10)
-    created.raise_for_status()
+    # The reads go round 64 jobs, as clients polling their own jobs do.
+    ids = []
+    for _ in range(64):
+        created = requests.post(f"{server.base}/v2/jobs", auth=(KEY, ""), json=job_body(input_url), timeout=10)
+        created.raise_for_status()
+        ids.append(created.json()["id"])
     post_script = lua_script(work / "post.lua", "POST", job_body(input_url))
-    get_script = lua_script(work / "get.lua", "GET")
+    get_script = lua_script(work / "get.lua", "GET", paths=[f"/v2/jobs/{id}" for id in ids])
     before = loadavg()
     posts, gets = [], []
     for _ in range(runs):
         posts.append(measured(f"{server.base}/v2/jobs", post_script))
-        gets.append(measured(f"{server.base}/v2/jobs/{created.json()['id']}", get_script))
+        gets.append(measured(f"{server.base}/v2/jobs", get_script))
     after = loadavg()
     summary = {}
     for name, all_runs in (("POST /v2/jobs", posts), ("GET /v2/jobs/{id}", gets)):

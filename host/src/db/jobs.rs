@@ -57,13 +57,14 @@ pub async fn find<C: ConnectionTrait>(db: &C, id: &str, owner: Option<&str>) -> 
 }
 
 /// [`find`] for a reader: on a SQLite file on the caller's own thread, on PostgreSQL
-/// one prepared query ([`super::direct`]).
+/// one prepared query, shared with the reads that arrive at the same time
+/// ([`super::direct`]).
 pub async fn read(db: &DatabaseConnection, id: &str, owner: Option<&str>) -> Result<Option<(job::Model, Vec<output::Model>)>, DbErr> {
     if let Some(file) = super::direct::sqlite::file_of(db) {
         return super::direct::sqlite::find(&file, id, owner);
     }
     match db.get_database_backend() {
-        DatabaseBackend::Postgres => super::direct::postgres::find(db.get_postgres_connection_pool(), id, owner).await,
+        DatabaseBackend::Postgres => super::direct::postgres_reads::find(db.get_postgres_connection_pool(), id, owner).await,
         _ => find(db, id, owner).await,
     }
 }

@@ -7,6 +7,7 @@
 #[cfg(test)]
 mod fixtures;
 pub mod postgres;
+pub mod postgres_reads;
 pub mod sqlite;
 pub mod sqlite_log;
 

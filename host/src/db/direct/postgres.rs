@@ -1,5 +1,6 @@
 //! PostgreSQL's two hot paths, on sqlx's pool without sea-orm's query building: a submit
-//! is one statement (one round trip), a read is one query.
+//! is one statement (one round trip); a read is one query, shared by the reads that
+//! arrive together ([`super::postgres_reads`]).
 //!
 //! Through sea-orm a submit was `BEGIN`, the job's insert, the outputs' insert, `COMMIT`,
 //! a read of the outputs back for their ids and the `NOTIFY` that wakes the workers: six
@@ -27,14 +28,6 @@ const INSERT: &str = "WITH new_job AS (\
                                    $20::text[], $21::text[], $22::text[], $23::text[]) AS o \
         RETURNING position, id\
     ) SELECT position, id FROM new_outputs";
-
-/// A job and its outputs in one query; a job without outputs is one row of `NULL`s on
-/// the outputs' side.
-const FIND: &str = "SELECT j.id, j.owner, j.status, j.input_status, j.progress, j.spec, j.input_metadata, j.error, \
-        j.created_at, j.completed_at, j.lease_owner, j.lease_expires_at, j.attempts, \
-        o.id, o.position, o.key, o.format, o.output_type, o.state, o.url, o.urls, o.metadata, o.error \
-    FROM jobs j LEFT JOIN outputs o ON o.job_id = j.id \
-    WHERE j.id = $1 AND ($2::text IS NULL OR j.owner = $2) ORDER BY o.position";
 
 fn db_err(err: sqlx::Error) -> DbErr {
     DbErr::Custom(format!("PostgreSQL: {err}"))
@@ -74,27 +67,13 @@ pub async fn insert(pool: &PgPool, job: &job::Model, outputs: Vec<output::Model>
     Ok(super::with_ids(outputs, &ids))
 }
 
-/// A job with its outputs, only if `owner` created it (owner `None`: any job).
-pub async fn find(pool: &PgPool, id: &str, owner: Option<&str>) -> Result<Option<(job::Model, Vec<output::Model>)>, DbErr> {
-    let rows = sqlx::query(FIND).bind(id).bind(owner).fetch_all(pool).await.map_err(db_err)?;
-    let Some(first) = rows.first() else { return Ok(None) };
-    let job = job_row(first).map_err(db_err)?;
-    let mut outputs = Vec::with_capacity(rows.len());
-    for row in &rows {
-        if let Some(output) = output_row(row, &job.id).map_err(db_err)? {
-            outputs.push(output);
-        }
-    }
-    Ok(Some((job, outputs)))
-}
-
 /// A text column holding one of an enum's values.
 fn enumerated<E: ActiveEnum<Value = String>>(row: &PgRow, index: usize) -> Result<E, sqlx::Error> {
     let text: String = row.try_get(index)?;
     E::try_from_value(&text).map_err(|err| sqlx::Error::ColumnDecode { index: index.to_string(), source: Box::new(err) })
 }
 
-fn job_row(row: &PgRow) -> Result<job::Model, sqlx::Error> {
+pub(super) fn job_row(row: &PgRow) -> Result<job::Model, sqlx::Error> {
     Ok(job::Model {
         id: row.try_get(0)?,
         owner: row.try_get(1)?,
@@ -113,7 +92,7 @@ fn job_row(row: &PgRow) -> Result<job::Model, sqlx::Error> {
 }
 
 /// The output's side of a row; `None` for the one row of a job without outputs.
-fn output_row(row: &PgRow, job_id: &str) -> Result<Option<output::Model>, sqlx::Error> {
+pub(super) fn output_row(row: &PgRow, job_id: &str) -> Result<Option<output::Model>, sqlx::Error> {
     let Some(id) = row.try_get::<Option<i64>, _>(13)? else { return Ok(None) };
     Ok(Some(output::Model {
         id,
@@ -131,10 +110,11 @@ fn output_row(row: &PgRow, job_id: &str) -> Result<Option<output::Model>, sqlx::
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use sea_orm::{ActiveModelTrait, ConnectionTrait, Database, DatabaseConnection, Set};
 
     use super::*;
+    use crate::db::direct::postgres_reads::find;
     use crate::db::direct::fixtures::{every_column_set, new_job};
     use crate::db::status::OutputState;
 
@@ -142,13 +122,13 @@ mod tests {
     const SERVER: &str = "postgres://postgres@127.0.0.1:5432";
 
     /// A database of its own for one test, dropped when the guard goes.
-    struct Scratch {
+    pub(crate) struct Scratch {
         name: String,
-        db: DatabaseConnection,
+        pub(crate) db: DatabaseConnection,
     }
 
     impl Scratch {
-        async fn new() -> Scratch {
+        pub(crate) async fn new() -> Scratch {
             let admin = Database::connect(format!("{SERVER}/test")).await.expect("PostgreSQL at 127.0.0.1:5432 (database test)");
             let name = format!("copra_unit_{}", crate::random_id(10).to_lowercase());
             admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
