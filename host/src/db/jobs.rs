@@ -27,7 +27,7 @@ pub async fn insert(db: &DatabaseConnection, job: job::Model, outputs: Vec<outpu
         return Ok((job, outputs));
     }
     if db.get_database_backend() == DatabaseBackend::Postgres {
-        let outputs = super::direct::postgres::insert(db.get_postgres_connection_pool(), &job, outputs, channel).await?;
+        let outputs = super::direct::postgres_inserts::insert(db.get_postgres_connection_pool(), job.clone(), outputs, channel).await?;
         return Ok((job, outputs));
     }
     // An in-memory SQLite database (tests).

@@ -4,9 +4,11 @@
 //! Everything else goes through sea-orm. The unit tests check that both ways read and
 //! write the same rows.
 
+mod batched;
 #[cfg(test)]
 mod fixtures;
 pub mod postgres;
+pub mod postgres_inserts;
 pub mod postgres_reads;
 pub mod sqlite;
 pub mod sqlite_log;

@@ -1,6 +1,7 @@
 //! PostgreSQL's two hot paths, on sqlx's pool without sea-orm's query building: a submit
-//! is one statement (one round trip); a read is one query, shared by the reads that
-//! arrive together ([`super::postgres_reads`]).
+//! is one statement (one round trip), a read is one query. Under load, the submits and the
+//! reads that arrive together share a statement ([`super::postgres_inserts`],
+//! [`super::postgres_reads`]); this is one job's own statement and the rows' decoding.
 //!
 //! Through sea-orm a submit was `BEGIN`, the job's insert, the outputs' insert, `COMMIT`,
 //! a read of the outputs back for their ids and the `NOTIFY` that wakes the workers: six
@@ -34,7 +35,9 @@ fn db_err(err: sqlx::Error) -> DbErr {
 }
 
 /// Store a new job and its outputs, and tell the workers listening on `channel`; returns
-/// the outputs with their ids. One statement: all of it or none of it is stored.
+/// the outputs with their ids. One statement: all of it or none of it is stored. (The
+/// server's submits go through [`super::postgres_inserts::insert`], which comes here for
+/// a job alone.)
 pub async fn insert(pool: &PgPool, job: &job::Model, outputs: Vec<output::Model>, channel: &str) -> Result<Vec<output::Model>, DbErr> {
     let column = |get: fn(&output::Model) -> Option<String>| outputs.iter().map(get).collect::<Vec<_>>();
     let ids: Vec<(i32, i64)> = sqlx::query_as(INSERT)

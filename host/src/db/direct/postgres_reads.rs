@@ -1,27 +1,18 @@
-//! Reads of a job with its outputs on PostgreSQL, batched: the reads that arrive while
-//! the database is busy with earlier ones share one query.
-//!
-//! Every `GET /v2/jobs/{id}` is a read. One query per read made each of them a round trip
-//! to a server process: under load the API node, the database's backends and the load
-//! itself took turns on the cores, and a third of the API node's time went to the
-//! kernel's context switches. Here a read joins a queue. While fewer queries than the
-//! machine has cores are running, it starts one at once (so a lone read waits for
-//! nothing); otherwise it waits, and the query that finishes next takes everything that
-//! queued meanwhile, up to [`MOST_IN_ONE`] reads, in one query.
+//! Reads of a job with its outputs on PostgreSQL: the reads that arrive while the
+//! database is busy share one query ([`super::batched`]), up to [`MOST_IN_ONE`].
 //!
 //! The owner is checked here, per read, on the row the query returned: a read asking for
-//! another owner's job gets nothing, as with the one-read query before. Queries run in a
-//! task of their own, so a read whose request is dropped never strands the reads that
-//! queued behind it.
+//! another owner's job gets nothing, as with the one-read query before.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::OnceLock;
 
 use sea_orm::DbErr;
 use sea_orm::sqlx::postgres::PgPool;
 use sea_orm::sqlx::{self, Row};
 use tokio::sync::oneshot;
 
+use super::batched;
 use super::postgres::{job_row, output_row};
 use crate::db::{job, output};
 
@@ -46,25 +37,18 @@ pub type Found = Option<(job::Model, Vec<output::Model>)>;
 
 /// A job with its outputs, only if `owner` created it (owner `None`: any job).
 pub async fn find(pool: &PgPool, id: &str, owner: Option<&str>) -> Result<Found, DbErr> {
-    let queue = queue_of(pool);
     let (reply, answer) = oneshot::channel();
     let wanted = Wanted { id: id.to_string(), owner: owner.map(str::to_string), reply };
-    let lead = {
-        let mut waiting = queue.waiting.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        waiting.reads.push(wanted);
-        (waiting.running < queue.most_running).then(|| {
-            waiting.running += 1;
-            waiting.take()
-        })
-    };
-    if let Some(batch) = lead {
-        tokio::spawn(run_queries(queue, pool.clone(), batch));
-    }
+    let pool = pool.clone();
+    batched::of_pool(&READS, &pool, MOST_IN_ONE).push(wanted, move |batch| answer_all(pool.clone(), batch));
     match answer.await {
         Ok(found) => found.map_err(|message| DbErr::Custom(format!("PostgreSQL: {message}"))),
         Err(_) => Err(DbErr::Custom("PostgreSQL: the read's query ended without an answer".into())),
     }
 }
+
+/// The reads' batchers, one per pool.
+static READS: batched::Registry<Wanted> = OnceLock::new();
 
 /// One read waiting for its answer.
 struct Wanted {
@@ -73,80 +57,12 @@ struct Wanted {
     reply: oneshot::Sender<Result<Found, String>>,
 }
 
-/// The reads waiting and the queries running, for one pool.
-struct Queue {
-    waiting: Mutex<Waiting>,
-    /// How many queries may run at once: the machine's cores (at least 2).
-    most_running: usize,
-    /// Queries run so far (for the tests).
-    queries: std::sync::atomic::AtomicU64,
-}
-
-#[derive(Default)]
-struct Waiting {
-    reads: Vec<Wanted>,
-    running: usize,
-}
-
-impl Waiting {
-    /// The next query's reads: the oldest, up to [`MOST_IN_ONE`].
-    fn take(&mut self) -> Vec<Wanted> {
-        let count = self.reads.len().min(MOST_IN_ONE);
-        self.reads.drain(..count).collect()
-    }
-}
-
-/// The queue of `pool`'s reads. A process has one pool per database (the tests have
-/// several), so queues are kept by the pool's identity: its options, shared by its
-/// clones, live as long as the pool. A batch only ever holds reads of one pool.
-fn queue_of(pool: &PgPool) -> Arc<Queue> {
-    static QUEUES: OnceLock<Mutex<HashMap<usize, Arc<Queue>>>> = OnceLock::new();
-    let key = Arc::as_ptr(&pool.connect_options()) as usize;
-    let mut queues = QUEUES.get_or_init(Default::default).lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    queues
-        .entry(key)
-        .or_insert_with(|| {
-            let cores = std::thread::available_parallelism().map_or(2, usize::from);
-            Arc::new(Queue { waiting: Mutex::default(), most_running: cores.max(2), queries: Default::default() })
-        })
-        .clone()
-}
-
-/// Answer `batch`, then whatever queued meanwhile, until nothing waits.
-async fn run_queries(queue: Arc<Queue>, pool: PgPool, mut batch: Vec<Wanted>) {
-    // Counts this runner out even if a query panics, so later reads start their own.
-    struct Running {
-        queue: Arc<Queue>,
-        counted_out: bool,
-    }
-    impl Drop for Running {
-        fn drop(&mut self) {
-            if !self.counted_out {
-                self.queue.waiting.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).running -= 1;
-            }
-        }
-    }
-    let mut running = Running { queue, counted_out: false };
-    loop {
-        running.queue.queries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        answer(&pool, batch).await;
-        let mut waiting = running.queue.waiting.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if waiting.reads.is_empty() {
-            // Counted out under the same lock a new read looks at: none is left behind.
-            waiting.running -= 1;
-            running.counted_out = true;
-            return;
-        }
-        batch = waiting.take();
-    }
-}
-
 /// One query for `batch`; each read gets its job if its owner may see it.
-async fn answer(pool: &PgPool, batch: Vec<Wanted>) {
+async fn answer_all(pool: PgPool, batch: Vec<Wanted>) {
     let mut ids: Vec<&str> = batch.iter().map(|wanted| wanted.id.as_str()).collect();
     ids.sort_unstable();
     ids.dedup();
-    match read_many(pool, &ids).await {
+    match read_many(&pool, &ids).await {
         Ok(found) => {
             for wanted in batch {
                 let job = found.get(&wanted.id).filter(|(job, _)| wanted.owner.as_ref().is_none_or(|owner| *owner == job.owner));
@@ -182,8 +98,6 @@ async fn read_many(pool: &PgPool, ids: &[&str]) -> Result<HashMap<String, (job::
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::Ordering;
-
     use super::*;
     use crate::db::direct::fixtures::new_job;
     use crate::db::direct::postgres::insert;
@@ -199,7 +113,8 @@ mod tests {
             let (job, outputs) = new_job(&format!("b{n}"), &format!("owner-{}", n % 3), n % 4);
             insert(&pool, &job, outputs, "copra_unit").await.unwrap();
         }
-        let before = queue_of(&pool).queries.load(Ordering::Relaxed);
+        let batcher = batched::of_pool(&READS, &pool, MOST_IN_ONE);
+        let before = batcher.statements();
         let reads = (0..400).map(|n| {
             let pool = pool.clone();
             tokio::spawn(async move {
@@ -223,11 +138,11 @@ mod tests {
                 None => assert!(!theirs, "b{job} was not found for its owner {asker}"),
             }
         }
-        let queries = queue_of(&pool).queries.load(Ordering::Relaxed) - before;
+        let queries = batcher.statements() - before;
         assert!(queries < 400, "400 reads at once took {queries} queries");
         // Every runner counts itself out, and a lone read still answers.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while queue_of(&pool).waiting.lock().unwrap().running > 0 {
+        while batcher.running() > 0 {
             assert!(std::time::Instant::now() < deadline, "a query runner never counted itself out");
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
