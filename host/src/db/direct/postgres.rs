@@ -39,8 +39,7 @@ fn db_err(err: sqlx::Error) -> DbErr {
 /// server's submits go through [`super::postgres_inserts::insert`], which comes here for
 /// a job alone.)
 pub async fn insert(pool: &PgPool, job: &job::Model, outputs: Vec<output::Model>, channel: &str) -> Result<Vec<output::Model>, DbErr> {
-    let column = |get: fn(&output::Model) -> Option<String>| outputs.iter().map(get).collect::<Vec<_>>();
-    let ids: Vec<(i32, i64)> = sqlx::query_as(INSERT)
+    let query = sqlx::query_as(INSERT)
         .bind(&job.id)
         .bind(&job.owner)
         .bind(job.status.to_value())
@@ -54,7 +53,20 @@ pub async fn insert(pool: &PgPool, job: &job::Model, outputs: Vec<output::Model>
         .bind(&job.lease_owner)
         .bind(job.lease_expires_at)
         .bind(job.attempts)
-        .bind(channel)
+        .bind(channel);
+    let ids = bind_output_columns(query, &outputs.iter().collect::<Vec<_>>()).fetch_all(pool).await.map_err(db_err)?;
+    Ok(super::with_ids(outputs, &ids))
+}
+
+/// `query` with the outputs' columns after their job's, one array each, in the order
+/// both inserts name them: position, key, format, type, state, url, urls, metadata,
+/// error.
+pub(super) fn bind_output_columns<'q, O>(
+    query: sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
+    outputs: &[&output::Model],
+) -> sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
+    let column = |get: fn(&output::Model) -> Option<String>| outputs.iter().map(|o| get(o)).collect::<Vec<_>>();
+    query
         .bind(outputs.iter().map(|o| o.position).collect::<Vec<_>>())
         .bind(column(|o| Some(o.key.clone())))
         .bind(column(|o| Some(o.format.clone())))
@@ -64,10 +76,6 @@ pub async fn insert(pool: &PgPool, job: &job::Model, outputs: Vec<output::Model>
         .bind(column(|o| o.urls.clone()))
         .bind(column(|o| o.metadata.clone()))
         .bind(column(|o| o.error.clone()))
-        .fetch_all(pool)
-        .await
-        .map_err(db_err)?;
-    Ok(super::with_ids(outputs, &ids))
 }
 
 /// A text column holding one of an enum's values.

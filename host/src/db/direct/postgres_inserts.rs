@@ -86,8 +86,7 @@ async fn store_all(pool: PgPool, mut batch: Vec<NewJob>) {
 async fn insert_many(pool: &PgPool, jobs: &[NewJob], channel: &str) -> Result<HashMap<String, Vec<(i32, i64)>>, sqlx::Error> {
     let each = |get: fn(&job::Model) -> Option<String>| jobs.iter().map(|new| get(&new.job)).collect::<Vec<_>>();
     let outputs: Vec<&output::Model> = jobs.iter().flat_map(|new| &new.outputs).collect();
-    let column = |get: fn(&output::Model) -> Option<String>| outputs.iter().map(|o| get(o)).collect::<Vec<_>>();
-    let rows: Vec<(String, i32, i64)> = sqlx::query_as(INSERT_MANY)
+    let query = sqlx::query_as(INSERT_MANY)
         .bind(each(|j| Some(j.id.clone())))
         .bind(each(|j| Some(j.owner.clone())))
         .bind(each(|j| Some(j.status.to_value())))
@@ -102,18 +101,8 @@ async fn insert_many(pool: &PgPool, jobs: &[NewJob], channel: &str) -> Result<Ha
         .bind(jobs.iter().map(|new| new.job.lease_expires_at).collect::<Vec<_>>())
         .bind(jobs.iter().map(|new| new.job.attempts).collect::<Vec<_>>())
         .bind(channel)
-        .bind(column(|o| Some(o.job_id.clone())))
-        .bind(outputs.iter().map(|o| o.position).collect::<Vec<_>>())
-        .bind(column(|o| Some(o.key.clone())))
-        .bind(column(|o| Some(o.format.clone())))
-        .bind(column(|o| Some(o.output_type.to_value())))
-        .bind(column(|o| Some(o.state.to_value())))
-        .bind(column(|o| o.url.clone()))
-        .bind(column(|o| o.urls.clone()))
-        .bind(column(|o| o.metadata.clone()))
-        .bind(column(|o| o.error.clone()))
-        .fetch_all(pool)
-        .await?;
+        .bind(outputs.iter().map(|o| o.job_id.as_str()).collect::<Vec<_>>());
+    let rows: Vec<(String, i32, i64)> = super::postgres::bind_output_columns(query, &outputs).fetch_all(pool).await?;
     let mut ids: HashMap<String, Vec<(i32, i64)>> = HashMap::with_capacity(jobs.len());
     for (job_id, position, id) in rows {
         ids.entry(job_id).or_default().push((position, id));
